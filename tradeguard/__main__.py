@@ -1,0 +1,3 @@
+from tradeguard.core.cli import main
+
+main()

@@ -1,0 +1,48 @@
+"""The runtime clock: wall time in paper/live, replayed time in replay; always UTC-aware.
+
+Everything that asks "what time is it" (staleness, cooldowns, schedules, daily limits) asks
+``runtime.clock.now()``, so the same code paths run in replay and live.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class WallClock:
+    """The machine's clock, in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ReplayClock:
+    """A clock moved by the replay (or a test); it never goes backwards."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = _aware(start)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        when = _aware(when)
+        if when < self._now:
+            raise ValueError(f"clock cannot go back from {self._now.isoformat()} to {when.isoformat()}")
+        self._now = when
+
+    def advance(self, delta: timedelta) -> None:
+        self.set(self._now + delta)
+
+
+def _aware(when: datetime) -> datetime:
+    if when.tzinfo is None:
+        raise ValueError(f"naive datetime {when.isoformat()}: tradeguard keeps time in UTC-aware datetimes")
+    return when.astimezone(UTC)

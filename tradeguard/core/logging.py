@@ -1,0 +1,106 @@
+"""Structured logs: one JSON object per line, with correlation ids and secrets redacted.
+
+Library code logs through ``logging.getLogger("tradeguard....")`` and passes structured fields
+as ``extra={...}``. ``signal_id``/``client_id`` are bound with :func:`correlate` for the span of
+a decision or an order and appear on every line logged inside it. Values of secret-looking keys,
+and any registered secret value wherever it appears in a message, are replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tradeguard.core.settings import REDACTED, SECRET_KEY
+
+_signal_id: ContextVar[str] = ContextVar("signal_id", default="")
+_client_id: ContextVar[str] = ContextVar("client_id", default="")
+_secret_values: set[str] = set()
+
+#: LogRecord attributes that are not user fields.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def register_secret(value: str) -> None:
+    """Never let this value appear in a log line (API tokens, passwords, webhook URLs with keys)."""
+    if value and len(value) >= 4:
+        _secret_values.add(value)
+
+
+@contextlib.contextmanager
+def correlate(*, signal_id: str | None = None, client_id: str | None = None) -> Iterator[None]:
+    tokens = []
+    if signal_id is not None:
+        tokens.append((_signal_id, _signal_id.set(signal_id)))
+    if client_id is not None:
+        tokens.append((_client_id, _client_id.set(client_id)))
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+def scrub(text: str) -> str:
+    for secret in _secret_values:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _clean(key: str, value: Any) -> Any:
+    if SECRET_KEY.search(key):
+        return REDACTED
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: _clean(str(k), v) for k, v in value.items()}
+    return value
+
+
+class JsonFormatter(logging.Formatter):
+    """Render a record as one JSON line: time, level, logger, message, correlation, extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="microseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": scrub(record.getMessage()),
+        }
+        if sid := _signal_id.get():
+            out["signal_id"] = sid
+        if cid := _client_id.get():
+            out["client_id"] = cid
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = _clean(key, value)
+        if record.exc_info:
+            out["exc"] = scrub(self.formatException(record.exc_info))
+        return json.dumps(out, default=str)
+
+
+def configure(level: str = "INFO", file: str | Path = "") -> None:
+    """Route the ``tradeguard`` logger tree to JSON lines on stderr or a file (idempotent)."""
+    root = logging.getLogger("tradeguard")
+    for handler in list(root.handlers):
+        if getattr(handler, "_tradeguard", False):
+            root.removeHandler(handler)
+            handler.close()
+    if file:
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(file, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler._tradeguard = True  # type: ignore[attr-defined]  # marks our handler for idempotent reconfigure
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False

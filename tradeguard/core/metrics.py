@@ -1,0 +1,65 @@
+"""The metrics service: one prometheus-client registry per runtime, fixed names for the base set.
+
+Plugins get their own series through :meth:`Metrics.counter` / :meth:`gauge` /
+:meth:`histogram` (get-or-create, so two plugins asking for the same name share it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from tradeguard import reasons
+
+#: Latency buckets (seconds) from 10 µs to 10 s: a decision is µs, an order_send round trip is ms.
+LATENCY_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05,
+                   0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)  # fmt: skip
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._series: dict[str, Counter | Gauge | Histogram] = {}
+        self.risk_rejections = self.counter(
+            "tradeguard_risk_rejections_total",
+            "Rejection reasons of refused signals and orders, by code (qualifier in its own label)",
+            ("reason", "qualifier"),
+        )
+        self.decisions = self.counter(
+            "tradeguard_decisions_total", "Pipeline decisions by outcome and the stage that decided",
+            ("outcome", "stage"),
+        )  # fmt: skip
+        self.plugin_errors = self.counter(
+            "tradeguard_plugin_errors_total", "Exceptions raised by plugins, by plugin and hook",
+            ("plugin", "hook"),
+        )  # fmt: skip
+        self.kill_switch_active = self.gauge(
+            "tradeguard_kill_switch_active", "1 while the kill switch is not ACTIVE (REDUCE_ONLY or HALTED)"
+        )
+
+    def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
+        return self._get(Counter, name, doc, labels)
+
+    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
+        return self._get(Gauge, name, doc, labels)
+
+    def histogram(
+        self, name: str, doc: str, labels: Sequence[str] = (), buckets: Sequence[float] = LATENCY_BUCKETS
+    ) -> Histogram:
+        return self._get(Histogram, name, doc, labels, buckets=tuple(buckets))
+
+    def _get(self, kind: type, name: str, doc: str, labels: Sequence[str], **kw: object):  # type: ignore[no-untyped-def]
+        key = name.removesuffix("_total") if kind is Counter else name
+        existing = self._series.get(key)
+        if existing is not None:
+            if not isinstance(existing, kind):
+                raise ValueError(f"metric {name!r} already registered as {type(existing).__name__}")
+            return existing
+        series = kind(name, doc, tuple(labels), registry=self.registry, **kw)
+        self._series[key] = series
+        return series
+
+    def count_rejection(self, reason: str) -> None:
+        code, qualifier = reasons.split(reason)
+        self.risk_rejections.labels(code, qualifier).inc()

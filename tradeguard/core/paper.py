@@ -1,0 +1,96 @@
+"""Paper execution: fills market orders in-process at their price, with no broker behind it.
+
+It offers the execution engine's public API (``submit_order``, ``modify_order``,
+``cancel_order``, ``poll_fills``, ``get_open_orders``, ``get_positions_snapshot``) and fires the
+same hooks (``on_order_event``, ``on_fill`` once per deal), so the pipeline, the risk plugins
+and their tests run end to end before a terminal is configured. It has no price feed, so it
+refuses pending orders rather than pretending to work them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tradeguard.models import (
+    DealEntry,
+    Fill,
+    OrderEvent,
+    OrderEventKind,
+    OrderIntent,
+    OrderType,
+    Position,
+)
+
+if TYPE_CHECKING:
+    from tradeguard.core.runtime import Runtime
+
+
+class PaperExecution:
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+        self._seq = 0
+        self._positions: dict[int, Position] = {}
+        self._unpolled: list[Fill] = []
+
+    def _event(self, client_id: str, kind: OrderEventKind, symbol: str, message: str = "") -> None:
+        event = OrderEvent(client_id=client_id, kind=kind, time=self._rt.clock.now(), symbol=symbol, message=message)
+        self._rt.notify("on_order_event", event=event)
+
+    def submit_order(self, order: OrderIntent) -> str:
+        if order.order_type is not OrderType.MARKET:
+            raise ValueError(f"order_type {order.order_type.value!r}: paper execution fills market orders only")
+        if order.price is None:
+            raise ValueError("price: paper execution needs the order's price to fill a market order")
+        if order.position_ticket is not None and order.position_ticket not in self._positions:
+            raise ValueError(f"position_ticket {order.position_ticket}: no such open position")
+        self._seq += 1
+        client_id = f"{self._rt.settings.runtime.instance}-{self._seq:08d}"
+        self._event(client_id, OrderEventKind.SUBMITTED, order.symbol)
+        self._event(client_id, OrderEventKind.ACCEPTED, order.symbol)
+        now = self._rt.clock.now()
+        if order.position_ticket is not None:
+            ticket, entry = order.position_ticket, DealEntry.OUT
+            held = self._positions[ticket]
+            left = round(held.volume - order.volume, 8)
+            if left <= 0:
+                del self._positions[ticket]
+            else:
+                self._positions[ticket] = held.model_copy(update={"volume": left})
+        else:
+            ticket, entry = self._seq, DealEntry.IN
+            self._positions[ticket] = Position(
+                ticket=ticket, symbol=order.symbol, side=order.side, volume=order.volume, price_open=order.price,
+                stop_loss=order.stop_loss, take_profit=order.take_profit, magic=self._rt.settings.runtime.magic,
+                comment=client_id, client_id=client_id, opened_at=now,
+            )  # fmt: skip
+        fill = Fill(
+            deal_ticket=self._seq, order_ticket=self._seq, position_id=ticket, client_id=client_id,
+            symbol=order.symbol, side=order.side, entry=entry, volume=order.volume, price=order.price,
+            magic=self._rt.settings.runtime.magic, comment=client_id, time=now,
+        )  # fmt: skip
+        self._unpolled.append(fill)
+        self._event(client_id, OrderEventKind.FILLED, order.symbol)
+        self._rt.notify("on_fill", fill=fill)
+        return client_id
+
+    def modify_order(self, ticket: int, stop_loss: float | None, take_profit: float | None) -> bool:
+        """Change a position's protective levels; False when the ticket is unknown."""
+        held = self._positions.get(ticket)
+        if held is None:
+            return False
+        self._positions[ticket] = held.model_copy(update={"stop_loss": stop_loss, "take_profit": take_profit})
+        return True
+
+    def cancel_order(self, client_id: str) -> bool:
+        """Paper execution never has working orders, so there is nothing to cancel."""
+        return False
+
+    def poll_fills(self) -> list[Fill]:
+        fills, self._unpolled = self._unpolled, []
+        return fills
+
+    def get_open_orders(self) -> list[OrderIntent]:
+        return []
+
+    def get_positions_snapshot(self) -> list[Position]:
+        return list(self._positions.values())

@@ -1,0 +1,204 @@
+"""The one gate every signal passes: validate -> score -> targets -> size -> risk -> execution.
+
+Fail closed: a plugin that raises, or answers with something the contract does not allow, in any
+step rejects the signal with ``plugin_error:<plugin>``. Every pass ends in a ``Decision`` that
+records every reason and which plugin gave it, and is journaled through ``runtime.store``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from tradeguard import reasons
+from tradeguard.core.hooks import HookRunner
+from tradeguard.core.logging import correlate
+from tradeguard.models import Decision, OrderIntent, Reason, Rejected, Score, Signal, Targets
+
+if TYPE_CHECKING:
+    from tradeguard.core.runtime import Runtime
+
+log = logging.getLogger("tradeguard.pipeline")
+
+
+class ExecutionPort(Protocol):
+    """What the pipeline hands approved orders to (the execution engine implements it)."""
+
+    def submit_order(self, order: OrderIntent) -> str:
+        """Journal and send ``order``; return its client id. Raising means the order was not accepted."""
+        ...
+
+
+def plugin_error(plugin: str, hook: str, detail: str) -> Reason:
+    return Reason(code=f"plugin_error:{plugin}", message=f"plugin_error: {plugin} in {hook}: {detail}", plugin=plugin)
+
+
+def _error_reason(plugin: str, hook: str, exc: BaseException) -> Reason:
+    return plugin_error(plugin, hook, f"raised {type(exc).__name__}: {exc}")
+
+
+def _as_reason(item: Any, plugin: str) -> Reason:
+    if isinstance(item, Reason):
+        reason = item if item.plugin else item.model_copy(update={"plugin": plugin})
+    elif isinstance(item, str):
+        reason = Reason(code=item, message=item, plugin=plugin)
+    elif isinstance(item, Rejected):
+        reason = item.as_reason(plugin)
+    else:
+        return plugin_error(plugin, "validate_signal", f"returned {type(item).__name__}, not a Reason")
+    if not reasons.is_known(reason.code):
+        return Reason(
+            code=f"unknown_reason:{plugin}",
+            message=f"unknown_reason: {plugin} returned unregistered code {reason.code!r}: {reason.message}",
+            plugin=plugin,
+        )
+    return reason
+
+
+class Pipeline:
+    def __init__(self, runtime: Runtime, hooks: HookRunner) -> None:
+        self.runtime = runtime
+        self.hooks = hooks
+
+    # -- the pass ------------------------------------------------------------------------------
+
+    def decide(self, signal: Signal) -> Decision:
+        """Run ``signal`` through every step; hand an approved order to execution; journal the result."""
+        with correlate(signal_id=signal.signal_id):
+            decision = self._decide(signal)
+            self._record(decision)
+        return decision
+
+    def _decide(self, signal: Signal) -> Decision:
+        rt = self.runtime
+        hooks = self.hooks
+        kw = {"signal": signal, "runtime": rt}
+
+        found: list[Reason] = []
+        for plugin, result in hooks.collect("validate_signal", **kw):
+            if isinstance(result, BaseException):
+                found.append(_error_reason(plugin, "validate_signal", result))
+            elif isinstance(result, list | tuple):
+                found.extend(_as_reason(item, plugin) for item in result)
+            else:
+                found.append(plugin_error(plugin, "validate_signal", f"returned {type(result).__name__}"))
+        if found:
+            return self._reject(signal, "validate", found)
+
+        scores, combined, problem = self._score(kw)
+        if problem is not None:
+            return self._reject(signal, "score", [problem], scores=scores, combined=combined)
+
+        plugin, result = hooks.first("compute_targets", **kw)
+        targets: Targets
+        if isinstance(result, Targets):
+            targets = result
+        elif result is None and signal.stop_loss is not None:
+            targets = Targets(stop_loss=signal.stop_loss, take_profit=signal.take_profit, method="signal")
+        elif result is None:
+            reason = Reason(code="no_targets", message="no_targets: no plugin computed a stop and the signal has none")
+            return self._reject(signal, "targets", [reason], scores=scores, combined=combined)
+        else:
+            return self._reject(
+                signal, "targets", [self._refusal(plugin, "compute_targets", result, Targets)], scores, combined
+            )
+
+        plugin, result = hooks.first("size_position", signal=signal, targets=targets, runtime=rt)
+        if isinstance(result, bool) or not isinstance(result, int | float):
+            if result is None:
+                reason = Reason(code="no_size", message="no_size: no plugin sized the position")
+            else:
+                reason = self._refusal(plugin, "size_position", result, float)
+            return self._reject(signal, "size", [reason], scores, combined, targets)
+        volume = float(result)
+        if not (math.isfinite(volume) and volume > 0):
+            reason = plugin_error(plugin, "size_position", f"returned volume {volume!r}")
+            return self._reject(signal, "size", [reason], scores, combined, targets)
+
+        order = OrderIntent.model_construct(
+            signal_id=signal.signal_id, strategy=signal.strategy, symbol=signal.symbol, side=signal.side,
+            volume=volume, order_type=signal.order_type, price=signal.price, stop_loss=targets.stop_loss,
+            take_profit=targets.take_profit, created_at=rt.clock.now(),
+        )  # fmt: skip  # every part already validated; construct without re-validating on the hot path
+        plugin, result = hooks.first("evaluate_risk", order=order, runtime=rt)
+        if result is not None:
+            reason = self._refusal(plugin, "evaluate_risk", result, type(None))
+            return self._reject(signal, "risk", [reason], scores, combined, targets, volume, order)
+
+        try:
+            client_id = rt.execution.submit_order(order)
+        except Exception as exc:
+            log.error("execution refused an approved order", exc_info=True)
+            reason = Reason(code="execution_refused", message=f"execution_refused: {type(exc).__name__}: {exc}")
+            return self._reject(signal, "execution", [reason], scores, combined, targets, volume, order)
+        return Decision.model_construct(
+            signal_id=signal.signal_id, approved=True, stage="done", reasons=(), scores=tuple(scores),
+            combined_score=combined, targets=targets, volume=volume, order=order, client_id=client_id,
+            decided_at=rt.clock.now(),
+        )  # fmt: skip
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _score(self, kw: dict[str, Any]) -> tuple[list[Score], float | None, Reason | None]:
+        scores: list[Score] = []
+        for plugin, result in self.hooks.collect("score_signal", **kw):
+            if isinstance(result, Score):
+                scores.append(result)
+            elif isinstance(result, float | int) and not isinstance(result, bool) and 0.0 <= result <= 1.0:
+                scores.append(Score(name=plugin, value=float(result)))
+            elif isinstance(result, BaseException):
+                return scores, None, _error_reason(plugin, "score_signal", result)
+            else:
+                return scores, None, plugin_error(plugin, "score_signal", f"returned {result!r}, not a Score")
+        if not scores:
+            return scores, None, None
+        cfg = self.runtime.settings.pipeline
+        weights = [cfg.score_weights.get(s.name, 1.0) for s in scores]
+        total = sum(weights)
+        combined = sum(w * s.value for w, s in zip(weights, scores, strict=True)) / total if total else 0.0
+        if combined < cfg.min_score:
+            msg = f"score_below_minimum: combined {combined:.3f} < minimum {cfg.min_score:.3f}"
+            return scores, combined, Reason(code="score_below_minimum", message=msg)
+        return scores, combined, None
+
+    def _refusal(self, plugin: str, hook: str, result: Any, expected: type) -> Reason:
+        if isinstance(result, Rejected):
+            return _as_reason(result, plugin)
+        if isinstance(result, BaseException):
+            return _error_reason(plugin, hook, result)
+        return plugin_error(plugin, hook, f"returned {type(result).__name__}, expected {expected.__name__} or Rejected")
+
+    def _reject(
+        self,
+        signal: Signal,
+        stage: str,
+        found: Sequence[Reason],
+        scores: Sequence[Score] = (),
+        combined: float | None = None,
+        targets: Targets | None = None,
+        volume: float | None = None,
+        order: OrderIntent | None = None,
+    ) -> Decision:
+        return Decision.model_construct(
+            signal_id=signal.signal_id, approved=False, stage=stage, reasons=tuple(found), scores=tuple(scores),
+            combined_score=combined, targets=targets, volume=volume, order=order, client_id="",
+            decided_at=self.runtime.clock.now(),
+        )  # fmt: skip
+
+    def _record(self, decision: Decision) -> None:
+        rt = self.runtime
+        rt.metrics.decisions.labels("approved" if decision.approved else "rejected", decision.stage).inc()
+        for reason in decision.reasons:
+            rt.metrics.count_rejection(reason.code)
+        rt.store.record_decision(decision)
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "signal approved" if decision.approved else "signal rejected",
+                extra={
+                    "stage": decision.stage,
+                    "reasons": [r.code for r in decision.reasons],
+                    "client_id": decision.client_id,
+                },
+            )

@@ -1,0 +1,257 @@
+"""The runtime: the object handed to every hook. It carries services, not business logic.
+
+Services: ``settings``, ``clock``, ``broker``, ``execution``, ``store``, ``metrics``, ``log``,
+``scheduler``; and the calls that fire hooks: ``alert(...)``, ``request_halt(...)``,
+``notify(...)``, ``decide(signal)``, ``on_bar(bar)``. Plugins talk to each other only through
+hooks and these services.
+
+``Runtime.build`` is the start-up sequence: settings (kernel tables first, to know which plugins
+to load), discovery and registration, then validation of the whole tree with every plugin's model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel
+
+from tradeguard.core import logging as tglog
+from tradeguard.core import plugins as plugin_loader
+from tradeguard.core.clock import Clock, WallClock
+from tradeguard.core.hooks import HookRunner
+from tradeguard.core.memory_store import MemoryStore
+from tradeguard.core.metrics import Metrics
+from tradeguard.core.paper import PaperExecution
+from tradeguard.core.pipeline import Pipeline
+from tradeguard.core.scheduler import Scheduler
+from tradeguard.core.settings import (
+    KERNEL_TABLES,
+    SECRET_KEY,
+    Settings,
+    load_raw,
+    resolve_env,
+    resolve_file,
+    validate,
+)
+from tradeguard.errors import PluginError, StartupError
+from tradeguard.models import (
+    Alert,
+    AlertChannel,
+    Bar,
+    Decision,
+    HaltEvent,
+    KillState,
+    Severity,
+    Signal,
+)
+
+_SEVERITY_LEVEL = {
+    Severity.INFO: logging.INFO,
+    Severity.WARNING: logging.WARNING,
+    Severity.ERROR: logging.ERROR,
+    Severity.CRITICAL: logging.CRITICAL,
+}
+
+
+class Runtime:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        pm: pluggy.PluginManager,
+        records: list[plugin_loader.PluginRecord] | None = None,
+        clock: Clock | None = None,
+        store: Any = None,
+        execution: Any = None,
+        broker: Any = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pm = pm
+        self.plugins = records or []
+        self.clock: Clock = clock or WallClock()
+        self.metrics = metrics or Metrics()
+        self.log = logging.getLogger("tradeguard.runtime")
+        self.store = store if store is not None else MemoryStore()
+        self.broker = broker
+        self.hooks = HookRunner(pm, self._plugin_error)
+        self.scheduler = Scheduler(self.clock, self._plugin_error)
+        self.pipeline = Pipeline(self, self.hooks)
+        self.execution = execution if execution is not None else PaperExecution(self)
+        self.started = False
+
+    # -- construction --------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        settings_file: str | Path | None = None,
+        env: str | None = None,
+        *,
+        discover: bool = True,
+        plugins: Iterable[tuple[str, object]] = (),
+        overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        **services: Any,
+    ) -> Runtime:
+        """Load settings, discover and register plugins, validate every key; nothing is started yet.
+
+        ``plugins`` registers extra ``(name, object)`` pairs directly (embedding, tests);
+        ``discover=False`` skips entry points. ``overrides`` replaces whole keys of tables after
+        the files and environment are read (tests, CLI flags).
+        """
+        env = resolve_env(env)
+        path = resolve_file(settings_file)
+        raw = load_raw(path, env)
+        for table, values in (overrides or {}).items():
+            raw[table] = {**raw.get(table, {}), **values}
+        _register_secrets(raw)
+        kernel = validate(
+            {k: raw[k] for k in KERNEL_TABLES if k in raw}, KERNEL_TABLES, env=env, source=path, tolerated=raw
+        )
+        tglog.configure(kernel.logging.level, kernel.logging.file)
+        pm = plugin_loader.new_manager()
+        records = plugin_loader.load(pm, kernel.plugins, env) if discover else []
+        for name, obj in plugins:
+            hooks = plugin_loader.register(pm, name, obj)
+            records.append(plugin_loader.PluginRecord(name, "(direct)", "", repr(obj), "loaded", hooks=hooks))
+        models = {**KERNEL_TABLES, **_plugin_models(pm)}
+        not_loaded = [r.name for r in records if r.status != "loaded"]
+        settings = validate(raw, models, env=env, source=path, tolerated=not_loaded)
+        return cls(settings=settings, pm=pm, records=records, **services)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every plugin, then schedule their jobs. A plugin that cannot start stops start-up."""
+        for plugin, fn, argnames in self.hooks.plans["tradeguard_startup"]:
+            try:
+                fn(*[{"runtime": self}[a] for a in argnames])
+            except Exception as exc:
+                raise StartupError(f"plugin {plugin!r} failed to start: {type(exc).__name__}: {exc}") from exc
+        for plugin, jobs in self.hooks.collect("periodic_jobs", runtime=self):
+            if isinstance(jobs, BaseException):
+                raise StartupError(f"plugin {plugin!r} failed to declare its jobs: {jobs}") from jobs
+            for job in jobs:
+                self.scheduler.add(job, plugin)
+        self.started = True
+        self.log.info("runtime started", extra={"plugins": [r.name for r in self.plugins if r.status == "loaded"]})
+
+    def stop(self) -> None:
+        self.hooks.notify("tradeguard_shutdown", runtime=self)
+        self.started = False
+        self.log.info("runtime stopped")
+
+    def settings_for(self, plugin: object) -> Any:
+        """The settings table of ``plugin``: the one named after the name it is registered under."""
+        name = self.pm.get_name(plugin)
+        if name is None:
+            raise LookupError(f"{plugin!r} is not a registered plugin")
+        return self.settings[name]
+
+    # -- hook points ---------------------------------------------------------------------------
+
+    def decide(self, signal: Signal) -> Decision:
+        return self.pipeline.decide(signal)
+
+    def on_bar(self, bar: Bar) -> list[Decision]:
+        """A bar closed: ask the strategies for signals and decide each one, in order."""
+        decisions = []
+        for plugin, produced in self.hooks.collect("generate_signals", bar=bar, runtime=self):
+            if isinstance(produced, BaseException):
+                continue
+            for signal in produced:
+                if isinstance(signal, Signal):
+                    decisions.append(self.decide(signal))
+                else:
+                    self._plugin_error(plugin, "generate_signals", TypeError(f"returned {type(signal).__name__}"))
+        return decisions
+
+    def notify(self, hook: str, **kwargs: Any) -> None:
+        """Fire an observer hook on every plugin; each failure is isolated and reported."""
+        self.hooks.notify(hook, runtime=self, **kwargs)
+
+    def alert(
+        self,
+        *,
+        channel: AlertChannel | str,
+        severity: Severity | str,
+        module: str,
+        error_code: str,
+        message: str,
+        symbol: str = "",
+        **context: Any,
+    ) -> Alert:
+        """Raise an alert: logged here, delivered by the alerting plugin through ``on_alert``."""
+        alert = Alert(
+            time=self.clock.now(), channel=channel, severity=severity, module=module, error_code=error_code,
+            message=message, symbol=symbol, context=context,
+        )  # fmt: skip
+        logging.getLogger("tradeguard.alert").log(
+            _SEVERITY_LEVEL[alert.severity],
+            message,
+            extra={"channel": alert.channel.value, "source": module, "error_code": error_code, "symbol": symbol},
+        )
+        self.notify("on_alert", alert=alert)
+        return alert
+
+    def request_halt(
+        self,
+        trigger: str,
+        message: str,
+        *,
+        source: str,
+        state: KillState = KillState.HALTED,
+        flatten: bool = False,
+    ) -> HaltEvent:
+        """Ask for trading to stop: the kill switch latches on ``on_halt``; everyone else may react."""
+        event = HaltEvent(
+            time=self.clock.now(), trigger=trigger, message=message, source=source, state=state, flatten=flatten
+        )
+        self.notify("on_halt", event=event)
+        self.alert(
+            channel=AlertChannel.RISK, severity=Severity.CRITICAL, module=source, error_code=trigger,
+            message=f"halt requested ({state.value}): {message}",
+        )  # fmt: skip
+        return event
+
+    def _plugin_error(self, plugin: str, hook: str, exc: BaseException) -> None:
+        self.metrics.plugin_errors.labels(plugin, hook).inc()
+        self.log.error(
+            "plugin raised", exc_info=(type(exc), exc, exc.__traceback__), extra={"plugin": plugin, "hook": hook}
+        )
+        if hook != "on_alert":  # an alert channel failing must not alert through itself
+            self.alert(
+                channel=AlertChannel.SYSTEM, severity=Severity.ERROR, module=plugin, error_code="plugin_error",
+                message=f"plugin {plugin} raised {type(exc).__name__} in {hook}: {exc}", hook=hook,
+            )  # fmt: skip
+
+
+def _plugin_models(pm: pluggy.PluginManager) -> dict[str, type[BaseModel]]:
+    """Ask each plugin for its settings model; the table is named after the plugin."""
+    models: dict[str, type[BaseModel]] = {}
+    for impl in pm.hook.tradeguard_settings.get_hookimpls():
+        name = impl.plugin_name
+        try:
+            model = impl.function()
+        except Exception as exc:
+            raise PluginError(name, f"tradeguard_settings raised {type(exc).__name__}: {exc}") from exc
+        if model is None:
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise PluginError(name, f"tradeguard_settings returned {model!r}, not a pydantic model class")
+        if name in KERNEL_TABLES:
+            raise PluginError(name, f"its settings table would shadow the kernel's [{name}] table")
+        models[name] = model
+    return models
+
+
+def _register_secrets(tree: Mapping[str, Any], key: str = "") -> None:
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            _register_secrets(v, k)
+        elif isinstance(v, str) and SECRET_KEY.search(str(k)):
+            tglog.register_secret(v)

@@ -1,0 +1,235 @@
+"""Settings: dynaconf reads them, pydantic models validate every key before anything trades.
+
+Sources, later ones winning: the built-in defaults of each model, ``settings.toml`` (tables
+``[default.*]`` then the selected environment's ``[paper.*]``/``[live.*]``), ``.secrets.toml``
+beside it, and environment variables ``TRADEGUARD_<TABLE>__<KEY>`` (``__`` nests). The
+environment is chosen by ``TRADEGUARD_ENV`` (``default``, ``paper`` or ``live``).
+
+Each plugin declares its table through ``tradeguard_settings()``; the kernel owns the tables
+below. An unknown table or key, a wrong type or an out-of-range value is a ``ConfigError``
+naming the dotted key, the value (redacted when the key is a secret) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tradeguard.errors import ConfigError
+
+ENVIRONMENTS = ("default", "paper", "live")
+ENV_VAR = "TRADEGUARD_ENV"
+FILE_VAR = "TRADEGUARD_SETTINGS_FILE"
+#: Keys dynaconf itself (or our own switches) put in the tree; they are not settings.
+_META_KEYS = frozenset({"env", "load_dotenv", "settings_file"})
+#: Key names whose values are never shown.
+SECRET_KEY = re.compile(r"secret|password|passwd|token|api_key|apikey|hmac|private|credential", re.I)
+REDACTED = "<redacted>"
+
+
+class PluginSettings(BaseModel):
+    """Base for a settings table: immutable, strict types, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class PluginsSettings(PluginSettings):
+    """``[default.plugins]``: which discovered plugins load."""
+
+    enabled: list[str] | None = Field(
+        default=None, description="when set, only these plugins load (the production style)"
+    )
+    disabled: list[str] = Field(default_factory=list, description="plugins that do not load")
+    required: list[str] = Field(
+        default_factory=lambda: ["kill_switch", "risk_guard"],
+        description="plugins that must load; they cannot be disabled in the live environment",
+    )
+
+
+class LoggingSettings(PluginSettings):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    file: str = Field(default="", description="JSON-lines log file; empty = standard error")
+
+
+class PipelineSettings(PluginSettings):
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0, description="combined score gate; 0 = off")
+    score_weights: dict[str, float] = Field(
+        default_factory=dict, description="scorer name -> weight in the combined score (default 1)"
+    )
+
+    @field_validator("score_weights")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not v >= 0}
+        if bad:
+            raise ValueError(f"weights must be >= 0, got {bad}")
+        return value
+
+
+class RuntimeSettings(PluginSettings):
+    instance: str = Field(
+        default="tg", pattern=r"^[A-Za-z0-9]{1,6}$",
+        description="short instance tag; prefixes client ids (kept short: the MT5 comment holds 26 chars)",
+    )  # fmt: skip
+    magic: int = Field(default=20261125, ge=0, le=2**63 - 1, description="MT5 magic number of this instance")
+    data_dir: str = Field(default="var", description="where the store, exports and reports live")
+
+
+#: The kernel's own tables.
+KERNEL_TABLES: dict[str, type[BaseModel]] = {
+    "plugins": PluginsSettings,
+    "logging": LoggingSettings,
+    "pipeline": PipelineSettings,
+    "runtime": RuntimeSettings,
+}
+
+
+class Settings:
+    """The validated settings tree: ``settings.risk_guard.max_open_positions``.
+
+    Each table is the plugin's (or kernel's) immutable pydantic model.
+    """
+
+    def __init__(self, env: str, tables: Mapping[str, BaseModel], source: Path | None) -> None:
+        self.env = env
+        self.source = source
+        self._tables = dict(tables)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._tables[name]
+        except KeyError:
+            raise AttributeError(f"no settings table {name!r}") from None
+
+    def __getitem__(self, name: str) -> BaseModel:
+        return self._tables[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tables
+
+    def tables(self) -> dict[str, BaseModel]:
+        return dict(self._tables)
+
+    def redacted(self) -> dict[str, Any]:
+        """The whole tree as plain data with every secret replaced: safe to print or log."""
+        return {name: redact(model.model_dump(mode="json")) for name, model in self._tables.items()}
+
+
+def redact(value: Any, key: str = "") -> Any:
+    if key and SECRET_KEY.search(key) and value not in (None, ""):
+        return REDACTED
+    if isinstance(value, Mapping):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+def _lower_keys(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k).lower(): _lower_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lower_keys(v) for v in value]
+    return value
+
+
+def resolve_env(env: str | None) -> str:
+    chosen = (env or os.environ.get(ENV_VAR) or "default").lower()
+    if chosen not in ENVIRONMENTS:
+        raise ConfigError([f"{ENV_VAR} = {chosen!r}: allowed: {', '.join(ENVIRONMENTS)}"])
+    return chosen
+
+
+def resolve_file(path: str | Path | None) -> Path | None:
+    """The settings file: the argument, else ``$TRADEGUARD_SETTINGS_FILE``, else ``./settings.toml``."""
+    explicit = path or os.environ.get(FILE_VAR)
+    if explicit:
+        p = Path(explicit)
+        if not p.is_file():
+            raise ConfigError([f"settings file {p}: not found"])
+        return p
+    default = Path("settings.toml")
+    return default if default.is_file() else None
+
+
+def load_raw(path: Path | None, env: str) -> dict[str, Any]:
+    """Read files and environment for ``env`` into a plain lower-cased tree (not yet validated)."""
+    from dynaconf import Dynaconf  # deferred: dynaconf import costs ~50 ms, only start-up needs it
+
+    files: list[str] = []
+    if path is not None:
+        files.append(str(path))
+        secrets = path.with_name(".secrets.toml")
+        if secrets.is_file():
+            files.append(str(secrets))
+    try:
+        dyn = Dynaconf(
+            settings_files=files,
+            environments=True,
+            env=env,
+            env_switcher=ENV_VAR,
+            envvar_prefix="TRADEGUARD",
+            merge_enabled=True,
+            load_dotenv=False,
+        )
+        tree = _lower_keys(dyn.as_dict())
+    except Exception as exc:  # dynaconf raises many types for a broken file; name the file
+        raise ConfigError([f"{', '.join(files) or 'environment'}: cannot be read: {exc}"]) from exc
+    return {k: v for k, v in tree.items() if k not in _META_KEYS}
+
+
+def _describe(table: str, model: type[BaseModel], err: Any) -> str:
+    loc = [str(p) for p in err["loc"]]
+    dotted = ".".join([table, *loc])
+    value = err.get("input")
+    shown = REDACTED if any(SECRET_KEY.search(p) for p in loc) else repr(value)
+    if err["type"] == "extra_forbidden":
+        allowed = ", ".join(model.model_fields) or "none"
+        return f"{dotted} = {shown}: unknown key; allowed keys: {allowed}"
+    if err["type"] == "missing":
+        return f"{dotted}: required, not set"
+    return f"{dotted} = {shown}: {err['msg']}"
+
+
+def validate_table(table: str, model: type[BaseModel], data: Any) -> tuple[BaseModel | None, list[str]]:
+    if not isinstance(data, Mapping):
+        return None, [f"{table} = {redact(data, table)!r}: must be a table of keys"]
+    try:
+        return model.model_validate(dict(data)), []
+    except ValidationError as exc:
+        return None, [_describe(table, model, e) for e in exc.errors()]
+
+
+def validate(
+    raw: Mapping[str, Any],
+    models: Mapping[str, type[BaseModel]],
+    *,
+    env: str,
+    source: Path | None,
+    tolerated: Iterable[str] = (),
+) -> Settings:
+    """Validate the whole tree; collect every problem, then raise one ``ConfigError`` for all of them.
+
+    ``tolerated`` names tables of plugins that are installed but not loaded (disabled, failed):
+    their tables are kept out of validation instead of being reported as unknown.
+    """
+    problems: list[str] = []
+    skip = set(tolerated)
+    for key in raw:
+        if key not in models and key not in skip:
+            known = ", ".join(sorted(models))
+            problems.append(f"{key}: unknown settings table; known tables: {known}")
+    tables: dict[str, BaseModel] = {}
+    for name, model in models.items():
+        value, errs = validate_table(name, model, raw.get(name, {}))
+        problems.extend(errs)
+        if value is not None:
+            tables[name] = value
+    if problems:
+        raise ConfigError(problems)
+    return Settings(env, tables, source)

@@ -1,0 +1,435 @@
+"""The values that cross the hook contract.
+
+Every model is immutable and validated on construction: a NaN or infinite price, a zero or
+negative volume, an unknown side, a naive datetime or an empty symbol is refused with a
+``pydantic.ValidationError`` whose location names the field. Times are UTC-aware everywhere
+inside tradeguard; the broker adapter converts server time on the way in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from tradeguard import reasons as _reasons
+
+#: A price: finite and strictly positive.
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: A volume in lots: finite and strictly positive.
+Volume = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: Any finite amount of money (may be negative: a loss, a withdrawal).
+Money = Annotated[float, Field(allow_inf_nan=False)]
+Symbol = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(:[A-Za-z0-9_.\-]+)?$")]
+
+#: MT5 timeframe names, smallest first.
+TIMEFRAMES: tuple[str, ...] = (
+    "M1", "M2", "M3", "M4", "M5", "M6", "M10", "M12", "M15", "M20", "M30",
+    "H1", "H2", "H3", "H4", "H6", "H8", "H12", "D1", "W1", "MN1",
+)  # fmt: skip
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        """+1 for a buy, -1 for a sell: price distance in the trade's favour is ``sign * (p1 - p0)``."""
+        return 1 if self is Side.BUY else -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+class Bar(_Frozen):
+    """One closed OHLC bar; ``time`` is the bar's open time in UTC."""
+
+    symbol: Symbol
+    timeframe: str
+    time: AwareDatetime
+    open: Price
+    high: Price
+    low: Price
+    close: Price
+    tick_volume: int = Field(default=0, ge=0)
+    spread: int = Field(default=0, ge=0, description="spread in points, as MT5 reports it")
+    real_volume: int = Field(default=0, ge=0)
+
+    @field_validator("timeframe")
+    @classmethod
+    def _known_timeframe(cls, value: str) -> str:
+        if value not in TIMEFRAMES:
+            raise ValueError(f"unknown timeframe {value!r}; allowed: {', '.join(TIMEFRAMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent_range(self) -> Bar:
+        if self.high < max(self.open, self.close, self.low):
+            raise ValueError(f"high {self.high} is below open/close/low")
+        if self.low > min(self.open, self.close):
+            raise ValueError(f"low {self.low} is above open/close")
+        return self
+
+
+class Signal(_Frozen):
+    """What a strategy wants: a direction on a symbol, with the evidence for it.
+
+    ``signal_id`` is stable: when the strategy gives none it is derived from the content
+    fingerprint (strategy, symbol, side, timeframe, bar time), so a replay produces the same ids.
+    """
+
+    signal_id: str = ""
+    strategy: Symbol
+    symbol: Symbol
+    side: Side
+    timeframe: str = "H1"
+    bar_time: AwareDatetime
+    created_at: AwareDatetime
+    price: Price = Field(description="reference entry price (the close of the signal bar for market)")
+    order_type: OrderType = OrderType.MARKET
+    stop_loss: Price | None = None
+    take_profit: Price | None = None
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0, allow_inf_nan=False)
+    risk_hint: float | None = Field(
+        default=None, gt=0, le=10, allow_inf_nan=False,
+        description="multiplier on the configured risk the strategy suggests; capped by the limits",
+    )  # fmt: skip
+    atr: Price | None = Field(default=None, description="the strategy's ATR on the signal bar, if known")
+    comment: str = Field(default="", max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    _side = field_validator("side", "order_type", mode="before")(_lower)
+
+    @field_validator("timeframe")
+    @classmethod
+    def _known_timeframe(cls, value: str) -> str:
+        return Bar._known_timeframe(value)
+
+    @property
+    def fingerprint(self) -> str:
+        """The content identity used by deduplication: equal content, equal fingerprint."""
+        return fingerprint(self.strategy, self.symbol, self.side, self.timeframe, self.bar_time)
+
+    @model_validator(mode="after")
+    def _derive_id(self) -> Signal:
+        if not self.signal_id:
+            object.__setattr__(self, "signal_id", self.fingerprint[:20])
+        return self
+
+
+def fingerprint(strategy: str, symbol: str, side: Side | str, timeframe: str, bar_time: datetime) -> str:
+    text = f"{strategy}|{symbol}|{Side(side).value}|{timeframe}|{bar_time.isoformat()}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Reason(_Frozen):
+    """One reason a signal or order was refused: a stable code, a human message, and who said it."""
+
+    code: Code
+    message: str = ""
+    plugin: str = ""
+
+    @property
+    def base(self) -> str:
+        return _reasons.split(self.code)[0]
+
+
+class Rejected(_Frozen):
+    """A veto (``evaluate_risk``) or a refusal from a firstresult hook (targets, sizing)."""
+
+    reason: Code
+    plugin: str = ""
+    message: str = ""
+
+    def as_reason(self, plugin: str = "") -> Reason:
+        return Reason(code=self.reason, message=self.message or self.reason, plugin=self.plugin or plugin)
+
+
+class Score(_Frozen):
+    """A confluence score in [0, 1] from one scorer, with each factor's contribution."""
+
+    name: str
+    value: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    factors: dict[str, float] = Field(default_factory=dict)
+
+
+class Targets(_Frozen):
+    stop_loss: Price
+    take_profit: Price | None = None
+    method: str = ""
+
+
+class OrderIntent(_Frozen):
+    """An order the pipeline approved (or an operator asked for), before the broker sees it.
+
+    ``client_id`` is assigned by the execution engine and journaled before sending.
+    ``position_ticket`` set means "close or reduce that position": exposure-reducing by construction.
+    """
+
+    signal_id: str = ""
+    client_id: str = ""
+    strategy: str = ""
+    symbol: Symbol
+    side: Side
+    volume: Volume
+    order_type: OrderType = OrderType.MARKET
+    price: Price | None = None
+    stop_loss: Price | None = None
+    take_profit: Price | None = None
+    position_ticket: int | None = Field(default=None, gt=0)
+    reduce_only: bool = False
+    created_at: AwareDatetime
+
+    _side = field_validator("side", "order_type", mode="before")(_lower)
+
+    @property
+    def reduces_exposure(self) -> bool:
+        return self.reduce_only or self.position_ticket is not None
+
+    def risk_money(self, tick_size: float, tick_value: float) -> float | None:
+        """Money lost if the stop is hit, from the symbol's tick size and tick value; None without a stop."""
+        if self.stop_loss is None or self.price is None:
+            return None
+        return abs(self.price - self.stop_loss) / tick_size * tick_value * self.volume
+
+
+class Decision(_Frozen):
+    """The record of one pass through the pipeline: approved or not, every reason, who said it."""
+
+    signal_id: str
+    approved: bool
+    stage: Literal["validate", "score", "targets", "size", "risk", "execution", "done"]
+    reasons: tuple[Reason, ...] = ()
+    scores: tuple[Score, ...] = ()
+    combined_score: float | None = None
+    targets: Targets | None = None
+    volume: float | None = None
+    order: OrderIntent | None = None
+    client_id: str = ""
+    decided_at: AwareDatetime
+
+
+class OrderEventKind(StrEnum):
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+
+class OrderEvent(_Frozen):
+    client_id: str
+    kind: OrderEventKind
+    time: AwareDatetime
+    symbol: str = ""
+    retcode: int | None = None
+    message: str = ""
+
+
+class DealEntry(StrEnum):
+    IN = "in"
+    OUT = "out"
+    INOUT = "inout"
+    OUT_BY = "out_by"
+
+
+class Fill(_Frozen):
+    """One broker deal. ``deal_ticket`` is unique: ``on_fill`` fires exactly once per ticket."""
+
+    deal_ticket: int = Field(gt=0)
+    order_ticket: int = Field(ge=0)
+    position_id: int = Field(ge=0)
+    client_id: str = ""
+    symbol: Symbol
+    side: Side
+    entry: DealEntry = DealEntry.IN
+    volume: Volume
+    price: Price
+    commission: Money = 0.0
+    swap: Money = 0.0
+    profit: Money = 0.0
+    magic: int = 0
+    comment: str = ""
+    time: AwareDatetime
+
+    _side = field_validator("side", "entry", mode="before")(_lower)
+
+
+class AccountSnapshot(_Frozen):
+    """An ``account_info`` capture with the drawdown arithmetic done (server-midnight anchored)."""
+
+    time: AwareDatetime
+    login: int = 0
+    currency: str = "USD"
+    balance: Money
+    equity: Money
+    margin: Money = 0.0
+    free_margin: Money = 0.0
+    margin_level: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    floating_pnl: Money = 0.0
+    realized_pnl_day: Money = 0.0
+    day_start_equity: Money = 0.0
+    peak_equity: Money = 0.0
+    drawdown_pct: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    drawdown_money: Money = 0.0
+    daily_drawdown_pct: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    daily_drawdown_money: Money = 0.0
+
+
+class HealthStatus(StrEnum):
+    OK = "OK"
+    DEGRADED = "DEGRADED"
+    CRITICAL = "CRITICAL"
+
+    @property
+    def gauge(self) -> int:
+        """The value of ``tradeguard_health_connection_status``: 2 OK, 1 DEGRADED, 0 CRITICAL."""
+        return {"OK": 2, "DEGRADED": 1, "CRITICAL": 0}[self.value]
+
+
+class HealthReport(_Frozen):
+    time: AwareDatetime
+    status: HealthStatus
+    connected: bool
+    trade_allowed: bool
+    ping_ms: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    checks: dict[str, str] = Field(default_factory=dict, description="check name -> finding")
+
+
+class ReconciliationReport(_Frozen):
+    time: AwareDatetime
+    cause: str
+    consistent: bool
+    missing: tuple[int, ...] = ()
+    unknown: tuple[int, ...] = ()
+    volume_drift: dict[str, float] = Field(default_factory=dict)
+    sltp_mismatch: tuple[int, ...] = ()
+    unprotected: tuple[int, ...] = ()
+    foreign: tuple[int, ...] = ()
+    details: dict[str, str] = Field(default_factory=dict)
+
+
+class KillState(StrEnum):
+    ACTIVE = "ACTIVE"
+    REDUCE_ONLY = "REDUCE_ONLY"
+    HALTED = "HALTED"
+
+
+class HaltEvent(_Frozen):
+    """A request to stop trading: who asked, why, how far (REDUCE_ONLY or HALTED)."""
+
+    time: AwareDatetime
+    trigger: Code
+    message: str
+    source: str = ""
+    state: KillState = KillState.HALTED
+    flatten: bool = False
+
+    @field_validator("state")
+    @classmethod
+    def _not_active(cls, value: KillState) -> KillState:
+        if value is KillState.ACTIVE:
+            raise ValueError("a halt requests REDUCE_ONLY or HALTED, not ACTIVE")
+        return value
+
+
+class AlertChannel(StrEnum):
+    SYSTEM = "SYSTEM"
+    RISK = "RISK"
+    EXECUTION = "EXECUTION"
+    HEALTH = "HEALTH"
+
+
+class Severity(StrEnum):
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+class Alert(_Frozen):
+    time: AwareDatetime
+    channel: AlertChannel
+    severity: Severity
+    module: str
+    error_code: str
+    message: str
+    symbol: str = ""
+    context: dict[str, Any] = Field(default_factory=dict)
+
+    _upper = field_validator("channel", "severity", mode="before")(
+        lambda v: v.upper() if isinstance(v, str) else v
+    )
+
+    @property
+    def dedup_key(self) -> tuple[str, str, str]:
+        return (self.module, self.error_code, self.symbol)
+
+
+class Job(BaseModel):
+    """A periodic job for the scheduler: ``run(runtime)`` every ``every`` of runtime-clock time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    name: Symbol
+    every: timedelta
+    run: Callable[..., Any]
+    run_at_start: bool = False
+
+    @field_validator("every")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive interval")
+        return value
+
+
+class Position(_Frozen):
+    """An open position as tradeguard sees it (the broker's ``TradePosition``, UTC, typed)."""
+
+    ticket: int = Field(gt=0)
+    symbol: Symbol
+    side: Side
+    volume: Volume
+    price_open: Price
+    stop_loss: Price | None = None
+    take_profit: Price | None = None
+    magic: int = 0
+    comment: str = ""
+    client_id: str = ""
+    opened_at: AwareDatetime
+
+    _side = field_validator("side", mode="before")(_lower)

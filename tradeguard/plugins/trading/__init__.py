@@ -1,0 +1,1 @@
+"""Trading plugins: signal validation gate (SIG), target/stop engine (TGT)."""

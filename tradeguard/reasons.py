@@ -1,0 +1,66 @@
+"""The closed set of rejection reason codes.
+
+A code is lowercase ``snake_case`` and stable: users alert on it, metrics label by it. A reason
+may carry one qualifier after a colon (``plugin_error:risk_guard``); metrics label by the code
+before the colon and put the qualifier in a label of its own, so cardinality stays bounded.
+
+Third-party plugins that need a code of their own call :func:`register` at import time; a code
+that nobody registered is still a rejection (fail closed) but is reported as ``unknown_reason``.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CODE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+#: code -> one-line description. Grouped by the stage that emits it.
+REASONS: dict[str, str] = {
+    # kernel
+    "plugin_error": "a plugin raised inside a gate or veto hook; the signal is rejected (fail closed)",
+    "unknown_reason": "a plugin returned a reason code that is not registered",
+    "invalid_signal": "the signal failed schema or value validation",
+    "no_targets": "no plugin computed a stop loss and the signal carries none",
+    "no_size": "no plugin computed a position size",
+    "score_below_minimum": "the combined confluence score is below the configured minimum",
+    "execution_refused": "the execution engine refused the approved order",
+    # signal validation gate
+    "confidence_below_minimum": "the signal's confidence is below the configured minimum",
+    "stale_signal": "the signal is older than the allowed age",
+    "symbol_not_allowed": "the symbol is not in the configured list of tradable symbols",
+    "spread_too_wide": "the current spread is above the configured ceiling",
+    "cooldown_active": "a signal for the same symbol and direction was accepted too recently",
+    "too_many_signals": "more signals than allowed in the rolling window",
+    "bar_not_closed": "the signal relies on a bar that has not closed yet",
+    # targets and sizing
+    "stop_wrong_side": "the stop loss is on the wrong side of the entry price",
+    "stop_too_close": "the stop loss is inside the broker's stops level",
+    "volume_off_step": "the volume is not a multiple of the symbol's volume step",
+    "volume_below_minimum": "the risk budget buys less than the symbol's minimum volume",
+    "volume_above_maximum": "the volume exceeds the symbol's or the configured maximum",
+    # risk guard
+    "max_open_positions": "the number of open positions would exceed the limit",
+    "max_risk_per_trade": "the money at risk on this order exceeds the per-trade limit",
+    "daily_loss_limit": "the loss since broker-server midnight reached the daily limit",
+    "max_drawdown": "the drawdown from peak equity reached the limit",
+    # kill switch
+    "kill_switch_halted": "the kill switch is HALTED: no new orders",
+    "kill_switch_reduce_only": "the kill switch is REDUCE_ONLY: only exposure-reducing orders",
+}
+
+
+def register(code: str, description: str) -> None:
+    """Add a reason code for a third-party plugin; re-registering the same code is allowed."""
+    if not _CODE.match(code):
+        raise ValueError(f"reason code {code!r} must be lowercase snake_case")
+    REASONS.setdefault(code, description)
+
+
+def split(reason: str) -> tuple[str, str]:
+    """``'plugin_error:risk_guard'`` -> ``('plugin_error', 'risk_guard')``; no qualifier -> ``''``."""
+    code, _, qualifier = reason.partition(":")
+    return code, qualifier
+
+
+def is_known(reason: str) -> bool:
+    return split(reason)[0] in REASONS
