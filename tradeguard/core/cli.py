@@ -29,7 +29,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 SettingsOpt = Annotated[
-    Path | None, typer.Option("--settings", help="settings file (default: $TRADEGUARD_SETTINGS_FILE or ./settings.toml)")
+    Path | None,
+    typer.Option("--settings", help="settings file (default: $TRADEGUARD_SETTINGS_FILE or ./settings.toml)"),
 ]
 EnvOpt = Annotated[str | None, typer.Option("--env", help="default, paper or live (default: $TRADEGUARD_ENV)")]
 
@@ -95,9 +96,7 @@ def config_check(
 @app.command("demo")
 def demo_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     """Push a few signals (real EURUSD prices) through every loaded plugin and show each decision."""
-    from tradeguard.core.demo import run_demo
-
-    from tradeguard.core.demo import DEMO_OVERRIDES
+    from tradeguard.core.demo import DEMO_OVERRIDES, run_demo
 
     rt = _build(settings, env, overrides=DEMO_OVERRIDES)
     try:

@@ -122,9 +122,8 @@ class Pipeline:
             volume=volume, order_type=signal.order_type, price=signal.price, stop_loss=targets.stop_loss,
             take_profit=targets.take_profit, created_at=rt.clock.now(),
         )  # fmt: skip  # every part already validated; construct without re-validating on the hot path
-        plugin, result = hooks.first("evaluate_risk", order=order, runtime=rt)
-        if result is not None:
-            reason = self._refusal(plugin, "evaluate_risk", result, type(None))
+        reason = self.veto(order)
+        if reason is not None:
             return self._reject(signal, "risk", [reason], scores, combined, targets, volume, order)
 
         try:
@@ -138,6 +137,15 @@ class Pipeline:
             combined_score=combined, targets=targets, volume=volume, order=order, client_id=client_id,
             decided_at=rt.clock.now(),
         )  # fmt: skip
+
+    def veto(self, order: OrderIntent) -> Reason | None:
+        """Ask the ``evaluate_risk`` chain about a complete order: None approves, else the first refusal.
+
+        Also used for orders that do not come from a signal (closes, flatten), so the kill switch
+        sees every order. Fail closed: a raising or misbehaving veto is a refusal.
+        """
+        plugin, result = self.hooks.first("evaluate_risk", order=order, runtime=self.runtime)
+        return None if result is None else self._refusal(plugin, "evaluate_risk", result, type(None))
 
     # -- steps ---------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pluggy
-from stevedore import NamedExtensionManager
+from stevedore import ExtensionManager, NamedExtensionManager
 
 from tradeguard import hookspecs
 from tradeguard.core.settings import PluginsSettings
@@ -124,6 +124,9 @@ def load(pm: pluggy.PluginManager, cfg: PluginsSettings, env: str) -> list[Plugi
     def _failed(_mgr: object, ep: md.EntryPoint, exc: BaseException) -> None:
         failures[ep.name] = exc
 
+    # stevedore memoises a namespace's entry points for the life of the process; discovery must
+    # see what is installed now (a plugin pip-installed since the last build), as candidates() does.
+    ExtensionManager.ENTRY_POINT_CACHE.pop(NAMESPACE, None)
     mgr = NamedExtensionManager(
         NAMESPACE, names=wanted, name_order=True, on_load_failure_callback=_failed, propagate_map_exceptions=False
     )

@@ -95,16 +95,18 @@ class Runtime:
         discover: bool = True,
         plugins: Iterable[tuple[str, object]] = (),
         overrides: Mapping[str, Mapping[str, Any]] | None = None,
+        read_files: bool = True,
         **services: Any,
     ) -> Runtime:
         """Load settings, discover and register plugins, validate every key; nothing is started yet.
 
         ``plugins`` registers extra ``(name, object)`` pairs directly (embedding, tests);
         ``discover=False`` skips entry points. ``overrides`` replaces whole keys of tables after
-        the files and environment are read (tests, CLI flags).
+        the files and environment are read (tests, CLI flags). ``read_files=False`` ignores every
+        settings file (built-in defaults, environment variables and overrides only).
         """
         env = resolve_env(env)
-        path = resolve_file(settings_file)
+        path = resolve_file(settings_file) if read_files else None
         raw = load_raw(path, env)
         for table, values in (overrides or {}).items():
             raw[table] = {**raw.get(table, {}), **values}

@@ -1,0 +1,65 @@
+"""Shared fixtures: hermetic settings (no stray TRADEGUARD_* variables, no settings file in the
+working directory) and fake installed distributions for entry-point discovery."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_ids = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in list(os.environ):
+        if key.startswith("TRADEGUARD_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def settings_file(tmp_path: Path) -> Callable[[str], Path]:
+    def write(text: str) -> Path:
+        path = tmp_path / "settings.toml"
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., str]]:
+    """Install a throw-away distribution on ``sys.path``: ``fake_dist({module: source}, {ep_name: target})``.
+
+    Module names get a unique prefix (returned) so that tests never share ``sys.modules`` entries.
+    """
+    made: list[str] = []
+
+    def make(modules: dict[str, str], entry_points: dict[str, str], dist: str = "fake-plugins") -> str:
+        prefix = f"tgfake{next(_ids)}"
+        site = tmp_path / f"site_{prefix}"
+        pkg = site / prefix
+        pkg.mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        for name, source in modules.items():
+            (pkg / f"{name}.py").write_text(textwrap.dedent(source))
+        info = site / f"{dist.replace('-', '_')}-1.2.3.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+        lines = "\n".join(f"{n} = {prefix}.{t}" for n, t in entry_points.items())
+        (info / "entry_points.txt").write_text(f"[tradeguard.plugins]\n{lines}\n")
+        monkeypatch.syspath_prepend(str(site))
+        made.append(prefix)
+        return prefix
+
+    yield make
+    for prefix in made:
+        for mod in [m for m in sys.modules if m == prefix or m.startswith(prefix + ".")]:
+            del sys.modules[mod]
