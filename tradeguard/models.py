@@ -45,6 +45,23 @@ TIMEFRAMES: tuple[str, ...] = (
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
+    @classmethod
+    def trusted(cls, **values: Any) -> Any:
+        """Build from parts that are already validated, without validating again (the kernel's hot path).
+
+        Every field must be given: this is ``model_construct`` without its default handling, which
+        costs a quarter of it. Never use it on data that crossed a trust boundary.
+        """
+        if len(values) != len(cls.model_fields):
+            missing = sorted(set(cls.model_fields) - set(values))
+            raise TypeError(f"{cls.__name__}.trusted needs every field; missing {missing}")
+        obj = cls.__new__(cls)
+        object.__setattr__(obj, "__dict__", values)
+        object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+        object.__setattr__(obj, "__pydantic_extra__", None)
+        object.__setattr__(obj, "__pydantic_private__", None)
+        return obj
+
 
 class Side(StrEnum):
     BUY = "buy"

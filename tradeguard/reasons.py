@@ -64,3 +64,9 @@ def split(reason: str) -> tuple[str, str]:
 
 def is_known(reason: str) -> bool:
     return split(reason)[0] in REASONS
+
+
+def markdown_table() -> str:
+    """The reason-code table of ``docs/reasons.md`` (a test keeps the file in sync)."""
+    rows = "\n".join(f"| `{code}` | {text} |" for code, text in sorted(REASONS.items()))
+    return f"| code | meaning |\n| --- | --- |\n{rows}\n"

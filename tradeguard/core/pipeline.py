@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tradeguard import reasons
 from tradeguard.core.hooks import HookRunner
-from tradeguard.core.logging import correlate
+from tradeguard.core.logging import bind_signal, unbind_signal
 from tradeguard.models import Decision, OrderIntent, Reason, Rejected, Score, Signal, Targets
 
 if TYPE_CHECKING:
@@ -61,14 +61,18 @@ class Pipeline:
     def __init__(self, runtime: Runtime, hooks: HookRunner) -> None:
         self.runtime = runtime
         self.hooks = hooks
+        self._decision_counters: dict[tuple[bool, str], Any] = {}
 
     # -- the pass ------------------------------------------------------------------------------
 
     def decide(self, signal: Signal) -> Decision:
         """Run ``signal`` through every step; hand an approved order to execution; journal the result."""
-        with correlate(signal_id=signal.signal_id):
+        token = bind_signal(signal.signal_id)
+        try:
             decision = self._decide(signal)
             self._record(decision)
+        finally:
+            unbind_signal(token)
         return decision
 
     def _decide(self, signal: Signal) -> Decision:
@@ -96,7 +100,7 @@ class Pipeline:
         if isinstance(result, Targets):
             targets = result
         elif result is None and signal.stop_loss is not None:
-            targets = Targets(stop_loss=signal.stop_loss, take_profit=signal.take_profit, method="signal")
+            targets = Targets.trusted(stop_loss=signal.stop_loss, take_profit=signal.take_profit, method="signal")
         elif result is None:
             reason = Reason(code="no_targets", message="no_targets: no plugin computed a stop and the signal has none")
             return self._reject(signal, "targets", [reason], scores=scores, combined=combined)
@@ -117,11 +121,12 @@ class Pipeline:
             reason = plugin_error(plugin, "size_position", f"returned volume {volume!r}")
             return self._reject(signal, "size", [reason], scores, combined, targets)
 
-        order = OrderIntent.model_construct(
-            signal_id=signal.signal_id, strategy=signal.strategy, symbol=signal.symbol, side=signal.side,
-            volume=volume, order_type=signal.order_type, price=signal.price, stop_loss=targets.stop_loss,
-            take_profit=targets.take_profit, created_at=rt.clock.now(),
-        )  # fmt: skip  # every part already validated; construct without re-validating on the hot path
+        order = OrderIntent.trusted(
+            signal_id=signal.signal_id, client_id="", strategy=signal.strategy, symbol=signal.symbol,
+            side=signal.side, volume=volume, order_type=signal.order_type, price=signal.price,
+            stop_loss=targets.stop_loss, take_profit=targets.take_profit, position_ticket=None, reduce_only=False,
+            created_at=rt.clock.now(),
+        )  # fmt: skip  # every part is already validated (volume checked above)
         reason = self.veto(order)
         if reason is not None:
             return self._reject(signal, "risk", [reason], scores, combined, targets, volume, order)
@@ -132,7 +137,7 @@ class Pipeline:
             log.error("execution refused an approved order", exc_info=True)
             reason = Reason(code="execution_refused", message=f"execution_refused: {type(exc).__name__}: {exc}")
             return self._reject(signal, "execution", [reason], scores, combined, targets, volume, order)
-        return Decision.model_construct(
+        return Decision.trusted(
             signal_id=signal.signal_id, approved=True, stage="done", reasons=(), scores=tuple(scores),
             combined_score=combined, targets=targets, volume=volume, order=order, client_id=client_id,
             decided_at=rt.clock.now(),
@@ -189,7 +194,7 @@ class Pipeline:
         volume: float | None = None,
         order: OrderIntent | None = None,
     ) -> Decision:
-        return Decision.model_construct(
+        return Decision.trusted(
             signal_id=signal.signal_id, approved=False, stage=stage, reasons=tuple(found), scores=tuple(scores),
             combined_score=combined, targets=targets, volume=volume, order=order, client_id="",
             decided_at=self.runtime.clock.now(),
@@ -197,7 +202,12 @@ class Pipeline:
 
     def _record(self, decision: Decision) -> None:
         rt = self.runtime
-        rt.metrics.decisions.labels("approved" if decision.approved else "rejected", decision.stage).inc()
+        key = (decision.approved, decision.stage)
+        counter = self._decision_counters.get(key)
+        if counter is None:
+            counter = rt.metrics.decisions.labels("approved" if decision.approved else "rejected", decision.stage)
+            self._decision_counters[key] = counter
+        counter.inc()
         for reason in decision.reasons:
             rt.metrics.count_rejection(reason.code)
         rt.store.record_decision(decision)

@@ -1,0 +1,1 @@
+"""An example third-party tradeguard plugin package: a strategy and a check."""

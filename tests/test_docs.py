@@ -1,0 +1,44 @@
+"""Documentation that users rely on cannot drift from the code."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+from pydantic import BaseModel
+
+from tradeguard import reasons
+from tradeguard.core.settings import KERNEL_TABLES
+
+from .conftest import REPO
+
+
+def builtin_models() -> dict[str, type[BaseModel]]:
+    from tradeguard.core.plugins import candidates
+
+    models = dict(KERNEL_TABLES)
+    for name, ep in candidates().items():
+        if ep.value.startswith("tradeguard."):
+            model = ep.load()().tradeguard_settings()
+            models[name] = model
+    return models
+
+
+def test_settings_toml_documents_every_key_with_a_comment() -> None:
+    text = (REPO / "settings.toml").read_text()
+    shipped = tomllib.loads(text)["default"]
+    for table, model in builtin_models().items():
+        assert table in shipped, f"[default.{table}] missing from settings.toml"
+        section = text.split(f"[default.{table}]", 1)[1].split("\n[", 1)[0]
+        for key in model.model_fields:
+            assert re.search(rf"^#?\s*{key} =", section, re.M), f"{table}.{key} missing from settings.toml"
+            before = section.split(f"{key} =", 1)[0].rstrip().splitlines()
+            assert before and before[-1].lstrip().startswith("#"), f"{table}.{key} has no comment above it"
+
+
+def test_reason_table_in_docs_matches_the_code() -> None:
+    assert reasons.markdown_table() in (REPO / "docs" / "reasons.md").read_text()
+
+
+def test_every_reason_code_is_snake_case() -> None:
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", code) for code in reasons.REASONS)
