@@ -1,0 +1,209 @@
+"""Market-data loaders: MT5 "export bars" CSV, generic OHLC CSV, Parquet -> MT5 rates arrays.
+
+Every loader returns a numpy structured array with MetaTrader5's rates dtype (``RATES_DTYPE``),
+oldest first, ``time`` in epoch seconds on the broker-server scale (as the file has it). A broken
+file fails with :class:`DataError` naming the file, the row (1-based line in the file; data row
+for Parquet) and the column: a missing column, an unparsable date, a non-finite or non-positive
+price, high below low, or a time that does not increase.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from tradeguard.errors import TradeguardError
+
+RATES_DTYPE = np.dtype(
+    [("time", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"),
+     ("tick_volume", "<u8"), ("spread", "<i4"), ("real_volume", "<u8")]
+)  # fmt: skip
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "EURUSD_H1.csv"
+
+_TIME_NAMES = ("time", "date", "datetime", "timestamp", "")
+_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y.%m.%d %H:%M:%S", "%Y.%m.%d %H:%M",
+                 "%Y.%m.%d", "%Y-%m-%dT%H:%M:%S")  # fmt: skip
+
+
+class DataError(TradeguardError):
+    """A market-data file is unusable; says which file, row and column."""
+
+    def __init__(self, path: Path | str, message: str, row: int | None = None, column: str | None = None) -> None:
+        self.path, self.row, self.column = str(path), row, column
+        where = str(path) + (f", row {row}" if row is not None else "") + (f", column {column!r}" if column else "")
+        super().__init__(f"{where}: {message}")
+
+
+def load_bars(path: str | Path, fmt: str = "auto") -> np.ndarray:
+    """Load bars from ``path``; ``fmt`` is ``auto`` (by extension and header), ``mt5``, ``csv`` or ``parquet``."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, "no such file")
+    if fmt == "auto":
+        if p.suffix.lower() in (".parquet", ".pq"):
+            fmt = "parquet"
+        else:
+            with p.open(encoding="utf-8-sig", errors="replace") as fh:
+                fmt = "mt5" if fh.readline().lstrip().startswith("<DATE>") else "csv"
+    loaders = {"mt5": _load_mt5, "csv": _load_csv, "parquet": _load_parquet}
+    if fmt not in loaders:
+        raise DataError(p, f"unknown format {fmt!r}; allowed: auto, {', '.join(loaders)}")
+    return loaders[fmt](p)
+
+
+def _parse_time(text: str, path: Path, row: int, column: str) -> int:
+    text = text.strip()
+    for f in _DATE_FORMATS:
+        try:
+            return int(datetime.strptime(text, f).replace(tzinfo=UTC).timestamp())
+        except ValueError:
+            continue
+    raise DataError(path, f"unparsable date {text!r}", row, column)
+
+
+def _number(text: str, path: Path, row: int, column: str) -> float:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise DataError(path, f"not a number: {text!r}", row, column) from None
+    if not math.isfinite(value):
+        raise DataError(path, f"not a finite number: {text!r}", row, column)
+    return value
+
+
+def _build(path: Path, rows: Iterable[tuple[int, int, float, float, float, float, float, float]]) -> np.ndarray:
+    """Validate and pack ``(row, time, open, high, low, close, tick_volume, spread)`` tuples."""
+    out: list[tuple[int, float, float, float, float, int, int, int]] = []
+    last = None
+    for row, t, o, h, lo, c, vol, spread in rows:
+        for name, price in (("open", o), ("high", h), ("low", lo), ("close", c)):
+            if not price > 0:
+                raise DataError(path, f"price must be positive, got {price}", row, name)
+        if h < max(o, c, lo):
+            raise DataError(path, f"high {h} is below open/close/low", row, "high")
+        if lo > min(o, c):
+            raise DataError(path, f"low {lo} is above open/close", row, "low")
+        if vol < 0 or spread < 0:
+            raise DataError(path, "volume and spread must not be negative", row, "volume" if vol < 0 else "spread")
+        if last is not None and t <= last:
+            raise DataError(path, f"time {datetime.fromtimestamp(t, UTC):%Y-%m-%d %H:%M:%S} does not increase", row,
+                            "time")  # fmt: skip
+        last = t
+        out.append((t, o, h, lo, c, int(vol), int(spread), 0))
+    if not out:
+        raise DataError(path, "no bars")
+    return np.array(out, dtype=RATES_DTYPE)
+
+
+def _columns(path: Path, header: list[str], row: int = 1) -> dict[str, int]:
+    """Map canonical column names to indexes; time may be an unnamed first column."""
+    names = [h.strip().strip("<>").lower() for h in header]
+    index: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in _TIME_NAMES and "time" not in index:
+            index["time"] = i
+        elif name in ("tickvol", "tick_volume", "volume") and "volume" not in index:
+            index["volume"] = i
+        elif name in ("open", "high", "low", "close", "spread"):
+            index[name] = i
+    for required in ("time", "open", "high", "low", "close"):
+        if required not in index:
+            raise DataError(path, f"missing column; header has {', '.join(h or '<unnamed>' for h in header)}", row,
+                            required)  # fmt: skip
+    return index
+
+
+def _cell(record: list[str], index: dict[str, int], name: str, path: Path, row: int) -> str:
+    i = index[name]
+    if i >= len(record):
+        raise DataError(path, "row is too short", row, name)
+    return record[i]
+
+
+def _csv_rows(path: Path, records: Iterator[list[str]], index: dict[str, int], date_col: int | None = None):  # type: ignore[no-untyped-def]
+    for row, record in enumerate(records, start=2):
+        if not record or not any(x.strip() for x in record):
+            continue
+        if date_col is not None:  # MT5 export: <DATE> and <TIME> in two columns
+            text = record[date_col] + " " + _cell(record, index, "time", path, row)
+        else:
+            text = _cell(record, index, "time", path, row)
+        t = _parse_time(text, path, row, "time")
+        prices = [_number(_cell(record, index, c, path, row), path, row, c) for c in ("open", "high", "low", "close")]
+        vol = _number(_cell(record, index, "volume", path, row), path, row, "volume") if "volume" in index else 0
+        spread = _number(_cell(record, index, "spread", path, row), path, row, "spread") if "spread" in index else 0
+        yield (row, t, *prices, vol, spread)
+
+
+def _load_csv(path: Path) -> np.ndarray:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise DataError(path, "empty file")
+        return _build(path, _csv_rows(path, reader, _columns(path, header)))
+
+
+def _load_mt5(path: Path) -> np.ndarray:
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh, delimiter="\t")
+        header = [h.strip() for h in next(reader, [])]
+        if "<DATE>" not in header:
+            raise DataError(path, "missing column in an MT5 export header", 1, "<DATE>")
+        date_col = header.index("<DATE>")
+        if "<TIME>" in header:
+            index = _columns(path, ["" if h == "<DATE>" else h for h in header])
+            index["time"] = header.index("<TIME>")
+            return _build(path, _csv_rows(path, reader, index, date_col=date_col))
+        index = _columns(path, ["time" if h == "<DATE>" else h for h in header])  # daily export: date only
+        return _build(path, _csv_rows(path, reader, index))
+
+
+def _load_parquet(path: Path) -> np.ndarray:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise DataError(path, f"not a readable Parquet file: {exc}") from exc
+    header = list(table.column_names)
+    index = _columns(path, header, row=0)
+    cols = {name: table.column(i).to_pylist() for name, i in index.items()}
+
+    def rows():  # type: ignore[no-untyped-def]
+        for n in range(table.num_rows):
+            row = n + 1
+            raw_t = cols["time"][n]
+            if isinstance(raw_t, datetime):
+                t = int((raw_t if raw_t.tzinfo else raw_t.replace(tzinfo=UTC)).timestamp())
+            elif isinstance(raw_t, int | float) and not isinstance(raw_t, bool):
+                t = int(raw_t)
+            else:
+                t = _parse_time(str(raw_t), path, row, "time")
+            vals = []
+            for c in ("open", "high", "low", "close"):
+                v = cols[c][n]
+                if v is None or not math.isfinite(float(v)):
+                    raise DataError(path, f"not a finite number: {v!r}", row, c)
+                vals.append(float(v))
+            vol = float(cols["volume"][n] or 0) if "volume" in cols else 0
+            spread = float(cols["spread"][n] or 0) if "spread" in cols else 0
+            yield (row, t, *vals, vol, spread)
+
+    return _build(path, rows())
+
+
+def repeat_shifted(bars: np.ndarray, times: int) -> np.ndarray:
+    """The bars repeated ``times`` times, each copy shifted after the previous one (for benchmarks)."""
+    span = int(bars["time"][-1] - bars["time"][0]) + int(bars["time"][1] - bars["time"][0])
+    copies = []
+    for k in range(times):
+        c = bars.copy()
+        c["time"] += k * span
+        copies.append(c)
+    return np.concatenate(copies)
