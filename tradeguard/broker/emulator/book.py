@@ -1,0 +1,145 @@
+"""The trade server's records: positions, orders (working and historical) and deals.
+
+Mutable while they live in the emulator; handed out as the real MetaTrader5 named tuples.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+from tradeguard.broker.emulator import constants as c
+from tradeguard.broker.emulator.structures import TradeDeal, TradeOrder, TradePosition
+
+BUY_TYPES = frozenset({c.ORDER_TYPE_BUY, c.ORDER_TYPE_BUY_LIMIT, c.ORDER_TYPE_BUY_STOP, c.ORDER_TYPE_BUY_STOP_LIMIT})
+
+
+@dataclass(slots=True)
+class Position:
+    ticket: int
+    identifier: int
+    symbol: str
+    is_buy: bool
+    volume: float
+    price_open: float
+    sl: float
+    tp: float
+    magic: int
+    comment: str
+    time_msc: int
+    time_update_msc: int
+    reason: int = c.POSITION_REASON_EXPERT
+    price_current: float = 0.0
+    margin: float = 0.0
+
+    def as_tuple(self, profit: float) -> TradePosition:
+        return TradePosition(
+            ticket=self.ticket, time=self.time_msc // 1000, time_msc=self.time_msc,
+            time_update=self.time_update_msc // 1000, time_update_msc=self.time_update_msc,
+            type=c.POSITION_TYPE_BUY if self.is_buy else c.POSITION_TYPE_SELL, magic=self.magic,
+            identifier=self.identifier, reason=self.reason, volume=self.volume, price_open=self.price_open,
+            sl=self.sl, tp=self.tp, price_current=self.price_current, swap=0.0, profit=profit, symbol=self.symbol,
+            comment=self.comment, external_id="",
+        )  # fmt: skip
+
+
+@dataclass(slots=True)
+class Order:
+    ticket: int
+    symbol: str
+    type: int
+    volume_initial: float
+    volume_current: float
+    price_open: float
+    sl: float
+    tp: float
+    price_stoplimit: float
+    magic: int
+    comment: str
+    type_filling: int
+    type_time: int
+    time_expiration: int
+    time_setup_msc: int
+    state: int = c.ORDER_STATE_PLACED
+    time_done_msc: int = 0
+    position_id: int = 0
+    position_by_id: int = 0
+    reason: int = c.ORDER_REASON_EXPERT
+    price_current: float = 0.0
+
+    @property
+    def is_buy(self) -> bool:
+        return self.type in BUY_TYPES
+
+    def as_tuple(self) -> TradeOrder:
+        return TradeOrder(
+            ticket=self.ticket, time_setup=self.time_setup_msc // 1000, time_setup_msc=self.time_setup_msc,
+            time_done=self.time_done_msc // 1000, time_done_msc=self.time_done_msc,
+            time_expiration=self.time_expiration, type=self.type, type_time=self.type_time,
+            type_filling=self.type_filling, state=self.state, magic=self.magic, position_id=self.position_id,
+            position_by_id=self.position_by_id, reason=self.reason, volume_initial=self.volume_initial,
+            volume_current=self.volume_current, price_open=self.price_open, sl=self.sl, tp=self.tp,
+            price_current=self.price_current, price_stoplimit=self.price_stoplimit, symbol=self.symbol,
+            comment=self.comment, external_id="",
+        )  # fmt: skip
+
+
+@dataclass(slots=True)
+class Deal:
+    ticket: int
+    order: int
+    time_msc: int
+    type: int
+    entry: int
+    magic: int
+    position_id: int
+    reason: int
+    volume: float
+    price: float
+    commission: float
+    profit: float
+    symbol: str
+    comment: str
+
+    def as_tuple(self) -> TradeDeal:
+        return TradeDeal(
+            ticket=self.ticket, order=self.order, time=self.time_msc // 1000, time_msc=self.time_msc, type=self.type,
+            entry=self.entry, magic=self.magic, position_id=self.position_id, reason=self.reason,
+            volume=self.volume, price=self.price, commission=self.commission, swap=0.0, profit=self.profit, fee=0.0,
+            symbol=self.symbol, comment=self.comment, external_id="",
+        )  # fmt: skip
+
+
+@dataclass
+class Book:
+    """Every record of the account, and the ticket counters (orders and deals have their own)."""
+
+    positions: dict[int, Position] = field(default_factory=dict)
+    orders: dict[int, Order] = field(default_factory=dict)
+    history_orders: list[Order] = field(default_factory=list)
+    deals: list[Deal] = field(default_factory=list)
+    closed_positions: set[int] = field(default_factory=set)
+    next_order: int = 1_000_001
+    next_deal: int = 2_000_001
+
+    def order_ticket(self) -> int:
+        self.next_order += 1
+        return self.next_order - 1
+
+    def deal_ticket(self) -> int:
+        self.next_deal += 1
+        return self.next_deal - 1
+
+
+def group_match(symbol: str, group: str) -> bool:
+    """MT5 group filter: comma-separated ``*`` masks, ``!`` excludes; later masks win."""
+    verdict = False
+    for mask in (m.strip() for m in group.split(",")):
+        if not mask:
+            continue
+        if mask.startswith("!"):
+            if fnmatch.fnmatchcase(symbol, mask[1:]):
+                verdict = False
+        elif fnmatch.fnmatchcase(symbol, mask):
+            verdict = True
+    return verdict

@@ -1,0 +1,569 @@
+"""A MetaTrader 5 terminal and trade server in one process: state, market data, the replay loop.
+
+The public methods are the MetaTrader5 API (same names, arguments, return types and
+``last_error`` behaviour). Methods prefixed ``replay_``/``admin_`` are the emulator's own
+controls (advance the replay, deposit, switch Algo Trading), used by tradeguard's replay and tests.
+
+The replay loop is the hot path: per tick it publishes the price, compares it with four
+pre-computed trigger levels per symbol (SL/TP and pending-order prices), and, with positions
+open, updates floating P&L incrementally and checks the stop-out level. Everything else runs only
+when a level is crossed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time as _time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from tradeguard.broker.data import SAMPLE, load_bars
+from tradeguard.broker.emulator import constants as c
+from tradeguard.broker.emulator import symbols as sy
+from tradeguard.broker.emulator.book import Book, Order, Position, group_match
+from tradeguard.broker.emulator.faults import PROFILES, FaultInjector, FaultProfile
+from tradeguard.broker.emulator.feed import TICKS_PER_BAR, TIMEFRAME_SECONDS, Feed
+from tradeguard.broker.emulator.structures import RATES_DTYPE, TICKS_DTYPE, AccountInfo, TerminalInfo, Tick
+from tradeguard.broker.emulator.trading import Trading
+
+INF = float("inf")
+NO_IPC = (c.RES_E_INTERNAL_FAIL_CONNECT, "No IPC connection")
+OK = (c.RES_S_OK, "Success")
+
+
+class EmulatorConfig(BaseModel):
+    """What ``initialize(...)`` (or settings) may choose: data, account, costs, faults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data: str = Field(default=str(SAMPLE), description="bars file (MT5 export, CSV or Parquet); times are UTC")
+    symbol: str = Field(default="EURUSD", description="the symbol the data file holds")
+    symbols: dict[str, dict[str, Any]] = Field(default_factory=dict, description="spec overrides per symbol")
+    server_offset_hours: float = Field(default=0.0, ge=-12, le=14, description="server clock = UTC + offset")
+    login: int = 5_000_001
+    password: str = ""
+    server: str = "Tradeguard-Emulator"
+    name: str = "tradeguard demo"
+    company: str = "tradeguard emulator"
+    currency: str = "USD"
+    balance: float = Field(default=10_000.0, ge=0)
+    leverage: int = Field(default=100, ge=1)
+    margin_mode: str = Field(default="hedging", pattern="^(hedging|netting)$")
+    margin_so_call: float = Field(default=100.0, ge=0)
+    margin_so_so: float = Field(default=50.0, ge=0)
+    commission_per_lot: float = Field(default=0.0, ge=0, description="charged per lot on every deal, each side")
+    slippage_points: int = Field(default=0, ge=0, description="largest adverse slippage on market fills")
+    liquidity_lots: float = Field(default=0.0, ge=0, description="volume fillable per tick; 0 = unlimited")
+    limit_orders: int = Field(default=200, ge=0)
+    limit_positions: int = Field(default=0, ge=0, description="0 = no limit")
+    faults: FaultProfile | str = "none"
+
+
+class Terminal(Trading):
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.initialized = False
+        self.loaded = False
+        self._last_error: tuple[int, str] = NO_IPC
+
+    # ------------------------------------------------------------------ set-up ----------------
+
+    def _load(self, config: EmulatorConfig) -> None:
+        self.config = config
+        profile = config.faults if isinstance(config.faults, FaultProfile) else PROFILES.get(config.faults)
+        if profile is None:
+            raise ValueError(f"faults: unknown profile {config.faults!r}; known: {', '.join(PROFILES)}")
+        self.faults = FaultInjector(profile)
+        import random
+
+        self._slip_rng = random.Random(profile.seed + 1)  # seeded: slippage is part of the emulation
+        self.offset_s = int(config.server_offset_hours * 3600)
+        self.specs: dict[str, sy.SymbolSpec] = {}
+        for name, spec in sy.CATALOGUE.items():
+            self.specs[name] = spec.with_overrides(**config.symbols.get(name, {}))
+        for name in config.symbols:
+            if name not in self.specs:
+                raise ValueError(f"symbols.{name}: not in the catalogue ({', '.join(sy.CATALOGUE)})")
+        main = self.specs[config.symbol]
+        self.feed = Feed(config.symbol, load_bars(config.data), main.digits, main.spread, self.offset_s)
+        self.selected = {config.symbol}
+        # live quotes: symbol -> [bid, ask, time_msc]; symbols without data stand still at static_bid
+        self.quotes: dict[str, list[float]] = {}
+        for name, spec in self.specs.items():
+            bid = round(spec.static_bid, spec.digits)
+            self.quotes[name] = [bid, round(bid + spec.spread * spec.point, spec.digits), 0]
+        self.published: dict[str, tuple[float, float, int]] = {}
+        self.book = Book()
+        self.balance = config.balance
+        self.credit = 0.0
+        self.algo_trading = True
+        self.trade_expert = True
+        self.index = -1
+        self._stale_until = -1
+        self._bids = self.feed.bid.tolist()
+        self._asks = self.feed.ask.tolist()
+        self._times = self.feed.time_msc.tolist()
+        # trigger levels per symbol: [lo_bid, hi_bid, lo_ask, hi_ask]
+        self.levels: dict[str, list[float]] = {s: [-INF, INF, -INF, INF] for s in self.specs}
+        # floating P&L aggregates per symbol: [kb, cb, ks, cs, floating_in_account_ccy]
+        self.agg: dict[str, list[float]] = {s: [0.0] * 5 for s in self.specs}
+        self.floating = 0.0
+        self.margin_used = 0.0
+        self.request_id = 0
+        self.loaded = True
+        self._advance_one()
+
+    def now_msc(self) -> int:
+        return int(self.quotes[self.config.symbol][2])
+
+    def price_of(self, symbol: str) -> float | None:
+        q = self.quotes.get(symbol)
+        return q[0] if q else None
+
+    # ------------------------------------------------------------------ session ---------------
+
+    def _enter(self) -> bool:
+        """Every API call starts here: latency fault, and the IPC check."""
+        if self.loaded and self.faults.profile.latency_ms:
+            _time.sleep(self.faults.profile.latency_ms / 1000)
+        if not self.initialized:
+            self._last_error = NO_IPC
+            return False
+        self._last_error = OK
+        return True
+
+    def initialize(self, path: str | None = None, *, login: int | None = None, password: str | None = None,
+                   server: str | None = None, timeout: int = 60000, portable: bool = False, reset: bool = False,
+                   **config: Any) -> bool:  # fmt: skip
+        """Connect; the first call (or ``reset=True``) builds the market and account from ``config``.
+
+        Extra keyword arguments are the emulator's :class:`EmulatorConfig`; without any, the shipped
+        EURUSD sample and a default demo account open, as a terminal opens its last account.
+        """
+        with self._lock:
+            if not self.loaded or reset:
+                try:
+                    self._load(EmulatorConfig(**config))
+                except Exception as exc:
+                    self._last_error = (c.RES_E_INTERNAL_FAIL_INIT, f"IPC initialize failed, {exc}")
+                    return False
+            self.initialized = True
+            self._last_error = OK
+            if login is not None:
+                return self.login(login, password=password, server=server)
+            return True
+
+    def login(self, login: int, password: str | None = None, server: str | None = None,
+              timeout: int = 60000) -> bool:  # fmt: skip
+        with self._lock:
+            if not self._enter():
+                return False
+            cfg = self.config
+            if login != cfg.login or (cfg.password and password != cfg.password) or (server and server != cfg.server):
+                self._last_error = (c.RES_E_AUTH_FAILED, "Terminal: Authorization failed")
+                return False
+            return True
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self.initialized = False
+            self._last_error = NO_IPC
+
+    def version(self) -> tuple[int, int, str] | None:
+        with self._lock:
+            return (500, 5735, "16 Oct 2026") if self._enter() else None
+
+    def last_error(self) -> tuple[int, str]:
+        return self._last_error
+
+    def terminal_info(self) -> TerminalInfo | None:
+        with self._lock:
+            if not self._enter():
+                return None
+            now = self.now_msc()
+            return TerminalInfo(
+                community_account=False, community_connection=False, connected=self.faults.connected(now),
+                dlls_allowed=False, trade_allowed=self.algo_trading and self.faults.autotrading(now),
+                tradeapi_disabled=False, email_enabled=False, ftp_enabled=False, notifications_enabled=False,
+                mqid=False, build=5735, maxbars=100000, codepage=0,
+                ping_last=int(self.faults.profile.latency_ms * 1000), community_balance=0.0, retransmission=0.0,
+                company=self.config.company, name="tradeguard MT5 emulator", language="English",
+                path="emulator", data_path="emulator", commondata_path="emulator",
+            )  # fmt: skip
+
+    def account_info(self) -> AccountInfo | None:
+        with self._lock:
+            if not self._enter():
+                return None
+            cfg = self.config
+            equity = self.equity()
+            margin = self.margin_used
+            return AccountInfo(
+                login=cfg.login, trade_mode=c.ACCOUNT_TRADE_MODE_DEMO, leverage=cfg.leverage,
+                limit_orders=cfg.limit_orders, margin_so_mode=c.ACCOUNT_STOPOUT_MODE_PERCENT,
+                trade_allowed=True, trade_expert=self.trade_expert,
+                margin_mode=(c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING if self.hedging
+                             else c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING),
+                currency_digits=2, fifo_close=False, balance=round(self.balance, 2), credit=self.credit,
+                profit=round(self.floating, 2), equity=round(equity, 2), margin=round(margin, 2),
+                margin_free=round(equity - margin, 2), margin_level=round(equity / margin * 100, 2) if margin else 0.0,
+                margin_so_call=cfg.margin_so_call, margin_so_so=cfg.margin_so_so, margin_initial=0.0,
+                margin_maintenance=0.0, assets=0.0, liabilities=0.0, commission_blocked=0.0, name=cfg.name,
+                server=cfg.server, currency=cfg.currency, company=cfg.company,
+            )  # fmt: skip
+
+    @property
+    def hedging(self) -> bool:
+        return self.config.margin_mode == "hedging"
+
+    def equity(self) -> float:
+        return self.balance + self.credit + self.floating
+
+    # ------------------------------------------------------------------ symbols and quotes -----
+
+    def symbols_total(self) -> int | None:
+        with self._lock:
+            return len(self.specs) if self._enter() else None
+
+    def symbols_get(self, group: str | None = None) -> tuple[Any, ...] | None:
+        with self._lock:
+            if not self._enter():
+                return None
+            names = [n for n in self.specs if group is None or group_match(n, group)]
+            return tuple(self._symbol_info(n) for n in names)
+
+    def symbol_info(self, symbol: str) -> Any:
+        with self._lock:
+            if not self._enter():
+                return None
+            if symbol not in self.specs:
+                self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
+                return None
+            return self._symbol_info(symbol)
+
+    def _symbol_info(self, symbol: str) -> Any:
+        bid, ask, t = self._published(symbol)
+        return sy.symbol_info(self.specs[symbol], bid, ask, t // 1000, symbol in self.selected, self.config.currency,
+                              self.price_of)  # fmt: skip
+
+    def _published(self, symbol: str) -> tuple[float, float, int]:
+        """The quote clients see: the live one, or the last published one while ticks are stale."""
+        if symbol in self.published:
+            return self.published[symbol]
+        bid, ask, t = self.quotes[symbol]
+        return bid, ask, int(t)
+
+    def symbol_info_tick(self, symbol: str) -> Tick | None:
+        with self._lock:
+            if not self._enter():
+                return None
+            if symbol not in self.specs:
+                self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
+                return None
+            bid, ask, t = self._published(symbol)
+            return Tick(time=t // 1000, bid=bid, ask=ask, last=0.0, volume=0, time_msc=t,
+                        flags=c.TICK_FLAG_BID | c.TICK_FLAG_ASK, volume_real=0.0)  # fmt: skip
+
+    def symbol_select(self, symbol: str, enable: bool = True) -> bool:
+        with self._lock:
+            if not self._enter():
+                return False
+            if symbol not in self.specs:
+                self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
+                return False
+            (self.selected.add if enable else self.selected.discard)(symbol)
+            return True
+
+    def market_book_add(self, symbol: str) -> bool:
+        with self._lock:
+            if self._enter():
+                self._last_error = (c.RES_E_UNSUPPORTED, "Terminal: market depth is not emulated")
+            return False
+
+    market_book_release = market_book_add
+
+    def market_book_get(self, symbol: str) -> None:
+        self.market_book_add(symbol)
+
+    # ------------------------------------------------------------------ rates and ticks --------
+
+    def _rates(self, symbol: str, timeframe: int) -> np.ndarray | None:
+        if not self._enter():
+            return None
+        if symbol != self.feed.symbol:
+            self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
+            return None
+        seconds = TIMEFRAME_SECONDS.get(timeframe)
+        if seconds is None or seconds < self.feed.bar_seconds or seconds % self.feed.bar_seconds:
+            self._last_error = (c.RES_E_INVALID_PARAMS, f"Invalid timeframe {timeframe} for the replayed data")
+            return None
+        rates = self.feed.rates_until(self.index)
+        return rates if seconds == self.feed.bar_seconds else resample(rates, seconds)
+
+    def copy_rates_from_pos(self, symbol: str, timeframe: int, start_pos: int, count: int) -> np.ndarray | None:
+        with self._lock:
+            rates = self._rates(symbol, timeframe)
+            if rates is None:
+                return None
+            end = len(rates) - start_pos
+            return rates[max(0, end - count) : max(0, end)].copy()
+
+    def copy_rates_from(self, symbol: str, timeframe: int, date_from: Any, count: int) -> np.ndarray | None:
+        with self._lock:
+            rates = self._rates(symbol, timeframe)
+            if rates is None:
+                return None
+            end = int(np.searchsorted(rates["time"], _epoch(date_from), side="right"))
+            return rates[max(0, end - count) : end].copy()
+
+    def copy_rates_range(self, symbol: str, timeframe: int, date_from: Any, date_to: Any) -> np.ndarray | None:
+        with self._lock:
+            rates = self._rates(symbol, timeframe)
+            if rates is None:
+                return None
+            t = rates["time"]
+            return rates[(t >= _epoch(date_from)) & (t <= _epoch(date_to))].copy()
+
+    def _ticks(self, symbol: str, lo_ms: int, hi_ms: int, count: int | None) -> np.ndarray | None:
+        if not self._enter():
+            return None
+        if symbol != self.feed.symbol:
+            self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
+            return None
+        upto = self.index + 1
+        times = self.feed.time_msc[:upto]
+        start = int(np.searchsorted(times, lo_ms, side="left"))
+        stop = int(np.searchsorted(times, hi_ms, side="right"))
+        if count is not None:
+            stop = min(stop, start + count)
+        out = np.zeros(stop - start, dtype=TICKS_DTYPE)
+        out["time_msc"] = times[start:stop]
+        out["time"] = out["time_msc"] // 1000
+        out["bid"], out["ask"] = self.feed.bid[start:stop], self.feed.ask[start:stop]
+        out["flags"] = c.TICK_FLAG_BID | c.TICK_FLAG_ASK
+        return out
+
+    def copy_ticks_from(self, symbol: str, date_from: Any, count: int, flags: int) -> np.ndarray | None:
+        with self._lock:
+            return self._ticks(symbol, _epoch(date_from) * 1000, 2**62, count)
+
+    def copy_ticks_range(self, symbol: str, date_from: Any, date_to: Any, flags: int) -> np.ndarray | None:
+        with self._lock:
+            return self._ticks(symbol, _epoch(date_from) * 1000, _epoch(date_to) * 1000, None)
+
+    # ------------------------------------------------------------------ records -----------------
+
+    def orders_total(self) -> int | None:
+        with self._lock:
+            return len(self.book.orders) if self._enter() else None
+
+    def orders_get(self, symbol: str | None = None, group: str | None = None, ticket: int | None = None) -> Any:
+        with self._lock:
+            if not self._enter():
+                return None
+            for o in self.book.orders.values():
+                o.price_current = self.quotes[o.symbol][1 if o.is_buy else 0]
+            return tuple(o.as_tuple() for o in self._filter(self.book.orders.values(), symbol, group, ticket))
+
+    def positions_total(self) -> int | None:
+        with self._lock:
+            return len(self.book.positions) if self._enter() else None
+
+    def positions_get(self, symbol: str | None = None, group: str | None = None, ticket: int | None = None) -> Any:
+        with self._lock:
+            if not self._enter():
+                return None
+            chosen = self._filter(self.book.positions.values(), symbol, group, ticket)
+            return tuple(p.as_tuple(self.position_profit(p)) for p in chosen)
+
+    @staticmethod
+    def _filter(items: Any, symbol: str | None, group: str | None, ticket: int | None) -> list[Any]:
+        if symbol is not None:  # symbol overrides ticket, as in MT5
+            return [x for x in items if x.symbol == symbol]
+        if group is not None:
+            return [x for x in items if group_match(x.symbol, group)]
+        if ticket is not None:
+            return [x for x in items if x.ticket == ticket]
+        return list(items)
+
+    def position_profit(self, p: Position) -> float:
+        bid, ask, _ = self.quotes[p.symbol]
+        p.price_current = bid if p.is_buy else ask
+        spec = self.specs[p.symbol]
+        return round(sy.profit(spec, p.is_buy, p.volume, p.price_open, p.price_current, self.config.currency,
+                               self.price_of), 2)  # fmt: skip
+
+    def _history(self, items: list[Any], args: tuple[Any, ...], time_of: Any, ticket_of: Any,
+                 group: str | None, ticket: int | None, position: int | None) -> list[Any] | None:  # fmt: skip
+        if ticket is not None:
+            return [x for x in items if ticket_of(x) == ticket]
+        if position is not None:
+            return [x for x in items if x.position_id == position]
+        if len(args) != 2:
+            self._last_error = (c.RES_E_INVALID_PARAMS, "Invalid arguments")
+            return None
+        lo, hi = _epoch(args[0]) * 1000, _epoch(args[1]) * 1000
+        chosen = [x for x in items if lo <= time_of(x) <= hi]
+        return [x for x in chosen if group_match(x.symbol, group)] if group else chosen
+
+    def history_orders_get(self, *args: Any, group: str | None = None, ticket: int | None = None,
+                           position: int | None = None) -> Any:  # fmt: skip
+        with self._lock:
+            if not self._enter():
+                return None
+            found = self._history(self.book.history_orders, args, lambda o: o.time_done_msc, lambda o: o.ticket,
+                                  group, ticket, position)  # fmt: skip
+            return None if found is None else tuple(o.as_tuple() for o in found)
+
+    def history_orders_total(self, date_from: Any, date_to: Any) -> int | None:
+        found = self.history_orders_get(date_from, date_to)
+        return None if found is None else len(found)
+
+    def history_deals_get(self, *args: Any, group: str | None = None, ticket: int | None = None,
+                          position: int | None = None) -> Any:  # fmt: skip
+        """``ticket`` selects deals by their ORDER ticket (``deal.order``), as the real API does."""
+        with self._lock:
+            if not self._enter():
+                return None
+            found = self._history(self.book.deals, args, lambda d: d.time_msc, lambda d: d.order, group, ticket,
+                                  position)  # fmt: skip
+            return None if found is None else tuple(d.as_tuple() for d in found)
+
+    def history_deals_total(self, date_from: Any, date_to: Any) -> int | None:
+        found = self.history_deals_get(date_from, date_to)
+        return None if found is None else len(found)
+
+    # ------------------------------------------------------------------ replay ------------------
+
+    @property
+    def replay_finished(self) -> bool:
+        return self.index >= len(self._bids) - 1
+
+    def replay_step(self, ticks: int = 1) -> int:
+        """Process up to ``ticks`` ticks; return how many were processed (0 at the end of the data)."""
+        with self._lock:
+            done = 0
+            while done < ticks and not self.replay_finished:
+                self._advance_one()
+                done += 1
+            return done
+
+    def replay_bars(self) -> Iterator[np.void]:
+        """Advance tick by tick; yield each bar of the replayed symbol right after its close tick."""
+        per_bar = TICKS_PER_BAR
+        while True:
+            with self._lock:
+                while not self.replay_finished:
+                    self._advance_one()
+                    if self.index % per_bar == per_bar - 1:
+                        break
+                else:
+                    if self.index % per_bar != per_bar - 1:
+                        return
+                closed = self.index % per_bar == per_bar - 1
+                bar = self.feed.bars[self.index // per_bar] if closed else None
+            if bar is None:
+                return
+            yield bar
+            if self.replay_finished:
+                return
+
+    def _advance_one(self) -> None:
+        i = self.index = self.index + 1
+        bid, ask, t = self._bids[i], self._asks[i], self._times[i]
+        sym = self.feed.symbol
+        q = self.quotes[sym]
+        q[0], q[1], q[2] = bid, ask, t
+        if i and i % TICKS_PER_BAR == 0 and self.faults.stale_bar():  # this bar's ticks are withheld
+            self._stale_until = i + TICKS_PER_BAR - 1
+            self.published.setdefault(sym, (self._bids[i - 1], self._asks[i - 1], self._times[i - 1]))
+        elif i > self._stale_until and self.published:
+            self.published.pop(sym, None)
+        lv = self.levels[sym]
+        if bid <= lv[0] or bid >= lv[1] or ask <= lv[2] or ask >= lv[3]:
+            self.on_levels_crossed(sym)
+        if self.margin_used:
+            a = self.agg[sym]
+            if a[0] or a[2]:
+                f = (a[0] * bid - a[1] + a[3] - a[2] * ask) * self.conversion(sym)
+                self.floating += f - a[4]
+                a[4] = f
+            equity = self.balance + self.credit + self.floating
+            if equity * 100 <= self.margin_used * self.config.margin_so_so:
+                self.stop_out()
+        if self.book.orders:
+            self.expire_orders(t)
+
+    def conversion(self, symbol: str) -> float:
+        """Factor from the symbol's profit currency to the account currency, at current quotes."""
+        spec = self.specs[symbol]
+        return 1.0 if spec.currency_profit == self.config.currency else sy.to_account(
+            1.0, spec.currency_profit, self.config.currency, self.price_of)  # fmt: skip
+
+    # ------------------------------------------------------------------ admin -------------------
+
+    def admin_deposit(self, amount: float, comment: str = "deposit") -> int:
+        """A balance deal with no trade behind it (deposit > 0, withdrawal < 0)."""
+        with self._lock:
+            return self.balance_deal(amount, comment)
+
+    def admin_set_algo_trading(self, enabled: bool) -> None:
+        with self._lock:
+            self.algo_trading = enabled
+
+    def admin_set_trade_mode(self, symbol: str, mode: int) -> None:
+        with self._lock:
+            self.specs[symbol] = self.specs[symbol].with_overrides(trade_mode=mode)
+
+    def admin_add_position(self, symbol: str, is_buy: bool, volume: float, magic: int = 0, comment: str = "") -> int:
+        """Open a position as another EA or a person at the terminal would (magic 0 = manual)."""
+        with self._lock:
+            request = {"action": c.TRADE_ACTION_DEAL, "symbol": symbol, "volume": volume, "magic": magic,
+                       "type": c.ORDER_TYPE_BUY if is_buy else c.ORDER_TYPE_SELL, "comment": comment,
+                       "type_filling": c.ORDER_FILLING_IOC}  # fmt: skip
+            result = self.execute_request(request, reason=c.DEAL_REASON_CLIENT if magic == 0 else c.DEAL_REASON_EXPERT)
+            if result.retcode != c.TRADE_RETCODE_DONE:
+                raise RuntimeError(f"admin_add_position failed: {result.retcode} {result.comment}")
+            return int(result.order)
+
+    def admin_state(self) -> dict[str, Any]:
+        """A plain summary for assertions and the served process's health line."""
+        with self._lock:
+            return {"index": self.index, "time_msc": self.now_msc(), "balance": round(self.balance, 2),
+                    "equity": round(self.equity(), 2), "positions": len(self.book.positions),
+                    "orders": len(self.book.orders), "deals": len(self.book.deals),
+                    "faults": dict(self.faults.injected)}  # fmt: skip
+
+
+def _epoch(value: Any) -> int:
+    """MT5 accepts datetimes (aware: as is; naive: local zone) or int seconds, on the server scale."""
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    raise TypeError(f"expected a datetime or epoch seconds, got {type(value).__name__}")
+
+
+def resample(rates: np.ndarray, seconds: int) -> np.ndarray:
+    """Aggregate bars into a higher timeframe aligned to multiples of ``seconds`` (D1 at server midnight)."""
+    if len(rates) == 0:
+        return rates
+    buckets = rates["time"] // seconds * seconds
+    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+    ends = np.r_[starts[1:], len(rates)]
+    out = np.zeros(len(starts), dtype=RATES_DTYPE)
+    out["time"] = buckets[starts]
+    out["open"] = rates["open"][starts]
+    out["close"] = rates["close"][ends - 1]
+    out["high"] = np.maximum.reduceat(rates["high"], starts)
+    out["low"] = np.minimum.reduceat(rates["low"], starts)
+    out["tick_volume"] = np.add.reduceat(rates["tick_volume"], starts)
+    out["spread"] = rates["spread"][starts]
+    return out
+
+
+__all__ = ["EmulatorConfig", "Order", "Position", "Terminal"]
