@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from tradeguard.core.settings import PluginSettings
+from tradeguard.core.schema import PluginSettings
 from tradeguard.errors import (
     ConfigError,
     IllegalStateTransition,

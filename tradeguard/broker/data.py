@@ -17,8 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from tradeguard.broker.emulator.structures import RATES_DTYPE
 from tradeguard.errors import TradeguardError
+
+#: MetaTrader5's rates dtype (``copy_rates_*``), field for field.
+RATES_DTYPE = np.dtype(
+    [("time", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"),
+     ("tick_volume", "<u8"), ("spread", "<i4"), ("real_volume", "<u8")]
+)  # fmt: skip
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "EURUSD_H1.csv"
 

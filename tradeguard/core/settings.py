@@ -18,9 +18,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from tradeguard.broker.mt5 import BrokerSettings
+from tradeguard.core.schema import PluginSettings
 from tradeguard.errors import ConfigError
+
+__all__ = ["KERNEL_TABLES", "PluginSettings", "Settings", "validate"]
 
 ENVIRONMENTS = ("default", "paper", "live")
 ENV_VAR = "TRADEGUARD_ENV"
@@ -30,12 +34,6 @@ _META_KEYS = frozenset({"env", "load_dotenv", "settings_file"})
 #: Key names whose values are never shown.
 SECRET_KEY = re.compile(r"secret|password|passwd|token|api_key|apikey|hmac|private|credential", re.I)
 REDACTED = "<redacted>"
-
-
-class PluginSettings(BaseModel):
-    """Base for a settings table: immutable, strict types, unknown keys refused."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class PluginsSettings(PluginSettings):
@@ -86,6 +84,7 @@ KERNEL_TABLES: dict[str, type[BaseModel]] = {
     "logging": LoggingSettings,
     "pipeline": PipelineSettings,
     "runtime": RuntimeSettings,
+    "broker": BrokerSettings,
 }
 
 

@@ -59,10 +59,6 @@ SymbolInfo = namedtuple("SymbolInfo", (
     "currency_base currency_profit currency_margin bank description exchange formula isin name page path"
 ))  # fmt: skip
 
-RATES_DTYPE = np.dtype(
-    [("time", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"),
-     ("tick_volume", "<u8"), ("spread", "<i4"), ("real_volume", "<u8")]
-)  # fmt: skip
 TICKS_DTYPE = np.dtype(
     [("time", "<i8"), ("bid", "<f8"), ("ask", "<f8"), ("last", "<f8"), ("volume", "<u8"), ("time_msc", "<i8"),
      ("flags", "<u4"), ("volume_real", "<f8")]

@@ -187,16 +187,13 @@ class Trading:
 
     def _check_stops(self: Terminal, spec: sy.SymbolSpec, is_buy: bool, ref: float, sl: float, tp: float) -> None:
         """SL/TP against the reference price (bid for a buy position, ask for a sell; the order price
-        for a pending order), at least the stops level away, on the right side."""
-        gap = spec.stops_level * spec.point - spec.point * 1e-6
-        if sl < 0 or tp < 0 or not (math.isfinite(sl) and math.isfinite(tp)):
+        for a pending order): on the right side and at least the stops level away, else 10016."""
+        if not (math.isfinite(sl) and math.isfinite(tp)) or sl < 0 or tp < 0:
             raise Rejection(c.TRADE_RETCODE_INVALID_STOPS)
-        if is_buy:
-            bad = ((sl and ref - sl < gap) or sl >= ref) or ((tp and tp - ref < gap) or (tp and tp <= ref))
-        else:
-            bad = ((sl and sl - ref < gap) or (sl and sl <= ref)) or ((tp and ref - tp < gap) or (tp and tp >= ref))
-        if bad:
-            raise Rejection(c.TRADE_RETCODE_INVALID_STOPS)
+        sign, need = (1 if is_buy else -1), spec.stops_level * spec.point - spec.point * 1e-6
+        for level, distance in ((sl, sign * (ref - sl)), (tp, sign * (tp - ref))):
+            if level and (distance <= 0 or distance < need):
+                raise Rejection(c.TRADE_RETCODE_INVALID_STOPS)
 
     def _check_trade_mode(self: Terminal, spec: sy.SymbolSpec, is_buy: bool, opening: bool) -> None:
         mode = spec.trade_mode

@@ -1,0 +1,347 @@
+"""The one MT5 adapter: drives any module with the MetaTrader5 API, the same code in every mode.
+
+``broker.module`` chooses the module: ``emulator`` (tradeguard's own, in process),
+``MetaTrader5`` (the official Windows package) or ``mt5linux`` (the RPyC bridge to a terminal under
+Wine, or to ``tradeguard emulator serve``). Everything the terminal returns is converted to typed,
+UTC values; every request is checked here first, so that bad input (off-step volume, stops inside
+the stops level, an unknown symbol, a comment that a build would cut) never reaches ``order_send``.
+
+Not thread-safe, like the terminal it drives: one thread owns the broker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+
+from tradeguard.broker import retcodes
+from tradeguard.broker.emulator.terminal import EmulatorConfig
+from tradeguard.broker.types import (
+    AccountState,
+    BrokerDeal,
+    BrokerError,
+    BrokerOrder,
+    BrokerPosition,
+    CheckResult,
+    OrderRefused,
+    Quote,
+    SendResult,
+    SymbolSpec,
+    TerminalState,
+)
+from tradeguard.core.schema import PluginSettings
+
+log = logging.getLogger("tradeguard.broker")
+
+# MT5 constant values the adapter needs (identical in every module that has the API).
+ORDER_TYPE_BUY, ORDER_TYPE_SELL = 0, 1
+FILLING_FOK, FILLING_IOC, FILLING_RETURN = 0, 1, 2
+SYMBOL_FILLING_FOK, SYMBOL_FILLING_IOC = 1, 2
+EXEC_MARKET, EXEC_EXCHANGE = 2, 3
+MAX_COMMENT = 26  # builds cut the comment between 27 and 31 characters (MT5_API.md §6)
+
+
+class BrokerSettings(PluginSettings):
+    """``[default.broker]``: which terminal, how to reach it, and its clock."""
+
+    module: Literal["emulator", "MetaTrader5", "mt5linux"] = "emulator"
+    host: str = Field(default="127.0.0.1", description="mt5linux bridge host")
+    port: int = Field(default=18812, ge=1, le=65535, description="mt5linux bridge port")
+    path: str = Field(default="", description="terminal64.exe for the official package; empty = auto")
+    login: int = Field(default=0, ge=0, description="account to log in to; 0 = the terminal's current one")
+    password: SecretStr = Field(default=SecretStr(""), description="from .secrets.toml or the environment only")
+    server: str = ""
+    connect_retries: int = Field(default=3, ge=1, le=100)
+    retry_delay_seconds: float = Field(default=1.0, ge=0, le=300)
+    server_offset_hours: float = Field(default=0.0, ge=-12, le=14, description="server clock minus UTC")
+    derive_server_offset: bool = Field(default=False, description="live: derive the offset from tick vs wall clock")
+    emulator: EmulatorConfig = Field(default_factory=EmulatorConfig, description="the emulator's market and account")
+
+
+def load_module(cfg: BrokerSettings) -> Any:
+    """Import (or connect) the MetaTrader5-compatible module the settings name."""
+    if cfg.module == "emulator":
+        return importlib.import_module("tradeguard.broker.emulator")
+    if cfg.module == "MetaTrader5":
+        try:
+            return importlib.import_module("MetaTrader5")
+        except ImportError as exc:
+            raise BrokerError("broker.module = 'MetaTrader5': package not installed (Windows: pip install "
+                              "'tradeguard[mt5]')") from exc  # fmt: skip
+    try:
+        from mt5linux import MetaTrader5  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise BrokerError(
+            "broker.module = 'mt5linux': package not installed (pip install --no-deps mt5linux rpyc)"
+        ) from exc
+    try:
+        return MetaTrader5(host=cfg.host, port=cfg.port)
+    except OSError as exc:
+        raise BrokerError(f"broker.module = 'mt5linux': cannot reach {cfg.host}:{cfg.port}: {exc}") from exc
+
+
+def _value(obj: Any, name: str) -> Any:
+    """Read a field from a named tuple, an RPyC proxy of one, or a dataclass, by name."""
+    return getattr(obj, name)
+
+
+class MT5Adapter:
+    def __init__(self, module: Any, cfg: BrokerSettings | None = None, sleep: Any = time.sleep) -> None:
+        self.mt5 = module
+        self.cfg = cfg or BrokerSettings()
+        self._sleep = sleep
+        self._specs: dict[str, SymbolSpec] = {}
+        self.offset = timedelta(hours=self.cfg.server_offset_hours)
+        self.connected = False
+
+    # ------------------------------------------------------------------ session ---------------
+
+    def last_error(self) -> tuple[int, str]:
+        code, message = self.mt5.last_error()
+        return int(code), str(message)
+
+    def connect(self, **initialize_kwargs: Any) -> None:
+        """``initialize`` (and log in) with bounded retries; raise naming the terminal's last error."""
+        cfg = self.cfg
+        kwargs: dict[str, Any] = dict(initialize_kwargs)
+        if cfg.path:
+            kwargs["path"] = cfg.path
+        if cfg.login:
+            kwargs.update(login=cfg.login, password=cfg.password.get_secret_value(), server=cfg.server)
+        if cfg.module == "emulator" and not initialize_kwargs:
+            kwargs.update(cfg.emulator.model_dump(exclude_defaults=True))
+        error: tuple[int, str] | None = None
+        for attempt in range(1, cfg.connect_retries + 1):
+            if self.mt5.initialize(**kwargs):
+                self.connected = True
+                log.info("terminal connected", extra={"module": cfg.module, "attempt": attempt})
+                if cfg.derive_server_offset:
+                    self._derive_offset()
+                return
+            error = self.last_error()
+            log.warning("initialize failed", extra={"attempt": attempt, "code": error[0], "error": error[1]})
+            if attempt < cfg.connect_retries:
+                self._sleep(cfg.retry_delay_seconds * attempt)
+        raise BrokerError(f"initialize failed after {cfg.connect_retries} attempts", error)
+
+    def shutdown(self) -> None:
+        self.mt5.shutdown()
+        self.connected = False
+
+    def _derive_offset(self) -> None:
+        """Live only: the server's offset is the last tick's server time minus the wall clock, in half hours."""
+        info = self.mt5.symbols_get()
+        selected = [s for s in info or () if _value(s, "select")]
+        if not selected:
+            return
+        tick = self.mt5.symbol_info_tick(_value(selected[0], "name"))
+        if tick is None:
+            return
+        seconds = int(_value(tick, "time")) - int(datetime.now(UTC).timestamp())
+        self.offset = timedelta(seconds=round(seconds / 1800) * 1800)
+        log.info("server offset derived", extra={"offset_hours": self.offset.total_seconds() / 3600})
+
+    # ------------------------------------------------------------------ time -------------------
+
+    def to_utc(self, server_epoch: float) -> datetime:
+        """MT5 epochs are the server's wall clock encoded as if UTC; take the offset off."""
+        return datetime.fromtimestamp(server_epoch, UTC) - self.offset
+
+    def to_server(self, when: datetime) -> int:
+        """A UTC datetime as the server-scale epoch the terminal expects for date arguments."""
+        return int((when.astimezone(UTC) + self.offset).timestamp())
+
+    # ------------------------------------------------------------------ symbols -----------------
+
+    def symbol_spec(self, symbol: str) -> SymbolSpec:
+        """The cached spec of ``symbol`` (selected in Market Watch on first use)."""
+        spec = self._specs.get(symbol)
+        if spec is not None:
+            return spec
+        self.mt5.symbol_select(symbol, True)
+        info = self.mt5.symbol_info(symbol)
+        if info is None:
+            raise OrderRefused("symbol", f"{symbol!r} is not known to the terminal {self.last_error()}")
+        g = lambda name: _value(info, name)  # noqa: E731  (a local reader keeps the table below compact)
+        spec = SymbolSpec(
+            name=symbol, digits=int(g("digits")), point=float(g("point")), tick_size=float(g("trade_tick_size")),
+            tick_value=float(g("trade_tick_value")), contract_size=float(g("trade_contract_size")),
+            volume_min=float(g("volume_min")), volume_max=float(g("volume_max")), volume_step=float(g("volume_step")),
+            volume_limit=float(g("volume_limit")), stops_level=int(g("trade_stops_level")),
+            freeze_level=int(g("trade_freeze_level")), filling_mode=int(g("filling_mode")),
+            expiration_mode=int(g("expiration_mode")), order_mode=int(g("order_mode")),
+            trade_mode=int(g("trade_mode")), exemode=int(g("trade_exemode")), calc_mode=int(g("trade_calc_mode")),
+            currency_base=str(g("currency_base")), currency_profit=str(g("currency_profit")),
+            currency_margin=str(g("currency_margin")),
+        )  # fmt: skip
+        self._specs[symbol] = spec
+        return spec
+
+    def refresh_spec(self, symbol: str) -> SymbolSpec:
+        """Drop the cached spec (trade mode or tick value may change) and read it again."""
+        self._specs.pop(symbol, None)
+        return self.symbol_spec(symbol)
+
+    def quote(self, symbol: str) -> Quote:
+        tick = self.mt5.symbol_info_tick(symbol)
+        if tick is None:
+            raise BrokerError(f"no tick for {symbol}", self.last_error())
+        return Quote(symbol, float(_value(tick, "bid")), float(_value(tick, "ask")),
+                     self.to_utc(int(_value(tick, "time_msc")) / 1000))  # fmt: skip
+
+    def filling_for(self, spec: SymbolSpec, order_type: int) -> int:
+        """The filling mode MT5 accepts for this symbol and order type (MT5_API.md §4)."""
+        if order_type not in (ORDER_TYPE_BUY, ORDER_TYPE_SELL):
+            return FILLING_RETURN
+        if spec.exemode in (EXEC_MARKET, EXEC_EXCHANGE):
+            if spec.filling_mode & SYMBOL_FILLING_IOC:
+                return FILLING_IOC
+            if spec.filling_mode & SYMBOL_FILLING_FOK:
+                return FILLING_FOK
+            return FILLING_RETURN
+        return FILLING_FOK
+
+    # ------------------------------------------------------------------ account and records ----
+
+    def account(self) -> AccountState:
+        a = self.mt5.account_info()
+        if a is None:
+            raise BrokerError("account_info failed", self.last_error())
+        g = lambda name: _value(a, name)  # noqa: E731
+        return AccountState(
+            login=int(g("login")), currency=str(g("currency")), balance=float(g("balance")), equity=float(g("equity")),
+            margin=float(g("margin")), margin_free=float(g("margin_free")), margin_level=float(g("margin_level")),
+            profit=float(g("profit")), leverage=int(g("leverage")), hedging=int(g("margin_mode")) == 2,
+            trade_allowed=bool(g("trade_allowed")), trade_expert=bool(g("trade_expert")),
+            margin_so_call=float(g("margin_so_call")), margin_so_so=float(g("margin_so_so")),
+        )  # fmt: skip
+
+    def terminal(self) -> TerminalState:
+        t = self.mt5.terminal_info()
+        if t is None:
+            raise BrokerError("terminal_info failed", self.last_error())
+        return TerminalState(bool(_value(t, "connected")), bool(_value(t, "trade_allowed")),
+                             int(_value(t, "ping_last")) / 1000, int(_value(t, "build")))  # fmt: skip
+
+    def positions(self, symbol: str | None = None) -> list[BrokerPosition]:
+        raw = self.mt5.positions_get(symbol=symbol) if symbol else self.mt5.positions_get()
+        if raw is None:
+            raise BrokerError("positions_get failed", self.last_error())
+        return [
+            BrokerPosition(
+                ticket=int(p.ticket), identifier=int(p.identifier), symbol=str(p.symbol), is_buy=int(p.type) == 0,
+                volume=float(p.volume), price_open=float(p.price_open), sl=float(p.sl), tp=float(p.tp),
+                price_current=float(p.price_current), profit=float(p.profit), magic=int(p.magic),
+                comment=str(p.comment), time=self.to_utc(int(p.time_msc) / 1000),
+            )
+            for p in raw
+        ]
+
+    def _order(self, o: Any) -> BrokerOrder:
+        done = int(o.time_done_msc)
+        return BrokerOrder(
+            ticket=int(o.ticket), symbol=str(o.symbol), type=int(o.type), state=int(o.state),
+            volume_initial=float(o.volume_initial), volume_current=float(o.volume_current),
+            price_open=float(o.price_open), sl=float(o.sl), tp=float(o.tp), magic=int(o.magic), comment=str(o.comment),
+            position_id=int(o.position_id), time_setup=self.to_utc(int(o.time_setup_msc) / 1000),
+            time_done=self.to_utc(done / 1000) if done else None,
+        )  # fmt: skip
+
+    def orders(self, symbol: str | None = None) -> list[BrokerOrder]:
+        raw = self.mt5.orders_get(symbol=symbol) if symbol else self.mt5.orders_get()
+        if raw is None:
+            raise BrokerError("orders_get failed", self.last_error())
+        return [self._order(o) for o in raw]
+
+    def history_orders(self, start: datetime, end: datetime) -> list[BrokerOrder]:
+        raw = self.mt5.history_orders_get(self.to_server(start), self.to_server(end))
+        if raw is None:
+            raise BrokerError("history_orders_get failed", self.last_error())
+        return [self._order(o) for o in raw]
+
+    def history_deals(self, start: datetime, end: datetime) -> list[BrokerDeal]:
+        raw = self.mt5.history_deals_get(self.to_server(start), self.to_server(end))
+        if raw is None:
+            raise BrokerError("history_deals_get failed", self.last_error())
+        return [
+            BrokerDeal(
+                ticket=int(d.ticket), order=int(d.order), position_id=int(d.position_id), symbol=str(d.symbol),
+                type=int(d.type), entry=int(d.entry), reason=int(d.reason), volume=float(d.volume),
+                price=float(d.price), commission=float(d.commission), swap=float(d.swap), profit=float(d.profit),
+                magic=int(d.magic), comment=str(d.comment), time=self.to_utc(int(d.time_msc) / 1000),
+            )
+            for d in raw
+        ]
+
+    # ------------------------------------------------------------------ requests ----------------
+
+    def prepare(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Check and normalise a request locally; raise :class:`OrderRefused` naming the field.
+
+        Volume must already be on the step (it is refused, never rounded up); prices are rounded
+        to the symbol's tick; SL/TP must be on the right side and outside the stops level.
+        """
+        req = dict(request)
+        symbol = req.get("symbol", "")
+        if not isinstance(symbol, str) or not symbol:
+            raise OrderRefused("symbol", "missing")
+        spec = self.symbol_spec(symbol)
+        comment = req.get("comment", "")
+        if not (isinstance(comment, str) and comment.isascii() and len(comment) <= MAX_COMMENT):
+            raise OrderRefused("comment", f"{comment!r} must be at most {MAX_COMMENT} ASCII characters")
+        if "volume" in req:
+            req["volume"] = spec.normalize_volume(req["volume"])
+        for key in ("price", "sl", "tp", "stoplimit"):
+            value = req.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, int | float) or value != value or value < 0 or value in (float("inf"),):
+                raise OrderRefused(key, f"{value!r} is not a valid price")
+            req[key] = spec.round_price(value) if value else 0.0
+        order_type = req.get("type")
+        if order_type in (ORDER_TYPE_BUY, ORDER_TYPE_SELL) and (req.get("sl") or req.get("tp")) and not req.get(
+            "position"
+        ):
+            q = self.quote(symbol)
+            self.check_stops(spec, order_type == ORDER_TYPE_BUY, q.bid if order_type == ORDER_TYPE_BUY else q.ask,
+                             req.get("sl", 0.0), req.get("tp", 0.0))  # fmt: skip
+        if order_type is not None and "type_filling" not in req:
+            req["type_filling"] = self.filling_for(spec, order_type)
+        return req
+
+    @staticmethod
+    def check_stops(spec: SymbolSpec, is_buy: bool, ref: float, sl: float, tp: float) -> None:
+        """Refuse SL/TP on the wrong side of ``ref`` or inside the stops level (MT5 would answer 10016)."""
+        sign, need = (1 if is_buy else -1), spec.stops_distance - spec.point * 1e-6
+        for name, level, distance in (("sl", sl, sign * (ref - sl)), ("tp", tp, sign * (tp - ref))):
+            if level and (distance <= 0 or distance < need):
+                raise OrderRefused(name, f"{level} is on the wrong side of {ref} or within {spec.stops_level} "
+                                         "points of it")  # fmt: skip
+
+    def check(self, request: dict[str, Any]) -> CheckResult:
+        res = self.mt5.order_check(request)
+        if res is None:
+            raise BrokerError("order_check returned None", self.last_error())
+        code = int(res.retcode)
+        return CheckResult(code, "DONE" if code == 0 else retcodes.name(code), code == 0, float(res.margin),
+                           float(res.margin_free), float(res.margin_level), str(res.comment))  # fmt: skip
+
+    def send(self, request: dict[str, Any]) -> SendResult:
+        """``order_send`` once, timed and classified. Never retries: that is the execution engine's call."""
+        started = time.perf_counter()
+        res = self.mt5.order_send(request)
+        seconds = time.perf_counter() - started
+        if res is None:
+            return SendResult(None, retcodes.name(None), retcodes.classify(None), last_error=self.last_error(),
+                              request=request, seconds=seconds)  # fmt: skip
+        code = int(res.retcode)
+        return SendResult(
+            retcode=code, name=retcodes.name(code), klass=retcodes.classify(code), deal=int(res.deal),
+            order=int(res.order), volume=float(res.volume), price=float(res.price), bid=float(res.bid),
+            ask=float(res.ask), comment=str(res.comment), request=request, seconds=seconds,
+        )  # fmt: skip

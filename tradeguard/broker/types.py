@@ -1,0 +1,202 @@
+"""Typed, UTC views of what the terminal returns; the rest of tradeguard never sees raw tuples."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from tradeguard.broker.retcodes import RetcodeClass
+from tradeguard.errors import TradeguardError
+
+
+class BrokerError(TradeguardError):
+    """The terminal refused or failed a call; ``last_error`` is the terminal's ``(code, message)``."""
+
+    def __init__(self, message: str, last_error: tuple[int, str] | None = None) -> None:
+        self.last_error = last_error
+        super().__init__(message + (f" (last_error {last_error[0]}: {last_error[1]})" if last_error else ""))
+
+
+class OrderRefused(TradeguardError):
+    """A request tradeguard refuses before it reaches ``order_send``; ``field`` names the culprit."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        self.field = field_name
+        super().__init__(f"{field_name}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSpec:
+    name: str
+    digits: int
+    point: float
+    tick_size: float
+    tick_value: float
+    contract_size: float
+    volume_min: float
+    volume_max: float
+    volume_step: float
+    volume_limit: float
+    stops_level: int
+    freeze_level: int
+    filling_mode: int
+    expiration_mode: int
+    order_mode: int
+    trade_mode: int
+    exemode: int
+    calc_mode: int
+    currency_base: str
+    currency_profit: str
+    currency_margin: str
+
+    def round_price(self, price: float) -> float:
+        """Round to the symbol's tick size and digits (MT5 refuses prices off the tick grid)."""
+        return round(round(price / self.tick_size) * self.tick_size, self.digits)
+
+    def normalize_volume(self, volume: float) -> float:
+        """Return ``volume`` snapped to the step, or refuse: never rounds a size up past what was asked."""
+        if not (isinstance(volume, int | float) and math.isfinite(volume)) or volume <= 0:
+            raise OrderRefused("volume", f"{volume!r} is not a positive finite number")
+        steps = volume / self.volume_step
+        if abs(steps - round(steps)) > 1e-7:
+            raise OrderRefused("volume", f"{volume:g} is not a multiple of the volume step {self.volume_step:g}")
+        snapped = round(round(steps) * self.volume_step, 8)
+        if snapped < self.volume_min - 1e-12 or snapped > self.volume_max + 1e-12:
+            raise OrderRefused("volume", f"{volume:g} is outside [{self.volume_min:g}, {self.volume_max:g}]")
+        return snapped
+
+    def floor_volume(self, volume: float) -> float:
+        """The largest on-step volume not above ``volume`` (sizing rounds down, never up)."""
+        return round(math.floor(volume / self.volume_step + 1e-9) * self.volume_step, 8)
+
+    @property
+    def stops_distance(self) -> float:
+        return self.stops_level * self.point
+
+    @property
+    def freeze_distance(self) -> float:
+        return self.freeze_level * self.point
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    symbol: str
+    bid: float
+    ask: float
+    time: datetime
+
+    @property
+    def spread(self) -> float:
+        return self.ask - self.bid
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    login: int
+    currency: str
+    balance: float
+    equity: float
+    margin: float
+    margin_free: float
+    margin_level: float
+    profit: float
+    leverage: int
+    hedging: bool
+    trade_allowed: bool
+    trade_expert: bool
+    margin_so_call: float
+    margin_so_so: float
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalState:
+    connected: bool
+    trade_allowed: bool
+    ping_ms: float
+    build: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerPosition:
+    ticket: int
+    identifier: int
+    symbol: str
+    is_buy: bool
+    volume: float
+    price_open: float
+    sl: float
+    tp: float
+    price_current: float
+    profit: float
+    magic: int
+    comment: str
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOrder:
+    ticket: int
+    symbol: str
+    type: int
+    state: int
+    volume_initial: float
+    volume_current: float
+    price_open: float
+    sl: float
+    tp: float
+    magic: int
+    comment: str
+    position_id: int
+    time_setup: datetime
+    time_done: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerDeal:
+    ticket: int
+    order: int
+    position_id: int
+    symbol: str
+    type: int
+    entry: int
+    reason: int
+    volume: float
+    price: float
+    commission: float
+    swap: float
+    profit: float
+    magic: int
+    comment: str
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """One ``order_send`` outcome, classified. ``retcode`` is None when the call returned None."""
+
+    retcode: int | None
+    name: str
+    klass: RetcodeClass
+    deal: int = 0
+    order: int = 0
+    volume: float = 0.0
+    price: float = 0.0
+    bid: float = 0.0
+    ask: float = 0.0
+    comment: str = ""
+    last_error: tuple[int, str] | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    retcode: int
+    name: str
+    passed: bool
+    margin: float
+    margin_free: float
+    margin_level: float
+    comment: str
