@@ -9,6 +9,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from tradeguard.broker.data import RATES_DTYPE as RATES_DTYPE  # re-exported: the emulator's rates dtype
+
 AccountInfo = namedtuple("AccountInfo", (
     "login trade_mode leverage limit_orders margin_so_mode trade_allowed trade_expert margin_mode currency_digits "
     "fifo_close balance credit profit equity margin margin_free margin_level margin_so_call margin_so_so "

@@ -1,0 +1,242 @@
+"""The adapter over the emulator: orders, triggers, fills, hedging and netting, stop-out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from tradeguard.broker.emulator import constants as c
+from tradeguard.broker.mt5 import MT5Adapter
+from tradeguard.broker.retcodes import RetcodeClass
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+Adapter = Callable[..., MT5Adapter]
+
+
+def market(broker: MT5Adapter, side: int, volume: float = 0.1, **kw: object) -> dict:
+    return broker.prepare({"action": c.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": volume, "type": side,
+                           "magic": 42, "comment": "tg-test", **kw})  # fmt: skip
+
+
+def run_until(broker: MT5Adapter, done: Callable[[], bool], limit: int = 20_000) -> None:
+    term = broker.mt5
+    for _ in range(limit):
+        if done():
+            return
+        if not term.replay_step(1):
+            break
+    assert done(), "condition never met during the replay"
+
+
+def deals(broker: MT5Adapter) -> list:
+    return broker.history_deals(EPOCH, FUTURE)
+
+
+def test_market_buy_and_sell_fill_at_ask_and_bid(adapter: Adapter) -> None:
+    broker = adapter()
+    q = broker.quote("EURUSD")
+    buy = broker.send(market(broker, c.ORDER_TYPE_BUY))
+    sell = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.2))
+    assert (buy.retcode, buy.klass, buy.price) == (10009, RetcodeClass.SUCCESS, q.ask)
+    assert (sell.retcode, sell.price, sell.volume) == (10009, q.bid, 0.2)
+    positions = broker.positions()
+    assert [(p.is_buy, p.volume, p.magic, p.comment) for p in positions] == [
+        (True, 0.1, 42, "tg-test"), (False, 0.2, 42, "tg-test")]  # fmt: skip
+    assert positions[0].ticket == buy.order  # hedging: the position ticket is the opening order's
+    assert [d.entry for d in deals(broker)] == [c.DEAL_ENTRY_IN, c.DEAL_ENTRY_IN]
+
+
+def test_stop_loss_and_take_profit_trigger_on_the_tick_path(adapter: Adapter) -> None:
+    broker = adapter()
+    q = broker.quote("EURUSD")
+    sl_trade = broker.send(market(broker, c.ORDER_TYPE_BUY, sl=round(q.bid - 0.0020, 5)))
+    tp_trade = broker.send(market(broker, c.ORDER_TYPE_BUY, tp=round(q.bid + 0.0020, 5)))
+    run_until(broker, lambda: not broker.positions())
+    closes = {d.position_id: d for d in deals(broker) if d.entry == c.DEAL_ENTRY_OUT}
+    sl_close, tp_close = closes[sl_trade.order], closes[tp_trade.order]
+    assert sl_close.reason == c.DEAL_REASON_SL and sl_close.comment.startswith("[sl ")
+    assert tp_close.reason == c.DEAL_REASON_TP and tp_close.comment.startswith("[tp ")
+    assert sl_close.price <= q.bid - 0.0020 + 1e-9 and sl_close.profit < 0
+    assert tp_close.price >= q.bid + 0.0020 - 1e-9 and tp_close.profit > 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "offset", "stoplimit"),
+    [(c.ORDER_TYPE_BUY_LIMIT, -0.0015, 0.0), (c.ORDER_TYPE_SELL_LIMIT, 0.0015, 0.0),
+     (c.ORDER_TYPE_BUY_STOP, 0.0015, 0.0), (c.ORDER_TYPE_SELL_STOP, -0.0015, 0.0),
+     (c.ORDER_TYPE_BUY_STOP_LIMIT, 0.0015, 0.0005)],
+)  # fmt: skip
+def test_pending_orders_trigger_and_open_a_position(adapter: Adapter, kind: int, offset: float,
+                                                    stoplimit: float) -> None:  # fmt: skip
+    broker = adapter()
+    q = broker.quote("EURUSD")
+    price = round((q.ask if kind in (2, 4, 6) else q.bid) + offset, 5)
+    req = {"action": c.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 0.1, "type": kind, "price": price,
+           "magic": 42, "comment": "tg-pending"}  # fmt: skip
+    if stoplimit:
+        req["stoplimit"] = round(price - stoplimit, 5)
+    placed = broker.send(broker.prepare(req))
+    assert (placed.retcode, placed.klass) == (10008, RetcodeClass.SUCCESS)
+    assert [o.ticket for o in broker.orders()] == [placed.order]
+    run_until(broker, lambda: bool(broker.positions()))
+    assert broker.orders() == []
+    (pos,) = broker.positions()
+    assert pos.ticket == placed.order and pos.comment == "tg-pending"
+    (done,) = [o for o in broker.history_orders(EPOCH, FUTURE) if o.ticket == placed.order]
+    assert done.state == c.ORDER_STATE_FILLED
+
+
+def test_pending_order_on_the_wrong_side_is_invalid_price(adapter: Adapter) -> None:
+    broker = adapter()
+    q = broker.quote("EURUSD")
+    res = broker.send(broker.prepare({"action": c.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 0.1,
+                                      "type": c.ORDER_TYPE_BUY_LIMIT, "price": round(q.ask + 0.001, 5)}))  # fmt: skip
+    assert (res.retcode, res.name, res.klass) == (10015, "INVALID_PRICE", RetcodeClass.FINAL)
+
+
+def test_cancel_and_modify_pending_order(adapter: Adapter) -> None:
+    broker = adapter()
+    q = broker.quote("EURUSD")
+    placed = broker.send(broker.prepare({"action": c.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 0.1,
+                                         "type": c.ORDER_TYPE_BUY_LIMIT, "price": round(q.ask - 0.01, 5)}))  # fmt: skip
+    moved = broker.send({"action": c.TRADE_ACTION_MODIFY, "order": placed.order, "price": round(q.ask - 0.02, 5)})
+    assert moved.retcode == 10009 and broker.orders()[0].price_open == round(q.ask - 0.02, 5)
+    same = broker.send({"action": c.TRADE_ACTION_MODIFY, "order": placed.order, "price": round(q.ask - 0.02, 5)})
+    assert same.retcode == 10025
+    removed = broker.send({"action": c.TRADE_ACTION_REMOVE, "order": placed.order})
+    assert removed.retcode == 10009 and broker.orders() == []
+    assert broker.history_orders(EPOCH, FUTURE)[-1].state == c.ORDER_STATE_CANCELED
+
+
+def test_partial_fill_ioc_cancels_the_rest_and_return_keeps_working(adapter: Adapter) -> None:
+    broker = adapter(liquidity_lots=0.5)
+    ioc = broker.send(market(broker, c.ORDER_TYPE_BUY, 1.0, type_filling=c.ORDER_FILLING_IOC))
+    assert (ioc.retcode, ioc.volume, ioc.klass) == (10010, 0.5, RetcodeClass.SUCCESS)
+    assert sum(p.volume for p in broker.positions()) == 0.5
+    fok = broker.send(market(broker, c.ORDER_TYPE_BUY, 1.0, type_filling=c.ORDER_FILLING_FOK))
+    assert fok.retcode == 10006 and sum(p.volume for p in broker.positions()) == 0.5
+
+    broker = adapter(liquidity_lots=0.5, symbols={"EURUSD": {"exemode": 3, "filling_mode": 3}})
+    ret = broker.send(market(broker, c.ORDER_TYPE_BUY, 1.2, type_filling=c.ORDER_FILLING_RETURN))
+    assert (ret.retcode, ret.volume) == (10010, 0.5)
+    assert [o.volume_current for o in broker.orders()] == [0.7]
+    broker.mt5.replay_step(2)
+    assert broker.orders() == [] and [p.volume for p in broker.positions()] == [1.2]
+    assert len([d for d in deals(broker) if d.order == ret.order]) == 3
+
+
+def test_close_by_ticket_on_hedging_leaves_the_other_position(adapter: Adapter) -> None:
+    broker = adapter()
+    first = broker.send(market(broker, c.ORDER_TYPE_BUY, 0.3))
+    second = broker.send(market(broker, c.ORDER_TYPE_BUY, 0.1))
+    partial = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.1, position=first.order))
+    assert partial.retcode == 10009
+    assert {p.ticket: p.volume for p in broker.positions()} == {first.order: 0.2, second.order: 0.1}
+    closed = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.2, position=first.order))
+    assert closed.retcode == 10009 and [p.ticket for p in broker.positions()] == [second.order]
+    again = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.1, position=first.order))
+    assert (again.retcode, again.name) == (10036, "POSITION_CLOSED")
+    too_much = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.5, position=second.order))
+    assert too_much.retcode == 10038
+    outs = [d for d in deals(broker) if d.entry == c.DEAL_ENTRY_OUT]
+    assert [d.position_id for d in outs] == [first.order, first.order]
+
+
+def test_close_by_opposite_position(adapter: Adapter) -> None:
+    broker = adapter()
+    buy = broker.send(market(broker, c.ORDER_TYPE_BUY, 0.2))
+    sell = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.1))
+    res = broker.send({"action": c.TRADE_ACTION_CLOSE_BY, "position": buy.order, "position_by": sell.order})
+    assert res.retcode == 10009
+    assert [(p.ticket, p.volume) for p in broker.positions()] == [(buy.order, 0.1)]
+    assert [d.entry for d in deals(broker)][-2:] == [c.DEAL_ENTRY_OUT_BY, c.DEAL_ENTRY_OUT_BY]
+
+
+def test_netting_adds_reduces_and_reverses(adapter: Adapter) -> None:
+    broker = adapter(margin_mode="netting")
+    assert not broker.account().hedging
+    first = broker.send(market(broker, c.ORDER_TYPE_BUY, 0.1))
+    broker.send(market(broker, c.ORDER_TYPE_BUY, 0.1))
+    (pos,) = broker.positions()
+    assert pos.volume == 0.2 and pos.ticket == first.order
+    reverse = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.5))
+    (pos,) = broker.positions()
+    assert (pos.is_buy, pos.volume) == (False, 0.3)
+    assert pos.identifier == first.order and pos.ticket == reverse.order  # identifier stays, ticket changes
+    assert deals(broker)[-1].entry == c.DEAL_ENTRY_INOUT
+    close = broker.send(market(broker, c.ORDER_TYPE_BUY, 0.3))
+    assert close.retcode == 10009 and broker.positions() == [] and deals(broker)[-1].entry == c.DEAL_ENTRY_OUT
+    by = broker.send({"action": c.TRADE_ACTION_CLOSE_BY, "position": 1, "position_by": 2})
+    assert by.retcode == 10035  # no close-by on netting
+
+
+def test_margin_call_then_stop_out_closes_the_position(adapter: Adapter) -> None:
+    broker = adapter(balance=1_100.0)
+    res = broker.send(market(broker, c.ORDER_TYPE_SELL, 1.0))  # EURUSD rallies through this sample
+    assert res.retcode == 10009
+    account = broker.account()
+    assert account.margin == pytest.approx(1000 * broker.quote("EURUSD").bid, rel=0.01)
+    too_big = broker.send(market(broker, c.ORDER_TYPE_SELL, 1.0))
+    assert (too_big.retcode, too_big.name) == (10019, "NO_MONEY")
+    run_until(broker, lambda: broker.account().margin_level and broker.account().margin_level < 100)
+    assert broker.positions()  # margin call: below 100 %, still open
+    run_until(broker, lambda: not broker.positions())
+    (out,) = [d for d in deals(broker) if d.entry == c.DEAL_ENTRY_OUT]
+    assert out.reason == c.DEAL_REASON_SO and out.comment.startswith("[so ")
+    assert broker.account().balance == pytest.approx(1100 + out.profit) and out.profit < -500
+
+
+def test_modify_sltp_validates_and_detects_no_change(adapter: Adapter) -> None:
+    broker = adapter()
+    trade = broker.send(market(broker, c.ORDER_TYPE_BUY))
+    q = broker.quote("EURUSD")
+    ok = broker.send({"action": c.TRADE_ACTION_SLTP, "position": trade.order, "symbol": "EURUSD",
+                      "sl": round(q.bid - 0.002, 5), "tp": round(q.bid + 0.004, 5)})  # fmt: skip
+    assert ok.retcode == 10009 and broker.positions()[0].sl == round(q.bid - 0.002, 5)
+    same = broker.send({"action": c.TRADE_ACTION_SLTP, "position": trade.order, "symbol": "EURUSD",
+                        "sl": round(q.bid - 0.002, 5), "tp": round(q.bid + 0.004, 5)})  # fmt: skip
+    inside = broker.send({"action": c.TRADE_ACTION_SLTP, "position": trade.order, "sl": round(q.bid - 0.00005, 5)})
+    assert (same.retcode, inside.retcode) == (10025, 10016)
+
+
+def test_symbol_trade_modes(adapter: Adapter) -> None:
+    broker = adapter()
+    trade = broker.send(market(broker, c.ORDER_TYPE_BUY))
+    broker.mt5.admin_set_trade_mode("EURUSD", c.SYMBOL_TRADE_MODE_CLOSEONLY)
+    assert broker.send(market(broker, c.ORDER_TYPE_BUY)).retcode == 10044
+    assert broker.send(market(broker, c.ORDER_TYPE_SELL, position=trade.order)).retcode == 10009
+    broker.mt5.admin_set_trade_mode("EURUSD", c.SYMBOL_TRADE_MODE_DISABLED)
+    assert broker.send(market(broker, c.ORDER_TYPE_BUY)).retcode == 10017
+
+
+def test_deposit_is_a_balance_deal_without_symbol(adapter: Adapter) -> None:
+    broker = adapter()
+    broker.mt5.admin_deposit(500.0)
+    (deal,) = deals(broker)
+    assert (deal.type, deal.symbol, deal.order, deal.position_id, deal.profit) == (c.DEAL_TYPE_BALANCE, "", 0, 0, 500.0)
+    assert broker.account().balance == 10_500.0
+
+
+def test_commission_and_server_time_offset(adapter: Adapter) -> None:
+    broker = adapter(offset_hours=3, server_offset_hours=3, commission_per_lot=3.5)
+    quote = broker.quote("EURUSD")
+    assert quote.time == datetime(2017, 4, 19, 9, tzinfo=UTC)  # the data's UTC time, offset taken off
+    assert broker.mt5.symbol_info_tick("EURUSD").time == int(datetime(2017, 4, 19, 12, tzinfo=UTC).timestamp())
+    broker.send(market(broker, c.ORDER_TYPE_BUY, 2.0))
+    (deal,) = deals(broker)
+    assert deal.commission == -7.0 and deal.time == quote.time
+    assert broker.account().balance == 10_000 - 7.0
+
+
+def test_other_symbols_trade_at_their_static_quotes_with_their_own_money_maths(adapter: Adapter) -> None:
+    broker = adapter()
+    for symbol, tick_value in (("USDJPY", 100_000 * 0.001 / 150.0), ("XAUUSD", 1.0), ("US500", 0.01)):
+        spec = broker.symbol_spec(symbol)
+        assert spec.tick_value == pytest.approx(tick_value), symbol
+    jpy = broker.mt5.order_calc_profit(c.ORDER_TYPE_BUY, "USDJPY", 1.0, 150.0, 151.0)
+    assert jpy == pytest.approx(100_000 * 1.0 / 150.0, rel=1e-3)
+    gold_margin = broker.mt5.order_calc_margin(c.ORDER_TYPE_BUY, "XAUUSD", 1.0, 2000.0)
+    assert gold_margin == pytest.approx(100 * 2000.0 / 100)
