@@ -10,6 +10,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# the mt5linux bridge client, for the test that trades over it (its own pins are old: no deps)
+	$(BIN)/python -m pip install --quiet --no-deps 'mt5linux==0.1.9'
 	touch $(STAMP)
 
 run: $(STAMP)

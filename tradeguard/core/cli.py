@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect and check the settings.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+emulator_app = typer.Typer(help="The built-in MetaTrader 5 emulator.", no_args_is_help=True)
+app.add_typer(emulator_app, name="emulator")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -122,6 +124,31 @@ def demo_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
         f"{len(rows)} signals, {approved} approved, {len(rows) - approved} rejected; "
         f"plugins: {', '.join(loaded)}; open positions: {len(rt.execution.get_positions_snapshot())}"
     )
+
+
+@emulator_app.command("serve")
+def emulator_serve(
+    host: Annotated[str, typer.Option(help="address to bind; loopback only unless --allow-remote")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port (mt5linux's default is 18812)")] = 18812,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="bind a non-loopback address (RPyC classic runs any code sent)")
+    ] = False,
+    ticks_per_second: Annotated[float, typer.Option(help="advance the replay by itself; 0 = paused")] = 0.0,
+    settings: SettingsOpt = None,
+    env: EnvOpt = None,
+) -> None:
+    """Serve the emulator over RPyC classic so mt5linux clients trade on it; its state outlives them."""
+    from tradeguard.broker.emulator.server import serve
+
+    rt = _build(settings, env)
+    config = rt.settings.broker.emulator.model_dump(exclude_defaults=True)
+    try:
+        serve(host, port, allow_remote=allow_remote, config=config, ticks_per_second=ticks_per_second)
+    except (ValueError, RuntimeError) as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 def main() -> None:
