@@ -81,8 +81,8 @@ def test_state_survives_a_killed_trading_process(server: int) -> None:
 
 
 def test_serve_refuses_a_non_loopback_address(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    res = subprocess.run([sys.executable, "-m", "tradeguard", "emulator", "serve", "--host", "0.0.0.0",
-                          "--port", str(free_port())], capture_output=True, text=True, timeout=60, cwd=tmp_path)  # fmt: skip
+    cmd = [sys.executable, "-m", "tradeguard", "emulator", "serve", "--host", "0.0.0.0", "--port", str(free_port())]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert res.returncode == 1 and "refusing to serve on 0.0.0.0" in res.stderr
 
 
