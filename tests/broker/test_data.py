@@ -92,3 +92,40 @@ def test_repeat_shifted_keeps_time_increasing() -> None:
     long = repeat_shifted(bars, 3)
     assert len(long) == 15000 and np.all(np.diff(long["time"]) > 0)
     assert np.array_equal(long["close"][5000:10000], bars["close"])
+
+
+MT5_TICKS = (
+    "<DATE>\t<TIME>\t<BID>\t<ASK>\t<LAST>\t<VOLUME>\t<FLAGS>\n"
+    "2024.01.02\t10:00:00.100\t1.10000\t\t\t\t2\n"
+    "2024.01.02\t10:00:00.250\t\t1.10010\t\t\t4\n"
+    "2024.01.02\t10:00:01.000\t1.10005\t1.10015\t\t\t6\n"
+)
+
+
+def test_mt5_tick_export_forward_fills_one_sided_quotes(tmp_path: Path) -> None:
+    from tradeguard.broker.data import is_tick_file, load_ticks
+
+    f = tmp_path / "EURUSD_ticks.csv"
+    f.write_text(MT5_TICKS)
+    assert is_tick_file(f) and not is_tick_file(SAMPLE)
+    ticks = load_ticks(f)
+    assert ticks.tolist() == [(1704189600250, 1.1, 1.1001), (1704189601000, 1.10005, 1.10015)]
+
+
+@pytest.mark.parametrize(
+    ("text", "row", "column", "message"),
+    [
+        ("time,bid\n2024-01-02 10:00:00,1.1\n", 1, "ask", "missing column"),
+        ("time,bid,ask\n2024-01-02 10:00:00,1.1,1.0\n", 2, "ask", "need ask >= bid"),
+        ("time,bid,ask\n2024-01-02 10:00:01,1.1,1.2\n2024-01-02 10:00:00,1.1,1.2\n", 3, "time", "goes backwards"),
+        ("time,bid,ask\nyesterday,1.1,1.2\n", 2, "time", "unparsable time"),
+    ],
+)
+def test_broken_tick_files_are_named(tmp_path: Path, text: str, row: int, column: str, message: str) -> None:
+    from tradeguard.broker.data import load_ticks
+
+    f = tmp_path / "t.csv"
+    f.write_text(text)
+    with pytest.raises(DataError, match=message) as exc:
+        load_ticks(f)
+    assert (exc.value.row, exc.value.column) == (row, column)

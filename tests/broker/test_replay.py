@@ -34,3 +34,25 @@ def test_forming_bar_shows_only_the_ticks_seen_so_far() -> None:
     first = load_bars(SAMPLE)[0]
     assert forming["open"] == first["open"] and forming["close"] in (first["high"], first["low"])
     assert (forming["high"], forming["low"]) != (first["high"], first["low"])
+
+
+def test_tick_file_replay_builds_bars_from_the_ticks(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lines = ["time,bid,ask"]
+    # three M1 bars: 10:00 (3 ticks), 10:01 (2 ticks), 10:03 (1 tick; 10:02 has none)
+    for stamp, bid in (("10:00:05", 1.1000), ("10:00:30", 1.1010), ("10:00:59", 1.0995), ("10:01:10", 1.1002),
+                       ("10:01:50", 1.1004), ("10:03:00", 1.1001)):  # fmt: skip
+        lines.append(f"2024-01-02 {stamp},{bid},{bid + 0.0001:.5f}")
+    f = tmp_path / "ticks.csv"
+    f.write_text("\n".join(lines) + "\n")
+    term = Terminal()
+    assert term.initialize(data=str(f), timeframe="M1", stops_level=0) is False  # unknown key: refused
+    assert term.initialize(data=str(f), timeframe="M1"), term.last_error()
+    closed = [(b["open"], b["high"], b["low"], b["close"], b["tick_volume"]) for b in term.replay_bars()]
+    assert closed == [(1.1, 1.101, 1.0995, 1.0995, 3), (1.1002, 1.1004, 1.1002, 1.1004, 2),
+                      (1.1001, 1.1001, 1.1001, 1.1001, 1)]  # the data's end closes the last bar  # fmt: skip
+    rates = term.copy_rates_from_pos("EURUSD", c.TIMEFRAME_M1, 0, 10)
+    assert len(rates) == 3 and rates[-1]["close"] == 1.1001
+    tick = term.symbol_info_tick("EURUSD")
+    assert (tick.bid, tick.ask, tick.time_msc % 60_000) == (1.1001, 1.1002, 0)
+    buy = term.order_send({"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "type_filling": 1})
+    assert buy.retcode == 10018  # the ticks have ended: market closed

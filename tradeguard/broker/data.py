@@ -25,9 +25,13 @@ RATES_DTYPE = np.dtype(
      ("tick_volume", "<u8"), ("spread", "<i4"), ("real_volume", "<u8")]
 )  # fmt: skip
 
+#: What a tick file loads into: server-scale epoch milliseconds, bid, ask.
+TICK_FILE_DTYPE = np.dtype([("time_msc", "<i8"), ("bid", "<f8"), ("ask", "<f8")])
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "EURUSD_H1.csv"
 
 _TIME_NAMES = ("time", "date", "datetime", "timestamp", "")
+_TICK_FORMATS = ("%Y.%m.%d %H:%M:%S.%f", "%Y.%m.%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S",
+                 "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S")  # fmt: skip
 _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y.%m.%d %H:%M:%S", "%Y.%m.%d %H:%M",
                  "%Y.%m.%d", "%Y-%m-%dT%H:%M:%S")  # fmt: skip
 
@@ -198,6 +202,74 @@ def _load_parquet(path: Path) -> np.ndarray:
             yield (row, t, *vals, vol, spread)
 
     return _build(path, rows())
+
+
+def _header(path: Path) -> tuple[list[str], str]:
+    """The lower-cased column names (MT5's ``<...>`` removed) and the separator of a text data file."""
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:
+        line = fh.readline()
+    sep = "\t" if "\t" in line else ","
+    return [h.strip().strip("<>").lower() for h in line.rstrip("\r\n").split(sep)], sep
+
+
+def is_tick_file(path: str | Path) -> bool:
+    """A CSV/MT5 export whose header has bid and ask columns holds ticks, not bars."""
+    p = Path(path)
+    return p.suffix.lower() not in (".parquet", ".pq") and p.is_file() and {"bid", "ask"} <= set(_header(p)[0])
+
+
+def _tick_time(text: str, path: Path, row: int) -> int:
+    text = text.strip()
+    for f in _TICK_FORMATS:
+        try:
+            return round(datetime.strptime(text, f).replace(tzinfo=UTC).timestamp() * 1000)
+        except ValueError:
+            continue
+    raise DataError(path, f"unparsable time {text!r}", row, "time")
+
+
+def load_ticks(path: str | Path) -> np.ndarray:
+    """Ticks from an MT5 tick export (``<DATE> <TIME> <BID> <ASK> ...``; an empty bid or ask keeps the
+    last one) or a CSV with ``time,bid,ask`` columns. Times must not go backwards; ask >= bid > 0."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(p, "no such file")
+    names, sep = _header(p)
+    idx = {n: i for i, n in enumerate(names)}
+    for required in ("bid", "ask"):
+        if required not in idx:
+            raise DataError(p, "missing column", 1, required)
+    two_columns = "date" in idx and "time" in idx
+    if not two_columns and "time" not in idx:
+        raise DataError(p, "missing column", 1, "time")
+    out: list[tuple[int, float, float]] = []
+    bid = ask = math.nan
+    last = -1
+    with p.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh, delimiter=sep)
+        next(reader)
+        for row, rec in enumerate(reader, start=2):
+            if not rec or not any(x.strip() for x in rec):
+                continue
+            if len(rec) <= max(idx["bid"], idx["ask"]):
+                raise DataError(p, "row is too short", row, "ask")
+            text = f"{rec[idx['date']]} {rec[idx['time']]}" if two_columns else rec[idx["time"]]
+            t = _tick_time(text, p, row)
+            if rec[idx["bid"]].strip():
+                bid = _number(rec[idx["bid"]], p, row, "bid")
+            if rec[idx["ask"]].strip():
+                ask = _number(rec[idx["ask"]], p, row, "ask")
+            if math.isnan(bid) or math.isnan(ask):
+                continue  # the first quotes of an export often carry one side only
+            if bid <= 0 or ask < bid:
+                raise DataError(p, f"bid {bid} / ask {ask}: need ask >= bid > 0", row, "ask" if ask < bid else "bid")
+            if t < last:
+                raise DataError(p, "time goes backwards", row, "time")
+            last = t
+            out.append((t, bid, ask))
+    if not out:
+        raise DataError(p, "no ticks with both bid and ask")
+    return np.array(out, dtype=TICK_FILE_DTYPE)
 
 
 def repeat_shifted(bars: np.ndarray, times: int) -> np.ndarray:

@@ -36,24 +36,64 @@ def detect_timeframe(times: np.ndarray) -> int:
 
 
 class Feed:
-    def __init__(self, symbol: str, bars: np.ndarray, digits: int, spread_points: int, offset_seconds: int = 0) -> None:
+    """Tick arrays (bid, ask, time) and the bars they form, with the mapping between the two."""
+
+    def __init__(self, symbol: str, bars: np.ndarray, bid: np.ndarray, ask: np.ndarray, time_msc: np.ndarray,
+                 bar_of_tick: np.ndarray, from_ticks: bool) -> None:  # fmt: skip
+        self.symbol = symbol
+        self.bars = bars
+        self.timeframe = detect_timeframe(bars["time"]) if not from_ticks else self._tf_of(bars)
+        self.bar_seconds = TIMEFRAME_SECONDS[self.timeframe]
+        self.bid, self.ask, self.time_msc = bid, ask, time_msc
+        self.bar_of_tick = bar_of_tick
+        self.bar_end = np.r_[bar_of_tick[1:] != bar_of_tick[:-1], True]
+        self.bar_start = np.r_[True, bar_of_tick[1:] != bar_of_tick[:-1]]
+        self.first_tick = np.flatnonzero(self.bar_start)
+        self.from_ticks = from_ticks
+
+    @staticmethod
+    def _tf_of(bars: np.ndarray) -> int:
+        return bars.dtype.metadata["timeframe"] if bars.dtype.metadata else c.TIMEFRAME_H1
+
+    @classmethod
+    def from_bars(cls, symbol: str, bars: np.ndarray, digits: int, spread_points: int,
+                  offset_seconds: int = 0) -> Feed:  # fmt: skip
+        """Each bar becomes open -> nearer extreme -> other extreme -> close."""
         if bars.dtype != RATES_DTYPE:
             raise TypeError("bars must use the MT5 rates dtype")
-        self.symbol = symbol
-        self.bars = bars.copy()
-        self.bars["time"] += offset_seconds  # data is UTC; the terminal speaks server time
-        self.timeframe = detect_timeframe(self.bars["time"])
-        self.bar_seconds = TIMEFRAME_SECONDS[self.timeframe]
+        bars = bars.copy()
+        bars["time"] += offset_seconds  # data is UTC; the terminal speaks server time
+        seconds = TIMEFRAME_SECONDS[detect_timeframe(bars["time"])]
         point = 10.0**-digits
-        o, h, lo, cl = (self.bars[k] for k in ("open", "high", "low", "close"))
+        o, h, lo, cl = (bars[k] for k in ("open", "high", "low", "close"))
         high_first = (h - o) <= (o - lo)
         path = np.stack([o, np.where(high_first, h, lo), np.where(high_first, lo, h), cl], axis=1)
-        self.bid = np.round(path.ravel(), digits)
-        spreads = np.where(self.bars["spread"] > 0, self.bars["spread"], spread_points).astype(np.float64)
-        self.ask = np.round(self.bid + np.repeat(spreads * point, TICKS_PER_BAR), digits)
-        step_ms = self.bar_seconds * 1000
+        bid = np.round(path.ravel(), digits)
+        spreads = np.where(bars["spread"] > 0, bars["spread"], spread_points).astype(np.float64)
+        ask = np.round(bid + np.repeat(spreads * point, TICKS_PER_BAR), digits)
+        step_ms = seconds * 1000
         offsets = np.array([0, step_ms // 3, 2 * step_ms // 3, step_ms - 1000], dtype=np.int64)
-        self.time_msc = (np.repeat(self.bars["time"] * 1000, TICKS_PER_BAR) + np.tile(offsets, len(self.bars)))
+        time_msc = np.repeat(bars["time"] * 1000, TICKS_PER_BAR) + np.tile(offsets, len(bars))
+        return cls(symbol, bars, bid, ask, time_msc, np.repeat(np.arange(len(bars)), TICKS_PER_BAR), False)
+
+    @classmethod
+    def from_ticks(cls, symbol: str, ticks: np.ndarray, digits: int, timeframe: int,
+                   offset_seconds: int = 0) -> Feed:  # fmt: skip
+        """Replay the ticks as they are; bars of ``timeframe`` are built from their bids."""
+        seconds = TIMEFRAME_SECONDS[timeframe]
+        time_msc = ticks["time_msc"] + offset_seconds * 1000
+        bid, ask = ticks["bid"].copy(), ticks["ask"].copy()
+        bucket = time_msc // 1000 // seconds * seconds
+        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+        ends = np.r_[starts[1:], len(bid)]
+        bars = np.zeros(len(starts), dtype=np.dtype(RATES_DTYPE, metadata={"timeframe": timeframe}))
+        bars["time"] = bucket[starts]
+        bars["open"], bars["close"] = bid[starts], bid[ends - 1]
+        bars["high"], bars["low"] = np.maximum.reduceat(bid, starts), np.minimum.reduceat(bid, starts)
+        bars["tick_volume"] = ends - starts
+        bars["spread"] = np.round((ask[starts] - bid[starts]) * 10.0**digits).astype(np.int32)
+        bar_of_tick = np.repeat(np.arange(len(starts)), ends - starts)
+        return cls(symbol, bars, bid, ask, time_msc, bar_of_tick, True)
 
     def __len__(self) -> int:
         return len(self.bid)
@@ -62,16 +102,14 @@ class Feed:
         """Bars visible when tick ``tick_index`` is the latest: closed bars plus the forming one."""
         if tick_index < 0:
             return np.empty(0, dtype=RATES_DTYPE)
-        bar = tick_index // TICKS_PER_BAR
-        out = self.bars[: bar + 1].copy()
-        seen = self.bid[bar * TICKS_PER_BAR : tick_index + 1]
+        bar = int(self.bar_of_tick[tick_index])
+        out = self.bars[: bar + 1].astype(RATES_DTYPE)
+        first = int(self.first_tick[bar])
+        seen = self.bid[first : tick_index + 1]
         forming = out[-1]
         forming["high"], forming["low"], forming["close"] = seen.max(), seen.min(), seen[-1]
-        if tick_index % TICKS_PER_BAR != TICKS_PER_BAR - 1:
-            forming["tick_volume"] = forming["tick_volume"] * len(seen) // TICKS_PER_BAR
+        if not self.bar_end[tick_index]:
+            total = int(self.first_tick[bar + 1]) - first if bar + 1 < len(self.first_tick) else len(self.bid) - first
+            forming["tick_volume"] = forming["tick_volume"] * len(seen) // total
         out[-1] = forming
         return out
-
-    def closed_bar_at(self, tick_index: int) -> int | None:
-        """The index of the bar that tick ``tick_index`` closes, or None if it closes none."""
-        return tick_index // TICKS_PER_BAR if tick_index % TICKS_PER_BAR == TICKS_PER_BAR - 1 else None

@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from tradeguard.broker.data import SAMPLE, load_bars
+from tradeguard.broker.data import SAMPLE, is_tick_file, load_bars, load_ticks
 from tradeguard.broker.emulator import constants as c
 from tradeguard.broker.emulator import symbols as sy
 from tradeguard.broker.emulator.book import Book, Order, Position, group_match
 from tradeguard.broker.emulator.faults import PROFILES, FaultInjector, FaultProfile
-from tradeguard.broker.emulator.feed import TICKS_PER_BAR, TIMEFRAME_SECONDS, Feed
+from tradeguard.broker.emulator.feed import TIMEFRAME_SECONDS, Feed
 from tradeguard.broker.emulator.structures import RATES_DTYPE, TICKS_DTYPE, AccountInfo, TerminalInfo, Tick
 from tradeguard.broker.emulator.trading import Trading
 
@@ -40,7 +40,9 @@ class EmulatorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    data: str = Field(default=str(SAMPLE), description="bars file (MT5 export, CSV or Parquet); times are UTC")
+    data: str = Field(default=str(SAMPLE), description="bars or ticks file (MT5 export, CSV or Parquet); times UTC")
+    data_kind: str = Field(default="auto", pattern="^(auto|bars|ticks)$", description="auto: ticks if bid/ask columns")
+    timeframe: str = Field(default="H1", description="bar timeframe built from a ticks file")
     symbol: str = Field(default="EURUSD", description="the symbol the data file holds")
     symbols: dict[str, dict[str, Any]] = Field(default_factory=dict, description="spec overrides per symbol")
     server_offset_hours: float = Field(default=0.0, ge=-12, le=14, description="server clock = UTC + offset")
@@ -89,7 +91,14 @@ class Terminal(Trading):
             if name not in self.specs:
                 raise ValueError(f"symbols.{name}: not in the catalogue ({', '.join(sy.CATALOGUE)})")
         main = self.specs[config.symbol]
-        self.feed = Feed(config.symbol, load_bars(config.data), main.digits, main.spread, self.offset_s)
+        kind = config.data_kind if config.data_kind != "auto" else ("ticks" if is_tick_file(config.data) else "bars")
+        if kind == "ticks":
+            tf = getattr(c, f"TIMEFRAME_{config.timeframe}", None)
+            if tf not in TIMEFRAME_SECONDS:
+                raise ValueError(f"timeframe {config.timeframe!r}: not a timeframe bars can be built in")
+            self.feed = Feed.from_ticks(config.symbol, load_ticks(config.data), main.digits, tf, self.offset_s)
+        else:
+            self.feed = Feed.from_bars(config.symbol, load_bars(config.data), main.digits, main.spread, self.offset_s)
         self.selected = {config.symbol}
         # live quotes: symbol -> [bid, ask, time_msc]; symbols without data stand still at static_bid
         self.quotes: dict[str, list[float]] = {}
@@ -107,6 +116,8 @@ class Terminal(Trading):
         self._bids = self.feed.bid.tolist()
         self._asks = self.feed.ask.tolist()
         self._times = self.feed.time_msc.tolist()
+        self._bar_end = self.feed.bar_end.tolist()
+        self._bar_start = self.feed.bar_start.tolist() if self.faults.profile.stale_tick_rate else None
         # trigger levels per symbol: [lo_bid, hi_bid, lo_ask, hi_ask]
         self.levels: dict[str, list[float]] = {s: [-INF, INF, -INF, INF] for s in self.specs}
         # floating P&L aggregates per symbol: [kb, cb, ks, cs, floating_in_account_ccy]
@@ -453,24 +464,18 @@ class Terminal(Trading):
             return done
 
     def replay_bars(self) -> Iterator[np.void]:
-        """Advance tick by tick; yield each bar of the replayed symbol right after its close tick."""
-        per_bar = TICKS_PER_BAR
+        """Advance tick by tick; yield each bar of the replayed symbol right after its last tick."""
         while True:
             with self._lock:
+                closed = None
                 while not self.replay_finished:
                     self._advance_one()
-                    if self.index % per_bar == per_bar - 1:
+                    if self._bar_end[self.index]:
+                        closed = self.feed.bars[int(self.feed.bar_of_tick[self.index])]
                         break
-                else:
-                    if self.index % per_bar != per_bar - 1:
-                        return
-                closed = self.index % per_bar == per_bar - 1
-                bar = self.feed.bars[self.index // per_bar] if closed else None
-            if bar is None:
+            if closed is None:
                 return
-            yield bar
-            if self.replay_finished:
-                return
+            yield closed
 
     def _advance_one(self) -> None:
         i = self.index = self.index + 1
@@ -478,8 +483,8 @@ class Terminal(Trading):
         sym = self.feed.symbol
         q = self.quotes[sym]
         q[0], q[1], q[2] = bid, ask, t
-        if i and i % TICKS_PER_BAR == 0 and self.faults.stale_bar():  # this bar's ticks are withheld
-            self._stale_until = i + TICKS_PER_BAR - 1
+        if self._bar_start and i and self._bar_start[i] and self.faults.stale_bar():  # this bar's ticks withheld
+            self._stale_until = i + self._bar_end.index(True, i) - i
             self.published.setdefault(sym, (self._bids[i - 1], self._asks[i - 1], self._times[i - 1]))
         elif i > self._stale_until and self.published:
             self.published.pop(sym, None)
