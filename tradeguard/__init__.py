@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from tradeguard.core.configured import ConfiguredPlugin
 from tradeguard.core.schema import PluginSettings
 from tradeguard.errors import (
     ConfigError,
@@ -76,7 +77,8 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
-    "AccountSnapshot", "Alert", "AlertChannel", "Bar", "ConfigError", "Decision", "Fill", "HaltEvent",
+    "AccountSnapshot", "Alert", "AlertChannel", "Bar", "ConfigError", "ConfiguredPlugin", "Decision", "Fill",
+    "HaltEvent",
     "HealthReport", "HealthStatus", "IllegalStateTransition", "Job", "KillState", "OrderEvent", "OrderEventKind",
     "OrderIntent", "OrderType", "PluginError", "PluginSettings", "Position", "Reason", "ReconciliationReport",
     "Rejected", "Score", "Severity", "Side", "Signal", "StartupError", "Targets", "TradeguardError",

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tradeguard.broker.data import SAMPLE, is_tick_file, load_bars, load_ticks
 from tradeguard.broker.emulator import constants as c
 from tradeguard.broker.emulator import symbols as sy
+from tradeguard.broker.emulator.api import api
 from tradeguard.broker.emulator.book import Book, Order, Position, group_match
 from tradeguard.broker.emulator.faults import PROFILES, FaultInjector, FaultProfile
 from tradeguard.broker.emulator.feed import TIMEFRAME_SECONDS, Feed
@@ -168,64 +169,58 @@ class Terminal(Trading):
                 return self.login(login, password=password, server=server)
             return True
 
+    @api(False)
     def login(self, login: int, password: str | None = None, server: str | None = None,
               timeout: int = 60000) -> bool:  # fmt: skip
-        with self._lock:
-            if not self._enter():
-                return False
-            cfg = self.config
-            if login != cfg.login or (cfg.password and password != cfg.password) or (server and server != cfg.server):
-                self._last_error = (c.RES_E_AUTH_FAILED, "Terminal: Authorization failed")
-                return False
-            return True
+        cfg = self.config
+        if login != cfg.login or (cfg.password and password != cfg.password) or (server and server != cfg.server):
+            self._last_error = (c.RES_E_AUTH_FAILED, "Terminal: Authorization failed")
+            return False
+        return True
 
     def shutdown(self) -> None:
         with self._lock:
             self.initialized = False
             self._last_error = NO_IPC
 
+    @api()
     def version(self) -> tuple[int, int, str] | None:
-        with self._lock:
-            return (500, 5735, "16 Oct 2026") if self._enter() else None
+        return (500, 5735, "16 Oct 2026")
 
     def last_error(self) -> tuple[int, str]:
         return self._last_error
 
+    @api()
     def terminal_info(self) -> TerminalInfo | None:
-        with self._lock:
-            if not self._enter():
-                return None
-            now = self.now_msc()
-            return TerminalInfo(
-                community_account=False, community_connection=False, connected=self.faults.connected(now),
-                dlls_allowed=False, trade_allowed=self.algo_trading and self.faults.autotrading(now),
-                tradeapi_disabled=False, email_enabled=False, ftp_enabled=False, notifications_enabled=False,
-                mqid=False, build=5735, maxbars=100000, codepage=0,
-                ping_last=int(self.faults.profile.latency_ms * 1000), community_balance=0.0, retransmission=0.0,
-                company=self.config.company, name="tradeguard MT5 emulator", language="English",
-                path="emulator", data_path="emulator", commondata_path="emulator",
-            )  # fmt: skip
+        now = self.now_msc()
+        return TerminalInfo(
+            community_account=False, community_connection=False, connected=self.faults.connected(now),
+            dlls_allowed=False, trade_allowed=self.algo_trading and self.faults.autotrading(now),
+            tradeapi_disabled=False, email_enabled=False, ftp_enabled=False, notifications_enabled=False,
+            mqid=False, build=5735, maxbars=100000, codepage=0,
+            ping_last=int(self.faults.profile.latency_ms * 1000), community_balance=0.0, retransmission=0.0,
+            company=self.config.company, name="tradeguard MT5 emulator", language="English",
+            path="emulator", data_path="emulator", commondata_path="emulator",
+        )  # fmt: skip
 
+    @api()
     def account_info(self) -> AccountInfo | None:
-        with self._lock:
-            if not self._enter():
-                return None
-            cfg = self.config
-            equity = self.equity()
-            margin = self.margin_used
-            return AccountInfo(
-                login=cfg.login, trade_mode=c.ACCOUNT_TRADE_MODE_DEMO, leverage=cfg.leverage,
-                limit_orders=cfg.limit_orders, margin_so_mode=c.ACCOUNT_STOPOUT_MODE_PERCENT,
-                trade_allowed=True, trade_expert=self.trade_expert,
-                margin_mode=(c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING if self.hedging
-                             else c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING),
-                currency_digits=2, fifo_close=False, balance=round(self.balance, 2), credit=self.credit,
-                profit=round(self.floating, 2), equity=round(equity, 2), margin=round(margin, 2),
-                margin_free=round(equity - margin, 2), margin_level=round(equity / margin * 100, 2) if margin else 0.0,
-                margin_so_call=cfg.margin_so_call, margin_so_so=cfg.margin_so_so, margin_initial=0.0,
-                margin_maintenance=0.0, assets=0.0, liabilities=0.0, commission_blocked=0.0, name=cfg.name,
-                server=cfg.server, currency=cfg.currency, company=cfg.company,
-            )  # fmt: skip
+        cfg = self.config
+        equity = self.equity()
+        margin = self.margin_used
+        return AccountInfo(
+            login=cfg.login, trade_mode=c.ACCOUNT_TRADE_MODE_DEMO, leverage=cfg.leverage,
+            limit_orders=cfg.limit_orders, margin_so_mode=c.ACCOUNT_STOPOUT_MODE_PERCENT,
+            trade_allowed=True, trade_expert=self.trade_expert,
+            margin_mode=(c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING if self.hedging
+                         else c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING),
+            currency_digits=2, fifo_close=False, balance=round(self.balance, 2), credit=self.credit,
+            profit=round(self.floating, 2), equity=round(equity, 2), margin=round(margin, 2),
+            margin_free=round(equity - margin, 2), margin_level=round(equity / margin * 100, 2) if margin else 0.0,
+            margin_so_call=cfg.margin_so_call, margin_so_so=cfg.margin_so_so, margin_initial=0.0,
+            margin_maintenance=0.0, assets=0.0, liabilities=0.0, commission_blocked=0.0, name=cfg.name,
+            server=cfg.server, currency=cfg.currency, company=cfg.company,
+        )  # fmt: skip
 
     @property
     def hedging(self) -> bool:
@@ -236,25 +231,21 @@ class Terminal(Trading):
 
     # ------------------------------------------------------------------ symbols and quotes -----
 
+    @api()
     def symbols_total(self) -> int | None:
-        with self._lock:
-            return len(self.specs) if self._enter() else None
+        return len(self.specs)
 
+    @api()
     def symbols_get(self, group: str | None = None) -> tuple[Any, ...] | None:
-        with self._lock:
-            if not self._enter():
-                return None
-            names = [n for n in self.specs if group is None or group_match(n, group)]
-            return tuple(self._symbol_info(n) for n in names)
+        names = [n for n in self.specs if group is None or group_match(n, group)]
+        return tuple(self._symbol_info(n) for n in names)
 
+    @api()
     def symbol_info(self, symbol: str) -> Any:
-        with self._lock:
-            if not self._enter():
-                return None
-            if symbol not in self.specs:
-                self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
-                return None
-            return self._symbol_info(symbol)
+        if symbol not in self.specs:
+            self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
+            return None
+        return self._symbol_info(symbol)
 
     def _symbol_info(self, symbol: str) -> Any:
         bid, ask, t = self._published(symbol)
@@ -268,26 +259,22 @@ class Terminal(Trading):
         bid, ask, t = self.quotes[symbol]
         return bid, ask, int(t)
 
+    @api()
     def symbol_info_tick(self, symbol: str) -> Tick | None:
-        with self._lock:
-            if not self._enter():
-                return None
-            if symbol not in self.specs:
-                self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
-                return None
-            bid, ask, t = self._published(symbol)
-            return Tick(time=t // 1000, bid=bid, ask=ask, last=0.0, volume=0, time_msc=t,
-                        flags=c.TICK_FLAG_BID | c.TICK_FLAG_ASK, volume_real=0.0)  # fmt: skip
+        if symbol not in self.specs:
+            self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
+            return None
+        bid, ask, t = self._published(symbol)
+        return Tick(time=t // 1000, bid=bid, ask=ask, last=0.0, volume=0, time_msc=t,
+                    flags=c.TICK_FLAG_BID | c.TICK_FLAG_ASK, volume_real=0.0)  # fmt: skip
 
+    @api(False)
     def symbol_select(self, symbol: str, enable: bool = True) -> bool:
-        with self._lock:
-            if not self._enter():
-                return False
-            if symbol not in self.specs:
-                self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
-                return False
-            (self.selected.add if enable else self.selected.discard)(symbol)
-            return True
+        if symbol not in self.specs:
+            self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
+            return False
+        (self.selected.add if enable else self.selected.discard)(symbol)
+        return True
 
     def market_book_add(self, symbol: str) -> bool:
         with self._lock:
@@ -368,28 +355,24 @@ class Terminal(Trading):
 
     # ------------------------------------------------------------------ records -----------------
 
+    @api()
     def orders_total(self) -> int | None:
-        with self._lock:
-            return len(self.book.orders) if self._enter() else None
+        return len(self.book.orders)
 
+    @api()
     def orders_get(self, symbol: str | None = None, group: str | None = None, ticket: int | None = None) -> Any:
-        with self._lock:
-            if not self._enter():
-                return None
-            for o in self.book.orders.values():
-                o.price_current = self.quotes[o.symbol][1 if o.is_buy else 0]
-            return tuple(o.as_tuple() for o in self._filter(self.book.orders.values(), symbol, group, ticket))
+        for o in self.book.orders.values():
+            o.price_current = self.quotes[o.symbol][1 if o.is_buy else 0]
+        return tuple(o.as_tuple() for o in self._filter(self.book.orders.values(), symbol, group, ticket))
 
+    @api()
     def positions_total(self) -> int | None:
-        with self._lock:
-            return len(self.book.positions) if self._enter() else None
+        return len(self.book.positions)
 
+    @api()
     def positions_get(self, symbol: str | None = None, group: str | None = None, ticket: int | None = None) -> Any:
-        with self._lock:
-            if not self._enter():
-                return None
-            chosen = self._filter(self.book.positions.values(), symbol, group, ticket)
-            return tuple(p.as_tuple(self.position_profit(p)) for p in chosen)
+        chosen = self._filter(self.book.positions.values(), symbol, group, ticket)
+        return tuple(p.as_tuple(self.position_profit(p)) for p in chosen)
 
     @staticmethod
     def _filter(items: Any, symbol: str | None, group: str | None, ticket: int | None) -> list[Any]:
@@ -421,28 +404,24 @@ class Terminal(Trading):
         chosen = [x for x in items if lo <= time_of(x) <= hi]
         return [x for x in chosen if group_match(x.symbol, group)] if group else chosen
 
+    @api()
     def history_orders_get(self, *args: Any, group: str | None = None, ticket: int | None = None,
                            position: int | None = None) -> Any:  # fmt: skip
-        with self._lock:
-            if not self._enter():
-                return None
-            found = self._history(self.book.history_orders, args, lambda o: o.time_done_msc, lambda o: o.ticket,
-                                  group, ticket, position)  # fmt: skip
-            return None if found is None else tuple(o.as_tuple() for o in found)
+        found = self._history(self.book.history_orders, args, lambda o: o.time_done_msc, lambda o: o.ticket,
+                              group, ticket, position)  # fmt: skip
+        return None if found is None else tuple(o.as_tuple() for o in found)
 
     def history_orders_total(self, date_from: Any, date_to: Any) -> int | None:
         found = self.history_orders_get(date_from, date_to)
         return None if found is None else len(found)
 
+    @api()
     def history_deals_get(self, *args: Any, group: str | None = None, ticket: int | None = None,
                           position: int | None = None) -> Any:  # fmt: skip
         """``ticket`` selects deals by their ORDER ticket (``deal.order``), as the real API does."""
-        with self._lock:
-            if not self._enter():
-                return None
-            found = self._history(self.book.deals, args, lambda d: d.time_msc, lambda d: d.order, group, ticket,
-                                  position)  # fmt: skip
-            return None if found is None else tuple(d.as_tuple() for d in found)
+        found = self._history(self.book.deals, args, lambda d: d.time_msc, lambda d: d.order, group, ticket,
+                              position)  # fmt: skip
+        return None if found is None else tuple(d.as_tuple() for d in found)
 
     def history_deals_total(self, date_from: Any, date_to: Any) -> int | None:
         found = self.history_deals_get(date_from, date_to)

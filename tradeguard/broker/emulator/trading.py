@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from tradeguard.broker.emulator import constants as c
 from tradeguard.broker.emulator import symbols as sy
+from tradeguard.broker.emulator.api import api
 from tradeguard.broker.emulator.book import Deal, Order, Position
 from tradeguard.broker.emulator.faults import Fault
 from tradeguard.broker.emulator.structures import (
@@ -80,67 +81,59 @@ class Trading:
 
     # ------------------------------------------------------------------ API ---------------------
 
+    @api()
     def order_calc_margin(self: Terminal, action: int, symbol: str, volume: float, price: float) -> float | None:
-        with self._lock:
-            if not self._enter():
-                return None
-            if symbol not in self.specs or action not in MARKET_TYPES + PENDING_TYPES:
-                self._last_error = (c.RES_E_INVALID_PARAMS, "Invalid arguments")
-                return None
-            return round(sy.margin(self.specs[symbol], volume, price, self.config.leverage, self.config.currency,
-                                   self.price_of), 2)  # fmt: skip
+        if symbol not in self.specs or action not in MARKET_TYPES + PENDING_TYPES:
+            self._last_error = (c.RES_E_INVALID_PARAMS, "Invalid arguments")
+            return None
+        return round(sy.margin(self.specs[symbol], volume, price, self.config.leverage, self.config.currency,
+                               self.price_of), 2)  # fmt: skip
 
+    @api()
     def order_calc_profit(self: Terminal, action: int, symbol: str, volume: float, price_open: float,
                           price_close: float) -> float | None:  # fmt: skip
-        with self._lock:
-            if not self._enter():
-                return None
-            if symbol not in self.specs or action not in MARKET_TYPES:
-                self._last_error = (c.RES_E_INVALID_PARAMS, "Invalid arguments")
-                return None
-            return round(sy.profit(self.specs[symbol], action == c.ORDER_TYPE_BUY, volume, price_open, price_close,
-                                   self.config.currency, self.price_of), 2)  # fmt: skip
+        if symbol not in self.specs or action not in MARKET_TYPES:
+            self._last_error = (c.RES_E_INVALID_PARAMS, "Invalid arguments")
+            return None
+        return round(sy.profit(self.specs[symbol], action == c.ORDER_TYPE_BUY, volume, price_open, price_close,
+                               self.config.currency, self.price_of), 2)  # fmt: skip
 
+    @api()
     def order_check(self: Terminal, request: dict[str, Any]) -> OrderCheckResult | None:
-        with self._lock:
-            if not self._enter():
-                return None
-            req = self._parse(request)
-            if req is None:
-                return None
-            echo = TradeRequest(**req)
-            equity, margin = self.equity(), self.margin_used
-            try:
-                plan = self._validate(req)
-            except Rejection as rej:
-                return OrderCheckResult(rej.retcode, round(self.balance, 2), round(equity, 2), round(self.floating, 2),
-                                        round(margin, 2), round(equity - margin, 2), 0.0, str(rej), echo)  # fmt: skip
-            after = margin + plan.get("margin", 0.0)
-            level = round(equity / after * 100, 2) if after else 0.0
-            return OrderCheckResult(0, round(self.balance, 2), round(equity, 2), round(self.floating, 2),
-                                    round(after, 2), round(equity - after, 2), level, "Done", echo)  # fmt: skip
+        req = self._parse(request)
+        if req is None:
+            return None
+        echo = TradeRequest(**req)
+        equity, margin = self.equity(), self.margin_used
+        try:
+            plan = self._validate(req)
+        except Rejection as rej:
+            return OrderCheckResult(rej.retcode, round(self.balance, 2), round(equity, 2), round(self.floating, 2),
+                                    round(margin, 2), round(equity - margin, 2), 0.0, str(rej), echo)  # fmt: skip
+        after = margin + plan.get("margin", 0.0)
+        level = round(equity / after * 100, 2) if after else 0.0
+        return OrderCheckResult(0, round(self.balance, 2), round(equity, 2), round(self.floating, 2),
+                                round(after, 2), round(equity - after, 2), level, "Done", echo)  # fmt: skip
 
+    @api()
     def order_send(self: Terminal, request: dict[str, Any]) -> OrderSendResult | None:
-        with self._lock:
-            if not self._enter():
+        req = self._parse(request)
+        if req is None:
+            return None
+        fault = self.faults.on_request(self.now_msc())
+        if fault is Fault.DISCONNECTED:
+            if self.faults.answer_none():
+                self._last_error = (c.RES_E_INTERNAL_FAIL_CONNECT, "No IPC connection")
                 return None
-            req = self._parse(request)
-            if req is None:
-                return None
-            fault = self.faults.on_request(self.now_msc())
-            if fault is Fault.DISCONNECTED:
-                if self.faults.answer_none():
-                    self._last_error = (c.RES_E_INTERNAL_FAIL_CONNECT, "No IPC connection")
-                    return None
-                return self._result(c.TRADE_RETCODE_CONNECTION, req)
-            if fault in FAULT_RETCODES:
-                return self._result(FAULT_RETCODES[fault], req)  # type: ignore[index]
-            result = self.execute_request(req)
-            if fault is Fault.TIMEOUT_EXECUTED and result.retcode in (
-                c.TRADE_RETCODE_DONE, c.TRADE_RETCODE_PLACED, c.TRADE_RETCODE_DONE_PARTIAL
-            ):  # the order went through; the answer never came back
-                return self._result(c.TRADE_RETCODE_TIMEOUT, req)
-            return result
+            return self._result(c.TRADE_RETCODE_CONNECTION, req)
+        if fault in FAULT_RETCODES:
+            return self._result(FAULT_RETCODES[fault], req)  # type: ignore[index]
+        result = self.execute_request(req)
+        if fault is Fault.TIMEOUT_EXECUTED and result.retcode in (
+            c.TRADE_RETCODE_DONE, c.TRADE_RETCODE_PLACED, c.TRADE_RETCODE_DONE_PARTIAL
+        ):  # the order went through; the answer never came back
+            return self._result(c.TRADE_RETCODE_TIMEOUT, req)
+        return result
 
     # ------------------------------------------------------------------ parsing and results -----
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tradeguard import HaltEvent, KillState, OrderIntent, PluginSettings, Rejected, hookimpl
+from tradeguard import ConfiguredPlugin, HaltEvent, KillState, OrderIntent, PluginSettings, Rejected, hookimpl
 
 log = logging.getLogger("tradeguard.kill_switch")
 _RANK = {KillState.ACTIVE: 0, KillState.REDUCE_ONLY: 1, KillState.HALTED: 2}
@@ -28,20 +28,18 @@ class KillSwitchSettings(PluginSettings):
     allow_closes_when_halted: bool = Field(default=True, description="let exposure-reducing orders through HALTED")
 
 
-class KillSwitch:
+class KillSwitch(ConfiguredPlugin):
+    settings_model = KillSwitchSettings
+
     def __init__(self) -> None:
-        self.cfg = KillSwitchSettings()
+        super().__init__()
         self.state = KillState.ACTIVE
         self.trigger = ""
         self._gauge: Any = None
 
     @hookimpl
-    def tradeguard_settings(self) -> type[KillSwitchSettings]:
-        return KillSwitchSettings
-
-    @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
-        self.cfg = runtime.settings_for(self)
+        super().tradeguard_startup(runtime)
         self._gauge = runtime.metrics.kill_switch_active
         self._gauge.set(0 if self.state is KillState.ACTIVE else 1)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tradeguard import OrderIntent, PluginSettings, Rejected, hookimpl
+from tradeguard import ConfiguredPlugin, OrderIntent, PluginSettings, Rejected, hookimpl
 
 
 class RiskGuardSettings(PluginSettings):
@@ -19,17 +19,8 @@ class RiskGuardSettings(PluginSettings):
     max_volume_per_order: float = Field(default=10.0, gt=0, description="lots in one order")
 
 
-class RiskGuard:
-    def __init__(self) -> None:
-        self.cfg = RiskGuardSettings()
-
-    @hookimpl
-    def tradeguard_settings(self) -> type[RiskGuardSettings]:
-        return RiskGuardSettings
-
-    @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
-        self.cfg = runtime.settings_for(self)
+class RiskGuard(ConfiguredPlugin):
+    settings_model = RiskGuardSettings
 
     @hookimpl
     def evaluate_risk(self, order: OrderIntent, runtime: Any) -> Rejected | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from tradeguard import PluginSettings, Rejected, Signal, Targets, hookimpl
+from tradeguard import ConfiguredPlugin, PluginSettings, Rejected, Signal, Targets, hookimpl
 
 
 class SizingSettings(PluginSettings):
@@ -33,17 +33,8 @@ def floor_to_step(volume: float, step: float) -> float:
     return round(math.floor(volume / step + 1e-9) * step, 8)
 
 
-class PositionSizing:
-    def __init__(self) -> None:
-        self.cfg = SizingSettings()
-
-    @hookimpl
-    def tradeguard_settings(self) -> type[SizingSettings]:
-        return SizingSettings
-
-    @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
-        self.cfg = runtime.settings_for(self)
+class PositionSizing(ConfiguredPlugin):
+    settings_model = SizingSettings
 
     @hookimpl
     def size_position(self, signal: Signal, targets: Targets, runtime: Any) -> float | Rejected:

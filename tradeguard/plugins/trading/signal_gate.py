@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tradeguard import PluginSettings, Reason, Signal, hookimpl
+from tradeguard import ConfiguredPlugin, PluginSettings, Reason, Signal, hookimpl
 
 
 class SignalGateSettings(PluginSettings):
@@ -21,17 +21,8 @@ class SignalGateSettings(PluginSettings):
     symbols: list[str] = Field(default_factory=list, description="tradable symbols; empty = any")
 
 
-class SignalValidationGate:
-    def __init__(self) -> None:
-        self.cfg = SignalGateSettings()
-
-    @hookimpl
-    def tradeguard_settings(self) -> type[SignalGateSettings]:
-        return SignalGateSettings
-
-    @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
-        self.cfg = runtime.settings_for(self)
+class SignalValidationGate(ConfiguredPlugin):
+    settings_model = SignalGateSettings
 
     @hookimpl
     def validate_signal(self, signal: Signal, runtime: Any) -> list[Reason]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tradeguard import PluginSettings, Rejected, Signal, Targets, hookimpl
+from tradeguard import ConfiguredPlugin, PluginSettings, Rejected, Signal, Targets, hookimpl
 
 
 class TargetSettings(PluginSettings):
@@ -20,17 +20,8 @@ class TargetSettings(PluginSettings):
     take_profit_r: float = Field(default=2.0, gt=0, le=50, description="take profit at this multiple of the risk")
 
 
-class TargetStopEngine:
-    def __init__(self) -> None:
-        self.cfg = TargetSettings()
-
-    @hookimpl
-    def tradeguard_settings(self) -> type[TargetSettings]:
-        return TargetSettings
-
-    @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
-        self.cfg = runtime.settings_for(self)
+class TargetStopEngine(ConfiguredPlugin):
+    settings_model = TargetSettings
 
     @hookimpl
     def compute_targets(self, signal: Signal, runtime: Any) -> Targets | Rejected | None:
