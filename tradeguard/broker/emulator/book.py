@@ -121,6 +121,25 @@ class Book:
     closed_positions: set[int] = field(default_factory=set)
     next_order: int = 1_000_001
     next_deal: int = 2_000_001
+    # indexes for history queries: by order ticket, by position, and the (ascending) times
+    deals_by_order: dict[int, list[Deal]] = field(default_factory=dict)
+    deals_by_position: dict[int, list[Deal]] = field(default_factory=dict)
+    deal_times: list[int] = field(default_factory=list)
+    orders_by_ticket: dict[int, Order] = field(default_factory=dict)
+    orders_by_position: dict[int, list[Order]] = field(default_factory=dict)
+    order_times: list[int] = field(default_factory=list)
+
+    def add_deal(self, deal: Deal) -> None:
+        self.deals.append(deal)
+        self.deal_times.append(deal.time_msc)
+        self.deals_by_order.setdefault(deal.order, []).append(deal)
+        self.deals_by_position.setdefault(deal.position_id, []).append(deal)
+
+    def add_history_order(self, order: Order) -> None:
+        self.history_orders.append(order)
+        self.order_times.append(order.time_done_msc)
+        self.orders_by_ticket[order.ticket] = order
+        self.orders_by_position.setdefault(order.position_id, []).append(order)
 
     def order_ticket(self) -> int:
         self.next_order += 1

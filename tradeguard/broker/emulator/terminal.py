@@ -12,6 +12,7 @@ when a level is crossed.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time as _time
 from collections.abc import Iterator
@@ -391,24 +392,29 @@ class Terminal(Trading):
         return round(sy.profit(spec, p.is_buy, p.volume, p.price_open, p.price_current, self.config.currency,
                                self.price_of), 2)  # fmt: skip
 
-    def _history(self, items: list[Any], args: tuple[Any, ...], time_of: Any, ticket_of: Any,
-                 group: str | None, ticket: int | None, position: int | None) -> list[Any] | None:  # fmt: skip
+    def _history(self, items: list[Any], times: list[int], by_ticket: Any, by_position: dict[int, list[Any]],
+                 args: tuple[Any, ...], group: str | None, ticket: int | None,
+                 position: int | None) -> list[Any] | None:  # fmt: skip
+        """The three MT5 call forms: ``(from, to[, group=])``, ``(ticket=)`` or ``(position=)``."""
         if ticket is not None:
-            return [x for x in items if ticket_of(x) == ticket]
+            return list(by_ticket(ticket))
         if position is not None:
-            return [x for x in items if x.position_id == position]
+            return list(by_position.get(position, ()))
         if len(args) != 2:
             self._last_error = (c.RES_E_INVALID_PARAMS, "Invalid arguments")
             return None
-        lo, hi = _epoch(args[0]) * 1000, _epoch(args[1]) * 1000
-        chosen = [x for x in items if lo <= time_of(x) <= hi]
+        lo = bisect.bisect_left(times, _epoch(args[0]) * 1000)
+        hi = bisect.bisect_right(times, _epoch(args[1]) * 1000)
+        chosen = items[lo:hi]
         return [x for x in chosen if group_match(x.symbol, group)] if group else chosen
 
     @api()
     def history_orders_get(self, *args: Any, group: str | None = None, ticket: int | None = None,
                            position: int | None = None) -> Any:  # fmt: skip
-        found = self._history(self.book.history_orders, args, lambda o: o.time_done_msc, lambda o: o.ticket,
-                              group, ticket, position)  # fmt: skip
+        b = self.book
+        found = self._history(b.history_orders, b.order_times,
+                              lambda t: [b.orders_by_ticket[t]] if t in b.orders_by_ticket else [],
+                              b.orders_by_position, args, group, ticket, position)  # fmt: skip
         return None if found is None else tuple(o.as_tuple() for o in found)
 
     def history_orders_total(self, date_from: Any, date_to: Any) -> int | None:
@@ -419,8 +425,9 @@ class Terminal(Trading):
     def history_deals_get(self, *args: Any, group: str | None = None, ticket: int | None = None,
                           position: int | None = None) -> Any:  # fmt: skip
         """``ticket`` selects deals by their ORDER ticket (``deal.order``), as the real API does."""
-        found = self._history(self.book.deals, args, lambda d: d.time_msc, lambda d: d.order, group, ticket,
-                              position)  # fmt: skip
+        b = self.book
+        found = self._history(b.deals, b.deal_times, lambda t: b.deals_by_order.get(t, ()), b.deals_by_position,
+                              args, group, ticket, position)  # fmt: skip
         return None if found is None else tuple(d.as_tuple() for d in found)
 
     def history_deals_total(self, date_from: Any, date_to: Any) -> int | None:

@@ -460,7 +460,7 @@ class Trading:
         if listed:
             self.book.orders.pop(order.ticket, None)
             self.rearm(order.symbol)
-        self.book.history_orders.append(order)
+        self.book.add_history_order(order)
 
     def fill(self: Terminal, order: Order, closing: Position | None, volume: float, price: float,
              reason: int, comment: str | None = None) -> Deal:  # fmt: skip
@@ -510,7 +510,7 @@ class Trading:
                     type=c.DEAL_TYPE_BUY if is_buy else c.DEAL_TYPE_SELL, entry=entry, magic=order.magic,
                     position_id=pos.identifier, reason=reason, volume=volume, price=price, commission=commission,
                     profit=pnl, symbol=order.symbol, comment=order.comment if comment is None else comment)  # fmt: skip
-        self.book.deals.append(deal)
+        self.book.add_deal(deal)
         self.balance = round(self.balance + pnl + commission, 2)
         self.reaggregate(order.symbol)
         return deal
@@ -534,7 +534,7 @@ class Trading:
                         type=c.DEAL_TYPE_SELL if p.is_buy else c.DEAL_TYPE_BUY, entry=c.DEAL_ENTRY_OUT_BY,
                         magic=p.magic, position_id=p.identifier, reason=c.DEAL_REASON_EXPERT, volume=volume,
                         price=price, commission=0.0, profit=pnl, symbol=p.symbol, comment=req["comment"])  # fmt: skip
-            self.book.deals.append(deal)
+            self.book.add_deal(deal)
             first = first or deal
             self.balance = round(self.balance + pnl, 2)
             p.volume = round(p.volume - volume, 8)
@@ -550,7 +550,7 @@ class Trading:
         deal = Deal(ticket=self.book.deal_ticket(), order=0, time_msc=self.now_msc(), type=c.DEAL_TYPE_BALANCE,
                     entry=c.DEAL_ENTRY_IN, magic=0, position_id=0, reason=c.DEAL_REASON_CLIENT, volume=0.0,
                     price=0.0, commission=0.0, profit=round(amount, 2), symbol="", comment=comment)  # fmt: skip
-        self.book.deals.append(deal)
+        self.book.add_deal(deal)
         self.balance = round(self.balance + amount, 2)
         return deal.ticket
 

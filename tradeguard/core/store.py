@@ -1,0 +1,251 @@
+"""The embedded store: one SQLite file in WAL mode, versioned migrations, one writer lock.
+
+What must survive a crash is committed before the broker call it protects (the journal entry of
+an order is durable before ``order_send``). ``synchronous`` is a setting: ``FULL`` survives a
+power cut, ``NORMAL`` a process kill (both in WAL mode). Other processes (``tradeguard status``,
+``kill``) open the same file and read while the runtime writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tradeguard.errors import TradeguardError
+from tradeguard.models import Decision
+
+#: Each entry upgrades the schema by one version; never edit a released one, append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE orders (
+        client_id TEXT PRIMARY KEY,
+        signal_id TEXT NOT NULL DEFAULT '',
+        strategy TEXT NOT NULL DEFAULT '',
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        order_type TEXT NOT NULL,
+        volume REAL NOT NULL,
+        price REAL,
+        stop_loss REAL,
+        take_profit REAL,
+        position_ticket INTEGER,
+        reduce_only INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL,
+        broker_order INTEGER NOT NULL DEFAULT 0,
+        filled_volume REAL NOT NULL DEFAULT 0,
+        last_retcode INTEGER,
+        last_message TEXT NOT NULL DEFAULT '',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX orders_state ON orders(state);
+    CREATE TABLE order_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_id TEXT NOT NULL REFERENCES orders(client_id),
+        from_state TEXT NOT NULL,
+        to_state TEXT NOT NULL,
+        time TEXT NOT NULL,
+        retcode INTEGER,
+        message TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE fills (
+        deal_ticket INTEGER PRIMARY KEY,
+        order_ticket INTEGER NOT NULL,
+        position_id INTEGER NOT NULL,
+        client_id TEXT NOT NULL DEFAULT '',
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        entry TEXT NOT NULL,
+        volume REAL NOT NULL,
+        price REAL NOT NULL,
+        commission REAL NOT NULL,
+        swap REAL NOT NULL,
+        profit REAL NOT NULL,
+        magic INTEGER NOT NULL,
+        comment TEXT NOT NULL,
+        time TEXT NOT NULL
+    );
+    CREATE INDEX fills_client ON fills(client_id);
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        signal_id TEXT NOT NULL,
+        approved INTEGER NOT NULL,
+        stage TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        client_id TEXT NOT NULL DEFAULT '',
+        decided_at TEXT NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE TABLE account_snapshots (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time TEXT NOT NULL,
+        balance REAL NOT NULL,
+        equity REAL NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE TABLE kill_switch (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        state TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        message TEXT NOT NULL,
+        since TEXT NOT NULL
+    );
+    CREATE TABLE kill_switch_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time TEXT NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state TEXT NOT NULL,
+        trigger TEXT NOT NULL,
+        message TEXT NOT NULL,
+        operator TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        time TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        record TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TABLE alert_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        record TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        last_error TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE kv (
+        namespace TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        expires TEXT,
+        PRIMARY KEY (namespace, key)
+    );
+    """,
+)
+
+
+class StoreError(TradeguardError):
+    """The store file is unusable (corrupt, from a newer tradeguard, not writable)."""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def iso(when: datetime | None) -> str | None:
+    return None if when is None else when.astimezone(UTC).isoformat()
+
+
+class Store:
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL", allow_memory: bool = False) -> None:
+        if str(path) == ":memory:" and not allow_memory:
+            raise StoreError("store.path = ':memory:': only unit tests may use an in-memory store")
+        if synchronous not in ("FULL", "NORMAL"):
+            raise StoreError(f"store.synchronous = {synchronous!r}: allowed FULL, NORMAL")
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        try:
+            self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA synchronous={synchronous}")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"store {self.path}: {exc}") from exc
+
+    @property
+    def version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.version
+        if current > len(MIGRATIONS):
+            raise StoreError(f"store {self.path} has schema {current}; this tradeguard knows up to {len(MIGRATIONS)}")
+        for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self.tx():
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version={number}")
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One durable transaction: committed when the block ends, rolled back if it raises."""
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self.db.execute(sql, tuple(params)).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    # ------------------------------------------------------------------ decisions ---------------
+
+    def record_decision(self, decision: Decision) -> None:
+        with self.tx() as db:
+            db.execute(
+                "INSERT INTO decisions (signal_id, approved, stage, reasons, client_id, decided_at, record) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (decision.signal_id, int(decision.approved), decision.stage,
+                 json.dumps([r.code for r in decision.reasons]), decision.client_id, iso(decision.decided_at),
+                 decision.model_dump_json()),
+            )  # fmt: skip
+
+    def decisions(self) -> list[Decision]:
+        rows = self.query("SELECT record FROM decisions ORDER BY id")
+        return [Decision.model_validate_json(r["record"]) for r in rows]
+
+    # ------------------------------------------------------------------ kill-switch latch -------
+
+    def kill_state(self) -> tuple[str, str, str, str] | None:
+        """``(state, trigger, message, since)`` or None when never latched."""
+        rows = self.query("SELECT state, trigger, message, since FROM kill_switch WHERE id = 1")
+        return tuple(rows[0]) if rows else None  # type: ignore[return-value]
+
+    def set_kill_state(self, state: str, trigger: str, message: str, operator: str = "",
+                       when: datetime | None = None) -> None:  # fmt: skip
+        stamp = iso(when) or _now()
+        with self.tx() as db:
+            row = db.execute("SELECT state FROM kill_switch WHERE id = 1").fetchone()
+            before = row[0] if row else "ACTIVE"
+            db.execute("INSERT INTO kill_switch (id, state, trigger, message, since) VALUES (1, ?, ?, ?, ?) "
+                       "ON CONFLICT(id) DO UPDATE SET state=excluded.state, trigger=excluded.trigger, "
+                       "message=excluded.message, since=excluded.since", (state, trigger, message, stamp))  # fmt: skip
+            db.execute("INSERT INTO kill_switch_events (time, from_state, to_state, trigger, message, operator) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (stamp, before, state, trigger, message, operator))  # fmt: skip
+
+    # ------------------------------------------------------------------ key/value ---------------
+
+    def kv_get(self, namespace: str, key: str) -> Any:
+        rows = self.query("SELECT value FROM kv WHERE namespace = ? AND key = ?", (namespace, key))
+        return json.loads(rows[0][0]) if rows else None
+
+    def kv_put(self, namespace: str, key: str, value: Any, expires: datetime | None = None) -> None:
+        with self.tx() as db:
+            db.execute("INSERT INTO kv (namespace, key, value, expires) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT(namespace, key) DO UPDATE SET value=excluded.value, expires=excluded.expires",
+                       (namespace, key, json.dumps(value, default=str), iso(expires)))  # fmt: skip

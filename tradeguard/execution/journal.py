@@ -1,0 +1,148 @@
+"""The order journal: every intent, every state change and every fill, durable in the store.
+
+An intent is written (state ``new``) before it is sent; its client id is derived from the journal
+itself, so ids never repeat across restarts. Fills are unique by deal ticket: recording a deal
+twice is a no-op, which is how ``on_fill`` fires exactly once per deal, across restarts too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from tradeguard.core.store import Store, iso
+from tradeguard.execution.states import OrderState, check_transition
+from tradeguard.models import Fill, OrderIntent, OrderType, Side
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    client_id: str
+    signal_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    volume: float
+    price: float | None
+    stop_loss: float | None
+    take_profit: float | None
+    position_ticket: int | None
+    reduce_only: bool
+    state: OrderState
+    broker_order: int
+    filled_volume: float
+    last_retcode: int | None
+    last_message: str
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def _entry(row: object) -> JournalEntry:
+    r = dict(row)  # type: ignore[call-overload]
+    return JournalEntry(
+        client_id=r["client_id"], signal_id=r["signal_id"], symbol=r["symbol"], side=Side(r["side"]),
+        order_type=OrderType(r["order_type"]), volume=r["volume"], price=r["price"], stop_loss=r["stop_loss"],
+        take_profit=r["take_profit"], position_ticket=r["position_ticket"], reduce_only=bool(r["reduce_only"]),
+        state=OrderState(r["state"]), broker_order=r["broker_order"], filled_volume=r["filled_volume"],
+        last_retcode=r["last_retcode"], last_message=r["last_message"], attempts=r["attempts"],
+        created_at=datetime.fromisoformat(r["created_at"]), updated_at=datetime.fromisoformat(r["updated_at"]),
+    )  # fmt: skip
+
+
+class Journal:
+    def __init__(self, store: Store, instance: str) -> None:
+        self.store = store
+        self.prefix = f"{instance}-"
+
+    def create(self, order: OrderIntent, when: datetime) -> str:
+        """Journal ``order`` as ``new`` and return its client id, in one durable transaction."""
+        stamp = iso(when)
+        with self.store.tx() as db:
+            row = db.execute(
+                "SELECT MAX(CAST(substr(client_id, ?) AS INTEGER)) FROM orders WHERE client_id LIKE ?",
+                (len(self.prefix) + 1, self.prefix + "%"),
+            ).fetchone()
+            client_id = f"{self.prefix}{(row[0] or 0) + 1:08d}"
+            db.execute(
+                "INSERT INTO orders (client_id, signal_id, strategy, symbol, side, order_type, volume, price, "
+                "stop_loss, take_profit, position_ticket, reduce_only, state, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (client_id, order.signal_id, order.strategy, order.symbol, order.side.value, order.order_type.value,
+                 order.volume, order.price, order.stop_loss, order.take_profit, order.position_ticket,
+                 int(order.reduce_only), OrderState.NEW.value, stamp, stamp),
+            )  # fmt: skip
+        return client_id
+
+    def get(self, client_id: str) -> JournalEntry | None:
+        rows = self.store.query("SELECT * FROM orders WHERE client_id = ?", (client_id,))
+        return _entry(rows[0]) if rows else None
+
+    def owns(self, comment: str) -> bool:
+        return comment.startswith(self.prefix)
+
+    def open_entries(self) -> list[JournalEntry]:
+        """Every order not in a terminal state (new, submitted, accepted, partially filled, unknown)."""
+        rows = self.store.query("SELECT * FROM orders WHERE state NOT IN ('filled', 'rejected', 'cancelled', "
+                                "'expired') ORDER BY client_id")  # fmt: skip
+        return [_entry(r) for r in rows]
+
+    def entries(self) -> list[JournalEntry]:
+        return [_entry(r) for r in self.store.query("SELECT * FROM orders ORDER BY client_id")]
+
+    def transition(
+        self, client_id: str, target: OrderState, when: datetime, *, retcode: int | None = None, message: str = "",
+        broker_order: int | None = None, attempts: int | None = None,
+    ) -> OrderState:
+        """Move an order to ``target`` (refusing illegal moves); returns the state it left."""
+        stamp = iso(when)
+        with self.store.tx() as db:
+            row = db.execute("SELECT state FROM orders WHERE client_id = ?", (client_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"no journaled order {client_id}")
+            current = OrderState(row[0])
+            check_transition(client_id, current, target)
+            db.execute(
+                "UPDATE orders SET state = ?, updated_at = ?, last_retcode = COALESCE(?, last_retcode), "
+                "last_message = ?, broker_order = COALESCE(?, broker_order), attempts = COALESCE(?, attempts) "
+                "WHERE client_id = ?",
+                (target.value, stamp, retcode, message, broker_order, attempts, client_id),
+            )
+            db.execute(
+                "INSERT INTO order_events (client_id, from_state, to_state, time, retcode, message) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (client_id, current.value, target.value, stamp, retcode, message),
+            )  # fmt: skip
+        return current
+
+    def record_fill(self, fill: Fill) -> bool:
+        """Store a deal once; True if it is new. Adds its volume to its order's filled volume."""
+        with self.store.tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO fills (deal_ticket, order_ticket, position_id, client_id, symbol, side, entry, "
+                "volume, price, commission, swap, profit, magic, comment, time) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (fill.deal_ticket, fill.order_ticket, fill.position_id, fill.client_id, fill.symbol, fill.side.value,
+                 fill.entry.value, fill.volume, fill.price, fill.commission, fill.swap, fill.profit, fill.magic,
+                 fill.comment, iso(fill.time)),
+            )  # fmt: skip
+            new = cur.rowcount == 1
+            if new and fill.client_id:
+                db.execute("UPDATE orders SET filled_volume = round(filled_volume + ?, 8) WHERE client_id = ?",
+                           (fill.volume, fill.client_id))  # fmt: skip
+        return new
+
+    def fills(self, client_id: str | None = None) -> list[Fill]:
+        sql = "SELECT * FROM fills" + (" WHERE client_id = ?" if client_id else "") + " ORDER BY deal_ticket"
+        return [
+            Fill(deal_ticket=r["deal_ticket"], order_ticket=r["order_ticket"], position_id=r["position_id"],
+                 client_id=r["client_id"], symbol=r["symbol"], side=r["side"], entry=r["entry"], volume=r["volume"],
+                 price=r["price"], commission=r["commission"], swap=r["swap"], profit=r["profit"], magic=r["magic"],
+                 comment=r["comment"], time=datetime.fromisoformat(r["time"]).astimezone(UTC))
+            for r in self.store.query(sql, (client_id,) if client_id else ())
+        ]  # fmt: skip
+
+    def client_for_position(self, position_id: int) -> str:
+        """The client id of the order that opened ``position_id`` (for SL/TP closes, whose comment is the broker's)."""
+        rows = self.store.query("SELECT client_id FROM fills WHERE position_id = ? AND client_id != '' "
+                                "ORDER BY deal_ticket LIMIT 1", (position_id,))  # fmt: skip
+        return rows[0][0] if rows else ""
