@@ -28,7 +28,8 @@ for name in ("max_spread", "example_momentum"):
     r = rec[name]
     print(name, r.status, r.distribution, r.version, ",".join(r.hooks))
 rt.start()
-d = rt.decide(signal(metadata={"spread_points": 40}))
+# a buy at the emulator's first EURUSD quote (2017-04-19), stop 27 pips below
+d = rt.decide(signal(price=1.0717, stop_loss=1.0690, metadata={"spread_points": 40}))
 print("decision", d.approved, ";".join(f"{x.code}@{x.plugin}" for x in d.reasons))
 """
 

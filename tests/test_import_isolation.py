@@ -27,7 +27,7 @@ def test_plugin_imports_alone_without_other_plugins(name: str, target: str) -> N
     package = module.rsplit(".", 1)[0]
     code = (
         f"import sys, {module}\n"
-        "print('\\n'.join(m for m in sys.modules if m.startswith('tradeguard.plugins.')))"
+        "print('\\n'.join(m for m in sys.modules if m.startswith(('tradeguard.plugins.', 'tradeguard.execution'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert module in out

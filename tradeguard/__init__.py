@@ -49,6 +49,7 @@ from tradeguard.models import (
     Alert,
     AlertChannel,
     Bar,
+    DealEntry,
     Decision,
     Fill,
     HaltEvent,
@@ -77,8 +78,8 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
-    "AccountSnapshot", "Alert", "AlertChannel", "Bar", "ConfigError", "ConfiguredPlugin", "Decision", "Fill",
-    "HaltEvent",
+    "AccountSnapshot", "Alert", "AlertChannel", "Bar", "ConfigError", "ConfiguredPlugin", "DealEntry", "Decision",
+    "Fill", "HaltEvent",
     "HealthReport", "HealthStatus", "IllegalStateTransition", "Job", "KillState", "OrderEvent", "OrderEventKind",
     "OrderIntent", "OrderType", "PluginError", "PluginSettings", "Position", "Reason", "ReconciliationReport",
     "Rejected", "Score", "Severity", "Side", "Signal", "StartupError", "Targets", "TradeguardError",

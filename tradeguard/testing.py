@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tradeguard.core.clock import ReplayClock
+from tradeguard.core.memory_store import MemoryStore
 from tradeguard.core.runtime import Runtime
 from tradeguard.models import Signal
 
@@ -27,6 +28,7 @@ def make_runtime(
 ) -> Runtime:
     """A started runtime with ``(name, plugin)`` pairs registered and ``settings`` tables applied."""
     services.setdefault("clock", ReplayClock(T0))
+    services.setdefault("store", MemoryStore())
     rt = Runtime.build(
         env=env, discover=False, read_files=False, plugins=plugins, overrides=settings or {}, **services
     )

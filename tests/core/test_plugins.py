@@ -66,7 +66,7 @@ def test_entry_point_plugin_is_discovered_registered_and_used(
     fake_dist: Callable[..., str], settings_file: Callable[[str], Path]
 ) -> None:
     fake_dist({"good": GOOD}, {"good_check": "good:Plugin"})
-    rt = build(settings_file(""))
+    rt = build(settings_file('[default.plugins]\ndisabled = ["execution_engine"]\n'))
     rec = record(rt, "good_check")
     assert (rec.status, rec.distribution, rec.version) == ("loaded", "fake-plugins", "1.2.3")
     assert rec.hooks == ("validate_signal",)
@@ -114,7 +114,7 @@ def test_disabled_plugin_is_not_even_imported(
     fake_dist: Callable[..., str], settings_file: Callable[[str], Path]
 ) -> None:
     prefix = fake_dist({"good": GOOD}, {"good_check": "good:Plugin"})
-    rt = build(settings_file('[default.plugins]\ndisabled = ["good_check"]\n'))
+    rt = build(settings_file('[default.plugins]\ndisabled = ["good_check", "execution_engine"]\n'))
     assert record(rt, "good_check").status == "disabled"
     assert f"{prefix}.good" not in sys.modules
     rt.start()

@@ -46,6 +46,10 @@ EXEC_MARKET, EXEC_EXCHANGE = 2, 3
 MAX_COMMENT = 26  # builds cut the comment between 27 and 31 characters (MT5_API.md §6)
 
 
+#: (working orders, positions, history orders, deals) that carry one client id.
+BrokerFindings = tuple[list[BrokerOrder], list[BrokerPosition], list[BrokerOrder], list[BrokerDeal]]
+
+
 class BrokerSettings(PluginSettings):
     """``[default.broker]``: which terminal, how to reach it, and its clock."""
 
@@ -64,9 +68,15 @@ class BrokerSettings(PluginSettings):
 
 
 def load_module(cfg: BrokerSettings) -> Any:
-    """Import (or connect) the MetaTrader5-compatible module the settings name."""
+    """Import (or connect) the MetaTrader5-compatible module the settings name.
+
+    ``emulator`` gives a private terminal (same API as the module): each runtime replays its own
+    market, so two runtimes in one process never share an account.
+    """
     if cfg.module == "emulator":
-        return importlib.import_module("tradeguard.broker.emulator")
+        from tradeguard.broker.emulator.terminal import Terminal
+
+        return Terminal()
     if cfg.module == "MetaTrader5":
         try:
             return importlib.import_module("MetaTrader5")
@@ -119,7 +129,7 @@ class MT5Adapter:
         for attempt in range(1, cfg.connect_retries + 1):
             if self.mt5.initialize(**kwargs):
                 self.connected = True
-                log.info("terminal connected", extra={"module": cfg.module, "attempt": attempt})
+                log.info("terminal connected", extra={"broker_module": cfg.module, "attempt": attempt})
                 if cfg.derive_server_offset:
                     self._derive_offset()
                 return
@@ -268,15 +278,37 @@ class MT5Adapter:
         raw = self.mt5.history_deals_get(self.to_server(start), self.to_server(end))
         if raw is None:
             raise BrokerError("history_deals_get failed", self.last_error())
-        return [
-            BrokerDeal(
-                ticket=int(d.ticket), order=int(d.order), position_id=int(d.position_id), symbol=str(d.symbol),
-                type=int(d.type), entry=int(d.entry), reason=int(d.reason), volume=float(d.volume),
-                price=float(d.price), commission=float(d.commission), swap=float(d.swap), profit=float(d.profit),
-                magic=int(d.magic), comment=str(d.comment), time=self.to_utc(int(d.time_msc) / 1000),
-            )
-            for d in raw
-        ]
+        return [self._deal(d) for d in raw]
+
+    def _deal(self, d: Any) -> BrokerDeal:
+        return BrokerDeal(
+            ticket=int(d.ticket), order=int(d.order), position_id=int(d.position_id), symbol=str(d.symbol),
+            type=int(d.type), entry=int(d.entry), reason=int(d.reason), volume=float(d.volume),
+            price=float(d.price), commission=float(d.commission), swap=float(d.swap), profit=float(d.profit),
+            magic=int(d.magic), comment=str(d.comment), time=self.to_utc(int(d.time_msc) / 1000),
+        )  # fmt: skip
+
+    def deals_for_order(self, order_ticket: int) -> list[BrokerDeal]:
+        """Every deal of one order (``history_deals_get(ticket=)`` selects by the ORDER ticket)."""
+        raw = self.mt5.history_deals_get(ticket=order_ticket)
+        if raw is None:
+            raise BrokerError("history_deals_get failed", self.last_error())
+        return [self._deal(d) for d in raw]
+
+    def find_by_comment(self, magic: int, comment: str, since: datetime) -> BrokerFindings:
+        """Everything the broker holds for one client id: working orders, positions, history orders, deals.
+
+        This is how an ambiguous ``order_send`` is resolved before anything is sent again.
+        """
+        far = datetime(2100, 1, 1, tzinfo=UTC)
+
+        def ours(x: object) -> bool:
+            return int(x.magic) == magic and str(x.comment) == comment  # type: ignore[attr-defined]
+
+        start = since - timedelta(days=1)
+        return ([o for o in self.orders() if ours(o)], [p for p in self.positions() if ours(p)],
+                [o for o in self.history_orders(start, far) if ours(o)],
+                [d for d in self.history_deals(start, far) if ours(d)])  # fmt: skip
 
     # ------------------------------------------------------------------ requests ----------------
 

@@ -98,9 +98,9 @@ def config_check(
 @app.command("demo")
 def demo_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     """Push a few signals (real EURUSD prices) through every loaded plugin and show each decision."""
-    from tradeguard.core.demo import DEMO_OVERRIDES, run_demo
+    from tradeguard.core.demo import demo_overrides, run_demo
 
-    rt = _build(settings, env, overrides=DEMO_OVERRIDES)
+    rt = _build(settings, env, overrides=demo_overrides())
     try:
         rows = run_demo(rt)
     except TradeguardError as exc:

@@ -7,6 +7,7 @@ side, a signal with no stop, an ATR-derived stop, and the kill switch after a ma
 
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime, timedelta
 
 from tradeguard.core.clock import ReplayClock
@@ -14,9 +15,13 @@ from tradeguard.core.runtime import Runtime
 from tradeguard.models import Decision, Signal
 
 _T0 = datetime(2017, 4, 19, 9, tzinfo=UTC)
-#: The demo asks the gate for a minimum confidence so that one signal shows a gate refusal,
-#: and keeps its JSON log lines to warnings so the table stays readable.
-DEMO_OVERRIDES = {"signal_validation_gate": {"min_confidence": 0.5}, "logging": {"level": "WARNING"}}
+
+
+def demo_overrides() -> dict[str, dict[str, object]]:
+    """The demo asks the gate for a minimum confidence so that one signal shows a gate refusal, keeps its
+    log lines to warnings so the table stays readable, and journals into a fresh folder each run."""
+    return {"signal_validation_gate": {"min_confidence": 0.5}, "logging": {"level": "WARNING"},
+            "runtime": {"data_dir": tempfile.mkdtemp(prefix="tradeguard-demo-")}}  # fmt: skip
 
 
 def run_demo(rt: Runtime) -> list[tuple[str, Decision]]:

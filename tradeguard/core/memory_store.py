@@ -7,6 +7,7 @@ demo. Bounded so a long paper run cannot grow it without limit.
 from __future__ import annotations
 
 from collections import deque
+from datetime import UTC, datetime
 
 from tradeguard.models import Decision
 
@@ -14,6 +15,14 @@ from tradeguard.models import Decision
 class MemoryStore:
     def __init__(self, max_decisions: int = 100_000) -> None:
         self._decisions: deque[Decision] = deque(maxlen=max_decisions)
+        self._kill: tuple[str, str, str, str] | None = None
+
+    def kill_state(self) -> tuple[str, str, str, str] | None:
+        return self._kill
+
+    def set_kill_state(self, state: str, trigger: str, message: str, operator: str = "",
+                       when: datetime | None = None) -> None:  # fmt: skip
+        self._kill = (state, trigger, message, (when or datetime.now(UTC)).isoformat())
 
     def record_decision(self, decision: Decision) -> None:
         self._decisions.append(decision)

@@ -12,6 +12,7 @@ to load), discovery and registration, then validation of the whole tree with eve
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from tradeguard.core.settings import (
     resolve_file,
     validate,
 )
+from tradeguard.core.store import Store
 from tradeguard.errors import PluginError, StartupError
 from tradeguard.models import (
     Alert,
@@ -77,7 +79,7 @@ class Runtime:
         self.metrics = metrics or Metrics()
         self.log = logging.getLogger("tradeguard.runtime")
         self.store = store if store is not None else MemoryStore()
-        self.broker = broker
+        self._broker = broker
         self.hooks = HookRunner(pm, self._plugin_error)
         self.scheduler = Scheduler(self.clock, self._plugin_error)
         self.pipeline = Pipeline(self, self.hooks)
@@ -123,7 +125,38 @@ class Runtime:
         models = {**KERNEL_TABLES, **_plugin_models(pm)}
         not_loaded = [r.name for r in records if r.status != "loaded"]
         settings = validate(raw, models, env=env, source=path, tolerated=not_loaded)
+        if "store" not in services:
+            services["store"] = Store(Path(settings.runtime.data_dir) / settings.store.path,
+                                      synchronous=settings.store.synchronous)  # fmt: skip
         return cls(settings=settings, pm=pm, records=records, **services)
+
+    # -- services ------------------------------------------------------------------------------
+
+    @property
+    def broker(self) -> Any:
+        """The MT5 adapter, connected on first use (commands that never trade never connect)."""
+        if self._broker is None:
+            from tradeguard.broker.mt5 import MT5Adapter, load_module
+
+            cfg = self.settings.broker
+            adapter = MT5Adapter(load_module(cfg), cfg)
+            adapter.connect()
+            self._broker = adapter
+        return self._broker
+
+    @broker.setter
+    def broker(self, adapter: Any) -> None:
+        self._broker = adapter
+
+    def provide_execution(self, engine: Any) -> None:
+        """The execution plugin installs itself as the execution service (replacing paper execution)."""
+        self.execution = engine
+        self.log.info("execution service provided", extra={"service": type(engine).__name__})
+
+    def sleep(self, seconds: float) -> None:
+        """Pause on the runtime clock: real time in paper/live; nothing in replay (its clock is the data's)."""
+        if seconds > 0 and isinstance(self.clock, WallClock):
+            time.sleep(seconds)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -78,6 +78,14 @@ class RuntimeSettings(PluginSettings):
     data_dir: str = Field(default="var", description="where the store, exports and reports live")
 
 
+class StoreSettings(PluginSettings):
+    """``[default.store]``: the embedded SQLite store."""
+
+    path: str = Field(default="tradeguard.db", description="the store file, relative to runtime.data_dir")
+    synchronous: Literal["FULL", "NORMAL"] = Field(
+        default="FULL", description="FULL survives a power cut, NORMAL a process kill")
+
+
 #: The kernel's own tables.
 KERNEL_TABLES: dict[str, type[BaseModel]] = {
     "plugins": PluginsSettings,
@@ -85,6 +93,7 @@ KERNEL_TABLES: dict[str, type[BaseModel]] = {
     "pipeline": PipelineSettings,
     "runtime": RuntimeSettings,
     "broker": BrokerSettings,
+    "store": StoreSettings,
 }
 
 

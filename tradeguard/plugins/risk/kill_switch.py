@@ -36,10 +36,17 @@ class KillSwitch(ConfiguredPlugin):
         self.state = KillState.ACTIVE
         self.trigger = ""
         self._gauge: Any = None
+        self._store: Any = None
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
+        self._store = runtime.store
+        latched = self._store.kill_state()
+        if latched is not None:  # the latch survives restarts
+            self.state, self.trigger = KillState(latched[0]), latched[1]
+            if self.state is not KillState.ACTIVE:
+                log.critical("kill switch restored latched", extra={"state": self.state.value, "trigger": self.trigger})
         self._gauge = runtime.metrics.kill_switch_active
         self._gauge.set(0 if self.state is KillState.ACTIVE else 1)
 
@@ -49,6 +56,8 @@ class KillSwitch(ConfiguredPlugin):
             log.info("kill switch already at least as tight", extra={"state": self.state.value, "asked": state.value})
             return False
         previous, self.state, self.trigger = self.state, state, trigger
+        if self._store is not None:
+            self._store.set_kill_state(state.value, trigger, message)
         if self._gauge is not None:
             self._gauge.set(1)
         log.critical(

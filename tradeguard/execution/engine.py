@@ -1,0 +1,445 @@
+"""Execution engine (EXE): the one path from an approved order to MT5, with no duplicate and no lost fill.
+
+Every intent is journaled (durably) before it is sent; the request carries this instance's
+``magic`` and the client id as its comment. The retcode class decides what happens next:
+
+* success - record the deals; a partial fill's rest is cancelled or re-sent, per policy;
+* retry_price / retry_backoff - re-send with a fresh price / after a pause, bounded in count and time;
+* ambiguous (timeout, no connection, ``None``) - look the order up at the broker by magic and comment
+  first; only when it is certainly absent is it sent again; still unresolved: state ``unknown``;
+* final - rejected, with the retcode's name.
+
+Fills are recorded unique by deal ticket, so ``on_fill`` fires once per deal, across restarts too.
+The kill switch is honoured here as well as in the pipeline: REDUCE_ONLY admits only exposure-
+reducing orders and SL/TP changes; HALTED admits cancels and, when configured, closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import Field
+
+from tradeguard import (
+    AlertChannel,
+    ConfiguredPlugin,
+    DealEntry,
+    Fill,
+    Job,
+    KillState,
+    OrderEvent,
+    OrderEventKind,
+    OrderIntent,
+    OrderType,
+    PluginSettings,
+    Position,
+    Severity,
+    Side,
+    hookimpl,
+)
+from tradeguard.broker.retcodes import RetcodeClass
+from tradeguard.broker.types import BrokerDeal, OrderRefused, SendResult
+from tradeguard.core.logging import correlate
+from tradeguard.core.store import Store
+from tradeguard.errors import StartupError, TradeguardError
+from tradeguard.execution.journal import Journal, JournalEntry
+from tradeguard.execution.states import OrderState
+
+log = logging.getLogger("tradeguard.execution")
+
+DEAL, PENDING, SLTP, REMOVE = 1, 5, 6, 8
+PENDING_TYPES = {
+    (OrderType.LIMIT, Side.BUY): 2, (OrderType.LIMIT, Side.SELL): 3, (OrderType.STOP, Side.BUY): 4,
+    (OrderType.STOP, Side.SELL): 5, (OrderType.STOP_LIMIT, Side.BUY): 6, (OrderType.STOP_LIMIT, Side.SELL): 7,
+}  # fmt: skip
+ENTRIES = {0: DealEntry.IN, 1: DealEntry.OUT, 2: DealEntry.INOUT, 3: DealEntry.OUT_BY}
+FAR = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+class ExecutionRefused(TradeguardError):
+    """The engine would not send an order (kill switch, unknown position); nothing reached the broker."""
+
+
+class EngineSettings(PluginSettings):
+    deviation_points: int = Field(default=20, ge=0, description="largest slippage accepted, in points")
+    max_price_retries: int = Field(default=3, ge=0, le=20, description="re-sends after requote/price changed")
+    max_backoff_retries: int = Field(default=3, ge=0, le=20, description="re-sends after too-many-requests")
+    backoff_seconds: float = Field(default=0.25, ge=0, le=60, description="first pause after 10024; doubles")
+    max_retry_seconds: float = Field(default=10.0, gt=0, description="no re-send after this long since the first")
+    max_ambiguous_resends: int = Field(default=2, ge=0, le=10, description="re-sends after a lookup found nothing")
+    ambiguous_pause_seconds: float = Field(default=0.5, ge=0, le=60, description="wait before the second lookup")
+    partial_policy: Literal["cancel_rest", "resubmit_rest"] = Field(
+        default="cancel_rest", description="what to do with the unfilled rest of an IOC partial fill")
+    max_partial_resubmits: int = Field(default=3, ge=0, le=20)
+    pending_sla_seconds: float = Field(default=0.0, ge=0, description="cancel pending orders older than this; 0 = off")
+    unconfirmed_sla_seconds: float = Field(default=60.0, gt=0, description="resolve unconfirmed orders after this")
+    close_when_halted: bool = Field(default=True, description="HALTED still admits closing orders")
+    poll_fills_seconds: float = Field(default=60.0, gt=0, description="how often the broker's deals are read")
+    sla_check_seconds: float = Field(default=30.0, gt=0, description="how often the SLA is enforced")
+
+
+def _side(deal_type: int) -> Side:
+    return Side.BUY if deal_type == 0 else Side.SELL
+
+
+class ExecutionEngine(ConfiguredPlugin):
+    settings_model = EngineSettings
+
+    # ------------------------------------------------------------------ lifecycle ---------------
+
+    @hookimpl
+    def tradeguard_startup(self, runtime: Any) -> None:
+        super().tradeguard_startup(runtime)
+        if not isinstance(runtime.store, Store):
+            raise StartupError("execution_engine needs the SQLite store (settings [store])")
+        self.rt = runtime
+        self.broker = runtime.broker
+        self.magic = int(runtime.settings.runtime.magic)
+        self.journal = Journal(runtime.store, runtime.settings.runtime.instance)
+        m = runtime.metrics
+        self._ok = m.counter("tradeguard_execution_submit_success_total", "Orders the broker accepted or filled")
+        self._fail = m.counter("tradeguard_execution_submit_fail_total", "Orders that ended rejected or unknown",
+                               ("reason",))  # fmt: skip
+        self._latency = m.histogram("tradeguard_execution_latency_seconds", "order_send round trip")
+        self._retcodes = m.counter("tradeguard_execution_retcodes_total", "order_send outcomes by retcode name",
+                                   ("retcode",))  # fmt: skip
+        runtime.provide_execution(self)
+
+    @hookimpl
+    def periodic_jobs(self, runtime: Any) -> list[Job]:
+        cfg = self.cfg
+        return [
+            Job(name="execution.poll_fills", every=timedelta(seconds=cfg.poll_fills_seconds),
+                run=lambda rt: self.poll_fills()),
+            Job(name="execution.enforce_sla", every=timedelta(seconds=cfg.sla_check_seconds),
+                run=lambda rt: self.enforce_sla()),
+        ]  # fmt: skip
+
+    def _now(self) -> datetime:
+        return self.rt.clock.now()
+
+    def _event(self, client_id: str, kind: OrderEventKind, symbol: str, retcode: int | None = None,
+               message: str = "") -> None:  # fmt: skip
+        event = OrderEvent(client_id=client_id, kind=kind, time=self._now(), symbol=symbol, retcode=retcode,
+                           message=message)  # fmt: skip
+        self.rt.notify("on_order_event", event=event)
+
+    def _move(self, entry_id: str, state: OrderState, symbol: str, retcode: int | None = None, message: str = "",
+              broker_order: int | None = None) -> None:  # fmt: skip
+        before = self.journal.transition(entry_id, state, self._now(), retcode=retcode, message=message,
+                                         broker_order=broker_order)  # fmt: skip
+        if before is not state:
+            kind = {OrderState.ACCEPTED: OrderEventKind.ACCEPTED, OrderState.FILLED: OrderEventKind.FILLED,
+                    OrderState.PARTIALLY_FILLED: OrderEventKind.PARTIALLY_FILLED,
+                    OrderState.REJECTED: OrderEventKind.REJECTED, OrderState.CANCELLED: OrderEventKind.CANCELLED,
+                    OrderState.EXPIRED: OrderEventKind.EXPIRED, OrderState.UNKNOWN: OrderEventKind.UNKNOWN,
+                    OrderState.SUBMITTED: OrderEventKind.SUBMITTED}.get(state)  # fmt: skip
+            if kind is not None:
+                self._event(entry_id, kind, symbol, retcode, message)
+            if state is OrderState.REJECTED or state is OrderState.UNKNOWN:
+                self._fail.labels(state.value).inc()
+            elif state in (OrderState.ACCEPTED, OrderState.FILLED) and before in (
+                OrderState.SUBMITTED, OrderState.UNKNOWN
+            ):
+                self._ok.inc()
+
+    # ------------------------------------------------------------------ kill switch -------------
+
+    def kill_state(self) -> KillState:
+        latched = self.rt.store.kill_state()
+        return KillState(latched[0]) if latched else KillState.ACTIVE
+
+    def _kill_refusal(self, order: OrderIntent) -> str | None:
+        state = self.kill_state()
+        if state is KillState.ACTIVE:
+            return None
+        if state is KillState.REDUCE_ONLY and order.reduces_exposure:
+            return None
+        if state is KillState.HALTED and order.reduces_exposure and self.cfg.close_when_halted:
+            return None
+        return f"kill switch {state.value}: {'closes are not admitted' if order.reduces_exposure else 'no new orders'}"
+
+    # ------------------------------------------------------------------ submission ------------------
+
+    def _request(self, order: OrderIntent) -> dict[str, Any]:
+        """The MT5 request for ``order``, checked locally (bad input raises OrderRefused, nothing is journaled)."""
+        spec = self.broker.symbol_spec(order.symbol)
+        quote = self.broker.quote(order.symbol)
+        req: dict[str, Any] = {"symbol": order.symbol, "volume": order.volume, "magic": self.magic,
+                               "deviation": self.cfg.deviation_points}  # fmt: skip
+        if order.order_type is OrderType.MARKET:
+            req.update(action=DEAL, type=0 if order.side is Side.BUY else 1,
+                       price=quote.ask if order.side is Side.BUY else quote.bid)  # fmt: skip
+            if order.position_ticket is not None and self.broker.account().hedging:
+                req["position"] = order.position_ticket
+        else:
+            if order.price is None:
+                raise OrderRefused("price", f"a {order.order_type.value} order needs its price")
+            req.update(action=PENDING, type=PENDING_TYPES[(order.order_type, order.side)], price=order.price)
+        if order.stop_loss is not None and order.position_ticket is None:
+            req["sl"] = order.stop_loss
+        if order.take_profit is not None and order.position_ticket is None:
+            req["tp"] = order.take_profit
+        req = self.broker.prepare(req)
+        req["volume"] = spec.normalize_volume(order.volume)
+        return req
+
+    def submit_order(self, order: OrderIntent) -> str:
+        """Journal, check and send ``order``; return its client id (its fate is in the journal and events)."""
+        refusal = self._kill_refusal(order)
+        if refusal:
+            raise ExecutionRefused(refusal)
+        request = self._request(order)
+        client_id = self.journal.create(order, self._now())
+        request["comment"] = client_id
+        with correlate(client_id=client_id):
+            check = self.broker.check(request)
+            if not check.passed:
+                self._move(client_id, OrderState.REJECTED, order.symbol, check.retcode,
+                           f"{check.name}: {check.comment} (order_check)")  # fmt: skip
+                return client_id
+            self._send_loop(client_id, order, request)
+        return client_id
+
+    def _reprice(self, request: dict[str, Any]) -> dict[str, Any]:
+        if request.get("action") != DEAL:
+            return request
+        q = self.broker.quote(request["symbol"])
+        return {**request, "price": q.ask if request["type"] == 0 else q.bid}
+
+    def _send(self, client_id: str, request: dict[str, Any], attempt: int) -> SendResult:
+        self.journal.transition(client_id, OrderState.SUBMITTED, self._now(), attempts=attempt)
+        result = self.broker.send(request)
+        self._latency.observe(result.seconds)
+        self._retcodes.labels(result.name).inc()
+        return result
+
+    def _send_loop(self, client_id: str, order: OrderIntent, request: dict[str, Any]) -> None:
+        cfg = self.cfg
+        started = time.monotonic()
+        price_retries = backoff_retries = resends = partials = attempt = 0
+        self._event(client_id, OrderEventKind.SUBMITTED, order.symbol)
+        while True:
+            attempt += 1
+            res = self._send(client_id, request, attempt)
+            in_time = time.monotonic() - started < cfg.max_retry_seconds
+            if res.klass is RetcodeClass.SUCCESS:
+                rest = self._on_success(client_id, order, request, res)
+                if rest and cfg.partial_policy == "resubmit_rest" and partials < cfg.max_partial_resubmits:
+                    partials += 1
+                    request = self._reprice({**request, "volume": rest})
+                    continue
+                return
+            if res.klass is RetcodeClass.RETRY_PRICE and price_retries < cfg.max_price_retries and in_time:
+                price_retries += 1
+                request = self._reprice(request)
+                continue
+            if res.klass is RetcodeClass.RETRY_BACKOFF and backoff_retries < cfg.max_backoff_retries and in_time:
+                self.rt.sleep(cfg.backoff_seconds * 2**backoff_retries)
+                backoff_retries += 1
+                continue
+            if res.klass is RetcodeClass.AMBIGUOUS:
+                if self.resolve(client_id):
+                    return
+                self.rt.sleep(cfg.ambiguous_pause_seconds)
+                if self.resolve(client_id):  # look twice before sending again
+                    return
+                if resends < cfg.max_ambiguous_resends and in_time:
+                    resends += 1
+                    request = self._reprice(request)
+                    continue
+                self._move(client_id, OrderState.UNKNOWN, order.symbol, res.retcode, f"{res.name}: outcome unknown")
+                self.rt.alert(
+                    channel=AlertChannel.EXECUTION, severity=Severity.CRITICAL, module="execution_engine",
+                    error_code="order_unknown", symbol=order.symbol,
+                    message=f"order {client_id}: {res.name}, not found at the broker; resolving by SLA",
+                )
+                return
+            self._move(client_id, OrderState.REJECTED, order.symbol, res.retcode,
+                       f"{res.name}: {res.comment or (res.last_error or '')}")  # fmt: skip
+            return
+
+    def _on_success(self, client_id: str, order: OrderIntent, request: dict[str, Any], res: SendResult) -> float:
+        """Record what the broker did; return the volume still to send under ``resubmit_rest`` (else 0)."""
+        if res.retcode == 10008:
+            self._move(client_id, OrderState.ACCEPTED, order.symbol, res.retcode, res.name, broker_order=res.order)
+            return 0.0
+        for deal in self.broker.deals_for_order(res.order):
+            self._record(deal, client_id)
+        entry = self.journal.get(client_id)
+        assert entry is not None
+        spec = self.broker.symbol_spec(order.symbol)
+        rest = spec.floor_volume(order.volume - entry.filled_volume)
+        if rest < spec.volume_min:
+            self._move(client_id, OrderState.FILLED, order.symbol, res.retcode, res.name, broker_order=res.order)
+            return 0.0
+        self._move(client_id, OrderState.PARTIALLY_FILLED, order.symbol, res.retcode,
+                   f"{res.name}: {entry.filled_volume:g} of {order.volume:g}", broker_order=res.order)  # fmt: skip
+        if request.get("type_filling") == 2:  # RETURN: the rest keeps working at the broker
+            return 0.0
+        if self.cfg.partial_policy == "resubmit_rest":
+            return rest
+        self._move(client_id, OrderState.CANCELLED, order.symbol, res.retcode,
+                   f"rest of {rest:g} lots cancelled by the broker (IOC)")  # fmt: skip
+        return 0.0
+
+    # ------------------------------------------------------------------ broker truth ------------
+
+    def _record(self, deal: BrokerDeal, client_id: str = "") -> Fill | None:
+        """Journal one broker deal; fire ``on_fill`` if it is new. Returns the fill if new."""
+        if deal.type not in (0, 1):
+            return None
+        cid = client_id or (deal.comment if self.journal.owns(deal.comment) else
+                            self.journal.client_for_position(deal.position_id))  # fmt: skip
+        fill = Fill(deal_ticket=deal.ticket, order_ticket=deal.order, position_id=deal.position_id, client_id=cid,
+                    symbol=deal.symbol, side=_side(deal.type), entry=ENTRIES.get(deal.entry, DealEntry.IN),
+                    volume=deal.volume, price=deal.price, commission=deal.commission, swap=deal.swap,
+                    profit=deal.profit, magic=deal.magic, comment=deal.comment, time=deal.time)  # fmt: skip
+        if not self.journal.record_fill(fill):
+            return None
+        self.rt.notify("on_fill", fill=fill)
+        return fill
+
+    def resolve(self, client_id: str) -> bool:
+        """Find ``client_id`` at the broker (magic + comment); bring the journal in line. False if absent."""
+        entry = self.journal.get(client_id)
+        if entry is None:
+            raise KeyError(client_id)
+        working, positions, history, deals = self.broker.find_by_comment(self.magic, client_id, entry.created_at)
+        for deal in deals:
+            self._record(deal, client_id)
+        entry = self.journal.get(client_id)
+        assert entry is not None
+        if deals:
+            spec = self.broker.symbol_spec(entry.symbol)
+            full = entry.filled_volume >= entry.volume - spec.volume_step / 2
+            done = next((o for o in history if o.ticket == deals[0].order), None)
+            rest_cancelled = done is not None and done.state == 2
+            state = (OrderState.FILLED if full else
+                     OrderState.CANCELLED if rest_cancelled else OrderState.PARTIALLY_FILLED)  # fmt: skip
+            self._settle(entry, state, deals[0].order, "found at the broker")
+            return True
+        if working:
+            self._settle(entry, OrderState.ACCEPTED, working[0].ticket, "found working at the broker")
+            return True
+        if history:
+            states = {2: OrderState.CANCELLED, 5: OrderState.REJECTED, 6: OrderState.EXPIRED}
+            self._settle(entry, states.get(history[-1].state, OrderState.CANCELLED), history[-1].ticket,
+                         "found in the broker's history")  # fmt: skip
+            return True
+        return bool(positions)
+
+    def _settle(self, entry: JournalEntry, state: OrderState, broker_order: int, why: str) -> None:
+        if entry.state is state:
+            return
+        if entry.state is OrderState.NEW:
+            self.journal.transition(entry.client_id, OrderState.SUBMITTED, self._now())
+        self._move(entry.client_id, state, entry.symbol, message=why, broker_order=broker_order)
+
+    def poll_fills(self) -> list[Fill]:
+        """Read the broker's deals since the last recorded one; journal and announce each new one once."""
+        rows = self.rt.store.query("SELECT MAX(time) FROM fills")
+        last = datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
+        start = (last - timedelta(hours=1)) if last else datetime(2000, 1, 1, tzinfo=UTC)
+        new: list[Fill] = []
+        touched: set[str] = set()
+        for deal in self.broker.history_deals(start, FAR):
+            if deal.magic != self.magic:
+                continue
+            fill = self._record(deal)
+            if fill is not None:
+                new.append(fill)
+                touched.add(fill.client_id)
+        for cid in touched - {""}:
+            self._update_from_fills(cid)
+        return new
+
+    def _update_from_fills(self, client_id: str) -> None:
+        entry = self.journal.get(client_id)
+        if entry is None or entry.state.terminal:
+            return
+        spec = self.broker.symbol_spec(entry.symbol)
+        if entry.filled_volume >= entry.volume - spec.volume_step / 2:
+            self._settle(entry, OrderState.FILLED, entry.broker_order, "filled at the broker")
+        elif entry.filled_volume > 0 and entry.state is not OrderState.PARTIALLY_FILLED:
+            self._settle(entry, OrderState.PARTIALLY_FILLED, entry.broker_order, "part filled at the broker")
+
+    def enforce_sla(self) -> None:
+        """Cancel pending orders past their SLA; resolve unconfirmed ones, reporting those never found."""
+        now = self._now()
+        for entry in self.journal.open_entries():
+            age = (now - entry.updated_at).total_seconds()
+            if entry.state is OrderState.ACCEPTED and self.cfg.pending_sla_seconds and (
+                (now - entry.created_at).total_seconds() > self.cfg.pending_sla_seconds
+            ):
+                self.cancel_order(entry.client_id, reason="pending SLA exceeded")
+            elif entry.state in (OrderState.NEW, OrderState.SUBMITTED, OrderState.UNKNOWN) and (
+                age > self.cfg.unconfirmed_sla_seconds
+            ) and not self.resolve(entry.client_id):
+                self._settle(entry, OrderState.REJECTED, 0, "not found at the broker within the SLA")
+                self.rt.alert(channel=AlertChannel.EXECUTION, severity=Severity.ERROR, module="execution_engine",
+                              error_code="order_lost", symbol=entry.symbol,
+                              message=f"order {entry.client_id} never reached the broker; marked rejected")  # fmt: skip
+
+    # ------------------------------------------------------------------ operator orders ---------
+
+    def modify_order(self, ticket: int, stop_loss: float | None, take_profit: float | None) -> bool:
+        """Change a position's SL/TP (allowed in every kill-switch state). True when the broker took it."""
+        position = next((p for p in self.broker.positions() if p.ticket == ticket), None)
+        if position is None:
+            raise ExecutionRefused(f"position {ticket}: not open")
+        req = self.broker.prepare({"action": SLTP, "symbol": position.symbol, "position": ticket,
+                                   "sl": stop_loss or 0.0, "tp": take_profit or 0.0})  # fmt: skip
+        res = self.broker.send(req)
+        self._retcodes.labels(res.name).inc()
+        return res.klass is RetcodeClass.SUCCESS or res.retcode == 10025
+
+    def cancel_order(self, client_id: str, reason: str = "cancelled") -> bool:
+        """Remove a working pending order (allowed in every kill-switch state)."""
+        entry = self.journal.get(client_id)
+        if entry is None or entry.state not in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED):
+            return False
+        res = self.broker.send({"action": REMOVE, "order": entry.broker_order})
+        if res.klass is RetcodeClass.SUCCESS:
+            self._move(client_id, OrderState.CANCELLED, entry.symbol, res.retcode, reason)
+            return True
+        return self.resolve(client_id) and self.journal.get(client_id).state.terminal  # type: ignore[union-attr]
+
+    def close_position(self, ticket: int, volume: float | None = None) -> str:
+        """Close (or reduce) one of our positions: by ticket on hedging, an opposite deal on netting."""
+        position = next((p for p in self.broker.positions() if p.ticket == ticket), None)
+        if position is None:
+            raise ExecutionRefused(f"position {ticket}: not open")
+        if position.magic != self.magic:
+            raise ExecutionRefused(f"position {ticket}: magic {position.magic} is not ours; never traded against")
+        order = OrderIntent(symbol=position.symbol, side=Side.SELL if position.is_buy else Side.BUY,
+                            volume=volume or position.volume, position_ticket=ticket, reduce_only=True,
+                            created_at=self._now(), strategy="close")  # fmt: skip
+        return self.submit_order(order)
+
+    def flatten_all(self) -> list[str]:
+        """Cancel every working order of ours, then close every position of ours (the kill switch's flatten)."""
+        done = [e.client_id for e in self.journal.open_entries()
+                if e.state is OrderState.ACCEPTED and self.cancel_order(e.client_id, "flatten")]  # fmt: skip
+        for position in self.broker.positions():
+            if position.magic == self.magic:
+                done.append(self.close_position(position.ticket))
+        return done
+
+    # ------------------------------------------------------------------ views ---------------------
+
+    def get_open_orders(self) -> list[JournalEntry]:
+        return self.journal.open_entries()
+
+    def get_positions_snapshot(self) -> list[Position]:
+        """Our open positions at the broker (magic = this instance), as tradeguard models."""
+        return [
+            Position(ticket=p.ticket, symbol=p.symbol, side=Side.BUY if p.is_buy else Side.SELL, volume=p.volume,
+                     price_open=p.price_open, stop_loss=p.sl or None, take_profit=p.tp or None, magic=p.magic,
+                     comment=p.comment, client_id=p.comment if self.journal.owns(p.comment) else "",
+                     opened_at=p.time)
+            for p in self.broker.positions() if p.magic == self.magic
+        ]  # fmt: skip
