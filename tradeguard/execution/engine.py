@@ -308,7 +308,9 @@ class ExecutionEngine(ConfiguredPlugin):
         entry = self.journal.get(client_id)
         if entry is None:
             raise KeyError(client_id)
-        working, positions, history, deals = self.broker.find_by_comment(self.magic, client_id, entry.created_at)
+        # search from whichever is earlier, the journal's clock or the broker's: they need not agree
+        since = min(entry.created_at, self.broker.quote(entry.symbol).time)
+        working, positions, history, deals = self.broker.find_by_comment(self.magic, client_id, since)
         for deal in deals:
             self._record(deal, client_id)
         entry = self.journal.get(client_id)
