@@ -24,6 +24,7 @@ REASONS: dict[str, str] = {
     "no_size": "no plugin computed a position size",
     "score_below_minimum": "the combined confluence score is below the configured minimum",
     "execution_refused": "the execution engine refused the approved order",
+    "not_aligned": "the pipeline is held until the journal agrees with the broker (start-up alignment)",
     # signal validation gate
     "confidence_below_minimum": "the signal's confidence is below the configured minimum",
     "stale_signal": "the signal is older than the allowed age",

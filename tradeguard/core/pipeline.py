@@ -77,6 +77,9 @@ class Pipeline:
 
     def _decide(self, signal: Signal) -> Decision:
         rt = self.runtime
+        if rt.holds:
+            reason = Reason(code="not_aligned", message=f"not_aligned: pipeline held by {', '.join(sorted(rt.holds))}")
+            return self._reject(signal, "validate", [reason])
         hooks = self.hooks
         kw = {"signal": signal, "runtime": rt}
 

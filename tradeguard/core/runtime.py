@@ -85,6 +85,7 @@ class Runtime:
         self.pipeline = Pipeline(self, self.hooks)
         self.execution = execution if execution is not None else PaperExecution(self)
         self.started = False
+        self.holds: set[str] = set()
 
     # -- construction --------------------------------------------------------------------------
 
@@ -147,6 +148,13 @@ class Runtime:
     @broker.setter
     def broker(self, adapter: Any) -> None:
         self._broker = adapter
+
+    def hold(self, reason: str) -> None:
+        """Hold the pipeline: every signal is rejected (``not_aligned``) until :meth:`release`."""
+        self.holds.add(reason)
+
+    def release(self, reason: str) -> None:
+        self.holds.discard(reason)
 
     def provide_execution(self, engine: Any) -> None:
         """The execution plugin installs itself as the execution service (replacing paper execution)."""

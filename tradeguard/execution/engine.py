@@ -341,6 +341,12 @@ class ExecutionEngine(ConfiguredPlugin):
             self.journal.transition(entry.client_id, OrderState.SUBMITTED, self._now())
         self._move(entry.client_id, state, entry.symbol, message=why, broker_order=broker_order)
 
+    def mark_lost(self, client_id: str, why: str) -> None:
+        """An order the broker never saw (crash before send, lost request): rejected, with the reason."""
+        entry = self.journal.get(client_id)
+        if entry is not None and not entry.state.terminal:
+            self._settle(entry, OrderState.REJECTED, 0, why)
+
     def poll_fills(self) -> list[Fill]:
         """Read the broker's deals since the last recorded one; journal and announce each new one once."""
         rows = self.rt.store.query("SELECT MAX(time) FROM fills")
@@ -381,7 +387,7 @@ class ExecutionEngine(ConfiguredPlugin):
             elif entry.state in (OrderState.NEW, OrderState.SUBMITTED, OrderState.UNKNOWN) and (
                 age > self.cfg.unconfirmed_sla_seconds
             ) and not self.resolve(entry.client_id):
-                self._settle(entry, OrderState.REJECTED, 0, "not found at the broker within the SLA")
+                self.mark_lost(entry.client_id, "not found at the broker within the SLA")
                 self.rt.alert(channel=AlertChannel.EXECUTION, severity=Severity.ERROR, module="execution_engine",
                               error_code="order_lost", symbol=entry.symbol,
                               message=f"order {entry.client_id} never reached the broker; marked rejected")  # fmt: skip

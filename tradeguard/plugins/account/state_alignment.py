@@ -1,0 +1,87 @@
+"""State alignment (ALN): after a restart, make the journal agree with the broker before any signal.
+
+Runs last at start-up and holds the pipeline while it works:
+
+1. import the deals that happened while the process was down (each exactly once);
+2. resolve every in-flight journal entry (new, submitted, unknown, accepted, part filled) by looking
+   it up at the broker by magic and comment; what the broker never saw is marked rejected;
+3. report positions the journal does not know (another EA's, manual ones) per policy.
+
+The kill-switch latch is restored by the kill switch itself at start-up. If the broker cannot be
+read, start-up fails: trading on a journal that may be wrong is worse than not trading.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import Field
+
+from tradeguard import AlertChannel, ConfiguredPlugin, PluginSettings, Severity, StartupError, hookimpl
+
+log = logging.getLogger("tradeguard.state_alignment")
+
+
+class AlignmentSettings(PluginSettings):
+    foreign_positions: Literal["alert", "ignore"] = Field(
+        default="alert", description="positions of other EAs or manual trades found at start-up")
+
+
+@dataclass
+class AlignmentReport:
+    imported_fills: int = 0
+    resolved: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    foreign_positions: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class StateAlignment(ConfiguredPlugin):
+    settings_model = AlignmentSettings
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_report: AlignmentReport | None = None
+
+    @hookimpl(trylast=True)  # after the execution engine and the kill switch have started
+    def tradeguard_startup(self, runtime: Any) -> None:
+        super().tradeguard_startup(runtime)
+        runtime.hold("state_alignment")
+        try:
+            self.last_report = self.align(runtime)
+        except Exception as exc:
+            raise StartupError(f"state alignment failed, not trading: {type(exc).__name__}: {exc}") from exc
+        runtime.release("state_alignment")
+
+    def align(self, runtime: Any) -> AlignmentReport:
+        started = time.perf_counter()
+        report = AlignmentReport()
+        engine = runtime.execution
+        if not hasattr(engine, "resolve"):  # paper execution keeps no journal to align
+            return report
+        report.imported_fills = len(engine.poll_fills())
+        for entry in engine.get_open_orders():
+            if engine.resolve(entry.client_id):
+                report.resolved.append(entry.client_id)
+            else:
+                engine.mark_lost(entry.client_id, "not found at the broker after restart")
+                report.lost.append(entry.client_id)
+        ours = engine.magic
+        report.foreign_positions = [p.ticket for p in engine.broker.positions() if p.magic != ours]
+        report.seconds = time.perf_counter() - started
+        log.info("aligned with the broker", extra={
+            "imported_fills": report.imported_fills, "resolved": len(report.resolved), "lost": report.lost,
+            "foreign_positions": report.foreign_positions, "seconds": round(report.seconds, 4)})  # fmt: skip
+        if report.lost:
+            runtime.alert(channel=AlertChannel.EXECUTION, severity=Severity.WARNING, module="state_alignment",
+                          error_code="orders_lost_in_restart",
+                          message=f"{len(report.lost)} journaled orders never reached the broker: "
+                                  f"{', '.join(report.lost[:10])}")  # fmt: skip
+        if report.foreign_positions and self.cfg.foreign_positions == "alert":
+            runtime.alert(channel=AlertChannel.EXECUTION, severity=Severity.WARNING, module="state_alignment",
+                          error_code="foreign_positions",
+                          message=f"positions not opened by this instance: {report.foreign_positions}")  # fmt: skip
+        return report
