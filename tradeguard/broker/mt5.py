@@ -95,6 +95,19 @@ def load_module(cfg: BrokerSettings) -> Any:
         raise BrokerError(f"broker.module = 'mt5linux': cannot reach {cfg.host}:{cfg.port}: {exc}") from exc
 
 
+def _local(result: Any) -> Any:
+    """Bring an RPyC proxy (mt5linux) over by value in one transfer; reading it field by field
+    would cost a network round trip per field. Keeps the proxy when it cannot be copied."""
+    if not type(result).__module__.startswith("rpyc"):
+        return result
+    try:
+        from rpyc.utils.classic import obtain
+
+        return obtain(result)
+    except Exception:  # a structure the client cannot rebuild (the real terminal's types on Linux)
+        return result
+
+
 def _value(obj: Any, name: str) -> Any:
     """Read a field from a named tuple, an RPyC proxy of one, or a dataclass, by name."""
     return getattr(obj, name)
@@ -174,7 +187,7 @@ class MT5Adapter:
         if spec is not None:
             return spec
         self.mt5.symbol_select(symbol, True)
-        info = self.mt5.symbol_info(symbol)
+        info = _local(self.mt5.symbol_info(symbol))
         if info is None:
             raise OrderRefused("symbol", f"{symbol!r} is not known to the terminal {self.last_error()}")
         g = lambda name: _value(info, name)  # noqa: E731  (a local reader keeps the table below compact)
@@ -198,7 +211,7 @@ class MT5Adapter:
         return self.symbol_spec(symbol)
 
     def quote(self, symbol: str) -> Quote:
-        tick = self.mt5.symbol_info_tick(symbol)
+        tick = _local(self.mt5.symbol_info_tick(symbol))
         if tick is None:
             raise BrokerError(f"no tick for {symbol}", self.last_error())
         return Quote(symbol, float(_value(tick, "bid")), float(_value(tick, "ask")),
@@ -219,7 +232,7 @@ class MT5Adapter:
     # ------------------------------------------------------------------ account and records ----
 
     def account(self) -> AccountState:
-        a = self.mt5.account_info()
+        a = _local(self.mt5.account_info())
         if a is None:
             raise BrokerError("account_info failed", self.last_error())
         g = lambda name: _value(a, name)  # noqa: E731
@@ -232,14 +245,14 @@ class MT5Adapter:
         )  # fmt: skip
 
     def terminal(self) -> TerminalState:
-        t = self.mt5.terminal_info()
+        t = _local(self.mt5.terminal_info())
         if t is None:
             raise BrokerError("terminal_info failed", self.last_error())
         return TerminalState(bool(_value(t, "connected")), bool(_value(t, "trade_allowed")),
                              int(_value(t, "ping_last")) / 1000, int(_value(t, "build")))  # fmt: skip
 
     def positions(self, symbol: str | None = None) -> list[BrokerPosition]:
-        raw = self.mt5.positions_get(symbol=symbol) if symbol else self.mt5.positions_get()
+        raw = _local(self.mt5.positions_get(symbol=symbol) if symbol else self.mt5.positions_get())
         if raw is None:
             raise BrokerError("positions_get failed", self.last_error())
         return [
@@ -263,19 +276,19 @@ class MT5Adapter:
         )  # fmt: skip
 
     def orders(self, symbol: str | None = None) -> list[BrokerOrder]:
-        raw = self.mt5.orders_get(symbol=symbol) if symbol else self.mt5.orders_get()
+        raw = _local(self.mt5.orders_get(symbol=symbol) if symbol else self.mt5.orders_get())
         if raw is None:
             raise BrokerError("orders_get failed", self.last_error())
         return [self._order(o) for o in raw]
 
     def history_orders(self, start: datetime, end: datetime) -> list[BrokerOrder]:
-        raw = self.mt5.history_orders_get(self.to_server(start), self.to_server(end))
+        raw = _local(self.mt5.history_orders_get(self.to_server(start), self.to_server(end)))
         if raw is None:
             raise BrokerError("history_orders_get failed", self.last_error())
         return [self._order(o) for o in raw]
 
     def history_deals(self, start: datetime, end: datetime) -> list[BrokerDeal]:
-        raw = self.mt5.history_deals_get(self.to_server(start), self.to_server(end))
+        raw = _local(self.mt5.history_deals_get(self.to_server(start), self.to_server(end)))
         if raw is None:
             raise BrokerError("history_deals_get failed", self.last_error())
         return [self._deal(d) for d in raw]
@@ -290,7 +303,7 @@ class MT5Adapter:
 
     def deals_for_order(self, order_ticket: int) -> list[BrokerDeal]:
         """Every deal of one order (``history_deals_get(ticket=)`` selects by the ORDER ticket)."""
-        raw = self.mt5.history_deals_get(ticket=order_ticket)
+        raw = _local(self.mt5.history_deals_get(ticket=order_ticket))
         if raw is None:
             raise BrokerError("history_deals_get failed", self.last_error())
         return [self._deal(d) for d in raw]
@@ -356,7 +369,7 @@ class MT5Adapter:
                                          "points of it")  # fmt: skip
 
     def check(self, request: dict[str, Any]) -> CheckResult:
-        res = self.mt5.order_check(request)
+        res = _local(self.mt5.order_check(request))
         if res is None:
             raise BrokerError("order_check returned None", self.last_error())
         code = int(res.retcode)
@@ -366,7 +379,7 @@ class MT5Adapter:
     def send(self, request: dict[str, Any]) -> SendResult:
         """``order_send`` once, timed and classified. Never retries: that is the execution engine's call."""
         started = time.perf_counter()
-        res = self.mt5.order_send(request)
+        res = _local(self.mt5.order_send(request))
         seconds = time.perf_counter() - started
         if res is None:
             return SendResult(None, retcodes.name(None), retcodes.classify(None), last_error=self.last_error(),
