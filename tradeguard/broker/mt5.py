@@ -217,6 +217,15 @@ class MT5Adapter:
         return Quote(symbol, float(_value(tick, "bid")), float(_value(tick, "ask")),
                      self.to_utc(int(_value(tick, "time_msc")) / 1000))  # fmt: skip
 
+    def now(self) -> datetime:
+        """The broker's current time in UTC: the latest tick of the symbols in use (or in Market Watch)."""
+        names = list(self._specs)
+        if not names:
+            names = [str(_value(s, "name")) for s in _local(self.mt5.symbols_get()) or () if _value(s, "select")]
+        if not names:
+            raise BrokerError("no symbol selected: the broker's time is unknown", self.last_error())
+        return max(self.quote(name).time for name in names)
+
     def filling_for(self, spec: SymbolSpec, order_type: int) -> int:
         """The filling mode MT5 accepts for this symbol and order type (MT5_API.md §4)."""
         if order_type not in (ORDER_TYPE_BUY, ORDER_TYPE_SELL):

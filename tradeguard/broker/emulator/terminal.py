@@ -258,6 +258,8 @@ class Terminal(Trading):
         if symbol in self.published:
             return self.published[symbol]
         bid, ask, t = self.quotes[symbol]
+        if symbol != self.feed.symbol:  # no data: the standing quote is the price now
+            t = self.now_msc()
         return bid, ask, int(t)
 
     @api()

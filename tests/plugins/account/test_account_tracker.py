@@ -1,0 +1,118 @@
+"""Account tracker arithmetic against hand-computed values, on the shipped EURUSD data.
+
+The server runs at UTC+3, so the broker's midnight (2017-04-20 00:00 server) is 2017-04-19 21:00
+UTC, the bar at index 12. Prices are the data's: bar 0 ticks bid 1.0716, 1.0722, 1.07083, 1.07219;
+bar 12 ticks bid 1.07132, 1.07156, 1.0709, 1.0711; the spread is 10 points (ask = bid + 0.0001).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tradeguard.core.store import Store
+from tradeguard.plugins.account.account_tracker import AccountTracker, server_midnight
+from tradeguard.testing import make_runtime
+
+
+def setup(tmp_path: Path, db: str = "acc.db", **cfg: Any) -> tuple[Any, AccountTracker]:
+    tracker = AccountTracker()
+    rt = make_runtime(("account_tracker", tracker), store=Store(tmp_path / db),
+                      settings={"broker": {"server_offset_hours": 3, "emulator": {"server_offset_hours": 3}},
+                                "account_tracker": cfg,
+                                "runtime": {"data_dir": str(tmp_path)}})  # fmt: skip
+    return rt, tracker
+
+
+def trade(rt: Any, side: int, volume: float = 1.0, **kw: Any) -> Any:
+    res = rt.broker.send(rt.broker.prepare({"action": 1, "symbol": "EURUSD", "volume": volume, "type": side,
+                                            "magic": 1, **kw}))  # fmt: skip
+    assert res.retcode == 10009, res
+    return res
+
+
+def test_server_midnight_with_an_offset() -> None:
+    from datetime import timedelta
+
+    now = datetime(2017, 4, 19, 22, 30, tzinfo=UTC)  # 01:30 on the 20th, server time
+    assert server_midnight(now, timedelta(hours=3)) == datetime(2017, 4, 19, 21, tzinfo=UTC)
+    assert server_midnight(now, timedelta(0)) == datetime(2017, 4, 19, tzinfo=UTC)
+
+
+def test_drawdown_arithmetic_through_a_server_midnight(tmp_path: Path) -> None:
+    rt, acc = setup(tmp_path)
+    term = rt.broker.mt5
+    s = acc.capture()
+    assert (s.balance, s.equity, s.peak_equity, s.day_start_equity, s.drawdown_money) == (10000, 10000, 10000, 10000, 0)
+
+    buy = trade(rt, 0)  # at ask 1.0717
+    term.replay_step(2)  # bid 1.07083: floating (1.07083 - 1.0717) * 100000 = -87
+    s = acc.capture()
+    assert (s.floating_pnl, s.equity, s.drawdown_money, s.drawdown_pct) == (-87.0, 9913.0, 87.0, 0.87)
+    assert (s.daily_drawdown_money, s.daily_drawdown_pct, s.realized_pnl_day) == (87.0, 0.87, 0.0)
+
+    term.replay_step(1)  # bid 1.07219: floating +49, a new peak
+    s = acc.capture()
+    assert (s.equity, s.peak_equity, s.drawdown_money, s.daily_drawdown_money) == (10049.0, 10049.0, 0.0, 0.0)
+    trade(rt, 1, position=buy.order)  # close at bid 1.07219: +49 realised
+    s = acc.capture()
+    assert (s.balance, s.realized_pnl_day, s.day_start_equity) == (10049.0, 49.0, 10000.0)
+
+    term.admin_deposit(1000.0)  # money in is not profit: the peak moves with it, the day's anchor does not
+    s = acc.capture()
+    assert (s.balance, s.peak_equity, s.drawdown_money, s.day_start_equity, s.daily_drawdown_money) == (
+        11049.0, 11049.0, 0.0, 10000.0, 0.0)  # fmt: skip
+
+    term.replay_step(45)  # tick 48: 2017-04-19 21:00 UTC = 00:00 on the server, a new broker day
+    assert rt.broker.now() == datetime(2017, 4, 19, 21, tzinfo=UTC)
+    s = acc.capture()
+    assert (s.realized_pnl_day, s.day_start_equity) == (0.0, 11049.0)  # yesterday's +49 is not today's
+    trade(rt, 0)  # buy at ask 1.07142
+    term.replay_step(2)  # bid 1.0709: floating (1.0709 - 1.07142) * 100000 = -52
+    s = acc.capture()
+    assert (s.floating_pnl, s.equity, s.daily_drawdown_money, s.drawdown_money) == (-52.0, 10997.0, 52.0, 52.0)
+    assert s.daily_drawdown_pct == pytest.approx(52 / 11049 * 100, abs=1e-4)
+    assert s.drawdown_pct == pytest.approx(52 / 11049 * 100, abs=1e-4)
+
+    series = acc.compute_drawdown_series()
+    assert len(series) == 7 and series[1][1:] == (9913.0, 10000.0, 0.87) and series[-1][2] == 11049.0
+    kinds = [a.kind for a in acc.detect_anomalies()]
+    assert kinds == ["balance_without_deal"]  # the deposit, flagged, and not an equity jump
+    assert rt.metrics.registry.get_sample_value("tradeguard_account_drawdown_pct_current") == s.drawdown_pct
+
+    rt2, acc2 = setup(tmp_path)  # a restart over the same store remembers the peak
+    rt2.broker = rt.broker
+    assert acc2.peak_equity == 11049.0
+
+
+def test_margin_collapse_and_stale_account_are_flagged(tmp_path: Path) -> None:
+    rt, acc = setup(tmp_path, margin_level_floor=500.0, stale_seconds=3600.0)
+    acc.capture()
+    res = rt.broker.send(rt.broker.prepare({"action": 1, "symbol": "XAUUSD", "volume": 2.0, "type": 0}))
+    assert res.retcode == 10009  # margin 2 * 100 * 2000.25 / 100 = 4000.5: level ~250 % < 500 %
+    acc.capture()
+    rt.broker.mt5.replay_step(8)  # two hours pass; gold has no data, so its price and the equity stand still
+    acc.capture()
+    kinds = [a.kind for a in acc.detect_anomalies()]
+    assert kinds == ["margin_collapse", "stale_account"]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_snapshots_export_to_rotating_files(tmp_path: Path, fmt: str) -> None:
+    rt, acc = setup(tmp_path, export=fmt, export_rows_per_file=2)
+    for _ in range(5):
+        acc.capture()
+        rt.broker.mt5.replay_step(1)
+    files = sorted((tmp_path / "exports").iterdir())
+    assert len(files) == 3 and all(f.suffix == f".{fmt}" for f in files)
+    if fmt == "jsonl":
+        rows = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    else:
+        import pyarrow.parquet as pq
+
+        rows = [r for f in files for r in pq.read_table(f).to_pylist()]
+    assert len(rows) == 5 and rows[0]["balance"] == 10000.0

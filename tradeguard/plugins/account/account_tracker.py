@@ -1,0 +1,229 @@
+"""Account state tracker (ACC): the account's truth, captured on schedule and after every fill.
+
+Each capture reads ``account_info`` and works out:
+
+* floating P&L (equity - balance - credit);
+* realised P&L of the day: every trade deal since **broker-server midnight** (the broker's day, not
+  UTC's; MT5 time is the server's wall clock), commissions and swaps included;
+* the day's anchor: the balance at server midnight, rebuilt exactly from that day's deals, trade
+  and balance alike; daily drawdown = anchor - equity, so floating losses count;
+* peak equity and drawdown from it. Deposits and withdrawals move the peak with them: money in or
+  out is not profit or loss.
+
+Snapshots are stored, announced through ``on_account_snapshot``, published as metrics and, when
+configured, exported to rotating JSON-lines or Parquet files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from tradeguard import AccountSnapshot, ConfiguredPlugin, Fill, Job, PluginSettings, hookimpl
+
+log = logging.getLogger("tradeguard.account")
+FAR = datetime(2100, 1, 1, tzinfo=UTC)
+BALANCE_DEALS = {2, 3, 4, 5, 6}  # balance, credit, charge, correction, bonus
+
+
+class AccountSettings(PluginSettings):
+    capture_seconds: float = Field(default=60.0, gt=0, description="how often account_info is captured")
+    export: Literal["none", "jsonl", "parquet"] = Field(default="none", description="snapshot export files")
+    export_dir: str = Field(default="exports", description="export folder, relative to runtime.data_dir")
+    export_rows_per_file: int = Field(default=10_000, ge=1, description="rotate the export file after this many")
+    equity_jump_pct: float = Field(default=5.0, gt=0, description="anomaly: equity move between two captures, %")
+    margin_level_floor: float = Field(default=150.0, ge=0, description="anomaly: margin level below this, %")
+    stale_seconds: float = Field(default=900.0, gt=0, description="anomaly: equity frozen this long, positions open")
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    kind: Literal["balance_without_deal", "equity_jump", "margin_collapse", "stale_account"]
+    time: datetime
+    amount: float
+    detail: str
+
+
+def server_midnight(now_utc: datetime, offset: timedelta) -> datetime:
+    """The UTC instant of the current broker-server day's midnight."""
+    server_now = now_utc + offset
+    return server_now.replace(hour=0, minute=0, second=0, microsecond=0) - offset
+
+
+class AccountTracker(ConfiguredPlugin):
+    settings_model = AccountSettings
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.peak_equity = 0.0
+        self.last: AccountSnapshot | None = None
+        self._seen_deal = -1  # the highest deal ticket accounted for (MT5 deal tickets only increase)
+        self._export_rows = 0
+        self._export_file: Path | None = None
+
+    @hookimpl
+    def tradeguard_startup(self, runtime: Any) -> None:
+        super().tradeguard_startup(runtime)
+        self.rt = runtime
+        rows = runtime.store.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
+        if rows:  # the peak survives restarts
+            self.last = AccountSnapshot.model_validate_json(rows[0][0])
+            self.peak_equity = self.last.peak_equity
+        m = runtime.metrics
+        self._dd = m.gauge("tradeguard_account_drawdown_pct_current", "Drawdown from peak equity, percent")
+        self._daily = m.gauge("tradeguard_account_daily_drawdown_pct", "Loss since broker-server midnight, percent")
+        self._equity = m.gauge("tradeguard_account_equity", "Account equity")
+        self._balance = m.gauge("tradeguard_account_balance", "Account balance")
+
+    @hookimpl
+    def periodic_jobs(self, runtime: Any) -> list[Job]:
+        return [Job(name="account.capture", every=timedelta(seconds=self.cfg.capture_seconds),
+                    run=lambda rt: self.capture(), run_at_start=True)]  # fmt: skip
+
+    @hookimpl
+    def on_fill(self, fill: Fill, runtime: Any) -> None:
+        self.capture()
+
+    # ------------------------------------------------------------------ capture -----------------
+
+    def capture(self) -> AccountSnapshot:
+        broker = self.rt.broker
+        account = broker.account()
+        now = broker.now()
+        midnight = server_midnight(now, broker.offset)
+        deals = broker.history_deals(midnight, FAR)
+        realized = sum(d.profit + d.commission + d.swap for d in deals if d.type in (0, 1))
+        moved_in = sum(d.profit for d in deals if d.type in BALANCE_DEALS)
+        day_start = account.balance - realized - moved_in
+        if self.last is not None and self.last.time < midnight <= now:
+            log.info("new broker-server day", extra={"midnight_utc": midnight.isoformat(), "anchor": day_start})
+        new_deals = self._new_deals(midnight)
+        moved = sum(d.profit for d in new_deals if d.type in BALANCE_DEALS)
+        self.peak_equity += moved  # money in or out moves the peak with it: it is not profit or loss
+        self.peak_equity = max(self.peak_equity, account.equity)
+        dd = max(0.0, self.peak_equity - account.equity)
+        daily = max(0.0, day_start - account.equity)
+        snap = AccountSnapshot(
+            time=now, login=account.login, currency=account.currency, balance=account.balance, equity=account.equity,
+            margin=account.margin, free_margin=account.margin_free, margin_level=account.margin_level,
+            floating_pnl=round(account.equity - account.balance, 2), realized_pnl_day=round(realized, 2),
+            day_start_equity=round(day_start, 2), peak_equity=round(self.peak_equity, 2),
+            drawdown_pct=round(dd / self.peak_equity * 100, 4) if self.peak_equity > 0 else 0.0,
+            drawdown_money=round(dd, 2), daily_drawdown_money=round(daily, 2),
+            daily_drawdown_pct=round(daily / day_start * 100, 4) if day_start > 0 else 0.0,
+        )  # fmt: skip
+        self._store(snap)
+        if self.last is not None:
+            self._record_anomalies(self._check(self.last, snap, new_deals))
+        self.last = snap
+        self.rt.notify("on_account_snapshot", snapshot=snap)
+        return snap
+
+    def _new_deals(self, midnight: datetime) -> list[Any]:
+        """Deals not yet accounted for by an earlier capture (by ticket: captures may share a timestamp)."""
+        since = (self.last.time if self.last is not None else midnight) - timedelta(days=1)
+        deals = self.rt.broker.history_deals(since, FAR)
+        if self._seen_deal < 0:  # first capture of this process: deals up to the last snapshot are old news
+            cutoff = self.last.time if self.last is not None else None
+            self._seen_deal = max((d.ticket for d in deals if cutoff is None or d.time <= cutoff), default=0)
+        fresh = [d for d in deals if d.ticket > self._seen_deal]
+        self._seen_deal = max([self._seen_deal, *(d.ticket for d in fresh)])
+        return fresh
+
+    def _check(self, before: AccountSnapshot, after: AccountSnapshot, new_deals: list[Any]) -> list[Anomaly]:
+        found: list[Anomaly] = []
+        traded = sum(d.profit + d.commission + d.swap for d in new_deals if d.type in (0, 1))
+        unexplained = round(after.balance - before.balance - traded, 2)
+        if abs(unexplained) >= 0.01:
+            found.append(Anomaly("balance_without_deal", after.time, unexplained,
+                                 f"balance moved {unexplained:+.2f} with no trade behind it (deposit, withdrawal "
+                                 "or broker adjustment)"))  # fmt: skip
+        if before.equity > 0:
+            jump = (after.equity - before.equity - unexplained) / before.equity * 100
+            if abs(jump) > self.cfg.equity_jump_pct:
+                found.append(Anomaly("equity_jump", after.time, round(jump, 2),
+                                     f"equity moved {jump:+.2f}% between captures"))  # fmt: skip
+        floor = self.cfg.margin_level_floor
+        was_below = before.margin > 0 and before.margin_level < floor
+        if after.margin > 0 and after.margin_level < floor and not was_below:
+            found.append(Anomaly("margin_collapse", after.time, after.margin_level,
+                                 f"margin level {after.margin_level:.1f}% < floor {floor}%"))  # fmt: skip
+        return found
+
+    def _record_anomalies(self, found: list[Anomaly]) -> None:
+        if not found:
+            return
+        known = self.rt.store.kv_get("account", "anomalies") or []
+        known.extend({"kind": a.kind, "time": a.time.isoformat(), "amount": a.amount, "detail": a.detail}
+                     for a in found)  # fmt: skip
+        self.rt.store.kv_put("account", "anomalies", known)
+        for a in found:
+            self.rt.alert(channel="RISK", severity="WARNING", module="account_tracker", error_code=a.kind,
+                          message=a.detail, amount=a.amount)  # fmt: skip
+
+    def _store(self, snap: AccountSnapshot) -> None:
+        record = snap.model_dump_json()
+        with self.rt.store.tx() as db:
+            db.execute("INSERT INTO account_snapshots (time, balance, equity, record) VALUES (?, ?, ?, ?)",
+                       (snap.time.isoformat(), snap.balance, snap.equity, record))  # fmt: skip
+        self._dd.set(snap.drawdown_pct)
+        self._daily.set(snap.daily_drawdown_pct)
+        self._equity.set(snap.equity)
+        self._balance.set(snap.balance)
+        if self.cfg.export != "none":
+            self._export(snap)
+
+    def _export(self, snap: AccountSnapshot) -> None:
+        folder = Path(self.rt.settings.runtime.data_dir) / self.cfg.export_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        if self._export_file is None or self._export_rows >= self.cfg.export_rows_per_file:
+            stamp = snap.time.strftime("%Y%m%dT%H%M%S")
+            suffix = "jsonl" if self.cfg.export == "jsonl" else "parquet"
+            self._export_file, self._export_rows = folder / f"account-{stamp}.{suffix}", 0
+        row = json.loads(snap.model_dump_json())
+        if self.cfg.export == "jsonl":
+            with self._export_file.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pylist([row])
+            if self._export_file.exists():
+                table = pa.concat_tables([pq.read_table(self._export_file), table])
+            pq.write_table(table, self._export_file)
+        self._export_rows += 1
+
+    # ------------------------------------------------------------------ analysis ----------------
+
+    def snapshots(self) -> list[AccountSnapshot]:
+        rows = self.rt.store.query("SELECT record FROM account_snapshots ORDER BY id")
+        return [AccountSnapshot.model_validate_json(r[0]) for r in rows]
+
+    def compute_drawdown_series(self) -> list[tuple[datetime, float, float, float]]:
+        """``(time, equity, peak_equity, drawdown_pct)`` for every stored snapshot, oldest first."""
+        return [(s.time, s.equity, s.peak_equity, s.drawdown_pct) for s in self.snapshots()]
+
+    def detect_anomalies(self) -> list[Anomaly]:
+        """Balance changes no trade explains, equity jumps and margin collapse (found at each capture and
+        kept in the store), and a frozen account: equity unchanged too long while positions are open."""
+        found = [Anomaly(a["kind"], datetime.fromisoformat(a["time"]), a["amount"], a["detail"])
+                 for a in self.rt.store.kv_get("account", "anomalies") or []]  # fmt: skip
+        snaps = self.snapshots()
+        if len(snaps) >= 2 and self.rt.broker.positions():
+            last = snaps[-1]
+            same_since = last.time  # the start of the trailing run of captures with this very equity
+            for snap in reversed(snaps):
+                if snap.equity != last.equity:
+                    break
+                same_since = snap.time
+            if (last.time - same_since).total_seconds() > self.cfg.stale_seconds:
+                detail = f"equity unchanged since {same_since.isoformat()} with positions open"
+                found.append(Anomaly("stale_account", last.time, last.equity, detail))
+        return found
