@@ -403,7 +403,21 @@ class ExecutionEngine(ConfiguredPlugin):
                                    "sl": stop_loss or 0.0, "tp": take_profit or 0.0})  # fmt: skip
         res = self.broker.send(req)
         self._retcodes.labels(res.name).inc()
-        return res.klass is RetcodeClass.SUCCESS or res.retcode == 10025
+        accepted = res.klass is RetcodeClass.SUCCESS or res.retcode == 10025
+        if accepted:  # what the journal now expects at the broker (the reconciler compares)
+            self.rt.store.kv_put("sltp", str(ticket), [req.get("sl", 0.0), req.get("tp", 0.0)])
+        return accepted
+
+    def expected_levels(self, position_id: int) -> tuple[float, float] | None:
+        """The SL/TP the journal expects on a position: the last modification, else the opening order's."""
+        levels = self.rt.store.kv_get("sltp", str(position_id))
+        if levels is not None:
+            return float(levels[0]), float(levels[1])
+        cid = self.journal.client_for_position(position_id)
+        entry = self.journal.get(cid) if cid else None
+        if entry is None or entry.position_ticket is not None:
+            return None
+        return entry.stop_loss or 0.0, entry.take_profit or 0.0
 
     def cancel_order(self, client_id: str, reason: str = "cancelled") -> bool:
         """Remove a working pending order (allowed in every kill-switch state)."""

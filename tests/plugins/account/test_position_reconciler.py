@@ -1,0 +1,106 @@
+"""Reconciliation on hedging and netting accounts, with foreign and manual positions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tradeguard import OrderIntent
+from tradeguard.core.store import Store
+from tradeguard.execution.engine import ExecutionEngine
+from tradeguard.plugins.account.position_reconciler import PositionReconciler
+from tradeguard.plugins.risk.kill_switch import KillSwitch
+from tradeguard.testing import T0, make_runtime
+
+OURS = 20261125
+
+
+def setup(tmp_path: Path, emulator: dict[str, Any] | None = None, **cfg: Any) -> tuple[Any, Any, PositionReconciler]:
+    eng, rec = ExecutionEngine(), PositionReconciler()
+    rt = make_runtime(("kill_switch", KillSwitch()), ("execution_engine", eng), ("position_reconciler", rec),
+                      settings={"broker": {"emulator": emulator or {}}, "position_reconciler": cfg},
+                      store=Store(tmp_path / "rec.db"))  # fmt: skip
+    return rt, eng, rec
+
+
+def order(side: str = "buy", volume: float = 0.1, symbol: str = "EURUSD", **kw: Any) -> OrderIntent:
+    return OrderIntent(symbol=symbol, side=side, volume=volume, created_at=T0, **kw)
+
+
+def direct(rt: Any, **req: Any) -> Any:
+    """Trade at the terminal behind the engine's back (as a person or a bug would)."""
+    return rt.broker.send(rt.broker.prepare({"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, **req}))
+
+
+def test_hedging_consistent_with_foreign_and_manual_positions_classified(tmp_path: Path) -> None:
+    rt, eng, rec = setup(tmp_path)
+    eng.submit_order(order(stop_loss=1.0650))
+    manual = rt.broker.mt5.admin_add_position("EURUSD", False, 0.2, magic=0)
+    other_ea = rt.broker.mt5.admin_add_position("EURUSD", True, 0.3, magic=999)
+    report = rec.run_reconciliation("test")
+    assert report.consistent and report.cause == "test"
+    assert set(report.foreign) == {manual, other_ea} and report.unprotected == ()
+    assert report.details == {str(manual): "manual", str(other_ea): "ea:999"}
+
+
+def test_missing_unknown_drift_and_unprotected(tmp_path: Path) -> None:
+    rt, eng, rec = setup(tmp_path)
+    eng.submit_order(order(volume=0.3, stop_loss=1.0650))
+    (ours,) = eng.get_positions_snapshot()
+    direct(rt, type=1, volume=0.1, position=ours.ticket, magic=OURS)  # a partial close the journal did not see
+    orphan = direct(rt, magic=OURS).order  # our magic, never journaled
+    report = rec.run_reconciliation("test")
+    assert not report.consistent
+    assert report.volume_drift == {str(ours.ticket): -0.1}
+    assert report.unknown == (orphan,) and report.unprotected == (orphan,)
+    eng.poll_fills()  # the journal learns the broker's deals ...
+    direct(rt, type=1, volume=0.2, position=ours.ticket, magic=OURS)  # ... and then misses a full close
+    report = rec.run_reconciliation("again")
+    assert report.missing == (ours.ticket,) and report.volume_drift == {}
+
+
+def test_sltp_changed_behind_the_engine_is_a_mismatch_but_engine_changes_are_not(tmp_path: Path) -> None:
+    rt, eng, rec = setup(tmp_path)
+    eng.submit_order(order(stop_loss=1.0650, take_profit=1.0800))
+    ticket = eng.get_positions_snapshot()[0].ticket
+    assert eng.modify_order(ticket, 1.0660, 1.0800)
+    assert rec.run_reconciliation("t").sltp_mismatch == ()
+    rt.broker.send({"action": 6, "symbol": "EURUSD", "position": ticket, "sl": 1.0670, "tp": 1.0800})
+    assert rec.run_reconciliation("t").sltp_mismatch == (ticket,)
+
+
+def test_rearm_missing_stops_and_adopt_foreign(tmp_path: Path) -> None:
+    rt, eng, rec = setup(tmp_path, foreign_policy="adopt", rearm_missing_stops=True, rearm_stop_points=150)
+    eng.submit_order(order())
+    manual = rt.broker.mt5.admin_add_position("EURUSD", True, 0.1, magic=0)
+    report = rec.run_reconciliation("t")
+    ticket = eng.get_positions_snapshot()[0].ticket
+    assert report.unprotected == (ticket,) and report.foreign == (manual,)
+    done = rec.apply_corrections()
+    bid = rt.broker.quote("EURUSD").bid
+    assert done == [f"adopted {manual}", f"re-armed stop {round(bid - 0.0015, 5)} on {ticket}"]
+    after = rec.run_reconciliation("t")
+    assert after.unprotected == () and after.foreign == () and after.consistent
+    assert [p.sl for p in rt.broker.positions() if p.ticket == manual] == [0.0]  # never touched a foreign one
+
+
+def test_netting_compares_net_volume_per_symbol(tmp_path: Path) -> None:
+    rt, eng, rec = setup(tmp_path, emulator={"margin_mode": "netting"})
+    eng.submit_order(order(volume=0.3, stop_loss=1.0650))
+    eng.submit_order(order(side="sell", volume=0.1))
+    manual_gbp = rt.broker.mt5.admin_add_position("GBPUSD", True, 0.1, magic=0)
+    report = rec.run_reconciliation("t")
+    assert report.consistent and report.foreign == (manual_gbp,)
+    direct(rt, type=1, volume=0.1, magic=OURS)  # the net exposure moves behind the engine's back
+    assert rec.run_reconciliation("t").volume_drift == {"EURUSD": -0.1}
+
+
+def test_many_inconsistencies_request_a_halt_and_a_halt_triggers_reconciliation(tmp_path: Path) -> None:
+    rt, eng, rec = setup(tmp_path, halt_after_issues=2)
+    for _ in range(2):
+        direct(rt, magic=OURS)
+    report = rec.run_reconciliation("t")
+    assert len(report.unknown) == 2 and rt.store.kill_state()[:2] == ("HALTED", "reconciliation_inconsistent")
+    rt2, eng2, rec2 = setup(tmp_path / "second")
+    rt2.request_halt("manual", "operator", source="cli")
+    assert rec2.last_report is not None and rec2.last_report.cause == "halt"

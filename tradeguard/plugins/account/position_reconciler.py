@@ -1,0 +1,183 @@
+"""Position reconciler (POS): the journal against the terminal, per ticket (hedging) or symbol (netting).
+
+Reports, every few minutes, at start-up, right after a kill-switch trip and on demand:
+
+* ``missing``        - the journal holds a position the broker does not;
+* ``unknown``        - the broker holds a position with our magic that the journal never saw;
+* ``volume_drift``   - both hold it, with different volumes (or a different net exposure per symbol);
+* ``sltp_mismatch``  - the protective levels differ from what the journal last asked for;
+* ``unprotected``    - one of our positions has no stop loss;
+* ``foreign``        - positions of another EA (magic) or manual ones (magic 0); never traded against.
+
+``apply_corrections()`` applies the policy: adopt foreign positions (they stop being reported), and
+re-arm missing stops through the execution engine, outside the stops level. An inconsistency count
+at or above ``halt_after_issues`` requests a halt.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import Field
+
+from tradeguard import (
+    AlertChannel,
+    ConfiguredPlugin,
+    DealEntry,
+    HaltEvent,
+    Job,
+    KillState,
+    PluginSettings,
+    ReconciliationReport,
+    Severity,
+    hookimpl,
+)
+
+log = logging.getLogger("tradeguard.reconciler")
+
+
+class ReconcilerSettings(PluginSettings):
+    every_seconds: float = Field(default=300.0, gt=0, description="how often the journal is reconciled")
+    foreign_policy: Literal["adopt", "ignore", "alert"] = Field(
+        default="alert", description="positions of other EAs or manual trades: adopt, ignore or alert")
+    rearm_missing_stops: bool = Field(default=False, description="apply_corrections() sets a stop where none is")
+    rearm_stop_points: int = Field(default=200, gt=0, description="distance of a re-armed stop, in points")
+    exposure_tolerance_lots: float = Field(default=0.0, ge=0, description="volume differences up to this are fine")
+    expected_symbols: list[str] = Field(default_factory=list, description="alert on positions elsewhere; empty = any")
+    halt_after_issues: int = Field(default=3, ge=1, description="this many inconsistencies request a halt")
+
+
+class PositionReconciler(ConfiguredPlugin):
+    settings_model = ReconcilerSettings
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_report: ReconciliationReport | None = None
+
+    @hookimpl(trylast=True)  # after the engine and state alignment
+    def tradeguard_startup(self, runtime: Any) -> None:
+        super().tradeguard_startup(runtime)
+        self.rt = runtime
+        if hasattr(runtime.execution, "journal"):
+            self.run_reconciliation("startup")
+
+    @hookimpl
+    def periodic_jobs(self, runtime: Any) -> list[Job]:
+        return [Job(name="reconciler.run", every=timedelta(seconds=self.cfg.every_seconds),
+                    run=lambda rt: self.run_reconciliation("schedule"))]  # fmt: skip
+
+    @hookimpl
+    def on_halt(self, event: HaltEvent, runtime: Any) -> None:
+        if event.trigger != "reconciliation_inconsistent" and hasattr(runtime.execution, "journal"):
+            self.run_reconciliation("halt")
+
+    # ------------------------------------------------------------------ the comparison ----------
+
+    def _expected(self, hedging: bool) -> dict[Any, float]:
+        """Open volume per position id (hedging) or signed net volume per symbol (netting), from our fills."""
+        held: dict[Any, float] = defaultdict(float)
+        for fill in self.rt.execution.journal.fills():
+            if hedging:
+                held[fill.position_id] += fill.volume if fill.entry is DealEntry.IN else -fill.volume
+            else:
+                held[fill.symbol] += fill.volume if fill.side.value == "buy" else -fill.volume
+        return {k: round(v, 8) for k, v in held.items() if abs(v) > 1e-9}
+
+    def run_reconciliation(self, cause: str) -> ReconciliationReport:
+        engine = self.rt.execution
+        broker = engine.broker
+        cfg = self.cfg
+        hedging = broker.account().hedging
+        adopted = set(self.rt.store.kv_get("reconciler", "adopted") or [])
+        positions = broker.positions()
+        ours = [p for p in positions if p.magic == engine.magic]
+        others = [p for p in positions if p.magic != engine.magic and p.ticket not in adopted]
+        expected = self._expected(hedging)
+        actual: dict[Any, float] = defaultdict(float)
+        for p in ours:
+            actual[p.identifier if hedging else p.symbol] += p.volume if hedging or p.is_buy else -p.volume
+        tol = cfg.exposure_tolerance_lots + 1e-9
+        missing = tuple(k for k in expected if k not in actual) if hedging else ()
+        unknown = tuple(p.ticket for p in ours if (p.identifier if hedging else p.symbol) not in expected)
+        drift = {str(k): round(actual[k] - v, 8) for k, v in expected.items()
+                 if (k in actual or not hedging) and abs(actual.get(k, 0.0) - v) > tol}  # fmt: skip
+        mismatch, unprotected = [], []
+        for p in ours:
+            if not p.sl:
+                unprotected.append(p.ticket)
+            want = engine.expected_levels(p.identifier) if hedging else None
+            if want is not None and (abs(want[0] - p.sl) > 1e-9 or abs(want[1] - p.tp) > 1e-9):
+                mismatch.append(p.ticket)
+        details = {str(p.ticket): ("manual" if p.magic == 0 else f"ea:{p.magic}") for p in others}
+        allowed = set(cfg.expected_symbols)
+        unexpected = sorted({p.symbol for p in positions if allowed and p.symbol not in allowed})
+        if unexpected:
+            details["unexpected_symbols"] = ",".join(unexpected)
+        report = ReconciliationReport(
+            time=self.rt.clock.now(), cause=cause, consistent=not (missing or unknown or drift or mismatch),
+            missing=missing, unknown=unknown, volume_drift=drift, sltp_mismatch=tuple(mismatch),
+            unprotected=tuple(unprotected), foreign=tuple(p.ticket for p in others), details=details,
+        )  # fmt: skip
+        self.last_report = report
+        self.rt.store.kv_put("reconciliation", "last", report.model_dump(mode="json"))
+        self._raise_alerts(report)
+        self.rt.notify("on_reconciliation", report=report)
+        issues = len(missing) + len(unknown) + len(drift) + len(mismatch)
+        if issues >= cfg.halt_after_issues:
+            self.rt.request_halt("reconciliation_inconsistent",
+                                 f"{issues} inconsistencies between journal and broker ({cause})",
+                                 source="position_reconciler", state=KillState.HALTED)  # fmt: skip
+        log.info("reconciled", extra={"cause": cause, "consistent": report.consistent, "issues": issues})
+        return report
+
+    def _raise_alerts(self, r: ReconciliationReport) -> None:
+        def alert(code: str, message: str, severity: Severity = Severity.WARNING) -> None:
+            self.rt.alert(channel=AlertChannel.EXECUTION, severity=severity, module="position_reconciler",
+                          error_code=code, message=message)  # fmt: skip
+
+        if r.unknown:
+            alert("orphan_positions", f"positions with our magic the journal never saw: {list(r.unknown)}",
+                  Severity.ERROR)  # fmt: skip
+        if r.missing:
+            alert("missing_positions", f"journal positions gone at the broker: {list(r.missing)}", Severity.ERROR)
+        if r.volume_drift:
+            alert("exposure_difference", f"broker minus journal volume: {r.volume_drift}", Severity.ERROR)
+        if r.sltp_mismatch:
+            alert("sltp_mismatch", f"protective levels differ from the journal's: {list(r.sltp_mismatch)}")
+        if r.unprotected:
+            alert("unprotected_positions", f"positions without a stop loss: {list(r.unprotected)}")
+        if r.foreign and self.cfg.foreign_policy == "alert":
+            alert("foreign_positions", f"positions of other EAs or manual trades: {r.details}", Severity.INFO)
+        if "unexpected_symbols" in r.details:
+            alert("unexpected_symbols", f"positions on unexpected symbols: {r.details['unexpected_symbols']}")
+
+    # ------------------------------------------------------------------ corrections -------------
+
+    def apply_corrections(self, report: ReconciliationReport | None = None) -> list[str]:
+        """Apply the policy to a report (default: the last one); returns what was done, one line each."""
+        report = report or self.last_report
+        if report is None:
+            return []
+        done: list[str] = []
+        if self.cfg.foreign_policy == "adopt" and report.foreign:
+            adopted = sorted(set(self.rt.store.kv_get("reconciler", "adopted") or []) | set(report.foreign))
+            self.rt.store.kv_put("reconciler", "adopted", adopted)
+            done += [f"adopted {t}" for t in report.foreign]
+        if self.cfg.rearm_missing_stops:
+            engine = self.rt.execution
+            for p in engine.broker.positions():
+                if p.ticket in report.unprotected and p.magic == engine.magic:
+                    done.append(self._rearm(engine, p))
+        return done
+
+    def _rearm(self, engine: Any, p: Any) -> str:
+        spec = engine.broker.symbol_spec(p.symbol)
+        quote = engine.broker.quote(p.symbol)
+        points = max(self.cfg.rearm_stop_points, spec.stops_level + 1)
+        ref = quote.bid if p.is_buy else quote.ask
+        stop = spec.round_price(ref - points * spec.point if p.is_buy else ref + points * spec.point)
+        ok = engine.modify_order(p.ticket, stop, p.tp or None)
+        return f"{'re-armed' if ok else 'could not re-arm'} stop {stop} on {p.ticket}"
