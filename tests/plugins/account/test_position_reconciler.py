@@ -96,11 +96,11 @@ def test_netting_compares_net_volume_per_symbol(tmp_path: Path) -> None:
 
 
 def test_many_inconsistencies_request_a_halt_and_a_halt_triggers_reconciliation(tmp_path: Path) -> None:
-    rt, eng, rec = setup(tmp_path, halt_after_issues=2)
+    rt, _eng, rec = setup(tmp_path, halt_after_issues=2)
     for _ in range(2):
         direct(rt, magic=OURS)
     report = rec.run_reconciliation("t")
     assert len(report.unknown) == 2 and rt.store.kill_state()[:2] == ("HALTED", "reconciliation_inconsistent")
-    rt2, eng2, rec2 = setup(tmp_path / "second")
+    rt2, _eng2, rec2 = setup(tmp_path / "second")
     rt2.request_halt("manual", "operator", source="cli")
     assert rec2.last_report is not None and rec2.last_report.cause == "halt"
