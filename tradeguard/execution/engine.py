@@ -93,6 +93,7 @@ class ExecutionEngine(ConfiguredPlugin):
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
+        self._attempts = 0
         if not isinstance(runtime.store, Store):
             raise StartupError("execution_engine needs the SQLite store (settings [store])")
         self.rt = runtime
@@ -130,7 +131,7 @@ class ExecutionEngine(ConfiguredPlugin):
     def _move(self, entry_id: str, state: OrderState, symbol: str, retcode: int | None = None, message: str = "",
               broker_order: int | None = None) -> None:  # fmt: skip
         before = self.journal.transition(entry_id, state, self._now(), retcode=retcode, message=message,
-                                         broker_order=broker_order)  # fmt: skip
+                                         broker_order=broker_order, attempts=self._attempts or None)  # fmt: skip
         if before is not state:
             kind = {OrderState.ACCEPTED: OrderEventKind.ACCEPTED, OrderState.FILLED: OrderEventKind.FILLED,
                     OrderState.PARTIALLY_FILLED: OrderEventKind.PARTIALLY_FILLED,
@@ -201,7 +202,10 @@ class ExecutionEngine(ConfiguredPlugin):
                 self._move(client_id, OrderState.REJECTED, order.symbol, check.retcode,
                            f"{check.name}: {check.comment} (order_check)")  # fmt: skip
                 return client_id
-            self._send_loop(client_id, order, request)
+            try:
+                self._send_loop(client_id, order, request)
+            finally:
+                self._attempts = 0  # the count belongs to this order's send loop only
         return client_id
 
     def _reprice(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -211,7 +215,9 @@ class ExecutionEngine(ConfiguredPlugin):
         return {**request, "price": q.ask if request["type"] == 0 else q.bid}
 
     def _send(self, client_id: str, request: dict[str, Any], attempt: int) -> SendResult:
-        self.journal.transition(client_id, OrderState.SUBMITTED, self._now(), attempts=attempt)
+        """One ``order_send``. Nothing is written first: the intent's journal entry (``new``) is the durable
+        record that protects it; the outcome is written with the attempt count right after."""
+        self._attempts = attempt
         result = self.broker.send(request)
         self._latency.observe(result.seconds)
         self._retcodes.labels(result.name).inc()
@@ -219,6 +225,7 @@ class ExecutionEngine(ConfiguredPlugin):
 
     def _send_loop(self, client_id: str, order: OrderIntent, request: dict[str, Any]) -> None:
         cfg = self.cfg
+        self._attempts = 0
         started = time.monotonic()
         price_retries = backoff_retries = resends = partials = attempt = 0
         self._event(client_id, OrderEventKind.SUBMITTED, order.symbol)
@@ -337,8 +344,6 @@ class ExecutionEngine(ConfiguredPlugin):
     def _settle(self, entry: JournalEntry, state: OrderState, broker_order: int, why: str) -> None:
         if entry.state is state:
             return
-        if entry.state is OrderState.NEW:
-            self.journal.transition(entry.client_id, OrderState.SUBMITTED, self._now())
         self._move(entry.client_id, state, entry.symbol, message=why, broker_order=broker_order)
 
     def mark_lost(self, client_id: str, why: str) -> None:

@@ -94,13 +94,22 @@ class Journal:
         self, client_id: str, target: OrderState, when: datetime, *, retcode: int | None = None, message: str = "",
         broker_order: int | None = None, attempts: int | None = None,
     ) -> OrderState:
-        """Move an order to ``target`` (refusing illegal moves); returns the state it left."""
+        """Move an order to ``target`` (refusing illegal moves); returns the state it left.
+
+        A ``new`` order that the broker has answered passes through ``submitted`` in the same
+        transaction: the intent's own commit is the one durable write before ``order_send``.
+        """
         stamp = iso(when)
         with self.store.tx() as db:
             row = db.execute("SELECT state FROM orders WHERE client_id = ?", (client_id,)).fetchone()
             if row is None:
                 raise KeyError(f"no journaled order {client_id}")
             current = OrderState(row[0])
+            if current is OrderState.NEW and target not in (OrderState.SUBMITTED, OrderState.REJECTED):
+                check_transition(client_id, current, OrderState.SUBMITTED)
+                db.execute("INSERT INTO order_events (client_id, from_state, to_state, time, retcode, message) "
+                           "VALUES (?, 'new', 'submitted', ?, NULL, '')", (client_id, stamp))  # fmt: skip
+                current = OrderState.SUBMITTED
             check_transition(client_id, current, target)
             db.execute(
                 "UPDATE orders SET state = ?, updated_at = ?, last_retcode = COALESCE(?, last_retcode), "
