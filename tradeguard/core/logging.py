@@ -43,6 +43,15 @@ def unbind_signal(token: Token[str]) -> None:
     _signal_id.reset(token)
 
 
+def bind_client(client_id: str) -> Token[str]:
+    """Bind ``client_id`` to every line logged until :func:`unbind_client`."""
+    return _client_id.set(client_id)
+
+
+def unbind_client(token: Token[str]) -> None:
+    _client_id.reset(token)
+
+
 @contextlib.contextmanager
 def correlate(*, signal_id: str | None = None, client_id: str | None = None) -> Iterator[None]:
     tokens = []

@@ -42,7 +42,7 @@ from tradeguard import (
 )
 from tradeguard.broker.retcodes import RetcodeClass
 from tradeguard.broker.types import BrokerDeal, OrderRefused, SendResult
-from tradeguard.core.logging import correlate
+from tradeguard.core.logging import bind_client, unbind_client
 from tradeguard.core.store import Store
 from tradeguard.errors import StartupError, TradeguardError
 from tradeguard.execution.journal import Journal, JournalEntry
@@ -51,6 +51,7 @@ from tradeguard.execution.states import OrderState
 log = logging.getLogger("tradeguard.execution")
 
 DEAL, PENDING, SLTP, REMOVE = 1, 5, 6, 8
+MARKET_EXECUTION = (2, 3)  # SYMBOL_TRADE_EXECUTION_MARKET, _EXCHANGE: the request's price is ignored
 PENDING_TYPES = {
     (OrderType.LIMIT, Side.BUY): 2, (OrderType.LIMIT, Side.SELL): 3, (OrderType.STOP, Side.BUY): 4,
     (OrderType.STOP, Side.SELL): 5, (OrderType.STOP_LIMIT, Side.BUY): 6, (OrderType.STOP_LIMIT, Side.SELL): 7,
@@ -124,8 +125,8 @@ class ExecutionEngine(ConfiguredPlugin):
 
     def _event(self, client_id: str, kind: OrderEventKind, symbol: str, retcode: int | None = None,
                message: str = "") -> None:  # fmt: skip
-        event = OrderEvent(client_id=client_id, kind=kind, time=self._now(), symbol=symbol, retcode=retcode,
-                           message=message)  # fmt: skip
+        event = OrderEvent.trusted(client_id=client_id, kind=kind, time=self._now(), symbol=symbol, retcode=retcode,
+                                   message=message)  # fmt: skip  # the engine's own, already typed values
         self.rt.notify("on_order_event", event=event)
 
     def _move(self, entry_id: str, state: OrderState, symbol: str, retcode: int | None = None, message: str = "",
@@ -168,12 +169,13 @@ class ExecutionEngine(ConfiguredPlugin):
     def _request(self, order: OrderIntent) -> dict[str, Any]:
         """The MT5 request for ``order``, checked locally (bad input raises OrderRefused, nothing is journaled)."""
         spec = self.broker.symbol_spec(order.symbol)
-        quote = self.broker.quote(order.symbol)
         req: dict[str, Any] = {"symbol": order.symbol, "volume": order.volume, "magic": self.magic,
                                "deviation": self.cfg.deviation_points}  # fmt: skip
         if order.order_type is OrderType.MARKET:
-            req.update(action=DEAL, type=0 if order.side is Side.BUY else 1,
-                       price=quote.ask if order.side is Side.BUY else quote.bid)  # fmt: skip
+            req.update(action=DEAL, type=0 if order.side is Side.BUY else 1)
+            if spec.exemode not in MARKET_EXECUTION:  # instant/request execution quotes the price it accepts
+                quote = self.broker.quote(order.symbol)
+                req["price"] = quote.ask if order.side is Side.BUY else quote.bid
             if order.position_ticket is not None and self.broker.account().hedging:
                 req["position"] = order.position_ticket
         else:
@@ -184,9 +186,7 @@ class ExecutionEngine(ConfiguredPlugin):
             req["sl"] = order.stop_loss
         if order.take_profit is not None and order.position_ticket is None:
             req["tp"] = order.take_profit
-        req = self.broker.prepare(req)
-        req["volume"] = spec.normalize_volume(order.volume)
-        return req
+        return self.broker.prepare(req)  # normalises the volume (refusing off-step) and rounds the prices
 
     def submit_order(self, order: OrderIntent) -> str:
         """Journal, check and send ``order``; return its client id (its fate is in the journal and events)."""
@@ -196,7 +196,8 @@ class ExecutionEngine(ConfiguredPlugin):
         request = self._request(order)
         client_id = self.journal.create(order, self._now())
         request["comment"] = client_id
-        with correlate(client_id=client_id):
+        token = bind_client(client_id)
+        try:
             check = self.broker.check(request)
             if not check.passed:
                 self._move(client_id, OrderState.REJECTED, order.symbol, check.retcode,
@@ -206,10 +207,12 @@ class ExecutionEngine(ConfiguredPlugin):
                 self._send_loop(client_id, order, request)
             finally:
                 self._attempts = 0  # the count belongs to this order's send loop only
+        finally:
+            unbind_client(token)
         return client_id
 
     def _reprice(self, request: dict[str, Any]) -> dict[str, Any]:
-        if request.get("action") != DEAL:
+        if request.get("action") != DEAL or "price" not in request:  # market execution fills at market
             return request
         q = self.broker.quote(request["symbol"])
         return {**request, "price": q.ask if request["type"] == 0 else q.bid}

@@ -54,16 +54,17 @@ class Journal:
     def __init__(self, store: Store, instance: str) -> None:
         self.store = store
         self.prefix = f"{instance}-"
+        # the last sequence number in use: one primary-key range read at start; this process then owns it
+        upper = self.prefix[:-1] + chr(ord("-") + 1)
+        rows = store.query("SELECT client_id FROM orders WHERE client_id >= ? AND client_id < ? "
+                           "ORDER BY client_id DESC LIMIT 1", (self.prefix, upper))  # fmt: skip
+        self._seq = int(rows[0][0][len(self.prefix):]) if rows else 0
 
     def create(self, order: OrderIntent, when: datetime) -> str:
         """Journal ``order`` as ``new`` and return its client id, in one durable transaction."""
         stamp = iso(when)
         with self.store.tx() as db:
-            row = db.execute(
-                "SELECT MAX(CAST(substr(client_id, ?) AS INTEGER)) FROM orders WHERE client_id LIKE ?",
-                (len(self.prefix) + 1, self.prefix + "%"),
-            ).fetchone()
-            client_id = f"{self.prefix}{(row[0] or 0) + 1:08d}"
+            client_id = f"{self.prefix}{self._seq + 1:08d}"
             db.execute(
                 "INSERT INTO orders (client_id, signal_id, strategy, symbol, side, order_type, volume, price, "
                 "stop_loss, take_profit, position_ticket, reduce_only, state, created_at, updated_at) "
@@ -72,6 +73,7 @@ class Journal:
                  order.volume, order.price, order.stop_loss, order.take_profit, order.position_ticket,
                  int(order.reduce_only), OrderState.NEW.value, stamp, stamp),
             )  # fmt: skip
+        self._seq += 1  # only once the row is committed
         return client_id
 
     def get(self, client_id: str) -> JournalEntry | None:

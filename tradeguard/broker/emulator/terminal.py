@@ -122,8 +122,8 @@ class Terminal(Trading):
         self._bar_start = self.feed.bar_start.tolist() if self.faults.profile.stale_tick_rate else None
         # trigger levels per symbol: [lo_bid, hi_bid, lo_ask, hi_ask]
         self.levels: dict[str, list[float]] = {s: [-INF, INF, -INF, INF] for s in self.specs}
-        # floating P&L aggregates per symbol: [kb, cb, ks, cs, floating_in_account_ccy]
-        self.agg: dict[str, list[float]] = {s: [0.0] * 5 for s in self.specs}
+        # per symbol: [kb, cb, ks, cs, floating in account currency, margin]
+        self.agg: dict[str, list[float]] = {s: [0.0] * 6 for s in self.specs}
         self.floating = 0.0
         self.margin_used = 0.0
         self.request_id = 0

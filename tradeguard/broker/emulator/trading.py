@@ -505,6 +505,8 @@ class Trading:
                 pos.ticket, pos.is_buy, pos.volume, pos.price_open = order.ticket, is_buy, -left, price
                 pos.sl, pos.tp, pos.time_update_msc = order.sl, order.tp, now
                 self.book.positions[pos.ticket] = pos
+        pos.margin = sy.margin(spec, pos.volume, pos.price_open, self.config.leverage, self.config.currency,
+                               self.price_of)  # fmt: skip
         order.position_id = pos.identifier
         deal = Deal(ticket=self.book.deal_ticket(), order=order.ticket, time_msc=now,
                     type=c.DEAL_TYPE_BUY if is_buy else c.DEAL_TYPE_SELL, entry=entry, magic=order.magic,
@@ -538,6 +540,8 @@ class Trading:
             first = first or deal
             self.balance = round(self.balance + pnl, 2)
             p.volume = round(p.volume - volume, 8)
+            p.margin = sy.margin(spec, p.volume, p.price_open, self.config.leverage, self.config.currency,
+                                 self.price_of) if p.volume > 1e-9 else 0.0  # fmt: skip
             if p.volume <= 1e-9:
                 del self.book.positions[p.ticket]
                 self.book.closed_positions.add(p.ticket)
@@ -558,7 +562,7 @@ class Trading:
 
     def reaggregate(self: Terminal, symbol: str) -> None:
         """Recompute the floating-P&L coefficients and margin after the symbol's positions changed."""
-        kb = cb = ks = cs = 0.0
+        kb = cb = ks = cs = margin = 0.0
         spec = self.specs[symbol]
         for p in self.book.positions.values():
             if p.symbol != symbol:
@@ -568,14 +572,13 @@ class Trading:
                 kb, cb = kb + size, cb + size * p.price_open
             else:
                 ks, cs = ks + size, cs + size * p.price_open
-            p.margin = sy.margin(spec, p.volume, p.price_open, self.config.leverage, self.config.currency,
-                                 self.price_of)  # fmt: skip
+            margin += p.margin
         bid, ask, _ = self.quotes[symbol]
         a = self.agg[symbol]
         f = (kb * bid - cb + cs - ks * ask) * self.conversion(symbol) if (kb or ks) else 0.0
         self.floating += f - a[4]
-        a[:] = [kb, cb, ks, cs, f]
-        self.margin_used = sum(p.margin for p in self.book.positions.values())
+        self.margin_used += margin - a[5]
+        a[:] = [kb, cb, ks, cs, f, margin]
         self.rearm(symbol)
 
     def rearm(self: Terminal, symbol: str) -> None:
