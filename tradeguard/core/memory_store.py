@@ -27,5 +27,8 @@ class MemoryStore:
     def record_decision(self, decision: Decision) -> None:
         self._decisions.append(decision)
 
+    def flush(self) -> None:
+        """Nothing is pending in memory; here for the same interface as the SQLite store."""
+
     def decisions(self) -> list[Decision]:
         return list(self._decisions)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from tradeguard.models import (
     Bar,
     Decision,
     HaltEvent,
+    Job,
     KillState,
     Severity,
     Signal,
@@ -175,6 +177,7 @@ class Runtime:
                 fn(*[{"runtime": self}[a] for a in argnames])
             except Exception as exc:
                 raise StartupError(f"plugin {plugin!r} failed to start: {type(exc).__name__}: {exc}") from exc
+        self.scheduler.add(Job(name="store.flush", every=timedelta(seconds=5), run=lambda rt: rt.store.flush()))
         for plugin, jobs in self.hooks.collect("periodic_jobs", runtime=self):
             if isinstance(jobs, BaseException):
                 raise StartupError(f"plugin {plugin!r} failed to declare its jobs: {jobs}") from jobs
@@ -185,6 +188,7 @@ class Runtime:
 
     def stop(self) -> None:
         self.hooks.notify("tradeguard_shutdown", runtime=self)
+        self.store.flush()
         self.started = False
         self.log.info("runtime stopped")
 

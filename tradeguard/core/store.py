@@ -136,6 +136,10 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+#: Decisions written per batch (see :meth:`Store.record_decision`).
+DECISION_BATCH = 256
+
+
 class StoreError(TradeguardError):
     """The store file is unusable (corrupt, from a newer tradeguard, not writable)."""
 
@@ -158,6 +162,7 @@ class Store:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self._pending_decisions: list[Decision] = []
         try:
             self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self.db.row_factory = sqlite3.Row
@@ -201,21 +206,36 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
+            self.flush()
             self.db.close()
 
     # ------------------------------------------------------------------ decisions ---------------
 
     def record_decision(self, decision: Decision) -> None:
-        with self.tx() as db:
-            db.execute(
-                "INSERT INTO decisions (signal_id, approved, stage, reasons, client_id, decided_at, record) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (decision.signal_id, int(decision.approved), decision.stage,
-                 json.dumps([r.code for r in decision.reasons]), decision.client_id, iso(decision.decided_at),
-                 decision.model_dump_json()),
-            )  # fmt: skip
+        """Decisions are written behind, in batches: unlike an order, no broker call waits on them.
+
+        They reach the file when ``DECISION_BATCH`` are pending, on :meth:`flush` (the runtime calls it
+        on a schedule and at shutdown) and before any read.
+        """
+        self._pending_decisions.append(decision)
+        if len(self._pending_decisions) >= DECISION_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            pending, self._pending_decisions = self._pending_decisions, []
+            if not pending:
+                return
+            with self.tx() as db:
+                db.executemany(
+                    "INSERT INTO decisions (signal_id, approved, stage, reasons, client_id, decided_at, record) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(d.signal_id, int(d.approved), d.stage, json.dumps([r.code for r in d.reasons]), d.client_id,
+                      iso(d.decided_at), d.model_dump_json()) for d in pending],
+                )  # fmt: skip
 
     def decisions(self) -> list[Decision]:
+        self.flush()
         rows = self.query("SELECT record FROM decisions ORDER BY id")
         return [Decision.model_validate_json(r["record"]) for r in rows]
 
