@@ -33,7 +33,16 @@ REASONS: dict[str, str] = {
     "cooldown_active": "a signal for the same symbol and direction was accepted too recently",
     "too_many_signals": "more signals than allowed in the rolling window",
     "bar_not_closed": "the signal relies on a bar that has not closed yet",
+    "duplicate_signal": "the same signal (id or content) was seen within the deduplication window",
+    "trend_disagrees": "the signal goes against the configured higher-timeframe trend",
+    "level_not_confirmed": "the level the signal relies on is not confirmed",
+    "symbol_not_tradable": "the symbol's trade mode does not allow this order now",
+    "outside_trading_hours": "the signal falls outside the configured trading hours",
+    "news_blackout": "the signal falls inside a configured news blackout window",
     # targets and sizing
+    "stop_not_placeable": "no valid stop loss can be placed for this signal",
+    "margin_insufficient": "the free margin does not cover even the minimum volume",
+    "missing_stop": "an opening order without a stop loss has unbounded risk",
     "stop_wrong_side": "the stop loss is on the wrong side of the entry price",
     "stop_too_close": "the stop loss is inside the broker's stops level",
     "volume_off_step": "the volume is not a multiple of the symbol's volume step",
@@ -44,6 +53,14 @@ REASONS: dict[str, str] = {
     "max_risk_per_trade": "the money at risk on this order exceeds the per-trade limit",
     "daily_loss_limit": "the loss since broker-server midnight reached the daily limit",
     "max_drawdown": "the drawdown from peak equity reached the limit",
+    "max_exposure_symbol": "the committed volume or notional on the symbol would exceed its limit",
+    "max_exposure_currency": "the committed volume in one currency would exceed its limit",
+    "max_total_stop_risk": "the loss if every open stop and this one are hit would exceed the limit",
+    "margin_level_floor": "the margin level after this order would fall below the floor",
+    "orders_per_minute": "more orders than allowed in the last minute",
+    "consecutive_losses": "trading is paused after a streak of losing trades",
+    "sector_exposure": "same-direction exposure in a sector or correlated group would exceed its cap",
+    "volatility_halt": "the symbol's volatility is above its norm: no new entries",
     # kill switch
     "kill_switch_halted": "the kill switch is HALTED: no new orders",
     "kill_switch_reduce_only": "the kill switch is REDUCE_ONLY: only exposure-reducing orders",
@@ -71,3 +88,15 @@ def markdown_table() -> str:
     """The reason-code table of ``docs/reasons.md`` (a test keeps the file in sync)."""
     rows = "\n".join(f"| `{code}` | {text} |" for code, text in sorted(REASONS.items()))
     return f"| code | meaning |\n| --- | --- |\n{rows}\n"
+
+
+HEADER = (
+    "# Rejection reason codes\n\nGenerated from `tradeguard/reasons.py` by `make docs` (`tests/test_docs.py` keeps it "
+    "in sync). Metrics label by the code; a qualifier after a colon (`plugin_error:risk_guard`) goes in its own "
+    "label.\n\n"
+)
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(HEADER + markdown_table())

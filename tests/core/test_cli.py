@@ -60,5 +60,5 @@ def test_demo_pushes_signals_through_every_plugin() -> None:
     r = tg("demo", "--settings", str(REPO / "settings.toml"))
     assert r.returncode == 0, r.stderr
     assert "6 signals, 2 approved, 4 rejected" in r.stdout
-    for code in ("confidence_below_minimum", "stop_wrong_side", "no_targets", "kill_switch_halted"):
+    for code in ("confidence_below_minimum", "stop_wrong_side", "stop_not_placeable", "kill_switch_halted"):
         assert code in r.stdout

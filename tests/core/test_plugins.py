@@ -118,7 +118,7 @@ def test_disabled_plugin_is_not_even_imported(
     assert record(rt, "good_check").status == "disabled"
     assert f"{prefix}.good" not in sys.modules
     rt.start()
-    assert rt.decide(signal()).approved
+    assert "symbol_not_allowed" not in [r.code for r in rt.decide(signal()).reasons]
 
 
 def test_enabled_list_loads_only_those(settings_file: Callable[[str], Path]) -> None:

@@ -22,7 +22,7 @@ def build(path: Path | None = None, env: str | None = None) -> Runtime:
     ("toml", "expected"),
     [
         ("[default.risk_guard]\nmax_open = 3\n",
-         "risk_guard.max_open = 3: unknown key; allowed keys: max_open_positions"),
+         "risk_guard.max_open = 3: unknown key; allowed keys: require_stop, max_risk_per_trade_pct"),
         ('[default.risk_guard]\nmax_open_positions = "five"\n',
          "risk_guard.max_open_positions = 'five': Input should be a valid integer"),
         ("[default.risk_guard]\nmax_open_positions = -1\n",

@@ -17,9 +17,11 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field, SecretStr
 
 from tradeguard.broker import retcodes
+from tradeguard.broker.emulator import constants as _constants
 from tradeguard.broker.emulator.terminal import EmulatorConfig
 from tradeguard.broker.types import (
     AccountState,
@@ -44,6 +46,8 @@ FILLING_FOK, FILLING_IOC, FILLING_RETURN = 0, 1, 2
 SYMBOL_FILLING_FOK, SYMBOL_FILLING_IOC = 1, 2
 EXEC_MARKET, EXEC_EXCHANGE = 2, 3
 MAX_COMMENT = 26  # builds cut the comment between 27 and 31 characters (MT5_API.md §6)
+TIMEFRAME_CODES = {name.removeprefix("TIMEFRAME_"): value for name, value in vars(_constants).items()
+                   if name.startswith("TIMEFRAME_")}  # fmt: skip
 
 
 #: (working orders, positions, history orders, deals) that carry one client id.
@@ -225,6 +229,22 @@ class MT5Adapter:
         if not names:
             raise BrokerError("no symbol selected: the broker's time is unknown", self.last_error())
         return max(self.quote(name).time for name in names)
+
+    def rates(self, symbol: str, timeframe: str, count: int) -> np.ndarray:
+        """The last ``count`` bars of ``timeframe`` (``"H1"``, ``"H4"``, ...), oldest first, forming bar last."""
+        code = TIMEFRAME_CODES.get(timeframe)
+        if code is None:
+            raise OrderRefused("timeframe", f"{timeframe!r} is not an MT5 timeframe")
+        rates = _local(self.mt5.copy_rates_from_pos(symbol, code, 0, count))
+        if rates is None:
+            raise BrokerError(f"copy_rates_from_pos({symbol}, {timeframe}) failed", self.last_error())
+        return rates
+
+    def calc_margin(self, is_buy: bool, symbol: str, volume: float, price: float) -> float:
+        margin = self.mt5.order_calc_margin(ORDER_TYPE_BUY if is_buy else ORDER_TYPE_SELL, symbol, volume, price)
+        if margin is None:
+            raise BrokerError(f"order_calc_margin({symbol}) failed", self.last_error())
+        return float(margin)
 
     def filling_for(self, spec: SymbolSpec, order_type: int) -> int:
         """The filling mode MT5 accepts for this symbol and order type (MT5_API.md §4)."""

@@ -4,28 +4,93 @@ States and what each still allows:
 
 * ``ACTIVE`` - everything the other checks allow;
 * ``REDUCE_ONLY`` - only orders that reduce exposure (closes) and SL/TP changes;
-* ``HALTED`` - no new orders; closes only if ``allow_closes_when_halted``.
+* ``HALTED`` - no new orders; closes only if ``allow_closes_when_halted``. Entering it cancels our
+  working pending orders (``cancel_pending_on_halt``) and, if asked, flattens every position.
 
-Every transition goes through :meth:`KillSwitch.transition`, which logs it and publishes
-``tradeguard_kill_switch_active``. It vetoes ``tryfirst`` on ``evaluate_risk``, so no other
-plugin's opinion matters while it is latched.
+Triggers: a halt requested by anyone (``runtime.request_halt``, the CLI through the store), daily
+drawdown and drawdown from peak (account snapshots), connection lost longer than N seconds and
+latency above a threshold (health reports), a streak of rejected or unknown orders, an inconsistent
+reconciliation, and a storm of plugin errors.
+
+The latch lives in the store: it survives restarts and other processes see it (and may set it).
+:meth:`KillSwitch.reset` needs the operator secret, checked against a scrypt hash kept in settings
+(never the secret itself); it is refused while the trigger's condition still holds unless forced
+with a reason, and is recorded with who and why.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
-from typing import Any
+import secrets
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
-from tradeguard import ConfiguredPlugin, HaltEvent, KillState, OrderIntent, PluginSettings, Rejected, hookimpl
+from tradeguard import (
+    AccountSnapshot,
+    AlertChannel,
+    ConfiguredPlugin,
+    HaltEvent,
+    HealthReport,
+    Job,
+    KillState,
+    OrderEvent,
+    OrderEventKind,
+    OrderIntent,
+    PluginSettings,
+    ReconciliationReport,
+    Rejected,
+    Severity,
+    TradeguardError,
+    hookimpl,
+)
 
 log = logging.getLogger("tradeguard.kill_switch")
 _RANK = {KillState.ACTIVE: 0, KillState.REDUCE_ONLY: 1, KillState.HALTED: 2}
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+class ResetRefused(TradeguardError):
+    """The kill switch stays latched: wrong secret, no secret configured, or the trigger still holds."""
+
+
+def hash_secret(secret: str, salt: bytes | None = None) -> str:
+    """``scrypt$n$r$p$salt$hash`` for ``kill_switch.operator_secret_hash`` (store the hash, never the secret)."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, **SCRYPT)
+    return f"scrypt${SCRYPT['n']}${SCRYPT['r']}${SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    got = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
+    return hmac.compare_digest(got.hex(), digest)
 
 
 class KillSwitchSettings(PluginSettings):
     allow_closes_when_halted: bool = Field(default=True, description="let exposure-reducing orders through HALTED")
+    cancel_pending_on_halt: bool = Field(default=True, description="entering HALTED cancels our working orders")
+    flatten_on_halt: bool = Field(default=False, description="entering HALTED also closes every position of ours")
+    trigger_state: Literal["REDUCE_ONLY", "HALTED"] = Field(default="HALTED", description="automatic triggers latch")
+    daily_drawdown_pct: float = Field(default=0.0, ge=0, le=100, description="trip at this daily loss; 0 = off")
+    max_drawdown_pct: float = Field(default=0.0, ge=0, le=100, description="trip at this drawdown; 0 = off")
+    connection_loss_seconds: float = Field(default=0.0, ge=0, description="trip when disconnected this long; 0 = off")
+    latency_ms: float = Field(default=0.0, ge=0, description="trip when the terminal ping exceeds this; 0 = off")
+    error_streak: int = Field(default=0, ge=0, description="trip after this many rejected/unknown orders in a row")
+    reconciliation_issues: int = Field(default=0, ge=0, description="trip on an inconsistent reconciliation this big")
+    plugin_error_storm: int = Field(default=0, ge=0, description="trip after this many plugin errors in the window")
+    plugin_error_window_seconds: float = Field(default=60.0, gt=0)
+    latch_refresh_seconds: float = Field(default=1.0, gt=0, description="how often the store's latch is re-read")
+    operator_secret_hash: SecretStr = Field(default=SecretStr(""), description="scrypt hash from hash_secret()")
 
 
 class KillSwitch(ConfiguredPlugin):
@@ -37,20 +102,45 @@ class KillSwitch(ConfiguredPlugin):
         self.trigger = ""
         self._gauge: Any = None
         self._store: Any = None
+        self.rt: Any = None
+        self.snapshot: AccountSnapshot | None = None
+        self.health: HealthReport | None = None
+        self.reconciliation: ReconciliationReport | None = None
+        self.errors_in_row = 0
+        self._disconnected_since: datetime | None = None
+        self._plugin_errors: deque[datetime] = deque()
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
+        self.rt = runtime
         self._store = runtime.store
-        latched = self._store.kill_state()
-        if latched is not None:  # the latch survives restarts
-            self.state, self.trigger = KillState(latched[0]), latched[1]
-            if self.state is not KillState.ACTIVE:
-                log.critical("kill switch restored latched", extra={"state": self.state.value, "trigger": self.trigger})
         self._gauge = runtime.metrics.kill_switch_active
+        self.refresh_latch()
+        if self.state is not KillState.ACTIVE:
+            log.critical("kill switch restored latched", extra={"state": self.state.value, "trigger": self.trigger})
         self._gauge.set(0 if self.state is KillState.ACTIVE else 1)
 
-    def transition(self, state: KillState, trigger: str, message: str) -> bool:
+    @hookimpl
+    def periodic_jobs(self, runtime: Any) -> list[Job]:
+        return [Job(name="kill_switch.refresh", every=timedelta(seconds=self.cfg.latch_refresh_seconds),
+                    run=lambda rt: self.refresh_latch())]  # fmt: skip
+
+    def refresh_latch(self) -> None:
+        """Adopt the store's latch: another process (``tradeguard kill`` / ``reset``) may have moved it."""
+        latched = self._store.kill_state() if self._store is not None else None
+        if latched is None:
+            return
+        state = KillState(latched[0])
+        if state is not self.state:
+            self.state, self.trigger = state, latched[1]
+            if self._gauge is not None:
+                self._gauge.set(0 if state is KillState.ACTIVE else 1)
+            log.critical("kill switch changed in the store", extra={"state": state.value, "trigger": latched[1]})
+
+    # ------------------------------------------------------------------ transitions -------------
+
+    def transition(self, state: KillState, trigger: str, message: str, flatten: bool = False) -> bool:
         """Latch to ``state`` if it is tighter than the current one; return whether anything changed."""
         if _RANK[state] <= _RANK[self.state]:
             log.info("kill switch already at least as tight", extra={"state": self.state.value, "asked": state.value})
@@ -60,15 +150,128 @@ class KillSwitch(ConfiguredPlugin):
             self._store.set_kill_state(state.value, trigger, message)
         if self._gauge is not None:
             self._gauge.set(1)
-        log.critical(
-            "kill switch latched",
-            extra={"from": previous.value, "to": state.value, "trigger": trigger, "detail": message},
-        )
+        details = {"from": previous.value, "to": state.value, "trigger": trigger, "detail": message}
+        log.critical("kill switch latched", extra=details)
+        if state is KillState.HALTED:
+            self._on_halted(flatten or self.cfg.flatten_on_halt)
         return True
+
+    def _on_halted(self, flatten: bool) -> None:
+        engine = self.rt.execution if self.rt is not None else None
+        if engine is None or not hasattr(engine, "cancel_order"):
+            return
+        if flatten:
+            engine.flatten_all()
+        elif self.cfg.cancel_pending_on_halt:
+            for entry in engine.get_open_orders():
+                if entry.state.value in ("accepted", "partially_filled"):
+                    engine.cancel_order(entry.client_id, reason="kill switch halted")
+
+    def _trip(self, trigger: str, message: str) -> None:
+        wanted = KillState(self.cfg.trigger_state)
+        if _RANK[wanted] > _RANK[self.state]:
+            self.rt.request_halt(trigger, message, source="kill_switch", state=wanted)
+
+    def condition_holds(self) -> str:
+        """Why the current trigger still holds ('' when it does not): a reset waits for it to clear."""
+        cfg, s, t = self.cfg, self.snapshot, self.trigger
+        if t in ("daily_drawdown", "daily_loss_limit") and s is not None and cfg.daily_drawdown_pct and (
+            s.daily_drawdown_pct >= cfg.daily_drawdown_pct
+        ):
+            return f"daily drawdown {s.daily_drawdown_pct:.2f}% >= {cfg.daily_drawdown_pct:g}%"
+        if t in ("max_drawdown",) and s is not None and cfg.max_drawdown_pct and s.drawdown_pct >= cfg.max_drawdown_pct:
+            return f"drawdown {s.drawdown_pct:.2f}% >= {cfg.max_drawdown_pct:g}%"
+        if t == "connection_lost" and self._disconnected_since is not None:
+            return f"terminal disconnected since {self._disconnected_since.isoformat()}"
+        if t in ("reconciliation", "reconciliation_inconsistent") and self.reconciliation is not None and (
+            not self.reconciliation.consistent
+        ):
+            return "the last reconciliation was inconsistent"
+        return ""
+
+    def reset(self, operator: str, secret: str, reason: str, *, force: bool = False) -> None:
+        """Back to ACTIVE: needs the operator secret; refused while the trigger holds unless forced."""
+        stored = self.cfg.operator_secret_hash.get_secret_value()
+        if not stored:
+            raise ResetRefused("no operator secret is configured (kill_switch.operator_secret_hash)")
+        if not operator or not reason:
+            raise ResetRefused("a reset needs the operator's name and a reason")
+        if not verify_secret(secret, stored):
+            self.rt.alert(channel=AlertChannel.RISK, severity=Severity.CRITICAL, module="kill_switch",
+                          error_code="reset_refused", message=f"reset by {operator} refused: wrong secret")
+            raise ResetRefused("wrong operator secret")
+        holding = self.condition_holds()
+        if holding and not force:
+            raise ResetRefused(f"the trigger {self.trigger} still holds ({holding}); force it with a reason")
+        note = f"reset by {operator}: {reason}" + (f" (forced while {holding})" if holding else "")
+        self._store.set_kill_state(KillState.ACTIVE.value, "reset", note, operator=operator)
+        self.state, self.trigger = KillState.ACTIVE, ""
+        self.errors_in_row = 0
+        self._gauge.set(0)
+        log.critical("kill switch reset", extra={"operator": operator, "reason": reason, "forced": bool(holding)})
+        self.rt.alert(channel=AlertChannel.RISK, severity=Severity.WARNING, module="kill_switch",
+                      error_code="reset", message=note)  # fmt: skip
+
+    # ------------------------------------------------------------------ triggers ----------------
 
     @hookimpl
     def on_halt(self, event: HaltEvent, runtime: Any) -> None:
-        self.transition(event.state, event.trigger, event.message)
+        self.transition(event.state, event.trigger, event.message, flatten=event.flatten)
+
+    @hookimpl
+    def on_account_snapshot(self, snapshot: AccountSnapshot, runtime: Any) -> None:
+        self.snapshot = snapshot
+        cfg = self.cfg
+        if cfg.daily_drawdown_pct and snapshot.daily_drawdown_pct >= cfg.daily_drawdown_pct:
+            self._trip("daily_drawdown", f"{snapshot.daily_drawdown_pct:.2f}% since server midnight "
+                                         f">= {cfg.daily_drawdown_pct:g}%")  # fmt: skip
+        if cfg.max_drawdown_pct and snapshot.drawdown_pct >= cfg.max_drawdown_pct:
+            self._trip("max_drawdown", f"{snapshot.drawdown_pct:.2f}% from peak >= {cfg.max_drawdown_pct:g}%")
+
+    @hookimpl
+    def on_health(self, report: HealthReport, runtime: Any) -> None:
+        self.health = report
+        cfg = self.cfg
+        if report.connected:
+            self._disconnected_since = None
+        elif self._disconnected_since is None:
+            self._disconnected_since = report.time
+        if cfg.connection_loss_seconds and self._disconnected_since is not None:
+            lost = (report.time - self._disconnected_since).total_seconds()
+            if lost >= cfg.connection_loss_seconds:
+                self._trip("connection_lost", f"terminal disconnected for {lost:.0f} s")
+        if cfg.latency_ms and report.ping_ms is not None and report.ping_ms > cfg.latency_ms:
+            self._trip("latency", f"ping {report.ping_ms:.0f} ms > {cfg.latency_ms:g} ms")
+
+    @hookimpl
+    def on_order_event(self, event: OrderEvent, runtime: Any) -> None:
+        if event.kind in (OrderEventKind.REJECTED, OrderEventKind.UNKNOWN):
+            self.errors_in_row += 1
+            if self.cfg.error_streak and self.errors_in_row >= self.cfg.error_streak:
+                self._trip("execution_errors", f"{self.errors_in_row} orders rejected or unknown in a row")
+        elif event.kind in (OrderEventKind.FILLED, OrderEventKind.ACCEPTED):
+            self.errors_in_row = 0
+
+    @hookimpl
+    def on_reconciliation(self, report: ReconciliationReport, runtime: Any) -> None:
+        self.reconciliation = report
+        issues = len(report.missing) + len(report.unknown) + len(report.volume_drift) + len(report.sltp_mismatch)
+        if self.cfg.reconciliation_issues and issues >= self.cfg.reconciliation_issues:
+            self._trip("reconciliation", f"{issues} inconsistencies between journal and broker ({report.cause})")
+
+    @hookimpl
+    def on_alert(self, alert: Any, runtime: Any) -> None:
+        if alert.error_code != "plugin_error" or not self.cfg.plugin_error_storm:
+            return
+        now = alert.time
+        self._plugin_errors.append(now)
+        while (now - self._plugin_errors[0]).total_seconds() > self.cfg.plugin_error_window_seconds:
+            self._plugin_errors.popleft()
+        if len(self._plugin_errors) >= self.cfg.plugin_error_storm:
+            self._trip("plugin_error_storm", f"{len(self._plugin_errors)} plugin errors in "
+                                             f"{self.cfg.plugin_error_window_seconds:g} s")  # fmt: skip
+
+    # ------------------------------------------------------------------ the veto ----------------
 
     @hookimpl(tryfirst=True)
     def evaluate_risk(self, order: OrderIntent, runtime: Any) -> Rejected | None:
@@ -78,10 +281,8 @@ class KillSwitch(ConfiguredPlugin):
         if state is KillState.REDUCE_ONLY:
             if order.reduces_exposure:
                 return None
-            return Rejected(
-                reason="kill_switch_reduce_only",
-                message=f"kill_switch_reduce_only: latched by {self.trigger}; opening orders refused",
-            )
+            message = f"kill_switch_reduce_only: latched by {self.trigger}; opening orders refused"
+            return Rejected(reason="kill_switch_reduce_only", message=message)
         if order.reduces_exposure and self.cfg.allow_closes_when_halted:
             return None
         return Rejected(reason="kill_switch_halted", message=f"kill_switch_halted: latched by {self.trigger}")

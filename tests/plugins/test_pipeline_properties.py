@@ -1,0 +1,74 @@
+"""Properties of the whole built-in decision pipeline, for arbitrary signals, accounts and symbol specs.
+
+No approved order has a volume off the step or outside [min, max], risks more than the per-trade
+limit, or has its stop on the wrong side of its price; every rejection has at least one reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from tradeguard.core.store import Store
+from tradeguard.plugins.confluence.signal_dedup import SignalDeduplicator
+from tradeguard.plugins.risk.kill_switch import KillSwitch
+from tradeguard.plugins.risk.risk_guard import RiskGuard
+from tradeguard.plugins.risk.sizing import PositionSizing
+from tradeguard.plugins.trading.signal_gate import SignalValidationGate
+from tradeguard.plugins.trading.targets import TargetStopEngine
+from tradeguard.testing import make_runtime, signal
+
+STEPS = {0.01: (0.01, 100.0), 0.1: (0.1, 500.0), 1.0: (1.0, 1000.0)}
+
+
+@st.composite
+def cases(draw: Any) -> dict[str, Any]:
+    symbol = draw(st.sampled_from(["EURUSD", "GBPUSD", "USDJPY", "XAUUSD", "US500"]))
+    step = draw(st.sampled_from(list(STEPS)))
+    vmin, vmax = STEPS[step]
+    return {
+        "symbol": symbol, "side": draw(st.sampled_from(["buy", "sell"])),
+        "stop_points": draw(st.integers(min_value=1, max_value=20_000)),
+        "balance": draw(st.floats(min_value=50, max_value=5_000_000)),
+        "risk_pct": draw(st.floats(min_value=0.05, max_value=5.0)),
+        "hint": draw(st.one_of(st.none(), st.floats(min_value=0.01, max_value=10))),
+        "spec": {"volume_step": step, "volume_min": vmin * draw(st.integers(1, 3)), "volume_max": vmax,
+                 "stops_level": draw(st.integers(0, 200))},
+        "max_risk": draw(st.floats(min_value=0.1, max_value=5.0)),
+    }  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=cases())
+def test_no_approved_order_breaks_a_limit(tmp_path: Path, case: dict[str, Any]) -> None:
+    plugins = [("kill_switch", KillSwitch()), ("risk_guard", RiskGuard()), ("position_sizing", PositionSizing()),
+               ("target_stop_engine", TargetStopEngine()), ("signal_validation_gate", SignalValidationGate()),
+               ("signal_deduplicator", SignalDeduplicator())]  # fmt: skip
+    rt = make_runtime(*plugins, store=Store(tmp_path / f"p{abs(hash(str(case)))}.db"), settings={
+        "broker": {"emulator": {"balance": case["balance"], "symbols": {case["symbol"]: case["spec"]}}},
+        "position_sizing": {"risk_pct": case["risk_pct"]},
+        "risk_guard": {"max_risk_per_trade_pct": case["max_risk"], "max_volume_per_order": 1e6},
+    })  # fmt: skip
+    spec = rt.broker.symbol_spec(case["symbol"])
+    quote = rt.broker.quote(case["symbol"])
+    sign = 1 if case["side"] == "buy" else -1
+    price = quote.ask if sign > 0 else quote.bid
+    stop = round(price - sign * case["stop_points"] * spec.point, spec.digits)
+    sig = signal(symbol=case["symbol"], side=case["side"], price=price, stop_loss=stop if stop > 0 else None,
+                 risk_hint=case["hint"], atr=case["stop_points"] * spec.point)  # fmt: skip
+    decision = rt.decide(sig)
+    event("approved" if decision.approved else f"rejected: {decision.reasons[0].base}")
+    if not decision.approved:
+        assert decision.reasons and all(r.code for r in decision.reasons)
+        return
+    order = decision.order
+    steps = order.volume / spec.volume_step
+    assert abs(steps - round(steps)) < 1e-6, "volume off the step"
+    assert spec.volume_min - 1e-9 <= order.volume <= spec.volume_max + 1e-9
+    assert sign * (order.price - order.stop_loss) > 0, "stop on the wrong side"
+    risk = abs(order.price - order.stop_loss) / spec.tick_size * spec.tick_value * order.volume
+    equity = rt.broker.account().equity
+    assert risk <= equity * min(case["max_risk"], case["risk_pct"] * min(case["hint"] or 1.0, 1.0)) / 100 + 1e-6

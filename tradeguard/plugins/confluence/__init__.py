@@ -1,0 +1,1 @@
+"""Confluence plugins: scenario scorer (CNF), insights memory (MMR), signal deduplicator (DED)."""
