@@ -125,6 +125,26 @@ class MT5Adapter:
         self._specs: dict[str, SymbolSpec] = {}
         self.offset = timedelta(hours=self.cfg.server_offset_hours)
         self.connected = False
+        self._memo: dict[Any, Any] | None = None
+
+    # ------------------------------------------------------------------ decision scope ----------
+
+    def begin_scope(self) -> None:
+        """Within one decision the broker's state is read once: the plugins asking for the account,
+        positions, orders or a quote share the answer. One thread owns the broker, so nothing moves
+        in between; the scope ends before anything is sent (``send``/``check`` end it too)."""
+        self._memo = {}
+
+    def end_scope(self) -> None:
+        self._memo = None
+
+    def _memoised(self, key: Any, read: Any) -> Any:
+        memo = self._memo
+        if memo is None:
+            return read()
+        if key not in memo:
+            memo[key] = read()
+        return memo[key]
 
     # ------------------------------------------------------------------ session ---------------
 
@@ -215,6 +235,9 @@ class MT5Adapter:
         return self.symbol_spec(symbol)
 
     def quote(self, symbol: str) -> Quote:
+        return self._memoised(("quote", symbol), lambda: self._quote(symbol))
+
+    def _quote(self, symbol: str) -> Quote:
         tick = _local(self.mt5.symbol_info_tick(symbol))
         if tick is None:
             raise BrokerError(f"no tick for {symbol}", self.last_error())
@@ -241,6 +264,10 @@ class MT5Adapter:
         return rates
 
     def calc_margin(self, is_buy: bool, symbol: str, volume: float, price: float) -> float:
+        return self._memoised(("margin", is_buy, symbol, volume, price),
+                              lambda: self._calc_margin(is_buy, symbol, volume, price))
+
+    def _calc_margin(self, is_buy: bool, symbol: str, volume: float, price: float) -> float:
         margin = self.mt5.order_calc_margin(ORDER_TYPE_BUY if is_buy else ORDER_TYPE_SELL, symbol, volume, price)
         if margin is None:
             raise BrokerError(f"order_calc_margin({symbol}) failed", self.last_error())
@@ -261,6 +288,9 @@ class MT5Adapter:
     # ------------------------------------------------------------------ account and records ----
 
     def account(self) -> AccountState:
+        return self._memoised("account", self._account)
+
+    def _account(self) -> AccountState:
         a = _local(self.mt5.account_info())
         if a is None:
             raise BrokerError("account_info failed", self.last_error())
@@ -281,6 +311,9 @@ class MT5Adapter:
                              int(_value(t, "ping_last")) / 1000, int(_value(t, "build")))  # fmt: skip
 
     def positions(self, symbol: str | None = None) -> list[BrokerPosition]:
+        return self._memoised(("positions", symbol), lambda: self._positions(symbol))
+
+    def _positions(self, symbol: str | None) -> list[BrokerPosition]:
         raw = _local(self.mt5.positions_get(symbol=symbol) if symbol else self.mt5.positions_get())
         if raw is None:
             raise BrokerError("positions_get failed", self.last_error())
@@ -305,6 +338,9 @@ class MT5Adapter:
         )  # fmt: skip
 
     def orders(self, symbol: str | None = None) -> list[BrokerOrder]:
+        return self._memoised(("orders", symbol), lambda: self._orders(symbol))
+
+    def _orders(self, symbol: str | None) -> list[BrokerOrder]:
         raw = _local(self.mt5.orders_get(symbol=symbol) if symbol else self.mt5.orders_get())
         if raw is None:
             raise BrokerError("orders_get failed", self.last_error())
@@ -398,6 +434,7 @@ class MT5Adapter:
                                          "points of it")  # fmt: skip
 
     def check(self, request: dict[str, Any]) -> CheckResult:
+        self._memo = None
         res = _local(self.mt5.order_check(request))
         if res is None:
             raise BrokerError("order_check returned None", self.last_error())
@@ -407,6 +444,7 @@ class MT5Adapter:
 
     def send(self, request: dict[str, Any]) -> SendResult:
         """``order_send`` once, timed and classified. Never retries: that is the execution engine's call."""
+        self._memo = None  # whatever was read before no longer holds once an order goes out
         started = time.perf_counter()
         res = _local(self.mt5.order_send(request))
         seconds = time.perf_counter() - started

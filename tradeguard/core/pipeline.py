@@ -68,10 +68,15 @@ class Pipeline:
     def decide(self, signal: Signal) -> Decision:
         """Run ``signal`` through every step; hand an approved order to execution; journal the result."""
         token = bind_signal(signal.signal_id)
+        broker = self.runtime._broker  # a connected broker only: deciding never connects one
+        if broker is not None:
+            broker.begin_scope()
         try:
             decision = self._decide(signal)
             self._record(decision)
         finally:
+            if broker is not None:
+                broker.end_scope()
             unbind_signal(token)
         return decision
 
@@ -134,6 +139,8 @@ class Pipeline:
         if reason is not None:
             return self._reject(signal, "risk", [reason], scores, combined, targets, volume, order)
 
+        if rt._broker is not None:  # the execution engine reads the broker afresh
+            rt._broker.end_scope()
         try:
             client_id = rt.execution.submit_order(order)
         except Exception as exc:

@@ -76,6 +76,8 @@ class RuntimeSettings(PluginSettings):
     )  # fmt: skip
     magic: int = Field(default=20261125, ge=0, le=2**63 - 1, description="MT5 magic number of this instance")
     data_dir: str = Field(default="var", description="where the store, exports and reports live")
+    gc_tuning: bool = Field(
+        default=True, description="after start-up, freeze the start-up objects and collect young garbage less often")
 
 
 class StoreSettings(PluginSettings):
