@@ -240,3 +240,20 @@ def test_other_symbols_trade_at_their_static_quotes_with_their_own_money_maths(a
     assert jpy == pytest.approx(100_000 * 1.0 / 150.0, rel=1e-3)
     gold_margin = broker.mt5.order_calc_margin(c.ORDER_TYPE_BUY, "XAUUSD", 1.0, 2000.0)
     assert gold_margin == pytest.approx(100 * 2000.0 / 100)
+
+
+def test_stops_fill_at_their_level_inside_a_bar_and_at_the_price_across_a_gap(adapter: Adapter) -> None:
+    broker = adapter()
+    # bar 0 ticks 1.0716 -> 1.0722 -> 1.07083: the path passes 1.0710 between two ticks
+    inside = broker.send(market(broker, c.ORDER_TYPE_BUY, sl=1.0710))
+    broker.mt5.replay_step(2)
+    (out,) = [d for d in deals(broker) if d.position_id == inside.order and d.entry == c.DEAL_ENTRY_OUT]
+    assert (out.price, out.reason) == (1.0710, c.DEAL_REASON_SL)
+    # the French election weekend: Friday 2017-04-21 20:00 closes 1.07268, Sunday 21:00 opens 1.0893
+    while broker.now() < datetime(2017, 4, 21, 20, 59, tzinfo=UTC):
+        broker.mt5.replay_step(1)
+    gapped = broker.send(market(broker, c.ORDER_TYPE_SELL, sl=1.0760))
+    while broker.positions():
+        broker.mt5.replay_step(1)
+    (out,) = [d for d in deals(broker) if d.position_id == gapped.order and d.entry == c.DEAL_ENTRY_OUT]
+    assert out.time == datetime(2017, 4, 23, 21, tzinfo=UTC) and out.price == 1.0894  # the open's ask, not 1.0760

@@ -126,6 +126,74 @@ def demo_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     )
 
 
+@app.command("replay")
+def replay_cmd(
+    data: Annotated[Path | None, typer.Option(help="bars or ticks file (default: the shipped EURUSD sample)")] = None,
+    symbol: Annotated[str | None, typer.Option(help="the symbol the data belongs to")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="trade from this UTC time; earlier bars warm up")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="stop after this UTC date/time")] = None,
+    seed: Annotated[int | None, typer.Option(help="seed of the emulator's fault injection")] = None,
+    faults: Annotated[str | None, typer.Option(help="fault profile: none, flaky, hostile")] = None,
+    settings: SettingsOpt = None,
+    env: EnvOpt = None,
+) -> None:
+    """Replay market data through the whole control plane on the emulator; a summary at the end."""
+    from datetime import UTC, datetime
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tradeguard.core.clock import ReplayClock
+    from tradeguard.core.replay import replay
+
+    emulator: dict[str, object] = {}
+    if data is not None:
+        emulator["data"] = str(data)
+    if symbol:
+        emulator["symbol"] = symbol
+    fault_cfg: dict[str, object] | str | None = faults
+    if seed is not None:
+        from tradeguard.broker.emulator.faults import PROFILES
+
+        base = PROFILES.get(faults or "none")
+        if base is None:
+            err_console.print(f"[bold red]error:[/] --faults {faults!r}: known profiles {', '.join(PROFILES)}")
+            raise typer.Exit(2)
+        fault_cfg = {**base.model_dump(), "seed": seed}
+    if fault_cfg is not None:
+        emulator["faults"] = fault_cfg
+
+    def epoch(text: str | None) -> int | None:
+        return None if text is None else int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp())
+
+    overrides = {"broker": {"module": "emulator", "emulator": emulator}} if emulator else {}
+    rt = _build(settings, env, overrides=overrides, clock=ReplayClock(datetime(1970, 1, 2, tzinfo=UTC)))
+    with Progress(TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.completed} bars"),
+                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
+                  transient=False) as bar:  # fmt: skip
+        task = bar.add_task("replay", total=len(rt.broker.mt5.feed.bars), status="")
+
+        def show(s: object) -> None:
+            bar.update(task, completed=s.bars,  # type: ignore[attr-defined]
+                       status=f"equity {rt.broker.account().equity:,.2f}  approved {s.approved}")  # type: ignore[attr-defined]
+
+        try:
+            summary = replay(rt, start=epoch(start), end=epoch(end), progress=show)
+        except TradeguardError as exc:
+            raise _fail(exc) from exc
+        bar.update(task, completed=summary.bars)
+    table = Table(title=f"replay {summary.first_bar[:16]} -> {summary.last_bar[:16]}", show_header=False)
+    for label, value in (
+        ("bars", f"{summary.bars:,}"), ("signals", f"{summary.signals:,} ({summary.approved:,} approved)"),
+        ("fills (deals)", f"{summary.fills:,}"),
+        ("balance", f"{summary.start_balance:,.2f} -> {summary.final_balance:,.2f}"),
+        ("final equity", f"{summary.final_equity:,.2f}"), ("max drawdown", f"{summary.max_drawdown_pct:.2f}%"),
+        ("rejections", ", ".join(f"{k} {v}" for k, v in summary.rejections.most_common(6)) or "none"),
+        ("journal", str(getattr(rt.store, "path", "memory"))),
+    ):  # fmt: skip
+        table.add_row(label, value)
+    console.print(table)
+
+
 @emulator_app.command("serve")
 def emulator_serve(
     host: Annotated[str, typer.Option(help="address to bind; loopback only unless --allow-remote")] = "127.0.0.1",

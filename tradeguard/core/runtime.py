@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from tradeguard.core import logging as tglog
 from tradeguard.core import plugins as plugin_loader
+from tradeguard.core.bars import BarHistory
 from tradeguard.core.clock import Clock, WallClock
 from tradeguard.core.hooks import HookRunner
 from tradeguard.core.memory_store import MemoryStore
@@ -89,6 +90,7 @@ class Runtime:
         self.execution = execution if execution is not None else PaperExecution(self)
         self.started = False
         self.holds: set[str] = set()
+        self.bars = BarHistory()
 
     # -- construction --------------------------------------------------------------------------
 

@@ -119,6 +119,7 @@ class Terminal(Trading):
         self._asks = self.feed.ask.tolist()
         self._times = self.feed.time_msc.tolist()
         self._bar_end = self.feed.bar_end.tolist()
+        self._opens = self.feed.bar_start.tolist()  # a bar's first tick may gap past a level
         self._bar_start = self.feed.bar_start.tolist() if self.faults.profile.stale_tick_rate else None
         # trigger levels per symbol: [lo_bid, hi_bid, lo_ask, hi_ask]
         self.levels: dict[str, list[float]] = {s: [-INF, INF, -INF, INF] for s in self.specs}
@@ -478,7 +479,7 @@ class Terminal(Trading):
             self.published.pop(sym, None)
         lv = self.levels[sym]
         if bid <= lv[0] or bid >= lv[1] or ask <= lv[2] or ask >= lv[3]:
-            self.on_levels_crossed(sym)
+            self.on_levels_crossed(sym, gap=self._opens[i])
         if self.margin_used:
             a = self.agg[sym]
             if a[0] or a[2]:

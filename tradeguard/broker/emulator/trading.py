@@ -607,7 +607,13 @@ class Trading:
                 lo_bid = max(lo_bid, o.price_open)
         self.levels[symbol] = [lo_bid, hi_bid, lo_ask, hi_ask]
 
-    def on_levels_crossed(self: Terminal, symbol: str) -> None:
+    def on_levels_crossed(self: Terminal, symbol: str, gap: bool = True) -> None:
+        """Trigger stops, targets and pending orders the current tick crossed.
+
+        Between two modelled ticks of a bar the price moves continuously, so it passed through the
+        level: the fill is at the level. A bar's first tick may gap past it (a weekend, news): then
+        the fill is at that tick's price, as a real server fills a gapped stop.
+        """
         bid, ask, _ = self.quotes[symbol]
         spec = self.specs[symbol]
         for p in [p for p in self.book.positions.values() if p.symbol == symbol]:
@@ -618,7 +624,7 @@ class Trading:
             if hit is not None:
                 level = p.sl if hit == c.DEAL_REASON_SL else p.tp
                 tag = "sl" if hit == c.DEAL_REASON_SL else "tp"
-                self.close_at_market(p, hit, f"[{tag} {level:.{spec.digits}f}]")
+                self.close_at_market(p, hit, f"[{tag} {level:.{spec.digits}f}]", price=None if gap else level)
         for o in [o for o in self.book.orders.values() if o.symbol == symbol]:
             t, price = o.type, o.price_open
             if t == c.ORDER_TYPE_BUY_STOP_LIMIT and ask >= price:
@@ -632,17 +638,20 @@ class Trading:
                          or (t == c.ORDER_TYPE_SELL_STOP and bid <= price))  # fmt: skip
             if triggered:
                 del self.book.orders[o.ticket]
-                fill_price = ask if o.is_buy else bid
+                fill_price = (ask if o.is_buy else bid) if gap else price
                 self.fill(o, None, o.volume_current, fill_price, c.DEAL_REASON_EXPERT)
                 o.volume_current = 0.0
                 self._retire(o, c.ORDER_STATE_FILLED, listed=False)
         self.rearm(symbol)
 
-    def close_at_market(self: Terminal, p: Position, reason: int, comment: str) -> Deal:
+    def close_at_market(self: Terminal, p: Position, reason: int, comment: str, price: float | None = None) -> Deal:
+        """Close ``p`` at ``price``, or at the market (bid for a buy, ask for a sell) when not given."""
         bid, ask, _ = self.quotes[p.symbol]
+        if price is None:
+            price = bid if p.is_buy else ask
         order = Order(ticket=self.book.order_ticket(), symbol=p.symbol,
                       type=c.ORDER_TYPE_SELL if p.is_buy else c.ORDER_TYPE_BUY, volume_initial=p.volume,
-                      volume_current=0.0, price_open=bid if p.is_buy else ask, sl=0.0, tp=0.0, price_stoplimit=0.0,
+                      volume_current=0.0, price_open=price, sl=0.0, tp=0.0, price_stoplimit=0.0,
                       magic=p.magic, comment=comment, type_filling=c.ORDER_FILLING_IOC, type_time=c.ORDER_TIME_GTC,
                       time_expiration=0, time_setup_msc=self.now_msc(), reason=reason)  # fmt: skip
         deal = self.fill(order, p, p.volume, order.price_open, reason, comment)

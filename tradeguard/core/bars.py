@@ -1,0 +1,53 @@
+"""The bars the runtime already holds: a rolling window per symbol and timeframe.
+
+Strategies and scorers read recent history here instead of asking the broker on every bar.
+Appending is O(1) (a ring of numpy columns); reads return the last ``n`` bars, oldest first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tradeguard.models import Bar
+
+COLUMNS = ("time", "open", "high", "low", "close", "tick_volume", "spread")
+DTYPE = np.dtype([("time", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"),
+                  ("tick_volume", "<i8"), ("spread", "<i4")])  # fmt: skip
+
+
+class _Series:
+    def __init__(self, capacity: int) -> None:
+        self.data = np.zeros(capacity * 2, dtype=DTYPE)
+        self.capacity = capacity
+        self.start = self.end = 0
+
+    def append(self, bar: Bar) -> None:
+        if self.end == len(self.data):  # slide the window back to the front: amortised O(1)
+            keep = self.data[self.end - self.capacity + 1 : self.end].copy()
+            self.data[: len(keep)] = keep
+            self.start, self.end = 0, len(keep)
+        self.data[self.end] = (int(bar.time.timestamp()), bar.open, bar.high, bar.low, bar.close,
+                               bar.tick_volume, bar.spread)  # fmt: skip
+        self.end += 1
+        self.start = max(self.start, self.end - self.capacity)
+
+    def last(self, n: int) -> np.ndarray:
+        return self.data[max(self.start, self.end - n) : self.end]
+
+
+class BarHistory:
+    def __init__(self, capacity: int = 2000) -> None:
+        self.capacity = capacity
+        self._series: dict[tuple[str, str], _Series] = {}
+
+    def append(self, bar: Bar) -> None:
+        key = (bar.symbol, bar.timeframe)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series(self.capacity)
+        series.append(bar)
+
+    def get(self, symbol: str, timeframe: str, n: int) -> np.ndarray:
+        """The last ``n`` closed bars (``time`` in UTC epoch seconds), oldest first; empty if none."""
+        series = self._series.get((symbol, timeframe))
+        return series.last(n) if series is not None else np.empty(0, dtype=DTYPE)

@@ -1,0 +1,48 @@
+"""Donchian breakout: buy a close above the highest high of the last N bars, sell one below the lowest low.
+
+The suggested stop is the middle of the channel, or ``stop_atr`` ATRs away when that is closer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from tradeguard import Bar, ConfiguredPlugin, PluginSettings, Signal, hookimpl
+from tradeguard.plugins.strategies.ma_crossover import average_true_range
+
+
+class BreakoutSettings(PluginSettings):
+    symbols: list[str] = Field(default_factory=list, description="symbols it trades; empty = any")
+    timeframe: str = Field(default="H1", description="the bars it reads")
+    channel: int = Field(default=20, ge=2, le=1000, description="Donchian channel length, bars")
+    atr_period: int = Field(default=14, ge=2, le=200)
+    stop_atr: float = Field(default=2.0, gt=0, le=20, description="the farthest the suggested stop may be, in ATRs")
+
+
+class DonchianBreakout(ConfiguredPlugin):
+    settings_model = BreakoutSettings
+
+    @hookimpl
+    def generate_signals(self, bar: Bar, runtime: Any) -> list[Signal]:
+        cfg = self.cfg
+        if bar.timeframe != cfg.timeframe or (cfg.symbols and bar.symbol not in cfg.symbols):
+            return []
+        bars = runtime.bars.get(bar.symbol, bar.timeframe, max(cfg.channel, cfg.atr_period) + 1)
+        if len(bars) < max(cfg.channel, cfg.atr_period) + 1:
+            return []
+        prior = bars[-cfg.channel - 1 : -1]  # the channel before this bar
+        high, low = float(prior["high"].max()), float(prior["low"].min())
+        if bar.close > high:
+            sign, side = 1, "buy"
+        elif bar.close < low:
+            sign, side = -1, "sell"
+        else:
+            return []
+        atr = average_true_range(bars, cfg.atr_period)
+        middle = (high + low) / 2
+        stop = max(middle, bar.close - cfg.stop_atr * atr) if sign > 0 else min(middle, bar.close + cfg.stop_atr * atr)
+        return [Signal(strategy="donchian_breakout", symbol=bar.symbol, side=side, timeframe=bar.timeframe,
+                       bar_time=bar.time, created_at=runtime.clock.now(), price=bar.close, stop_loss=stop, atr=atr,
+                       confidence=0.6, metadata={"level_confirmed": True})]  # fmt: skip

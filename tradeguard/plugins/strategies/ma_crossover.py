@@ -1,0 +1,63 @@
+"""Moving-average crossover: buy when the fast average crosses above the slow one, sell below.
+
+The suggested stop sits ``stop_atr`` ATRs from the close; confidence grows with the gap between
+the averages, in ATRs. A strategy is a plugin like any other: it reads the bars the runtime holds
+and returns ``Signal``s from ``generate_signals``; the gate, sizing and risk decide the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from tradeguard import Bar, ConfiguredPlugin, PluginSettings, Signal, hookimpl
+
+
+def average_true_range(bars: np.ndarray, period: int) -> float:
+    h, lo, c = bars["high"][-period:], bars["low"][-period:], bars["close"][-period - 1 : -1]
+    return float(np.maximum(h - lo, np.maximum(np.abs(h - c), np.abs(lo - c))).mean())
+
+
+class CrossoverSettings(PluginSettings):
+    symbols: list[str] = Field(default_factory=list, description="symbols it trades; empty = any")
+    timeframe: str = Field(default="H1", description="the bars it reads")
+    fast: int = Field(default=10, ge=2, le=500, description="fast moving average, bars")
+    slow: int = Field(default=30, ge=3, le=2000, description="slow moving average, bars")
+    atr_period: int = Field(default=14, ge=2, le=200)
+    stop_atr: float = Field(default=2.0, gt=0, le=20, description="suggested stop, in ATRs from the close")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CrossoverSettings:
+        if self.fast >= self.slow:
+            raise ValueError(f"fast {self.fast} must be shorter than slow {self.slow}")
+        return self
+
+
+class MovingAverageCrossover(ConfiguredPlugin):
+    settings_model = CrossoverSettings
+
+    @hookimpl
+    def generate_signals(self, bar: Bar, runtime: Any) -> list[Signal]:
+        cfg = self.cfg
+        if bar.timeframe != cfg.timeframe or (cfg.symbols and bar.symbol not in cfg.symbols):
+            return []
+        bars = runtime.bars.get(bar.symbol, bar.timeframe, cfg.slow + 1)
+        if len(bars) < cfg.slow + 1 or len(bars) < cfg.atr_period + 1:
+            return []
+        close = bars["close"]
+        fast_now, fast_before = close[-cfg.fast:].mean(), close[-cfg.fast - 1 : -1].mean()
+        slow_now, slow_before = close[-cfg.slow:].mean(), close[-cfg.slow - 1 : -1].mean()
+        crossed_up = fast_before <= slow_before and fast_now > slow_now
+        crossed_down = fast_before >= slow_before and fast_now < slow_now
+        if not (crossed_up or crossed_down):
+            return []
+        atr = average_true_range(bars, cfg.atr_period)
+        sign = 1 if crossed_up else -1
+        return [Signal(
+            strategy="ma_crossover", symbol=bar.symbol, side="buy" if crossed_up else "sell",
+            timeframe=bar.timeframe, bar_time=bar.time, created_at=runtime.clock.now(), price=bar.close,
+            stop_loss=bar.close - sign * cfg.stop_atr * atr, atr=atr,
+            confidence=float(min(1.0, abs(fast_now - slow_now) / atr)) if atr > 0 else 0.5,
+        )]  # fmt: skip
