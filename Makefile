@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tradeguard demo
+	rm -f var/tradeguard.db var/tradeguard.db-wal var/tradeguard.db-shm
+	$(BIN)/tradeguard replay
 
 lint: $(STAMP)
 	$(BIN)/ruff check tradeguard tests benchmarks examples

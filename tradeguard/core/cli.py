@@ -165,7 +165,9 @@ def replay_cmd(
     def epoch(text: str | None) -> int | None:
         return None if text is None else int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp())
 
-    overrides = {"broker": {"module": "emulator", "emulator": emulator}} if emulator else {}
+    overrides: dict[str, dict[str, object]] = {"logging": {"level": "WARNING"}}
+    if emulator:
+        overrides["broker"] = {"module": "emulator", "emulator": emulator}
     rt = _build(settings, env, overrides=overrides, clock=ReplayClock(datetime(1970, 1, 2, tzinfo=UTC)))
     with Progress(TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.completed} bars"),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
@@ -188,6 +190,7 @@ def replay_cmd(
         ("balance", f"{summary.start_balance:,.2f} -> {summary.final_balance:,.2f}"),
         ("final equity", f"{summary.final_equity:,.2f}"), ("max drawdown", f"{summary.max_drawdown_pct:.2f}%"),
         ("rejections", ", ".join(f"{k} {v}" for k, v in summary.rejections.most_common(6)) or "none"),
+        ("kill switch", summary.kill_switch),
         ("journal", str(getattr(rt.store, "path", "memory"))),
     ):  # fmt: skip
         table.add_row(label, value)

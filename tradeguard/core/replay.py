@@ -31,6 +31,7 @@ class ReplaySummary:
     rejections: Counter[str] = field(default_factory=Counter)
     first_bar: str = ""
     last_bar: str = ""
+    kill_switch: str = "ACTIVE"
 
 
 def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
@@ -75,6 +76,9 @@ def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
     rt.stop()
     account = broker.account()
     summary.final_balance, summary.final_equity = account.balance, account.equity
+    latched = rt.store.kill_state()
+    if latched is not None and latched[0] != "ACTIVE":
+        summary.kill_switch = f"{latched[0]} since {latched[3][:16]} ({latched[1]}: {latched[2]})"
     summary.fills = len(rt.execution.journal.fills()) if hasattr(rt.execution, "journal") else 0
     return summary
 

@@ -147,7 +147,7 @@ class KillSwitch(ConfiguredPlugin):
             return False
         previous, self.state, self.trigger = self.state, state, trigger
         if self._store is not None:
-            self._store.set_kill_state(state.value, trigger, message)
+            self._store.set_kill_state(state.value, trigger, message, when=self.rt.clock.now() if self.rt else None)
         if self._gauge is not None:
             self._gauge.set(1)
         details = {"from": previous.value, "to": state.value, "trigger": trigger, "detail": message}
@@ -204,7 +204,7 @@ class KillSwitch(ConfiguredPlugin):
         if holding and not force:
             raise ResetRefused(f"the trigger {self.trigger} still holds ({holding}); force it with a reason")
         note = f"reset by {operator}: {reason}" + (f" (forced while {holding})" if holding else "")
-        self._store.set_kill_state(KillState.ACTIVE.value, "reset", note, operator=operator)
+        self._store.set_kill_state(KillState.ACTIVE.value, "reset", note, operator=operator, when=self.rt.clock.now())
         self.state, self.trigger = KillState.ACTIVE, ""
         self.errors_in_row = 0
         self._gauge.set(0)

@@ -1,0 +1,75 @@
+"""The main job end to end: `tradeguard replay` over the shipped EURUSD H1 data, as a user runs it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ..conftest import REPO
+
+
+def replay(workdir: Path, *args: str, **env_settings: str) -> subprocess.CompletedProcess[str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "COLUMNS": "200", **env_settings}
+    return subprocess.run([sys.executable, "-m", "tradeguard", "replay", "--settings", str(REPO / "settings.toml"),
+                           *args], cwd=workdir, capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+
+
+def journal_digest(db: Path) -> str:
+    con = sqlite3.connect(db)
+    rows = [*con.execute("SELECT deal_ticket, client_id, side, entry, volume, price, profit, time FROM fills "
+                         "ORDER BY deal_ticket"),
+            *con.execute("SELECT client_id, side, volume, price, stop_loss, take_profit, state, last_message "
+                         "FROM orders ORDER BY client_id")]  # fmt: skip
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    work = tmp_path_factory.mktemp("replay")
+    return replay(work), work / "var" / "tradeguard.db"
+
+
+def test_full_replay_trades_rejects_and_keeps_the_truth(default_run: tuple) -> None:
+    run, db = default_run
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "5,000" in run.stdout and "fills (deals)" in run.stdout
+    con = sqlite3.connect(db)
+    fills = con.execute("SELECT COUNT(*), SUM(entry = 'out') FROM fills").fetchone()
+    assert fills[0] >= 4 and fills[1] >= 2  # entries and their stop-outs, journaled
+    assert con.execute("SELECT COUNT(*) FROM account_snapshots").fetchone()[0] > 1000
+    reasons = {r[0] for r in con.execute("SELECT reasons FROM decisions WHERE approved = 0")}
+    assert any("kill_switch_reduce_only" in r for r in reasons)
+
+
+def test_the_weekend_gap_trips_the_daily_loss_limit_and_only_reducing_orders_pass_after(default_run: tuple) -> None:
+    run, db = default_run
+    con = sqlite3.connect(db)
+    state, trigger, _, since = con.execute("SELECT state, trigger, message, since FROM kill_switch").fetchone()
+    assert (state, trigger) == ("REDUCE_ONLY", "daily_loss_limit")
+    assert since.startswith("2017-04-23T22")  # the close of the French election gap's bar, on the replay's clock
+    after = con.execute("SELECT approved, reasons FROM decisions WHERE decided_at > ?", (since,)).fetchall()
+    assert after and all(not approved and "kill_switch_reduce_only" in reasons for approved, reasons in after)
+    assert "REDUCE_ONLY since 2017-04-23" in run.stdout
+
+
+# the hard limits lifted (through the environment, as operators do) so that the replay keeps trading
+KEEP_TRADING = {"TRADEGUARD_RISK_GUARD__DAILY_LOSS_LIMIT_PCT": "0", "TRADEGUARD_RISK_GUARD__MAX_DRAWDOWN_PCT": "0"}
+
+
+def test_same_seed_same_journal(tmp_path: Path) -> None:
+    args = ("--faults", "hostile", "--seed", "7", "--to", "2017-07-01T00:00")
+    first, second = replay(tmp_path / "a", *args, **KEEP_TRADING), replay(tmp_path / "b", *args, **KEEP_TRADING)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr[-2000:]
+    digests = {journal_digest(tmp_path / d / "var" / "tradeguard.db") for d in ("a", "b")}
+    assert len(digests) == 1
+    other = replay(tmp_path / "c", "--faults", "hostile", "--seed", "8", "--to", "2017-07-01T00:00", **KEEP_TRADING)
+    assert other.returncode == 0 and journal_digest(tmp_path / "c" / "var" / "tradeguard.db") not in digests
+    orders = sqlite3.connect(tmp_path / "a" / "var" / "tradeguard.db").execute("SELECT COUNT(*) FROM orders")
+    assert orders.fetchone()[0] >= 20
