@@ -197,6 +197,99 @@ def replay_cmd(
     console.print(table)
 
 
+def _store_of(settings: Path | None, env: str | None) -> tuple[Runtime, object]:
+    """The configured store, without connecting to any broker: these commands work beside a running process."""
+    rt = _build(settings, env)
+    return rt, rt.store
+
+
+@app.command("kill")
+def kill_cmd(
+    reason: Annotated[str, typer.Option(help="why: recorded with the latch")],
+    operator: Annotated[str, typer.Option(envvar="TRADEGUARD_OPERATOR", help="who")] = "cli",
+    reduce_only: Annotated[bool, typer.Option("--reduce-only", help="REDUCE_ONLY instead of HALTED")] = False,
+    settings: SettingsOpt = None,
+    env: EnvOpt = None,
+) -> None:
+    """Latch the kill switch in the store; a running process picks it up within a second."""
+    _, store = _store_of(settings, env)
+    state = "REDUCE_ONLY" if reduce_only else "HALTED"
+    current = store.kill_state()  # type: ignore[attr-defined]
+    if current is not None and current[0] == "HALTED":
+        console.print(f"kill switch already HALTED since {current[3]} ({current[1]})")
+        return
+    store.set_kill_state(state, "manual", reason, operator=operator)  # type: ignore[attr-defined]
+    console.print(f"kill switch latched {state} by {operator}: {reason}")
+
+
+@app.command("reset")
+def reset_cmd(
+    operator: Annotated[str, typer.Option(help="who resets")],
+    reason: Annotated[str, typer.Option(help="why it is safe to trade again")],
+    force: Annotated[bool, typer.Option("--force", help="reset although the trigger still holds")] = False,
+    settings: SettingsOpt = None,
+    env: EnvOpt = None,
+) -> None:
+    """Back to ACTIVE. The operator secret is prompted (or read from TRADEGUARD_OPERATOR_SECRET)."""
+    import os
+
+    from tradeguard.core.store import Store
+
+    rt, store = _store_of(settings, env)
+    kill_switch = rt.pm.get_plugin("kill_switch")
+    if kill_switch is None or not hasattr(kill_switch, "reset"):
+        raise _fail(TradeguardError("the kill_switch plugin is not loaded"))
+    secret = os.environ.get("TRADEGUARD_OPERATOR_SECRET") or typer.prompt("operator secret", hide_input=True)
+    kill_switch.tradeguard_startup(runtime=rt)  # reads the latch from the store; nothing else starts
+    if isinstance(store, Store):
+        rows = store.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
+        if rows:
+            from tradeguard.models import AccountSnapshot
+
+            kill_switch.snapshot = AccountSnapshot.model_validate_json(rows[0][0])
+    try:
+        kill_switch.reset(operator, secret, reason, force=force)
+    except TradeguardError as exc:
+        raise _fail(exc) from exc
+    console.print(f"kill switch reset to ACTIVE by {operator}: {reason}")
+
+
+@app.command("status")
+def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
+    """Kill switch, account, open orders, last reconciliation and decisions, from the store (safe while running)."""
+    import json as _json
+
+    from tradeguard.core.store import Store
+
+    _, store = _store_of(settings, env)
+    if not isinstance(store, Store):
+        raise _fail(TradeguardError("status needs the SQLite store"))
+    table = Table(title=f"tradeguard status ({store.path})", show_header=False)
+    latch = store.kill_state()
+    latched = "ACTIVE" if latch is None else f"{latch[0]} since {latch[3][:19]} ({latch[1]}: {latch[2]})"
+    table.add_row("kill switch", latched)
+    snap = store.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
+    if snap:
+        a = _json.loads(snap[0][0])
+        table.add_row("account", f"balance {a['balance']:,.2f}  equity {a['equity']:,.2f}  drawdown "
+                                  f"{a['drawdown_pct']:.2f}%  today {a['daily_drawdown_pct']:.2f}%  "
+                                  f"at {a['time'][:19]}")
+    rows = store.query("SELECT state, COUNT(*) FROM orders GROUP BY state ORDER BY state")
+    table.add_row("orders", ", ".join(f"{r[0]} {r[1]}" for r in rows) or "none")
+    fills = store.query("SELECT COUNT(*), COALESCE(SUM(profit + commission + swap), 0) FROM fills")[0]
+    table.add_row("fills", f"{fills[0]} deals, realised {fills[1]:,.2f}")
+    recon = store.kv_get("reconciliation", "last")
+    if recon:
+        table.add_row("reconciliation", f"{'consistent' if recon['consistent'] else 'INCONSISTENT'} "
+                                        f"({recon['cause']}, {recon['time'][:19]})")
+    decisions = store.query("SELECT approved, COUNT(*) FROM decisions GROUP BY approved")
+    counts = {bool(r[0]): r[1] for r in decisions}
+    table.add_row("decisions", f"{counts.get(True, 0)} approved, {counts.get(False, 0)} rejected")
+    outbox = store.query("SELECT COUNT(*) FROM alert_outbox WHERE status = 'pending'")[0][0]
+    table.add_row("alerts outstanding", str(outbox))
+    console.print(table)
+
+
 @emulator_app.command("serve")
 def emulator_serve(
     host: Annotated[str, typer.Option(help="address to bind; loopback only unless --allow-remote")] = "127.0.0.1",

@@ -30,7 +30,8 @@ ENVIRONMENTS = ("default", "paper", "live")
 ENV_VAR = "TRADEGUARD_ENV"
 FILE_VAR = "TRADEGUARD_SETTINGS_FILE"
 #: Keys dynaconf itself (or our own switches) put in the tree; they are not settings.
-_META_KEYS = frozenset({"env", "load_dotenv", "settings_file"})
+#: TRADEGUARD_OPERATOR / TRADEGUARD_OPERATOR_SECRET feed the CLI's kill/reset, never the settings tree.
+_META_KEYS = frozenset({"env", "load_dotenv", "settings_file", "operator", "operator_secret"})
 #: Key names whose values are never shown.
 SECRET_KEY = re.compile(r"secret|password|passwd|token|api_key|apikey|hmac|private|credential", re.I)
 REDACTED = "<redacted>"

@@ -1,0 +1,57 @@
+"""Operator commands against the store, from a separate process, as an operator runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tradeguard.core.store import Store
+from tradeguard.plugins.risk.kill_switch import hash_secret
+
+SECRET = "open sesame"
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Path:
+    settings = tmp_path / "settings.toml"
+    settings.write_text(f'[default.runtime]\ndata_dir = "{tmp_path / "var"}"\n[default.logging]\nlevel = "ERROR"\n')
+    (tmp_path / ".secrets.toml").write_text(f'[default.kill_switch]\noperator_secret_hash = "{hash_secret(SECRET)}"\n')
+    return settings
+
+
+def tg(settings: Path, *args: str, secret: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("TRADEGUARD_OPERATOR_SECRET", None)
+    if secret is not None:
+        env["TRADEGUARD_OPERATOR_SECRET"] = secret
+    return subprocess.run([sys.executable, "-m", "tradeguard", *args, "--settings", str(settings)],
+                          capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)  # fmt: skip
+
+
+def test_kill_then_reset_with_the_secret_audited(deployment: Path) -> None:
+    killed = tg(deployment, "kill", "--reason", "desk says stop", "--operator", "carol")
+    assert killed.returncode == 0 and "latched HALTED by carol" in killed.stdout
+    status = tg(deployment, "status")
+    assert status.returncode == 0 and "HALTED since" in status.stdout and "desk says stop" in status.stdout
+    wrong = tg(deployment, "reset", "--operator", "dave", "--reason", "all clear", secret="guess")
+    assert wrong.returncode == 1 and "wrong operator secret" in wrong.stderr
+    assert SECRET not in wrong.stderr + wrong.stdout
+    ok = tg(deployment, "reset", "--operator", "dave", "--reason", "all clear", secret=SECRET)
+    assert ok.returncode == 0, ok.stderr
+    store = Store(deployment.parent / "var" / "tradeguard.db")
+    assert store.kill_state()[0] == "ACTIVE"
+    events = [tuple(r) for r in store.query("SELECT to_state, trigger, operator FROM kill_switch_events")]
+    assert events == [("HALTED", "manual", "carol"), ("ACTIVE", "reset", "dave")]
+    assert "ACTIVE" in tg(deployment, "status").stdout
+
+
+def test_reset_without_a_configured_secret_is_refused(tmp_path: Path) -> None:
+    settings = tmp_path / "s.toml"
+    settings.write_text(f'[default.runtime]\ndata_dir = "{tmp_path}"\n')
+    tg(settings, "kill", "--reason", "x")
+    res = tg(settings, "reset", "--operator", "a", "--reason", "b", secret="anything")
+    assert res.returncode == 1 and "no operator secret is configured" in res.stderr
