@@ -88,6 +88,7 @@ def _side(deal_type: int) -> Side:
 
 class ExecutionEngine(ConfiguredPlugin):
     settings_model = EngineSettings
+    stage = 2
 
     # ------------------------------------------------------------------ lifecycle ---------------
 

@@ -58,6 +58,7 @@ def server_midnight(now_utc: datetime, offset: timedelta) -> datetime:
 
 class AccountTracker(ConfiguredPlugin):
     settings_model = AccountSettings
+    stage = 1
 
     def __init__(self) -> None:
         super().__init__()

@@ -52,12 +52,13 @@ class ReconcilerSettings(PluginSettings):
 
 class PositionReconciler(ConfiguredPlugin):
     settings_model = ReconcilerSettings
+    stage = 8
 
     def __init__(self) -> None:
         super().__init__()
         self.last_report: ReconciliationReport | None = None
 
-    @hookimpl(trylast=True)  # after the engine and state alignment
+    @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime

@@ -41,12 +41,13 @@ class AlignmentReport:
 
 class StateAlignment(ConfiguredPlugin):
     settings_model = AlignmentSettings
+    stage = 7
 
     def __init__(self) -> None:
         super().__init__()
         self.last_report: AlignmentReport | None = None
 
-    @hookimpl(trylast=True)  # after the execution engine and the kill switch have started
+    @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
         runtime.hold("state_alignment")

@@ -25,6 +25,7 @@ class DedupSettings(PluginSettings):
 
 class SignalDeduplicator(ConfiguredPlugin):
     settings_model = DedupSettings
+    stage = 5
 
     def __init__(self) -> None:
         super().__init__()

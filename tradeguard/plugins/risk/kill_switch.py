@@ -95,6 +95,7 @@ class KillSwitchSettings(PluginSettings):
 
 class KillSwitch(ConfiguredPlugin):
     settings_model = KillSwitchSettings
+    stage = 3
 
     def __init__(self) -> None:
         super().__init__()

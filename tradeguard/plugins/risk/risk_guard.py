@@ -106,6 +106,7 @@ def atr(rates: np.ndarray, period: int) -> np.ndarray:
 
 class RiskGuard(ConfiguredPlugin):
     settings_model = RiskGuardSettings
+    stage = 2
 
     def __init__(self) -> None:
         super().__init__()

@@ -41,6 +41,7 @@ def floor_to_step(volume: float, step: float) -> float:
 
 class PositionSizing(ConfiguredPlugin):
     settings_model = SizingSettings
+    stage = 2
 
     @hookimpl
     def size_position(self, signal: Signal, targets: Targets, runtime: Any) -> float | Rejected:

@@ -23,6 +23,7 @@ class BreakoutSettings(PluginSettings):
 
 class DonchianBreakout(ConfiguredPlugin):
     settings_model = BreakoutSettings
+    stage = 5
 
     @hookimpl
     def generate_signals(self, bar: Bar, runtime: Any) -> list[Signal]:

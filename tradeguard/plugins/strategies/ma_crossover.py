@@ -37,6 +37,7 @@ class CrossoverSettings(PluginSettings):
 
 class MovingAverageCrossover(ConfiguredPlugin):
     settings_model = CrossoverSettings
+    stage = 5
 
     @hookimpl
     def generate_signals(self, bar: Bar, runtime: Any) -> list[Signal]:

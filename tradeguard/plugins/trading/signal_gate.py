@@ -97,6 +97,7 @@ def _reason(code: str, message: str) -> Reason:
 
 class SignalValidationGate(ConfiguredPlugin):
     settings_model = SignalGateSettings
+    stage = 4
 
     def __init__(self) -> None:
         super().__init__()

@@ -40,6 +40,7 @@ class TargetSettings(PluginSettings):
 
 class TargetStopEngine(ConfiguredPlugin):
     settings_model = TargetSettings
+    stage = 4
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
