@@ -197,6 +197,27 @@ def replay_cmd(
     console.print(table)
 
 
+@app.command("run")
+def run_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
+    """The long-running process against the configured broker; SIGINT/SIGTERM stop it cleanly (exit 0)."""
+    import signal
+    import threading
+
+    from tradeguard.core.replay import run_live
+
+    rt = _build(settings, env)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        bars = run_live(rt, stop)
+    except TradeguardError as exc:
+        raise _fail(exc) from exc
+    latch = rt.store.kill_state() if hasattr(rt.store, "kill_state") else None
+    state = "ACTIVE" if latch is None else latch[0]
+    console.print(f"stopped cleanly after {bars} bars; kill switch {state}; journal {getattr(rt.store, 'path', '')}")
+
+
 def _store_of(settings: Path | None, env: str | None) -> tuple[Runtime, object]:
     """The configured store, without connecting to any broker: these commands work beside a running process."""
     rt = _build(settings, env)

@@ -84,3 +84,48 @@ def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
 
 
 _TF: dict[str, Any] = {"M1": 60, "M5": 300, "M15": 900, "M30": 1800, "H1": 3600, "H4": 14400, "D1": 86400}
+
+
+def run_live(rt: Runtime, stop: Any) -> int:
+    """The long-running loop: poll the broker for closed bars, run due jobs, until ``stop`` is set.
+
+    ``stop`` is a ``threading.Event`` (SIGINT/SIGTERM set it). On the way out the pipeline is held
+    (no new orders), plugins are told (``tradeguard_shutdown``) and the journal is flushed.
+    Returns the number of bars handled.
+    """
+    cfg = rt.settings.runtime
+    broker = rt.broker
+    stepper = getattr(broker.mt5, "replay_step", None) if cfg.emulator_ticks_per_poll else None
+    rt.start()
+    seen: dict[str, int] = {}
+    for symbol in cfg.symbols:  # bars closed before the start are history, not signals
+        closed = broker.rates(symbol, cfg.timeframe, 400)[:-1]
+        seen[symbol] = int(closed["time"][-1]) if len(closed) else 0
+        for raw in closed:
+            rt.bars.append(_bar(broker, symbol, cfg.timeframe, raw))
+    handled = 0
+    try:
+        while not stop.is_set():
+            if stepper is not None and not stepper(cfg.emulator_ticks_per_poll):
+                break  # the emulator's data has ended
+            for symbol in cfg.symbols:
+                for raw in broker.rates(symbol, cfg.timeframe, 50)[:-1]:  # the last bar is still forming
+                    if int(raw["time"]) > seen[symbol]:
+                        seen[symbol] = int(raw["time"])
+                        bar = _bar(broker, symbol, cfg.timeframe, raw)
+                        rt.bars.append(bar)
+                        rt.on_bar(bar)
+                        handled += 1
+            rt.scheduler.run_due(rt)
+            stop.wait(cfg.poll_seconds)
+    finally:
+        rt.hold("shutdown")
+        rt.stop()
+    return handled
+
+
+def _bar(broker: Any, symbol: str, timeframe: str, raw: Any) -> Bar:
+    return Bar.trusted(symbol=symbol, timeframe=timeframe, time=broker.to_utc(int(raw["time"])),
+                       open=float(raw["open"]), high=float(raw["high"]), low=float(raw["low"]),
+                       close=float(raw["close"]), tick_volume=int(raw["tick_volume"]), spread=int(raw["spread"]),
+                       real_volume=0)  # fmt: skip

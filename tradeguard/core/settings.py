@@ -77,6 +77,10 @@ class RuntimeSettings(PluginSettings):
     )  # fmt: skip
     magic: int = Field(default=20261125, ge=0, le=2**63 - 1, description="MT5 magic number of this instance")
     data_dir: str = Field(default="var", description="where the store, exports and reports live")
+    symbols: list[str] = Field(default_factory=lambda: ["EURUSD"], description="symbols `run` follows")
+    timeframe: str = Field(default="H1", description="the bars `run` hands to the strategies")
+    poll_seconds: float = Field(default=1.0, gt=0, le=60, description="how often `run` polls the broker")
+    emulator_ticks_per_poll: int = Field(default=4, ge=0, description="in-process emulator: ticks per poll in `run`")
     gc_tuning: bool = Field(
         default=True, description="after start-up, freeze the start-up objects and collect young garbage less often")
 

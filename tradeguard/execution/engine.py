@@ -112,6 +112,11 @@ class ExecutionEngine(ConfiguredPlugin):
         runtime.provide_execution(self)
 
     @hookimpl
+    def tradeguard_shutdown(self, runtime: Any) -> None:
+        """Journal the deals the broker made since the last poll before the process goes away."""
+        self.poll_fills()
+
+    @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
         cfg = self.cfg
         return [
