@@ -57,13 +57,29 @@ class PositionReconciler(ConfiguredPlugin):
     def __init__(self) -> None:
         super().__init__()
         self.last_report: ReconciliationReport | None = None
+        # the journal's open volume per position id and its net signed volume per symbol, kept
+        # current from on_fill (read once from the journal at start-up, never re-read per run)
+        self._by_position: dict[int, float] = defaultdict(float)
+        self._by_symbol: dict[str, float] = defaultdict(float)
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
         if hasattr(runtime.execution, "journal"):
+            totals = runtime.store.query("SELECT position_id, symbol, entry, side, SUM(volume) FROM fills "
+                                         "GROUP BY position_id, symbol, entry, side")  # fmt: skip
+            for position_id, symbol, entry, side, volume in totals:
+                self._add(position_id, symbol, entry == "in", side == "buy", volume)
             self.run_reconciliation("startup")
+
+    def _add(self, position_id: int, symbol: str, opening: bool, buy: bool, volume: float) -> None:
+        self._by_position[position_id] += volume if opening else -volume
+        self._by_symbol[symbol] += volume if buy else -volume
+
+    @hookimpl
+    def on_fill(self, fill: Any, runtime: Any) -> None:
+        self._add(fill.position_id, fill.symbol, fill.entry is DealEntry.IN, fill.side.value == "buy", fill.volume)
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
@@ -79,12 +95,7 @@ class PositionReconciler(ConfiguredPlugin):
 
     def _expected(self, hedging: bool) -> dict[Any, float]:
         """Open volume per position id (hedging) or signed net volume per symbol (netting), from our fills."""
-        held: dict[Any, float] = defaultdict(float)
-        for fill in self.rt.execution.journal.fills():
-            if hedging:
-                held[fill.position_id] += fill.volume if fill.entry is DealEntry.IN else -fill.volume
-            else:
-                held[fill.symbol] += fill.volume if fill.side.value == "buy" else -fill.volume
+        held = self._by_position if hedging else self._by_symbol
         return {k: round(v, 8) for k, v in held.items() if abs(v) > 1e-9}
 
     def run_reconciliation(self, cause: str) -> ReconciliationReport:
