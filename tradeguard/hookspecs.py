@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         AccountSnapshot,
         Alert,
         Bar,
+        Decision,
         Fill,
         HaltEvent,
         HealthReport,
@@ -55,7 +56,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 GATE_HOOKS = ("validate_signal", "score_signal")
 FIRSTRESULT_HOOKS = ("compute_targets", "size_position", "evaluate_risk")
 OBSERVER_HOOKS = (
-    "on_order_event", "on_fill", "on_account_snapshot", "on_health",
+    "on_decision", "on_order_event", "on_fill", "on_account_snapshot", "on_health",
     "on_reconciliation", "on_halt", "on_alert",
 )  # fmt: skip
 
@@ -161,6 +162,14 @@ def evaluate_risk(order: OrderIntent, runtime: Runtime) -> Rejected | None:
 
 
 # ---------------------------------------------------------------- observers -----------------
+
+
+@hookspec
+def on_decision(decision: Decision, signal: Signal, runtime: Runtime) -> None:
+    """A signal went through the pipeline (approved or not, every reason). Isolated.
+
+    Added to DESIGN §3's list for the audit trail and analytics: every decision is observable.
+    """
 
 
 @hookspec

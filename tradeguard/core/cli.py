@@ -27,6 +27,8 @@ config_app = typer.Typer(help="Inspect and check the settings.", no_args_is_help
 app.add_typer(config_app, name="config")
 emulator_app = typer.Typer(help="The built-in MetaTrader 5 emulator.", no_args_is_help=True)
 app.add_typer(emulator_app, name="emulator")
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -309,6 +311,20 @@ def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     outbox = store.query("SELECT COUNT(*) FROM alert_outbox WHERE status = 'pending'")[0][0]
     table.add_row("alerts outstanding", str(outbox))
     console.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
+    """Walk the audit chain; exit 1 naming the first record that was edited, deleted or reordered."""
+    from tradeguard.core.audit import verify
+
+    rt, store = _store_of(settings, env)
+    key = rt.settings.audit_trail.hmac_key.get_secret_value().encode() if "audit_trail" in rt.settings else b""
+    verdict = verify(store, key)
+    if not verdict.ok:
+        err_console.print(f"[bold red]audit chain broken[/] after {verdict.records} good records: {verdict.reason}")
+        raise typer.Exit(1)
+    console.print(f"audit chain intact: {verdict.records} records")
 
 
 @emulator_app.command("serve")

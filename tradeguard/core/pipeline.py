@@ -63,12 +63,17 @@ class Pipeline:
         self.hooks = hooks
         self._decision_counters: dict[tuple[bool, str], Any] = {}
 
+    @property
+    def _observers(self) -> bool:
+        return bool(self.hooks.plans["on_decision"])
+
     # -- the pass ------------------------------------------------------------------------------
 
     def decide(self, signal: Signal) -> Decision:
         """Run ``signal`` through every step; hand an approved order to execution; journal the result."""
         token = bind_signal(signal.signal_id)
-        broker = self.runtime._broker  # a connected broker only: deciding never connects one
+        rt = self.runtime
+        broker = rt._broker  # a connected broker only: deciding never connects one
         if broker is not None:
             broker.begin_scope()
         try:
@@ -78,6 +83,8 @@ class Pipeline:
             if broker is not None:
                 broker.end_scope()
             unbind_signal(token)
+        if self._observers:
+            rt.notify("on_decision", decision=decision, signal=signal)
         return decision
 
     def _decide(self, signal: Signal) -> Decision:
