@@ -21,6 +21,7 @@ def _hermetic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in list(os.environ):
         if key.startswith("TRADEGUARD_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("TRADEGUARD_METRICS_SERVER__PORT", "0")  # every runtime in the suite on a free port
     monkeypatch.chdir(tmp_path)
 
 

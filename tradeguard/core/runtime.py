@@ -135,7 +135,9 @@ class Runtime:
             hooks = plugin_loader.register(pm, name, obj)
             records.append(plugin_loader.PluginRecord(name, "(direct)", "", repr(obj), "loaded", hooks=hooks))
         models = {**KERNEL_TABLES, **_plugin_models(pm)}
-        not_loaded = [r.name for r in records if r.status != "loaded"]
+        # tables of installed plugins this runtime did not load (disabled, failed, or not discovered)
+        registered = {name for name, _ in pm.list_name_plugin()}
+        not_loaded = [name for name in plugin_loader.candidates() if name not in registered]
         settings = validate(raw, models, env=env, source=path, tolerated=not_loaded)
         if "store" not in services:
             services["store"] = Store(Path(settings.runtime.data_dir) / settings.store.path,

@@ -1,0 +1,58 @@
+"""A real HTTP scrape of /metrics shows the base series with the values the events imply."""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tradeguard import StartupError
+from tradeguard.core.store import Store
+from tradeguard.execution.engine import ExecutionEngine
+from tradeguard.plugins.account.account_tracker import AccountTracker
+from tradeguard.plugins.monitoring.metrics_server import MetricsServer
+from tradeguard.plugins.risk.kill_switch import KillSwitch
+from tradeguard.plugins.risk.risk_guard import RiskGuard
+from tradeguard.plugins.risk.sizing import PositionSizing
+from tradeguard.testing import make_runtime, signal
+
+
+def scrape(port: int) -> dict[str, float]:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    samples = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+def test_scrape_shows_the_base_metrics_with_the_values_the_events_imply(tmp_path: Path) -> None:
+    server = MetricsServer()
+    plugins = [("execution_engine", ExecutionEngine()), ("kill_switch", KillSwitch()), ("risk_guard", RiskGuard()),
+               ("position_sizing", PositionSizing()), ("account_tracker", AccountTracker()), ("metrics_server", server)]
+    rt = make_runtime(*plugins, store=Store(tmp_path / "m.db"),
+                      settings={"metrics_server": {"port": 0}, "risk_guard": {"max_positions_per_symbol": 1}})
+    try:
+        assert rt.decide(signal(price=1.0717, stop_loss=1.0697)).approved  # filled: one success
+        rejected = rt.decide(signal(price=1.0717, stop_loss=1.0697, side="sell"))  # one per symbol: refused
+        assert rejected.reasons[0].code == "max_open_positions"
+        rt.request_halt("manual", "test", source="cli")
+        m = scrape(server.port)
+        assert m["tradeguard_execution_submit_success_total"] == 1
+        assert m['tradeguard_risk_rejections_total{qualifier="",reason="max_open_positions"}'] == 1
+        assert m["tradeguard_execution_latency_seconds_count"] == 1
+        assert m["tradeguard_kill_switch_active"] == 1
+        assert m["tradeguard_account_drawdown_pct_current"] >= 0 and m["tradeguard_account_equity"] > 9900
+        assert m['tradeguard_decisions_total{outcome="approved",stage="done"}'] == 1
+    finally:
+        rt.stop()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=2)  # stopped with the runtime
+
+
+def test_a_non_loopback_address_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StartupError, match="not a loopback address"):
+        make_runtime(("metrics_server", MetricsServer()), store=Store(tmp_path / "m.db"),
+                     settings={"metrics_server": {"host": "0.0.0.0", "port": 0}})  # fmt: skip

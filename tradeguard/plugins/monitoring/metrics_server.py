@@ -1,0 +1,61 @@
+"""Metrics server: the runtime's Prometheus registry served at ``/metrics`` (127.0.0.1 by default).
+
+Serving runs in its own thread and only reads the registry: it never touches the broker. A
+non-loopback address is refused unless ``allow_remote`` is set: metrics tell anyone who can read
+them the account's equity and positions.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from tradeguard import ConfiguredPlugin, PluginSettings, hookimpl
+
+log = logging.getLogger("tradeguard.metrics")
+
+
+class MetricsServerSettings(PluginSettings):
+    host: str = Field(default="127.0.0.1", description="address to serve /metrics on")
+    port: int = Field(default=9464, ge=0, le=65535, description="TCP port; 0 picks a free one")
+    allow_remote: bool = Field(default=False, description="allow a non-loopback host")
+
+    @field_validator("host")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value != "localhost":
+            ipaddress.ip_address(value)  # raises with the value named
+        return value
+
+
+class MetricsServer(ConfiguredPlugin):
+    settings_model = MetricsServerSettings
+    stage = 6
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.server: Any = None
+        self.port = 0
+
+    @hookimpl
+    def tradeguard_startup(self, runtime: Any) -> None:
+        super().tradeguard_startup(runtime)
+        cfg = self.cfg
+        loopback = cfg.host == "localhost" or ipaddress.ip_address(cfg.host).is_loopback
+        if not loopback and not cfg.allow_remote:
+            raise ValueError(f"metrics_server.host = {cfg.host!r}: not a loopback address (set allow_remote)")
+        from prometheus_client import start_http_server
+
+        self.server, _thread = start_http_server(cfg.port, addr=cfg.host, registry=runtime.metrics.registry)
+        self.port = self.server.server_address[1]
+        log.info("metrics served", extra={"url": f"http://{cfg.host}:{self.port}/metrics"})
+
+    @hookimpl
+    def tradeguard_shutdown(self, runtime: Any) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
