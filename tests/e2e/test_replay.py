@@ -40,6 +40,7 @@ def test_full_replay_trades_rejects_and_keeps_the_truth(default_run: tuple) -> N
     run, db = default_run
     assert run.returncode == 0, run.stderr[-3000:]
     assert "5,000" in run.stdout and "fills (deals)" in run.stdout
+    assert "audit chain" in run.stdout and "intact" in run.stdout
     con = sqlite3.connect(db)
     fills = con.execute("SELECT COUNT(*), SUM(entry = 'out') FROM fills").fetchone()
     assert fills[0] >= 4 and fills[1] >= 2  # entries and their stop-outs, journaled

@@ -194,10 +194,20 @@ def replay_cmd(
         ("final equity", f"{summary.final_equity:,.2f}"), ("max drawdown", f"{summary.max_drawdown_pct:.2f}%"),
         ("rejections", ", ".join(f"{k} {v}" for k, v in summary.rejections.most_common(6)) or "none"),
         ("kill switch", summary.kill_switch),
+        ("audit chain", _audit_line(rt)),
         ("journal", str(getattr(rt.store, "path", "memory"))),
     ):  # fmt: skip
         table.add_row(label, value)
     console.print(table)
+
+
+def _audit_line(rt: Runtime) -> str:
+    from tradeguard.core.audit import verify
+
+    if "audit_trail" not in rt.settings or not hasattr(rt.store, "query"):
+        return "not recorded (audit_trail not loaded)"
+    verdict = verify(rt.store, rt.settings.audit_trail.hmac_key.get_secret_value().encode())
+    return f"intact, {verdict.records:,} records" if verdict.ok else f"BROKEN: {verdict.reason}"
 
 
 @app.command("run")
