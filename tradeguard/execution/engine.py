@@ -140,13 +140,8 @@ class ExecutionEngine(ConfiguredPlugin):
         before = self.journal.transition(entry_id, state, self._now(), retcode=retcode, message=message,
                                          broker_order=broker_order, attempts=self._attempts or None)  # fmt: skip
         if before is not state:
-            kind = {OrderState.ACCEPTED: OrderEventKind.ACCEPTED, OrderState.FILLED: OrderEventKind.FILLED,
-                    OrderState.PARTIALLY_FILLED: OrderEventKind.PARTIALLY_FILLED,
-                    OrderState.REJECTED: OrderEventKind.REJECTED, OrderState.CANCELLED: OrderEventKind.CANCELLED,
-                    OrderState.EXPIRED: OrderEventKind.EXPIRED, OrderState.UNKNOWN: OrderEventKind.UNKNOWN,
-                    OrderState.SUBMITTED: OrderEventKind.SUBMITTED}.get(state)  # fmt: skip
-            if kind is not None:
-                self._event(entry_id, kind, symbol, retcode, message)
+            if state is not OrderState.NEW:  # every other state has its event of the same name
+                self._event(entry_id, OrderEventKind(state.value), symbol, retcode, message)
             if state is OrderState.REJECTED or state is OrderState.UNKNOWN:
                 self._fail.labels(state.value).inc()
             elif state in (OrderState.ACCEPTED, OrderState.FILLED) and before in (

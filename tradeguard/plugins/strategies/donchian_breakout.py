@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from tradeguard import Bar, ConfiguredPlugin, PluginSettings, Signal, hookimpl
-from tradeguard.plugins.strategies.ma_crossover import average_true_range
+from tradeguard.plugins.strategies.ma_crossover import average_true_range, follows
 
 
 class BreakoutSettings(PluginSettings):
@@ -28,7 +28,7 @@ class DonchianBreakout(ConfiguredPlugin):
     @hookimpl
     def generate_signals(self, bar: Bar, runtime: Any) -> list[Signal]:
         cfg = self.cfg
-        if bar.timeframe != cfg.timeframe or (cfg.symbols and bar.symbol not in cfg.symbols):
+        if not follows(cfg, bar):
             return []
         bars = runtime.bars.get(bar.symbol, bar.timeframe, max(cfg.channel, cfg.atr_period) + 1)
         if len(bars) < max(cfg.channel, cfg.atr_period) + 1:

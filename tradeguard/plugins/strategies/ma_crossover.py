@@ -15,6 +15,11 @@ from pydantic import Field, model_validator
 from tradeguard import Bar, ConfiguredPlugin, PluginSettings, Signal, hookimpl
 
 
+def follows(cfg: Any, bar: Bar) -> bool:
+    """Whether a strategy configured with ``symbols``/``timeframe`` trades on this bar."""
+    return bar.timeframe == cfg.timeframe and (not cfg.symbols or bar.symbol in cfg.symbols)
+
+
 def average_true_range(bars: np.ndarray, period: int) -> float:
     h, lo, c = bars["high"][-period:], bars["low"][-period:], bars["close"][-period - 1 : -1]
     return float(np.maximum(h - lo, np.maximum(np.abs(h - c), np.abs(lo - c))).mean())
@@ -42,7 +47,7 @@ class MovingAverageCrossover(ConfiguredPlugin):
     @hookimpl
     def generate_signals(self, bar: Bar, runtime: Any) -> list[Signal]:
         cfg = self.cfg
-        if bar.timeframe != cfg.timeframe or (cfg.symbols and bar.symbol not in cfg.symbols):
+        if not follows(cfg, bar):
             return []
         bars = runtime.bars.get(bar.symbol, bar.timeframe, cfg.slow + 1)
         if len(bars) < cfg.slow + 1 or len(bars) < cfg.atr_period + 1:
