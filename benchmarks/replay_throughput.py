@@ -6,7 +6,8 @@ Two configurations in the same run:
   kill switch, execution engine with its SQLite journal, account tracker, reconciler, alignment);
 * kernel + execution - the kernel, the emulator, the two strategies and the execution engine only.
 
-Peak RSS is reported for the process. Targets (issue 7): full >= 18,000 bars/s at <= 250 MB; kernel +
+Both journal with synchronous=NORMAL, as `tradeguard replay` does. Peak RSS is reported for the
+process. Targets (issue 7): full >= 18,000 bars/s at <= 250 MB; kernel +
 emulator + strategy >= 50,000 bars/s.
 
 Usage: python benchmarks/replay_throughput.py [--bars N]
@@ -43,7 +44,7 @@ def write_csv(path: Path, n: int) -> None:
 def run(data: Path, workdir: Path, enabled: list[str] | None) -> tuple[int, float]:
     overrides: dict[str, dict[str, object]] = {
         "broker": {"emulator": {"data": str(data)}}, "runtime": {"data_dir": str(workdir)},
-        "logging": {"level": "ERROR"},
+        "logging": {"level": "ERROR"}, "store": {"synchronous": "NORMAL"}, "metrics_server": {"port": 0},
         # keep trading through the whole run: the hard limits would stop the strategies early
         "risk_guard": {"daily_loss_limit_pct": 0.0, "max_drawdown_pct": 0.0},
     }  # fmt: skip

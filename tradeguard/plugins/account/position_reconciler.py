@@ -133,8 +133,11 @@ class PositionReconciler(ConfiguredPlugin):
             missing=missing, unknown=unknown, volume_drift=drift, sltp_mismatch=tuple(mismatch),
             unprotected=tuple(unprotected), foreign=tuple(p.ticket for p in others), details=details,
         )  # fmt: skip
-        self.last_report = report
-        self.rt.store.kv_put("reconciliation", "last", report.model_dump(mode="json"))
+        previous, self.last_report = self.last_report, report
+        if previous is None or report.model_dump(exclude={"time", "cause"}) != previous.model_dump(
+            exclude={"time", "cause"}
+        ):  # persisted when the verdict changes, not on every run
+            self.rt.store.kv_put("reconciliation", "last", report.model_dump(mode="json"))
         self._raise_alerts(report)
         self.rt.notify("on_reconciliation", report=report)
         issues = len(missing) + len(unknown) + len(drift) + len(mismatch)
