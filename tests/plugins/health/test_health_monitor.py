@@ -1,0 +1,86 @@
+"""Health status transitions over the emulator's fault injection."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tradeguard import Alert, HealthReport, HealthStatus, hookimpl
+from tradeguard.core.clock import ReplayClock
+from tradeguard.core.store import Store
+from tradeguard.plugins.health.mt5_health_monitor import MT5HealthMonitor
+from tradeguard.plugins.risk.kill_switch import KillSwitch
+from tradeguard.testing import make_runtime
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.reports: list[HealthReport] = []
+        self.alerts: list[Alert] = []
+
+    @hookimpl
+    def on_health(self, report: HealthReport) -> None:
+        self.reports.append(report)
+
+    @hookimpl
+    def on_alert(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+
+def monitored(tmp_path: Path, faults: dict | None = None, **cfg: Any) -> tuple[Any, MT5HealthMonitor, Seen]:
+    monitor, seen = MT5HealthMonitor(), Seen()
+    settings = {"broker": {"emulator": {"faults": faults or {}}}, "mt5_health_monitor": cfg}
+    rt = make_runtime(("kill_switch", KillSwitch()), ("mt5_health_monitor", monitor), ("seen", seen),
+                      store=Store(tmp_path / "h.db"), clock=ReplayClock(datetime(2017, 4, 19, 9, tzinfo=UTC)),
+                      settings=settings)
+    return rt, monitor, seen
+
+
+def gauge(rt: Any) -> float:
+    return rt.metrics.registry.get_sample_value("tradeguard_health_connection_status")
+
+
+def test_healthy_terminal_is_ok(tmp_path: Path) -> None:
+    rt, monitor, seen = monitored(tmp_path)
+    report = monitor.aggregate_health()
+    assert report.status is HealthStatus.OK and report.connected and report.trade_allowed
+    assert gauge(rt) == 2 and seen.reports[-1] is report and seen.alerts == []
+
+
+def test_disconnect_is_critical_then_recovers_and_a_long_outage_halts(tmp_path: Path) -> None:
+    rt, monitor, seen = monitored(tmp_path, faults={"disconnect_rate": 1.0, "disconnect_seconds": 7200},
+                                  outage_halt_seconds=3600)  # fmt: skip
+    rt.broker.send({"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "type_filling": 1})  # starts the window
+    report = monitor.aggregate_health()
+    assert report.status is HealthStatus.CRITICAL and not report.connected and gauge(rt) == 0
+    assert [a.error_code for a in seen.alerts] == ["health_critical"]
+    rt.clock.advance(timedelta(hours=1))
+    monitor.aggregate_health()  # still down an hour later: a halt is requested
+    assert rt.store.kill_state()[:2] == ("HALTED", "connection_lost")
+    rt.broker.mt5.replay_step(12)  # three hours of market later the window has closed
+    rt.clock.advance(timedelta(hours=2))
+    assert monitor.aggregate_health().status is HealthStatus.OK and gauge(rt) == 2
+
+
+def test_stale_ticks_slow_ping_and_disabled_algo_trading(tmp_path: Path) -> None:
+    rt, monitor, _ = monitored(tmp_path, faults={"stale_tick_rate": 1.0}, max_tick_age_seconds=3600)
+    rt.broker.mt5.replay_step(8)  # two bars on, the published quote is still the first bar's
+    rt.clock.advance(timedelta(hours=2))
+    report = monitor.aggregate_health()
+    assert report.status is HealthStatus.DEGRADED and "EURUSD.ticks" in report.checks
+    rt, monitor, _ = monitored(tmp_path / "2", faults={"latency_ms": 5}, max_ping_ms=1)
+    report = monitor.aggregate_health()
+    assert report.status is HealthStatus.DEGRADED and report.checks["latency"] == "ping 5 ms > 1 ms"
+    rt, monitor, _ = monitored(tmp_path / "3")
+    rt.broker.mt5.admin_set_algo_trading(False)
+    report = monitor.aggregate_health()
+    assert report.status is HealthStatus.CRITICAL and report.checks["connection"] == "Algo Trading is disabled"
+
+
+def test_close_only_symbol_degrades(tmp_path: Path) -> None:
+    rt, monitor, _ = monitored(tmp_path)
+    rt.broker.mt5.admin_set_trade_mode("EURUSD", 3)
+    rt.broker.refresh_spec("EURUSD")
+    report = monitor.aggregate_health()
+    assert report.status is HealthStatus.DEGRADED and report.checks["EURUSD.trade_mode"] == "close only"

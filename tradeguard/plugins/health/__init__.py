@@ -1,0 +1,1 @@
+"""Health plugins: the MT5 terminal health monitor (HLT)."""

@@ -1,0 +1,185 @@
+"""MT5 health monitor (HLT): is the terminal fit to trade, right now?
+
+Checks: terminal connected to its trade server; Algo Trading allowed in the terminal and for the
+account; ping; tick age against the runtime clock (stale quotes); spread blow-out against the
+symbol's usual spread; symbol trade mode (disabled or close-only); consecutive API errors.
+``aggregate_health()`` folds them into OK / DEGRADED / CRITICAL, publishes 2 / 1 / 0 as
+``tradeguard_health_connection_status``, alerts on every degradation and fires ``on_health``.
+A lost IPC link is reconnected with backoff; an outage longer than ``outage_halt_seconds``
+requests a halt.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from collections import defaultdict, deque
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import Field
+
+from tradeguard import (
+    AlertChannel,
+    ConfiguredPlugin,
+    HealthReport,
+    HealthStatus,
+    Job,
+    KillState,
+    PluginSettings,
+    Severity,
+    hookimpl,
+)
+
+log = logging.getLogger("tradeguard.health")
+_RANK = {HealthStatus.OK: 0, HealthStatus.DEGRADED: 1, HealthStatus.CRITICAL: 2}
+
+
+class HealthSettings(PluginSettings):
+    check_seconds: float = Field(default=10.0, gt=0, description="how often health is aggregated")
+    max_tick_age_seconds: float = Field(default=120.0, gt=0, description="older quotes are stale (DEGRADED)")
+    max_ping_ms: float = Field(default=500.0, gt=0, description="a slower terminal ping is DEGRADED")
+    spread_blowout_multiple: float = Field(default=5.0, gt=1, description="spread above this x its median: DEGRADED")
+    api_error_streak: int = Field(default=3, ge=1, description="this many failed checks in a row: CRITICAL")
+    reconnect_backoff_seconds: float = Field(default=5.0, gt=0, description="first pause between reconnects; doubles")
+    outage_halt_seconds: float = Field(default=300.0, gt=0, description="disconnected this long requests a halt")
+
+
+class MT5HealthMonitor(ConfiguredPlugin):
+    settings_model = HealthSettings
+    stage = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: HealthReport | None = None
+        self.errors = 0
+        self._spreads: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=500))
+        self._down_since: datetime | None = None
+        self._next_reconnect: datetime | None = None
+        self._backoff = 0.0
+        self._halted = False
+
+    @hookimpl
+    def tradeguard_startup(self, runtime: Any) -> None:
+        super().tradeguard_startup(runtime)
+        self.rt = runtime
+        m = runtime.metrics
+        self._status = m.gauge("tradeguard_health_connection_status", "Terminal health: 2 OK, 1 DEGRADED, 0 CRITICAL")
+        self._ping = m.gauge("tradeguard_terminal_ping_ms", "Terminal ping to its trade server, ms")
+        self._age = m.gauge("tradeguard_tick_age_seconds", "Age of the latest quote, seconds", ("symbol",))
+        self._spread = m.gauge("tradeguard_spread_points", "Current spread, points", ("symbol",))
+
+    @hookimpl
+    def periodic_jobs(self, runtime: Any) -> list[Job]:
+        return [Job(name="health.check", every=timedelta(seconds=self.cfg.check_seconds),
+                    run=lambda rt: self.aggregate_health(), run_at_start=True)]  # fmt: skip
+
+    # ------------------------------------------------------------------ the spec's API ----------
+
+    def check_connection(self) -> tuple[bool, bool, str]:
+        """(connected, trading allowed, detail); reconnects the IPC link, with backoff, when it is gone."""
+        broker = self.rt.broker
+        try:
+            terminal = broker.terminal()
+            account = broker.account()
+        except Exception as exc:
+            self._reconnect()
+            return False, False, f"terminal unreachable: {exc}"
+        allowed = terminal.trade_allowed and account.trade_allowed and account.trade_expert
+        detail = "ok" if terminal.connected and allowed else (
+            "no trade-server connection" if not terminal.connected else "Algo Trading is disabled")  # fmt: skip
+        return terminal.connected, allowed, detail
+
+    def measure_latency(self) -> float:
+        """The terminal's last ping to its trade server, in milliseconds."""
+        ping = self.rt.broker.terminal().ping_ms
+        self._ping.set(ping)
+        return ping
+
+    def data_freshness(self, symbol: str) -> float:
+        """Seconds since the symbol's latest quote, against the runtime clock."""
+        age = max(0.0, (self.rt.clock.now() - self.rt.broker.quote(symbol).time).total_seconds())
+        self._age.labels(symbol).set(age)
+        return age
+
+    def aggregate_health(self) -> HealthReport:
+        cfg, now = self.cfg, self.rt.clock.now()
+        checks: dict[str, str] = {}
+        status = HealthStatus.OK
+        ping = None
+        connected, allowed, detail = self.check_connection()
+        checks["connection"] = detail
+        if not connected or not allowed:
+            status = HealthStatus.CRITICAL
+        try:
+            ping = self.measure_latency()
+            if ping > cfg.max_ping_ms:
+                checks["latency"] = f"ping {ping:.0f} ms > {cfg.max_ping_ms:g} ms"
+                status = max(status, HealthStatus.DEGRADED, key=_RANK.get)
+            for symbol in self.rt.settings.runtime.symbols:
+                status = max(status, self._symbol(symbol, checks), key=_RANK.get)
+            self.errors = 0
+        except Exception as exc:
+            self.errors += 1
+            checks["api"] = f"{self.errors} failed checks in a row: {type(exc).__name__}: {exc}"
+            status = max(status, HealthStatus.DEGRADED if self.errors < cfg.api_error_streak else HealthStatus.CRITICAL,
+                         key=_RANK.get)  # fmt: skip
+        self._down_since = None if connected else (self._down_since or now)
+        if self._down_since is not None:
+            down = (now - self._down_since).total_seconds()
+            checks["outage"] = f"disconnected for {down:.0f} s"
+            if down >= cfg.outage_halt_seconds and not self._halted:
+                self._halted = True
+                self.rt.request_halt("connection_lost", f"terminal disconnected for {down:.0f} s",
+                                     source="mt5_health_monitor", state=KillState.HALTED)  # fmt: skip
+        else:
+            self._halted = False
+        report = HealthReport(time=now, status=status, connected=connected, trade_allowed=allowed, ping_ms=ping,
+                              checks=checks)  # fmt: skip
+        self._publish(report)
+        return report
+
+    # ------------------------------------------------------------------ internals ---------------
+
+    def _symbol(self, symbol: str, checks: dict[str, str]) -> HealthStatus:
+        cfg, status = self.cfg, HealthStatus.OK
+        spec = self.rt.broker.symbol_spec(symbol)
+        if spec.trade_mode in (0, 3):
+            checks[f"{symbol}.trade_mode"] = "disabled" if spec.trade_mode == 0 else "close only"
+            status = HealthStatus.DEGRADED
+        age = self.data_freshness(symbol)
+        if age > cfg.max_tick_age_seconds:
+            checks[f"{symbol}.ticks"] = f"last quote {age:.0f} s old > {cfg.max_tick_age_seconds:g} s"
+            status = HealthStatus.DEGRADED
+        spread = self.rt.broker.quote(symbol).spread / spec.point
+        self._spread.labels(symbol).set(spread)
+        usual = self._spreads[symbol]
+        if len(usual) >= 10 and spread > cfg.spread_blowout_multiple * statistics.median(usual):
+            checks[f"{symbol}.spread"] = f"{spread:.0f} points > {cfg.spread_blowout_multiple:g} x usual"
+            status = HealthStatus.DEGRADED
+        usual.append(spread)
+        return status
+
+    def _reconnect(self) -> None:
+        now = self.rt.clock.now()
+        if self._next_reconnect is not None and now < self._next_reconnect:
+            return
+        self._backoff = min(300.0, self._backoff * 2 if self._backoff else self.cfg.reconnect_backoff_seconds)
+        self._next_reconnect = now + timedelta(seconds=self._backoff)
+        try:
+            self.rt.broker.connect()
+            self._backoff, self._next_reconnect = 0.0, None
+            log.warning("terminal reconnected")
+        except Exception as exc:
+            log.error("reconnect failed", extra={"error": str(exc), "next_in_s": self._backoff})
+
+    def _publish(self, report: HealthReport) -> None:
+        self._status.set(report.status.gauge)
+        previous, self.last = self.last, report
+        worse = previous is None or _RANK[report.status] > _RANK[previous.status]
+        if worse and report.status is not HealthStatus.OK:  # every degradation is alerted, once
+            severity = Severity.CRITICAL if report.status is HealthStatus.CRITICAL else Severity.WARNING
+            self.rt.alert(channel=AlertChannel.HEALTH, severity=severity, module="mt5_health_monitor",
+                          error_code=f"health_{report.status.value.lower()}",
+                          message=f"terminal health {report.status.value}: {report.checks}")  # fmt: skip
+        self.rt.notify("on_health", report=report)
