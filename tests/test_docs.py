@@ -18,9 +18,9 @@ def builtin_models() -> dict[str, type[BaseModel]]:
 
     models = dict(KERNEL_TABLES)
     for name, ep in candidates().items():
-        if ep.value.startswith("tradeguard."):
-            model = ep.load()().tradeguard_settings()
-            models[name] = model
+        plugin = ep.load()() if ep.value.startswith("tradeguard.") else None
+        if hasattr(plugin, "tradeguard_settings"):  # some built-ins have no settings of their own
+            models[name] = plugin.tradeguard_settings()
     return models
 
 

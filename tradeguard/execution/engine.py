@@ -96,6 +96,7 @@ class ExecutionEngine(ConfiguredPlugin):
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
         self._attempts = 0
+        self._submitted_at = 0.0
         if not isinstance(runtime.store, Store):
             raise StartupError("execution_engine needs the SQLite store (settings [store])")
         self.rt = runtime
@@ -107,6 +108,9 @@ class ExecutionEngine(ConfiguredPlugin):
         self._fail = m.counter("tradeguard_execution_submit_fail_total", "Orders that ended rejected or unknown",
                                ("reason",))  # fmt: skip
         self._latency = m.histogram("tradeguard_execution_latency_seconds", "order_send round trip")
+        self._to_send = m.histogram("tradeguard_decision_to_send_seconds", "submit_order to order_send, in process")
+        self._slippage = m.histogram("tradeguard_slippage_points", "Deal price vs the price order_send asked, points "
+                                     "(+ worse)", ("symbol",), buckets=(-20, -5, -1, 0, 1, 5, 20, 100))  # fmt: skip
         self._retcodes = m.counter("tradeguard_execution_retcodes_total", "order_send outcomes by retcode name",
                                    ("retcode",))  # fmt: skip
         runtime.provide_execution(self)
@@ -175,8 +179,7 @@ class ExecutionEngine(ConfiguredPlugin):
         if order.order_type is OrderType.MARKET:
             req.update(action=DEAL, type=0 if order.side is Side.BUY else 1)
             if spec.exemode not in MARKET_EXECUTION:  # instant/request execution quotes the price it accepts
-                quote = self.broker.quote(order.symbol)
-                req["price"] = quote.ask if order.side is Side.BUY else quote.bid
+                req["price"] = self._market_price(order)
             if order.position_ticket is not None and self.broker.account().hedging:
                 req["position"] = order.position_ticket
         else:
@@ -191,6 +194,7 @@ class ExecutionEngine(ConfiguredPlugin):
 
     def submit_order(self, order: OrderIntent) -> str:
         """Journal, check and send ``order``; return its client id (its fate is in the journal and events)."""
+        self._submitted_at = time.perf_counter()
         refusal = self._kill_refusal(order)
         if refusal:
             raise ExecutionRefused(refusal)
@@ -218,10 +222,17 @@ class ExecutionEngine(ConfiguredPlugin):
         q = self.broker.quote(request["symbol"])
         return {**request, "price": q.ask if request["type"] == 0 else q.bid}
 
+    def _market_price(self, order: OrderIntent) -> float:
+        """The side's price the decision saw (the adapter memoises quotes per decision)."""
+        q = self.broker.quote(order.symbol)
+        return q.ask if order.side is Side.BUY else q.bid
+
     def _send(self, client_id: str, request: dict[str, Any], attempt: int) -> SendResult:
         """One ``order_send``. Nothing is written first: the intent's journal entry (``new``) is the durable
         record that protects it; the outcome is written with the attempt count right after."""
         self._attempts = attempt
+        if attempt == 1 and self._submitted_at:
+            self._to_send.observe(time.perf_counter() - self._submitted_at)
         result = self.broker.send(request)
         self._latency.observe(result.seconds)
         self._retcodes.labels(result.name).inc()
@@ -278,11 +289,14 @@ class ExecutionEngine(ConfiguredPlugin):
         if res.retcode == 10008:
             self._move(client_id, OrderState.ACCEPTED, order.symbol, res.retcode, res.name, broker_order=res.order)
             return 0.0
+        spec = self.broker.symbol_spec(order.symbol)
+        asked = request.get("price") or self._market_price(order)
         for deal in self.broker.deals_for_order(res.order):
-            self._record(deal, client_id)
+            if self._record(deal, client_id) is not None:
+                worse = (deal.price - asked) * order.side.sign / spec.point
+                self._slippage.labels(order.symbol).observe(round(worse, 1))
         entry = self.journal.get(client_id)
         assert entry is not None
-        spec = self.broker.symbol_spec(order.symbol)
         rest = spec.floor_volume(order.volume - entry.filled_volume)
         if rest < spec.volume_min:
             self._move(client_id, OrderState.FILLED, order.symbol, res.retcode, res.name, broker_order=res.order)

@@ -56,3 +56,34 @@ def test_a_non_loopback_address_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StartupError, match="not a loopback address"):
         make_runtime(("metrics_server", MetricsServer()), store=Store(tmp_path / "m.db"),
                      settings={"metrics_server": {"host": "0.0.0.0", "port": 0}})  # fmt: skip
+
+
+def test_latency_and_broker_metrics_follow_real_orders(tmp_path: Path) -> None:
+    from tradeguard.plugins.monitoring.broker_metrics import BrokerMetrics
+    from tradeguard.plugins.monitoring.latency_metrics import LatencyMetrics
+
+    plugins = [("execution_engine", ExecutionEngine()), ("position_sizing", PositionSizing()),
+               ("latency_metrics", LatencyMetrics()), ("broker_metrics", BrokerMetrics())]  # fmt: skip
+    rt = make_runtime(*plugins, store=Store(tmp_path / "b.db"), settings={
+        "broker": {"emulator": {"slippage_points": 3, "faults": {"seed": 1, "requote_rate": 0.3, "reject_rate": 0.2}}},
+        "execution_engine": {"max_price_retries": 0}})  # fmt: skip
+    for n in range(30):
+        buy = n % 2 == 1
+        rt.decide(signal(price=1.0717, stop_loss=1.0697 if buy else 1.0737, side="buy" if buy else "sell",
+                         signal_id=f"s{n}"))  # fmt: skip
+    value = rt.metrics.registry.get_sample_value
+    filled = value("tradeguard_execution_submit_success_total")
+    rejected = value("tradeguard_execution_submit_fail_total", {"reason": "rejected"})
+    assert filled and rejected and value("tradeguard_broker_fill_ratio") == pytest.approx(filled / (filled + rejected))
+    retcodes = {code: value("tradeguard_execution_retcodes_total", {"retcode": code}) or 0.0
+                for code in ("DONE", "REQUOTE", "PRICE_CHANGED", "REJECT")}  # fmt: skip
+    assert retcodes["REQUOTE"] + retcodes["PRICE_CHANGED"] > 0
+    assert value("tradeguard_broker_requote_rate") == pytest.approx(
+        (retcodes["REQUOTE"] + retcodes["PRICE_CHANGED"]) / sum(retcodes.values()))  # fmt: skip
+    assert value("tradeguard_slippage_points_count", {"symbol": "EURUSD"}) == filled
+    # the emulator slips by 0..3 points, always against us; negative buckets mean the client exports no _sum
+    assert value("tradeguard_slippage_points_bucket", {"symbol": "EURUSD", "le": "-1.0"}) == 0
+    assert value("tradeguard_slippage_points_bucket", {"symbol": "EURUSD", "le": "5.0"}) == filled
+    assert value("tradeguard_signal_to_decision_seconds_count") == 30
+    assert value("tradeguard_decision_to_send_seconds_count") == 30
+    assert value("tradeguard_fill_to_journal_seconds_count") == filled
