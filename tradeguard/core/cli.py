@@ -324,6 +324,15 @@ def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     outbox = store.query("SELECT COUNT(*) FROM alert_outbox WHERE status = 'pending'")[0][0]
     table.add_row("alerts outstanding", str(outbox))
     console.print(table)
+    slow = store.kv_get("profiler", "table")
+    if slow:
+        prof = Table(title="slowest plugin hooks (profiler)")
+        for col in ("plugin", "hook", "calls", "total s", "mean µs", "max µs"):
+            prof.add_column(col, justify="left" if col in ("plugin", "hook") else "right")
+        for r in slow[:10]:
+            prof.add_row(r["plugin"], r["hook"], f"{r['calls']:,}", f"{r['total_s']:.3f}", f"{r['mean_us']:.1f}",
+                         f"{r['max_us']:.0f}")  # fmt: skip
+        console.print(prof)
 
 
 @audit_app.command("verify")
