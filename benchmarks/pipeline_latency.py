@@ -26,6 +26,7 @@ from typing import Any
 from tradeguard import OrderIntent, Targets
 from tradeguard.core.store import Store
 from tradeguard.plugins.confluence.signal_dedup import SignalDeduplicator
+from tradeguard.plugins.monitoring.profiler import Profiler
 from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.plugins.risk.risk_guard import RiskGuard
 from tradeguard.plugins.risk.sizing import PositionSizing
@@ -44,8 +45,9 @@ def pct(samples: list[float]) -> tuple[float, float]:
     return s[len(s) // 2] * 1e6, s[int(len(s) * 0.99)] * 1e6
 
 
-def build(db: Path) -> Any:
-    plugins = [("kill_switch", KillSwitch()), ("risk_guard", RiskGuard()), ("position_sizing", PositionSizing()),
+def build(db: Path, profiled: bool = False) -> Any:
+    plugins = [*([("profiler", Profiler())] if profiled else []),
+               ("kill_switch", KillSwitch()), ("risk_guard", RiskGuard()), ("position_sizing", PositionSizing()),
                ("target_stop_engine", TargetStopEngine()), ("signal_validation_gate", SignalValidationGate()),
                ("signal_deduplicator", SignalDeduplicator())]  # fmt: skip
     return make_runtime(*plugins, execution=NullExecution(), store=Store(db),
@@ -60,15 +62,20 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         rt = build(Path(d) / "kernel.db")
         bare_rt = build(Path(d) / "bare.db")
+        prof_rt = build(Path(d) / "profiled.db", profiled=True)
         signals = [signal(price=1.0717, stop_loss=1.0697, bar_time=T0 - timedelta(hours=1, seconds=3 * i),
                           created_at=T0) for i in range(args.signals)]  # fmt: skip
-        kernel, bare, approved = [], [], 0
+        kernel, bare, profiled, approved = [], [], [], 0
         for n, sig in enumerate(signals):
             start = time.perf_counter()
             decision = rt.decide(sig)
             kernel.append(time.perf_counter() - start)
             approved += decision.approved
             rt.clock.advance(timedelta(seconds=3))
+            start = time.perf_counter()
+            prof_rt.decide(sig)
+            profiled.append(time.perf_counter() - start)
+            prof_rt.clock.advance(timedelta(seconds=3))
             hook, kw = bare_rt.pm.hook, {"signal": sig, "runtime": bare_rt}
             start = time.perf_counter()
             hook.validate_signal(**kw)
@@ -84,11 +91,14 @@ def main() -> None:
             bare_rt.clock.advance(timedelta(seconds=3))
             del n
         rt.stop()
+        prof_rt.stop()
     k50, k99 = pct(kernel[200:])
+    p50, p99 = pct(profiled[200:])
     b50, b99 = pct(bare[200:])
     print(f"full built-in decision pipeline, {args.signals} distinct signals ({approved} approved), emulator + SQLite")
     print(f"  kernel decide:      p50 {k50:6.1f} µs   p99 {k99:6.1f} µs   (target p99 <= 100 µs)")
     print(f"  bare pluggy calls:  p50 {b50:6.1f} µs   p99 {b99:6.1f} µs")
+    print(f"  with the profiler:  p50 {p50:6.1f} µs   p99 {p99:6.1f} µs   (+{p50 - k50:.1f} µs p50)")
     print(f"  kernel / bare:      p50 {k50 / b50:4.2f}x   p99 {k99 / b99:4.2f}x   (target <= 3x)")
 
 

@@ -197,10 +197,18 @@ def replay_cmd(
         ("rejections", ", ".join(f"{k} {v}" for k, v in summary.rejections.most_common(6)) or "none"),
         ("kill switch", summary.kill_switch),
         ("audit chain", _audit_line(rt)),
+        ("slowest hooks", _profile_line(rt)),
         ("journal", str(getattr(rt.store, "path", "memory"))),
     ):  # fmt: skip
         table.add_row(label, value)
     console.print(table)
+
+
+def _profile_line(rt: Runtime) -> str:
+    profiler = rt.pm.get_plugin("profiler")
+    if profiler is None or not hasattr(profiler, "table"):
+        return "not measured (profiler not loaded)"
+    return ", ".join(f"{r['plugin']}.{r['hook']} {r['total_s']:.2f} s" for r in profiler.table()[:3])
 
 
 def _audit_line(rt: Runtime) -> str:
