@@ -121,6 +121,10 @@ class RiskGuard(ConfiguredPlugin):
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
+        limits = runtime.metrics.gauge("tradeguard_risk_limit_pct", "Configured loss limits, percent (0 = off); "
+                                       "for alert rules such as drawdown near its limit", ("limit",))  # fmt: skip
+        limits.labels("max_drawdown").set(self.cfg.max_drawdown_pct)
+        limits.labels("daily_loss").set(self.cfg.daily_loss_limit_pct)
 
     # ------------------------------------------------------------------ the spec's API ----------
 
