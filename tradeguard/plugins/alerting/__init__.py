@@ -1,0 +1,1 @@
+"""Alert manager and its delivery channels."""
