@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tradeguard import OrderIntent
 from tradeguard.core.store import Store
 from tradeguard.execution.engine import ExecutionEngine
@@ -53,6 +55,9 @@ def test_missing_unknown_drift_and_unprotected(tmp_path: Path) -> None:
     assert not report.consistent
     assert report.volume_drift == {str(ours.ticket): -0.1}
     assert report.unknown == (orphan,) and report.unprotected == (orphan,)
+    drift = {k: rt.metrics.registry.get_sample_value("tradeguard_reconciliation_drift", {"kind": k})
+             for k in ("missing", "unknown", "unprotected", "volume")}  # fmt: skip
+    assert drift == {"missing": 0, "unknown": 1, "unprotected": 1, "volume": pytest.approx(0.1)}
     eng.poll_fills()  # the journal learns the broker's deals ...
     direct(rt, type=1, volume=0.2, position=ours.ticket, magic=OURS)  # ... and then misses a full close
     report = rec.run_reconciliation("again")

@@ -66,6 +66,8 @@ class PositionReconciler(ConfiguredPlugin):
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
+        self._drift = runtime.metrics.gauge("tradeguard_reconciliation_drift", "Discrepancies in the last "
+                                            "reconciliation, by kind (volume: lots)", ("kind",))  # fmt: skip
         if hasattr(runtime.execution, "journal"):
             totals = runtime.store.query("SELECT position_id, symbol, entry, side, SUM(volume) FROM fills "
                                          "GROUP BY position_id, symbol, entry, side")  # fmt: skip
@@ -139,6 +141,10 @@ class PositionReconciler(ConfiguredPlugin):
         ):  # persisted when the verdict changes, not on every run
             self.rt.store.kv_put("reconciliation", "last", report.model_dump(mode="json"))
         self._raise_alerts(report)
+        for kind, value in (("missing", len(missing)), ("unknown", len(unknown)), ("sltp_mismatch", len(mismatch)),
+                            ("unprotected", len(unprotected)), ("foreign", len(others)),
+                            ("volume", sum(abs(v) for v in drift.values()))):  # fmt: skip
+            self._drift.labels(kind).set(value)
         self.rt.notify("on_reconciliation", report=report)
         issues = len(missing) + len(unknown) + len(drift) + len(mismatch)
         if issues >= cfg.halt_after_issues:
