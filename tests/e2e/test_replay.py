@@ -74,3 +74,19 @@ def test_same_seed_same_journal(tmp_path: Path) -> None:
     assert other.returncode == 0 and journal_digest(tmp_path / "c" / "var" / "tradeguard.db") not in digests
     orders = sqlite3.connect(tmp_path / "a" / "var" / "tradeguard.db").execute("SELECT COUNT(*) FROM orders")
     assert orders.fetchone()[0] >= 20
+
+
+def test_the_replay_alerts_reach_a_webhook_configured_from_the_environment(tmp_path: Path) -> None:
+    from ..plugins.alerting.test_alert_manager import Receiver
+
+    desk = Receiver()
+    try:
+        destinations = f'@json {{"desk": {{"kind": "webhook", "url": "{desk.url}/hook", "min_severity": "CRITICAL"}}}}'
+        run = replay(tmp_path, "--to", "2017-05-01T00:00", TRADEGUARD_ALERT_MANAGER__DESTINATIONS=destinations)
+        assert run.returncode == 0, run.stderr[-3000:]
+    finally:
+        desk.server.shutdown()
+    codes = [body["error_code"] for _, body in desk.posts]
+    assert "daily_loss_limit" in codes and all(body["severity"] == "CRITICAL" for _, body in desk.posts)
+    con = sqlite3.connect(tmp_path / "var" / "tradeguard.db")
+    assert con.execute("SELECT COUNT(*) FROM alert_outbox WHERE status != 'sent'").fetchone()[0] == 0
