@@ -90,3 +90,31 @@ def test_the_replay_alerts_reach_a_webhook_configured_from_the_environment(tmp_p
     assert "daily_loss_limit" in codes and all(body["severity"] == "CRITICAL" for _, body in desk.posts)
     con = sqlite3.connect(tmp_path / "var" / "tradeguard.db")
     assert con.execute("SELECT COUNT(*) FROM alert_outbox WHERE status != 'sent'").fetchone()[0] == 0
+
+
+def test_metrics_scraped_during_a_replay_follow_it(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from tradeguard.core.clock import ReplayClock
+    from tradeguard.core.replay import replay as run_replay
+    from tradeguard.core.runtime import Runtime
+
+    from ..plugins.monitoring.test_metrics_server import scrape
+
+    overrides = {"runtime": {"data_dir": str(tmp_path)}, "metrics_server": {"port": 0}, "logging": {"level": "ERROR"}}
+    rt = Runtime.build(REPO / "settings.toml", None, clock=ReplayClock(datetime(1970, 1, 2, tzinfo=UTC)),
+                       overrides=overrides)  # fmt: skip
+    port = rt.pm.get_plugin("metrics_server")
+    scrapes: list[dict[str, float]] = []
+
+    def during(summary: object) -> None:
+        scrapes.append({**scrape(port.port), "bars": float(summary.bars)})  # type: ignore[attr-defined]
+
+    run_replay(rt, progress=during, every=50)  # the gap comes about 100 bars in
+    rt.stop()
+    assert len(scrapes) >= 50
+    decided = [sum(v for k, v in s.items() if k.startswith("tradeguard_decisions_total")) for s in scrapes]
+    assert decided == sorted(decided) and decided[-1] > decided[0] > 0  # counted as the replay goes
+    killed = [s["tradeguard_kill_switch_active"] for s in scrapes]
+    assert killed[0] == 0 and killed[-1] == 1  # the gap latches the switch mid-replay
+    assert all(s["tradeguard_account_equity"] > 0 for s in scrapes)
