@@ -42,6 +42,9 @@ TIMEFRAMES: tuple[str, ...] = (
 )  # fmt: skip
 
 
+_FIELD_COUNT: dict[type, int] = {}
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
@@ -52,7 +55,10 @@ class _Frozen(BaseModel):
         Every field must be given: this is ``model_construct`` without its default handling, which
         costs a quarter of it. Never use it on data that crossed a trust boundary.
         """
-        if len(values) != len(cls.model_fields):
+        count = _FIELD_COUNT.get(cls)
+        if count is None:  # ``model_fields`` is a computed property in recent pydantic: look it up once
+            count = _FIELD_COUNT[cls] = len(cls.model_fields)
+        if len(values) != count:
             missing = sorted(set(cls.model_fields) - set(values))
             raise TypeError(f"{cls.__name__}.trusted needs every field; missing {missing}")
         obj = cls.__new__(cls)

@@ -15,7 +15,7 @@ import gc
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,23 @@ STAGES = {1: "health and account", 2: "execution, reconciliation and risk", 3: "
           4: "signal gate and targets", 5: "confluence, memory and strategies", 6: "metrics and audit",
           7: "state alignment", 8: "start-up checks"}  # fmt: skip
 DEFAULT_STAGE = 4
+
+_CHANNELS = {c.value: c for c in AlertChannel}
+_SEVERITIES = {v.value: v for v in Severity}
+
+
+def _alert(time: datetime, channel: Any, severity: Any, module: Any, error_code: Any, message: Any, symbol: Any,
+           context: dict[str, Any]) -> Alert:  # fmt: skip
+    """Alerts are raised on the trading thread: when every part already has its type (the usual case) the
+    model is built without validating again; anything else goes through full validation, which names the field."""
+    if type(module) is type(error_code) is type(message) is type(symbol) is str:
+        kind, level = _CHANNELS.get(str(channel).upper()), _SEVERITIES.get(str(severity).upper())
+        if kind is not None and level is not None:
+            return Alert.trusted(time=time, channel=kind, severity=level, module=module, error_code=error_code,
+                                 message=message, symbol=symbol, context=context)  # fmt: skip
+    return Alert(time=time, channel=channel, severity=severity, module=module, error_code=error_code,
+                 message=message, symbol=symbol, context=context)  # fmt: skip
+
 
 _SEVERITY_LEVEL = {
     Severity.INFO: logging.INFO,
@@ -266,10 +283,7 @@ class Runtime:
         **context: Any,
     ) -> Alert:
         """Raise an alert: logged here, delivered by the alerting plugin through ``on_alert``."""
-        alert = Alert(
-            time=self.clock.now(), channel=channel, severity=severity, module=module, error_code=error_code,
-            message=message, symbol=symbol, context=context,
-        )  # fmt: skip
+        alert = _alert(self.clock.now(), channel, severity, module, error_code, message, symbol, context)
         logging.getLogger("tradeguard.alert").log(
             _SEVERITY_LEVEL[alert.severity],
             message,
