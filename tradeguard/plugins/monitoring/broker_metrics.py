@@ -2,6 +2,7 @@
 
 * fill ratio: orders filled over orders that reached an outcome (filled, rejected, cancelled, unknown);
 * requote and reject rates: over every ``order_send`` (from the engine's retcode counter);
+* all three are computed when Prometheus scrapes, so the trading thread only counts outcomes;
 * the retcode distribution (``tradeguard_execution_retcodes_total{retcode}``) and the slippage histogram
   (``tradeguard_slippage_points{symbol}``, deal price vs the price ``order_send`` asked, + worse) belong to the
   engine, the only place that knows the asked price; the slippage histogram has negative buckets, so per
@@ -10,11 +11,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from tradeguard import OrderEvent, OrderEventKind, hookimpl
 
 OUTCOMES = {OrderEventKind.FILLED, OrderEventKind.REJECTED, OrderEventKind.CANCELLED, OrderEventKind.UNKNOWN}
+
+
+REQUOTES = ("REQUOTE", "PRICE_CHANGED")
+REFUSALS = ("REJECT", "NO_MONEY", "INVALID")
 
 
 class BrokerMetrics:
@@ -27,22 +33,30 @@ class BrokerMetrics:
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
-        self.rt = runtime
-        m = runtime.metrics
-        self._ratio = m.gauge("tradeguard_broker_fill_ratio", "Orders filled / orders with an outcome")
-        self._requote = m.gauge("tradeguard_broker_requote_rate", "Requotes and price changes / order_send calls")
-        self._reject = m.gauge("tradeguard_broker_reject_rate", "Final refusals / order_send calls")
+        # get-or-create: the engine's own counter when it is loaded (it starts first)
+        self._retcodes = runtime.metrics.counter(
+            "tradeguard_execution_retcodes_total", "order_send outcomes by retcode name", ("retcode",))  # fmt: skip
+        runtime.metrics.registry.register(self)
 
     @hookimpl
     def on_order_event(self, event: OrderEvent, runtime: Any) -> None:
-        if event.kind not in OUTCOMES:
-            return
-        self.outcomes[event.kind.value] = self.outcomes.get(event.kind.value, 0) + 1
-        self._ratio.set(self.outcomes.get("filled", 0) / sum(self.outcomes.values()))
-        sends = {s.labels["retcode"]: s.value for metric in self.rt.metrics.registry.collect()
-                 if metric.name == "tradeguard_execution_retcodes" for s in metric.samples
+        if event.kind in OUTCOMES:
+            self.outcomes[event.kind.value] = self.outcomes.get(event.kind.value, 0) + 1
+
+    def collect(self) -> Iterator[Any]:
+        """The ratios, from the counts as they stand at scrape time."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        sends = {s.labels["retcode"]: s.value for metric in self._retcodes.collect() for s in metric.samples
                  if s.name.endswith("_total")}  # fmt: skip
-        total = sum(sends.values())
-        if total:
-            self._requote.set((sends.get("REQUOTE", 0) + sends.get("PRICE_CHANGED", 0)) / total)
-            self._reject.set(sum(v for k, v in sends.items() if k in ("REJECT", "NO_MONEY", "INVALID")) / total)
+        total, outcomes = sum(sends.values()), sum(self.outcomes.values())
+        rates = {
+            "tradeguard_broker_fill_ratio": ("Orders filled / orders with an outcome",
+                                             self.outcomes.get("filled", 0) / outcomes if outcomes else 0.0),
+            "tradeguard_broker_requote_rate": ("Requotes and price changes / order_send calls",
+                                               sum(sends.get(k, 0) for k in REQUOTES) / total if total else 0.0),
+            "tradeguard_broker_reject_rate": ("Final refusals / order_send calls",
+                                              sum(sends.get(k, 0) for k in REFUSALS) / total if total else 0.0),
+        }  # fmt: skip
+        for name, (doc, value) in rates.items():
+            yield GaugeMetricFamily(name, doc, value=value)
