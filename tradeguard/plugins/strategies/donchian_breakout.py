@@ -9,15 +9,12 @@ from typing import Any
 
 from pydantic import Field
 
-from tradeguard import Bar, ConfiguredPlugin, PluginSettings, Signal, hookimpl
-from tradeguard.plugins.strategies.ma_crossover import average_true_range, follows
+from tradeguard import Bar, ConfiguredPlugin, Signal, hookimpl
+from tradeguard.plugins.strategies.common import StrategySettings, average_true_range, history
 
 
-class BreakoutSettings(PluginSettings):
-    symbols: list[str] = Field(default_factory=list, description="symbols it trades; empty = any")
-    timeframe: str = Field(default="H1", description="the bars it reads")
+class BreakoutSettings(StrategySettings):
     channel: int = Field(default=20, ge=2, le=1000, description="Donchian channel length, bars")
-    atr_period: int = Field(default=14, ge=2, le=200)
     stop_atr: float = Field(default=2.0, gt=0, le=20, description="the farthest the suggested stop may be, in ATRs")
 
 
@@ -28,10 +25,8 @@ class DonchianBreakout(ConfiguredPlugin):
     @hookimpl
     def generate_signals(self, bar: Bar, runtime: Any) -> list[Signal]:
         cfg = self.cfg
-        if not follows(cfg, bar):
-            return []
-        bars = runtime.bars.get(bar.symbol, bar.timeframe, max(cfg.channel, cfg.atr_period) + 1)
-        if len(bars) < max(cfg.channel, cfg.atr_period) + 1:
+        bars = history(cfg, bar, runtime, max(cfg.channel, cfg.atr_period) + 1)
+        if bars is None:
             return []
         prior = bars[-cfg.channel - 1 : -1]  # the channel before this bar
         high, low = float(prior["high"].max()), float(prior["low"].min())

@@ -9,28 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from pydantic import Field, model_validator
 
-from tradeguard import Bar, ConfiguredPlugin, PluginSettings, Signal, hookimpl
+from tradeguard import Bar, ConfiguredPlugin, Signal, hookimpl
+from tradeguard.plugins.strategies.common import StrategySettings, average_true_range, history
 
 
-def follows(cfg: Any, bar: Bar) -> bool:
-    """Whether a strategy configured with ``symbols``/``timeframe`` trades on this bar."""
-    return bar.timeframe == cfg.timeframe and (not cfg.symbols or bar.symbol in cfg.symbols)
-
-
-def average_true_range(bars: np.ndarray, period: int) -> float:
-    h, lo, c = bars["high"][-period:], bars["low"][-period:], bars["close"][-period - 1 : -1]
-    return float(np.maximum(h - lo, np.maximum(np.abs(h - c), np.abs(lo - c))).mean())
-
-
-class CrossoverSettings(PluginSettings):
-    symbols: list[str] = Field(default_factory=list, description="symbols it trades; empty = any")
-    timeframe: str = Field(default="H1", description="the bars it reads")
+class CrossoverSettings(StrategySettings):
     fast: int = Field(default=10, ge=2, le=500, description="fast moving average, bars")
     slow: int = Field(default=30, ge=3, le=2000, description="slow moving average, bars")
-    atr_period: int = Field(default=14, ge=2, le=200)
     stop_atr: float = Field(default=2.0, gt=0, le=20, description="suggested stop, in ATRs from the close")
 
     @model_validator(mode="after")
@@ -47,10 +34,8 @@ class MovingAverageCrossover(ConfiguredPlugin):
     @hookimpl
     def generate_signals(self, bar: Bar, runtime: Any) -> list[Signal]:
         cfg = self.cfg
-        if not follows(cfg, bar):
-            return []
-        bars = runtime.bars.get(bar.symbol, bar.timeframe, cfg.slow + 1)
-        if len(bars) < cfg.slow + 1 or len(bars) < cfg.atr_period + 1:
+        bars = history(cfg, bar, runtime, max(cfg.slow, cfg.atr_period) + 1)
+        if bars is None:
             return []
         close = bars["close"]
         fast_now, fast_before = close[-cfg.fast:].mean(), close[-cfg.fast - 1 : -1].mean()
