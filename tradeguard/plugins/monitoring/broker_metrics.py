@@ -1,4 +1,4 @@
-"""Broker metrics (MTR): how the broker treats our orders, from real order events and fills.
+"""Broker metrics (MTR): how the broker treats our orders, from real order events and the engine's retcode counter.
 
 * fill ratio: orders filled over orders that reached an outcome (filled, rejected, cancelled, unknown);
 * requote and reject rates: over every ``order_send`` (from the engine's retcode counter);
