@@ -56,7 +56,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 GATE_HOOKS = ("validate_signal", "score_signal")
 FIRSTRESULT_HOOKS = ("compute_targets", "size_position", "evaluate_risk")
 OBSERVER_HOOKS = (
-    "on_decision", "on_order_event", "on_fill", "on_account_snapshot", "on_health",
+    "on_bar", "on_decision", "on_order_event", "on_fill", "on_account_snapshot", "on_health",
     "on_reconciliation", "on_halt", "on_alert",
 )  # fmt: skip
 
@@ -105,6 +105,16 @@ def generate_signals(bar: Bar, runtime: Runtime) -> list[Signal] | None:
     """A bar closed for ``bar.symbol``/``bar.timeframe``: return the strategy's signals (or None).
 
     Results from every strategy are concatenated. Raising is isolated (the other strategies run).
+    All of a bar's signals are collected before the first is decided, and they are visible to
+    scorers as ``runtime.bar_signals`` (so a scorer can see which strategies agree).
+    """
+
+
+@hookspec
+def on_bar(bar: Bar, runtime: Runtime) -> None:
+    """A bar closed, before the strategies speak. Isolated.
+
+    Added to DESIGN §3's list for analytics that follow price after a signal (accuracy labels).
     """
 
 

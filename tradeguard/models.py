@@ -36,10 +36,13 @@ Symbol = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(:[A-Za-z0-9_.\-]+)?$")]
 
 #: MT5 timeframe names, smallest first.
-TIMEFRAMES: tuple[str, ...] = (
-    "M1", "M2", "M3", "M4", "M5", "M6", "M10", "M12", "M15", "M20", "M30",
-    "H1", "H2", "H3", "H4", "H6", "H8", "H12", "D1", "W1", "MN1",
-)  # fmt: skip
+#: MT5's timeframes and their length in seconds (MN1 as 30 days: only used for spacing checks).
+TIMEFRAME_SECONDS: dict[str, int] = {
+    "M1": 60, "M2": 120, "M3": 180, "M4": 240, "M5": 300, "M6": 360, "M10": 600, "M12": 720, "M15": 900,
+    "M20": 1200, "M30": 1800, "H1": 3600, "H2": 7200, "H3": 10800, "H4": 14400, "H6": 21600,
+    "H8": 28800, "H12": 43200, "D1": 86400, "W1": 604800, "MN1": 2592000,
+}  # fmt: skip
+TIMEFRAMES: tuple[str, ...] = tuple(TIMEFRAME_SECONDS)
 
 
 _FIELD_COUNT: dict[type, int] = {}
@@ -162,6 +165,11 @@ class Signal(_Frozen):
     def fingerprint(self) -> str:
         """The content identity used by deduplication: equal content, equal fingerprint."""
         return fingerprint(self.strategy, self.symbol, self.side, self.timeframe, self.bar_time)
+
+    @property
+    def bar_close(self) -> datetime:
+        """When the signal bar closed (its open time plus the timeframe)."""
+        return self.bar_time + timedelta(seconds=TIMEFRAME_SECONDS[self.timeframe])
 
     @model_validator(mode="after")
     def _derive_id(self) -> Signal:

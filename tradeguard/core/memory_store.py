@@ -6,8 +6,10 @@ demo. Bounded so a long paper run cannot grow it without limit.
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from datetime import UTC, datetime
+from typing import Any
 
 from tradeguard.models import Decision
 
@@ -16,6 +18,7 @@ class MemoryStore:
     def __init__(self, max_decisions: int = 100_000) -> None:
         self._decisions: deque[Decision] = deque(maxlen=max_decisions)
         self._kill: tuple[str, str, str, str] | None = None
+        self._kv: dict[tuple[str, str], str] = {}
 
     def kill_state(self) -> tuple[str, str, str, str] | None:
         return self._kill
@@ -32,3 +35,11 @@ class MemoryStore:
 
     def decisions(self) -> list[Decision]:
         return list(self._decisions)
+
+    def kv_get(self, namespace: str, key: str) -> Any:
+        raw = self._kv.get((namespace, key))
+        return json.loads(raw) if raw is not None else None
+
+    def kv_put(self, namespace: str, key: str, value: Any, expires: datetime | None = None) -> None:
+        """JSON round-trip, as the SQLite store does, so plugins see the same types in tests."""
+        self._kv[(namespace, key)] = json.dumps(value, default=str)

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from tradeguard.core.runtime import Runtime
-from tradeguard.models import Bar
+from tradeguard.models import TIMEFRAME_SECONDS, Bar
 
 
 @dataclass
@@ -43,7 +43,7 @@ def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
     if not hasattr(terminal, "replay_bars"):
         raise TypeError("replay needs broker.module = 'emulator'")
     feed = terminal.feed
-    timeframe = next(k for k, v in _TF.items() if v == feed.bar_seconds)
+    timeframe = next(k for k, v in TIMEFRAME_SECONDS.items() if v == feed.bar_seconds)
     summary = ReplaySummary(start_balance=broker.account().balance)
     rt.clock.set(broker.now())
     rt.start()
@@ -83,7 +83,6 @@ def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
     return summary
 
 
-_TF: dict[str, Any] = {"M1": 60, "M5": 300, "M15": 900, "M30": 1800, "H1": 3600, "H4": 14400, "D1": 86400}
 
 
 def run_live(rt: Runtime, stop: Any) -> int:

@@ -114,6 +114,8 @@ class Runtime:
         self.started = False
         self.holds: set[str] = set()
         self.bars = BarHistory()
+        #: the signals every strategy emitted on the bar being decided (set by :meth:`on_bar`)
+        self.bar_signals: tuple[Signal, ...] = ()
 
     # -- construction --------------------------------------------------------------------------
 
@@ -255,17 +257,20 @@ class Runtime:
         return self.pipeline.decide(signal)
 
     def on_bar(self, bar: Bar) -> list[Decision]:
-        """A bar closed: ask the strategies for signals and decide each one, in order."""
-        decisions = []
+        """A bar closed: tell the observers, collect every strategy's signals, then decide each in order."""
+        if self.hooks.plans["on_bar"]:
+            self.notify("on_bar", bar=bar)
+        signals: list[Signal] = []
         for plugin, produced in self.hooks.collect("generate_signals", bar=bar, runtime=self):
             if isinstance(produced, BaseException):
                 continue
             for signal in produced:
                 if isinstance(signal, Signal):
-                    decisions.append(self.decide(signal))
+                    signals.append(signal)
                 else:
                     self._plugin_error(plugin, "generate_signals", TypeError(f"returned {type(signal).__name__}"))
-        return decisions
+        self.bar_signals = tuple(signals)
+        return [self.decide(signal) for signal in signals]
 
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Fire an observer hook on every plugin; each failure is isolated and reported."""

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from tradeguard.broker.mt5 import BrokerSettings
 from tradeguard.core.schema import PluginSettings
+from tradeguard.core.sessions import DEFAULT_SESSIONS, check_sessions
 from tradeguard.errors import ConfigError
 
 __all__ = ["KERNEL_TABLES", "PluginSettings", "Settings", "validate"]
@@ -60,6 +61,12 @@ class PipelineSettings(PluginSettings):
     score_weights: dict[str, float] = Field(
         default_factory=dict, description="scorer name -> weight in the combined score (default 1)"
     )
+    sessions: dict[str, list[int]] = Field(
+        default_factory=lambda: dict(DEFAULT_SESSIONS),
+        description="session name -> [start_hour, end_hour) UTC; first match wins; other hours are 'off'",
+    )
+
+    _sessions = field_validator("sessions")(check_sessions)
 
     @field_validator("score_weights")
     @classmethod

@@ -37,7 +37,7 @@ class SignalDeduplicator(ConfiguredPlugin):
         super().tradeguard_startup(runtime)
         self.rt = runtime
         now = runtime.clock.now()
-        stored = runtime.store.kv_get(NAMESPACE, "seen") if hasattr(runtime.store, "kv_get") else None
+        stored = runtime.store.kv_get(NAMESPACE, "seen")
         self.seen = {k: e for k, v in (stored or {}).items() if (e := datetime.fromisoformat(v)) > now}
 
     @hookimpl
@@ -50,7 +50,7 @@ class SignalDeduplicator(ConfiguredPlugin):
         self.flush()
 
     def flush(self) -> None:
-        if not self._dirty or not hasattr(self.rt.store, "kv_put"):
+        if not self._dirty:
             return
         now = self.rt.clock.now()
         self.seen = {k: e for k, e in self.seen.items() if e > now}

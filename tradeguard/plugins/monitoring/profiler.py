@@ -65,8 +65,7 @@ class Profiler(ConfiguredPlugin):
         return sorted(rows, key=lambda r: r["total_s"], reverse=True)
 
     def flush(self) -> None:
-        if hasattr(self.rt.store, "kv_put"):  # the in-memory store (tests, benchmarks) has no readers
-            self.rt.store.kv_put(NAMESPACE, "table", self.table())
+        self.rt.store.kv_put(NAMESPACE, "table", self.table())
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:

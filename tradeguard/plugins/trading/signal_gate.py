@@ -23,10 +23,8 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from tradeguard import ConfiguredPlugin, PluginSettings, Reason, Signal, hookimpl
+from tradeguard.models import TIMEFRAME_SECONDS
 
-TF_SECONDS = {"M1": 60, "M2": 120, "M3": 180, "M4": 240, "M5": 300, "M6": 360, "M10": 600, "M12": 720, "M15": 900,
-              "M20": 1200, "M30": 1800, "H1": 3600, "H2": 7200, "H3": 10800, "H4": 14400, "H6": 21600,
-              "H8": 28800, "H12": 43200, "D1": 86400, "W1": 604800, "MN1": 2592000}  # fmt: skip
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TRADE_MODE_DISABLED, TRADE_MODE_LONGONLY, TRADE_MODE_SHORTONLY, TRADE_MODE_CLOSEONLY = 0, 1, 2, 3
 
@@ -86,7 +84,7 @@ class SignalGateSettings(PluginSettings):
     @field_validator("higher_timeframe")
     @classmethod
     def _valid_tf(cls, value: str) -> str:
-        if value and value not in TF_SECONDS:
+        if value and value not in TIMEFRAME_SECONDS:
             raise ValueError(f"{value!r} is not an MT5 timeframe")
         return value
 
@@ -120,7 +118,7 @@ class SignalValidationGate(ConfiguredPlugin):
                                  f"{signal.confidence:.3f} < minimum {cfg.min_confidence:.3f}"))  # fmt: skip
         if cfg.symbols and signal.symbol not in cfg.symbols:
             found.append(_reason("symbol_not_allowed", f"{signal.symbol} not in {', '.join(cfg.symbols)}"))
-        bar_seconds = TF_SECONDS[signal.timeframe]
+        bar_seconds = TIMEFRAME_SECONDS[signal.timeframe]
         age = (now - signal.created_at).total_seconds()
         if cfg.max_age_seconds and age > cfg.max_age_seconds:
             found.append(_reason("stale_signal", f"age {age:.0f} s > limit {cfg.max_age_seconds:.0f} s"))

@@ -1,0 +1,1 @@
+"""Validation plugins: accuracy metrics (VAL), which judge every signal by what followed it."""
