@@ -155,6 +155,7 @@ def test_strategies_that_fire_on_the_same_bar_see_each_other(runtime: Any) -> No
     rt.bars.append(bar)
     decisions = rt.on_bar(bar)
     assert len(decisions) == len(rt.bar_signals) == 3
-    agreement = {s.strategy: d.scores[0].factors["agreement"] * 6 for s, d in zip(rt.bar_signals, decisions, strict=True)}
+    pairs = zip(rt.bar_signals, decisions, strict=True)
+    agreement = {s.strategy: d.scores[0].factors["agreement"] * 6 for s, d in pairs}
     # a: b agrees, c opposes -> 0.5; b: the same; c: both oppose -> 0 (contributions are raw / 6 factors)
     assert agreement == pytest.approx({"a": 0.5, "b": 0.5, "c": 0.0})

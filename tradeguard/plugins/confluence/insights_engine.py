@@ -106,11 +106,11 @@ class Stats:
 
 
 def bucket_of(score: float | None, buckets: int) -> str:
-    """The equal-width bucket label of a combined score, e.g. ``"0.6-0.8"``; ``"none"`` when unscored."""
+    """The equal-width bucket label of a combined score, e.g. ``"0.60-0.80"``; ``"none"`` when unscored."""
     if score is None:
         return "none"
     i = min(int(score * buckets), buckets - 1)
-    return f"{i / buckets:.1f}-{(i + 1) / buckets:.1f}"
+    return f"{i / buckets:.2f}-{(i + 1) / buckets:.2f}"
 
 
 class InsightsEngine(ConfiguredPlugin):
