@@ -1,10 +1,12 @@
 """End-to-end replay throughput, bars/s, on the shipped EURUSD H1 data repeated with shifted times.
 
-Two configurations in the same run:
+Three configurations in the same run:
 
 * full control plane - every built-in plugin (strategies, gate, dedup, targets, sizing, risk guard,
   kill switch, execution engine with its SQLite journal, account tracker, reconciler, alignment);
-* kernel + execution - the kernel, the emulator, the two strategies and the execution engine only.
+* kernel + execution - the kernel, the emulator, the two strategies and the execution engine only;
+* full without analysis - the full control plane minus scoring, insights memory and accuracy metrics,
+  so the cost of those three shows (target, issue 8: they add <= 20%).
 
 Both journal with synchronous=NORMAL, as `tradeguard replay` does. Peak RSS is reported for the
 process. Targets (issue 7): full >= 18,000 bars/s at <= 250 MB; kernel +
@@ -29,6 +31,7 @@ from tradeguard.core.replay import replay
 from tradeguard.core.runtime import Runtime
 
 KERNEL_ONLY = ["execution_engine", "ma_crossover", "donchian_breakout", "kill_switch", "risk_guard"]
+ANALYSIS = ["scenario_scorer", "insights_engine", "accuracy_metrics"]
 
 
 def write_csv(path: Path, n: int) -> None:
@@ -41,15 +44,14 @@ def write_csv(path: Path, n: int) -> None:
             fh.write(f"{stamp},{row['open']},{row['high']},{row['low']},{row['close']},{row['tick_volume']}\n")
 
 
-def run(data: Path, workdir: Path, enabled: list[str] | None) -> tuple[int, float]:
+def run(data: Path, workdir: Path, enabled: list[str] | None, disabled: list[str]) -> tuple[int, float]:
     overrides: dict[str, dict[str, object]] = {
         "broker": {"emulator": {"data": str(data)}}, "runtime": {"data_dir": str(workdir)},
         "logging": {"level": "ERROR"}, "store": {"synchronous": "NORMAL"}, "metrics_server": {"port": 0},
         # keep trading through the whole run: the hard limits would stop the strategies early
         "risk_guard": {"daily_loss_limit_pct": 0.0, "max_drawdown_pct": 0.0},
     }  # fmt: skip
-    if enabled is not None:
-        overrides["plugins"] = {"enabled": enabled}
+    overrides["plugins"] = {"enabled": enabled, "disabled": disabled}
     rt = Runtime.build(None, read_files=False, overrides=overrides, clock=ReplayClock(datetime(1970, 1, 2, tzinfo=UTC)))
     rt.broker.connected  # connect (loads and expands the data) outside the timing  # noqa: B018
     start = time.perf_counter()
@@ -66,9 +68,15 @@ def main() -> None:
         data = Path(d) / "bars.csv"
         write_csv(data, args.bars)
         print(f"replay throughput on {args.bars:,} EURUSD H1 bars (the shipped sample repeated)")
-        for label, enabled in (("kernel + execution", KERNEL_ONLY), ("full control plane", None)):
-            bars, seconds = run(data, Path(d) / label.replace(" ", "_"), enabled)
-            print(f"  {label:20} {bars / seconds:10,.0f} bars/s  ({bars:,} bars in {seconds:.1f} s)")
+        took = {}
+        for label, enabled, disabled in (("kernel + execution", KERNEL_ONLY, []),
+                                         ("full without analysis", None, ANALYSIS),
+                                         ("full control plane", None, [])):  # fmt: skip
+            bars, seconds = run(data, Path(d) / label.replace(" ", "_"), enabled, disabled)
+            took[label] = seconds
+            print(f"  {label:22} {bars / seconds:10,.0f} bars/s  ({bars:,} bars in {seconds:.1f} s)")
+        added = took["full control plane"] / took["full without analysis"] - 1
+        print(f"  scoring + memory + accuracy add {added:.1%} to the full replay time (target <= 20%)")
         print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB "
               "(targets: full >= 18,000 bars/s, <= 250 MB; kernel + emulator + strategy >= 50,000 bars/s)")
 

@@ -133,4 +133,6 @@ def test_pending_signals_and_tables_survive_a_restart(tmp_path: Path) -> None:
     rt2, again = accuracy(tmp_path / "a.db")
     assert again.tables()["pending"] == 1 and again.tables()["strategies"] == plugin.tables()["strategies"]
     again.on_bar(bar(2, 1.1010, 1.0900), rt2)
-    assert [(p.strategy, p.outcome) for p in again.labelled] == [("first", "win"), ("second", "loss")]
+    assert [(p.strategy, p.outcome) for p in again.labelled] == [("second", "loss")]
+    rows = {r["strategy"]: (r["win"], r["loss"]) for r in again.tables()["strategies"]}
+    assert rows == {"first": (1, 0), "second": (0, 1)}
