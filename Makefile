@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	rm -f var/tradeguard.db var/tradeguard.db-wal var/tradeguard.db-shm
 	$(BIN)/tradeguard replay
+	$(BIN)/tradeguard report
 
 lint: $(STAMP)
 	$(BIN)/ruff check tradeguard tests benchmarks examples

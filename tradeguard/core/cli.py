@@ -298,6 +298,25 @@ def reset_cmd(
     console.print(f"kill switch reset to ACTIVE by {operator}: {reason}")
 
 
+@app.command("report")
+def report_cmd(
+    out: Annotated[Path | None, typer.Option(help="folder for index.html and its charts (default: <data_dir>/report)")]
+    = None,
+    settings: SettingsOpt = None,
+    env: EnvOpt = None,
+) -> None:
+    """Write an HTML report with PNG charts and the decision table, from the store (safe while running)."""
+    from tradeguard.core.store import Store
+    from tradeguard.report import write_report
+
+    rt, store = _store_of(settings, env)
+    if not isinstance(store, Store):
+        raise _fail(TradeguardError("report needs the SQLite store"))
+    folder = out if out is not None else Path(rt.settings.runtime.data_dir) / "report"
+    path = write_report(store, rt.settings, folder)
+    console.print(f"report written: {path.resolve()}")
+
+
 @app.command("status")
 def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     """Kill switch, account, open orders, last reconciliation and decisions, from the store (safe while running)."""

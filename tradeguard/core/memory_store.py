@@ -11,7 +11,7 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
-from tradeguard.models import Decision
+from tradeguard.models import Bar, Decision
 
 
 class MemoryStore:
@@ -19,6 +19,7 @@ class MemoryStore:
         self._decisions: deque[Decision] = deque(maxlen=max_decisions)
         self._kill: tuple[str, str, str, str] | None = None
         self._kv: dict[tuple[str, str], str] = {}
+        self._bars: deque[Bar] = deque(maxlen=max_decisions)
 
     def kill_state(self) -> tuple[str, str, str, str] | None:
         return self._kill
@@ -29,6 +30,12 @@ class MemoryStore:
 
     def record_decision(self, decision: Decision) -> None:
         self._decisions.append(decision)
+
+    def record_bar(self, bar: Bar) -> None:
+        self._bars.append(bar)
+
+    def bars(self, symbol: str, timeframe: str) -> list[Bar]:
+        return [b for b in self._bars if b.symbol == symbol and b.timeframe == timeframe]
 
     def flush(self) -> None:
         """Nothing is pending in memory; here for the same interface as the SQLite store."""

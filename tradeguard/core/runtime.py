@@ -257,7 +257,8 @@ class Runtime:
         return self.pipeline.decide(signal)
 
     def on_bar(self, bar: Bar) -> list[Decision]:
-        """A bar closed: tell the observers, collect every strategy's signals, then decide each in order."""
+        """A bar closed: record it, tell the observers, collect every strategy's signals, then decide each."""
+        self.store.record_bar(bar)
         if self.hooks.plans["on_bar"]:
             self.notify("on_bar", bar=bar)
         signals: list[Signal] = []

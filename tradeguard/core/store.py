@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tradeguard.errors import TradeguardError
-from tradeguard.models import Decision
+from tradeguard.models import Bar, Decision
 
 #: Each entry upgrades the schema by one version; never edit a released one, append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -133,11 +133,25 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (namespace, key)
     );
     """,
+    """
+    CREATE TABLE bars (
+        symbol TEXT NOT NULL,
+        timeframe TEXT NOT NULL,
+        time INTEGER NOT NULL,
+        open REAL NOT NULL,
+        high REAL NOT NULL,
+        low REAL NOT NULL,
+        close REAL NOT NULL,
+        PRIMARY KEY (symbol, timeframe, time)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
 #: Decisions written per batch (see :meth:`Store.record_decision`).
 DECISION_BATCH = 256
+#: Bars written per batch (see :meth:`Store.record_bar`).
+BAR_BATCH = 1024
 
 
 class StoreError(TradeguardError):
@@ -163,6 +177,7 @@ class Store:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._pending_decisions: list[Decision] = []
+        self._pending_bars: list[tuple[str, str, int, float, float, float, float]] = []
         try:
             self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self.db.row_factory = sqlite3.Row
@@ -221,12 +236,26 @@ class Store:
         if len(self._pending_decisions) >= DECISION_BATCH:
             self.flush()
 
+    def record_bar(self, bar: Bar) -> None:
+        """The bars the runtime traded on, written behind like decisions (the report draws trades on them)."""
+        self._pending_bars.append((bar.symbol, bar.timeframe, int(bar.time.timestamp()), bar.open, bar.high,
+                                   bar.low, bar.close))  # fmt: skip
+        if len(self._pending_bars) >= BAR_BATCH:
+            self.flush()
+
+    def bars(self, symbol: str, timeframe: str) -> list[sqlite3.Row]:
+        self.flush()
+        return self.query("SELECT time, open, high, low, close FROM bars WHERE symbol = ? AND timeframe = ? "
+                          "ORDER BY time", (symbol, timeframe))  # fmt: skip
+
     def flush(self) -> None:
         with self._lock:
             pending, self._pending_decisions = self._pending_decisions, []
-            if not pending:
+            bars, self._pending_bars = self._pending_bars, []
+            if not pending and not bars:
                 return
             with self.tx() as db:
+                db.executemany("INSERT OR REPLACE INTO bars VALUES (?, ?, ?, ?, ?, ?, ?)", bars)
                 db.executemany(
                     "INSERT INTO decisions (signal_id, approved, stage, reasons, client_id, decided_at, record) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",

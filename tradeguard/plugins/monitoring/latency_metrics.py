@@ -5,15 +5,22 @@
   (``tradeguard_decision_to_send_seconds``, recorded by the execution engine);
 * ``order_send`` round trip: ``tradeguard_execution_latency_seconds`` (the execution engine);
 * fill -> journal: the broker's deal time to the moment the deal was journaled (runtime clock).
+
+Every ``*_seconds`` histogram in the registry (these and the engine's) is also written to the
+store as bucket counts, hourly and at shutdown, so ``tradeguard report`` can draw them after
+the process is gone.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from tradeguard import Decision, Fill, Signal, hookimpl
+from tradeguard import Decision, Fill, Job, Signal, hookimpl
 
 BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
+NAMESPACE = "latency_metrics"
+SAVE_EVERY = timedelta(hours=1)
 
 
 class LatencyMetrics:
@@ -23,6 +30,7 @@ class LatencyMetrics:
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
+        self.rt = runtime
         m = runtime.metrics
         self._decide = m.histogram("tradeguard_signal_to_decision_seconds", "Signal creation to decision",
                                    buckets=BUCKETS)  # fmt: skip
@@ -36,3 +44,39 @@ class LatencyMetrics:
     @hookimpl
     def on_fill(self, fill: Fill, runtime: Any) -> None:
         self._journal.observe(max(0.0, (runtime.clock.now() - fill.time).total_seconds()))
+
+    @hookimpl
+    def periodic_jobs(self, runtime: Any) -> list[Job]:
+        return [Job(name="latency_metrics.save", every=SAVE_EVERY, run=lambda rt: self.save())]
+
+    @hookimpl
+    def tradeguard_shutdown(self, runtime: Any) -> None:
+        self.save()
+
+    def save(self) -> None:
+        self.rt.store.kv_put(NAMESPACE, "histograms", histograms(self.rt.metrics.registry))
+
+
+def histograms(registry: Any) -> dict[str, dict[str, Any]]:
+    """Each ``*_seconds`` histogram summed over its labels: upper bounds, per-bucket counts, count, sum."""
+    out: dict[str, dict[str, Any]] = {}
+    for family in registry.collect():
+        if family.type != "histogram" or not family.name.endswith("_seconds"):
+            continue
+        cumulative: dict[float, float] = {}
+        total = count = 0.0
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                cumulative[bound] = cumulative.get(bound, 0.0) + sample.value
+            elif sample.name.endswith("_sum"):
+                total += sample.value
+            elif sample.name.endswith("_count"):
+                count += sample.value
+        if not count:
+            continue
+        bounds = sorted(cumulative)
+        counts = [cumulative[b] - (cumulative[bounds[i - 1]] if i else 0.0) for i, b in enumerate(bounds)]
+        out[family.name] = {"bounds": bounds, "counts": counts, "count": count, "sum": total,
+                            "help": family.documentation}  # fmt: skip
+    return out

@@ -1,0 +1,76 @@
+"""Write the report: charts as PNG files, the decisions as CSV, and one HTML page that shows them."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from tradeguard import __version__
+from tradeguard.core.store import Store
+from tradeguard.report import charts
+from tradeguard.report.data import TABLE_ROWS, ReportData, load
+
+
+def write_report(store: Store, settings: Any, out: Path) -> Path:
+    """Draw everything into ``out`` (created if needed); return the HTML file's path."""
+    out.mkdir(parents=True, exist_ok=True)
+    data = load(store, settings)
+    images = {
+        "equity": charts.equity_and_drawdown(data, out),
+        "trades": charts.trades_on_price(data, out),
+        "rejections": charts.rejections_by_reason(data, out),
+        "latency": charts.latency_histograms(data, out),
+        "scores": charts.scores_and_calibration(data, out),
+    }
+    _decisions_csv(data, out / "decisions.csv")
+    env = Environment(loader=PackageLoader("tradeguard", "report"), autoescape=select_autoescape(["html", "j2"]))
+    page = env.get_template("report.html.j2").render(
+        data=data, images=images, summary=_summary(data), rows=_decision_rows(data)[-TABLE_ROWS:],
+        table_rows=TABLE_ROWS, version=__version__, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )  # fmt: skip
+    path = out / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _summary(data: ReportData) -> list[tuple[str, str]]:
+    rows = [("store", data.store_path), ("decisions", f"{len(data.decisions):,} ({data.approved:,} approved)")]
+    if data.snapshots:
+        first, last = data.snapshots[0], data.snapshots[-1]
+        worst = max(s["drawdown_pct"] for s in data.snapshots)
+        rows += [("period", f"{first['time'][:16]} -> {last['time'][:16]}"),
+                 ("balance", f"{first['balance']:,.2f} -> {last['balance']:,.2f}"),
+                 ("final equity", f"{last['equity']:,.2f}"), ("max drawdown", f"{worst:.2f}%")]  # fmt: skip
+    realised = sum(f["profit"] + f["commission"] + f["swap"] for f in data.fills)
+    rows.append(("fills (deals)", f"{len(data.fills):,}, realised {realised:,.2f}"))
+    if data.kill_events:
+        last = data.kill_events[-1]
+        rows.append(("kill switch", f"{last['to_state']} since {last['time'][:16]} ({last['trigger']})"))
+    return rows
+
+
+def _decision_rows(data: ReportData) -> list[dict[str, Any]]:
+    rows = []
+    for d in data.decisions:
+        order = d.order
+        rows.append({
+            "time": d.decided_at.strftime("%Y-%m-%d %H:%M"), "signal_id": d.signal_id,
+            "strategy": order.strategy if order else "", "side": order.side if order else "",
+            "approved": "yes" if d.approved else "no", "stage": d.stage,
+            "reasons": "; ".join(r.code + (f"@{r.plugin}" if r.plugin else "") for r in d.reasons),
+            "score": "" if d.combined_score is None else f"{d.combined_score:.3f}",
+            "volume": "" if d.volume is None else f"{d.volume:g}", "client_id": d.client_id,
+        })  # fmt: skip
+    return rows
+
+
+def _decisions_csv(data: ReportData, path: Path) -> None:
+    rows = _decision_rows(data)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["time"])
+        writer.writeheader()
+        writer.writerows(rows)
