@@ -91,7 +91,7 @@ def rejections_by_reason(data: ReportData, out: Path) -> str | None:
     if not data.rejections:
         return None
     ranked = data.rejections.most_common()[::-1]
-    fig, ax = plt.subplots(figsize=(11, 0.6 + 0.45 * len(ranked)))
+    fig, ax = plt.subplots(figsize=(11, max(3.0, 0.6 + 0.45 * len(ranked))))
     ax.barh([r for r, _ in ranked], [n for _, n in ranked], color=RED, alpha=0.7)
     for i, (_, n) in enumerate(ranked):
         ax.annotate(f"{n:,}", (n, i), xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)

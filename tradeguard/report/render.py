@@ -29,7 +29,7 @@ def write_report(store: Store, settings: Any, out: Path) -> Path:
     _decisions_csv(data, out / "decisions.csv")
     env = Environment(loader=PackageLoader("tradeguard", "report"), autoescape=select_autoescape(["html", "j2"]))
     page = env.get_template("report.html.j2").render(
-        data=data, images=images, summary=_summary(data), rows=_decision_rows(data)[-TABLE_ROWS:],
+        data=data, images=images, summary=_summary(data), rows=_table_rows(_decision_rows(data)),
         table_rows=TABLE_ROWS, version=__version__, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )  # fmt: skip
     path = out / "index.html"
@@ -66,6 +66,13 @@ def _decision_rows(data: ReportData) -> list[dict[str, Any]]:
             "volume": "" if d.volume is None else f"{d.volume:g}", "client_id": d.client_id,
         })  # fmt: skip
     return rows
+
+
+def _table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every approved decision and the latest rejections, ``TABLE_ROWS`` in all at most, in time order."""
+    approved = [i for i, r in enumerate(rows) if r["approved"] == "yes"][-TABLE_ROWS:]
+    rejected = [i for i, r in enumerate(rows) if r["approved"] == "no"][-max(0, TABLE_ROWS - len(approved)) :]
+    return [rows[i] for i in sorted(approved + rejected)]
 
 
 def _decisions_csv(data: ReportData, path: Path) -> None:
