@@ -157,5 +157,5 @@ def _duration(seconds: float) -> str:
         return "+inf"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if seconds >= scale:
-            return f"{seconds / scale:g} {unit}"
+            return f"{seconds / scale:.3g} {unit}"
     return f"{seconds * 1e6:.2g} µs"
