@@ -56,6 +56,17 @@ def test_the_page_shows_limits_scores_memory_accuracy_and_decisions(report: Path
     assert csv_lines[0].startswith("time,signal_id") and len(csv_lines) > 600  # every decision, not just the page's
 
 
+def test_status_shows_the_memory_and_the_accuracy(report: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "tradeguard", "status", "--settings", str(REPO / "settings.toml")],
+                          cwd=report.parent, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    memory = done.stdout[done.stdout.index("insights memory") : done.stdout.index("signal accuracy")]
+    assert "donchian_breakout" in memory and "london" in memory
+    accuracy = done.stdout[done.stdout.index("signal accuracy") :]
+    assert re.search(r"ma_crossover\s+│\s+rejected\s+│\s+\d+", accuracy)
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (.ci/run installs Debian's chromium)")
 def test_the_report_opens_in_a_headless_browser_without_errors(report: Path) -> None:
     from playwright.sync_api import sync_playwright

@@ -360,6 +360,25 @@ def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
             prof.add_row(r["plugin"], r["hook"], f"{r['calls']:,}", f"{r['total_s']:.3f}", f"{r['mean_us']:.1f}",
                          f"{r['max_us']:.0f}")  # fmt: skip
         console.print(prof)
+    memory = store.kv_get("insights_engine", "table")
+    if memory:
+        console.print(_rows_table("insights memory (closed trades by setup)", memory[:10], {
+            "strategy": "{}", "symbol": "{}", "side": "{}", "session": "{}", "bucket": "{}", "count": "{:,}",
+            "win_rate": "{:.0%}", "avg_r": "{:+.2f}", "expectancy": "{:+,.2f}", "streak": "{:+d}"}))  # fmt: skip
+    accuracy = store.kv_get("accuracy_metrics", "tables")
+    if accuracy and accuracy["strategies"]:
+        console.print(_rows_table("signal accuracy (what followed each signal)", accuracy["strategies"], {
+            "strategy": "{}", "taken": "{}", "n": "{:,}", "win": "{:,}", "loss": "{:,}", "expired": "{:,}",
+            "hit_rate": "{:.0%}", "avg_r": "{:+.2f}"}))  # fmt: skip
+
+
+def _rows_table(title: str, rows: list[dict[str, Any]], columns: dict[str, str]) -> Table:
+    table = Table(title=title)
+    for col, fmt in columns.items():
+        table.add_column(col.replace("_", " "), justify="left" if fmt == "{}" else "right")
+    for row in rows:
+        table.add_row(*(fmt.format(row[col]) for col, fmt in columns.items()))
+    return table
 
 
 @audit_app.command("verify")
