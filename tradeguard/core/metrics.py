@@ -49,6 +49,10 @@ class Metrics:
     ) -> Histogram:
         return self._get(Histogram, name, doc, labels, buckets=tuple(buckets))
 
+    def series(self, name: str) -> Counter | Gauge | Histogram | None:
+        """A series registered under ``name`` (counters without ``_total``), or None."""
+        return self._series.get(name.removesuffix("_total"))
+
     def _get(self, kind: type, name: str, doc: str, labels: Sequence[str], **kw: object):  # type: ignore[no-untyped-def]
         key = name.removesuffix("_total") if kind is Counter else name
         existing = self._series.get(key)

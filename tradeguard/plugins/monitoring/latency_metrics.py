@@ -6,8 +6,8 @@
 * ``order_send`` round trip: ``tradeguard_execution_latency_seconds`` (the execution engine);
 * fill -> journal: the broker's deal time to the moment the deal was journaled (runtime clock).
 
-Every ``*_seconds`` histogram in the registry (these and the engine's) is also written to the
-store as bucket counts, hourly and at shutdown, so ``tradeguard report`` can draw them after
+These four histograms are also written to the store as bucket counts, hourly (when they changed)
+and at shutdown, so ``tradeguard report`` can draw them after
 the process is gone.
 """
 
@@ -21,6 +21,9 @@ from tradeguard import Decision, Fill, Job, Signal, hookimpl
 BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 NAMESPACE = "latency_metrics"
 SAVE_EVERY = timedelta(hours=1)
+#: the histograms the report draws: this plugin's and the execution engine's
+SAVED = ("tradeguard_signal_to_decision_seconds", "tradeguard_decision_to_send_seconds",
+         "tradeguard_execution_latency_seconds", "tradeguard_fill_to_journal_seconds")  # fmt: skip
 
 
 class LatencyMetrics:
@@ -31,6 +34,7 @@ class LatencyMetrics:
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
         self.rt = runtime
+        self._saved = 0.0
         m = runtime.metrics
         self._decide = m.histogram("tradeguard_signal_to_decision_seconds", "Signal creation to decision",
                                    buckets=BUCKETS)  # fmt: skip
@@ -54,15 +58,20 @@ class LatencyMetrics:
         self.save()
 
     def save(self) -> None:
-        self.rt.store.kv_put(NAMESPACE, "histograms", histograms(self.rt.metrics.registry))
+        """Write the histograms when they changed since the last save (a replay calls this every bar)."""
+        metrics = self.rt.metrics
+        series = [metrics.series(name) for name in SAVED]
+        found = histograms([h for h in series if h is not None])
+        seen = sum(h["count"] for h in found.values())
+        if seen != self._saved:
+            self.rt.store.kv_put(NAMESPACE, "histograms", found)
+            self._saved = seen
 
 
-def histograms(registry: Any) -> dict[str, dict[str, Any]]:
-    """Each ``*_seconds`` histogram summed over its labels: upper bounds, per-bucket counts, count, sum."""
+def histograms(series: list[Any]) -> dict[str, dict[str, Any]]:
+    """Each histogram summed over its labels: upper bounds, per-bucket counts, count, sum."""
     out: dict[str, dict[str, Any]] = {}
-    for family in registry.collect():
-        if family.type != "histogram" or not family.name.endswith("_seconds"):
-            continue
+    for family in (f for h in series for f in h.collect()):
         cumulative: dict[float, float] = {}
         total = count = 0.0
         for sample in family.samples:
