@@ -59,9 +59,19 @@ def test_missing_unknown_drift_and_unprotected(tmp_path: Path) -> None:
              for k in ("missing", "unknown", "unprotected", "volume")}  # fmt: skip
     assert drift == {"missing": 0, "unknown": 1, "unprotected": 1, "volume": pytest.approx(0.1)}
     eng.poll_fills()  # the journal learns the broker's deals ...
-    direct(rt, type=1, volume=0.2, position=ours.ticket, magic=OURS)  # ... and then misses a full close
+    direct(rt, type=1, volume=0.2, position=ours.ticket, magic=0)  # ... then someone closes ours by hand
     report = rec.run_reconciliation("again")
     assert report.missing == (ours.ticket,) and report.volume_drift == {}
+
+
+def test_a_stop_hit_not_yet_polled_is_not_a_missing_position(tmp_path: Path) -> None:
+    rt, eng, rec = setup(tmp_path)
+    eng.submit_order(order(volume=0.2, stop_loss=1.0650))
+    (ours,) = eng.get_positions_snapshot()
+    direct(rt, type=1, volume=0.2, position=ours.ticket, magic=OURS)  # a deal of ours, as an SL hit is
+    report = rec.run_reconciliation("schedule")  # before the engine's own poll
+    assert report.consistent and report.missing == ()
+    assert [f.entry.value for f in eng.journal.fills()] == ["in", "out"]  # the deal was journaled first
 
 
 def test_sltp_changed_behind_the_engine_is_a_mismatch_but_engine_changes_are_not(tmp_path: Path) -> None:

@@ -115,6 +115,9 @@ class PositionReconciler(ConfiguredPlugin):
             actual[p.identifier if hedging else p.symbol] += p.volume if hedging or p.is_buy else -p.volume
         tol = cfg.exposure_tolerance_lots + 1e-9
         missing = tuple(k for k in expected if k not in actual) if hedging else ()
+        if missing and engine.poll_fills():  # a stop hit since the last poll: its deal, not a loss of truth
+            expected = self._expected(hedging)
+            missing = tuple(k for k in expected if k not in actual)
         unknown = tuple(p.ticket for p in ours if (p.identifier if hedging else p.symbol) not in expected)
         drift = {str(k): round(actual[k] - v, 8) for k, v in expected.items()
                  if (k in actual or not hedging) and abs(actual.get(k, 0.0) - v) > tol}  # fmt: skip
