@@ -431,7 +431,13 @@ class Alert(_Frozen):
 
 
 class Job(BaseModel):
-    """A periodic job for the scheduler: ``run(runtime)`` every ``every`` of runtime-clock time."""
+    """A periodic job for the scheduler: ``run(runtime)`` every ``every`` of runtime-clock time.
+
+    ``wall_clock`` jobs are timed by the machine's clock instead: write-behind flushes, whose
+    interval bounds what a crash can lose in real time. Live the two clocks are the same; in a
+    replay, where an hour of market passes per H1 bar, such a job runs every ``every`` of real
+    time rather than on every bar.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
@@ -439,6 +445,7 @@ class Job(BaseModel):
     every: timedelta
     run: Callable[..., Any]
     run_at_start: bool = False
+    wall_clock: bool = False
 
     @field_validator("every")
     @classmethod

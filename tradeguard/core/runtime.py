@@ -224,7 +224,8 @@ class Runtime:
                                        f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
             self.log.info("stage started", extra={"stage": stage, "stage_name": STAGES[stage],
                                                   "started": [p for p, _, _ in members]})  # fmt: skip
-        self.scheduler.add(Job(name="store.flush", every=timedelta(seconds=5), run=lambda rt: rt.store.flush()))
+        self.scheduler.add(Job(name="store.flush", every=timedelta(seconds=5), run=lambda rt: rt.store.flush(),
+                               wall_clock=True))
         for plugin, jobs in self.hooks.collect("periodic_jobs", runtime=self):
             if isinstance(jobs, BaseException):
                 raise StartupError(f"plugin {plugin!r} failed to declare its jobs: {jobs}") from jobs

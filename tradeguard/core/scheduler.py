@@ -2,6 +2,7 @@
 
 A job that raises is isolated: reported through the runtime and rescheduled. A job that falls
 behind (a long replay gap, a stalled process) runs once, not once per missed interval.
+``Job.wall_clock`` jobs (write-behind flushes) are timed by the machine's clock.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tradeguard.core.clock import Clock
+from tradeguard.core.clock import Clock, WallClock
 from tradeguard.models import Job
 
 
@@ -23,13 +24,18 @@ class _Entry:
 
 
 class Scheduler:
-    def __init__(self, clock: Clock, on_error: Callable[[str, str, BaseException], None]) -> None:
+    def __init__(self, clock: Clock, on_error: Callable[[str, str, BaseException], None],
+                 wall: Clock | None = None) -> None:  # fmt: skip
         self._clock = clock
+        self._wall = wall or WallClock()
         self._on_error = on_error
         self._entries: list[_Entry] = []
 
+    def _now(self, job: Job) -> datetime:
+        return (self._wall if job.wall_clock else self._clock).now()
+
     def add(self, job: Job, plugin: str = "") -> None:
-        now = self._clock.now()
+        now = self._now(job)
         if any(e.job.name == job.name for e in self._entries):
             raise ValueError(f"job {job.name!r} is already scheduled")
         self._entries.append(_Entry(job, plugin, now if job.run_at_start else now + job.every))
@@ -40,9 +46,10 @@ class Scheduler:
 
     def run_due(self, *args: Any) -> list[str]:
         """Run every job that is due now; return their names (in the order they ran)."""
-        now = self._clock.now()
+        market, wall = self._clock.now(), self._wall.now()
         ran: list[str] = []
         for entry in self._entries:
+            now = wall if entry.job.wall_clock else market
             if entry.due > now:
                 continue
             try:

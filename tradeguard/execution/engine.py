@@ -103,6 +103,10 @@ class ExecutionEngine(ConfiguredPlugin):
         self.broker = runtime.broker
         self.magic = int(runtime.settings.runtime.magic)
         self.journal = Journal(runtime.store, runtime.settings.runtime.instance)
+        rows = runtime.store.query("SELECT MAX(time) FROM fills")
+        self._last_fill: datetime | None = datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
+        self._seen_deals: set[int] = set()  # deal tickets already journaled, in the poll window
+        self._levels: dict[int, tuple[float, float]] = {}  # position id -> expected SL/TP (see expected_levels)
         m = runtime.metrics
         self._ok = m.counter("tradeguard_execution_submit_success_total", "Orders the broker accepted or filled")
         self._fail = m.counter("tradeguard_execution_submit_fail_total", "Orders that ended rejected or unknown",
@@ -325,6 +329,8 @@ class ExecutionEngine(ConfiguredPlugin):
                     profit=deal.profit, magic=deal.magic, comment=deal.comment, time=deal.time)  # fmt: skip
         if not self.journal.record_fill(fill):
             return None
+        self._seen_deals.add(fill.deal_ticket)
+        self._last_fill = max(self._last_fill or fill.time, fill.time)
         self.rt.notify("on_fill", fill=fill)
         return fill
 
@@ -371,19 +377,24 @@ class ExecutionEngine(ConfiguredPlugin):
             self._settle(entry, OrderState.REJECTED, 0, why)
 
     def poll_fills(self) -> list[Fill]:
-        """Read the broker's deals since the last recorded one; journal and announce each new one once."""
-        rows = self.rt.store.query("SELECT MAX(time) FROM fills")
-        last = datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
-        start = (last - timedelta(hours=1)) if last else datetime(2000, 1, 1, tzinfo=UTC)
+        """Read the broker's deals since the last recorded one; journal and announce each new one once.
+
+        The window starts an hour before the newest journaled deal (deals can arrive out of time
+        order); tickets already seen in it are skipped without touching the journal.
+        """
+        start = (self._last_fill - timedelta(hours=1)) if self._last_fill else datetime(2000, 1, 1, tzinfo=UTC)
         new: list[Fill] = []
         touched: set[str] = set()
+        window: set[int] = set()
         for deal in self.broker.history_deals(start, FAR):
-            if deal.magic != self.magic:
+            window.add(deal.ticket)
+            if deal.magic != self.magic or deal.ticket in self._seen_deals:
                 continue
             fill = self._record(deal)
             if fill is not None:
                 new.append(fill)
                 touched.add(fill.client_id)
+        self._seen_deals = window
         for cid in touched - {""}:
             self._update_from_fills(cid)
         return new
@@ -429,18 +440,28 @@ class ExecutionEngine(ConfiguredPlugin):
         accepted = res.klass is RetcodeClass.SUCCESS or res.retcode == 10025
         if accepted:  # what the journal now expects at the broker (the reconciler compares)
             self.rt.store.kv_put("sltp", str(ticket), [req.get("sl", 0.0), req.get("tp", 0.0)])
+            self._levels[ticket] = (float(req.get("sl", 0.0)), float(req.get("tp", 0.0)))
         return accepted
 
     def expected_levels(self, position_id: int) -> tuple[float, float] | None:
-        """The SL/TP the journal expects on a position: the last modification, else the opening order's."""
+        """The SL/TP the journal expects on a position: the last modification, else the opening order's.
+
+        Read from the store once per position, then kept (``modify_order`` updates it): the
+        reconciler asks for every open position on every run.
+        """
+        if position_id in self._levels:
+            return self._levels[position_id]
         levels = self.rt.store.kv_get("sltp", str(position_id))
         if levels is not None:
-            return float(levels[0]), float(levels[1])
-        cid = self.journal.client_for_position(position_id)
-        entry = self.journal.get(cid) if cid else None
-        if entry is None or entry.position_ticket is not None:
-            return None
-        return entry.stop_loss or 0.0, entry.take_profit or 0.0
+            found: tuple[float, float] | None = (float(levels[0]), float(levels[1]))
+        else:
+            cid = self.journal.client_for_position(position_id)
+            entry = self.journal.get(cid) if cid else None
+            found = None if entry is None or entry.position_ticket is not None else (
+                entry.stop_loss or 0.0, entry.take_profit or 0.0)  # fmt: skip
+        if found is not None:
+            self._levels[position_id] = found
+        return found
 
     def cancel_order(self, client_id: str, reason: str = "cancelled") -> bool:
         """Remove a working pending order (allowed in every kill-switch state)."""

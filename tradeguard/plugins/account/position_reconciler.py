@@ -66,6 +66,7 @@ class PositionReconciler(ConfiguredPlugin):
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
+        self._adopted: set[int] = set(runtime.store.kv_get("reconciler", "adopted") or [])
         self._drift = runtime.metrics.gauge("tradeguard_reconciliation_drift", "Discrepancies in the last "
                                             "reconciliation, by kind (volume: lots)", ("kind",))  # fmt: skip
         if hasattr(runtime.execution, "journal"):
@@ -78,6 +79,8 @@ class PositionReconciler(ConfiguredPlugin):
     def _add(self, position_id: int, symbol: str, opening: bool, buy: bool, volume: float) -> None:
         self._by_position[position_id] += volume if opening else -volume
         self._by_symbol[symbol] += volume if buy else -volume
+        if abs(self._by_position[position_id]) < 1e-9:  # closed: keep the map the size of what is open
+            del self._by_position[position_id]
 
     @hookimpl
     def on_fill(self, fill: Any, runtime: Any) -> None:
@@ -105,7 +108,7 @@ class PositionReconciler(ConfiguredPlugin):
         broker = engine.broker
         cfg = self.cfg
         hedging = broker.account().hedging
-        adopted = set(self.rt.store.kv_get("reconciler", "adopted") or [])
+        adopted = self._adopted
         positions = broker.positions()
         ours = [p for p in positions if p.magic == engine.magic]
         others = [p for p in positions if p.magic != engine.magic and p.ticket not in adopted]
@@ -139,9 +142,7 @@ class PositionReconciler(ConfiguredPlugin):
             unprotected=tuple(unprotected), foreign=tuple(p.ticket for p in others), details=details,
         )  # fmt: skip
         previous, self.last_report = self.last_report, report
-        if previous is None or report.model_dump(exclude={"time", "cause"}) != previous.model_dump(
-            exclude={"time", "cause"}
-        ):  # persisted when the verdict changes, not on every run
+        if previous is None or _verdict(report) != _verdict(previous):  # persisted when it changes, not every run
             self.rt.store.kv_put("reconciliation", "last", report.model_dump(mode="json"))
         self._raise_alerts(report)
         for kind, value in (("missing", len(missing)), ("unknown", len(unknown)), ("sltp_mismatch", len(mismatch)),
@@ -187,8 +188,8 @@ class PositionReconciler(ConfiguredPlugin):
             return []
         done: list[str] = []
         if self.cfg.foreign_policy == "adopt" and report.foreign:
-            adopted = sorted(set(self.rt.store.kv_get("reconciler", "adopted") or []) | set(report.foreign))
-            self.rt.store.kv_put("reconciler", "adopted", adopted)
+            self._adopted |= set(report.foreign)
+            self.rt.store.kv_put("reconciler", "adopted", sorted(self._adopted))
             done += [f"adopted {t}" for t in report.foreign]
         if self.cfg.rearm_missing_stops:
             engine = self.rt.execution
@@ -205,3 +206,8 @@ class PositionReconciler(ConfiguredPlugin):
         stop = spec.round_price(ref - points * spec.point if p.is_buy else ref + points * spec.point)
         ok = engine.modify_order(p.ticket, stop, p.tp or None)
         return f"{'re-armed' if ok else 'could not re-arm'} stop {stop} on {p.ticket}"
+
+
+def _verdict(r: ReconciliationReport) -> tuple[Any, ...]:
+    """Everything a report says except when and why it ran."""
+    return (r.consistent, r.missing, r.unknown, r.volume_drift, r.sltp_mismatch, r.unprotected, r.foreign, r.details)

@@ -43,7 +43,7 @@ class SignalDeduplicator(ConfiguredPlugin):
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
         return [Job(name="signal_dedup.flush", every=timedelta(seconds=self.cfg.flush_seconds),
-                    run=lambda rt: self.flush())]  # fmt: skip
+                    run=lambda rt: self.flush(), wall_clock=True)]  # fmt: skip
 
     @hookimpl
     def tradeguard_shutdown(self, runtime: Any) -> None:

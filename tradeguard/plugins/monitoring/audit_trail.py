@@ -73,7 +73,8 @@ class AuditTrail(ConfiguredPlugin):
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
-        return [Job(name="audit.flush", every=timedelta(seconds=self.cfg.flush_seconds), run=lambda rt: self.flush())]
+        return [Job(name="audit.flush", every=timedelta(seconds=self.cfg.flush_seconds), run=lambda rt: self.flush(),
+                    wall_clock=True)]
 
     @hookimpl
     def tradeguard_shutdown(self, runtime: Any) -> None:

@@ -6,7 +6,7 @@
 * ``order_send`` round trip: ``tradeguard_execution_latency_seconds`` (the execution engine);
 * fill -> journal: the broker's deal time to the moment the deal was journaled (runtime clock).
 
-These four histograms are also written to the store as bucket counts, hourly (when they changed)
+These four histograms are also written to the store as bucket counts, every five minutes (when they changed)
 and at shutdown, so ``tradeguard report`` can draw them after
 the process is gone.
 """
@@ -20,7 +20,7 @@ from tradeguard import Decision, Fill, Job, Signal, hookimpl
 
 BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 NAMESPACE = "latency_metrics"
-SAVE_EVERY = timedelta(hours=1)
+SAVE_EVERY = timedelta(minutes=5)
 #: the histograms the report draws: this plugin's and the execution engine's
 SAVED = ("tradeguard_signal_to_decision_seconds", "tradeguard_decision_to_send_seconds",
          "tradeguard_execution_latency_seconds", "tradeguard_fill_to_journal_seconds")  # fmt: skip
@@ -51,7 +51,7 @@ class LatencyMetrics:
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
-        return [Job(name="latency_metrics.save", every=SAVE_EVERY, run=lambda rt: self.save())]
+        return [Job(name="latency_metrics.save", every=SAVE_EVERY, run=lambda rt: self.save(), wall_clock=True)]
 
     @hookimpl
     def tradeguard_shutdown(self, runtime: Any) -> None:

@@ -125,7 +125,7 @@ class KillSwitch(ConfiguredPlugin):
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
         return [Job(name="kill_switch.refresh", every=timedelta(seconds=self.cfg.latch_refresh_seconds),
-                    run=lambda rt: self.refresh_latch())]  # fmt: skip
+                    run=lambda rt: self.refresh_latch(), wall_clock=True)]  # fmt: skip  (another process's `kill`)
 
     def refresh_latch(self) -> None:
         """Adopt the store's latch: another process (``tradeguard kill`` / ``reset``) may have moved it."""

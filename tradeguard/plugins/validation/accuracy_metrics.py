@@ -164,7 +164,7 @@ class AccuracyMetrics(ConfiguredPlugin):
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
         every = timedelta(seconds=self.cfg.flush_seconds)
-        return [Job(name="accuracy_metrics.flush", every=every, run=lambda rt: self.flush())]
+        return [Job(name="accuracy_metrics.flush", every=every, run=lambda rt: self.flush(), wall_clock=True)]
 
     @hookimpl
     def tradeguard_shutdown(self, runtime: Any) -> None:
