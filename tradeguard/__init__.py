@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from tradeguard.core.configured import ConfiguredPlugin
+from tradeguard.core.configured import ConfiguredPlugin, WriteBehindPlugin
 from tradeguard.core.schema import PluginSettings
 from tradeguard.errors import (
     ConfigError,
@@ -83,5 +83,5 @@ __all__ = [
     "HealthReport", "HealthStatus", "IllegalStateTransition", "Job", "KillState", "OrderEvent", "OrderEventKind",
     "OrderIntent", "OrderType", "PluginError", "PluginSettings", "Position", "Reason", "ReconciliationReport",
     "Rejected", "Score", "Severity", "Side", "Signal", "StartupError", "Targets", "TradeguardError",
-    "__version__", "hookimpl",
+    "WriteBehindPlugin", "__version__", "hookimpl",
 ]  # fmt: skip

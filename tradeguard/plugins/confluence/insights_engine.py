@@ -23,12 +23,11 @@ in memory only (the journal has every fill).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field
 
-from tradeguard import ConfiguredPlugin, Decision, Fill, Job, PluginSettings, Score, Signal, hookimpl
+from tradeguard import Decision, Fill, PluginSettings, Score, Signal, WriteBehindPlugin, hookimpl
 from tradeguard.core.sessions import session_of
 from tradeguard.models import DealEntry
 
@@ -115,7 +114,8 @@ def bucket_of(score: float | None, buckets: int) -> str:
     return f"{i / buckets:.2f}-{(i + 1) / buckets:.2f}"
 
 
-class InsightsEngine(ConfiguredPlugin):
+class InsightsEngine(WriteBehindPlugin):
+    namespace = NAMESPACE
     settings_model = InsightsSettings
     stage = 5
 
@@ -127,7 +127,6 @@ class InsightsEngine(ConfiguredPlugin):
         self.closed: list[Trade] = []
         self.stats: dict[tuple[str, ...], Stats] = {}  # setup + bucket
         self.setups: dict[tuple[str, ...], Stats] = {}  # setup, for scoring
-        self._dirty = False
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -141,18 +140,7 @@ class InsightsEngine(ConfiguredPlugin):
         self.stats = {tuple(r["key"]): Stats(**r["stats"]) for r in saved.get("stats", [])}
         self.setups = {tuple(r["key"]): Stats(**r["stats"]) for r in saved.get("setups", [])}
 
-    @hookimpl
-    def periodic_jobs(self, runtime: Any) -> list[Job]:
-        every = timedelta(seconds=self.cfg.flush_seconds)
-        return [Job(name="insights_engine.flush", every=every, run=lambda rt: self.flush(), wall_clock=True)]
-
-    @hookimpl
-    def tradeguard_shutdown(self, runtime: Any) -> None:
-        self.flush()
-
-    def flush(self) -> None:
-        if not self._dirty:
-            return
+    def save(self) -> None:
         state = {  # vars(), not asdict(): flat records, and asdict's deep copies cost a millisecond a flush
             "planned": {k: vars(t) for k, t in self.planned.items()},
             "open": {str(k): vars(t) for k, t in self.open.items()},
@@ -161,7 +149,6 @@ class InsightsEngine(ConfiguredPlugin):
         }
         self.rt.store.kv_put(NAMESPACE, "state", state)
         self.rt.store.kv_put(NAMESPACE, "table", self.table())
-        self._dirty = False
 
     # -- following trades -------------------------------------------------------------------
 
@@ -176,7 +163,7 @@ class InsightsEngine(ConfiguredPlugin):
         )  # fmt: skip
         while len(self.planned) > self.cfg.max_planned:  # orders the broker refused never fill: forget the oldest
             del self.planned[next(iter(self.planned))]
-        self._dirty = True
+        self.dirty = True
         for fill, volume in self.early.pop(decision.client_id, []):
             self._open(fill, volume)
 
@@ -192,7 +179,7 @@ class InsightsEngine(ConfiguredPlugin):
             if trade.volume_out >= trade.volume_in - EPS:
                 self._close(fill.position_id, trade, fill.time.isoformat())
             volume -= closing
-            self._dirty = True
+            self.dirty = True
         if fill.entry in (DealEntry.IN, DealEntry.INOUT) and fill.client_id and volume > EPS:
             self._open(fill, volume)
 
@@ -211,7 +198,7 @@ class InsightsEngine(ConfiguredPlugin):
             self.open[fill.position_id] = trade
         else:  # a market order fills before its decision is out: open it when the decision comes
             self.early.setdefault(fill.client_id, []).append((fill, volume))
-        self._dirty = True
+        self.dirty = True
 
     def _close(self, position_id: int, trade: Trade, when: str) -> None:
         trade.close(when)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tradeguard import ConfiguredPlugin, Job, PluginSettings, Reason, Signal, hookimpl
+from tradeguard import PluginSettings, Reason, Signal, WriteBehindPlugin, hookimpl
 
 NAMESPACE = "signal_dedup"
 
@@ -23,14 +23,14 @@ class DedupSettings(PluginSettings):
     flush_seconds: float = Field(default=5.0, gt=0, description="how often the memory is written to the store")
 
 
-class SignalDeduplicator(ConfiguredPlugin):
+class SignalDeduplicator(WriteBehindPlugin):
+    namespace = NAMESPACE
     settings_model = DedupSettings
     stage = 5
 
     def __init__(self) -> None:
         super().__init__()
         self.seen: dict[str, datetime] = {}  # signal id or fingerprint -> expiry
-        self._dirty = False
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
@@ -40,22 +40,10 @@ class SignalDeduplicator(ConfiguredPlugin):
         stored = runtime.store.kv_get(NAMESPACE, "seen")
         self.seen = {k: e for k, v in (stored or {}).items() if (e := datetime.fromisoformat(v)) > now}
 
-    @hookimpl
-    def periodic_jobs(self, runtime: Any) -> list[Job]:
-        return [Job(name="signal_dedup.flush", every=timedelta(seconds=self.cfg.flush_seconds),
-                    run=lambda rt: self.flush(), wall_clock=True)]  # fmt: skip
-
-    @hookimpl
-    def tradeguard_shutdown(self, runtime: Any) -> None:
-        self.flush()
-
-    def flush(self) -> None:
-        if not self._dirty:
-            return
+    def save(self) -> None:
         now = self.rt.clock.now()
         self.seen = {k: e for k, e in self.seen.items() if e > now}
         self.rt.store.kv_put(NAMESPACE, "seen", {k: e.isoformat() for k, e in self.seen.items()})
-        self._dirty = False
 
     @hookimpl
     def validate_signal(self, signal: Signal, runtime: Any) -> list[Reason]:
@@ -71,5 +59,5 @@ class SignalDeduplicator(ConfiguredPlugin):
         expiry = now + timedelta(seconds=self.cfg.ttl_seconds)
         self.seen[signal.signal_id] = expiry
         self.seen[fingerprint] = expiry
-        self._dirty = True
+        self.dirty = True
         return []

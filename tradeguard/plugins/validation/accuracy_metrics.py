@@ -23,12 +23,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from pydantic import Field
 
-from tradeguard import Bar, ConfiguredPlugin, Decision, Job, PluginSettings, Signal, hookimpl
+from tradeguard import Bar, Decision, PluginSettings, Signal, WriteBehindPlugin, hookimpl
 
 NAMESPACE = "accuracy_metrics"
 OUTCOMES = ("win", "loss", "expired")
@@ -119,7 +118,8 @@ class Book:
     unjudged: int = 0
 
 
-class AccuracyMetrics(ConfiguredPlugin):
+class AccuracyMetrics(WriteBehindPlugin):
+    namespace = NAMESPACE
     settings_model = AccuracySettings
     stage = 6
 
@@ -128,7 +128,6 @@ class AccuracyMetrics(ConfiguredPlugin):
         self.pending: dict[tuple[str, str], list[Pending]] = defaultdict(list)  # (symbol, timeframe)
         self.labelled: list[Pending] = []
         self.book = Book()
-        self._dirty = False
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -161,18 +160,7 @@ class AccuracyMetrics(ConfiguredPlugin):
             self.book.scored = Tally(**book["scored"])
             self.book.unjudged = book["unjudged"]
 
-    @hookimpl
-    def periodic_jobs(self, runtime: Any) -> list[Job]:
-        every = timedelta(seconds=self.cfg.flush_seconds)
-        return [Job(name="accuracy_metrics.flush", every=every, run=lambda rt: self.flush(), wall_clock=True)]
-
-    @hookimpl
-    def tradeguard_shutdown(self, runtime: Any) -> None:
-        self.flush()
-
-    def flush(self) -> None:
-        if not self._dirty:
-            return
+    def save(self) -> None:
         book = self.book
         state = {  # vars(), not asdict(): flat records, and asdict's deep copies cost a millisecond a flush
             "pending": [vars(p) for waiting in self.pending.values() for p in waiting],
@@ -183,7 +171,6 @@ class AccuracyMetrics(ConfiguredPlugin):
         }  # fmt: skip
         self.rt.store.kv_put(NAMESPACE, "state", state)
         self.rt.store.kv_put(NAMESPACE, "tables", self.tables())
-        self._dirty = False
 
     # -- following signals ------------------------------------------------------------------
 
@@ -200,7 +187,7 @@ class AccuracyMetrics(ConfiguredPlugin):
             reason="" if decision.approved or not decision.reasons else decision.reasons[0].base,
             score=decision.combined_score, entry=signal.price, stop=stop, target=target,
         ))  # fmt: skip
-        self._dirty = True
+        self.dirty = True
 
     def _levels(self, decision: Decision, signal: Signal) -> tuple[float, float] | None:
         """(stop, target) on the right sides of the entry, or None when no stop can be known."""
@@ -230,7 +217,7 @@ class AccuracyMetrics(ConfiguredPlugin):
                 self._label(p)
         if len(still) != len(waiting):
             self.pending[(bar.symbol, bar.timeframe)] = still
-            self._dirty = True
+            self.dirty = True
 
     def _label(self, p: Pending) -> None:
         taken = "taken" if p.taken else "rejected"
