@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tradeguard.errors import TradeguardError
-from tradeguard.models import Bar, Decision
+from tradeguard.models import AccountSnapshot, Bar, Decision
 
 #: Each entry upgrades the schema by one version; never edit a released one, append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -178,6 +178,7 @@ class Store:
         self._lock = threading.RLock()
         self._pending_decisions: list[Decision] = []
         self._pending_bars: list[tuple[str, str, int, float, float, float, float]] = []
+        self._pending_snapshots: list[tuple[str, float, float, str]] = []
         try:
             self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self.db.row_factory = sqlite3.Row
@@ -243,6 +244,12 @@ class Store:
         if len(self._pending_bars) >= BAR_BATCH:
             self.flush()
 
+    def record_snapshot(self, snap: AccountSnapshot) -> None:
+        """Account snapshots are written behind too: an observation history, rebuilt from deals if lost."""
+        self._pending_snapshots.append((snap.time.isoformat(), snap.balance, snap.equity, snap.model_dump_json()))
+        if len(self._pending_snapshots) >= BAR_BATCH:
+            self.flush()
+
     def bars(self, symbol: str, timeframe: str) -> list[sqlite3.Row]:
         self.flush()
         return self.query("SELECT time, open, high, low, close FROM bars WHERE symbol = ? AND timeframe = ? "
@@ -252,10 +259,13 @@ class Store:
         with self._lock:
             pending, self._pending_decisions = self._pending_decisions, []
             bars, self._pending_bars = self._pending_bars, []
-            if not pending and not bars:
+            snaps, self._pending_snapshots = self._pending_snapshots, []
+            if not pending and not bars and not snaps:
                 return
             with self.tx() as db:
                 db.executemany("INSERT OR REPLACE INTO bars VALUES (?, ?, ?, ?, ?, ?, ?)", bars)
+                db.executemany("INSERT INTO account_snapshots (time, balance, equity, record) VALUES (?, ?, ?, ?)",
+                               snaps)  # fmt: skip
                 db.executemany(
                     "INSERT INTO decisions (signal_id, approved, stage, reasons, client_id, decided_at, record) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -169,10 +169,7 @@ class AccountTracker(ConfiguredPlugin):
                           message=a.detail, amount=a.amount)  # fmt: skip
 
     def _store(self, snap: AccountSnapshot) -> None:
-        record = snap.model_dump_json()
-        with self.rt.store.tx() as db:
-            db.execute("INSERT INTO account_snapshots (time, balance, equity, record) VALUES (?, ?, ?, ?)",
-                       (snap.time.isoformat(), snap.balance, snap.equity, record))  # fmt: skip
+        self.rt.store.record_snapshot(snap)
         self._dd.set(snap.drawdown_pct)
         self._daily.set(snap.daily_drawdown_pct)
         self._equity.set(snap.equity)
@@ -204,6 +201,7 @@ class AccountTracker(ConfiguredPlugin):
     # ------------------------------------------------------------------ analysis ----------------
 
     def snapshots(self) -> list[AccountSnapshot]:
+        self.rt.store.flush()
         rows = self.rt.store.query("SELECT record FROM account_snapshots ORDER BY id")
         return [AccountSnapshot.model_validate_json(r[0]) for r in rows]
 
