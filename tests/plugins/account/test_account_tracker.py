@@ -106,6 +106,7 @@ def test_snapshots_export_to_rotating_files(tmp_path: Path, fmt: str) -> None:
     rt, acc = setup(tmp_path, export=fmt, export_rows_per_file=2)
     for _ in range(5):
         acc.capture()
+        rt.broker.mt5.admin_deposit(100.0)  # a change for every capture to record
         rt.broker.mt5.replay_step(1)
     files = sorted((tmp_path / "exports").iterdir())
     assert len(files) == 3 and all(f.suffix == f".{fmt}" for f in files)
@@ -116,3 +117,14 @@ def test_snapshots_export_to_rotating_files(tmp_path: Path, fmt: str) -> None:
 
         rows = [r for f in files for r in pq.read_table(f).to_pylist()]
     assert len(rows) == 5 and rows[0]["balance"] == 10000.0
+
+
+def test_a_flat_unchanged_account_is_not_snapshotted_again(tmp_path: Path) -> None:
+    rt, acc = setup(tmp_path)
+    first = acc.capture()
+    rt.broker.mt5.replay_step(1)
+    assert acc.capture() is first  # flat, same balance and equity, same server day: nothing new to record
+    rt.broker.mt5.admin_deposit(50.0)
+    moved = acc.capture()
+    assert moved is not first and moved.balance == first.balance + 50.0
+    assert len(acc.snapshots()) == 2

@@ -94,10 +94,20 @@ class AccountTracker(ConfiguredPlugin):
     # ------------------------------------------------------------------ capture -----------------
 
     def capture(self) -> AccountSnapshot:
+        """Snapshot the account; when flat and unchanged since the last snapshot today, return that one.
+
+        Flat (no margin in use), equity = balance = the last snapshot's, and no server midnight
+        since: nothing a snapshot would show has changed (a deposit moves the balance, an entry
+        uses margin), so no row is written and no observer is woken. A replay spends most bars so.
+        """
         broker = self.rt.broker
         account = broker.account()
         now = broker.now()
         midnight = server_midnight(now, broker.offset)
+        last = self.last
+        if (last is not None and account.margin == 0 and midnight <= last.time
+                and account.equity == account.balance == last.equity == last.balance):  # fmt: skip
+            return last
         deals = broker.history_deals(midnight, FAR)
         realized = sum(d.profit + d.commission + d.swap for d in deals if d.type in (0, 1))
         moved_in = sum(d.profit for d in deals if d.type in BALANCE_DEALS)
