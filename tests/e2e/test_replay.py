@@ -44,7 +44,8 @@ def test_full_replay_trades_rejects_and_keeps_the_truth(default_run: tuple) -> N
     con = sqlite3.connect(db)
     fills = con.execute("SELECT COUNT(*), SUM(entry = 'out') FROM fills").fetchone()
     assert fills[0] >= 4 and fills[1] >= 2  # entries and their stop-outs, journaled
-    assert con.execute("SELECT COUNT(*) FROM account_snapshots").fetchone()[0] > 1000
+    # every change is recorded, and a flat, unchanged account at least once per server day (~290 days here)
+    assert con.execute("SELECT COUNT(*) FROM account_snapshots").fetchone()[0] > 280
     reasons = {r[0] for r in con.execute("SELECT reasons FROM decisions WHERE approved = 0")}
     assert any("kill_switch_reduce_only" in r for r in reasons)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,9 @@ BALANCE_DEALS = {2, 3, 4, 5, 6}  # balance, credit, charge, correction, bonus
 
 class AccountSettings(PluginSettings):
     capture_seconds: float = Field(default=60.0, gt=0, description="how often account_info is captured")
+    heartbeat_seconds: float = Field(
+        default=900.0, gt=0, description="a flat, unchanged account is still recorded this often (wall clock)"
+    )
     export: Literal["none", "jsonl", "parquet"] = Field(default="none", description="snapshot export files")
     export_dir: str = Field(default="exports", description="export folder, relative to runtime.data_dir")
     export_rows_per_file: int = Field(default=10_000, ge=1, description="rotate the export file after this many")
@@ -67,6 +71,7 @@ class AccountTracker(ConfiguredPlugin):
         self._seen_deal = -1  # the highest deal ticket accounted for (MT5 deal tickets only increase)
         self._export_rows = 0
         self._export_file: Path | None = None
+        self._written_at = 0.0  # time.monotonic() of the last snapshot written
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
@@ -98,7 +103,8 @@ class AccountTracker(ConfiguredPlugin):
 
         Flat (no margin in use), equity = balance = the last snapshot's, and no server midnight
         since: nothing a snapshot would show has changed (a deposit moves the balance, an entry
-        uses margin), so no row is written and no observer is woken. A replay spends most bars so.
+        uses margin), so no row is written and no observer is woken, until ``heartbeat_seconds``
+        of real time have passed (so ``status`` shows a live tracker). Replays spend most bars so.
         """
         broker = self.rt.broker
         account = broker.account()
@@ -106,7 +112,8 @@ class AccountTracker(ConfiguredPlugin):
         midnight = server_midnight(now, broker.offset)
         last = self.last
         if (last is not None and account.margin == 0 and midnight <= last.time
-                and account.equity == account.balance == last.equity == last.balance):  # fmt: skip
+                and account.equity == account.balance == last.equity == last.balance
+                and time.monotonic() - self._written_at < self.cfg.heartbeat_seconds):  # fmt: skip
             return last
         deals = broker.history_deals(midnight, FAR)
         realized = sum(d.profit + d.commission + d.swap for d in deals if d.type in (0, 1))
@@ -180,6 +187,7 @@ class AccountTracker(ConfiguredPlugin):
 
     def _store(self, snap: AccountSnapshot) -> None:
         self.rt.store.record_snapshot(snap)
+        self._written_at = time.monotonic()
         self._dd.set(snap.drawdown_pct)
         self._daily.set(snap.daily_drawdown_pct)
         self._equity.set(snap.equity)
