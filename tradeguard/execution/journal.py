@@ -63,10 +63,12 @@ class Journal:
         rows = store.query("SELECT client_id FROM orders WHERE client_id >= ? AND client_id < ? "
                            "ORDER BY client_id DESC LIMIT 1", (self.prefix, upper))  # fmt: skip
         self._seq = int(rows[0][0][len(self.prefix):]) if rows else 0
+        self._may_have_open = True  # False once a read found no open order and none was created since
 
     def create(self, order: OrderIntent, when: datetime) -> str:
         """Journal ``order`` as ``new`` and return its client id, in one durable transaction."""
         stamp = iso(when)
+        self._may_have_open = True
         with self.store.tx() as db:
             client_id = f"{self.prefix}{self._seq + 1:08d}"
             db.execute(
@@ -88,8 +90,15 @@ class Journal:
         return comment.startswith(self.prefix)
 
     def open_entries(self) -> list[JournalEntry]:
-        """Every order not in a terminal state (new, submitted, accepted, partially filled, unknown)."""
+        """Every order not in a terminal state (new, submitted, accepted, partially filled, unknown).
+
+        Orders only become open through :meth:`create` (this process owns its prefix), so once a read
+        finds none, later reads answer from memory until the next order is created.
+        """
+        if not self._may_have_open:
+            return []
         rows = self.store.query(OPEN_SQL, OPEN_STATES)  # IN, not NOT IN: the state index answers it
+        self._may_have_open = bool(rows)
         return [_entry(r) for r in rows]
 
     def entries(self) -> list[JournalEntry]:
