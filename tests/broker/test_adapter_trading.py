@@ -47,6 +47,8 @@ def test_market_buy_and_sell_fill_at_ask_and_bid(adapter: Adapter) -> None:
         (True, 0.1, 42, "tg-test"), (False, 0.2, 42, "tg-test")]  # fmt: skip
     assert positions[0].ticket == buy.order  # hedging: the position ticket is the opening order's
     assert [d.entry for d in deals(broker)] == [c.DEAL_ENTRY_IN, c.DEAL_ENTRY_IN]
+    assert broker.deals_total(EPOCH, FUTURE) == 2  # history_deals_total: the count without the deals
+    assert broker.deals_total(FUTURE, FUTURE) == 0
 
 
 def test_stop_loss_and_take_profit_trigger_on_the_tick_path(adapter: Adapter) -> None:

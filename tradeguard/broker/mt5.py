@@ -358,6 +358,15 @@ class MT5Adapter:
             raise BrokerError("history_deals_get failed", self.last_error())
         return [self._deal(d) for d in raw]
 
+    def deals_total(self, start: datetime, end: datetime) -> int:
+        """How many deals the account has between ``start`` and ``end`` (``history_deals_total``)."""
+        # aware datetimes on the server scale: mt5linux's client calls .astimezone() on these two arguments
+        lo, hi = (datetime.fromtimestamp(self.to_server(t), UTC) for t in (start, end))
+        total = _local(self.mt5.history_deals_total(lo, hi))
+        if total is None:
+            raise BrokerError("history_deals_total failed", self.last_error())
+        return int(total)
+
     def _deal(self, d: Any) -> BrokerDeal:
         return BrokerDeal(
             ticket=int(d.ticket), order=int(d.order), position_id=int(d.position_id), symbol=str(d.symbol),

@@ -106,6 +106,7 @@ class ExecutionEngine(ConfiguredPlugin):
         rows = runtime.store.query("SELECT MAX(time) FROM fills")
         self._last_fill: datetime | None = datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
         self._seen_deals: set[int] = set()  # deal tickets already journaled, in the poll window
+        self._polled: tuple[datetime, int] | None = None  # (window start, deals in it) at the last full poll
         self._levels: dict[int, tuple[float, float]] = {}  # position id -> expected SL/TP (see expected_levels)
         m = runtime.metrics
         self._ok = m.counter("tradeguard_execution_submit_success_total", "Orders the broker accepted or filled")
@@ -380,9 +381,14 @@ class ExecutionEngine(ConfiguredPlugin):
         """Read the broker's deals since the last recorded one; journal and announce each new one once.
 
         The window starts an hour before the newest journaled deal (deals can arrive out of time
-        order); tickets already seen in it are skipped without touching the journal.
+        order); tickets already seen in it are skipped without touching the journal, and when the
+        broker counts as many deals in the window as last time, nothing is read at all.
         """
         start = (self._last_fill - timedelta(hours=1)) if self._last_fill else datetime(2000, 1, 1, tzinfo=UTC)
+        total = self.broker.deals_total(start, FAR)
+        if (start, total) == self._polled:  # deals are only ever added: same window, same count, nothing new
+            return []
+        self._polled = (start, total)
         new: list[Fill] = []
         touched: set[str] = set()
         window: set[int] = set()

@@ -420,8 +420,11 @@ class Terminal(Trading):
                               b.orders_by_position, args, group, ticket, position)  # fmt: skip
         return None if found is None else tuple(o.as_tuple() for o in found)
 
+    @api()
     def history_orders_total(self, date_from: Any, date_to: Any) -> int | None:
-        found = self.history_orders_get(date_from, date_to)
+        b = self.book
+        found = self._history(b.history_orders, b.order_times, list, b.orders_by_position, (date_from, date_to),
+                              None, None, None)  # fmt: skip
         return None if found is None else len(found)
 
     @api()
@@ -433,8 +436,12 @@ class Terminal(Trading):
                               args, group, ticket, position)  # fmt: skip
         return None if found is None else tuple(d.as_tuple() for d in found)
 
+    @api()
     def history_deals_total(self, date_from: Any, date_to: Any) -> int | None:
-        found = self.history_deals_get(date_from, date_to)
+        """Counted without building the deal tuples: the cheap "anything new?" question pollers ask."""
+        b = self.book
+        found = self._history(b.deals, b.deal_times, list, b.deals_by_position, (date_from, date_to), None, None,
+                              None)  # fmt: skip
         return None if found is None else len(found)
 
     # ------------------------------------------------------------------ replay ------------------
