@@ -49,7 +49,7 @@ def equity_and_drawdown(data: ReportData, out: Path) -> str | None:
         for ax in (top, bottom):
             ax.axvline(at, color="black", lw=0.8, alpha=0.6)
         top.annotate(f"{event['to_state']} ({event['trigger']})", (at, top.get_ylim()[1]), fontsize=8,
-                     rotation=90, va="top", ha="right")  # fmt: skip
+                     rotation=90, va="top", ha="right", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})  # fmt: skip
     bottom.set_ylabel("% (negative = loss)")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
