@@ -57,7 +57,7 @@ def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
         rt.bars.append(bar)
         if end is not None and when.timestamp() > end:
             break
-        rt.scheduler.run_due(rt)
+        rt.run_jobs()
         summary.bars += 1
         summary.first_bar = summary.first_bar or when.isoformat()
         summary.last_bar = when.isoformat()
@@ -115,7 +115,7 @@ def run_live(rt: Runtime, stop: Any) -> int:
                         rt.bars.append(bar)
                         rt.on_bar(bar)
                         handled += 1
-            rt.scheduler.run_due(rt)
+            rt.run_jobs()
             stop.wait(cfg.poll_seconds)
     finally:
         rt.hold("shutdown")

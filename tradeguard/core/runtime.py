@@ -274,6 +274,19 @@ class Runtime:
         self.bar_signals = tuple(signals)
         return [self.decide(signal) for signal in signals]
 
+    def run_jobs(self) -> list[str]:
+        """Run the due periodic jobs with one view of the broker: the jobs of one pass (account capture,
+        reconciliation, health) share each account/positions/quote read, as a decision's plugins do.
+        Sending or checking an order ends the shared view, so nothing stale is read after a trade."""
+        broker = self._broker
+        if broker is None:
+            return self.scheduler.run_due(self)
+        broker.begin_scope()
+        try:
+            return self.scheduler.run_due(self)
+        finally:
+            broker.end_scope()
+
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Fire an observer hook on every plugin; each failure is isolated and reported."""
         self.hooks.notify(hook, runtime=self, **kwargs)

@@ -25,6 +25,7 @@ from tradeguard.core.store import Store
 from tradeguard.plugins.alerting.channels import SEVERITY_RANK, DeliveryError, Destination, routes, send
 from tradeguard.plugins.alerting.outbox import Outbox, backoff, wall_now
 
+WAKE = object()  # put on the queue at shutdown so the delivery thread stops waiting
 log = logging.getLogger("tradeguard.alert.manager")
 
 
@@ -151,6 +152,8 @@ class AlertManager(ConfiguredPlugin):
                 break
         now = wall_now()
         for it in batch:
+            if it is WAKE:
+                continue
             record = it.model_dump(mode="json") if isinstance(it, Alert) else it
             names = [name for name, dest in self.cfg.destinations.items() if routes(dest, record)]
             if names:
@@ -187,6 +190,7 @@ class AlertManager(ConfiguredPlugin):
     @hookimpl
     def tradeguard_shutdown(self, runtime: Any) -> None:
         self._stop.set()
+        self.queue.put(WAKE)  # the delivery thread may be waiting on the queue: wake it now
         if self._thread is not None:
             self._thread.join(timeout=self.cfg.poll_seconds + 30)
         self.close_windows(datetime.max.replace(tzinfo=runtime.clock.now().tzinfo))

@@ -2,20 +2,35 @@
 
 Serving runs in its own thread and only reads the registry: it never touches the broker. A
 non-loopback address is refused unless ``allow_remote`` is set: metrics tell anyone who can read
-them the account's equity and positions.
+them the account's equity and positions. The WSGI server is prometheus-client's app on the
+standard library's server, polled every 50 ms, so shutting down takes milliseconds rather than
+``start_http_server``'s fixed half second.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from pydantic import Field, field_validator
 
 from tradeguard import ConfiguredPlugin, PluginSettings, hookimpl
 
 log = logging.getLogger("tradeguard.metrics")
+POLL_SECONDS = 0.05
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes are not logged: one line every few seconds per scraper is noise."""
 
 
 class MetricsServerSettings(PluginSettings):
@@ -47,9 +62,12 @@ class MetricsServer(ConfiguredPlugin):
         loopback = cfg.host == "localhost" or ipaddress.ip_address(cfg.host).is_loopback
         if not loopback and not cfg.allow_remote:
             raise ValueError(f"metrics_server.host = {cfg.host!r}: not a loopback address (set allow_remote)")
-        from prometheus_client import start_http_server
+        from prometheus_client import make_wsgi_app
 
-        self.server, _thread = start_http_server(cfg.port, addr=cfg.host, registry=runtime.metrics.registry)
+        app = make_wsgi_app(runtime.metrics.registry)
+        self.server = make_server(cfg.host, cfg.port, app, server_class=_Server, handler_class=_QuietHandler)
+        threading.Thread(target=self.server.serve_forever, args=(POLL_SECONDS,), name="tradeguard-metrics",
+                         daemon=True).start()  # fmt: skip
         self.port = self.server.server_address[1]
         log.info("metrics served", extra={"url": f"http://{cfg.host}:{self.port}/metrics"})
 
