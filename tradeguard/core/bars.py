@@ -2,6 +2,8 @@
 
 Strategies and scorers read recent history here instead of asking the broker on every bar.
 Appending is O(1) (a ring of numpy columns); reads return the last ``n`` bars, oldest first.
+The true range and ATR of such arrays (or of MT5 rates, which have the same columns) live here
+too, so every plugin that needs them computes them the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +15,20 @@ from tradeguard.models import Bar
 COLUMNS = ("time", "open", "high", "low", "close", "tick_volume", "spread")
 DTYPE = np.dtype([("time", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"),
                   ("tick_volume", "<i8"), ("spread", "<i4")])  # fmt: skip
+
+
+def true_ranges(bars: np.ndarray) -> np.ndarray:
+    """True range of every bar but the first (which has no previous close)."""
+    h, lo, prev = bars["high"][1:], bars["low"][1:], bars["close"][:-1]
+    return np.maximum(h - lo, np.maximum(np.abs(h - prev), np.abs(lo - prev)))
+
+
+def rolling_atr(bars: np.ndarray, period: int) -> np.ndarray:
+    """Simple average true range over ``period`` bars, one value per bar from the ``period``-th on."""
+    tr = true_ranges(bars)
+    if len(tr) < period:
+        return np.empty(0)
+    return np.convolve(tr, np.ones(period) / period, mode="valid")
 
 
 class _Series:

@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 
 from tradeguard import Bar, Signal, hookimpl
-from tradeguard.core.bars import DTYPE
+from tradeguard.core.bars import DTYPE, rolling_atr
 from tradeguard.plugins.confluence.scenario_scorer import (
     FACTORS,
     ScenarioScorer,
     agreement_factor,
     resampled_closes,
-    rolling_atr,
     spread_factor,
     swing_factor,
     trend_factor,

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from tradeguard import AccountSnapshot, DealEntry, Fill, OrderIntent, Rejected
+from tradeguard.core.bars import rolling_atr as atr
 from tradeguard.plugins.risk.kill_switch import KillSwitch
-from tradeguard.plugins.risk.risk_guard import Approved, RiskGuard, atr
+from tradeguard.plugins.risk.risk_guard import Approved, RiskGuard
 from tradeguard.testing import T0
 
 OFF = {"max_risk_per_trade_pct": 0.0, "daily_loss_limit_pct": 0.0, "max_drawdown_pct": 0.0,

@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from tradeguard import ConfiguredPlugin, PluginSettings, Score, Signal, hookimpl
+from tradeguard.core.bars import rolling_atr
 from tradeguard.core.sessions import OFF, session_of
 from tradeguard.models import TIMEFRAME_SECONDS
 
@@ -87,21 +88,6 @@ class ScorerSettings(PluginSettings):
 
 
 # -- the factors: pure functions of numpy bar arrays (oldest first, the signal bar last) --------
-
-
-def true_ranges(bars: np.ndarray) -> np.ndarray:
-    """True range of every bar but the first (which has no previous close)."""
-    h, lo, prev = bars["high"][1:], bars["low"][1:], bars["close"][:-1]
-    return np.maximum(h - lo, np.maximum(np.abs(h - prev), np.abs(lo - prev)))
-
-
-def rolling_atr(bars: np.ndarray, period: int) -> np.ndarray:
-    """The simple-average ATR ending at each bar from ``period`` on (len = len(bars) - period)."""
-    tr = true_ranges(bars)
-    if len(tr) < period:
-        return np.empty(0)
-    csum = np.concatenate(([0.0], np.cumsum(tr)))
-    return (csum[period:] - csum[:-period]) / period
 
 
 def resampled_closes(bars: np.ndarray, seconds: int) -> np.ndarray:

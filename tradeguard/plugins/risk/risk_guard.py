@@ -39,6 +39,7 @@ from tradeguard import (
     Rejected,
     hookimpl,
 )
+from tradeguard.core.bars import rolling_atr
 
 log = logging.getLogger("tradeguard.risk_guard")
 BUY_ORDER_TYPES = (0, 2, 4, 6)
@@ -93,15 +94,6 @@ class Exposure:
         self.signed[symbol] += lots if is_buy else -lots
         self.gross[symbol] += lots
         self.count[symbol] += int(counts)
-
-
-def atr(rates: np.ndarray, period: int) -> np.ndarray:
-    """Simple average true range over ``period`` bars, one value per bar from the ``period``-th on."""
-    h, lo, c = rates["high"], rates["low"], rates["close"]
-    tr = np.maximum(h[1:] - lo[1:], np.maximum(np.abs(h[1:] - c[:-1]), np.abs(lo[1:] - c[:-1])))
-    if len(tr) < period:
-        return np.empty(0)
-    return np.convolve(tr, np.ones(period) / period, mode="valid")
 
 
 class RiskGuard(ConfiguredPlugin):
@@ -390,7 +382,7 @@ class RiskGuard(ConfiguredPlugin):
             return None
         bars = cfg.volatility_norm_bars + cfg.atr_period + 2
         rates = self.rt.broker.rates(order.symbol, cfg.volatility_timeframe, bars)
-        series = atr(rates[:-1], cfg.atr_period)  # closed bars only
+        series = rolling_atr(rates[:-1], cfg.atr_period)  # closed bars only
         if len(series) < 2:
             return None
         now, norm = float(series[-1]), float(np.median(series))

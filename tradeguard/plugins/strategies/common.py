@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from tradeguard import Bar, PluginSettings
+from tradeguard.core.bars import true_ranges
 
 
 class StrategySettings(PluginSettings):
@@ -25,5 +26,5 @@ def history(cfg: StrategySettings, bar: Bar, runtime: Any, count: int) -> np.nda
 
 
 def average_true_range(bars: np.ndarray, period: int) -> float:
-    h, lo, c = bars["high"][-period:], bars["low"][-period:], bars["close"][-period - 1 : -1]
-    return float(np.maximum(h - lo, np.maximum(np.abs(h - c), np.abs(lo - c))).mean())
+    """The mean true range of the last ``period`` bars."""
+    return float(true_ranges(bars[-period - 1 :]).mean())
