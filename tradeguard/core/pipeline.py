@@ -57,6 +57,17 @@ def _as_reason(item: Any, plugin: str) -> Reason:
     return reason
 
 
+def score_bucket(score: float | None, buckets: int) -> str:
+    """The equal-width bucket label of a combined score, e.g. ``"0.60-0.80"``; ``"none"`` when unscored.
+
+    One labelling for everything that groups decisions by score (insights memory, calibration).
+    """
+    if score is None:
+        return "none"
+    i = min(int(score * buckets), buckets - 1)
+    return f"{i / buckets:.2f}-{(i + 1) / buckets:.2f}"
+
+
 class Pipeline:
     def __init__(self, runtime: Runtime, hooks: HookRunner) -> None:
         self.runtime = runtime

@@ -28,6 +28,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from tradeguard import Decision, Fill, PluginSettings, Score, Signal, WriteBehindPlugin, hookimpl
+from tradeguard.core.pipeline import score_bucket
 from tradeguard.core.sessions import session_of
 from tradeguard.models import DealEntry
 
@@ -106,14 +107,6 @@ class Stats:
                 "expectancy": self.money / n if n else 0.0, "streak": self.streak}  # fmt: skip
 
 
-def bucket_of(score: float | None, buckets: int) -> str:
-    """The equal-width bucket label of a combined score, e.g. ``"0.60-0.80"``; ``"none"`` when unscored."""
-    if score is None:
-        return "none"
-    i = min(int(score * buckets), buckets - 1)
-    return f"{i / buckets:.2f}-{(i + 1) / buckets:.2f}"
-
-
 class InsightsEngine(WriteBehindPlugin):
     namespace = NAMESPACE
     settings_model = InsightsSettings
@@ -159,7 +152,7 @@ class InsightsEngine(WriteBehindPlugin):
         self.planned[decision.client_id] = Trade(
             strategy=signal.strategy, symbol=signal.symbol, side=signal.side,
             session=session_of(signal.bar_close, runtime.settings.pipeline.sessions),
-            bucket=bucket_of(decision.combined_score, self.cfg.score_buckets), stop=decision.targets.stop_loss,
+            bucket=score_bucket(decision.combined_score, self.cfg.score_buckets), stop=decision.targets.stop_loss,
         )  # fmt: skip
         while len(self.planned) > self.cfg.max_planned:  # orders the broker refused never fill: forget the oldest
             del self.planned[next(iter(self.planned))]

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import Field
 
 from tradeguard import Bar, Decision, PluginSettings, Signal, WriteBehindPlugin, hookimpl
+from tradeguard.core.pipeline import score_bucket
 
 NAMESPACE = "accuracy_metrics"
 OUTCOMES = ("win", "loss", "expired")
@@ -230,17 +231,12 @@ class AccuracyMetrics(WriteBehindPlugin):
             book.by_reason[p.reason].add(p)
             self._reasons.labels(p.reason, p.outcome).inc()
         if p.score is not None:
-            bucket = self._bucket(p.score)
+            bucket = score_bucket(p.score, self.cfg.score_buckets)
             book.by_bucket[bucket].add(p)
             book.scored.add(p)
             self._calibration.labels(bucket).set(book.by_bucket[bucket].win / book.by_bucket[bucket].n)
             self._brier.set(book.scored.brier / book.scored.n)
         self.labelled = [*self.labelled[-(self.cfg.max_outcomes_kept - 1) :], p]
-
-    def _bucket(self, score: float) -> str:
-        n = self.cfg.score_buckets
-        i = min(int(score * n), n - 1)
-        return f"{i / n:.2f}-{(i + 1) / n:.2f}"
 
     # -- reading ----------------------------------------------------------------------------
 
