@@ -26,11 +26,12 @@ def write_report(store: Store, settings: Any, out: Path) -> Path:
         "latency": charts.latency_histograms(data, out),
         "scores": charts.scores_and_calibration(data, out),
     }
-    _decisions_csv(data, out / "decisions.csv")
+    rows = _decision_rows(data)
+    _decisions_csv(rows, out / "decisions.csv")
     env = Environment(loader=PackageLoader("tradeguard", "report"), autoescape=select_autoescape(["html", "j2"]))
     page = env.get_template("report.html.j2").render(
-        data=data, images=images, summary=_summary(data), rows=_table_rows(_decision_rows(data)),
-        table_rows=TABLE_ROWS, version=__version__, generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        data=data, images=images, summary=_summary(data), rows=_table_rows(rows), version=__version__,
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )  # fmt: skip
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
@@ -75,8 +76,7 @@ def _table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [rows[i] for i in sorted(approved + rejected)]
 
 
-def _decisions_csv(data: ReportData, path: Path) -> None:
-    rows = _decision_rows(data)
+def _decisions_csv(rows: list[dict[str, Any]], path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["time"])
         writer.writeheader()
