@@ -72,8 +72,9 @@ def _decision_rows(data: ReportData) -> list[dict[str, Any]]:
 def _table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every approved decision and the latest rejections, ``TABLE_ROWS`` in all at most, in time order."""
     approved = [i for i, r in enumerate(rows) if r["approved"] == "yes"][-TABLE_ROWS:]
-    rejected = [i for i, r in enumerate(rows) if r["approved"] == "no"][-max(0, TABLE_ROWS - len(approved)) :]
-    return [rows[i] for i in sorted(approved + rejected)]
+    rejected = [i for i, r in enumerate(rows) if r["approved"] == "no"]
+    room = TABLE_ROWS - len(approved)  # 0 when approvals fill the table (a [-0:] slice would keep them all)
+    return [rows[i] for i in sorted(approved + rejected[len(rejected) - room :])]
 
 
 def _decisions_csv(rows: list[dict[str, Any]], path: Path) -> None:
