@@ -19,7 +19,6 @@ class MemoryStore:
         self._decisions: deque[Decision] = deque(maxlen=max_decisions)
         self._kill: tuple[str, str, str, str] | None = None
         self._kv: dict[tuple[str, str], str] = {}
-        self._bars: deque[Bar] = deque(maxlen=max_decisions)
 
     def kill_state(self) -> tuple[str, str, str, str] | None:
         return self._kill
@@ -32,10 +31,7 @@ class MemoryStore:
         self._decisions.append(decision)
 
     def record_bar(self, bar: Bar) -> None:
-        self._bars.append(bar)
-
-    def bars(self, symbol: str, timeframe: str) -> list[Bar]:
-        return [b for b in self._bars if b.symbol == symbol and b.timeframe == timeframe]
+        """Not kept: only the report reads recorded bars, and it needs the SQLite store."""
 
     def flush(self) -> None:
         """Nothing is pending in memory; here for the same interface as the SQLite store."""

@@ -83,8 +83,6 @@ def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
     return summary
 
 
-
-
 def run_live(rt: Runtime, stop: Any) -> int:
     """The long-running loop: poll the broker for closed bars, run due jobs, until ``stop`` is set.
 

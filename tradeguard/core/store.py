@@ -150,8 +150,8 @@ MIGRATIONS: tuple[str, ...] = (
 
 #: Decisions written per batch (see :meth:`Store.record_decision`).
 DECISION_BATCH = 256
-#: Bars written per batch (see :meth:`Store.record_bar`).
-BAR_BATCH = 1024
+#: Bars and account snapshots written per batch (see :meth:`Store.record_bar`, :meth:`record_snapshot`).
+ROW_BATCH = 1024
 
 
 class StoreError(TradeguardError):
@@ -241,13 +241,13 @@ class Store:
         """The bars the runtime traded on, written behind like decisions (the report draws trades on them)."""
         self._pending_bars.append((bar.symbol, bar.timeframe, int(bar.time.timestamp()), bar.open, bar.high,
                                    bar.low, bar.close))  # fmt: skip
-        if len(self._pending_bars) >= BAR_BATCH:
+        if len(self._pending_bars) >= ROW_BATCH:
             self.flush()
 
     def record_snapshot(self, snap: AccountSnapshot) -> None:
         """Account snapshots are written behind too: an observation history, rebuilt from deals if lost."""
         self._pending_snapshots.append((snap.time.isoformat(), snap.balance, snap.equity, snap.model_dump_json()))
-        if len(self._pending_snapshots) >= BAR_BATCH:
+        if len(self._pending_snapshots) >= ROW_BATCH:
             self.flush()
 
     def bars(self, symbol: str, timeframe: str) -> list[sqlite3.Row]:
