@@ -353,13 +353,9 @@ def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     console.print(table)
     slow = store.kv_get("profiler", "table")
     if slow:
-        prof = Table(title="slowest plugin hooks (profiler)")
-        for col in ("plugin", "hook", "calls", "total s", "mean µs", "max µs"):
-            prof.add_column(col, justify="left" if col in ("plugin", "hook") else "right")
-        for r in slow[:10]:
-            prof.add_row(r["plugin"], r["hook"], f"{r['calls']:,}", f"{r['total_s']:.3f}", f"{r['mean_us']:.1f}",
-                         f"{r['max_us']:.0f}")  # fmt: skip
-        console.print(prof)
+        console.print(_rows_table("slowest plugin hooks (profiler)", slow[:10], {
+            "plugin": "{}", "hook": "{}", "calls": "{:,}", "total_s": "{:.3f}", "mean_us": "{:.1f}",
+            "max_us": "{:.0f}"}))  # fmt: skip
     memory = store.kv_get("insights_engine", "table")
     if memory:
         console.print(_rows_table("insights memory (closed trades by setup)", memory[:10], {
@@ -373,9 +369,13 @@ def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
 
 
 def _rows_table(title: str, rows: list[dict[str, Any]], columns: dict[str, str]) -> Table:
+    """A table of ``rows`` (dicts): column key -> format; text columns left, numbers right.
+
+    Headers come from the keys: ``total_s`` -> "total s", ``mean_us`` -> "mean µs".
+    """
     table = Table(title=title)
     for col, fmt in columns.items():
-        table.add_column(col.replace("_", " "), justify="left" if fmt == "{}" else "right")
+        table.add_column(col.replace("_us", " µs").replace("_", " "), justify="left" if fmt == "{}" else "right")
     for row in rows:
         table.add_row(*(fmt.format(row[col]) for col, fmt in columns.items()))
     return table
