@@ -116,3 +116,12 @@ def test_memory_survives_a_restart_with_an_open_trade(tmp_path: Path) -> None:
     assert again.table()[0]["count"] == 2 and again.table()[0]["streak"] == -1
     rt2.stop()
     assert rt2.store.kv_get("insights_engine", "table")[0]["count"] == 2  # what status and the report read
+
+
+def test_orders_waiting_for_a_fill_or_a_decision_are_bounded(tmp_path: Path) -> None:
+    rt, engine = memory(tmp_path / "m.db", max_planned=10)
+    for i in range(15):
+        decide(rt, engine, f"never-filled-{i}")  # refused at the broker: no fill will come
+        fill(engine, rt, 100 + i, "in", "buy", 0.1, 1.1, client=f"no-decision-{i}")  # no decision will come
+    assert list(engine.planned) == [f"never-filled-{i}" for i in range(5, 15)]
+    assert list(engine.early) == [f"no-decision-{i}" for i in range(5, 15)]

@@ -44,7 +44,7 @@ class InsightsSettings(PluginSettings):
         default="penalize_negative", description="how the memory scores signals (see the module docstring)"
     )
     max_trades_kept: int = Field(default=1000, ge=10, le=1_000_000, description="closed trades kept in memory")
-    max_planned: int = Field(default=1000, ge=10, le=100_000, description="approved orders awaiting a fill, kept")
+    max_planned: int = Field(default=1000, ge=10, le=100_000, description="orders awaiting a fill or a decision, kept")
     flush_seconds: float = Field(default=60.0, gt=0, description="how often the memory is written to the store")
 
 
@@ -154,8 +154,7 @@ class InsightsEngine(WriteBehindPlugin):
             session=session_of(signal.bar_close, runtime.settings.pipeline.sessions),
             bucket=score_bucket(decision.combined_score, self.cfg.score_buckets), stop=decision.targets.stop_loss,
         )  # fmt: skip
-        while len(self.planned) > self.cfg.max_planned:  # orders the broker refused never fill: forget the oldest
-            del self.planned[next(iter(self.planned))]
+        self._keep_newest(self.planned)  # orders the broker refused never fill
         self.dirty = True
         for fill, volume in self.early.pop(decision.client_id, []):
             self._open(fill, volume)
@@ -191,7 +190,13 @@ class InsightsEngine(WriteBehindPlugin):
             self.open[fill.position_id] = trade
         else:  # a market order fills before its decision is out: open it when the decision comes
             self.early.setdefault(fill.client_id, []).append((fill, volume))
+            self._keep_newest(self.early)  # an order of ours no decision announced (an operator close) never comes
         self.dirty = True
+
+    def _keep_newest(self, waiting: dict[str, Any]) -> None:
+        """Forget the oldest entries beyond ``max_planned`` (dicts keep insertion order)."""
+        while len(waiting) > self.cfg.max_planned:
+            del waiting[next(iter(waiting))]
 
     def _close(self, position_id: int, trade: Trade, when: str) -> None:
         trade.close(when)
