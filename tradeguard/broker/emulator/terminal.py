@@ -406,9 +406,7 @@ class Terminal(Trading):
         if len(args) != 2:
             self._last_error = (c.RES_E_INVALID_PARAMS, "Invalid arguments")
             return None
-        lo = bisect.bisect_left(times, _epoch(args[0]) * 1000)
-        hi = bisect.bisect_right(times, _epoch(args[1]) * 1000)
-        chosen = items[lo:hi]
+        chosen = _window(items, times, *args)
         return [x for x in chosen if group_match(x.symbol, group)] if group else chosen
 
     @api()
@@ -421,11 +419,8 @@ class Terminal(Trading):
         return None if found is None else tuple(o.as_tuple() for o in found)
 
     @api()
-    def history_orders_total(self, date_from: Any, date_to: Any) -> int | None:
-        b = self.book
-        found = self._history(b.history_orders, b.order_times, list, b.orders_by_position, (date_from, date_to),
-                              None, None, None)  # fmt: skip
-        return None if found is None else len(found)
+    def history_orders_total(self, date_from: Any, date_to: Any) -> int:
+        return len(_window(self.book.history_orders, self.book.order_times, date_from, date_to))
 
     @api()
     def history_deals_get(self, *args: Any, group: str | None = None, ticket: int | None = None,
@@ -437,12 +432,9 @@ class Terminal(Trading):
         return None if found is None else tuple(d.as_tuple() for d in found)
 
     @api()
-    def history_deals_total(self, date_from: Any, date_to: Any) -> int | None:
+    def history_deals_total(self, date_from: Any, date_to: Any) -> int:
         """Counted without building the deal tuples: the cheap "anything new?" question pollers ask."""
-        b = self.book
-        found = self._history(b.deals, b.deal_times, list, b.deals_by_position, (date_from, date_to), None, None,
-                              None)  # fmt: skip
-        return None if found is None else len(found)
+        return len(_window(self.book.deals, self.book.deal_times, date_from, date_to))
 
     # ------------------------------------------------------------------ replay ------------------
 
@@ -538,6 +530,12 @@ class Terminal(Trading):
                     "equity": round(self.equity(), 2), "positions": len(self.book.positions),
                     "orders": len(self.book.orders), "deals": len(self.book.deals),
                     "faults": dict(self.faults.injected)}  # fmt: skip
+
+
+def _window(items: list[Any], times: list[int], date_from: Any, date_to: Any) -> list[Any]:
+    """The history entries between two MT5 times (``times`` in ms, sorted, parallel to ``items``)."""
+    lo = bisect.bisect_left(times, _epoch(date_from) * 1000)
+    return items[lo : bisect.bisect_right(times, _epoch(date_to) * 1000)]
 
 
 def _epoch(value: Any) -> int:
