@@ -30,7 +30,8 @@ class _Server(ThreadingMixIn, WSGIServer):
 
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
-        """Scrapes are not logged: one line every few seconds per scraper is noise."""
+        """Scrapes go to the debug log, not standard error: a line every few seconds per scraper is noise."""
+        log.debug(format, *args)
 
 
 class MetricsServerSettings(PluginSettings):
