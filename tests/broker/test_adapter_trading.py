@@ -259,3 +259,19 @@ def test_stops_fill_at_their_level_inside_a_bar_and_at_the_price_across_a_gap(ad
         broker.mt5.replay_step(1)
     (out,) = [d for d in deals(broker) if d.position_id == gapped.order and d.entry == c.DEAL_ENTRY_OUT]
     assert out.time == datetime(2017, 4, 23, 21, tzinfo=UTC) and out.price == 1.0894  # the open's ask, not 1.0760
+
+
+def test_a_flat_account_has_exactly_no_margin_after_many_trades(adapter: Adapter) -> None:
+    """Margin added and removed position by position once left a 1e-13 residue: the flat account then
+    reported a margin level of -1e19, which the account snapshot refuses (found by a 20,000-bar replay)."""
+    broker = adapter()
+    term = broker.mt5
+    for i in range(60):
+        opened = [broker.send(market(broker, side, round(0.01 * (1 + (i * 7 + k) % 13), 2))).order
+                  for k, side in enumerate((c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL, c.ORDER_TYPE_BUY))]  # fmt: skip
+        term.replay_step(3)
+        for ticket, pos in zip(opened, broker.positions(), strict=True):
+            close = c.ORDER_TYPE_SELL if pos.is_buy else c.ORDER_TYPE_BUY
+            assert broker.send(market(broker, close, pos.volume, position=ticket)).retcode == 10009
+        account = broker.account()
+        assert (account.margin, account.margin_level, term.margin_used) == (0.0, 0.0, 0.0), i

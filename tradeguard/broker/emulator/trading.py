@@ -577,8 +577,10 @@ class Trading:
         a = self.agg[symbol]
         f = (kb * bid - cb + cs - ks * ask) * self.conversion(symbol) if (kb or ks) else 0.0
         self.floating += f - a[4]
-        self.margin_used += margin - a[5]
         a[:] = [kb, cb, ks, cs, f, margin]
+        # summed, not accumulated: increments leave a 1e-13 residue when the book empties, and an equity
+        # divided by that residue is a margin level of -1e19 that the account snapshot refuses
+        self.margin_used = sum(agg[5] for agg in self.agg.values())
         self.rearm(symbol)
 
     def rearm(self: Terminal, symbol: str) -> None:
