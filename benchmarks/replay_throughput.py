@@ -32,7 +32,9 @@ from tradeguard.core.clock import ReplayClock
 from tradeguard.core.replay import replay
 from tradeguard.core.runtime import Runtime
 
-KERNEL_ONLY = ["execution_engine", "ma_crossover", "donchian_breakout", "kill_switch", "risk_guard"]
+# what it takes for the strategies' signals to become orders that open and close: sizing and stops
+KERNEL_ONLY = ["execution_engine", "ma_crossover", "donchian_breakout", "position_sizing", "target_stop_engine",
+               "kill_switch", "risk_guard"]
 ANALYSIS = ["scenario_scorer", "insights_engine", "accuracy_metrics"]
 
 

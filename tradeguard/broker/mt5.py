@@ -126,6 +126,8 @@ class MT5Adapter:
         self.offset = timedelta(hours=self.cfg.server_offset_hours)
         self.connected = False
         self._memo: dict[Any, Any] | None = None
+        #: requests this process has sent (``order_send``): a change marker for whoever compares broker state
+        self.sent = 0
 
     # ------------------------------------------------------------------ decision scope ----------
 
@@ -304,6 +306,9 @@ class MT5Adapter:
         )  # fmt: skip
 
     def terminal(self) -> TerminalState:
+        return self._memoised("terminal", self._terminal)
+
+    def _terminal(self) -> TerminalState:
         t = _local(self.mt5.terminal_info())
         if t is None:
             raise BrokerError("terminal_info failed", self.last_error())
@@ -357,6 +362,12 @@ class MT5Adapter:
         if raw is None:
             raise BrokerError("history_deals_get failed", self.last_error())
         return [self._deal(d) for d in raw]
+
+    def positions_total(self) -> int:
+        total = _local(self.mt5.positions_total())
+        if total is None:
+            raise BrokerError("positions_total failed", self.last_error())
+        return int(total)
 
     def deals_total(self, start: datetime, end: datetime) -> int:
         """How many deals the account has between ``start`` and ``end`` (``history_deals_total``)."""
@@ -454,6 +465,7 @@ class MT5Adapter:
     def send(self, request: dict[str, Any]) -> SendResult:
         """``order_send`` once, timed and classified. Never retries: that is the execution engine's call."""
         self._memo = None  # whatever was read before no longer holds once an order goes out
+        self.sent += 1
         started = time.perf_counter()
         res = _local(self.mt5.order_send(request))
         seconds = time.perf_counter() - started

@@ -7,6 +7,7 @@ Plugins get their own series through :meth:`Metrics.counter` / :meth:`gauge` /
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -15,6 +16,19 @@ from tradeguard import reasons
 #: Latency buckets (seconds) from 10 µs to 10 s: a decision is µs, an order_send round trip is ms.
 LATENCY_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05,
                    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)  # fmt: skip
+
+
+class Children(dict[tuple[str, ...], Any]):
+    """A labelled series' children, looked up once per label values: ``labels()`` validates, converts
+    and locks on every call, which per-bar jobs pay for nothing. ``children[("EURUSD",)].set(x)``."""
+
+    def __init__(self, series: Counter | Gauge | Histogram) -> None:
+        super().__init__()
+        self.series = series
+
+    def __missing__(self, values: tuple[str, ...]) -> Any:
+        child = self[values] = self.series.labels(*values)
+        return child
 
 
 class Metrics:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +120,30 @@ def test_many_inconsistencies_request_a_halt_and_a_halt_triggers_reconciliation(
     rt2, _eng2, rec2 = setup(tmp_path / "second")
     rt2.request_halt("manual", "operator", source="cli")
     assert rec2.last_report is not None and rec2.last_report.cause == "halt"
+
+
+def test_a_scheduled_run_with_nothing_changed_keeps_its_report_and_a_hand_moved_level_shows_within_the_bound(
+        tmp_path: Path) -> None:  # fmt: skip
+    """Requests sent, positions and deals at the broker and our fills mark what can change the comparison; a level
+    moved at the terminal (not through this process) marks nothing, so it shows at the next full comparison,
+    at most ``every_seconds`` of real time later."""
+    rt, eng, rec = setup(tmp_path, every_seconds=0.3)
+    eng.submit_order(order(stop_loss=1.0650, take_profit=1.0800))
+    ticket = eng.get_positions_snapshot()[0].ticket
+    first = rec.run_reconciliation("schedule")
+    assert first.consistent and rec.run_reconciliation("schedule") is first
+    terminal = rt.broker.mt5
+    assert terminal.order_send({"action": 6, "symbol": "EURUSD", "position": ticket, "sl": 1.0670,
+                                "tp": 1.0800}).retcode == 10009  # at the terminal, behind this process  # fmt: skip
+    assert rec.run_reconciliation("schedule") is first
+    assert rec.run_reconciliation("operator").sltp_mismatch == (ticket,)  # any other cause compares in full
+    assert eng.modify_order(ticket, 1.0670, 1.0800)  # a request sent: compared again, consistent again
+    again = rec.run_reconciliation("schedule")
+    assert again is not first and again.consistent
+    manual = terminal.admin_add_position("EURUSD", True, 0.1, magic=0)  # a position more at the broker
+    assert rec.run_reconciliation("schedule").foreign == (manual,)
+    terminal.order_send({"action": 6, "symbol": "EURUSD", "position": ticket, "sl": 1.0680, "tp": 1.0800})
+    kept = rec.run_reconciliation("schedule")
+    assert kept.sltp_mismatch == ()
+    time.sleep(0.35)
+    assert rec.run_reconciliation("schedule").sltp_mismatch == (ticket,)

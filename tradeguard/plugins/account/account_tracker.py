@@ -72,6 +72,8 @@ class AccountTracker(ConfiguredPlugin):
         self._export_rows = 0
         self._export_file: Path | None = None
         self._written_at = 0.0  # time.monotonic() of the last snapshot written
+        self._deals_key: tuple[datetime, int] | None = None  # (window start, deal count) last read
+        self._day_sums = (0.0, 0.0)  # realised P&L and money moved in since server midnight, at that read
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
@@ -115,13 +117,10 @@ class AccountTracker(ConfiguredPlugin):
                 and account.equity == account.balance == last.equity == last.balance
                 and time.monotonic() - self._written_at < self.cfg.heartbeat_seconds):  # fmt: skip
             return last
-        deals = broker.history_deals(midnight, FAR)
-        realized = sum(d.profit + d.commission + d.swap for d in deals if d.type in (0, 1))
-        moved_in = sum(d.profit for d in deals if d.type in BALANCE_DEALS)
+        realized, moved_in, new_deals = self._deals(midnight)
         day_start = account.balance - realized - moved_in
         if self.last is not None and self.last.time < midnight <= now:
             log.info("new broker-server day", extra={"midnight_utc": midnight.isoformat(), "anchor": day_start})
-        new_deals = self._new_deals(midnight)
         moved = sum(d.profit for d in new_deals if d.type in BALANCE_DEALS)
         self.peak_equity += moved  # money in or out moves the peak with it: it is not profit or loss
         self.peak_equity = max(self.peak_equity, account.equity)
@@ -143,16 +142,29 @@ class AccountTracker(ConfiguredPlugin):
         self.rt.notify("on_account_snapshot", snapshot=snap)
         return snap
 
-    def _new_deals(self, midnight: datetime) -> list[Any]:
-        """Deals not yet accounted for by an earlier capture (by ticket: captures may share a timestamp)."""
-        since = (self.last.time if self.last is not None else midnight) - timedelta(days=1)
+    def _deals(self, midnight: datetime) -> tuple[float, float, list[Any]]:
+        """The day's realised P&L and money moved in since server midnight, and the deals no earlier capture
+        accounted for (by ticket: captures may share a timestamp).
+
+        The history is read again only when the broker's deal count over the window has changed:
+        deals are only ever added, so the same count means the same deals (a capture per bar with a
+        position open used to read the day's history twice each time).
+        """
+        since = min(midnight, self.last.time if self.last is not None else midnight) - timedelta(days=1)
+        key = (since, self.rt.broker.deals_total(since, FAR))
+        if key == self._deals_key:
+            return self._day_sums[0], self._day_sums[1], []
         deals = self.rt.broker.history_deals(since, FAR)
+        day = [d for d in deals if d.time >= midnight]
+        realized = sum(d.profit + d.commission + d.swap for d in day if d.type in (0, 1))
+        moved_in = sum(d.profit for d in day if d.type in BALANCE_DEALS)
         if self._seen_deal < 0:  # first capture of this process: deals up to the last snapshot are old news
             cutoff = self.last.time if self.last is not None else None
             self._seen_deal = max((d.ticket for d in deals if cutoff is None or d.time <= cutoff), default=0)
         fresh = [d for d in deals if d.ticket > self._seen_deal]
         self._seen_deal = max([self._seen_deal, *(d.ticket for d in fresh)])
-        return fresh
+        self._deals_key, self._day_sums = key, (realized, moved_in)
+        return realized, moved_in, fresh
 
     def _check(self, before: AccountSnapshot, after: AccountSnapshot, new_deals: list[Any]) -> list[Anomaly]:
         found: list[Anomaly] = []

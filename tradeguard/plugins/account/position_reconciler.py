@@ -12,13 +12,20 @@ Reports, every few minutes, at start-up, right after a kill-switch trip and on d
 ``apply_corrections()`` applies the policy: adopt foreign positions (they stop being reported), and
 re-arm missing stops through the execution engine, outside the stops level. An inconsistency count
 at or above ``halt_after_issues`` requests a halt.
+
+A scheduled run first asks what could have changed: requests sent, open positions and deals at
+the broker, and our fills. When none has since the last full comparison, less than
+``every_seconds`` of real time ago, nothing it compares can differ, and that report stands
+(replays spend most bars so). A level moved by hand at the terminal changes none of them; it
+shows at the next full comparison, at most ``every_seconds`` of real time later, as live.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field
@@ -35,8 +42,10 @@ from tradeguard import (
     Severity,
     hookimpl,
 )
+from tradeguard.core.metrics import Children
 
 log = logging.getLogger("tradeguard.reconciler")
+FAR = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class ReconcilerSettings(PluginSettings):
@@ -61,14 +70,19 @@ class PositionReconciler(ConfiguredPlugin):
         # current from on_fill (read once from the journal at start-up, never re-read per run)
         self._by_position: dict[int, float] = defaultdict(float)
         self._by_symbol: dict[str, float] = defaultdict(float)
+        self._fills = 0  # fills taken in: part of the change marker
+        self._marker: tuple[int, ...] | None = None  # the change marker at the last full comparison
+        self._compared_at = 0.0  # time.monotonic() of the last full comparison
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
         self._adopted: set[int] = set(runtime.store.kv_get("reconciler", "adopted") or [])
-        self._drift = runtime.metrics.gauge("tradeguard_reconciliation_drift", "Discrepancies in the last "
-                                            "reconciliation, by kind (volume: lots)", ("kind",))  # fmt: skip
+        drift = runtime.metrics.gauge("tradeguard_reconciliation_drift", "Discrepancies in the last "
+                                      "reconciliation, by kind (volume: lots)", ("kind",))  # fmt: skip
+        self._drift = Children(drift)
+        self._since = runtime.clock.now() - timedelta(days=1)  # the deal-count window of the change marker
         if hasattr(runtime.execution, "journal"):
             totals = runtime.store.query("SELECT position_id, symbol, entry, side, SUM(volume) FROM fills "
                                          "GROUP BY position_id, symbol, entry, side")  # fmt: skip
@@ -79,6 +93,7 @@ class PositionReconciler(ConfiguredPlugin):
     def _add(self, position_id: int, symbol: str, opening: bool, buy: bool, volume: float) -> None:
         self._by_position[position_id] += volume if opening else -volume
         self._by_symbol[symbol] += volume if buy else -volume
+        self._fills += 1
         if abs(self._by_position[position_id]) < 1e-9:  # closed: keep the map the size of what is open
             del self._by_position[position_id]
 
@@ -103,10 +118,17 @@ class PositionReconciler(ConfiguredPlugin):
         held = self._by_position if hedging else self._by_symbol
         return {k: round(v, 8) for k, v in held.items() if abs(v) > 1e-9}
 
+    def _marker_now(self, broker: Any) -> tuple[int, ...]:
+        """What moves whenever the comparison could come out differently (see the module docstring)."""
+        return broker.sent, broker.positions_total(), broker.deals_total(self._since, FAR), self._fills
+
     def run_reconciliation(self, cause: str) -> ReconciliationReport:
         engine = self.rt.execution
         broker = engine.broker
         cfg = self.cfg
+        if (cause == "schedule" and self.last_report is not None and self._marker == self._marker_now(broker)
+                and time.monotonic() - self._compared_at < cfg.every_seconds):  # fmt: skip
+            return self.last_report
         hedging = broker.account().hedging
         adopted = self._adopted
         positions = broker.positions()
@@ -141,6 +163,8 @@ class PositionReconciler(ConfiguredPlugin):
             missing=missing, unknown=unknown, volume_drift=drift, sltp_mismatch=tuple(mismatch),
             unprotected=tuple(unprotected), foreign=tuple(p.ticket for p in others), details=details,
         )  # fmt: skip
+        # taken after the comparison (a fills poll it made is part of what it saw), before anything reacts
+        self._marker, self._compared_at = self._marker_now(broker), time.monotonic()
         previous, self.last_report = self.last_report, report
         if previous is None or _verdict(report) != _verdict(previous):  # persisted when it changes, not every run
             self.rt.store.kv_put("reconciliation", "last", report.model_dump(mode="json"))
@@ -148,7 +172,7 @@ class PositionReconciler(ConfiguredPlugin):
         for kind, value in (("missing", len(missing)), ("unknown", len(unknown)), ("sltp_mismatch", len(mismatch)),
                             ("unprotected", len(unprotected)), ("foreign", len(others)),
                             ("volume", sum(abs(v) for v in drift.values()))):  # fmt: skip
-            self._drift.labels(kind).set(value)
+            self._drift[kind,].set(value)
         self.rt.notify("on_reconciliation", report=report)
         issues = len(missing) + len(unknown) + len(drift) + len(mismatch)
         if issues >= cfg.halt_after_issues:
@@ -189,6 +213,7 @@ class PositionReconciler(ConfiguredPlugin):
         done: list[str] = []
         if self.cfg.foreign_policy == "adopt" and report.foreign:
             self._adopted |= set(report.foreign)
+            self._marker = None  # what counts as foreign changed: compare in full next time
             self.rt.store.kv_put("reconciler", "adopted", sorted(self._adopted))
             done += [f"adopted {t}" for t in report.foreign]
         if self.cfg.rearm_missing_stops:

@@ -30,6 +30,7 @@ from tradeguard import (
     Severity,
     hookimpl,
 )
+from tradeguard.core.metrics import Children
 
 log = logging.getLogger("tradeguard.health")
 _RANK = {HealthStatus.OK: 0, HealthStatus.DEGRADED: 1, HealthStatus.CRITICAL: 2}
@@ -66,8 +67,8 @@ class MT5HealthMonitor(ConfiguredPlugin):
         m = runtime.metrics
         self._status = m.gauge("tradeguard_health_connection_status", "Terminal health: 2 OK, 1 DEGRADED, 0 CRITICAL")
         self._ping = m.gauge("tradeguard_terminal_ping_ms", "Terminal ping to its trade server, ms")
-        self._age = m.gauge("tradeguard_tick_age_seconds", "Age of the latest quote, seconds", ("symbol",))
-        self._spread = m.gauge("tradeguard_spread_points", "Current spread, points", ("symbol",))
+        self._age = Children(m.gauge("tradeguard_tick_age_seconds", "Age of the latest quote, seconds", ("symbol",)))
+        self._spread = Children(m.gauge("tradeguard_spread_points", "Current spread, points", ("symbol",)))
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
@@ -99,7 +100,7 @@ class MT5HealthMonitor(ConfiguredPlugin):
     def data_freshness(self, symbol: str) -> float:
         """Seconds since the symbol's latest quote, against the runtime clock."""
         age = max(0.0, (self.rt.clock.now() - self.rt.broker.quote(symbol).time).total_seconds())
-        self._age.labels(symbol).set(age)
+        self._age[symbol,].set(age)
         return age
 
     def aggregate_health(self) -> HealthReport:
@@ -152,9 +153,11 @@ class MT5HealthMonitor(ConfiguredPlugin):
             checks[f"{symbol}.ticks"] = f"last quote {age:.0f} s old > {cfg.max_tick_age_seconds:g} s"
             status = HealthStatus.DEGRADED
         spread = self.rt.broker.quote(symbol).spread / spec.point
-        self._spread.labels(symbol).set(spread)
+        self._spread[symbol,].set(spread)
         usual = self._spreads[symbol]
-        if len(usual) >= 10 and spread > cfg.spread_blowout_multiple * statistics.median(usual):
+        limit = cfg.spread_blowout_multiple
+        # the median is at least the minimum: below limit x minimum there is no blow-out, and no sort
+        if len(usual) >= 10 and spread > limit * min(usual) and spread > limit * statistics.median(usual):
             checks[f"{symbol}.spread"] = f"{spread:.0f} points > {cfg.spread_blowout_multiple:g} x usual"
             status = HealthStatus.DEGRADED
         usual.append(spread)
