@@ -112,11 +112,6 @@ def _local(result: Any) -> Any:
         return result
 
 
-def _value(obj: Any, name: str) -> Any:
-    """Read a field from a named tuple, an RPyC proxy of one, or a dataclass, by name."""
-    return getattr(obj, name)
-
-
 class MT5Adapter:
     def __init__(self, module: Any, cfg: BrokerSettings | None = None, sleep: Any = time.sleep) -> None:
         self.mt5 = module
@@ -128,6 +123,7 @@ class MT5Adapter:
         self._memo: dict[Any, Any] | None = None
         #: requests this process has sent (``order_send``): a change marker for whoever compares broker state
         self.sent = 0
+        self._server_times: dict[datetime, datetime] = {}
 
     # ------------------------------------------------------------------ decision scope ----------
 
@@ -185,13 +181,13 @@ class MT5Adapter:
     def _derive_offset(self) -> None:
         """Live only: the server's offset is the last tick's server time minus the wall clock, in half hours."""
         info = self.mt5.symbols_get()
-        selected = [s for s in info or () if _value(s, "select")]
+        selected = [s for s in info or () if s.select]
         if not selected:
             return
-        tick = self.mt5.symbol_info_tick(_value(selected[0], "name"))
+        tick = self.mt5.symbol_info_tick(selected[0].name)
         if tick is None:
             return
-        seconds = int(_value(tick, "time")) - int(datetime.now(UTC).timestamp())
+        seconds = int(tick.time) - int(datetime.now(UTC).timestamp())
         self.offset = timedelta(seconds=round(seconds / 1800) * 1800)
         log.info("server offset derived", extra={"offset_hours": self.offset.total_seconds() / 3600})
 
@@ -216,17 +212,16 @@ class MT5Adapter:
         info = _local(self.mt5.symbol_info(symbol))
         if info is None:
             raise OrderRefused("symbol", f"{symbol!r} is not known to the terminal {self.last_error()}")
-        g = lambda name: _value(info, name)  # noqa: E731  (a local reader keeps the table below compact)
         spec = SymbolSpec(
-            name=symbol, digits=int(g("digits")), point=float(g("point")), tick_size=float(g("trade_tick_size")),
-            tick_value=float(g("trade_tick_value")), contract_size=float(g("trade_contract_size")),
-            volume_min=float(g("volume_min")), volume_max=float(g("volume_max")), volume_step=float(g("volume_step")),
-            volume_limit=float(g("volume_limit")), stops_level=int(g("trade_stops_level")),
-            freeze_level=int(g("trade_freeze_level")), filling_mode=int(g("filling_mode")),
-            expiration_mode=int(g("expiration_mode")), order_mode=int(g("order_mode")),
-            trade_mode=int(g("trade_mode")), exemode=int(g("trade_exemode")), calc_mode=int(g("trade_calc_mode")),
-            currency_base=str(g("currency_base")), currency_profit=str(g("currency_profit")),
-            currency_margin=str(g("currency_margin")),
+            name=symbol, digits=int(info.digits), point=float(info.point), tick_size=float(info.trade_tick_size),
+            tick_value=float(info.trade_tick_value), contract_size=float(info.trade_contract_size),
+            volume_min=float(info.volume_min), volume_max=float(info.volume_max), volume_step=float(info.volume_step),
+            volume_limit=float(info.volume_limit), stops_level=int(info.trade_stops_level),
+            freeze_level=int(info.trade_freeze_level), filling_mode=int(info.filling_mode),
+            expiration_mode=int(info.expiration_mode), order_mode=int(info.order_mode),
+            trade_mode=int(info.trade_mode), exemode=int(info.trade_exemode), calc_mode=int(info.trade_calc_mode),
+            currency_base=str(info.currency_base), currency_profit=str(info.currency_profit),
+            currency_margin=str(info.currency_margin),
         )  # fmt: skip
         self._specs[symbol] = spec
         return spec
@@ -243,14 +238,14 @@ class MT5Adapter:
         tick = _local(self.mt5.symbol_info_tick(symbol))
         if tick is None:
             raise BrokerError(f"no tick for {symbol}", self.last_error())
-        return Quote(symbol, float(_value(tick, "bid")), float(_value(tick, "ask")),
-                     self.to_utc(int(_value(tick, "time_msc")) / 1000))  # fmt: skip
+        return Quote(symbol, float(tick.bid), float(tick.ask),
+                     self.to_utc(int(tick.time_msc) / 1000))  # fmt: skip
 
     def now(self) -> datetime:
         """The broker's current time in UTC: the latest tick of the symbols in use (or in Market Watch)."""
         names = list(self._specs)
         if not names:
-            names = [str(_value(s, "name")) for s in _local(self.mt5.symbols_get()) or () if _value(s, "select")]
+            names = [str(s.name) for s in _local(self.mt5.symbols_get()) or () if s.select]
         if not names:
             raise BrokerError("no symbol selected: the broker's time is unknown", self.last_error())
         return max(self.quote(name).time for name in names)
@@ -296,13 +291,12 @@ class MT5Adapter:
         a = _local(self.mt5.account_info())
         if a is None:
             raise BrokerError("account_info failed", self.last_error())
-        g = lambda name: _value(a, name)  # noqa: E731
         return AccountState(
-            login=int(g("login")), currency=str(g("currency")), balance=float(g("balance")), equity=float(g("equity")),
-            margin=float(g("margin")), margin_free=float(g("margin_free")), margin_level=float(g("margin_level")),
-            profit=float(g("profit")), leverage=int(g("leverage")), hedging=int(g("margin_mode")) == 2,
-            trade_allowed=bool(g("trade_allowed")), trade_expert=bool(g("trade_expert")),
-            margin_so_call=float(g("margin_so_call")), margin_so_so=float(g("margin_so_so")),
+            login=int(a.login), currency=str(a.currency), balance=float(a.balance), equity=float(a.equity),
+            margin=float(a.margin), margin_free=float(a.margin_free), margin_level=float(a.margin_level),
+            profit=float(a.profit), leverage=int(a.leverage), hedging=int(a.margin_mode) == 2,
+            trade_allowed=bool(a.trade_allowed), trade_expert=bool(a.trade_expert),
+            margin_so_call=float(a.margin_so_call), margin_so_so=float(a.margin_so_so),
         )  # fmt: skip
 
     def terminal(self) -> TerminalState:
@@ -312,8 +306,8 @@ class MT5Adapter:
         t = _local(self.mt5.terminal_info())
         if t is None:
             raise BrokerError("terminal_info failed", self.last_error())
-        return TerminalState(bool(_value(t, "connected")), bool(_value(t, "trade_allowed")),
-                             int(_value(t, "ping_last")) / 1000, int(_value(t, "build")))  # fmt: skip
+        return TerminalState(bool(t.connected), bool(t.trade_allowed),
+                             int(t.ping_last) / 1000, int(t.build))  # fmt: skip
 
     def positions(self, symbol: str | None = None) -> list[BrokerPosition]:
         return self._memoised(("positions", symbol), lambda: self._positions(symbol))
@@ -371,12 +365,20 @@ class MT5Adapter:
 
     def deals_total(self, start: datetime, end: datetime) -> int:
         """How many deals the account has between ``start`` and ``end`` (``history_deals_total``)."""
-        # aware datetimes on the server scale: mt5linux's client calls .astimezone() on these two arguments
-        lo, hi = (datetime.fromtimestamp(self.to_server(t), UTC) for t in (start, end))
-        total = _local(self.mt5.history_deals_total(lo, hi))
+        total = _local(self.mt5.history_deals_total(self._server_datetime(start), self._server_datetime(end)))
         if total is None:
             raise BrokerError("history_deals_total failed", self.last_error())
         return int(total)
+
+    def _server_datetime(self, when: datetime) -> datetime:
+        """``when`` as an aware datetime on the server scale (mt5linux's client calls ``.astimezone()`` on
+        history-total arguments). Pollers ask with the same few bounds on every pass: they are kept."""
+        found = self._server_times.get(when)
+        if found is None:
+            if len(self._server_times) >= 64:
+                self._server_times.clear()
+            found = self._server_times[when] = datetime.fromtimestamp(self.to_server(when), UTC)
+        return found
 
     def _deal(self, d: Any) -> BrokerDeal:
         return BrokerDeal(

@@ -11,8 +11,8 @@ requests a halt.
 
 from __future__ import annotations
 
+import bisect
 import logging
-import statistics
 from collections import defaultdict, deque
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +36,28 @@ log = logging.getLogger("tradeguard.health")
 _RANK = {HealthStatus.OK: 0, HealthStatus.DEGRADED: 1, HealthStatus.CRITICAL: 2}
 
 
+class RollingMedian:
+    """The median of the last ``size`` values, kept sorted as they come and go: a check per bar would
+    otherwise sort the whole window each time."""
+
+    def __init__(self, size: int) -> None:
+        self._window: deque[float] = deque(maxlen=size)
+        self._sorted: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self._window)
+
+    def append(self, value: float) -> None:
+        if len(self._window) == self._window.maxlen:
+            del self._sorted[bisect.bisect_left(self._sorted, self._window[0])]
+        self._window.append(value)
+        bisect.insort(self._sorted, value)
+
+    def median(self) -> float:
+        values, mid = self._sorted, len(self._sorted) // 2
+        return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
 class HealthSettings(PluginSettings):
     check_seconds: float = Field(default=10.0, gt=0, description="how often health is aggregated")
     max_tick_age_seconds: float = Field(default=120.0, gt=0, description="older quotes are stale (DEGRADED)")
@@ -54,7 +76,7 @@ class MT5HealthMonitor(ConfiguredPlugin):
         super().__init__()
         self.last: HealthReport | None = None
         self.errors = 0
-        self._spreads: dict[str, deque[float]] = defaultdict(lambda: deque(maxlen=500))
+        self._spreads: dict[str, RollingMedian] = defaultdict(lambda: RollingMedian(500))
         self._down_since: datetime | None = None
         self._next_reconnect: datetime | None = None
         self._backoff = 0.0
@@ -155,9 +177,7 @@ class MT5HealthMonitor(ConfiguredPlugin):
         spread = self.rt.broker.quote(symbol).spread / spec.point
         self._spread[symbol,].set(spread)
         usual = self._spreads[symbol]
-        limit = cfg.spread_blowout_multiple
-        # the median is at least the minimum: below limit x minimum there is no blow-out, and no sort
-        if len(usual) >= 10 and spread > limit * min(usual) and spread > limit * statistics.median(usual):
+        if len(usual) >= 10 and spread > cfg.spread_blowout_multiple * usual.median():
             checks[f"{symbol}.spread"] = f"{spread:.0f} points > {cfg.spread_blowout_multiple:g} x usual"
             status = HealthStatus.DEGRADED
         usual.append(spread)
