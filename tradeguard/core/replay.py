@@ -66,7 +66,7 @@ def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
                 summary.signals += 1
                 summary.approved += decision.approved
                 summary.rejections.update(r.base for r in decision.reasons)
-        equity = terminal.account_info().equity  # the raw struct: the typed adapter read costs 3x per bar
+        equity = terminal.equity()  # the emulator's own figure, not an API call: this is the summary's bookkeeping
         peak = max(peak, equity)
         summary.max_drawdown_pct = max(summary.max_drawdown_pct, (peak - equity) / peak * 100 if peak else 0.0)
         if progress is not None and summary.bars % every == 0:

@@ -173,7 +173,7 @@ class ScenarioScorer(ConfiguredPlugin):
         bars = runtime.bars.get(signal.symbol, signal.timeframe, need)
         bars = bars[bars["time"] <= int(signal.bar_time.timestamp())]
         sign = 1 if signal.side == "buy" else -1
-        atrs = rolling_atr(bars, cfg.atr_period)[-cfg.volatility_bars :]
+        atrs = rolling_atr(bars[-cfg.volatility_bars - cfg.atr_period :], cfg.atr_period)  # a simple mean: the tail
         atr = float(atrs[-1]) if len(atrs) else (signal.atr or 0.0)
         session = session_of(signal.bar_close, runtime.settings.pipeline.sessions)
         spread = float(bars["spread"][-1]) * runtime.broker.symbol_spec(signal.symbol).point if len(bars) else 0.0
