@@ -18,6 +18,7 @@ shows why a signal passed or failed. A factor without enough data is neutral (0.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -99,17 +100,19 @@ def resampled_closes(bars: np.ndarray, seconds: int) -> np.ndarray:
 
 def trend_factor(bars: np.ndarray, side_sign: int, own_seconds: int, timeframes: list[str], period: int) -> float:
     """Share of timeframes (own + higher) whose close is on the signal's side of its moving average."""
-    votes = []
+    agree = votes = 0
     for seconds in [own_seconds, *(TIMEFRAME_SECONDS[tf] for tf in timeframes)]:
         if seconds < own_seconds:
             continue  # a lower timeframe cannot be built from these bars
         closes = bars["close"] if seconds == own_seconds else resampled_closes(bars, seconds)
         if len(closes) < period:
             continue
-        gap = closes[-1] - closes[-period:].mean()
+        tail = closes[-period:].tolist()  # 20-odd floats: Python's exact sum beats numpy's call overhead
+        gap = tail[-1] - math.fsum(tail) / period
         if gap != 0:
-            votes.append(1.0 if np.sign(gap) == side_sign else 0.0)
-    return float(np.mean(votes)) if votes else NEUTRAL
+            votes += 1
+            agree += (gap > 0) == (side_sign > 0)
+    return agree / votes if votes else NEUTRAL
 
 
 def swing_factor(bars: np.ndarray, side_sign: int, price: float, atr: float, lookback: int, room_atr: float) -> float:
@@ -171,7 +174,9 @@ class ScenarioScorer(ConfiguredPlugin):
         deepest = max([own, *(TIMEFRAME_SECONDS[tf] for tf in cfg.trend_timeframes)])
         need = max(cfg.trend_period * deepest // own, cfg.swing_bars + 1, cfg.volatility_bars + cfg.atr_period) + 1
         bars = runtime.bars.get(signal.symbol, signal.timeframe, need)
-        bars = bars[bars["time"] <= int(signal.bar_time.timestamp())]
+        cutoff = int(signal.bar_time.timestamp())
+        if len(bars) and bars["time"][-1] > cutoff:  # the signal is older than the newest bar: no look-ahead
+            bars = bars[bars["time"] <= cutoff]
         sign = 1 if signal.side == "buy" else -1
         atrs = rolling_atr(bars[-cfg.volatility_bars - cfg.atr_period :], cfg.atr_period)  # a simple mean: the tail
         atr = float(atrs[-1]) if len(atrs) else (signal.atr or 0.0)
