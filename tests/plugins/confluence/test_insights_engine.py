@@ -80,7 +80,7 @@ def test_foreign_positions_are_ignored(tmp_path: Path) -> None:
     rt, engine = memory(tmp_path / "m.db")
     fill(engine, rt, 11, "in", "buy", 1.0, 1.1, client="")  # manual trade: no client id
     fill(engine, rt, 11, "out", "sell", 1.0, 1.2, profit=10_000.0)
-    assert engine.closed == [] and engine.table() == []
+    assert not engine.closed and engine.table() == []
 
 
 def test_a_losing_setup_is_penalised_and_a_winning_one_left_alone(tmp_path: Path) -> None:

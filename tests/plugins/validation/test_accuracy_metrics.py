@@ -48,7 +48,7 @@ def test_target_before_stop_is_a_win(tmp_path: Path) -> None:
     rt, plugin = accuracy(tmp_path / "a.db")
     decided(rt, plugin)
     plugin.on_bar(bar(1, 1.1050, 1.0990), rt)
-    assert plugin.labelled == []
+    assert not plugin.labelled
     plugin.on_bar(bar(2, 1.1110, 1.1000), rt)
     assert labels(plugin) == [("win", 2.0)]
 
@@ -77,7 +77,7 @@ def test_no_look_ahead_only_bars_after_the_signal_bar_count(tmp_path: Path) -> N
     other = Bar(symbol="GBPUSD", timeframe="H1", time=SIGNAL_BAR + timedelta(hours=1), open=1, high=2, low=0.5,
                 close=1)  # fmt: skip
     plugin.on_bar(other, rt)  # another symbol
-    assert plugin.labelled == [] and plugin.tables()["pending"] == 1
+    assert not plugin.labelled and plugin.tables()["pending"] == 1
     plugin.on_bar(bar(1, 1.1010, 1.0940), rt)
     assert labels(plugin) == [("loss", -1.0)]
 

@@ -22,6 +22,7 @@ in memory only (the journal has every fill).
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -117,7 +118,7 @@ class InsightsEngine(WriteBehindPlugin):
         self.planned: dict[str, Trade] = {}  # client id -> trade not filled yet
         self.early: dict[str, list[tuple[Fill, float]]] = {}  # client id -> (fill, volume) before its decision
         self.open: dict[int, Trade] = {}  # position id -> open trade
-        self.closed: list[Trade] = []
+        self.closed: deque[Trade] = deque(maxlen=self.cfg.max_trades_kept)
         self.stats: dict[tuple[str, ...], Stats] = {}  # setup + bucket
         self.setups: dict[tuple[str, ...], Stats] = {}  # setup, for scoring
 
@@ -127,6 +128,7 @@ class InsightsEngine(WriteBehindPlugin):
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
+        self.closed = deque(self.closed, maxlen=self.cfg.max_trades_kept)
         saved = runtime.store.kv_get(NAMESPACE, "state") or {}
         self.planned = {k: Trade(**v) for k, v in saved.get("planned", {}).items()}
         self.open = {int(k): Trade(**v) for k, v in saved.get("open", {}).items()}
@@ -201,7 +203,7 @@ class InsightsEngine(WriteBehindPlugin):
     def _close(self, position_id: int, trade: Trade, when: str) -> None:
         trade.close(when)
         del self.open[position_id]
-        self.closed = [*self.closed[-(self.cfg.max_trades_kept - 1) :], trade]
+        self.closed.append(trade)
         keep = self.cfg.recent_trades
         self.stats.setdefault(trade.key, Stats()).add(trade, keep)
         self.setups.setdefault(trade.setup, Stats()).add(trade, keep)

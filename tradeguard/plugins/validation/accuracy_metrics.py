@@ -21,13 +21,14 @@ signals and the tables survive a restart; the list of recent labelled signals is
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import Field
 
 from tradeguard import Bar, Decision, PluginSettings, Signal, WriteBehindPlugin, hookimpl
+from tradeguard.core.metrics import Children
 from tradeguard.core.pipeline import score_bucket
 
 NAMESPACE = "accuracy_metrics"
@@ -127,7 +128,7 @@ class AccuracyMetrics(WriteBehindPlugin):
     def __init__(self) -> None:
         super().__init__()
         self.pending: dict[tuple[str, str], list[Pending]] = defaultdict(list)  # (symbol, timeframe)
-        self.labelled: list[Pending] = []
+        self.labelled: deque[Pending] = deque(maxlen=self.cfg.max_outcomes_kept)
         self.book = Book()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -136,17 +137,19 @@ class AccuracyMetrics(WriteBehindPlugin):
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
+        self.labelled = deque(self.labelled, maxlen=self.cfg.max_outcomes_kept)
         m = runtime.metrics
-        self._outcomes = m.counter("tradeguard_signal_outcomes_total",
-                                   "Labelled outcomes of decided signals, by strategy and whether they were taken",
-                                   ("strategy", "taken", "outcome"))  # fmt: skip
-        self._reasons = m.counter("tradeguard_rejection_outcomes_total",
-                                  "What followed rejected signals, by the first rejection reason",
-                                  ("reason", "outcome"))  # fmt: skip
-        self._hit_rate = m.gauge("tradeguard_signal_hit_rate", "Share of labelled signals that reached the target",
-                                 ("strategy", "taken"))  # fmt: skip
-        self._calibration = m.gauge("tradeguard_score_calibration_hit_rate",
-                                    "Observed hit rate per combined-score bucket", ("bucket",))  # fmt: skip
+        self._outcomes = Children(m.counter("tradeguard_signal_outcomes_total",
+                                            "Labelled outcomes of decided signals, by strategy and whether they "
+                                            "were taken", ("strategy", "taken", "outcome")))  # fmt: skip
+        self._reasons = Children(m.counter("tradeguard_rejection_outcomes_total",
+                                           "What followed rejected signals, by the first rejection reason",
+                                           ("reason", "outcome")))  # fmt: skip
+        self._hit_rate = Children(m.gauge("tradeguard_signal_hit_rate",
+                                          "Share of labelled signals that reached the target",
+                                          ("strategy", "taken")))  # fmt: skip
+        self._calibration = Children(m.gauge("tradeguard_score_calibration_hit_rate",
+                                             "Observed hit rate per combined-score bucket", ("bucket",)))  # fmt: skip
         self._brier = m.gauge("tradeguard_score_brier", "Brier score of the combined score against win outcomes")
         self._load(runtime.store.kv_get(NAMESPACE, "state") or {})
 
@@ -225,18 +228,18 @@ class AccuracyMetrics(WriteBehindPlugin):
         book = self.book
         tally = book.by_strategy[f"{p.strategy}|{taken}"]
         tally.add(p)
-        self._outcomes.labels(p.strategy, taken, p.outcome).inc()
-        self._hit_rate.labels(p.strategy, taken).set(tally.win / tally.n)
+        self._outcomes[p.strategy, taken, p.outcome].inc()
+        self._hit_rate[p.strategy, taken].set(tally.win / tally.n)
         if not p.taken:
             book.by_reason[p.reason].add(p)
-            self._reasons.labels(p.reason, p.outcome).inc()
+            self._reasons[p.reason, p.outcome].inc()
         if p.score is not None:
             bucket = score_bucket(p.score, self.cfg.score_buckets)
             book.by_bucket[bucket].add(p)
             book.scored.add(p)
-            self._calibration.labels(bucket).set(book.by_bucket[bucket].win / book.by_bucket[bucket].n)
+            self._calibration[bucket,].set(book.by_bucket[bucket].win / book.by_bucket[bucket].n)
             self._brier.set(book.scored.brier / book.scored.n)
-        self.labelled = [*self.labelled[-(self.cfg.max_outcomes_kept - 1) :], p]
+        self.labelled.append(p)
 
     # -- reading ----------------------------------------------------------------------------
 
