@@ -49,6 +49,7 @@ def test_market_buy_and_sell_fill_at_ask_and_bid(adapter: Adapter) -> None:
     assert [d.entry for d in deals(broker)] == [c.DEAL_ENTRY_IN, c.DEAL_ENTRY_IN]
     assert broker.deals_total(EPOCH, FUTURE) == 2  # history_deals_total: the count without the deals
     assert broker.deals_total(FUTURE, FUTURE) == 0
+    assert broker.deals_count() == 2  # all history: the "anything new?" marker pollers share
 
 
 def test_stop_loss_and_take_profit_trigger_on_the_tick_path(adapter: Adapter) -> None:

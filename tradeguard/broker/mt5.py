@@ -112,6 +112,10 @@ def _local(result: Any) -> Any:
         return result
 
 
+#: the bounds of "all history" (MetaTrader 5 has no deal before 2000)
+HISTORY_START, HISTORY_END = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
 class MT5Adapter:
     def __init__(self, module: Any, cfg: BrokerSettings | None = None, sleep: Any = time.sleep) -> None:
         self.mt5 = module
@@ -362,6 +366,11 @@ class MT5Adapter:
         if total is None:
             raise BrokerError("positions_total failed", self.last_error())
         return int(total)
+
+    def deals_count(self) -> int:
+        """Every deal in the account's history. Deals are only ever added, so the same count means nothing
+        new: the fills poll, the account capture and the reconciler ask it on one pass, and share it."""
+        return self._memoised("deals_count", lambda: self.deals_total(HISTORY_START, HISTORY_END))
 
     def deals_total(self, start: datetime, end: datetime) -> int:
         """How many deals the account has between ``start`` and ``end`` (``history_deals_total``)."""

@@ -106,7 +106,7 @@ class ExecutionEngine(ConfiguredPlugin):
         rows = runtime.store.query("SELECT MAX(time) FROM fills")
         self._last_fill: datetime | None = datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
         self._seen_deals: set[int] = set()  # deal tickets already journaled, in the poll window
-        self._polled: tuple[datetime, int] | None = None  # (window start, deals in it) at the last full poll
+        self._polled: int | None = None  # the broker's deal count at the last full poll
         self._levels: dict[int, tuple[float, float]] = {}  # position id -> expected SL/TP (see expected_levels)
         m = runtime.metrics
         self._ok = m.counter("tradeguard_execution_submit_success_total", "Orders the broker accepted or filled")
@@ -382,13 +382,13 @@ class ExecutionEngine(ConfiguredPlugin):
 
         The window starts an hour before the newest journaled deal (deals can arrive out of time
         order); tickets already seen in it are skipped without touching the journal, and when the
-        broker counts as many deals in the window as last time, nothing is read at all.
+        broker counts as many deals as last time, nothing is read at all (deals are only ever added).
         """
-        start = (self._last_fill - timedelta(hours=1)) if self._last_fill else datetime(2000, 1, 1, tzinfo=UTC)
-        total = self.broker.deals_total(start, FAR)
-        if (start, total) == self._polled:  # deals are only ever added: same window, same count, nothing new
+        total = self.broker.deals_count()
+        if total == self._polled:
             return []
-        self._polled = (start, total)
+        self._polled = total
+        start = (self._last_fill - timedelta(hours=1)) if self._last_fill else datetime(2000, 1, 1, tzinfo=UTC)
         new: list[Fill] = []
         touched: set[str] = set()
         window: set[int] = set()

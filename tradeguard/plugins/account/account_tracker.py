@@ -146,12 +146,12 @@ class AccountTracker(ConfiguredPlugin):
         """The day's realised P&L and money moved in since server midnight, and the deals no earlier capture
         accounted for (by ticket: captures may share a timestamp).
 
-        The history is read again only when the broker's deal count over the window has changed:
+        The history is read again only when the broker's deal count has changed:
         deals are only ever added, so the same count means the same deals (a capture per bar with a
         position open used to read the day's history twice each time).
         """
         since = min(midnight, self.last.time if self.last is not None else midnight) - timedelta(days=1)
-        key = (since, self.rt.broker.deals_total(since, FAR))
+        key = (since, self.rt.broker.deals_count())
         if key == self._deals_key:
             return self._day_sums[0], self._day_sums[1], []
         deals = self.rt.broker.history_deals(since, FAR)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field
@@ -45,7 +45,6 @@ from tradeguard import (
 from tradeguard.core.metrics import Children
 
 log = logging.getLogger("tradeguard.reconciler")
-FAR = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class ReconcilerSettings(PluginSettings):
@@ -82,7 +81,6 @@ class PositionReconciler(ConfiguredPlugin):
         drift = runtime.metrics.gauge("tradeguard_reconciliation_drift", "Discrepancies in the last "
                                       "reconciliation, by kind (volume: lots)", ("kind",))  # fmt: skip
         self._drift = Children(drift)
-        self._since = runtime.clock.now() - timedelta(days=1)  # the deal-count window of the change marker
         if hasattr(runtime.execution, "journal"):
             totals = runtime.store.query("SELECT position_id, symbol, entry, side, SUM(volume) FROM fills "
                                          "GROUP BY position_id, symbol, entry, side")  # fmt: skip
@@ -120,7 +118,7 @@ class PositionReconciler(ConfiguredPlugin):
 
     def _marker_now(self, broker: Any) -> tuple[int, ...]:
         """What moves whenever the comparison could come out differently (see the module docstring)."""
-        return broker.sent, broker.positions_total(), broker.deals_total(self._since, FAR), self._fills
+        return broker.sent, broker.positions_total(), broker.deals_count(), self._fills
 
     def run_reconciliation(self, cause: str) -> ReconciliationReport:
         engine = self.rt.execution
