@@ -179,3 +179,17 @@ def test_unfilled_rest_of_a_partial_fill_is_committed(runtime: Any) -> None:
     eng.submit_order(OrderIntent(symbol="EURUSD", side="buy", volume=1.2, stop_loss=1.06, created_at=T0))
     assert g._committed().gross["EURUSD"] == pytest.approx(1.2)  # 0.3 filled + 0.9 still working
     assert code(g.evaluate(order(0.3))) == "approved" and code(g.evaluate(order(0.31))) == "max_exposure_symbol"
+
+
+def test_a_stalled_account_tracker_cannot_hide_a_loss_from_the_hard_limits(runtime: Any) -> None:
+    """The limits take the worse of the last snapshot and the account now: a capture that keeps failing
+    (as one did when the emulator reported a -1e19 margin level) must not leave them judging an old equity."""
+    rt, g = guard(runtime, daily_loss_limit_pct=0.03, max_drawdown_pct=0.05)
+    g.update_equity(snapshot())  # the last capture that worked: flat at 10,000
+    tight = order(stop=1.0716)  # 0.10 USD at risk: inside what is left of the day's limit
+    assert code(g.evaluate(tight)) == "approved"
+    fill_at(rt, 0.4)  # bought at the ask: the spread (10 points, 4 USD) is a loss no capture has seen
+    equity = rt.broker.account().equity
+    lost = round((10_000 - equity) / 100, 4)
+    assert lost == 0.04  # a daily loss past its limit, a drawdown not yet past its own
+    assert g.evaluate(tight).message == f"daily_loss_limit: {lost:.2f}% lost since server midnight (limit 0.03%)"

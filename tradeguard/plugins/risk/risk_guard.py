@@ -258,16 +258,27 @@ class RiskGuard(ConfiguredPlugin):
         return None
 
     def _hard_limits(self, order: OrderIntent) -> Rejected | None:
+        """The daily loss and drawdown limits, on the worse of the last snapshot and the account now.
+
+        The snapshot gives the anchors (the day's opening equity, the peak); the equity is read live,
+        so a stalled account tracker (a capture that keeps failing) cannot leave the limits judging
+        an old equity. A capture that has not yet seen a new server day measures against the last
+        day's anchor until it does (the tracker always records a new day at its next pass).
+        """
         s = self.snapshot
         if s is None:
             return None
         cfg = self.cfg
-        if cfg.daily_loss_limit_pct and s.daily_drawdown_pct >= cfg.daily_loss_limit_pct:
-            return self._reject("daily_loss_limit", f"{s.daily_drawdown_pct:.2f}% lost since server midnight "
+        equity = self.rt.broker.account().equity
+        daily = max(s.daily_drawdown_pct, _loss_pct(s.day_start_equity, equity))
+        peak = max(s.peak_equity, equity)
+        drawdown = max(s.drawdown_pct, _loss_pct(peak, equity))
+        if cfg.daily_loss_limit_pct and daily >= cfg.daily_loss_limit_pct:
+            return self._reject("daily_loss_limit", f"{daily:.2f}% lost since server midnight "
                                                     f"(limit {cfg.daily_loss_limit_pct:g}%)")  # fmt: skip
-        if cfg.max_drawdown_pct and s.drawdown_pct >= cfg.max_drawdown_pct:
-            return self._reject("max_drawdown", f"{s.drawdown_pct:.2f}% below peak equity "
-                                                f"{s.peak_equity:.2f} (limit {cfg.max_drawdown_pct:g}%)")  # fmt: skip
+        if cfg.max_drawdown_pct and drawdown >= cfg.max_drawdown_pct:
+            return self._reject("max_drawdown", f"{drawdown:.2f}% below peak equity "
+                                                f"{peak:.2f} (limit {cfg.max_drawdown_pct:g}%)")  # fmt: skip
         return None
 
     def _check_hard_limits(self, s: AccountSnapshot) -> None:
@@ -390,3 +401,8 @@ class RiskGuard(ConfiguredPlugin):
             return self._reject("volatility_halt", f"ATR({cfg.atr_period}) {now:.5f} > {cfg.volatility_multiple:g} x "
                                                    f"its median {norm:.5f}")  # fmt: skip
         return None
+
+
+def _loss_pct(anchor: float, equity: float) -> float:
+    """How far ``equity`` is below ``anchor``, in percent of it (0 above it or without an anchor)."""
+    return round(max(0.0, anchor - equity) / anchor * 100, 4) if anchor > 0 else 0.0
