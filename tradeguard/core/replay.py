@@ -48,29 +48,31 @@ def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
     rt.clock.set(broker.now())
     rt.start()
     peak = broker.account().equity
+    step = timedelta(seconds=feed.bar_seconds)
+    first = last = None
     for raw in terminal.replay_bars():
-        when = broker.to_utc(int(raw["time"]))
-        bar = Bar.trusted(symbol=feed.symbol, timeframe=timeframe, time=when, open=float(raw["open"]),
-                          high=float(raw["high"]), low=float(raw["low"]), close=float(raw["close"]),
-                          tick_volume=int(raw["tick_volume"]), spread=int(raw["spread"]), real_volume=0)  # fmt: skip
-        rt.clock.set(max(rt.clock.now(), when + timedelta(seconds=feed.bar_seconds)))
+        bar = _bar(broker, feed.symbol, timeframe, raw)
+        when, epoch = bar.time, bar.time.timestamp()
+        rt.clock.set(max(rt.clock.now(), when + step))
         rt.bars.append(bar)
-        if end is not None and when.timestamp() > end:
+        if end is not None and epoch > end:
             break
         rt.run_jobs()
         summary.bars += 1
-        summary.first_bar = summary.first_bar or when.isoformat()
-        summary.last_bar = when.isoformat()
-        if start is None or when.timestamp() >= start:
+        first, last = first or when, when
+        if start is None or epoch >= start:
             for decision in rt.on_bar(bar):
                 summary.signals += 1
                 summary.approved += decision.approved
                 summary.rejections.update(r.base for r in decision.reasons)
         equity = terminal.equity()  # the emulator's own figure, not an API call: this is the summary's bookkeeping
-        peak = max(peak, equity)
-        summary.max_drawdown_pct = max(summary.max_drawdown_pct, (peak - equity) / peak * 100 if peak else 0.0)
+        if equity > peak:
+            peak = equity
+        elif peak and (peak - equity) / peak * 100 > summary.max_drawdown_pct:
+            summary.max_drawdown_pct = (peak - equity) / peak * 100
         if progress is not None and summary.bars % every == 0:
             progress(summary)
+    summary.first_bar, summary.last_bar = (first.isoformat(), last.isoformat()) if first and last else ("", "")
     if hasattr(rt.execution, "poll_fills"):
         rt.execution.poll_fills()
     rt.stop()
@@ -122,7 +124,6 @@ def run_live(rt: Runtime, stop: Any) -> int:
 
 
 def _bar(broker: Any, symbol: str, timeframe: str, raw: Any) -> Bar:
-    return Bar.trusted(symbol=symbol, timeframe=timeframe, time=broker.to_utc(int(raw["time"])),
-                       open=float(raw["open"]), high=float(raw["high"]), low=float(raw["low"]),
-                       close=float(raw["close"]), tick_volume=int(raw["tick_volume"]), spread=int(raw["spread"]),
-                       real_volume=0)  # fmt: skip
+    t, o, h, lo, c, volume, spread = raw.item()[:7]  # one conversion of the numpy record, not seven
+    return Bar.trusted(symbol=symbol, timeframe=timeframe, time=broker.to_utc(t), open=o, high=h, low=lo, close=c,
+                       tick_volume=volume, spread=spread, real_volume=0)  # fmt: skip
