@@ -56,3 +56,28 @@ def test_tick_file_replay_builds_bars_from_the_ticks(tmp_path) -> None:  # type:
     assert (tick.bid, tick.ask, tick.time_msc % 60_000) == (1.1001, 1.1002, 0)
     buy = term.order_send({"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "type_filling": 1})
     assert buy.retcode == 10018  # the ticks have ended: market closed
+
+
+def test_a_terminal_bar_with_a_nan_price_is_alerted_and_left_out() -> None:
+    """Live bars come from the terminal, not from a validated file: a NaN close never reaches a strategy."""
+    from tradeguard import hookimpl
+    from tradeguard.broker.data import RATES_DTYPE
+    from tradeguard.core.replay import _checked_bar
+    from tradeguard.testing import make_runtime
+
+    class Alerts:
+        def __init__(self) -> None:
+            self.seen: list = []
+
+        @hookimpl
+        def on_alert(self, alert, runtime) -> None:  # type: ignore[no-untyped-def]
+            self.seen.append(alert)
+
+    alerts = Alerts()
+    rt = make_runtime(("alerts", alerts))
+    good = np.array([(1_700_000_000, 1.1, 1.2, 1.0, 1.15, 10, 5, 0)], dtype=RATES_DTYPE)[0]
+    bad = np.array([(1_700_003_600, 1.1, 1.2, 1.0, float("nan"), 10, 5, 0)], dtype=RATES_DTYPE)[0]
+    assert _checked_bar(rt, "EURUSD", "H1", good).close == 1.15
+    assert _checked_bar(rt, "EURUSD", "H1", bad) is None
+    (alert,) = alerts.seen
+    assert (alert.error_code, alert.symbol) == ("bad_bar", "EURUSD") and "close" in alert.message

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from tradeguard.core.runtime import Runtime
-from tradeguard.models import TIMEFRAME_SECONDS, Bar
+from tradeguard.models import TIMEFRAME_SECONDS, AlertChannel, Bar, Severity
 
 
 @dataclass
@@ -101,7 +103,9 @@ def run_live(rt: Runtime, stop: Any) -> int:
         closed = broker.rates(symbol, cfg.timeframe, 400)[:-1]
         seen[symbol] = int(closed["time"][-1]) if len(closed) else 0
         for raw in closed:
-            rt.bars.append(_bar(broker, symbol, cfg.timeframe, raw))
+            bar = _checked_bar(rt, symbol, cfg.timeframe, raw)
+            if bar is not None:
+                rt.bars.append(bar)
     handled = 0
     try:
         while not stop.is_set():
@@ -111,7 +115,9 @@ def run_live(rt: Runtime, stop: Any) -> int:
                 for raw in broker.rates(symbol, cfg.timeframe, 50)[:-1]:  # the last bar is still forming
                     if int(raw["time"]) > seen[symbol]:
                         seen[symbol] = int(raw["time"])
-                        bar = _bar(broker, symbol, cfg.timeframe, raw)
+                        bar = _checked_bar(rt, symbol, cfg.timeframe, raw)
+                        if bar is None:
+                            continue
                         rt.bars.append(bar)
                         rt.on_bar(bar)
                         handled += 1
@@ -123,7 +129,20 @@ def run_live(rt: Runtime, stop: Any) -> int:
     return handled
 
 
-def _bar(broker: Any, symbol: str, timeframe: str, raw: Any) -> Bar:
+def _bar(broker: Any, symbol: str, timeframe: str, raw: Any, *, trusted: bool = True) -> Bar:
+    """A bar from an MT5 rates record; ``trusted`` only for data validated on loading (the emulator's)."""
     t, o, h, lo, c, volume, spread = raw.item()[:7]  # one conversion of the numpy record, not seven
-    return Bar.trusted(symbol=symbol, timeframe=timeframe, time=broker.to_utc(t), open=o, high=h, low=lo, close=c,
-                       tick_volume=volume, spread=spread, real_volume=0)  # fmt: skip
+    return (Bar.trusted if trusted else Bar)(symbol=symbol, timeframe=timeframe, time=broker.to_utc(t), open=o,
+                                             high=h, low=lo, close=c, tick_volume=volume, spread=spread,
+                                             real_volume=0)  # fmt: skip
+
+
+def _checked_bar(rt: Runtime, symbol: str, timeframe: str, raw: Any) -> Bar | None:
+    """A terminal's bar, validated: a NaN or inconsistent price is alerted and the bar left out, never traded."""
+    try:
+        return _bar(rt.broker, symbol, timeframe, raw, trusted=False)
+    except ValidationError as exc:
+        rt.alert(channel=AlertChannel.HEALTH, severity=Severity.ERROR, module="runtime", error_code="bad_bar",
+                 symbol=symbol, message=f"{symbol} {timeframe} bar left out: {exc.errors()[0]['loc']} "
+                                        f"{exc.errors()[0]['msg']}")  # fmt: skip
+        return None
