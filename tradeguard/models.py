@@ -339,6 +339,12 @@ class AccountSnapshot(_Frozen):
     daily_drawdown_pct: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     daily_drawdown_money: Money = 0.0
 
+    @staticmethod
+    def loss_pct(anchor: float, equity: float) -> float:
+        """How far ``equity`` is below ``anchor`` (the peak, or the day's start), in percent of it, as the
+        snapshot's drawdown figures are computed: 0 above it or without an anchor."""
+        return round(max(0.0, anchor - equity) / anchor * 100, 4) if anchor > 0 else 0.0
+
 
 class HealthStatus(StrEnum):
     OK = "OK"

@@ -131,9 +131,9 @@ class AccountTracker(ConfiguredPlugin):
             margin=account.margin, free_margin=account.margin_free, margin_level=account.margin_level,
             floating_pnl=round(account.equity - account.balance, 2), realized_pnl_day=round(realized, 2),
             day_start_equity=round(day_start, 2), peak_equity=round(self.peak_equity, 2),
-            drawdown_pct=round(dd / self.peak_equity * 100, 4) if self.peak_equity > 0 else 0.0,
+            drawdown_pct=AccountSnapshot.loss_pct(self.peak_equity, account.equity),
             drawdown_money=round(dd, 2), daily_drawdown_money=round(daily, 2),
-            daily_drawdown_pct=round(daily / day_start * 100, 4) if day_start > 0 else 0.0,
+            daily_drawdown_pct=AccountSnapshot.loss_pct(day_start, account.equity),
         )  # fmt: skip
         self._store(snap)
         if self.last is not None:

@@ -270,9 +270,9 @@ class RiskGuard(ConfiguredPlugin):
             return None
         cfg = self.cfg
         equity = self.rt.broker.account().equity
-        daily = max(s.daily_drawdown_pct, _loss_pct(s.day_start_equity, equity))
+        daily = max(s.daily_drawdown_pct, AccountSnapshot.loss_pct(s.day_start_equity, equity))
         peak = max(s.peak_equity, equity)
-        drawdown = max(s.drawdown_pct, _loss_pct(peak, equity))
+        drawdown = max(s.drawdown_pct, AccountSnapshot.loss_pct(peak, equity))
         if cfg.daily_loss_limit_pct and daily >= cfg.daily_loss_limit_pct:
             return self._reject("daily_loss_limit", f"{daily:.2f}% lost since server midnight "
                                                     f"(limit {cfg.daily_loss_limit_pct:g}%)")  # fmt: skip
@@ -401,8 +401,3 @@ class RiskGuard(ConfiguredPlugin):
             return self._reject("volatility_halt", f"ATR({cfg.atr_period}) {now:.5f} > {cfg.volatility_multiple:g} x "
                                                    f"its median {norm:.5f}")  # fmt: skip
         return None
-
-
-def _loss_pct(anchor: float, equity: float) -> float:
-    """How far ``equity`` is below ``anchor``, in percent of it (0 above it or without an anchor)."""
-    return round(max(0.0, anchor - equity) / anchor * 100, 4) if anchor > 0 else 0.0
