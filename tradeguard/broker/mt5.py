@@ -24,6 +24,8 @@ from tradeguard.broker import retcodes
 from tradeguard.broker.emulator import constants as _constants
 from tradeguard.broker.emulator.terminal import EmulatorConfig
 from tradeguard.broker.types import (
+    HISTORY_END,
+    HISTORY_START,
     AccountState,
     BrokerDeal,
     BrokerError,
@@ -112,10 +114,6 @@ def _local(result: Any) -> Any:
         return result
 
 
-#: the bounds of "all history" (MetaTrader 5 has no deal before 2000)
-HISTORY_START, HISTORY_END = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
-
-
 class MT5Adapter:
     def __init__(self, module: Any, cfg: BrokerSettings | None = None, sleep: Any = time.sleep) -> None:
         self.mt5 = module
@@ -127,7 +125,6 @@ class MT5Adapter:
         self._memo: dict[Any, Any] | None = None
         #: requests this process has sent (``order_send``): a change marker for whoever compares broker state
         self.sent = 0
-        self._server_times: dict[datetime, datetime] = {}
 
     # ------------------------------------------------------------------ decision scope ----------
 
@@ -374,20 +371,12 @@ class MT5Adapter:
 
     def deals_total(self, start: datetime, end: datetime) -> int:
         """How many deals the account has between ``start`` and ``end`` (``history_deals_total``)."""
-        total = _local(self.mt5.history_deals_total(self._server_datetime(start), self._server_datetime(end)))
+        # aware datetimes on the server scale: mt5linux's client calls .astimezone() on these two arguments
+        lo, hi = (datetime.fromtimestamp(self.to_server(t), UTC) for t in (start, end))
+        total = _local(self.mt5.history_deals_total(lo, hi))
         if total is None:
             raise BrokerError("history_deals_total failed", self.last_error())
         return int(total)
-
-    def _server_datetime(self, when: datetime) -> datetime:
-        """``when`` as an aware datetime on the server scale (mt5linux's client calls ``.astimezone()`` on
-        history-total arguments). Pollers ask with the same few bounds on every pass: they are kept."""
-        found = self._server_times.get(when)
-        if found is None:
-            if len(self._server_times) >= 64:
-                self._server_times.clear()
-            found = self._server_times[when] = datetime.fromtimestamp(self.to_server(when), UTC)
-        return found
 
     def _deal(self, d: Any) -> BrokerDeal:
         return BrokerDeal(

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tradeguard.broker.retcodes import RetcodeClass
 from tradeguard.errors import TradeguardError
+
+#: the bounds of "all history" (MetaTrader 5 has no deal before 2000)
+HISTORY_START, HISTORY_END = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class BrokerError(TradeguardError):

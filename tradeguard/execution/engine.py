@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field
@@ -41,7 +41,7 @@ from tradeguard import (
     hookimpl,
 )
 from tradeguard.broker.retcodes import RetcodeClass
-from tradeguard.broker.types import BrokerDeal, OrderRefused, SendResult
+from tradeguard.broker.types import HISTORY_END, HISTORY_START, BrokerDeal, OrderRefused, SendResult
 from tradeguard.core.logging import bind_client, unbind_client
 from tradeguard.core.store import Store
 from tradeguard.errors import StartupError, TradeguardError
@@ -57,7 +57,6 @@ PENDING_TYPES = {
     (OrderType.STOP, Side.SELL): 5, (OrderType.STOP_LIMIT, Side.BUY): 6, (OrderType.STOP_LIMIT, Side.SELL): 7,
 }  # fmt: skip
 ENTRIES = {0: DealEntry.IN, 1: DealEntry.OUT, 2: DealEntry.INOUT, 3: DealEntry.OUT_BY}
-FAR = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class ExecutionRefused(TradeguardError):
@@ -388,11 +387,11 @@ class ExecutionEngine(ConfiguredPlugin):
         if total == self._polled:
             return []
         self._polled = total
-        start = (self._last_fill - timedelta(hours=1)) if self._last_fill else datetime(2000, 1, 1, tzinfo=UTC)
+        start = (self._last_fill - timedelta(hours=1)) if self._last_fill else HISTORY_START
         new: list[Fill] = []
         touched: set[str] = set()
         window: set[int] = set()
-        for deal in self.broker.history_deals(start, FAR):
+        for deal in self.broker.history_deals(start, HISTORY_END):
             window.add(deal.ticket)
             if deal.magic != self.magic or deal.ticket in self._seen_deals:
                 continue
