@@ -68,10 +68,8 @@ def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
                 summary.approved += decision.approved
                 summary.rejections.update(r.base for r in decision.reasons)
         equity = terminal.equity()  # the emulator's own figure, not an API call: this is the summary's bookkeeping
-        if equity > peak:
-            peak = equity
-        elif peak and (peak - equity) / peak * 100 > summary.max_drawdown_pct:
-            summary.max_drawdown_pct = (peak - equity) / peak * 100
+        peak = max(peak, equity)
+        summary.max_drawdown_pct = max(summary.max_drawdown_pct, (peak - equity) / peak * 100 if peak else 0.0)
         if progress is not None and summary.bars % every == 0:
             progress(summary)
     summary.first_bar, summary.last_bar = (first.isoformat(), last.isoformat()) if first and last else ("", "")
