@@ -36,6 +36,7 @@ class _Series:
         self.data = np.zeros(capacity * 2, dtype=DTYPE)
         self.capacity = capacity
         self.start = self.end = 0
+        self.count = 0  # bars ever appended: a reader can tell whether it missed any
 
     def append(self, bar: Bar) -> None:
         if self.end == len(self.data):  # slide the window back to the front: amortised O(1)
@@ -45,6 +46,7 @@ class _Series:
         self.data[self.end] = (int(bar.time.timestamp()), bar.open, bar.high, bar.low, bar.close,
                                bar.tick_volume, bar.spread)  # fmt: skip
         self.end += 1
+        self.count += 1
         self.start = max(self.start, self.end - self.capacity)
 
     def last(self, n: int) -> np.ndarray:
@@ -67,3 +69,8 @@ class BarHistory:
         """The last ``n`` closed bars (``time`` in UTC epoch seconds), oldest first; empty if none."""
         series = self._series.get((symbol, timeframe))
         return series.last(n) if series is not None else np.empty(0, dtype=DTYPE)
+
+    def count(self, symbol: str, timeframe: str) -> int:
+        """How many bars of the series were ever appended (not only those still held)."""
+        series = self._series.get((symbol, timeframe))
+        return series.count if series is not None else 0

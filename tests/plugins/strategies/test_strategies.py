@@ -57,3 +57,24 @@ def test_crossover_signals_with_an_atr_period_longer_than_the_slow_average() -> 
     cfg = CrossoverSettings(fast=3, slow=8, atr_period=20)
     signals = feed(configured(MovingAverageCrossover(), cfg), closes)
     assert [s.side for s in signals][-1] == "buy" and signals[-1].stop_loss < signals[-1].price
+
+
+def test_a_strategy_that_missed_bars_rebuilds_its_averages_from_the_history() -> None:
+    """Bars that only built history (a restart, the strategy switched off) must not leave stale averages."""
+    closes = [1.10 + 0.0003 * i for i in range(30)] + [1.109 - 0.0004 * i for i in range(30)]
+    closes += [1.097 + 0.0005 * i for i in range(30)]
+    cfg = CrossoverSettings(fast=3, slow=8, atr_period=5)
+    rt, gapped, fresh = Runtime(), configured(MovingAverageCrossover(), cfg), configured(MovingAverageCrossover(), cfg)
+    said: dict[str, list[Any]] = {"gapped": [], "fresh": []}
+    for i, close in enumerate(closes):
+        bar = Bar(symbol="EURUSD", timeframe="H1", time=T0 + timedelta(hours=i), open=close, high=close + 0.0002,
+                  low=close - 0.0002, close=close)  # fmt: skip
+        rt.bars.append(bar)
+        if i < 20 or i >= 45:  # the gapped one misses bars 20-44, the fresh one starts at 45
+            got = gapped.generate_signals(bar, rt)
+            if i >= 45:
+                said["gapped"] += got
+                said["fresh"] += fresh.generate_signals(bar, rt)
+    assert [s.side for s in said["gapped"]] == ["buy"]
+    assert [(s.side, s.bar_time, s.stop_loss) for s in said["gapped"]] == [
+        (s.side, s.bar_time, s.stop_loss) for s in said["fresh"]]  # fmt: skip

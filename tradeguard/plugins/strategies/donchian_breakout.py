@@ -10,7 +10,8 @@ from typing import Any
 from pydantic import Field
 
 from tradeguard import Bar, ConfiguredPlugin, Signal, hookimpl
-from tradeguard.plugins.strategies.common import StrategySettings, average_true_range, history
+from tradeguard.core.indicators import AverageTrueRange, MovingExtreme
+from tradeguard.plugins.strategies.common import Follower, StrategySettings
 
 
 class BreakoutSettings(StrategySettings):
@@ -18,26 +19,44 @@ class BreakoutSettings(StrategySettings):
     stop_atr: float = Field(default=2.0, gt=0, le=20, description="the farthest the suggested stop may be, in ATRs")
 
 
+class Channel:
+    """One series' Donchian channel and ATR, and the channel as it stood before the latest bar."""
+
+    def __init__(self, cfg: BreakoutSettings) -> None:
+        self.high, self.low = MovingExtreme(cfg.channel), MovingExtreme(cfg.channel, lowest=True)
+        self.atr = AverageTrueRange(cfg.atr_period)
+        self.warm_up = max(cfg.channel, cfg.atr_period) + 1
+        self.prior: tuple[float, float] | None = None  # (highest high, lowest low) of the channel before
+
+    def update(self, high: float, low: float, close: float) -> None:
+        self.prior = (self.high.value, self.low.value) if self.high.ready else None
+        self.high.update(high)
+        self.low.update(low)
+        self.atr.update(high, low, close)
+
+
 class DonchianBreakout(ConfiguredPlugin):
     settings_model = BreakoutSettings
     stage = 5
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.follower: Follower[BreakoutSettings, Channel] = Follower(Channel)
+
     @hookimpl
     def generate_signals(self, bar: Bar, runtime: Any) -> list[Signal]:
         cfg = self.cfg
-        bars = history(cfg, bar, runtime, max(cfg.channel, cfg.atr_period) + 1)
-        if bars is None:
+        state = self.follower.feed(cfg, bar, runtime)
+        if state is None or state.prior is None or not state.atr.ready:
             return []
-        prior = bars[-cfg.channel - 1 : -1]  # the channel before this bar
-        high, low = float(prior["high"].max()), float(prior["low"].min())
+        high, low = state.prior
         if bar.close > high:
             sign, side = 1, "buy"
         elif bar.close < low:
             sign, side = -1, "sell"
         else:
             return []
-        atr = average_true_range(bars, cfg.atr_period)
-        middle = (high + low) / 2
+        atr, middle = state.atr.value, (high + low) / 2
         stop = max(middle, bar.close - cfg.stop_atr * atr) if sign > 0 else min(middle, bar.close + cfg.stop_atr * atr)
         return [Signal(strategy="donchian_breakout", symbol=bar.symbol, side=side, timeframe=bar.timeframe,
                        bar_time=bar.time, created_at=runtime.clock.now(), price=bar.close, stop_loss=stop, atr=atr,

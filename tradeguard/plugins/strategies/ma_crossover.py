@@ -1,8 +1,9 @@
 """Moving-average crossover: buy when the fast average crosses above the slow one, sell below.
 
 The suggested stop sits ``stop_atr`` ATRs from the close; confidence grows with the gap between
-the averages, in ATRs. A strategy is a plugin like any other: it reads the bars the runtime holds
-and returns ``Signal``s from ``generate_signals``; the gate, sizing and risk decide the rest.
+the averages, in ATRs. A strategy is a plugin like any other: it follows the bars the runtime holds
+and returns ``Signal``s from ``generate_signals``; the gate, sizing and risk decide the rest. Its
+averages are incremental (``tradeguard.core.indicators``): a bar costs the same whatever the periods.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from tradeguard import Bar, ConfiguredPlugin, Signal, hookimpl
-from tradeguard.plugins.strategies.common import StrategySettings, average_true_range, history
+from tradeguard.core.indicators import AverageTrueRange, MovingSum
+from tradeguard.plugins.strategies.common import Follower, StrategySettings
 
 
 class CrossoverSettings(StrategySettings):
@@ -27,27 +29,41 @@ class CrossoverSettings(StrategySettings):
         return self
 
 
+class Averages:
+    """One series' two moving averages and ATR, and the averages as they stood a bar before."""
+
+    def __init__(self, cfg: CrossoverSettings) -> None:
+        self.fast, self.slow, self.atr = MovingSum(cfg.fast), MovingSum(cfg.slow), AverageTrueRange(cfg.atr_period)
+        self.warm_up = max(cfg.slow, cfg.atr_period) + 1
+        self.before: tuple[float, float] | None = None  # (fast, slow) after the previous bar
+
+    def update(self, high: float, low: float, close: float) -> None:
+        self.before = (self.fast.mean, self.slow.mean) if self.slow.ready else None
+        self.fast.update(close)
+        self.slow.update(close)
+        self.atr.update(high, low, close)
+
+
 class MovingAverageCrossover(ConfiguredPlugin):
     settings_model = CrossoverSettings
     stage = 5
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.follower: Follower[CrossoverSettings, Averages] = Follower(Averages)
+
     @hookimpl
     def generate_signals(self, bar: Bar, runtime: Any) -> list[Signal]:
         cfg = self.cfg
-        bars = history(cfg, bar, runtime, max(cfg.slow, cfg.atr_period) + 1)
-        if bars is None:
+        state = self.follower.feed(cfg, bar, runtime)
+        if state is None or state.before is None or not state.atr.ready:
             return []
-        # one cumulative sum answers all four averages (four numpy means cost 4x the Python overhead)
-        total = bars["close"][-cfg.slow - 1 :].cumsum().tolist()  # total[-1] - total[-1-n]: the last n closes
-        fast_now = (total[-1] - total[-1 - cfg.fast]) / cfg.fast
-        fast_before = (total[-2] - total[-2 - cfg.fast]) / cfg.fast
-        slow_now, slow_before = (total[-1] - total[0]) / cfg.slow, total[-2] / cfg.slow
+        (fast_before, slow_before), fast_now, slow_now = state.before, state.fast.mean, state.slow.mean
         crossed_up = fast_before <= slow_before and fast_now > slow_now
         crossed_down = fast_before >= slow_before and fast_now < slow_now
         if not (crossed_up or crossed_down):
             return []
-        atr = average_true_range(bars, cfg.atr_period)
-        sign = 1 if crossed_up else -1
+        atr, sign = state.atr.value, 1 if crossed_up else -1
         return [Signal(
             strategy="ma_crossover", symbol=bar.symbol, side="buy" if crossed_up else "sell",
             timeframe=bar.timeframe, bar_time=bar.time, created_at=runtime.clock.now(), price=bar.close,
