@@ -52,6 +52,7 @@ REASONS: dict[str, str] = {
     "max_open_positions": "the number of open positions would exceed the limit",
     "max_risk_per_trade": "the money at risk on this order exceeds the per-trade limit",
     "daily_loss_limit": "the loss since broker-server midnight reached the daily limit",
+    "account_stale": "the last account snapshot predates server midnight: the day's opening equity is unknown",
     "max_drawdown": "the drawdown from peak equity reached the limit",
     "max_exposure_symbol": "the committed volume or notional on the symbol would exceed its limit",
     "max_exposure_currency": "the committed volume in one currency would exceed its limit",

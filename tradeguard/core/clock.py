@@ -42,6 +42,14 @@ class ReplayClock:
         self.set(self._now + delta)
 
 
+def server_midnight(now_utc: datetime, offset: timedelta) -> datetime:
+    """The UTC instant of the current broker-server day's midnight (``offset``: server time - UTC).
+
+    Daily limits count from here: the broker's day, not UTC's."""
+    server_now = now_utc + offset
+    return server_now.replace(hour=0, minute=0, second=0, microsecond=0) - offset
+
+
 def _aware(when: datetime) -> datetime:
     if when.tzinfo is None:
         raise ValueError(f"naive datetime {when.isoformat()}: tradeguard keeps time in UTC-aware datetimes")

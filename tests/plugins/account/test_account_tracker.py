@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from tradeguard.core.clock import server_midnight
 from tradeguard.core.store import Store
-from tradeguard.plugins.account.account_tracker import AccountTracker, server_midnight
+from tradeguard.plugins.account.account_tracker import AccountTracker
 from tradeguard.testing import make_runtime
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from tradeguard import AccountSnapshot, DealEntry, Fill, OrderIntent, Rejected
 from tradeguard.core.bars import rolling_atr as atr
+from tradeguard.core.clock import server_midnight
 from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.plugins.risk.risk_guard import Approved, RiskGuard
 from tradeguard.testing import T0
@@ -193,3 +194,22 @@ def test_a_stalled_account_tracker_cannot_hide_a_loss_from_the_hard_limits(runti
     lost = round((10_000 - equity) / 100, 4)
     assert lost == 0.04  # a daily loss past its limit, a drawdown not yet past its own
     assert g.evaluate(tight).message == f"daily_loss_limit: {lost:.2f}% lost since server midnight (limit 0.03%)"
+
+
+def test_openings_wait_for_the_new_server_days_first_snapshot(runtime: Any) -> None:
+    """Yesterday's snapshot carries yesterday's opening equity: after a winning day it would count today's
+    loss short, so with a daily limit set openings wait until the tracker captures the new day."""
+    rt, g = guard(runtime, daily_loss_limit_pct=3.0)
+    midnight = server_midnight(rt.broker.now(), rt.broker.offset)
+    before = AccountSnapshot(time=midnight - timedelta(seconds=1), balance=10_000, equity=10_000,
+                             day_start_equity=9_000, peak_equity=10_000)  # fmt: skip
+    g.update_equity(before)
+    verdict = g.evaluate(order())
+    assert verdict.reason == "account_stale"
+    assert verdict.message.startswith(f"account_stale: the last account snapshot ({before.time:%Y-%m-%d %H:%M} UTC)")
+    assert code(g.evaluate(order(side="sell", reduce_only=True))) == "approved"  # closing is never refused
+    g.update_equity(before.model_copy(update={"time": midnight, "day_start_equity": 10_000}))
+    assert code(g.evaluate(order())) == "approved"
+    _rt, g = guard(runtime, daily_loss_limit_pct=0.0)  # no daily limit: no day anchor to wait for
+    g.update_equity(before)
+    assert code(g.evaluate(order())) == "approved"

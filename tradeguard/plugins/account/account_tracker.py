@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from tradeguard import AccountSnapshot, ConfiguredPlugin, Fill, Job, PluginSettings, hookimpl
+from tradeguard.core.clock import server_midnight
 
 log = logging.getLogger("tradeguard.account")
 FAR = datetime(2100, 1, 1, tzinfo=UTC)
@@ -52,12 +53,6 @@ class Anomaly:
     time: datetime
     amount: float
     detail: str
-
-
-def server_midnight(now_utc: datetime, offset: timedelta) -> datetime:
-    """The UTC instant of the current broker-server day's midnight."""
-    server_now = now_utc + offset
-    return server_now.replace(hour=0, minute=0, second=0, microsecond=0) - offset
 
 
 class AccountTracker(ConfiguredPlugin):

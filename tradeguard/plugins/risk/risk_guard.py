@@ -7,9 +7,9 @@ makes risk worse). Daily loss and drawdown are hard limits: tripping one also re
 
 Rules, in order: missing stop, risk per trade, volume per order, open positions (total, per
 symbol), exposure per symbol (lots, notional) and per currency, daily loss (from broker-server
-midnight, floating included), drawdown from peak, worst-case loss if every stop is hit, margin
-level after the order, orders per minute, consecutive-loss pause, sector/correlated-group
-exposure, volatility halt.
+midnight, floating included; openings wait for the new day's first snapshot), drawdown from
+peak, worst-case loss if every stop is hit, margin level after the order, orders per minute,
+consecutive-loss pause, sector/correlated-group exposure, volatility halt.
 
 The spec's API: :meth:`evaluate` (``Approved`` or ``Rejected``), :meth:`register_fill`,
 :meth:`update_equity`.
@@ -40,6 +40,7 @@ from tradeguard import (
     hookimpl,
 )
 from tradeguard.core.bars import rolling_atr
+from tradeguard.core.clock import server_midnight
 
 log = logging.getLogger("tradeguard.risk_guard")
 BUY_ORDER_TYPES = (0, 2, 4, 6)
@@ -262,14 +263,19 @@ class RiskGuard(ConfiguredPlugin):
 
         The snapshot gives the anchors (the day's opening equity, the peak); the equity is read live,
         so a stalled account tracker (a capture that keeps failing) cannot leave the limits judging
-        an old equity. A capture that has not yet seen a new server day measures against the last
-        day's anchor until it does (the tracker always records a new day at its next pass).
+        an old equity. A snapshot from before the current server day's midnight has yesterday's
+        anchor, which counts today's loss short after a winning day: with a daily limit set, openings
+        wait (``account_stale``) until the tracker captures the new day (its next pass always does).
         """
         s = self.snapshot
         if s is None:
             return None
-        cfg = self.cfg
-        equity = self.rt.broker.account().equity
+        cfg, broker = self.cfg, self.rt.broker
+        if cfg.daily_loss_limit_pct and s.time < (midnight := server_midnight(broker.now(), broker.offset)):
+            return self._reject("account_stale", f"the last account snapshot ({s.time:%Y-%m-%d %H:%M} UTC) is "
+                                                 f"from before server midnight ({midnight:%Y-%m-%d %H:%M} UTC): "
+                                                 "the day's opening equity is not known yet")  # fmt: skip
+        equity = broker.account().equity
         daily = max(s.daily_drawdown_pct, AccountSnapshot.loss_pct(s.day_start_equity, equity))
         peak = max(s.peak_equity, equity)
         drawdown = max(s.drawdown_pct, AccountSnapshot.loss_pct(peak, equity))
