@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from tradeguard import Bar, ConfiguredPlugin, Signal, hookimpl
-from tradeguard.core.indicators import AverageTrueRange, MovingExtreme
+from tradeguard.indicators import AverageTrueRange, MovingExtreme
 from tradeguard.plugins.strategies.common import Follower, StrategySettings
 
 

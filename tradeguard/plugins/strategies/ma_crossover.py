@@ -3,7 +3,7 @@
 The suggested stop sits ``stop_atr`` ATRs from the close; confidence grows with the gap between
 the averages, in ATRs. A strategy is a plugin like any other: it follows the bars the runtime holds
 and returns ``Signal``s from ``generate_signals``; the gate, sizing and risk decide the rest. Its
-averages are incremental (``tradeguard.core.indicators``): a bar costs the same whatever the periods.
+averages are incremental (``tradeguard.indicators``): a bar costs the same whatever the periods.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from tradeguard import Bar, ConfiguredPlugin, Signal, hookimpl
-from tradeguard.core.indicators import AverageTrueRange, MovingSum
+from tradeguard.indicators import AverageTrueRange, MovingSum
 from tradeguard.plugins.strategies.common import Follower, StrategySettings
 
 
