@@ -17,9 +17,10 @@ Six configurations in the same run:
   comparison (NautilusTrader's backtest of an SMA strategy on the same data).
 
 All journal with synchronous=NORMAL, as `tradeguard replay` does. Each run is in a fresh process,
-so its peak RSS is its own; each configuration runs ``--runs`` times and the fastest is reported
-(a shared 2-core machine varies by 10% from run to run). Targets (issue 7): full >= 18,000 bars/s at <= 250 MB; kernel +
-emulator + strategy >= 50,000 bars/s.
+so its peak RSS is its own. Each configuration runs ``--runs`` times, round by round, and the
+fastest is reported: a shared 2-core machine varies by 10-15% from run to run and drifts over
+minutes, so a ratio between configurations is only fair when their runs are interleaved.
+Targets (issue 7): full >= 18,000 bars/s at <= 250 MB; kernel + emulator + strategy >= 50,000 bars/s.
 
 Usage: python benchmarks/replay_throughput.py [--bars N] [--runs N]
 """
@@ -78,7 +79,7 @@ def run(data: Path, workdir: Path, enabled: list[str] | None, disabled: list[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bars", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=2, help="runs per configuration; the fastest is reported")
+    parser.add_argument("--runs", type=int, default=3, help="runs per configuration; the fastest is reported")
     args = parser.parse_args()
     logging.getLogger("tradeguard").setLevel(logging.ERROR)
     fresh = ProcessPoolExecutor(max_workers=1, max_tasks_per_child=1, mp_context=multiprocessing.get_context("spawn"))
@@ -86,16 +87,20 @@ def main() -> None:
         data = Path(d) / "bars.csv"
         write_csv(data, args.bars)
         print(f"replay throughput on {args.bars:,} EURUSD H1 bars (the shipped sample repeated)")
+        configs = (("kernel + SMA strategy", SMA, []),
+                   ("kernel + strategies", STRATEGIES, []),
+                   ("kernel + execution", KERNEL_ONLY, []),
+                   ("full without analysis", None, ANALYSIS),
+                   ("full control plane", None, []),
+                   ("full, SMA strategy", None, ["donchian_breakout"]))  # fmt: skip
+        runs: dict[str, list[tuple[int, float, float]]] = {label: [] for label, _, _ in configs}
+        for i in range(args.runs):  # round by round, so the machine's drift over minutes hits every configuration
+            for label, enabled, disabled in configs:
+                workdir = Path(d) / f"{label.replace(' ', '_')}_{i}"
+                runs[label].append(fresh.submit(run, data, workdir, enabled, disabled).result())
         took = {}
-        for label, enabled, disabled in (("kernel + SMA strategy", SMA, []),
-                                         ("kernel + strategies", STRATEGIES, []),
-                                         ("kernel + execution", KERNEL_ONLY, []),
-                                         ("full without analysis", None, ANALYSIS),
-                                         ("full control plane", None, []),
-                                         ("full, SMA strategy", None, ["donchian_breakout"])):  # fmt: skip
-            runs = [fresh.submit(run, data, Path(d) / f"{label.replace(' ', '_')}_{i}", enabled, disabled).result()
-                    for i in range(args.runs)]  # fmt: skip
-            bars, seconds, peak = min(runs, key=lambda r: r[1])  # the least disturbed run, as timeit does
+        for label, _, _ in configs:
+            bars, seconds, peak = min(runs[label], key=lambda r: r[1])  # the least disturbed run, as timeit does
             took[label] = seconds
             print(f"  {label:23} {bars / seconds:10,.0f} bars/s  ({bars:,} bars in {seconds:.1f} s), "
                   f"peak RSS {peak:.0f} MB")
