@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradeguard.core.bars import DTYPE, rolling_atr
+from tradeguard.core.bars import DTYPE, rolling_atr, true_ranges
 from tradeguard.indicators import AverageTrueRange, MovingExtreme, MovingSum
 
 prices = st.lists(st.floats(min_value=0.5, max_value=2.0, allow_nan=False), min_size=1, max_size=300)
@@ -60,3 +60,17 @@ def test_empty_windows_say_nan_and_a_period_must_be_positive() -> None:
             assert "period" in str(exc)
         else:
             raise AssertionError(f"{make.__name__}(0) accepted")
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(st.floats(0.5, 2.0), st.floats(0.0, 0.05), st.floats(0.0, 1.0), st.floats(0.5, 2.0)),
+                     min_size=2, max_size=50))  # fmt: skip
+def test_true_ranges_equal_the_textbook_formula_to_the_bit(rows: list[tuple[float, float, float, float]]) -> None:
+    """max(high, prev) - min(low, prev) is the same float as max(high - low, |high - prev|, |low - prev|)."""
+    bars = np.zeros(len(rows), dtype=DTYPE)
+    bars["low"] = [low for low, _, _, _ in rows]
+    bars["high"] = [low + width for low, width, _, _ in rows]
+    bars["close"] = [prev for _, _, _, prev in rows]
+    h, lo, prev = bars["high"][1:], bars["low"][1:], bars["close"][:-1]
+    textbook = np.maximum(h - lo, np.maximum(np.abs(h - prev), np.abs(lo - prev)))
+    assert true_ranges(bars).tolist() == textbook.tolist()

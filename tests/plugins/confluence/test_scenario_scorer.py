@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tradeguard import Bar, Signal, hookimpl
 from tradeguard.core.bars import DTYPE, rolling_atr
@@ -158,3 +161,26 @@ def test_strategies_that_fire_on_the_same_bar_see_each_other(runtime: Any) -> No
     agreement = {s.strategy: d.scores[0].factors["agreement"] * 6 for s, d in pairs}
     # a: b agrees, c opposes -> 0.5; b: the same; c: both oppose -> 0 (contributions are raw / 6 factors)
     assert agreement == pytest.approx({"a": 0.5, "b": 0.5, "c": 0.0})
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from([1, 1, 1, 1, 2, 5, 49]), st.floats(1.0, 1.2)), min_size=2, max_size=600),
+       period=st.integers(2, 25))  # fmt: skip
+def test_trend_reads_only_the_tail_it_needs_and_agrees_with_the_whole_window(
+    rows: list[tuple[int, float]], period: int
+) -> None:
+    """Higher timeframes are resampled from the last period x (tf / own) bars: with gaps (weekends, a
+    missing hour) that tail still holds every close the vote needs."""
+    window = bars([close for _, close in rows])
+    window["time"] = np.cumsum([3600 * step for step, _ in rows])
+
+    def whole(sign: int) -> float:  # the same vote over the whole window
+        agree = votes = 0
+        for seconds in (3600, 14400, 86400):
+            series = window["close"] if seconds == 3600 else resampled_closes(window, seconds)
+            if len(series) >= period and (gap := series[-1] - math.fsum(series[-period:].tolist()) / period):
+                votes, agree = votes + 1, agree + ((gap > 0) == (sign > 0))
+        return agree / votes if votes else 0.5
+
+    for sign in (1, -1):
+        assert trend_factor(window, sign, 3600, ["H4", "D1"], period) == whole(sign)

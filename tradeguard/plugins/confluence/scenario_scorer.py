@@ -104,11 +104,12 @@ def trend_factor(bars: np.ndarray, side_sign: int, own_seconds: int, timeframes:
     for seconds in [own_seconds, *(TIMEFRAME_SECONDS[tf] for tf in timeframes)]:
         if seconds < own_seconds:
             continue  # a lower timeframe cannot be built from these bars
-        closes = bars["close"] if seconds == own_seconds else resampled_closes(bars, seconds)
+        tail = bars[-period * -(-seconds // own_seconds) :]  # a bucket holds at most ceil(seconds / own) bars
+        closes = tail["close"] if seconds == own_seconds else resampled_closes(tail, seconds)
         if len(closes) < period:
             continue
-        tail = closes[-period:].tolist()  # 20-odd floats: Python's exact sum beats numpy's call overhead
-        gap = tail[-1] - math.fsum(tail) / period
+        last = closes[-period:].tolist()  # 20-odd floats: Python's exact sum beats numpy's call overhead
+        gap = last[-1] - math.fsum(last) / period
         if gap != 0:
             votes += 1
             agree += (gap > 0) == (side_sign > 0)
