@@ -118,3 +118,33 @@ def test_sigterm_and_restart_resume_without_a_duplicate_order(tmp_path: Path) ->
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
+
+
+def test_paper_over_a_fast_emulator_is_not_held_at_each_server_midnight(tmp_path: Path) -> None:
+    """`run` times its jobs by the wall clock while the emulator's day passes in seconds: the account
+    capture is a minute apart, the server midnights hours apart in market time. The daily limit waits
+    for each day's first snapshot, which the first bar past midnight takes, so openings go on."""
+    import threading
+
+    from tradeguard import hookimpl
+    from tradeguard.core.replay import run_live
+    from tradeguard.core.runtime import Runtime
+
+    class StopAfter:
+        def __init__(self, stop: threading.Event, bars: int) -> None:
+            self.stop, self.left = stop, bars
+
+        @hookimpl
+        def on_bar(self, bar: object, runtime: object) -> None:
+            self.left -= 1
+            if self.left <= 0:
+                self.stop.set()
+
+    stop = threading.Event()
+    overrides = {"runtime": {"data_dir": str(tmp_path), "poll_seconds": 0.001}, "logging": {"level": "ERROR"},
+                 "metrics_server": {"port": 0}, "risk_guard": {"daily_loss_limit_pct": 50.0, "max_drawdown_pct": 0.0}}
+    rt = Runtime.build(None, read_files=False, plugins=[("stop_after", StopAfter(stop, 120))], overrides=overrides)
+    assert run_live(rt, stop) >= 120  # five server days of H1 bars
+    refused = rt.store.query("SELECT COUNT(*) FROM decisions WHERE reasons LIKE '%account_stale%'")[0][0]
+    approved = rt.store.query("SELECT COUNT(*) FROM decisions WHERE approved = 1")[0][0]
+    assert (refused, approved > 0) == (0, True)

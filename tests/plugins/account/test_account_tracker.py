@@ -129,3 +129,23 @@ def test_a_flat_unchanged_account_is_not_snapshotted_again(tmp_path: Path) -> No
     moved = acc.capture()
     assert moved is not first and moved.balance == first.balance + 50.0
     assert len(acc.snapshots()) == 2
+
+
+def test_the_first_bar_past_server_midnight_captures_the_new_day(tmp_path: Path) -> None:
+    """The risk guard's daily limit waits for the new day's first snapshot; the schedule may be far off
+    (a minute live, days of market time over a fast-stepping emulator), so the bar that closes past
+    midnight captures it, before the bar's signals are decided."""
+    from tradeguard import Bar
+
+    rt, acc = setup(tmp_path)
+    term = rt.broker.mt5
+    before = acc.capture()  # 2017-04-19 09:00 UTC: the server day that ends at 21:00 UTC
+    term.replay_step(47)  # tick 47: the last of bar 11 (20:00-21:00 UTC); bar 10 has closed
+    acc.on_bar(Bar(symbol="EURUSD", timeframe="H1", time=datetime(2017, 4, 19, 19, tzinfo=UTC), open=1.07,
+                   high=1.071, low=1.069, close=1.0705), rt)  # closes at 20:00, before midnight: nothing to do
+    assert acc.last == before
+    term.replay_step(1)  # tick 48, 21:00 UTC: 00:00 on the server, and bar 11 has closed
+    acc.on_bar(Bar(symbol="EURUSD", timeframe="H1", time=datetime(2017, 4, 19, 20, tzinfo=UTC), open=1.07,
+                   high=1.071, low=1.069, close=1.0705), rt)  # closes at 21:00: the new day is captured
+    assert acc.last is not None and acc.last.time == datetime(2017, 4, 19, 21, tzinfo=UTC)
+    assert acc.last.time == server_midnight(rt.broker.now(), rt.broker.offset)

@@ -1,4 +1,5 @@
-"""Account state tracker (ACC): the account's truth, captured on schedule and after every fill.
+"""Account state tracker (ACC): the account's truth, captured on schedule, after every fill and at the first
+bar past each broker-server midnight.
 
 Each capture reads ``account_info`` and works out:
 
@@ -26,8 +27,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tradeguard import AccountSnapshot, ConfiguredPlugin, Fill, Job, PluginSettings, hookimpl
+from tradeguard import AccountSnapshot, Bar, ConfiguredPlugin, Fill, Job, PluginSettings, hookimpl
 from tradeguard.core.clock import server_midnight
+from tradeguard.models import TIMEFRAME_SECONDS
 
 log = logging.getLogger("tradeguard.account")
 FAR = datetime(2100, 1, 1, tzinfo=UTC)
@@ -69,6 +71,7 @@ class AccountTracker(ConfiguredPlugin):
         self._written_at = 0.0  # time.monotonic() of the last snapshot written
         self._deals_key: tuple[datetime, int] | None = None  # (window start, deal count) last read
         self._day_sums = (0.0, 0.0)  # realised P&L and money moved in since server midnight, at that read
+        self._next_midnight: datetime | None = None  # the server midnight after the last capture, UTC
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
@@ -93,6 +96,16 @@ class AccountTracker(ConfiguredPlugin):
     def on_fill(self, fill: Fill, runtime: Any) -> None:
         self.capture()
 
+    @hookimpl
+    def on_bar(self, bar: Bar, runtime: Any) -> None:
+        """The first bar to close past server midnight captures the new day at once, before its signals.
+
+        The risk guard's daily limit waits for the day's first snapshot; the schedule may be a minute
+        away live, and days of market time away in paper runs over a fast-stepping emulator."""
+        due = self._next_midnight
+        if due is not None and bar.time + timedelta(seconds=TIMEFRAME_SECONDS[bar.timeframe]) >= due:
+            self.capture()
+
     # ------------------------------------------------------------------ capture -----------------
 
     def capture(self) -> AccountSnapshot:
@@ -107,6 +120,7 @@ class AccountTracker(ConfiguredPlugin):
         account = broker.account()
         now = broker.now()
         midnight = server_midnight(now, broker.offset)
+        self._next_midnight = midnight + timedelta(days=1)
         last = self.last
         if (last is not None and account.margin == 0 and midnight <= last.time
                 and account.equity == account.balance == last.equity == last.balance
