@@ -21,18 +21,18 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from tradeguard import AccountSnapshot, Bar, ConfiguredPlugin, Fill, Job, PluginSettings, hookimpl
+from tradeguard.broker.types import HISTORY_END
 from tradeguard.core.clock import server_midnight
 from tradeguard.models import TIMEFRAME_SECONDS
 
 log = logging.getLogger("tradeguard.account")
-FAR = datetime(2100, 1, 1, tzinfo=UTC)
 BALANCE_DEALS = {2, 3, 4, 5, 6}  # balance, credit, charge, correction, bonus
 
 
@@ -163,7 +163,7 @@ class AccountTracker(ConfiguredPlugin):
         key = (since, self.rt.broker.deals_count())
         if key == self._deals_key:
             return self._day_sums[0], self._day_sums[1], []
-        deals = self.rt.broker.history_deals(since, FAR)
+        deals = self.rt.broker.history_deals(since, HISTORY_END)
         day = [d for d in deals if d.time >= midnight]
         realized = sum(d.profit + d.commission + d.swap for d in day if d.type in (0, 1))
         moved_in = sum(d.profit for d in day if d.type in BALANCE_DEALS)
