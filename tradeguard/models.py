@@ -48,6 +48,11 @@ TIMEFRAMES: tuple[str, ...] = tuple(TIMEFRAME_SECONDS)
 _FIELD_COUNT: dict[type, int] = {}
 
 
+def bar_closes_at(opened: datetime, timeframe: str) -> datetime:
+    """When a bar that opened at ``opened`` closes: its open time plus the timeframe."""
+    return opened + timedelta(seconds=TIMEFRAME_SECONDS[timeframe])
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
@@ -126,6 +131,11 @@ class Bar(_Frozen):
             raise ValueError(f"low {self.low} is above open/close")
         return self
 
+    @property
+    def closed_at(self) -> datetime:
+        """When this bar closed (its open time plus the timeframe)."""
+        return bar_closes_at(self.time, self.timeframe)
+
 
 class Signal(_Frozen):
     """What a strategy wants: a direction on a symbol, with the evidence for it.
@@ -169,7 +179,7 @@ class Signal(_Frozen):
     @property
     def bar_close(self) -> datetime:
         """When the signal bar closed (its open time plus the timeframe)."""
-        return self.bar_time + timedelta(seconds=TIMEFRAME_SECONDS[self.timeframe])
+        return bar_closes_at(self.bar_time, self.timeframe)
 
     @model_validator(mode="after")
     def _derive_id(self) -> Signal:

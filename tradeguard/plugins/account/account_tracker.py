@@ -30,7 +30,6 @@ from pydantic import Field
 from tradeguard import AccountSnapshot, Bar, ConfiguredPlugin, Fill, Job, PluginSettings, hookimpl
 from tradeguard.broker.types import HISTORY_END
 from tradeguard.core.clock import server_midnight
-from tradeguard.models import TIMEFRAME_SECONDS
 
 log = logging.getLogger("tradeguard.account")
 BALANCE_DEALS = {2, 3, 4, 5, 6}  # balance, credit, charge, correction, bonus
@@ -103,7 +102,7 @@ class AccountTracker(ConfiguredPlugin):
         The risk guard's daily limit waits for the day's first snapshot; the schedule may be a minute
         away live, and days of market time away in paper runs over a fast-stepping emulator."""
         due = self._next_midnight
-        if due is not None and bar.time + timedelta(seconds=TIMEFRAME_SECONDS[bar.timeframe]) >= due:
+        if due is not None and bar.closed_at >= due:
             self.capture()
 
     # ------------------------------------------------------------------ capture -----------------

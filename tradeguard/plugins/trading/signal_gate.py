@@ -125,7 +125,7 @@ class SignalValidationGate(ConfiguredPlugin):
         bars_old = (now - signal.bar_time).total_seconds() / bar_seconds - 1  # its own bar closing is age 0
         if cfg.max_age_bars and bars_old > cfg.max_age_bars:
             found.append(_reason("stale_signal", f"{bars_old:.1f} bars old > limit {cfg.max_age_bars}"))
-        if cfg.require_closed_bar and signal.bar_time + timedelta(seconds=bar_seconds) > now + timedelta(seconds=1):
+        if cfg.require_closed_bar and signal.bar_close > now + timedelta(seconds=1):
             found.append(_reason("bar_not_closed", f"bar {signal.bar_time.isoformat()} closes after {now.isoformat()}"))
         if cfg.require_level_confirmed and not signal.metadata.get("level_confirmed", False):
             found.append(_reason("level_not_confirmed", "metadata level_confirmed is not true"))
