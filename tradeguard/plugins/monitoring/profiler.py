@@ -10,12 +10,11 @@ so ``tradeguard status`` (another process) can print the slowest ones as a table
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 from pydantic import Field
 
-from tradeguard import ConfiguredPlugin, Job, PluginSettings, hookimpl
+from tradeguard import PluginSettings, WriteBehindPlugin, hookimpl
 
 NAMESPACE = "profiler"
 
@@ -46,7 +45,8 @@ class _Collector:
         yield from (seconds, calls, slowest)
 
 
-class Profiler(ConfiguredPlugin):
+class Profiler(WriteBehindPlugin):
+    namespace = NAMESPACE
     settings_model = ProfilerSettings
     stage = 6
 
@@ -65,13 +65,8 @@ class Profiler(ConfiguredPlugin):
         return sorted(rows, key=lambda r: r["total_s"], reverse=True)
 
     def flush(self) -> None:
+        """Written every time: the stats move with every hook call, and no hook announces that."""
+        self.save()
+
+    def save(self) -> None:
         self.rt.store.kv_put(NAMESPACE, "table", self.table())
-
-    @hookimpl
-    def periodic_jobs(self, runtime: Any) -> list[Job]:
-        every = timedelta(seconds=self.cfg.flush_seconds)
-        return [Job(name="profiler.flush", every=every, run=lambda rt: self.flush(), wall_clock=True)]
-
-    @hookimpl
-    def tradeguard_shutdown(self, runtime: Any) -> None:
-        self.flush()
