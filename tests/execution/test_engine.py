@@ -65,6 +65,16 @@ def test_requotes_are_retried_then_rejected_with_the_name(engine_runtime: Make) 
     assert rt.metrics.registry.get_sample_value("tradeguard_execution_retcodes_total", {"retcode": "REQUOTE"}) == 3
 
 
+def test_too_many_requests_is_resent_after_doubling_pauses(engine_runtime: Make) -> None:
+    rt, eng, _rec = engine_runtime(emulator={"faults": {"too_many_requests_rate": 1.0}},
+                                   engine={"max_backoff_retries": 3, "backoff_seconds": 0.25})  # fmt: skip
+    pauses: list[float] = []
+    rt.sleep = pauses.append
+    entry = eng.journal.get(eng.submit_order(buy()))
+    assert pauses == [0.25, 0.5, 1.0]
+    assert (entry.state, entry.attempts, entry.last_retcode) == (OrderState.REJECTED, 4, 10024)
+
+
 def test_final_rejection_is_not_retried(engine_runtime: Make) -> None:
     _rt, eng, rec = engine_runtime(emulator={"faults": {"reject_rate": 1.0}})
     cid = eng.submit_order(buy())

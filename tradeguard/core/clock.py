@@ -50,6 +50,11 @@ def server_midnight(now_utc: datetime, offset: timedelta) -> datetime:
     return server_now.replace(hour=0, minute=0, second=0, microsecond=0) - offset
 
 
+def backoff(attempts: int, first: float, cap: float = 300.0) -> timedelta:
+    """The pause after the ``attempts``-th failure in a row: ``first`` seconds, doubling, at most ``cap``."""
+    return timedelta(seconds=min(cap, first * 2 ** max(0, attempts - 1)))
+
+
 def _aware(when: datetime) -> datetime:
     if when.tzinfo is None:
         raise ValueError(f"naive datetime {when.isoformat()}: tradeguard keeps time in UTC-aware datetimes")

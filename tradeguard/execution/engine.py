@@ -17,6 +17,7 @@ reducing orders and SL/TP changes; HALTED admits cancels and, when configured, c
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -42,6 +43,7 @@ from tradeguard import (
 )
 from tradeguard.broker.retcodes import RetcodeClass
 from tradeguard.broker.types import HISTORY_END, HISTORY_START, BrokerDeal, OrderRefused, SendResult
+from tradeguard.core.clock import backoff
 from tradeguard.core.logging import bind_client, unbind_client
 from tradeguard.core.store import Store
 from tradeguard.errors import StartupError, TradeguardError
@@ -264,8 +266,8 @@ class ExecutionEngine(ConfiguredPlugin):
                 request = self._reprice(request)
                 continue
             if res.klass is RetcodeClass.RETRY_BACKOFF and backoff_retries < cfg.max_backoff_retries and in_time:
-                self.rt.sleep(cfg.backoff_seconds * 2**backoff_retries)
                 backoff_retries += 1
+                self.rt.sleep(backoff(backoff_retries, cfg.backoff_seconds, cap=math.inf).total_seconds())
                 continue
             if res.klass is RetcodeClass.AMBIGUOUS:
                 if self.resolve(client_id):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,22 @@ def test_rolling_median_is_the_median_of_the_last_values(size: int, values: list
         rolling.append(value)
         window = values[max(0, i + 1 - size) : i + 1]
         assert (len(rolling), rolling.median()) == (len(window), statistics.median(window))
+
+
+def test_a_lost_link_is_retried_with_doubling_pauses_up_to_five_minutes(tmp_path: Path) -> None:
+    from tradeguard.broker.types import BrokerError
+
+    rt, monitor, _seen = monitored(tmp_path, reconnect_backoff_seconds=5)
+    start, tries = rt.clock.now(), []
+
+    def refuse() -> None:
+        tries.append((rt.clock.now() - start).total_seconds())
+        raise BrokerError("IPC link down", (-10004, "No IPC connection"))
+
+    rt.broker.mt5.shutdown()  # the terminal answers nothing
+    rt.broker.connect = refuse
+    for _ in range(1300):
+        monitor.aggregate_health()
+        rt.clock.advance(timedelta(seconds=1))
+    gaps = [b - a for a, b in pairwise(tries)]
+    assert gaps == [5, 10, 20, 40, 80, 160, 300, 300, 300]

@@ -21,9 +21,10 @@ from typing import Any
 from pydantic import Field
 
 from tradeguard import Alert, ConfiguredPlugin, Job, PluginSettings, Severity, hookimpl
+from tradeguard.core.clock import backoff
 from tradeguard.core.store import Store
 from tradeguard.plugins.alerting.channels import SEVERITY_RANK, DeliveryError, Destination, routes, send
-from tradeguard.plugins.alerting.outbox import Outbox, backoff, wall_now
+from tradeguard.plugins.alerting.outbox import Outbox, wall_now
 
 WAKE = object()  # put on the queue at shutdown so the delivery thread stops waiting
 log = logging.getLogger("tradeguard.alert.manager")

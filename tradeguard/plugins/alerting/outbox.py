@@ -7,7 +7,7 @@ clock (delivery is real I/O even in a replay).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from tradeguard.core.store import Store, iso
@@ -47,7 +47,3 @@ class Outbox:
 
 def wall_now() -> datetime:
     return datetime.now(UTC)
-
-
-def backoff(attempts: int, first: float, cap: float = 300.0) -> timedelta:
-    return timedelta(seconds=min(cap, first * 2 ** max(0, attempts - 1)))

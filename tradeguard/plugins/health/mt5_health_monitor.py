@@ -30,6 +30,7 @@ from tradeguard import (
     Severity,
     hookimpl,
 )
+from tradeguard.core.clock import backoff
 from tradeguard.core.metrics import Children
 
 log = logging.getLogger("tradeguard.health")
@@ -79,7 +80,7 @@ class MT5HealthMonitor(ConfiguredPlugin):
         self._spreads: dict[str, RollingMedian] = defaultdict(lambda: RollingMedian(500))
         self._down_since: datetime | None = None
         self._next_reconnect: datetime | None = None
-        self._backoff = 0.0
+        self._failures = 0  # reconnects tried since the link was last up
         self._halted = False
 
     @hookimpl
@@ -187,14 +188,15 @@ class MT5HealthMonitor(ConfiguredPlugin):
         now = self.rt.clock.now()
         if self._next_reconnect is not None and now < self._next_reconnect:
             return
-        self._backoff = min(300.0, self._backoff * 2 if self._backoff else self.cfg.reconnect_backoff_seconds)
-        self._next_reconnect = now + timedelta(seconds=self._backoff)
+        self._failures += 1
+        pause = backoff(self._failures, self.cfg.reconnect_backoff_seconds)
+        self._next_reconnect = now + pause
         try:
             self.rt.broker.connect()
-            self._backoff, self._next_reconnect = 0.0, None
+            self._failures, self._next_reconnect = 0, None
             log.warning("terminal reconnected")
         except Exception as exc:
-            log.error("reconnect failed", extra={"error": str(exc), "next_in_s": self._backoff})
+            log.error("reconnect failed", extra={"error": str(exc), "next_in_s": pause.total_seconds()})
 
     def _publish(self, report: HealthReport) -> None:
         self._status.set(report.status.gauge)
