@@ -76,38 +76,46 @@ def run(data: Path, workdir: Path, enabled: list[str] | None, disabled: list[str
     return summary.bars, seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+Config = tuple[str, list[str] | None, list[str]]  # label, plugins enabled (None: all), plugins disabled
+
+
+def measure(configs: list[Config], bars: int, runs: int) -> dict[str, tuple[int, float, float]]:
+    """Each configuration's fastest run (bars, seconds, peak RSS MB), each run in a fresh process.
+
+    Runs go round by round, so the machine's drift over minutes hits every configuration alike."""
+    logging.getLogger("tradeguard").setLevel(logging.ERROR)
+    fresh = ProcessPoolExecutor(max_workers=1, max_tasks_per_child=1, mp_context=multiprocessing.get_context("spawn"))
+    with tempfile.TemporaryDirectory() as d, fresh:
+        data = Path(d) / "bars.csv"
+        write_csv(data, bars)
+        done: dict[str, list[tuple[int, float, float]]] = {label: [] for label, _, _ in configs}
+        for i in range(runs):
+            for label, enabled, disabled in configs:
+                workdir = Path(d) / f"{label.replace(' ', '_')}_{i}"
+                done[label].append(fresh.submit(run, data, workdir, enabled, disabled).result())
+    return {label: min(v, key=lambda r: r[1]) for label, v in done.items()}  # the least disturbed, as timeit does
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bars", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3, help="runs per configuration; the fastest is reported")
     args = parser.parse_args()
-    logging.getLogger("tradeguard").setLevel(logging.ERROR)
-    fresh = ProcessPoolExecutor(max_workers=1, max_tasks_per_child=1, mp_context=multiprocessing.get_context("spawn"))
-    with tempfile.TemporaryDirectory() as d, fresh:
-        data = Path(d) / "bars.csv"
-        write_csv(data, args.bars)
-        print(f"replay throughput on {args.bars:,} EURUSD H1 bars (the shipped sample repeated)")
-        configs = (("kernel + SMA strategy", SMA, []),
-                   ("kernel + strategies", STRATEGIES, []),
-                   ("kernel + execution", KERNEL_ONLY, []),
-                   ("full without analysis", None, ANALYSIS),
-                   ("full control plane", None, []),
-                   ("full, SMA strategy", None, ["donchian_breakout"]))  # fmt: skip
-        runs: dict[str, list[tuple[int, float, float]]] = {label: [] for label, _, _ in configs}
-        for i in range(args.runs):  # round by round, so the machine's drift over minutes hits every configuration
-            for label, enabled, disabled in configs:
-                workdir = Path(d) / f"{label.replace(' ', '_')}_{i}"
-                runs[label].append(fresh.submit(run, data, workdir, enabled, disabled).result())
-        took = {}
-        for label, _, _ in configs:
-            bars, seconds, peak = min(runs[label], key=lambda r: r[1])  # the least disturbed run, as timeit does
-            took[label] = seconds
-            print(f"  {label:23} {bars / seconds:10,.0f} bars/s  ({bars:,} bars in {seconds:.1f} s), "
-                  f"peak RSS {peak:.0f} MB")
-        added = took["full control plane"] / took["full without analysis"] - 1
-        print(f"  scoring + memory + accuracy add {added:.1%} to the full replay time (target <= 20%)")
-        print("  targets: full >= 18,000 bars/s at <= 250 MB (read against 'full, SMA strategy', the comparison's"
-              " strategy); kernel + emulator + strategy >= 50,000 bars/s (read against 'kernel + SMA strategy')")
+    print(f"replay throughput on {args.bars:,} EURUSD H1 bars (the shipped sample repeated)")
+    configs: list[Config] = [("kernel + SMA strategy", SMA, []),
+                             ("kernel + strategies", STRATEGIES, []),
+                             ("kernel + execution", KERNEL_ONLY, []),
+                             ("full without analysis", None, ANALYSIS),
+                             ("full control plane", None, []),
+                             ("full, SMA strategy", None, ["donchian_breakout"])]  # fmt: skip
+    best = measure(configs, args.bars, args.runs)
+    for label, (bars, seconds, peak) in best.items():
+        print(f"  {label:23} {bars / seconds:10,.0f} bars/s  ({bars:,} bars in {seconds:.1f} s), "
+              f"peak RSS {peak:.0f} MB")
+    added = best["full control plane"][1] / best["full without analysis"][1] - 1
+    print(f"  scoring + memory + accuracy add {added:.1%} to the full replay time (target <= 20%)")
+    print("  targets: full >= 18,000 bars/s at <= 250 MB (read against 'full, SMA strategy', the comparison's"
+          " strategy); kernel + emulator + strategy >= 50,000 bars/s (read against 'kernel + SMA strategy')")
 
 
 if __name__ == "__main__":
