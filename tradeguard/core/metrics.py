@@ -6,7 +6,7 @@ Plugins get their own series through :meth:`Metrics.counter` / :meth:`gauge` /
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -29,6 +29,29 @@ class Children(dict[tuple[str, ...], Any]):
     def __missing__(self, values: tuple[str, ...]) -> Any:
         child = self[values] = self.series.labels(*values)
         return child
+
+
+class Readings(dict[tuple[str, ...], float]):
+    """The last reading per label values, which a labelled gauge reports when scraped.
+
+    A job that re-reads a figure every pass (a quote's age, a spread) stores a float; the gauge's
+    child, made once per label values, reads it back at scrape time, instead of a locked update per pass.
+    """
+
+    def __init__(self, gauge: Gauge) -> None:
+        super().__init__()
+        self._children = Children(gauge)
+
+    def __setitem__(self, values: tuple[str, ...], reading: float) -> None:
+        if values not in self:
+            self._children[values].set_function(lambda: self[values])
+        super().__setitem__(values, reading)
+
+
+def on_scrape(gauge: Gauge, read: Callable[[], float]) -> Gauge:
+    """``gauge`` reports ``read()`` when scraped: for figures a plugin already keeps (the last snapshot)."""
+    gauge.set_function(read)
+    return gauge
 
 
 class Metrics:

@@ -8,6 +8,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -74,9 +75,14 @@ def test_stale_ticks_slow_ping_and_disabled_algo_trading(tmp_path: Path) -> None
     rt.clock.advance(timedelta(hours=2))
     report = monitor.aggregate_health()
     assert report.status is HealthStatus.DEGRADED and "EURUSD.ticks" in report.checks
+    sample = rt.metrics.registry.get_sample_value
+    age = (rt.clock.now() - rt.broker.quote("EURUSD").time).total_seconds()
+    assert age > 3600 and sample("tradeguard_tick_age_seconds", {"symbol": "EURUSD"}) == age  # the last reading
+    assert sample("tradeguard_spread_points", {"symbol": "EURUSD"}) == pytest.approx(10)  # 1.07229 - 1.07219
     rt, monitor, _ = monitored(tmp_path / "2", faults={"latency_ms": 5}, max_ping_ms=1)
     report = monitor.aggregate_health()
     assert report.status is HealthStatus.DEGRADED and report.checks["latency"] == "ping 5 ms > 1 ms"
+    assert rt.metrics.registry.get_sample_value("tradeguard_terminal_ping_ms") == 5
     rt, monitor, _ = monitored(tmp_path / "3")
     rt.broker.mt5.admin_set_algo_trading(False)
     report = monitor.aggregate_health()

@@ -30,6 +30,7 @@ from pydantic import Field
 from tradeguard import AccountSnapshot, Bar, ConfiguredPlugin, Fill, Job, PluginSettings, hookimpl
 from tradeguard.broker.types import HISTORY_END
 from tradeguard.core.clock import server_midnight
+from tradeguard.core.metrics import on_scrape
 
 log = logging.getLogger("tradeguard.account")
 BALANCE_DEALS = {2, 3, 4, 5, 6}  # balance, credit, charge, correction, bonus
@@ -80,11 +81,14 @@ class AccountTracker(ConfiguredPlugin):
         if rows:  # the peak survives restarts
             self.last = AccountSnapshot.model_validate_json(rows[0][0])
             self.peak_equity = self.last.peak_equity
-        m = runtime.metrics
-        self._dd = m.gauge("tradeguard_account_drawdown_pct_current", "Drawdown from peak equity, percent")
-        self._daily = m.gauge("tradeguard_account_daily_drawdown_pct", "Loss since broker-server midnight, percent")
-        self._equity = m.gauge("tradeguard_account_equity", "Account equity")
-        self._balance = m.gauge("tradeguard_account_balance", "Account balance")
+        m = runtime.metrics  # the last snapshot's figures, read when scraped
+        for name, doc, field in (
+            ("tradeguard_account_drawdown_pct_current", "Drawdown from peak equity, percent", "drawdown_pct"),
+            ("tradeguard_account_daily_drawdown_pct", "Loss since server midnight, percent", "daily_drawdown_pct"),
+            ("tradeguard_account_equity", "Account equity", "equity"),
+            ("tradeguard_account_balance", "Account balance", "balance"),
+        ):
+            on_scrape(m.gauge(name, doc), lambda field=field: getattr(self.last, field) if self.last else 0.0)
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
@@ -208,10 +212,6 @@ class AccountTracker(ConfiguredPlugin):
     def _store(self, snap: AccountSnapshot) -> None:
         self.rt.store.record_snapshot(snap)
         self._written_at = time.monotonic()
-        self._dd.set(snap.drawdown_pct)
-        self._daily.set(snap.daily_drawdown_pct)
-        self._equity.set(snap.equity)
-        self._balance.set(snap.balance)
         if self.cfg.export != "none":
             self._export(snap)
 

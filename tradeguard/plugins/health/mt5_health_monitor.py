@@ -31,7 +31,7 @@ from tradeguard import (
     hookimpl,
 )
 from tradeguard.core.clock import backoff
-from tradeguard.core.metrics import Children
+from tradeguard.core.metrics import Readings, on_scrape
 
 log = logging.getLogger("tradeguard.health")
 _RANK = {HealthStatus.OK: 0, HealthStatus.DEGRADED: 1, HealthStatus.CRITICAL: 2}
@@ -82,16 +82,18 @@ class MT5HealthMonitor(ConfiguredPlugin):
         self._next_reconnect: datetime | None = None
         self._failures = 0  # reconnects tried since the link was last up
         self._halted = False
+        self._ping = 0.0  # the last ping read, ms
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
-        m = runtime.metrics
-        self._status = m.gauge("tradeguard_health_connection_status", "Terminal health: 2 OK, 1 DEGRADED, 0 CRITICAL")
-        self._ping = m.gauge("tradeguard_terminal_ping_ms", "Terminal ping to its trade server, ms")
-        self._age = Children(m.gauge("tradeguard_tick_age_seconds", "Age of the latest quote, seconds", ("symbol",)))
-        self._spread = Children(m.gauge("tradeguard_spread_points", "Current spread, points", ("symbol",)))
+        m = runtime.metrics  # the last check's readings, read when scraped
+        on_scrape(m.gauge("tradeguard_health_connection_status", "Terminal health: 2 OK, 1 DEGRADED, 0 CRITICAL"),
+               lambda: self.last.status.gauge if self.last else 0)  # fmt: skip
+        on_scrape(m.gauge("tradeguard_terminal_ping_ms", "Terminal ping to its trade server, ms"), lambda: self._ping)
+        self._age = Readings(m.gauge("tradeguard_tick_age_seconds", "Age of the latest quote, seconds", ("symbol",)))
+        self._spread = Readings(m.gauge("tradeguard_spread_points", "Current spread, points", ("symbol",)))
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
@@ -117,13 +119,13 @@ class MT5HealthMonitor(ConfiguredPlugin):
     def measure_latency(self) -> float:
         """The terminal's last ping to its trade server, in milliseconds."""
         ping = self.rt.broker.terminal().ping_ms
-        self._ping.set(ping)
+        self._ping = ping
         return ping
 
     def data_freshness(self, symbol: str) -> float:
         """Seconds since the symbol's latest quote, against the runtime clock."""
         age = max(0.0, (self.rt.clock.now() - self.rt.broker.quote(symbol).time).total_seconds())
-        self._age[symbol,].set(age)
+        self._age[symbol,] = age
         return age
 
     def aggregate_health(self) -> HealthReport:
@@ -176,7 +178,7 @@ class MT5HealthMonitor(ConfiguredPlugin):
             checks[f"{symbol}.ticks"] = f"last quote {age:.0f} s old > {cfg.max_tick_age_seconds:g} s"
             status = HealthStatus.DEGRADED
         spread = self.rt.broker.quote(symbol).spread / spec.point
-        self._spread[symbol,].set(spread)
+        self._spread[symbol,] = spread
         usual = self._spreads[symbol]
         if len(usual) >= 10 and spread > cfg.spread_blowout_multiple * usual.median():
             checks[f"{symbol}.spread"] = f"{spread:.0f} points > {cfg.spread_blowout_multiple:g} x usual"
@@ -199,7 +201,6 @@ class MT5HealthMonitor(ConfiguredPlugin):
             log.error("reconnect failed", extra={"error": str(exc), "next_in_s": pause.total_seconds()})
 
     def _publish(self, report: HealthReport) -> None:
-        self._status.set(report.status.gauge)
         previous, self.last = self.last, report
         worse = previous is None or _RANK[report.status] > _RANK[previous.status]
         if worse and report.status is not HealthStatus.OK:  # every degradation is alerted, once
