@@ -125,6 +125,7 @@ class MT5Adapter:
         self._memo: dict[Any, Any] | None = None
         #: requests this process has sent (``order_send``): a change marker for whoever compares broker state
         self.sent = 0
+        self._all_history: tuple[timedelta, datetime, datetime] | None = None  # deals_count's bounds, server scale
 
     # ------------------------------------------------------------------ decision scope ----------
 
@@ -249,7 +250,10 @@ class MT5Adapter:
             names = [str(s.name) for s in _local(self.mt5.symbols_get()) or () if s.select]
         if not names:
             raise BrokerError("no symbol selected: the broker's time is unknown", self.last_error())
-        return max(self.quote(name).time for name in names)
+        latest = self.quote(names[0]).time
+        for name in names[1:]:
+            latest = max(latest, self.quote(name).time)
+        return latest
 
     def rates(self, symbol: str, timeframe: str, count: int) -> np.ndarray:
         """The last ``count`` bars of ``timeframe`` (``"H1"``, ``"H4"``, ...), oldest first, forming bar last."""
@@ -367,12 +371,23 @@ class MT5Adapter:
     def deals_count(self) -> int:
         """Every deal in the account's history. Deals are only ever added, so the same count means nothing
         new: the fills poll, the account capture and the reconciler ask it on one pass, and share it."""
-        return self._memoised("deals_count", lambda: self.deals_total(HISTORY_START, HISTORY_END))
+        return self._memoised("deals_count", self._deals_count)
+
+    def _deals_count(self) -> int:
+        bounds = self._all_history
+        if bounds is None or bounds[0] != self.offset:  # the offset moves only when it is derived again
+            bounds = self._all_history = (self.offset, self._server_dt(HISTORY_START), self._server_dt(HISTORY_END))
+        return self._deals_total(bounds[1], bounds[2])
 
     def deals_total(self, start: datetime, end: datetime) -> int:
         """How many deals the account has between ``start`` and ``end`` (``history_deals_total``)."""
-        # aware datetimes on the server scale: mt5linux's client calls .astimezone() on these two arguments
-        lo, hi = (datetime.fromtimestamp(self.to_server(t), UTC) for t in (start, end))
+        return self._deals_total(self._server_dt(start), self._server_dt(end))
+
+    def _server_dt(self, when: datetime) -> datetime:
+        # aware datetimes on the server scale: mt5linux's client calls .astimezone() on date arguments
+        return datetime.fromtimestamp(self.to_server(when), UTC)
+
+    def _deals_total(self, lo: datetime, hi: datetime) -> int:
         total = _local(self.mt5.history_deals_total(lo, hi))
         if total is None:
             raise BrokerError("history_deals_total failed", self.last_error())

@@ -10,8 +10,9 @@ change: the hot path is a loop over a tuple, as in pluggy's ``_multicall``.
 from __future__ import annotations
 
 import logging
+import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pluggy
@@ -20,9 +21,22 @@ from tradeguard import hookspecs
 
 log = logging.getLogger("tradeguard.hooks")
 
-#: (plugin name, function, argument names) in call order.
-Plan = tuple[tuple[str, Callable[..., Any], tuple[str, ...]], ...]
+#: The implementation's positional arguments, picked from the hook's keyword arguments.
+Picker = Callable[[dict[str, Any]], tuple[Any, ...]]
+#: (plugin name, function, argument picker) in call order.
+Plan = tuple[tuple[str, Callable[..., Any], Picker], ...]
 ErrorSink = Callable[[str, str, BaseException], None]
+
+
+def picker(argnames: Sequence[str]) -> Picker:
+    """A function from the hook's keyword arguments to the implementation's arguments, in its order
+    (``itemgetter`` for two or more: a third of what a comprehension per call costs)."""
+    if len(argnames) >= 2:
+        return operator.itemgetter(*argnames)  # type: ignore[return-value]
+    if len(argnames) == 1:
+        name = argnames[0]
+        return lambda kwargs: (kwargs[name],)
+    return lambda kwargs: ()
 
 
 class HookStats:
@@ -49,7 +63,7 @@ class HookRunner:
         """Rebuild the call plans; call after registering or unregistering a plugin."""
         self.plans = {
             name: tuple(
-                (impl.plugin_name, self._timed(impl.plugin_name, name, impl.function), tuple(impl.argnames))
+                (impl.plugin_name, self._timed(impl.plugin_name, name, impl.function), picker(impl.argnames))
                 for impl in reversed(getattr(self.pm.hook, name).get_hookimpls())
             )
             for name in hookspecs.HOOK_NAMES
@@ -86,9 +100,9 @@ class HookRunner:
 
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Call an observer hook on every implementation; a raising one is isolated and reported."""
-        for plugin, fn, argnames in self.plans[hook]:
+        for plugin, fn, pick in self.plans[hook]:
             try:
-                fn(*[kwargs[a] for a in argnames])
+                fn(*pick(kwargs))
             except Exception as exc:
                 self._on_error(plugin, hook, exc)
 
@@ -99,9 +113,9 @@ class HookRunner:
         must fail closed check for ``BaseException`` results.
         """
         out: list[tuple[str, Any]] = []
-        for plugin, fn, argnames in self.plans[hook]:
+        for plugin, fn, pick in self.plans[hook]:
             try:
-                res = fn(*[kwargs[a] for a in argnames])
+                res = fn(*pick(kwargs))
             except Exception as exc:
                 self._on_error(plugin, hook, exc)
                 out.append((plugin, exc))
@@ -115,9 +129,9 @@ class HookRunner:
 
         A raising implementation stops the chain and is returned as ``(plugin, exception)``.
         """
-        for plugin, fn, argnames in self.plans[hook]:
+        for plugin, fn, pick in self.plans[hook]:
             try:
-                res = fn(*[kwargs[a] for a in argnames])
+                res = fn(*pick(kwargs))
             except Exception as exc:
                 self._on_error(plugin, hook, exc)
                 return plugin, exc

@@ -207,18 +207,18 @@ class Runtime:
         Each stage is logged with what it loaded; a plugin that cannot start stops start-up, naming
         its stage. State alignment (7) and the start-up checks (8) run after every service is up.
         """
-        staged: dict[int, list[tuple[str, Any, tuple[str, ...]]]] = {}
-        for plugin, fn, argnames in self.hooks.plans["tradeguard_startup"]:
+        staged: dict[int, list[tuple[str, Any, Any]]] = {}
+        for plugin, fn, pick in self.hooks.plans["tradeguard_startup"]:
             stage = getattr(self.pm.get_plugin(plugin), "stage", DEFAULT_STAGE)
             if stage not in STAGES:
                 raise StartupError(f"plugin {plugin!r} declares stage {stage!r}; stages are {sorted(STAGES)}")
-            staged.setdefault(stage, []).append((plugin, fn, argnames))
+            staged.setdefault(stage, []).append((plugin, fn, pick))
         loaded = [r.name for r in self.plugins if r.status == "loaded"]
         for stage in sorted(staged):
             members = staged[stage]
-            for plugin, fn, argnames in members:
+            for plugin, fn, pick in members:
                 try:
-                    fn(*[{"runtime": self}[a] for a in argnames])
+                    fn(*pick({"runtime": self}))
                 except Exception as exc:
                     raise StartupError(f"stage {stage} ({STAGES[stage]}): plugin {plugin!r} failed to start: "
                                        f"{type(exc).__name__}: {exc}") from exc  # fmt: skip

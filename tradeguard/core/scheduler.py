@@ -3,24 +3,30 @@
 A job that raises is isolated: reported through the runtime and rescheduled. A job that falls
 behind (a long replay gap, a stalled process) runs once, not once per missed interval.
 ``Job.wall_clock`` jobs (write-behind flushes) are timed by the machine's clock.
+
+Due times are kept as epoch seconds and the earliest of them per clock is remembered, so a pass
+with nothing due costs two clock reads: a replay asks on every bar.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from tradeguard.core.clock import Clock, WallClock
 from tradeguard.models import Job
+
+INF = float("inf")
 
 
 @dataclass
 class _Entry:
     job: Job
     plugin: str
-    due: datetime
+    wall: bool
+    every: float  # seconds
+    due: float  # epoch seconds on the job's clock
 
 
 class Scheduler:
@@ -30,15 +36,18 @@ class Scheduler:
         self._wall = wall or WallClock()
         self._on_error = on_error
         self._entries: list[_Entry] = []
-
-    def _now(self, job: Job) -> datetime:
-        return (self._wall if job.wall_clock else self._clock).now()
+        self._next = [INF, INF]  # the earliest due time on the market clock, on the wall clock
 
     def add(self, job: Job, plugin: str = "") -> None:
-        now = self._now(job)
         if any(e.job.name == job.name for e in self._entries):
             raise ValueError(f"job {job.name!r} is already scheduled")
-        self._entries.append(_Entry(job, plugin, now if job.run_at_start else now + job.every))
+        now = (self._wall if job.wall_clock else self._clock).now().timestamp()
+        every = job.every.total_seconds()
+        self._entries.append(_Entry(job, plugin, job.wall_clock, every, now if job.run_at_start else now + every))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._next = [min((e.due for e in self._entries if e.wall is wall), default=INF) for wall in (False, True)]
 
     @property
     def jobs(self) -> list[str]:
@@ -46,10 +55,12 @@ class Scheduler:
 
     def run_due(self, *args: Any) -> list[str]:
         """Run every job that is due now; return their names (in the order they ran)."""
-        market, wall = self._clock.now(), self._wall.now()
+        market, wall = self._clock.now().timestamp(), self._wall.now().timestamp()
+        if market < self._next[0] and wall < self._next[1]:
+            return []
         ran: list[str] = []
         for entry in self._entries:
-            now = wall if entry.job.wall_clock else market
+            now = wall if entry.wall else market
             if entry.due > now:
                 continue
             try:
@@ -57,7 +68,8 @@ class Scheduler:
             except Exception as exc:
                 self._on_error(entry.plugin or entry.job.name, f"job:{entry.job.name}", exc)
             ran.append(entry.job.name)
-            entry.due += entry.job.every
+            entry.due += entry.every
             if entry.due <= now:  # fell behind: run again one interval from now, not in a burst
-                entry.due = now + entry.job.every
+                entry.due = now + entry.every
+        self._refresh()
         return ran

@@ -420,7 +420,8 @@ class Terminal(Trading):
 
     @api()
     def history_orders_total(self, date_from: Any, date_to: Any) -> int:
-        return len(_window(self.book.history_orders, self.book.order_times, date_from, date_to))
+        lo, hi = _bounds(self.book.order_times, date_from, date_to)
+        return hi - lo
 
     @api()
     def history_deals_get(self, *args: Any, group: str | None = None, ticket: int | None = None,
@@ -434,7 +435,8 @@ class Terminal(Trading):
     @api()
     def history_deals_total(self, date_from: Any, date_to: Any) -> int:
         """Counted without building the deal tuples: the cheap "anything new?" question pollers ask."""
-        return len(_window(self.book.deals, self.book.deal_times, date_from, date_to))
+        lo, hi = _bounds(self.book.deal_times, date_from, date_to)
+        return hi - lo
 
     # ------------------------------------------------------------------ replay ------------------
 
@@ -534,8 +536,14 @@ class Terminal(Trading):
 
 def _window(items: list[Any], times: list[int], date_from: Any, date_to: Any) -> list[Any]:
     """The history entries between two MT5 times (``times`` in ms, sorted, parallel to ``items``)."""
+    lo, hi = _bounds(times, date_from, date_to)
+    return items[lo:hi]
+
+
+def _bounds(times: list[int], date_from: Any, date_to: Any) -> tuple[int, int]:
+    """The index range of the entries between two MT5 times; counting it copies nothing."""
     lo = bisect.bisect_left(times, _epoch(date_from) * 1000)
-    return items[lo : bisect.bisect_right(times, _epoch(date_to) * 1000)]
+    return lo, max(lo, bisect.bisect_right(times, _epoch(date_to) * 1000))
 
 
 def _epoch(value: Any) -> int:

@@ -71,7 +71,10 @@ class AccountTracker(ConfiguredPlugin):
         self._written_at = 0.0  # time.monotonic() of the last snapshot written
         self._deals_key: tuple[datetime, int] | None = None  # (window start, deal count) last read
         self._day_sums = (0.0, 0.0)  # realised P&L and money moved in since server midnight, at that read
-        self._next_midnight: datetime | None = None  # the server midnight after the last capture, UTC
+        # the server day of the last capture, UTC: [midnight, next midnight), and the offset it was worked out with
+        self._midnight: datetime | None = None
+        self._next_midnight: datetime | None = None
+        self._offset: timedelta | None = None
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
@@ -122,8 +125,11 @@ class AccountTracker(ConfiguredPlugin):
         broker = self.rt.broker
         account = broker.account()
         now = broker.now()
-        midnight = server_midnight(now, broker.offset)
-        self._next_midnight = midnight + timedelta(days=1)
+        midnight = self._midnight
+        if not (midnight is not None and midnight <= now < self._next_midnight and self._offset == broker.offset):
+            self._offset = broker.offset
+            midnight = self._midnight = server_midnight(now, broker.offset)
+            self._next_midnight = midnight + timedelta(days=1)
         last = self.last
         if (last is not None and account.margin == 0 and midnight <= last.time
                 and account.equity == account.balance == last.equity == last.balance

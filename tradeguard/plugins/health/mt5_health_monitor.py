@@ -35,6 +35,7 @@ from tradeguard.core.metrics import Readings, on_scrape
 
 log = logging.getLogger("tradeguard.health")
 _RANK = {HealthStatus.OK: 0, HealthStatus.DEGRADED: 1, HealthStatus.CRITICAL: 2}
+_BY_RANK = (HealthStatus.OK, HealthStatus.DEGRADED, HealthStatus.CRITICAL)
 
 
 class RollingMedian:
@@ -88,6 +89,7 @@ class MT5HealthMonitor(ConfiguredPlugin):
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
+        self._symbols = tuple(runtime.settings.runtime.symbols)
         m = runtime.metrics  # the last check's readings, read when scraped
         on_scrape(m.gauge("tradeguard_health_connection_status", "Terminal health: 2 OK, 1 DEGRADED, 0 CRITICAL"),
                lambda: self.last.status.gauge if self.last else 0)  # fmt: skip
@@ -104,17 +106,8 @@ class MT5HealthMonitor(ConfiguredPlugin):
 
     def check_connection(self) -> tuple[bool, bool, str]:
         """(connected, trading allowed, detail); reconnects the IPC link, with backoff, when it is gone."""
-        broker = self.rt.broker
-        try:
-            terminal = broker.terminal()
-            account = broker.account()
-        except Exception as exc:
-            self._reconnect()
-            return False, False, f"terminal unreachable: {exc}"
-        allowed = terminal.trade_allowed and account.trade_allowed and account.trade_expert
-        detail = "ok" if terminal.connected and allowed else (
-            "no trade-server connection" if not terminal.connected else "Algo Trading is disabled")  # fmt: skip
-        return terminal.connected, allowed, detail
+        connected, allowed, detail, _ = self._connection()
+        return connected, allowed, detail
 
     def measure_latency(self) -> float:
         """The terminal's last ping to its trade server, in milliseconds."""
@@ -124,32 +117,28 @@ class MT5HealthMonitor(ConfiguredPlugin):
 
     def data_freshness(self, symbol: str) -> float:
         """Seconds since the symbol's latest quote, against the runtime clock."""
-        age = max(0.0, (self.rt.clock.now() - self.rt.broker.quote(symbol).time).total_seconds())
-        self._age[symbol,] = age
-        return age
+        return self._freshness(self.rt.clock.now(), self.rt.broker.quote(symbol))
 
     def aggregate_health(self) -> HealthReport:
         cfg, now = self.cfg, self.rt.clock.now()
-        checks: dict[str, str] = {}
-        status = HealthStatus.OK
         ping = None
-        connected, allowed, detail = self.check_connection()
-        checks["connection"] = detail
-        if not connected or not allowed:
-            status = HealthStatus.CRITICAL
+        connected, allowed, detail, terminal = self._connection()
+        checks = {"connection": detail}
+        rank = 0 if connected and allowed else 2
         try:
-            ping = self.measure_latency()
+            if terminal is None:  # unreachable: the ping read raises, as every call does then
+                terminal = self.rt.broker.terminal()
+            ping = self._ping = terminal.ping_ms
             if ping > cfg.max_ping_ms:
                 checks["latency"] = f"ping {ping:.0f} ms > {cfg.max_ping_ms:g} ms"
-                status = max(status, HealthStatus.DEGRADED, key=_RANK.get)
-            for symbol in self.rt.settings.runtime.symbols:
-                status = max(status, self._symbol(symbol, checks), key=_RANK.get)
+                rank = max(rank, 1)
+            for symbol in self._symbols:
+                rank = max(rank, self._symbol(symbol, now, checks))
             self.errors = 0
         except Exception as exc:
             self.errors += 1
             checks["api"] = f"{self.errors} failed checks in a row: {type(exc).__name__}: {exc}"
-            status = max(status, HealthStatus.DEGRADED if self.errors < cfg.api_error_streak else HealthStatus.CRITICAL,
-                         key=_RANK.get)  # fmt: skip
+            rank = max(rank, 1 if self.errors < cfg.api_error_streak else 2)
         self._down_since = None if connected else (self._down_since or now)
         if self._down_since is not None:
             down = (now - self._down_since).total_seconds()
@@ -160,31 +149,53 @@ class MT5HealthMonitor(ConfiguredPlugin):
                                      source="mt5_health_monitor", state=KillState.HALTED)  # fmt: skip
         else:
             self._halted = False
-        report = HealthReport(time=now, status=status, connected=connected, trade_allowed=allowed, ping_ms=ping,
-                              checks=checks)  # fmt: skip
+        # every part is typed already: the adapter converted what the terminal said, the rest is ours
+        report = HealthReport.trusted(time=now, status=_BY_RANK[rank], connected=connected, trade_allowed=allowed,
+                                      ping_ms=ping, checks=checks)  # fmt: skip
         self._publish(report)
         return report
 
     # ------------------------------------------------------------------ internals ---------------
 
-    def _symbol(self, symbol: str, checks: dict[str, str]) -> HealthStatus:
-        cfg, status = self.cfg, HealthStatus.OK
-        spec = self.rt.broker.symbol_spec(symbol)
+    def _connection(self) -> tuple[bool, bool, str, Any]:
+        """``check_connection`` and the terminal state it read (None when the terminal was unreachable)."""
+        broker = self.rt.broker
+        try:
+            terminal = broker.terminal()
+            account = broker.account()
+        except Exception as exc:
+            self._reconnect()
+            return False, False, f"terminal unreachable: {exc}", None
+        allowed = terminal.trade_allowed and account.trade_allowed and account.trade_expert
+        detail = "ok" if terminal.connected and allowed else (
+            "no trade-server connection" if not terminal.connected else "Algo Trading is disabled")  # fmt: skip
+        return terminal.connected, allowed, detail, terminal
+
+    def _freshness(self, now: datetime, quote: Any) -> float:
+        age = (now - quote.time).total_seconds()
+        age = self._age[quote.symbol,] = age if age > 0.0 else 0.0
+        return age
+
+    def _symbol(self, symbol: str, now: datetime, checks: dict[str, str]) -> int:
+        """The symbol's rank (0 OK, 1 DEGRADED): trade mode, tick age and spread blow-out."""
+        cfg, rank = self.cfg, 0
+        broker = self.rt.broker
+        spec = broker.symbol_spec(symbol)
         if spec.trade_mode in (0, 3):
             checks[f"{symbol}.trade_mode"] = "disabled" if spec.trade_mode == 0 else "close only"
-            status = HealthStatus.DEGRADED
-        age = self.data_freshness(symbol)
+            rank = 1
+        quote = broker.quote(symbol)
+        age = self._freshness(now, quote)
         if age > cfg.max_tick_age_seconds:
             checks[f"{symbol}.ticks"] = f"last quote {age:.0f} s old > {cfg.max_tick_age_seconds:g} s"
-            status = HealthStatus.DEGRADED
-        spread = self.rt.broker.quote(symbol).spread / spec.point
-        self._spread[symbol,] = spread
+            rank = 1
+        spread = self._spread[symbol,] = (quote.ask - quote.bid) / spec.point
         usual = self._spreads[symbol]
         if len(usual) >= 10 and spread > cfg.spread_blowout_multiple * usual.median():
             checks[f"{symbol}.spread"] = f"{spread:.0f} points > {cfg.spread_blowout_multiple:g} x usual"
-            status = HealthStatus.DEGRADED
+            rank = 1
         usual.append(spread)
-        return status
+        return rank
 
     def _reconnect(self) -> None:
         now = self.rt.clock.now()
