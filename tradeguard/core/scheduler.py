@@ -47,7 +47,9 @@ class Scheduler:
         self._refresh()
 
     def _refresh(self) -> None:
-        self._next = [min((e.due for e in self._entries if e.wall is wall), default=INF) for wall in (False, True)]
+        self._next = [INF, INF]
+        for e in self._entries:
+            self._next[e.wall] = min(self._next[e.wall], e.due)
 
     @property
     def jobs(self) -> list[str]:
@@ -59,17 +61,19 @@ class Scheduler:
         if market < self._next[0] and wall < self._next[1]:
             return []
         ran: list[str] = []
+        upcoming = [INF, INF]
         for entry in self._entries:
             now = wall if entry.wall else market
-            if entry.due > now:
-                continue
-            try:
-                entry.job.run(*args)
-            except Exception as exc:
-                self._on_error(entry.plugin or entry.job.name, f"job:{entry.job.name}", exc)
-            ran.append(entry.job.name)
-            entry.due += entry.every
-            if entry.due <= now:  # fell behind: run again one interval from now, not in a burst
-                entry.due = now + entry.every
-        self._refresh()
+            if entry.due <= now:
+                try:
+                    entry.job.run(*args)
+                except Exception as exc:
+                    self._on_error(entry.plugin or entry.job.name, f"job:{entry.job.name}", exc)
+                ran.append(entry.job.name)
+                entry.due += entry.every
+                if entry.due <= now:  # fell behind: run again one interval from now, not in a burst
+                    entry.due = now + entry.every
+            if entry.due < upcoming[entry.wall]:
+                upcoming[entry.wall] = entry.due
+        self._next = upcoming
         return ran

@@ -7,16 +7,17 @@ twice is a no-op, which is how ``on_fill`` fires exactly once per deal, across r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from tradeguard.core.store import Store, iso
 from tradeguard.execution.states import OrderState, check_transition
 from tradeguard.models import Fill, OrderIntent, OrderType, Side
 
 
-@dataclass(frozen=True, slots=True)
-class JournalEntry:
+class JournalEntry(NamedTuple):
+    """One order as the journal holds it (a named tuple: read on every fill and state change)."""
+
     client_id: str
     signal_id: str
     symbol: str
