@@ -114,6 +114,20 @@ def _local(result: Any) -> Any:
         return result
 
 
+def _account_state(a: Any) -> AccountState:
+    return AccountState(
+        login=int(a.login), currency=str(a.currency), balance=float(a.balance), equity=float(a.equity),
+        margin=float(a.margin), margin_free=float(a.margin_free), margin_level=float(a.margin_level),
+        profit=float(a.profit), leverage=int(a.leverage), hedging=int(a.margin_mode) == 2,
+        trade_allowed=bool(a.trade_allowed), trade_expert=bool(a.trade_expert),
+        margin_so_call=float(a.margin_so_call), margin_so_so=float(a.margin_so_so),
+    )  # fmt: skip
+
+
+def _terminal_state(t: Any) -> TerminalState:
+    return TerminalState(bool(t.connected), bool(t.trade_allowed), int(t.ping_last) / 1000, int(t.build))
+
+
 class MT5Adapter:
     def __init__(self, module: Any, cfg: BrokerSettings | None = None, sleep: Any = time.sleep) -> None:
         self.mt5 = module
@@ -126,6 +140,9 @@ class MT5Adapter:
         #: requests this process has sent (``order_send``): a change marker for whoever compares broker state
         self.sent = 0
         self._all_history: tuple[timedelta, datetime, datetime] | None = None  # deals_count's bounds, server scale
+        #: the last raw answer per read and its conversion: a terminal that answers with the very same
+        #: (immutable) structure again, as the emulator does while nothing moved, is not converted twice
+        self._converted: dict[str, tuple[Any, Any]] = {}
 
     # ------------------------------------------------------------------ decision scope ----------
 
@@ -296,13 +313,7 @@ class MT5Adapter:
         a = _local(self.mt5.account_info())
         if a is None:
             raise BrokerError("account_info failed", self.last_error())
-        return AccountState(
-            login=int(a.login), currency=str(a.currency), balance=float(a.balance), equity=float(a.equity),
-            margin=float(a.margin), margin_free=float(a.margin_free), margin_level=float(a.margin_level),
-            profit=float(a.profit), leverage=int(a.leverage), hedging=int(a.margin_mode) == 2,
-            trade_allowed=bool(a.trade_allowed), trade_expert=bool(a.trade_expert),
-            margin_so_call=float(a.margin_so_call), margin_so_so=float(a.margin_so_so),
-        )  # fmt: skip
+        return self._converted_once("account", a, _account_state)
 
     def terminal(self) -> TerminalState:
         return self._memoised("terminal", self._terminal)
@@ -311,8 +322,17 @@ class MT5Adapter:
         t = _local(self.mt5.terminal_info())
         if t is None:
             raise BrokerError("terminal_info failed", self.last_error())
-        return TerminalState(bool(t.connected), bool(t.trade_allowed),
-                             int(t.ping_last) / 1000, int(t.build))  # fmt: skip
+        return self._converted_once("terminal", t, _terminal_state)
+
+    def _converted_once(self, kind: str, raw: Any, convert: Any) -> Any:
+        """``convert(raw)``, unless ``raw`` is the very structure converted last time (immutable, so the
+        same answer): the emulator answers with the same one while nothing it shows has moved."""
+        last = self._converted.get(kind)
+        if last is not None and last[0] is raw:
+            return last[1]
+        value = convert(raw)
+        self._converted[kind] = (raw, value)
+        return value
 
     def positions(self, symbol: str | None = None) -> list[BrokerPosition]:
         return self._memoised(("positions", symbol), lambda: self._positions(symbol))

@@ -178,7 +178,7 @@ class Store:
         self._lock = threading.RLock()
         self._pending_decisions: list[Decision] = []
         self._pending_bars: list[tuple[str, str, int, float, float, float, float]] = []
-        self._pending_snapshots: list[tuple[str, float, float, str]] = []
+        self._pending_snapshots: list[AccountSnapshot] = []
         try:
             self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self.db.row_factory = sqlite3.Row
@@ -245,8 +245,9 @@ class Store:
             self.flush()
 
     def record_snapshot(self, snap: AccountSnapshot) -> None:
-        """Account snapshots are written behind too: an observation history, rebuilt from deals if lost."""
-        self._pending_snapshots.append((snap.time.isoformat(), snap.balance, snap.equity, snap.model_dump_json()))
+        """Account snapshots are written behind too: an observation history, rebuilt from deals if lost.
+        They are serialised when written, a batch at a time, off the capture's path."""
+        self._pending_snapshots.append(snap)
         if len(self._pending_snapshots) >= ROW_BATCH:
             self.flush()
 
@@ -265,7 +266,7 @@ class Store:
             with self.tx() as db:
                 db.executemany("INSERT OR REPLACE INTO bars VALUES (?, ?, ?, ?, ?, ?, ?)", bars)
                 db.executemany("INSERT INTO account_snapshots (time, balance, equity, record) VALUES (?, ?, ?, ?)",
-                               snaps)  # fmt: skip
+                               [(s.time.isoformat(), s.balance, s.equity, s.model_dump_json()) for s in snaps])
                 db.executemany(
                     "INSERT INTO decisions (signal_id, approved, stage, reasons, client_id, decided_at, record) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -128,6 +128,10 @@ class Terminal(Trading):
         self.floating = 0.0
         self.margin_used = 0.0
         self.request_id = 0
+        # the last answers and the state they were built from: they are immutable, so while nothing
+        # they show has moved the same one is returned (a replay asks for both on every bar)
+        self._terminal_info: tuple[tuple[bool, bool], TerminalInfo] | None = None
+        self._account_info: tuple[tuple[float, float, float, float, bool], AccountInfo] | None = None
         self.loaded = True
         self._advance_one()
 
@@ -195,22 +199,30 @@ class Terminal(Trading):
     @api()
     def terminal_info(self) -> TerminalInfo | None:
         now = self.now_msc()
-        return TerminalInfo(
-            community_account=False, community_connection=False, connected=self.faults.connected(now),
-            dlls_allowed=False, trade_allowed=self.algo_trading and self.faults.autotrading(now),
+        state = (self.faults.connected(now), self.algo_trading and self.faults.autotrading(now))
+        if self._terminal_info is not None and self._terminal_info[0] == state:  # immutable: the same one will do
+            return self._terminal_info[1]
+        info = TerminalInfo(
+            community_account=False, community_connection=False, connected=state[0],
+            dlls_allowed=False, trade_allowed=state[1],
             tradeapi_disabled=False, email_enabled=False, ftp_enabled=False, notifications_enabled=False,
             mqid=False, build=5735, maxbars=100000, codepage=0,
             ping_last=int(self.faults.profile.latency_ms * 1000), community_balance=0.0, retransmission=0.0,
             company=self.config.company, name="tradeguard MT5 emulator", language="English",
             path="emulator", data_path="emulator", commondata_path="emulator",
         )  # fmt: skip
+        self._terminal_info = (state, info)
+        return info
 
     @api()
     def account_info(self) -> AccountInfo | None:
+        state = (self.balance, self.credit, self.floating, self.margin_used, self.trade_expert)
+        if self._account_info is not None and self._account_info[0] == state:  # nothing moved since the last one
+            return self._account_info[1]
         cfg = self.config
         equity = self.equity()
         margin = self.margin_used
-        return AccountInfo(
+        info = AccountInfo(
             login=cfg.login, trade_mode=c.ACCOUNT_TRADE_MODE_DEMO, leverage=cfg.leverage,
             limit_orders=cfg.limit_orders, margin_so_mode=c.ACCOUNT_STOPOUT_MODE_PERCENT,
             trade_allowed=True, trade_expert=self.trade_expert,
@@ -223,6 +235,8 @@ class Terminal(Trading):
             margin_maintenance=0.0, assets=0.0, liabilities=0.0, commission_blocked=0.0, name=cfg.name,
             server=cfg.server, currency=cfg.currency, company=cfg.company,
         )  # fmt: skip
+        self._account_info = (state, info)
+        return info
 
     @property
     def hedging(self) -> bool:

@@ -69,7 +69,7 @@ class AccountTracker(ConfiguredPlugin):
         self._export_rows = 0
         self._export_file: Path | None = None
         self._written_at = 0.0  # time.monotonic() of the last snapshot written
-        self._deals_key: tuple[datetime, int] | None = None  # (window start, deal count) last read
+        self._deals_key: tuple[datetime, int] | None = None  # (server midnight, deal count) at the last read
         self._day_sums = (0.0, 0.0)  # realised P&L and money moved in since server midnight, at that read
         # the server day of the last capture, UTC: [midnight, next midnight), and the offset it was worked out with
         self._midnight: datetime | None = None
@@ -164,14 +164,14 @@ class AccountTracker(ConfiguredPlugin):
         """The day's realised P&L and money moved in since server midnight, and the deals no earlier capture
         accounted for (by ticket: captures may share a timestamp).
 
-        The history is read again only when the broker's deal count has changed:
+        The history is read again only when the broker's deal count or the server day has changed:
         deals are only ever added, so the same count means the same deals (a capture per bar with a
         position open used to read the day's history twice each time).
         """
-        since = min(midnight, self.last.time if self.last is not None else midnight) - timedelta(days=1)
-        key = (since, self.rt.broker.deals_count())
+        key = (midnight, self.rt.broker.deals_count())
         if key == self._deals_key:
             return self._day_sums[0], self._day_sums[1], []
+        since = min(midnight, self.last.time if self.last is not None else midnight) - timedelta(days=1)
         deals = self.rt.broker.history_deals(since, HISTORY_END)
         day = [d for d in deals if d.time >= midnight]
         realized = sum(d.profit + d.commission + d.swap for d in day if d.type in (0, 1))
