@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import time
+import types
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ from pydantic import Field, SecretStr
 
 from tradeguard.broker import retcodes
 from tradeguard.broker.emulator import constants as _constants
-from tradeguard.broker.emulator.terminal import EmulatorConfig
+from tradeguard.broker.emulator.terminal import EmulatorConfig, Terminal
 from tradeguard.broker.types import (
     HISTORY_END,
     HISTORY_START,
@@ -80,8 +81,6 @@ def load_module(cfg: BrokerSettings) -> Any:
     market, so two runtimes in one process never share an account.
     """
     if cfg.module == "emulator":
-        from tradeguard.broker.emulator.terminal import Terminal
-
         return Terminal()
     if cfg.module == "MetaTrader5":
         try:
@@ -114,6 +113,30 @@ def _local(result: Any) -> Any:
         return result
 
 
+class _ByValue:
+    """A terminal in another process (the mt5linux client): every answer is brought over by value.
+
+    An in-process module (the official package, the emulator) is driven as it is: its answers are
+    already local, and a replay makes a handful of calls per bar."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._module, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return _local(attr(*args, **kwargs))
+
+        return call
+
+
+def _driven(module: Any) -> Any:
+    return module if isinstance(module, types.ModuleType | Terminal) else _ByValue(module)
+
+
 def _account_state(a: Any) -> AccountState:
     return AccountState(
         login=int(a.login), currency=str(a.currency), balance=float(a.balance), equity=float(a.equity),
@@ -130,7 +153,7 @@ def _terminal_state(t: Any) -> TerminalState:
 
 class MT5Adapter:
     def __init__(self, module: Any, cfg: BrokerSettings | None = None, sleep: Any = time.sleep) -> None:
-        self.mt5 = module
+        self.mt5 = _driven(module)
         self.cfg = cfg or BrokerSettings()
         self._sleep = sleep
         self._specs: dict[str, SymbolSpec] = {}
@@ -214,7 +237,8 @@ class MT5Adapter:
 
     def to_utc(self, server_epoch: float) -> datetime:
         """MT5 epochs are the server's wall clock encoded as if UTC; take the offset off."""
-        return datetime.fromtimestamp(server_epoch, UTC) - self.offset
+        moment = datetime.fromtimestamp(server_epoch, UTC)
+        return moment - self.offset if self.offset else moment
 
     def to_server(self, when: datetime) -> int:
         """A UTC datetime as the server-scale epoch the terminal expects for date arguments."""
@@ -228,7 +252,7 @@ class MT5Adapter:
         if spec is not None:
             return spec
         self.mt5.symbol_select(symbol, True)
-        info = _local(self.mt5.symbol_info(symbol))
+        info = self.mt5.symbol_info(symbol)
         if info is None:
             raise OrderRefused("symbol", f"{symbol!r} is not known to the terminal {self.last_error()}")
         spec = SymbolSpec(
@@ -254,7 +278,7 @@ class MT5Adapter:
         return self._memoised(("quote", symbol), lambda: self._quote(symbol))
 
     def _quote(self, symbol: str) -> Quote:
-        tick = _local(self.mt5.symbol_info_tick(symbol))
+        tick = self.mt5.symbol_info_tick(symbol)
         if tick is None:
             raise BrokerError(f"no tick for {symbol}", self.last_error())
         return Quote(symbol, float(tick.bid), float(tick.ask),
@@ -264,7 +288,7 @@ class MT5Adapter:
         """The broker's current time in UTC: the latest tick of the symbols in use (or in Market Watch)."""
         names = list(self._specs)
         if not names:
-            names = [str(s.name) for s in _local(self.mt5.symbols_get()) or () if s.select]
+            names = [str(s.name) for s in self.mt5.symbols_get() or () if s.select]
         if not names:
             raise BrokerError("no symbol selected: the broker's time is unknown", self.last_error())
         latest = self.quote(names[0]).time
@@ -277,7 +301,7 @@ class MT5Adapter:
         code = TIMEFRAME_CODES.get(timeframe)
         if code is None:
             raise OrderRefused("timeframe", f"{timeframe!r} is not an MT5 timeframe")
-        rates = _local(self.mt5.copy_rates_from_pos(symbol, code, 0, count))
+        rates = self.mt5.copy_rates_from_pos(symbol, code, 0, count)
         if rates is None:
             raise BrokerError(f"copy_rates_from_pos({symbol}, {timeframe}) failed", self.last_error())
         return rates
@@ -310,7 +334,7 @@ class MT5Adapter:
         return self._memoised("account", self._account)
 
     def _account(self) -> AccountState:
-        a = _local(self.mt5.account_info())
+        a = self.mt5.account_info()
         if a is None:
             raise BrokerError("account_info failed", self.last_error())
         return self._converted_once("account", a, _account_state)
@@ -319,7 +343,7 @@ class MT5Adapter:
         return self._memoised("terminal", self._terminal)
 
     def _terminal(self) -> TerminalState:
-        t = _local(self.mt5.terminal_info())
+        t = self.mt5.terminal_info()
         if t is None:
             raise BrokerError("terminal_info failed", self.last_error())
         return self._converted_once("terminal", t, _terminal_state)
@@ -338,7 +362,7 @@ class MT5Adapter:
         return self._memoised(("positions", symbol), lambda: self._positions(symbol))
 
     def _positions(self, symbol: str | None) -> list[BrokerPosition]:
-        raw = _local(self.mt5.positions_get(symbol=symbol) if symbol else self.mt5.positions_get())
+        raw = self.mt5.positions_get(symbol=symbol) if symbol else self.mt5.positions_get()
         if raw is None:
             raise BrokerError("positions_get failed", self.last_error())
         return [
@@ -365,25 +389,25 @@ class MT5Adapter:
         return self._memoised(("orders", symbol), lambda: self._orders(symbol))
 
     def _orders(self, symbol: str | None) -> list[BrokerOrder]:
-        raw = _local(self.mt5.orders_get(symbol=symbol) if symbol else self.mt5.orders_get())
+        raw = self.mt5.orders_get(symbol=symbol) if symbol else self.mt5.orders_get()
         if raw is None:
             raise BrokerError("orders_get failed", self.last_error())
         return [self._order(o) for o in raw]
 
     def history_orders(self, start: datetime, end: datetime) -> list[BrokerOrder]:
-        raw = _local(self.mt5.history_orders_get(self.to_server(start), self.to_server(end)))
+        raw = self.mt5.history_orders_get(self.to_server(start), self.to_server(end))
         if raw is None:
             raise BrokerError("history_orders_get failed", self.last_error())
         return [self._order(o) for o in raw]
 
     def history_deals(self, start: datetime, end: datetime) -> list[BrokerDeal]:
-        raw = _local(self.mt5.history_deals_get(self.to_server(start), self.to_server(end)))
+        raw = self.mt5.history_deals_get(self.to_server(start), self.to_server(end))
         if raw is None:
             raise BrokerError("history_deals_get failed", self.last_error())
         return [self._deal(d) for d in raw]
 
     def positions_total(self) -> int:
-        total = _local(self.mt5.positions_total())
+        total = self.mt5.positions_total()
         if total is None:
             raise BrokerError("positions_total failed", self.last_error())
         return int(total)
@@ -408,7 +432,7 @@ class MT5Adapter:
         return datetime.fromtimestamp(self.to_server(when), UTC)
 
     def _deals_total(self, lo: datetime, hi: datetime) -> int:
-        total = _local(self.mt5.history_deals_total(lo, hi))
+        total = self.mt5.history_deals_total(lo, hi)
         if total is None:
             raise BrokerError("history_deals_total failed", self.last_error())
         return int(total)
@@ -423,7 +447,7 @@ class MT5Adapter:
 
     def deals_for_order(self, order_ticket: int) -> list[BrokerDeal]:
         """Every deal of one order (``history_deals_get(ticket=)`` selects by the ORDER ticket)."""
-        raw = _local(self.mt5.history_deals_get(ticket=order_ticket))
+        raw = self.mt5.history_deals_get(ticket=order_ticket)
         if raw is None:
             raise BrokerError("history_deals_get failed", self.last_error())
         return [self._deal(d) for d in raw]
@@ -490,7 +514,7 @@ class MT5Adapter:
 
     def check(self, request: dict[str, Any]) -> CheckResult:
         self._memo = None
-        res = _local(self.mt5.order_check(request))
+        res = self.mt5.order_check(request)
         if res is None:
             raise BrokerError("order_check returned None", self.last_error())
         code = int(res.retcode)
@@ -502,7 +526,7 @@ class MT5Adapter:
         self._memo = None  # whatever was read before no longer holds once an order goes out
         self.sent += 1
         started = time.perf_counter()
-        res = _local(self.mt5.order_send(request))
+        res = self.mt5.order_send(request)
         seconds = time.perf_counter() - started
         if res is None:
             return SendResult(None, retcodes.name(None), retcodes.classify(None), last_error=self.last_error(),

@@ -56,6 +56,8 @@ def backoff(attempts: int, first: float, cap: float = 300.0) -> timedelta:
 
 
 def _aware(when: datetime) -> datetime:
+    if when.tzinfo is UTC:  # already what it must be (the replay sets the clock on every bar)
+        return when
     if when.tzinfo is None:
         raise ValueError(f"naive datetime {when.isoformat()}: tradeguard keeps time in UTC-aware datetimes")
     return when.astimezone(UTC)

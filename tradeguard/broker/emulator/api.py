@@ -4,21 +4,32 @@ fault, and the IPC check that makes calls before ``initialize`` or after ``shutd
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from tradeguard.broker.emulator import constants as c
+
+NO_IPC = (c.RES_E_INTERNAL_FAIL_CONNECT, "No IPC connection")
+OK = (c.RES_S_OK, "Success")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def api(failed: Any = None) -> Callable[[F], F]:
-    """Run the method under the terminal lock; without an IPC link return ``failed`` (None or False)."""
+    """Run the method under the terminal lock, after the latency fault; without an IPC link (before
+    ``initialize``, after ``shutdown``) return ``failed`` (None or False) with ``last_error`` set."""
 
     def wrap(method: F) -> F:
         @functools.wraps(method)
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
             with self._lock:
-                if not self._enter():
+                if self.latency_s:
+                    time.sleep(self.latency_s)
+                if not self.initialized:
+                    self._last_error = NO_IPC
                     return failed
+                self._last_error = OK
                 return method(self, *args, **kwargs)
 
         return call  # type: ignore[return-value]

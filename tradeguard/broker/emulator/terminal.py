@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import bisect
 import threading
-import time as _time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -25,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tradeguard.broker.data import SAMPLE, is_tick_file, load_bars, load_ticks
 from tradeguard.broker.emulator import constants as c
 from tradeguard.broker.emulator import symbols as sy
-from tradeguard.broker.emulator.api import api
+from tradeguard.broker.emulator.api import NO_IPC, OK, api
 from tradeguard.broker.emulator.book import Book, Order, Position, group_match
 from tradeguard.broker.emulator.faults import PROFILES, FaultInjector, FaultProfile
 from tradeguard.broker.emulator.feed import TIMEFRAME_SECONDS, Feed
@@ -33,8 +32,6 @@ from tradeguard.broker.emulator.structures import RATES_DTYPE, TICKS_DTYPE, Acco
 from tradeguard.broker.emulator.trading import Trading
 
 INF = float("inf")
-NO_IPC = (c.RES_E_INTERNAL_FAIL_CONNECT, "No IPC connection")
-OK = (c.RES_S_OK, "Success")
 
 
 class EmulatorConfig(BaseModel):
@@ -72,6 +69,7 @@ class Terminal(Trading):
         self._lock = threading.RLock()
         self.initialized = False
         self.loaded = False
+        self.latency_s = 0.0  # the latency fault, slept at the start of every API call
         self._last_error: tuple[int, str] = NO_IPC
 
     # ------------------------------------------------------------------ set-up ----------------
@@ -82,6 +80,7 @@ class Terminal(Trading):
         if profile is None:
             raise ValueError(f"faults: unknown profile {config.faults!r}; known: {', '.join(PROFILES)}")
         self.faults = FaultInjector(profile)
+        self.latency_s = profile.latency_ms / 1000
         import random
 
         self._slip_rng = random.Random(profile.seed + 1)  # seeded: slippage is part of the emulation
@@ -143,16 +142,6 @@ class Terminal(Trading):
         return q[0] if q else None
 
     # ------------------------------------------------------------------ session ---------------
-
-    def _enter(self) -> bool:
-        """Every API call starts here: latency fault, and the IPC check."""
-        if self.loaded and self.faults.profile.latency_ms:
-            _time.sleep(self.faults.profile.latency_ms / 1000)
-        if not self.initialized:
-            self._last_error = NO_IPC
-            return False
-        self._last_error = OK
-        return True
 
     def initialize(self, path: str | None = None, *, login: int | None = None, password: str | None = None,
                    server: str | None = None, timeout: int = 60000, portable: bool = False, reset: bool = False,
@@ -294,11 +283,10 @@ class Terminal(Trading):
         (self.selected.add if enable else self.selected.discard)(symbol)
         return True
 
+    @api(False)
     def market_book_add(self, symbol: str) -> bool:
-        with self._lock:
-            if self._enter():
-                self._last_error = (c.RES_E_UNSUPPORTED, "Terminal: market depth is not emulated")
-            return False
+        self._last_error = (c.RES_E_UNSUPPORTED, "Terminal: market depth is not emulated")
+        return False
 
     market_book_release = market_book_add
 
@@ -308,8 +296,6 @@ class Terminal(Trading):
     # ------------------------------------------------------------------ rates and ticks --------
 
     def _rates(self, symbol: str, timeframe: int) -> np.ndarray | None:
-        if not self._enter():
-            return None
         if symbol != self.feed.symbol:
             self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
             return None
@@ -320,33 +306,31 @@ class Terminal(Trading):
         rates = self.feed.rates_until(self.index)
         return rates if seconds == self.feed.bar_seconds else resample(rates, seconds)
 
+    @api()
     def copy_rates_from_pos(self, symbol: str, timeframe: int, start_pos: int, count: int) -> np.ndarray | None:
-        with self._lock:
-            rates = self._rates(symbol, timeframe)
-            if rates is None:
-                return None
-            end = len(rates) - start_pos
-            return rates[max(0, end - count) : max(0, end)].copy()
+        rates = self._rates(symbol, timeframe)
+        if rates is None:
+            return None
+        end = len(rates) - start_pos
+        return rates[max(0, end - count) : max(0, end)].copy()
 
+    @api()
     def copy_rates_from(self, symbol: str, timeframe: int, date_from: Any, count: int) -> np.ndarray | None:
-        with self._lock:
-            rates = self._rates(symbol, timeframe)
-            if rates is None:
-                return None
-            end = int(np.searchsorted(rates["time"], _epoch(date_from), side="right"))
-            return rates[max(0, end - count) : end].copy()
+        rates = self._rates(symbol, timeframe)
+        if rates is None:
+            return None
+        end = int(np.searchsorted(rates["time"], _epoch(date_from), side="right"))
+        return rates[max(0, end - count) : end].copy()
 
+    @api()
     def copy_rates_range(self, symbol: str, timeframe: int, date_from: Any, date_to: Any) -> np.ndarray | None:
-        with self._lock:
-            rates = self._rates(symbol, timeframe)
-            if rates is None:
-                return None
-            t = rates["time"]
-            return rates[(t >= _epoch(date_from)) & (t <= _epoch(date_to))].copy()
+        rates = self._rates(symbol, timeframe)
+        if rates is None:
+            return None
+        t = rates["time"]
+        return rates[(t >= _epoch(date_from)) & (t <= _epoch(date_to))].copy()
 
     def _ticks(self, symbol: str, lo_ms: int, hi_ms: int, count: int | None) -> np.ndarray | None:
-        if not self._enter():
-            return None
         if symbol != self.feed.symbol:
             self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
             return None
@@ -363,13 +347,13 @@ class Terminal(Trading):
         out["flags"] = c.TICK_FLAG_BID | c.TICK_FLAG_ASK
         return out
 
+    @api()
     def copy_ticks_from(self, symbol: str, date_from: Any, count: int, flags: int) -> np.ndarray | None:
-        with self._lock:
-            return self._ticks(symbol, _epoch(date_from) * 1000, 2**62, count)
+        return self._ticks(symbol, _epoch(date_from) * 1000, 2**62, count)
 
+    @api()
     def copy_ticks_range(self, symbol: str, date_from: Any, date_to: Any, flags: int) -> np.ndarray | None:
-        with self._lock:
-            return self._ticks(symbol, _epoch(date_from) * 1000, _epoch(date_to) * 1000, None)
+        return self._ticks(symbol, _epoch(date_from) * 1000, _epoch(date_to) * 1000, None)
 
     # ------------------------------------------------------------------ records -----------------
 
