@@ -22,15 +22,22 @@ fastest is reported: a shared 2-core machine varies by 10-15% from run to run an
 minutes, so a ratio between configurations is only fair when their runs are interleaved.
 Targets (issue 7): full >= 18,000 bars/s at <= 250 MB; kernel + emulator + strategy >= 50,000 bars/s.
 
-Usage: python benchmarks/replay_throughput.py [--bars N] [--runs N]
+With ``--nautilus PYTHON`` (an interpreter with nautilus_trader 1.221 installed) each round also runs
+``nautilus_reference.py``: NautilusTrader's backtest of its EMACross example on the same CSV, so the
+target's reference is measured on this machine, in the same run (the issue's 18.2k is its figure on
+another day's machine).
+
+Usage: python benchmarks/replay_throughput.py [--bars N] [--runs N] [--nautilus PYTHON]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import multiprocessing
 import resource
+import subprocess
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -79,10 +86,23 @@ def run(data: Path, workdir: Path, enabled: list[str] | None, disabled: list[str
 Config = tuple[str, list[str] | None, list[str]]  # label, plugins enabled (None: all), plugins disabled
 
 
-def measure(configs: list[Config], bars: int, runs: int) -> dict[str, tuple[int, float, float]]:
+NAUTILUS = "NautilusTrader EMACross"
+
+
+def nautilus(python: str, data: Path) -> tuple[int, float, float]:
+    """One run of ``nautilus_reference.py`` under ``python``: (bars, seconds, peak RSS MB)."""
+    script = Path(__file__).with_name("nautilus_reference.py")
+    done = subprocess.run([python, str(script), str(data)], capture_output=True, text=True, check=True)
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures["bars"], figures["seconds"], figures["peak_rss_mb"]
+
+
+def measure(configs: list[Config], bars: int, runs: int,
+            reference: str | None = None) -> dict[str, tuple[int, float, float]]:  # fmt: skip
     """Each configuration's fastest run (bars, seconds, peak RSS MB), each run in a fresh process.
 
-    Runs go round by round, so the machine's drift over minutes hits every configuration alike."""
+    Runs go round by round, so the machine's drift over minutes hits every configuration alike;
+    ``reference`` (a python with nautilus_trader) adds NautilusTrader's run to every round."""
     logging.getLogger("tradeguard").setLevel(logging.ERROR)
     fresh = ProcessPoolExecutor(max_workers=1, max_tasks_per_child=1, mp_context=multiprocessing.get_context("spawn"))
     with tempfile.TemporaryDirectory() as d, fresh:
@@ -93,6 +113,8 @@ def measure(configs: list[Config], bars: int, runs: int) -> dict[str, tuple[int,
             for label, enabled, disabled in configs:
                 workdir = Path(d) / f"{label.replace(' ', '_')}_{i}"
                 done[label].append(fresh.submit(run, data, workdir, enabled, disabled).result())
+            if reference:
+                done.setdefault(NAUTILUS, []).append(nautilus(reference, data))
     return {label: min(v, key=lambda r: r[1]) for label, v in done.items()}  # the least disturbed, as timeit does
 
 
@@ -100,6 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bars", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3, help="runs per configuration; the fastest is reported")
+    parser.add_argument("--nautilus", metavar="PYTHON", help="an interpreter with nautilus_trader: run the reference")
     args = parser.parse_args()
     print(f"replay throughput on {args.bars:,} EURUSD H1 bars (the shipped sample repeated)")
     configs: list[Config] = [("kernel + SMA strategy", SMA, []),
@@ -108,10 +131,13 @@ def main() -> None:
                              ("full without analysis", None, ANALYSIS),
                              ("full control plane", None, []),
                              ("full, SMA strategy", None, ["donchian_breakout"])]  # fmt: skip
-    best = measure(configs, args.bars, args.runs)
+    best = measure(configs, args.bars, args.runs, args.nautilus)
     for label, (bars, seconds, peak) in best.items():
         print(f"  {label:23} {bars / seconds:10,.0f} bars/s  ({bars:,} bars in {seconds:.1f} s), "
               f"peak RSS {peak:.0f} MB")
+    if NAUTILUS in best:
+        ours, theirs = best["full, SMA strategy"], best[NAUTILUS]
+        print(f"  full control plane, SMA strategy / NautilusTrader: {theirs[1] / ours[1]:.2f}x its bars/s")
     added = best["full control plane"][1] / best["full without analysis"][1] - 1
     print(f"  scoring + memory + accuracy add {added:.1%} to the full replay time (target <= 20%)")
     print("  targets: full >= 18,000 bars/s at <= 250 MB (read against 'full, SMA strategy', the comparison's"
