@@ -8,15 +8,18 @@ bar 12 ticks bid 1.07132, 1.07156, 1.0709, 1.0711; the spread is 10 points (ask 
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tradeguard.core.clock import server_midnight
 from tradeguard.core.store import Store
-from tradeguard.plugins.account.account_tracker import AccountTracker
+from tradeguard.plugins.account.account_tracker import AccountTracker, _snapshot_type
 from tradeguard.testing import make_runtime
 
 
@@ -149,3 +152,47 @@ def test_the_first_bar_past_server_midnight_captures_the_new_day(tmp_path: Path)
                    high=1.071, low=1.069, close=1.0705), rt)  # closes at 21:00: the new day is captured
     assert acc.last is not None and acc.last.time == datetime(2017, 4, 19, 21, tzinfo=UTC)
     assert acc.last.time == server_midnight(rt.broker.now(), rt.broker.offset)
+
+
+@pytest.mark.parametrize(("field", "value"), [("equity", float("nan")), ("margin_level", -5.0),
+                                              ("balance", float("inf"))])  # fmt: skip
+def test_a_terminal_figure_the_model_refuses_names_its_field(tmp_path: Path, field: str, value: float) -> None:
+    from pydantic import ValidationError
+
+    rt, acc = setup(tmp_path)
+    good = rt.broker.account()
+    rt.broker.account = lambda: good._replace(**{field: value})  # a terminal answering garbage
+    with pytest.raises(ValidationError, match=field if field != "balance" else "balance|floating_pnl"):
+        acc.capture()
+    assert acc.last is None  # nothing was recorded or announced
+
+
+@given(balance=st.floats(0, 1e7), floating=st.floats(-1e6, 1e6), margin=st.floats(0, 1e6),
+       realized=st.floats(-1e5, 1e5))  # fmt: skip
+@settings(max_examples=60, deadline=None)
+def test_a_snapshot_built_unvalidated_is_the_one_validation_builds(
+    balance: float, floating: float, margin: float, realized: float
+) -> None:
+    from tradeguard import AccountSnapshot
+    from tradeguard.broker.types import AccountState
+
+    equity = balance + floating
+    account = AccountState(login=1, currency="USD", balance=balance, equity=equity, margin=margin,
+                           margin_free=equity - margin, margin_level=equity / margin * 100 if margin else 0.0,
+                           profit=floating, leverage=100, hedging=True, trade_allowed=True, trade_expert=True,
+                           margin_so_call=100.0, margin_so_so=50.0)  # fmt: skip
+    build = _snapshot_type(account, realized, 0.0)
+    day_start, peak = balance - realized, max(balance, equity)
+    values = dict(time=datetime(2017, 4, 19, tzinfo=UTC), login=1, currency="USD", balance=balance, equity=equity,
+                  margin=margin, free_margin=equity - margin, margin_level=account.margin_level,
+                  floating_pnl=round(floating, 2), realized_pnl_day=round(realized, 2),
+                  day_start_equity=round(day_start, 2), peak_equity=round(peak, 2),
+                  drawdown_pct=AccountSnapshot.loss_pct(peak, equity), drawdown_money=round(peak - equity, 2),
+                  daily_drawdown_money=round(max(0.0, day_start - equity), 2),
+                  daily_drawdown_pct=AccountSnapshot.loss_pct(day_start, equity))  # fmt: skip
+    if not (math.isfinite(account.margin_level) and account.margin_level >= 0):  # a tiny margin: level inf
+        assert build is AccountSnapshot
+        with pytest.raises(ValueError, match="margin_level"):
+            build(**values)
+    else:
+        assert build == AccountSnapshot.trusted and build(**values) == AccountSnapshot(**values)
