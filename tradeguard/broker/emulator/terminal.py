@@ -124,6 +124,8 @@ class Terminal(Trading):
         self.levels: dict[str, list[float]] = {s: [-INF, INF, -INF, INF] for s in self.specs}
         # per symbol: [kb, cb, ks, cs, floating in account currency, margin]
         self.agg: dict[str, list[float]] = {s: [0.0] * 6 for s in self.specs}
+        # symbols whose profit is in the account currency: their floating P&L needs no conversion per tick
+        self._same_currency = {s for s, spec in self.specs.items() if spec.currency_profit == config.currency}
         self.floating = 0.0
         self.margin_used = 0.0
         self.request_id = 0
@@ -453,12 +455,13 @@ class Terminal(Trading):
 
     def replay_bars(self) -> Iterator[np.void]:
         """Advance tick by tick; yield each bar of the replayed symbol right after its last tick."""
+        last, bar_end, advance = len(self._bids) - 1, self._bar_end, self._advance_one
         while True:
             with self._lock:
                 closed = None
-                while not self.replay_finished:
-                    self._advance_one()
-                    if self._bar_end[self.index]:
+                while self.index < last:  # not replay_finished
+                    advance()
+                    if bar_end[self.index]:
                         closed = self.feed.bars[int(self.feed.bar_of_tick[self.index])]
                         break
             if closed is None:
@@ -482,7 +485,9 @@ class Terminal(Trading):
         if self.margin_used:
             a = self.agg[sym]
             if a[0] or a[2]:
-                f = (a[0] * bid - a[1] + a[3] - a[2] * ask) * self.conversion(sym)
+                f = a[0] * bid - a[1] + a[3] - a[2] * ask
+                if sym not in self._same_currency:
+                    f *= self.conversion(sym)
                 self.floating += f - a[4]
                 a[4] = f
             equity = self.balance + self.credit + self.floating
