@@ -1,6 +1,6 @@
 """End-to-end replay throughput, bars/s, on the shipped EURUSD H1 data repeated with shifted times.
 
-Six configurations in the same run:
+Seven configurations in the same run:
 
 * kernel + SMA strategy - the emulator and the moving-average crossover alone: the kernel's pipeline
   decides every signal (rejected, ``no_size``: nothing sizes it) and nothing is sent. This is the
@@ -14,7 +14,12 @@ Six configurations in the same run:
   kill switch, execution engine with its SQLite journal, account tracker, reconciler, alignment,
   health, audit, metrics, alerting, profiler, scoring, memory, accuracy);
 * full control plane, SMA strategy - the same with the crossover as the only strategy: the target's
-  comparison (NautilusTrader's backtest of an SMA strategy on the same data).
+  comparison (NautilusTrader's backtest of an SMA strategy on the same data);
+* listed plane, SMA strategy - what the target's wording lists, "risk, kill switch, SQLite journal,
+  metrics, audit": kernel + execution with the crossover, the account tracker (the kill switch's
+  drawdown trips and the risk guard's hard limits act on its snapshots), the latency and broker
+  metrics, the /metrics server and the audit trail. No health monitor, reconciler, gate, scoring,
+  memory, accuracy, alerting or profiler.
 
 All journal with synchronous=NORMAL, as `tradeguard replay` does. Each run is in a fresh process,
 so its peak RSS is its own. Each configuration runs ``--runs`` times, round by round, and the
@@ -55,6 +60,8 @@ KERNEL_ONLY = ["execution_engine", "ma_crossover", "donchian_breakout", "positio
 STRATEGIES = ["ma_crossover", "donchian_breakout"]
 SMA = ["ma_crossover"]
 ANALYSIS = ["scenario_scorer", "insights_engine", "accuracy_metrics"]
+LISTED = [p for p in KERNEL_ONLY if p != "donchian_breakout"] + ["account_tracker", "latency_metrics", "broker_metrics",
+                                                                  "metrics_server", "audit_trail"]  # fmt: skip
 
 
 def write_csv(path: Path, n: int) -> None:
@@ -130,18 +137,20 @@ def main() -> None:
                              ("kernel + execution", KERNEL_ONLY, []),
                              ("full without analysis", None, ANALYSIS),
                              ("full control plane", None, []),
-                             ("full, SMA strategy", None, ["donchian_breakout"])]  # fmt: skip
+                             ("full, SMA strategy", None, ["donchian_breakout"]),
+                             ("listed plane, SMA", LISTED, [])]  # fmt: skip
     best = measure(configs, args.bars, args.runs, args.nautilus)
     for label, (bars, seconds, peak) in best.items():
         print(f"  {label:23} {bars / seconds:10,.0f} bars/s  ({bars:,} bars in {seconds:.1f} s), "
               f"peak RSS {peak:.0f} MB")
     if NAUTILUS in best:
-        ours, theirs = best["full, SMA strategy"], best[NAUTILUS]
-        print(f"  full control plane, SMA strategy / NautilusTrader: {theirs[1] / ours[1]:.2f}x its bars/s")
+        for label in ("full, SMA strategy", "listed plane, SMA"):
+            print(f"  {label} / NautilusTrader: {best[NAUTILUS][1] / best[label][1]:.2f}x its bars/s")
     added = best["full control plane"][1] / best["full without analysis"][1] - 1
     print(f"  scoring + memory + accuracy add {added:.1%} to the full replay time (target <= 20%)")
-    print("  targets: full >= 18,000 bars/s at <= 250 MB (read against 'full, SMA strategy', the comparison's"
-          " strategy); kernel + emulator + strategy >= 50,000 bars/s (read against 'kernel + SMA strategy')")
+    print("  targets: the control plane >= 18,000 bars/s at <= 250 MB (read against 'full, SMA strategy', every"
+          " plugin, and 'listed plane, SMA', what the target lists); kernel + emulator + strategy >= 50,000 bars/s"
+          " (read against 'kernel + SMA strategy')")
 
 
 if __name__ == "__main__":

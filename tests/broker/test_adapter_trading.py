@@ -276,3 +276,25 @@ def test_a_flat_account_has_exactly_no_margin_after_many_trades(adapter: Adapter
             assert broker.send(market(broker, close, pos.volume, position=ticket)).retcode == 10009
         account = broker.account()
         assert (account.margin, account.margin_level, term.margin_used) == (0.0, 0.0, 0.0), i
+
+
+def test_account_and_terminal_answers_follow_every_change(adapter: Adapter) -> None:
+    """The emulator answers with the same structure while nothing moved; every change shows at once,
+    through the adapter too (it converts a structure it has seen only once)."""
+    broker = adapter()
+    term = broker.mt5
+    first = term.account_info()
+    assert term.account_info() is first and broker.account() is broker.account()
+    term.admin_deposit(100.0)
+    assert term.account_info().balance == broker.account().balance == first.balance + 100.0
+    assert broker.send(market(broker, c.ORDER_TYPE_BUY, 1.0)).retcode == 10009
+    opened = broker.account()
+    assert opened.margin > 0 and opened.margin_level > 0
+    run_until(broker, lambda: broker.account().equity != opened.equity)
+    moved = broker.account()
+    assert moved.profit == round(moved.equity - moved.balance, 2) != opened.profit
+    assert broker.terminal().trade_allowed
+    term.admin_set_algo_trading(False)
+    assert not term.terminal_info().trade_allowed and not broker.terminal().trade_allowed
+    term.admin_set_algo_trading(True)
+    assert broker.terminal().trade_allowed
