@@ -81,6 +81,8 @@ def test_drawdown_arithmetic_through_a_server_midnight(tmp_path: Path) -> None:
     assert (s.floating_pnl, s.equity, s.daily_drawdown_money, s.drawdown_money) == (-52.0, 10997.0, 52.0, 52.0)
     assert s.daily_drawdown_pct == pytest.approx(52 / 11049 * 100, abs=1e-4)
     assert s.drawdown_pct == pytest.approx(52 / 11049 * 100, abs=1e-4)
+    # built without validating again, it is what validation builds, down to the stored text
+    assert s.model_dump_json() == type(s).model_validate(s.model_dump()).model_dump_json()
 
     series = acc.compute_drawdown_series()
     assert len(series) == 7 and series[1][1:] == (9913.0, 10000.0, 0.87) and series[-1][2] == 11049.0

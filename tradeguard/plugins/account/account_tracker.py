@@ -161,10 +161,10 @@ class AccountTracker(ConfiguredPlugin):
             margin=account.margin, free_margin=account.margin_free, margin_level=account.margin_level,
             floating_pnl=round(account.equity - account.balance, 2), realized_pnl_day=round(realized, 2),
             day_start_equity=round(day_start, 2), peak_equity=round(self.peak_equity, 2),
-            drawdown_pct=AccountSnapshot.loss_pct(self.peak_equity, account.equity),
-            drawdown_money=round(dd, 2), daily_drawdown_money=round(daily, 2),
+            drawdown_pct=AccountSnapshot.loss_pct(self.peak_equity, account.equity), drawdown_money=round(dd, 2),
             daily_drawdown_pct=AccountSnapshot.loss_pct(day_start, account.equity),
-        )  # fmt: skip
+            daily_drawdown_money=round(daily, 2),
+        )  # fmt: skip  # in the model's field order: an unvalidated snapshot serialises its fields in this order
         self._store(snap)
         if self.last is not None:
             self._record_anomalies(self._check(self.last, snap, new_deals))
