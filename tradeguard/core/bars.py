@@ -8,6 +8,8 @@ too, so every plugin that needs them computes them the same way.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from tradeguard.models import Bar
@@ -28,7 +30,15 @@ def rolling_atr(bars: np.ndarray, period: int) -> np.ndarray:
     tr = true_ranges(bars)
     if len(tr) < period:
         return np.empty(0)
-    return np.convolve(tr, np.ones(period) / period, mode="valid")
+    return np.convolve(tr, _mean_kernel(period), mode="valid")
+
+
+@functools.cache
+def _mean_kernel(period: int) -> np.ndarray:
+    """The convolution kernel of a ``period`` mean, made once (a scorer asks for one per signal)."""
+    kernel = np.ones(period) / period
+    kernel.flags.writeable = False
+    return kernel
 
 
 class _Series:

@@ -94,8 +94,9 @@ class ScorerSettings(PluginSettings):
 def resampled_closes(bars: np.ndarray, seconds: int) -> np.ndarray:
     """The close of each ``seconds`` bucket (the last bar's close in it), buckets in time order."""
     buckets = bars["time"] // seconds
-    last_in_bucket = np.flatnonzero(np.diff(buckets)) if len(buckets) else np.empty(0, dtype=int)
-    return np.concatenate((bars["close"][last_in_bucket], bars["close"][-1:]))
+    last_in_bucket = np.flatnonzero(buckets[1:] != buckets[:-1])  # each bar whose successor opens a new bucket
+    closes = bars["close"]
+    return np.concatenate((closes[last_in_bucket], closes[-1:]))
 
 
 def trend_factor(bars: np.ndarray, side_sign: int, own_seconds: int, timeframes: list[str], period: int) -> float:
