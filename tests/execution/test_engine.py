@@ -10,6 +10,7 @@ import pytest
 from tradeguard import IllegalStateTransition, KillState
 from tradeguard.broker.types import OrderRefused
 from tradeguard.execution.engine import ExecutionRefused
+from tradeguard.execution.journal import Journal
 from tradeguard.execution.states import OrderState, check_transition
 
 from .conftest import buy, sell
@@ -196,3 +197,28 @@ def test_state_machine_refuses_illegal_moves() -> None:
     for current, target in illegal:
         with pytest.raises(IllegalStateTransition, match=f"{current.value} -> {target.value}"):
             check_transition("x", current, target)
+
+
+def test_the_journal_mirror_answers_what_the_file_holds(engine_runtime: Make) -> None:
+    """Filled, accepted, cancelled, closed and stopped-out orders: the engine's journal answers from memory,
+    a fresh journal over the same file from the file, and they agree, a refused move included."""
+    rt, eng, _rec = engine_runtime(emulator={"margin_mode": "hedging"})
+    assert eng.journal.open_entries() == []  # read from the file now, kept in memory from here on
+    opened = eng.submit_order(buy(volume=0.3, stop_loss=1.0690))
+    eng.submit_order(buy(order_type="limit", price=1.0600))
+    cancelled = eng.submit_order(sell(order_type="limit", price=1.0800))
+    eng.cancel_order(cancelled)
+    eng.close_position(eng.get_positions_snapshot()[0].ticket, volume=0.1)
+    with pytest.raises(IllegalStateTransition):
+        eng.journal.transition(opened, OrderState.ACCEPTED, rt.clock.now())  # rolled back: nothing to mirror
+    term = rt.broker.mt5
+    while rt.broker.positions():  # the stop closes the rest at the broker; the poll journals it
+        assert term.replay_step(1)
+    eng.poll_fills()
+    fresh = Journal(rt.store, "tg")
+    ids = [e.client_id for e in fresh.entries()]
+    assert len(ids) == 4 and [eng.journal.get(c) for c in ids] == [fresh.get(c) for c in ids]
+    assert eng.journal.open_entries() == fresh.open_entries() and len(fresh.open_entries()) == 1
+    positions = {f.position_id for f in fresh.fills()}
+    assert [eng.journal.client_for_position(p) for p in positions] == [fresh.client_for_position(p) for p in positions]
+    assert {eng.journal.client_for_position(p) for p in positions} == {opened}

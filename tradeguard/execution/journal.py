@@ -3,6 +3,11 @@
 An intent is written (state ``new``) before it is sent; its client id is derived from the journal
 itself, so ids never repeat across restarts. Fills are unique by deal ticket: recording a deal
 twice is a no-op, which is how ``on_fill`` fires exactly once per deal, across restarts too.
+
+The store is the truth; the journal keeps a mirror of the rows it has read or written. Each write
+returns the row as committed (``RETURNING *``), so the mirror holds what the file holds, and an
+order's lookups on its way (engine, risk guard) do not go back to the file. This process is the only
+writer of its orders: it owns its client-id prefix, and no other part of tradeguard writes orders.
 """
 
 from __future__ import annotations
@@ -64,43 +69,60 @@ class Journal:
         rows = store.query("SELECT client_id FROM orders WHERE client_id >= ? AND client_id < ? "
                            "ORDER BY client_id DESC LIMIT 1", (self.prefix, upper))  # fmt: skip
         self._seq = int(rows[0][0][len(self.prefix):]) if rows else 0
-        self._may_have_open = True  # False once a read found no open order and none was created since
+        self._rows: dict[str, JournalEntry] = {}  # client id -> its row as last committed or read
+        self._open: dict[str, JournalEntry] | None = None  # every open order, once read from the file
+        self._opener: dict[int, str] = {}  # position id -> client id of the order that opened it
 
     def create(self, order: OrderIntent, when: datetime) -> str:
         """Journal ``order`` as ``new`` and return its client id, in one durable transaction."""
         stamp = iso(when)
-        self._may_have_open = True
         with self.store.tx() as db:
             client_id = f"{self.prefix}{self._seq + 1:08d}"
-            db.execute(
+            row = db.execute(
                 "INSERT INTO orders (client_id, signal_id, strategy, symbol, side, order_type, volume, price, "
                 "stop_loss, take_profit, position_ticket, reduce_only, state, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
                 (client_id, order.signal_id, order.strategy, order.symbol, order.side.value, order.order_type.value,
                  order.volume, order.price, order.stop_loss, order.take_profit, order.position_ticket,
                  int(order.reduce_only), OrderState.NEW.value, stamp, stamp),
-            )  # fmt: skip
+            ).fetchall()[0]  # fmt: skip
         self._seq += 1  # only once the row is committed
+        self._remember(_entry(row))
         return client_id
 
+    def _remember(self, entry: JournalEntry) -> None:
+        """Mirror a committed row (called after its transaction, never inside one that may roll back)."""
+        self._rows[entry.client_id] = entry
+        if self._open is not None:
+            if entry.state.terminal:
+                self._open.pop(entry.client_id, None)
+            else:
+                self._open[entry.client_id] = entry
+
     def get(self, client_id: str) -> JournalEntry | None:
+        entry = self._rows.get(client_id)
+        if entry is not None:
+            return entry
         rows = self.store.query("SELECT * FROM orders WHERE client_id = ?", (client_id,))
-        return _entry(rows[0]) if rows else None
+        if not rows:
+            return None
+        entry = self._rows[client_id] = _entry(rows[0])
+        return entry
 
     def owns(self, comment: str) -> bool:
         return comment.startswith(self.prefix)
 
     def open_entries(self) -> list[JournalEntry]:
-        """Every order not in a terminal state (new, submitted, accepted, partially filled, unknown).
-
-        Orders only become open through :meth:`create` (this process owns its prefix), so once a read
-        finds none, later reads answer from memory until the next order is created.
-        """
-        if not self._may_have_open:
-            return []
-        rows = self.store.query(OPEN_SQL, OPEN_STATES)  # IN, not NOT IN: the state index answers it
-        self._may_have_open = bool(rows)
-        return [_entry(r) for r in rows]
+        """Every order not in a terminal state (new, submitted, accepted, partially filled, unknown),
+        in client-id order. Read from the file once; then the mirror answers (orders only become open
+        through :meth:`create`, and change state only through this journal)."""
+        if self._open is None:
+            rows = self.store.query(OPEN_SQL, OPEN_STATES)  # IN, not NOT IN: the state index answers it
+            self._open = {}
+            for r in rows:
+                entry = _entry(r)
+                self._rows[entry.client_id] = self._open[entry.client_id] = entry
+        return [self._open[k] for k in sorted(self._open)]
 
     def entries(self) -> list[JournalEntry]:
         return [_entry(r) for r in self.store.query("SELECT * FROM orders ORDER BY client_id")]
@@ -126,20 +148,22 @@ class Journal:
                            "VALUES (?, 'new', 'submitted', ?, NULL, '')", (client_id, stamp))  # fmt: skip
                 current = OrderState.SUBMITTED
             check_transition(client_id, current, target)
-            db.execute(
+            row = db.execute(
                 "UPDATE orders SET state = ?, updated_at = ?, last_retcode = COALESCE(?, last_retcode), "
                 "last_message = ?, broker_order = COALESCE(?, broker_order), attempts = COALESCE(?, attempts) "
-                "WHERE client_id = ?",
+                "WHERE client_id = ? RETURNING *",
                 (target.value, stamp, retcode, message, broker_order, attempts, client_id),
-            )
+            ).fetchall()[0]
             db.execute(
                 "INSERT INTO order_events (client_id, from_state, to_state, time, retcode, message) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (client_id, current.value, target.value, stamp, retcode, message),
             )  # fmt: skip
+        self._remember(_entry(row))
         return current
 
     def record_fill(self, fill: Fill) -> bool:
         """Store a deal once; True if it is new. Adds its volume to its order's filled volume."""
+        row = None
         with self.store.tx() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO fills (deal_ticket, order_ticket, position_id, client_id, symbol, side, entry, "
@@ -151,8 +175,14 @@ class Journal:
             )  # fmt: skip
             new = cur.rowcount == 1
             if new and fill.client_id:
-                db.execute("UPDATE orders SET filled_volume = round(filled_volume + ?, 8) WHERE client_id = ?",
-                           (fill.volume, fill.client_id))  # fmt: skip
+                rows = db.execute("UPDATE orders SET filled_volume = round(filled_volume + ?, 8) WHERE client_id = ? "
+                                  "RETURNING *", (fill.volume, fill.client_id)).fetchall()  # fmt: skip
+                row = rows[0] if rows else None
+        if row is not None:
+            self._remember(_entry(row))
+        if new and fill.client_id and fill.order_ticket == fill.position_id:
+            # MT5 names a position after the order that opened it: this is the position's first deal
+            self._opener[fill.position_id] = fill.client_id
         return new
 
     def fills(self, client_id: str | None = None) -> list[Fill]:
@@ -167,6 +197,9 @@ class Journal:
 
     def client_for_position(self, position_id: int) -> str:
         """The client id of the order that opened ``position_id`` (for SL/TP closes, whose comment is the broker's)."""
+        opener = self._opener.get(position_id)
+        if opener is not None:
+            return opener
         rows = self.store.query("SELECT client_id FROM fills WHERE position_id = ? AND client_id != '' "
                                 "ORDER BY deal_ticket LIMIT 1", (position_id,))  # fmt: skip
         return rows[0][0] if rows else ""
