@@ -5,13 +5,15 @@ itself, so ids never repeat across restarts. Fills are unique by deal ticket: re
 twice is a no-op, which is how ``on_fill`` fires exactly once per deal, across restarts too.
 
 The store is the truth; the journal keeps a mirror of the rows it has read or written. Each write
-returns the row as committed (``RETURNING *``), so the mirror holds what the file holds, and an
-order's lookups on its way (engine, risk guard) do not go back to the file. This process is the only
+reads its row back in the same transaction (not ``RETURNING``: SQLite 3.35+, newer than Debian 11's),
+so the mirror holds what the file holds, and an order's lookups on its way (engine, risk guard) do
+not go back to the file. This process is the only
 writer of its orders: it owns its client-id prefix, and no other part of tradeguard writes orders.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -60,6 +62,11 @@ def _entry(row: object) -> JournalEntry:
     )  # fmt: skip
 
 
+def _row(db: sqlite3.Connection, client_id: str) -> sqlite3.Row | None:
+    """An order's row as the open transaction leaves it."""
+    return db.execute("SELECT * FROM orders WHERE client_id = ?", (client_id,)).fetchone()
+
+
 class Journal:
     def __init__(self, store: Store, instance: str) -> None:
         self.store = store
@@ -78,14 +85,15 @@ class Journal:
         stamp = iso(when)
         with self.store.tx() as db:
             client_id = f"{self.prefix}{self._seq + 1:08d}"
-            row = db.execute(
+            db.execute(
                 "INSERT INTO orders (client_id, signal_id, strategy, symbol, side, order_type, volume, price, "
                 "stop_loss, take_profit, position_ticket, reduce_only, state, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (client_id, order.signal_id, order.strategy, order.symbol, order.side.value, order.order_type.value,
                  order.volume, order.price, order.stop_loss, order.take_profit, order.position_ticket,
                  int(order.reduce_only), OrderState.NEW.value, stamp, stamp),
-            ).fetchall()[0]  # fmt: skip
+            )  # fmt: skip
+            row = _row(db, client_id)
         self._seq += 1  # only once the row is committed
         self._remember(_entry(row))
         return client_id
@@ -148,12 +156,13 @@ class Journal:
                            "VALUES (?, 'new', 'submitted', ?, NULL, '')", (client_id, stamp))  # fmt: skip
                 current = OrderState.SUBMITTED
             check_transition(client_id, current, target)
-            row = db.execute(
+            db.execute(
                 "UPDATE orders SET state = ?, updated_at = ?, last_retcode = COALESCE(?, last_retcode), "
                 "last_message = ?, broker_order = COALESCE(?, broker_order), attempts = COALESCE(?, attempts) "
-                "WHERE client_id = ? RETURNING *",
+                "WHERE client_id = ?",
                 (target.value, stamp, retcode, message, broker_order, attempts, client_id),
-            ).fetchall()[0]
+            )
+            row = _row(db, client_id)
             db.execute(
                 "INSERT INTO order_events (client_id, from_state, to_state, time, retcode, message) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (client_id, current.value, target.value, stamp, retcode, message),
@@ -175,9 +184,9 @@ class Journal:
             )  # fmt: skip
             new = cur.rowcount == 1
             if new and fill.client_id:
-                rows = db.execute("UPDATE orders SET filled_volume = round(filled_volume + ?, 8) WHERE client_id = ? "
-                                  "RETURNING *", (fill.volume, fill.client_id)).fetchall()  # fmt: skip
-                row = rows[0] if rows else None
+                db.execute("UPDATE orders SET filled_volume = round(filled_volume + ?, 8) WHERE client_id = ?",
+                           (fill.volume, fill.client_id))  # fmt: skip
+                row = _row(db, fill.client_id)
         if row is not None:
             self._remember(_entry(row))
         if new and fill.client_id and fill.order_ticket == fill.position_id:
