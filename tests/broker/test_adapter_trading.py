@@ -290,6 +290,21 @@ def test_account_and_terminal_answers_follow_every_change(adapter: Adapter) -> N
     assert broker.send(market(broker, c.ORDER_TYPE_BUY, 1.0)).retcode == 10009
     opened = broker.account()
     assert opened.margin > 0 and opened.margin_level > 0
+    raw = term.account_info()  # built by position: every field where the real terminal has it
+    assert (raw.margin_free, raw.margin_level) == (round(raw.equity - raw.margin, 2),
+                                                   round(raw.equity / raw.margin * 100, 2))  # fmt: skip
+    cfg = term.config
+    assert (raw.currency, raw.leverage, raw.trade_mode, raw.margin_so_mode, raw.margin_initial, raw.company,
+            raw.margin_so_call, raw.margin_so_so) == (cfg.currency, cfg.leverage, c.ACCOUNT_TRADE_MODE_DEMO,
+                                                      c.ACCOUNT_STOPOUT_MODE_PERCENT, 0.0, cfg.company,
+                                                      cfg.margin_so_call, cfg.margin_so_so)  # fmt: skip
+    assert cfg.margin_so_call != cfg.margin_so_so
+    same = ("login", "currency", "balance", "equity", "margin", "margin_free", "margin_level", "profit", "leverage",
+            "trade_allowed", "trade_expert", "margin_so_call", "margin_so_so")  # fmt: skip
+    assert [getattr(opened, f) for f in same] == [getattr(raw, f) for f in same] and opened.hedging
+    tick = term.symbol_info_tick("EURUSD")
+    assert tick.ask > tick.bid and (tick.time, tick.last, tick.volume, tick.flags, tick.volume_real) == (
+        tick.time_msc // 1000, 0.0, 0, c.TICK_FLAG_BID | c.TICK_FLAG_ASK, 0.0)  # fmt: skip
     run_until(broker, lambda: broker.account().equity != opened.equity)
     moved = broker.account()
     assert moved.profit == round(moved.equity - moved.balance, 2) != opened.profit

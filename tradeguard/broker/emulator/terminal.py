@@ -213,18 +213,14 @@ class Terminal(Trading):
         cfg = self.config
         equity = self.equity()
         margin = self.margin_used
-        info = AccountInfo(
-            login=cfg.login, trade_mode=c.ACCOUNT_TRADE_MODE_DEMO, leverage=cfg.leverage,
-            limit_orders=cfg.limit_orders, margin_so_mode=c.ACCOUNT_STOPOUT_MODE_PERCENT,
-            trade_allowed=True, trade_expert=self.trade_expert,
-            margin_mode=(c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING if self.hedging
-                         else c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING),
-            currency_digits=2, fifo_close=False, balance=round(self.balance, 2), credit=self.credit,
-            profit=round(self.floating, 2), equity=round(equity, 2), margin=round(margin, 2),
-            margin_free=round(equity - margin, 2), margin_level=round(equity / margin * 100, 2) if margin else 0.0,
-            margin_so_call=cfg.margin_so_call, margin_so_so=cfg.margin_so_so, margin_initial=0.0,
-            margin_maintenance=0.0, assets=0.0, liabilities=0.0, commission_blocked=0.0, name=cfg.name,
-            server=cfg.server, currency=cfg.currency, company=cfg.company,
+        margin_mode = c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING if self.hedging else c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
+        info = AccountInfo(  # by position (a third of the keyword build's cost: every tick with a position open)
+            cfg.login, c.ACCOUNT_TRADE_MODE_DEMO, cfg.leverage, cfg.limit_orders, c.ACCOUNT_STOPOUT_MODE_PERCENT,
+            True, self.trade_expert, margin_mode, 2, False,  # trade_allowed .. fifo_close
+            round(self.balance, 2), self.credit, round(self.floating, 2), round(equity, 2), round(margin, 2),
+            round(equity - margin, 2), round(equity / margin * 100, 2) if margin else 0.0,  # balance .. margin_level
+            cfg.margin_so_call, cfg.margin_so_so, 0.0, 0.0, 0.0, 0.0, 0.0,  # margin_so_call .. commission_blocked
+            cfg.name, cfg.server, cfg.currency, cfg.company,
         )  # fmt: skip
         self._account_info = (state, info)
         return info
@@ -274,8 +270,8 @@ class Terminal(Trading):
             self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
             return None
         bid, ask, t = self._published(symbol)
-        return Tick(time=t // 1000, bid=bid, ask=ask, last=0.0, volume=0, time_msc=t,
-                    flags=c.TICK_FLAG_BID | c.TICK_FLAG_ASK, volume_real=0.0)  # fmt: skip
+        # time bid ask last volume time_msc flags volume_real, by position: asked on every capture
+        return Tick(t // 1000, bid, ask, 0.0, 0, t, c.TICK_FLAG_BID | c.TICK_FLAG_ASK, 0.0)
 
     @api(False)
     def symbol_select(self, symbol: str, enable: bool = True) -> bool:
