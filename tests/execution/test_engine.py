@@ -222,3 +222,18 @@ def test_the_journal_mirror_answers_what_the_file_holds(engine_runtime: Make) ->
     positions = {f.position_id for f in fresh.fills()}
     assert [eng.journal.client_for_position(p) for p in positions] == [fresh.client_for_position(p) for p in positions]
     assert {eng.journal.client_for_position(p) for p in positions} == {opened}
+
+
+def test_the_journal_mirror_keeps_only_the_latest_orders(engine_runtime: Make,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Past its bound the mirror forgets the oldest orders and openers; asked for them, it reads the file."""
+    monkeypatch.setattr("tradeguard.execution.journal.MIRROR_ROWS", 2)
+    _rt, eng, _rec = engine_runtime()
+    ids = [eng.submit_order(buy(volume=0.1)) for _ in range(4)]
+    tickets = [p.ticket for p in eng.get_positions_snapshot()]
+    assert len(eng.journal._rows) == 2 and len(eng.journal._opener) == 2
+    fresh = Journal(eng.journal.store, "tg")
+    entries = [eng.journal.get(c) for c in ids]
+    assert entries == [fresh.get(c) for c in ids] and all(e.state is OrderState.FILLED for e in entries)
+    assert [eng.journal.client_for_position(t) for t in tickets] == ids
+    assert len(eng.journal._rows) == 2

@@ -7,15 +7,17 @@ twice is a no-op, which is how ``on_fill`` fires exactly once per deal, across r
 The store is the truth; the journal keeps a mirror of the rows it has read or written. Each write
 reads its row back in the same transaction (not ``RETURNING``: SQLite 3.35+, newer than Debian 11's),
 so the mirror holds what the file holds, and an order's lookups on its way (engine, risk guard) do
-not go back to the file. This process is the only
-writer of its orders: it owns its client-id prefix, and no other part of tradeguard writes orders.
+not go back to the file. This process is the only writer of its orders: it owns its client-id
+prefix, and no other part of tradeguard writes orders. The mirror keeps the latest ``MIRROR_ROWS``
+orders (and openers); an older one is read from the file again, so a process that runs for months
+does not grow with its history.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tradeguard.core.store import Store, iso
 from tradeguard.execution.states import OrderState, check_transition
@@ -62,9 +64,21 @@ def _entry(row: object) -> JournalEntry:
     )  # fmt: skip
 
 
+ORDER_SQL = "SELECT * FROM orders WHERE client_id = ?"
+#: orders (and position openers) the mirror keeps; the oldest beyond this are read from the file again
+MIRROR_ROWS = 4096
+
+
 def _row(db: sqlite3.Connection, client_id: str) -> sqlite3.Row | None:
     """An order's row as the open transaction leaves it."""
-    return db.execute("SELECT * FROM orders WHERE client_id = ?", (client_id,)).fetchone()
+    return db.execute(ORDER_SQL, (client_id,)).fetchone()
+
+
+def _keep(mirror: dict[Any, Any], key: Any, value: Any) -> None:
+    """``mirror[key] = value``, dropping the oldest entry past ``MIRROR_ROWS`` (dicts keep insertion order)."""
+    mirror[key] = value
+    if len(mirror) > MIRROR_ROWS:
+        del mirror[next(iter(mirror))]
 
 
 class Journal:
@@ -100,7 +114,7 @@ class Journal:
 
     def _remember(self, entry: JournalEntry) -> None:
         """Mirror a committed row (called after its transaction, never inside one that may roll back)."""
-        self._rows[entry.client_id] = entry
+        _keep(self._rows, entry.client_id, entry)
         if self._open is not None:
             if entry.state.terminal:
                 self._open.pop(entry.client_id, None)
@@ -111,10 +125,11 @@ class Journal:
         entry = self._rows.get(client_id)
         if entry is not None:
             return entry
-        rows = self.store.query("SELECT * FROM orders WHERE client_id = ?", (client_id,))
+        rows = self.store.query(ORDER_SQL, (client_id,))
         if not rows:
             return None
-        entry = self._rows[client_id] = _entry(rows[0])
+        entry = _entry(rows[0])
+        _keep(self._rows, client_id, entry)
         return entry
 
     def owns(self, comment: str) -> bool:
@@ -129,7 +144,8 @@ class Journal:
             self._open = {}
             for r in rows:
                 entry = _entry(r)
-                self._rows[entry.client_id] = self._open[entry.client_id] = entry
+                self._open[entry.client_id] = entry
+                _keep(self._rows, entry.client_id, entry)
         return [self._open[k] for k in sorted(self._open)]
 
     def entries(self) -> list[JournalEntry]:
@@ -191,7 +207,7 @@ class Journal:
             self._remember(_entry(row))
         if new and fill.client_id and fill.order_ticket == fill.position_id:
             # MT5 names a position after the order that opened it: this is the position's first deal
-            self._opener[fill.position_id] = fill.client_id
+            _keep(self._opener, fill.position_id, fill.client_id)
         return new
 
     def fills(self, client_id: str | None = None) -> list[Fill]:

@@ -214,7 +214,7 @@ class Terminal(Trading):
         equity = self.equity()
         margin = self.margin_used
         margin_mode = c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING if self.hedging else c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
-        info = AccountInfo(  # by position (a third of the keyword build's cost: every tick with a position open)
+        info = AccountInfo(  # by position (a third of the keyword build's cost): asked on every capture
             cfg.login, c.ACCOUNT_TRADE_MODE_DEMO, cfg.leverage, cfg.limit_orders, c.ACCOUNT_STOPOUT_MODE_PERCENT,
             True, self.trade_expert, margin_mode, 2, False,  # trade_allowed .. fifo_close
             round(self.balance, 2), self.credit, round(self.floating, 2), round(equity, 2), round(margin, 2),
