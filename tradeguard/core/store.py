@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tradeguard.core.checkpoint import FALLBACK_PAGES, Checkpointer
 from tradeguard.errors import TradeguardError
 from tradeguard.models import AccountSnapshot, Bar, Decision
 
@@ -179,11 +180,14 @@ class Store:
         self._pending_decisions: list[Decision] = []
         self._pending_bars: list[tuple[str, str, int, float, float, float, float]] = []
         self._pending_snapshots: list[AccountSnapshot] = []
+        self._checkpointer = Checkpointer(self.path) if self.path != ":memory:" else None
         try:
             self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(f"PRAGMA synchronous={synchronous}")
+            if self._checkpointer is not None:  # checkpoints run on their own thread (core/checkpoint.py)
+                self.db.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
@@ -215,6 +219,8 @@ class Store:
                 self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
+            if self._checkpointer is not None:
+                self._checkpointer.nudge()
 
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -223,6 +229,8 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self.flush()
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
             self.db.close()
 
     # ------------------------------------------------------------------ decisions ---------------
