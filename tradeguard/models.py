@@ -43,6 +43,8 @@ TIMEFRAME_SECONDS: dict[str, int] = {
     "H8": 28800, "H12": 43200, "D1": 86400, "W1": 604800, "MN1": 2592000,
 }  # fmt: skip
 TIMEFRAMES: tuple[str, ...] = tuple(TIMEFRAME_SECONDS)
+#: the same as durations, built once: a bar's close time is asked on every bar
+_TIMEFRAME_STEP: dict[str, timedelta] = {name: timedelta(seconds=s) for name, s in TIMEFRAME_SECONDS.items()}
 
 
 _FIELD_COUNT: dict[type, int] = {}
@@ -50,7 +52,7 @@ _FIELD_COUNT: dict[type, int] = {}
 
 def bar_closes_at(opened: datetime, timeframe: str) -> datetime:
     """When a bar that opened at ``opened`` closes: its open time plus the timeframe."""
-    return opened + timedelta(seconds=TIMEFRAME_SECONDS[timeframe])
+    return opened + _TIMEFRAME_STEP[timeframe]
 
 
 class _Frozen(BaseModel):
