@@ -30,7 +30,8 @@ Targets (issue 7): full >= 18,000 bars/s at <= 250 MB; kernel + emulator + strat
 With ``--nautilus PYTHON`` (an interpreter with nautilus_trader 1.221 installed) each round also runs
 ``nautilus_reference.py``: NautilusTrader's backtest of its EMACross example on the same CSV, so the
 target's reference is measured on this machine, in the same run (the issue's 18.2k is its figure on
-another day's machine).
+another day's machine). The ratio to it is printed for the best runs and round by round: the runs
+of one round are minutes apart, so a round's ratio is the pairing least touched by the machine's drift.
 
 Usage: python benchmarks/replay_throughput.py [--bars N] [--runs N] [--nautilus PYTHON]
 """
@@ -104,9 +105,9 @@ def nautilus(python: str, data: Path) -> tuple[int, float, float]:
     return figures["bars"], figures["seconds"], figures["peak_rss_mb"]
 
 
-def measure(configs: list[Config], bars: int, runs: int,
-            reference: str | None = None) -> dict[str, tuple[int, float, float]]:  # fmt: skip
-    """Each configuration's fastest run (bars, seconds, peak RSS MB), each run in a fresh process.
+def measure_rounds(configs: list[Config], bars: int, runs: int,
+                   reference: str | None = None) -> dict[str, list[tuple[int, float, float]]]:  # fmt: skip
+    """Every run (bars, seconds, peak RSS MB) of each configuration, in round order, each in a fresh process.
 
     Runs go round by round, so the machine's drift over minutes hits every configuration alike;
     ``reference`` (a python with nautilus_trader) adds NautilusTrader's run to every round."""
@@ -122,7 +123,14 @@ def measure(configs: list[Config], bars: int, runs: int,
                 done[label].append(fresh.submit(run, data, workdir, enabled, disabled).result())
             if reference:
                 done.setdefault(NAUTILUS, []).append(nautilus(reference, data))
-    return {label: min(v, key=lambda r: r[1]) for label, v in done.items()}  # the least disturbed, as timeit does
+    return done
+
+
+def measure(configs: list[Config], bars: int, runs: int,
+            reference: str | None = None) -> dict[str, tuple[int, float, float]]:  # fmt: skip
+    """Each configuration's fastest run (the least disturbed, as timeit reports)."""
+    done = measure_rounds(configs, bars, runs, reference)
+    return {label: min(v, key=lambda r: r[1]) for label, v in done.items()}
 
 
 def main() -> None:
@@ -139,13 +147,17 @@ def main() -> None:
                              ("full control plane", None, []),
                              ("full, SMA strategy", None, ["donchian_breakout"]),
                              ("listed plane, SMA", LISTED, [])]  # fmt: skip
-    best = measure(configs, args.bars, args.runs, args.nautilus)
+    rounds = measure_rounds(configs, args.bars, args.runs, args.nautilus)
+    best = {label: min(v, key=lambda r: r[1]) for label, v in rounds.items()}
     for label, (bars, seconds, peak) in best.items():
         print(f"  {label:23} {bars / seconds:10,.0f} bars/s  ({bars:,} bars in {seconds:.1f} s), "
               f"peak RSS {peak:.0f} MB")
     if NAUTILUS in best:
         for label in ("full, SMA strategy", "listed plane, SMA"):
-            print(f"  {label} / NautilusTrader: {best[NAUTILUS][1] / best[label][1]:.2f}x its bars/s")
+            # each round's own ratio too: NautilusTrader and tradeguard ran minutes apart at most
+            paired = sorted(nt[1] / ours[1] for nt, ours in zip(rounds[NAUTILUS], rounds[label], strict=True))
+            print(f"  {label} / NautilusTrader: {best[NAUTILUS][1] / best[label][1]:.2f}x its bars/s (best runs); "
+                  f"round by round {', '.join(f'{r:.2f}x' for r in paired)}")
     added = best["full control plane"][1] / best["full without analysis"][1] - 1
     print(f"  scoring + memory + accuracy add {added:.1%} to the full replay time (target <= 20%)")
     print("  targets: the control plane >= 18,000 bars/s at <= 250 MB (read against 'full, SMA strategy', every"
