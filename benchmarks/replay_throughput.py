@@ -126,11 +126,19 @@ def measure_rounds(configs: list[Config], bars: int, runs: int,
     return done
 
 
+def fastest(rounds: dict[str, list[tuple[int, float, float]]]) -> dict[str, tuple[int, float, float]]:
+    """Each configuration's fastest run (the least disturbed, as timeit reports)."""
+    return {label: min(v, key=lambda r: r[1]) for label, v in rounds.items()}
+
+
 def measure(configs: list[Config], bars: int, runs: int,
             reference: str | None = None) -> dict[str, tuple[int, float, float]]:  # fmt: skip
-    """Each configuration's fastest run (the least disturbed, as timeit reports)."""
-    done = measure_rounds(configs, bars, runs, reference)
-    return {label: min(v, key=lambda r: r[1]) for label, v in done.items()}
+    return fastest(measure_rounds(configs, bars, runs, reference))
+
+
+def per_round(rounds: dict[str, list[tuple[int, float, float]]], slower: str, faster: str) -> list[float]:
+    """``slower``'s time over ``faster``'s in each round, sorted: the runs of one round are minutes apart."""
+    return sorted(s[1] / f[1] for s, f in zip(rounds[slower], rounds[faster], strict=True))
 
 
 def main() -> None:
@@ -148,19 +156,17 @@ def main() -> None:
                              ("full, SMA strategy", None, ["donchian_breakout"]),
                              ("listed plane, SMA", LISTED, [])]  # fmt: skip
     rounds = measure_rounds(configs, args.bars, args.runs, args.nautilus)
-    best = {label: min(v, key=lambda r: r[1]) for label, v in rounds.items()}
+    best = fastest(rounds)
     for label, (bars, seconds, peak) in best.items():
         print(f"  {label:23} {bars / seconds:10,.0f} bars/s  ({bars:,} bars in {seconds:.1f} s), "
               f"peak RSS {peak:.0f} MB")
     if NAUTILUS in best:
         for label in ("full, SMA strategy", "listed plane, SMA"):
-            # each round's own ratio too: NautilusTrader and tradeguard ran minutes apart at most
-            paired = sorted(nt[1] / ours[1] for nt, ours in zip(rounds[NAUTILUS], rounds[label], strict=True))
+            paired = per_round(rounds, NAUTILUS, label)
             print(f"  {label} / NautilusTrader: {best[NAUTILUS][1] / best[label][1]:.2f}x its bars/s (best runs); "
                   f"round by round {', '.join(f'{r:.2f}x' for r in paired)}")
     added = best["full control plane"][1] / best["full without analysis"][1] - 1
-    paired = sorted(w[1] / wo[1] - 1 for w, wo in zip(rounds["full control plane"], rounds["full without analysis"],
-                                                     strict=True))  # fmt: skip
+    paired = [r - 1 for r in per_round(rounds, "full control plane", "full without analysis")]
     print(f"  scoring + memory + accuracy add {added:.1%} to the full replay time (best runs; round by round "
           f"{', '.join(f'{a:.1%}' for a in paired)}; target <= 20%)")
     print("  targets: the control plane >= 18,000 bars/s at <= 250 MB (read against 'full, SMA strategy', every"

@@ -35,7 +35,8 @@ COMMITS_PER_WAKE = 32
 
 class Checkpointer:
     """A daemon thread that checkpoints ``path``'s WAL (PASSIVE) every ``COMMITS_PER_WAKE`` commits,
-    at most once per ``interval`` seconds; started by the first such wake."""
+    at most once per ``interval`` seconds; started by the first such wake. :meth:`nudge` and :meth:`stop`
+    are called under the store's writer lock, so they never race each other."""
 
     def __init__(self, path: str, interval: float = MIN_INTERVAL_S) -> None:
         self.path = path
@@ -45,7 +46,6 @@ class Checkpointer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
 
     def nudge(self) -> None:
         """Something was committed (called after every commit; cheap until the ``COMMITS_PER_WAKE``-th)."""
@@ -53,11 +53,9 @@ class Checkpointer:
         if self._commits < COMMITS_PER_WAKE:
             return
         self._commits = 0
-        if self._thread is None:
-            with self._start_lock:
-                if self._thread is None and not self._stop.is_set():
-                    self._thread = threading.Thread(target=self._run, name="tradeguard-checkpoint", daemon=True)
-                    self._thread.start()
+        if self._thread is None and not self._stop.is_set():
+            self._thread = threading.Thread(target=self._run, name="tradeguard-checkpoint", daemon=True)
+            self._thread.start()
         self._wake.set()
 
     def stop(self) -> None:
