@@ -55,3 +55,26 @@ def test_reset_without_a_configured_secret_is_refused(tmp_path: Path) -> None:
     tg(settings, "kill", "--reason", "x")
     res = tg(settings, "reset", "--operator", "a", "--reason", "b", secret="anything")
     assert res.returncode == 1 and "no operator secret is configured" in res.stderr
+
+
+def test_status_shows_the_positions_the_journal_leaves_open_and_the_last_health(deployment: Path) -> None:
+    store = Store(deployment.parent / "var" / "tradeguard.db")
+    deals = [  # (deal, position, side, entry, volume, time): hedging open and close, a netting reversal, a part close
+        (1, 10, "buy", "in", 0.5, "2017-04-20T07:00:00+00:00"),
+        (2, 10, "sell", "out", 0.5, "2017-04-20T09:00:00+00:00"),
+        (3, 20, "sell", "in", 0.3, "2017-04-21T07:00:00+00:00"),
+        (4, 20, "buy", "inout", 0.5, "2017-04-21T08:00:00+00:00"),
+        (5, 30, "buy", "in", 1.0, "2017-04-22T07:00:00+00:00"),
+        (6, 30, "sell", "out", 0.4, "2017-04-22T08:00:00+00:00"),
+    ]
+    with store.tx() as db:
+        db.executemany("INSERT INTO fills VALUES (?, 0, ?, '', 'EURUSD', ?, ?, ?, 1.07, 0, 0, 0, 1, '', ?)", deals)
+    store.kv_put("health", "last", {"time": "2017-04-22T08:00:00Z", "status": "DEGRADED", "connected": True,
+                                    "trade_allowed": True, "ping_ms": 3.0,
+                                    "checks": {"connection": "ok", "EURUSD.ticks": "last quote 900 s old > 120 s"}})
+    store.close()
+    out = tg(deployment, "status").stdout
+    assert "#20 EURUSD buy 0.2 lots, opened 2017-04-21T07:00:00" in out
+    assert "#30 EURUSD buy 0.6 lots, opened 2017-04-22T07:00:00" in out
+    assert "#10" not in out
+    assert "DEGRADED since 2017-04-22T08:00:00 (EURUSD.ticks: last quote 900 s old > 120 s)" in out

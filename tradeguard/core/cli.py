@@ -319,7 +319,8 @@ def report_cmd(
 
 @app.command("status")
 def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
-    """Kill switch, account, open orders, last reconciliation and decisions, from the store (safe while running)."""
+    """Kill switch, account, orders, open positions, health, reconciliation, decisions and alerts, from the store
+    (safe while running). Health and reconciliation are stored when their verdict changes, hence "since"."""
     import json as _json
 
     from tradeguard.core.store import Store
@@ -344,7 +345,13 @@ def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     recon = store.kv_get("reconciliation", "last")
     if recon:
         table.add_row("reconciliation", f"{'consistent' if recon['consistent'] else 'INCONSISTENT'} "
-                                        f"({recon['cause']}, {recon['time'][:19]})")
+                                        f"since {recon['time'][:19]} ({recon['cause']})")
+    held = _open_positions(store)
+    table.add_row("open positions", "\n".join(held) if held else "none")
+    health = store.kv_get("health", "last")
+    if health:
+        findings = "; ".join(f"{k}: {v}" for k, v in health["checks"].items() if v != "ok")
+        table.add_row("health", f"{health['status']} since {health['time'][:19]}{f' ({findings})' if findings else ''}")
     decisions = store.query("SELECT approved, COUNT(*) FROM decisions GROUP BY approved")
     counts = {bool(r[0]): r[1] for r in decisions}
     table.add_row("decisions", f"{counts.get(True, 0)} approved, {counts.get(False, 0)} rejected")
@@ -366,6 +373,16 @@ def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
         console.print(_rows_table("signal accuracy (what followed each signal)", accuracy["strategies"], {
             "strategy": "{}", "taken": "{}", "n": "{:,}", "win": "{:,}", "loss": "{:,}", "expired": "{:,}",
             "hit_rate": "{:.0%}", "avg_r": "{:+.2f}"}))  # fmt: skip
+
+
+def _open_positions(store: Any) -> list[str]:
+    """The positions our journaled deals leave open: signed volume per position id (a buy adds, a sell
+    takes away), which nets hedging closes, netting reversals and close-by alike."""
+    rows = store.query(
+        "SELECT position_id, symbol, SUM(CASE side WHEN 'buy' THEN volume ELSE -volume END) AS net, MIN(time) "
+        "FROM fills GROUP BY position_id HAVING ABS(net) > 1e-9 ORDER BY MIN(time)"
+    )
+    return [f"#{r[0]} {r[1]} {'buy' if r[2] > 0 else 'sell'} {abs(r[2]):g} lots, opened {r[3][:19]}" for r in rows]
 
 
 def _rows_table(title: str, rows: list[dict[str, Any]], columns: dict[str, str]) -> Table:

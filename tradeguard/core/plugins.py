@@ -154,5 +154,5 @@ def load(pm: pluggy.PluginManager, cfg: PluginsSettings, env: str) -> list[Plugi
             continue
         rec.hooks = register(pm, name, obj, f"{dist} {version}")
         rec.status = "loaded"
-        log.info("plugin loaded", extra={"plugin": name, "distribution": dist, "version": version})
+        log.debug("plugin loaded", extra={"plugin": name, "distribution": dist, "version": version})
     return records

@@ -213,7 +213,7 @@ class Runtime:
             if stage not in STAGES:
                 raise StartupError(f"plugin {plugin!r} declares stage {stage!r}; stages are {sorted(STAGES)}")
             staged.setdefault(stage, []).append((plugin, fn, pick))
-        loaded = [r.name for r in self.plugins if r.status == "loaded"]
+        loaded = {r.name: f"{r.distribution} {r.version}".strip() for r in self.plugins if r.status == "loaded"}
         for stage in sorted(staged):
             members = staged[stage]
             for plugin, fn, pick in members:

@@ -89,6 +89,18 @@ def test_stale_ticks_slow_ping_and_disabled_algo_trading(tmp_path: Path) -> None
     assert report.status is HealthStatus.CRITICAL and report.checks["connection"] == "Algo Trading is disabled"
 
 
+def test_the_store_keeps_the_latest_status_change_for_the_status_command(tmp_path: Path) -> None:
+    rt, monitor, _ = monitored(tmp_path)
+    first = monitor.aggregate_health()
+    rt.broker.mt5.replay_step(4)  # a bar later
+    rt.clock.advance(timedelta(hours=1))
+    assert monitor.aggregate_health().status is HealthStatus.OK  # still OK: the stored report is the first
+    assert rt.store.kv_get("health", "last") == first.model_dump(mode="json")
+    rt.broker.mt5.admin_set_algo_trading(False)
+    worse = monitor.aggregate_health()
+    assert worse.status is HealthStatus.CRITICAL and rt.store.kv_get("health", "last") == worse.model_dump(mode="json")
+
+
 def test_close_only_symbol_degrades(tmp_path: Path) -> None:
     rt, monitor, _ = monitored(tmp_path)
     rt.broker.mt5.admin_set_trade_mode("EURUSD", 3)

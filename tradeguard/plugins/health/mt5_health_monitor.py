@@ -213,6 +213,8 @@ class MT5HealthMonitor(ConfiguredPlugin):
 
     def _publish(self, report: HealthReport) -> None:
         previous, self.last = self.last, report
+        if previous is None or report.status is not previous.status:  # for `tradeguard status`; not every check
+            self.rt.store.kv_put("health", "last", report.model_dump(mode="json"))
         worse = previous is None or _RANK[report.status] > _RANK[previous.status]
         if worse and report.status is not HealthStatus.OK:  # every degradation is alerted, once
             severity = Severity.CRITICAL if report.status is HealthStatus.CRITICAL else Severity.WARNING
