@@ -29,6 +29,8 @@ def build(path: Path | None = None, env: str | None = None) -> Runtime:
          "risk_guard.max_open_positions = -1: Input should be greater than or equal to 0"),
         ("[default.risk_guard]\nmax_volume_per_order = 0.0\n",
          "risk_guard.max_volume_per_order = 0.0: Input should be greater than 0"),
+        ("[default.broker.emulator]\nspeed = 2\n",  # a nested table's key: the nested table's keys are listed
+         "broker.emulator.speed = 2: unknown key; allowed keys: data, data_kind, timeframe"),
         ("[default.risk_gaurd]\nmax_open_positions = 1\n", "risk_gaurd: unknown settings table"),
         ('[default.logging]\nlevel = "LOUD"\n', "logging.level = 'LOUD': Input should be 'DEBUG'"),
         ("[default.pipeline]\nmin_score = 1.5\n", "pipeline.min_score = 1.5: Input should be less than or equal to 1"),

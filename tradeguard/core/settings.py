@@ -205,13 +205,24 @@ def load_raw(path: Path | None, env: str) -> dict[str, Any]:
     return {k: v for k, v in tree.items() if k not in _META_KEYS}
 
 
+def _owner(model: type[BaseModel], path: list[str]) -> type[BaseModel]:
+    """The nested table a key's path leads to (``broker.emulator.x`` is the emulator's key, not the broker's)."""
+    for part in path:
+        field = model.model_fields.get(part)
+        inner = field.annotation if field is not None else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            break
+        model = inner
+    return model
+
+
 def _describe(table: str, model: type[BaseModel], err: Any) -> str:
     loc = [str(p) for p in err["loc"]]
     dotted = ".".join([table, *loc])
     value = err.get("input")
     shown = REDACTED if any(SECRET_KEY.search(p) for p in loc) else repr(value)
     if err["type"] == "extra_forbidden":
-        allowed = ", ".join(model.model_fields) or "none"
+        allowed = ", ".join(_owner(model, loc[:-1]).model_fields) or "none"
         return f"{dotted} = {shown}: unknown key; allowed keys: {allowed}"
     if err["type"] == "missing":
         return f"{dotted}: required, not set"
