@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,10 +192,24 @@ def test_connect_retries_then_succeeds_and_gives_up_naming_the_error() -> None:
         broker.connect()
 
 
-def test_login_with_wrong_account_fails_with_auth_error() -> None:
-    broker = MT5Adapter(Terminal(), BrokerSettings(login=123, connect_retries=1))
-    with pytest.raises(BrokerError, match="-6: Terminal: Authorization failed"):
+def test_login_with_wrong_account_fails_with_auth_error_and_is_not_retried() -> None:
+    """Asking again with the same wrong password fails alike, and brokers lock accounts that keep asking."""
+    waits: list[float] = []
+    module = FlakyStart(fail=0)
+    broker = MT5Adapter(module, BrokerSettings(login=123, connect_retries=3), sleep=waits.append)
+    with pytest.raises(BrokerError, match=r"initialize refused \(last_error -6: Terminal: Authorization failed"):
         broker.connect()
+    assert (module.calls, waits) == (1, [])
+
+
+def test_a_broken_data_file_is_refused_once_naming_it(tmp_path: Path) -> None:
+    broken = tmp_path / "bars.csv"
+    broken.write_text("time,open,high,low,close\n2017-01-02 00:00,1.0,0.9,1.1,1.05\n")
+    module, waits = FlakyStart(fail=0), []
+    broker = MT5Adapter(module, BrokerSettings(connect_retries=3), sleep=waits.append)
+    with pytest.raises(BrokerError, match=r"last_error -2: Invalid arguments: .*bars.csv, row 2"):
+        broker.connect(data=str(broken))
+    assert (module.calls, waits, broker.connected) == (1, [], False)
 
 
 def _scripted_run(seed: int) -> str:

@@ -62,3 +62,26 @@ def test_demo_pushes_signals_through_every_plugin() -> None:
     assert "6 signals, 2 approved, 4 rejected" in r.stdout
     for code in ("confidence_below_minimum", "stop_wrong_side", "stop_not_placeable", "kill_switch_halted"):
         assert code in r.stdout
+
+
+def test_replay_refuses_bad_input_in_one_line_naming_it_and_writes_no_journal(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.csv"
+    broken.write_text("time,open,high,low,close\n2017-01-02 00:00,1.0,1.1,0.9,1.05\n2017-01-02 01:00,1.0,nan,0.9,1\n")
+    settings = tmp_path / "s.toml"
+    settings.write_text(f'[default.runtime]\ndata_dir = "{tmp_path / "var"}"\n')
+    cases = [  # (arguments, exit code, what stderr names)
+        (("--data", str(broken)), 1, "broken.csv, row 3, column 'high': not a finite number"),
+        (("--data", str(tmp_path / "missing.csv")), 1, "missing.csv: no such file"),
+        (("--symbol", "XXXYYY"), 1, "broker.emulator.symbol = 'XXXYYY'"),
+        (("--faults", "weird"), 2, "'weird': known profiles none, flaky, hostile"),
+        (("--from", "notadate"), 2, "'notadate' is not an ISO date"),
+        (("--from", "2018-01-01", "--to", "2017-01-01"), 2, "2018-01-01 is after --to 2017-01-01"),
+    ]
+    for args, code, named in cases:
+        r = tg("replay", *args, "--settings", str(settings))
+        err = " ".join(r.stderr.split())  # rich wraps long messages
+        assert (r.returncode, named in err, "Traceback" in err) == (code, True, False), (args, r.stderr[-1500:])
+    rows = subprocess.run([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+                           "print(c.execute('SELECT COUNT(*) FROM orders').fetchone()[0])",
+                           str(tmp_path / "var" / "tradeguard.db")], capture_output=True, text=True)  # fmt: skip
+    assert rows.stdout.strip() in ("", "0")

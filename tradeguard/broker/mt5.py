@@ -42,6 +42,8 @@ from tradeguard.broker.types import (
 from tradeguard.core.schema import PluginSettings
 
 log = logging.getLogger("tradeguard.broker")
+#: ``initialize`` answers no retry can change: invalid arguments, authorization failed
+FINAL_INIT_ERRORS = frozenset({_constants.RES_E_INVALID_PARAMS, _constants.RES_E_AUTH_FAILED})
 
 # MT5 constant values the adapter needs (identical in every module that has the API).
 ORDER_TYPE_BUY, ORDER_TYPE_SELL = 0, 1
@@ -210,6 +212,8 @@ class MT5Adapter:
                 return
             error = self.last_error()
             log.warning("initialize failed", extra={"attempt": attempt, "code": error[0], "error": error[1]})
+            if error[0] in FINAL_INIT_ERRORS:  # a wrong argument or password: a retry fails alike (or locks it)
+                raise BrokerError("initialize refused", error)
             if attempt < cfg.connect_retries:
                 self._sleep(cfg.retry_delay_seconds * attempt)
         raise BrokerError(f"initialize failed after {cfg.connect_retries} attempts", error)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import tradeguard
@@ -40,7 +41,7 @@ EnvOpt = Annotated[str | None, typer.Option("--env", help="default, paper or liv
 
 
 def _fail(exc: TradeguardError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)  # the message's brackets are text
     return typer.Exit(1)
 
 
@@ -152,20 +153,28 @@ def replay_cmd(
         emulator["data"] = str(data)
     if symbol:
         emulator["symbol"] = symbol
+    from tradeguard.broker.emulator.faults import PROFILES
+
+    if faults is not None and faults not in PROFILES:
+        raise typer.BadParameter(f"{faults!r}: known profiles {', '.join(PROFILES)}", param_hint="--faults")
     fault_cfg: dict[str, object] | str | None = faults
     if seed is not None:
-        from tradeguard.broker.emulator.faults import PROFILES
-
-        base = PROFILES.get(faults or "none")
-        if base is None:
-            err_console.print(f"[bold red]error:[/] --faults {faults!r}: known profiles {', '.join(PROFILES)}")
-            raise typer.Exit(2)
-        fault_cfg = {**base.model_dump(), "seed": seed}
+        fault_cfg = {**PROFILES[faults or "none"].model_dump(), "seed": seed}
     if fault_cfg is not None:
         emulator["faults"] = fault_cfg
 
-    def epoch(text: str | None) -> int | None:
-        return None if text is None else int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp())
+    def epoch(text: str | None, option: str) -> int | None:
+        if text is None:
+            return None
+        try:
+            return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp())
+        except ValueError:
+            raise typer.BadParameter(f"{text!r} is not an ISO date or date-time (2017-06-01, 2017-06-01T09:00)",
+                                     param_hint=option) from None  # fmt: skip
+
+    first, last = epoch(start, "--from"), epoch(end, "--to")
+    if first is not None and last is not None and first > last:
+        raise typer.BadParameter(f"{start} is after --to {end}", param_hint="--from")
 
     # A replay serves its metrics on a free port (it must never fail on a busy one), and journals with
     # synchronous=NORMAL: surviving a power cut buys a simulation nothing, and FULL costs an fsync per commit.
@@ -174,17 +183,21 @@ def replay_cmd(
     if emulator:
         overrides["broker"] = {"module": "emulator", "emulator": emulator}
     rt = _build(settings, env, overrides=overrides, clock=ReplayClock(datetime(1970, 1, 2, tzinfo=UTC)))
+    try:
+        total = len(rt.broker.mt5.feed.bars)  # connects: the data file is read here
+    except TradeguardError as exc:
+        raise _fail(exc) from exc
     with Progress(TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.completed} bars"),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
                   transient=False) as bar:  # fmt: skip
-        task = bar.add_task("replay", total=len(rt.broker.mt5.feed.bars), status="")
+        task = bar.add_task("replay", total=total, status="")
 
         def show(s: object) -> None:
             bar.update(task, completed=s.bars,  # type: ignore[attr-defined]
                        status=f"equity {rt.broker.account().equity:,.2f}  approved {s.approved}")  # type: ignore[attr-defined]
 
         try:
-            summary = replay(rt, start=epoch(start), end=epoch(end), progress=show)
+            summary = replay(rt, start=first, end=last, progress=show)
         except TradeguardError as exc:
             raise _fail(exc) from exc
         bar.update(task, completed=summary.bars)

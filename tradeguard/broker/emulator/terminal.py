@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tradeguard.broker.data import SAMPLE, is_tick_file, load_bars, load_ticks
 from tradeguard.broker.emulator import constants as c
@@ -63,6 +63,28 @@ class EmulatorConfig(BaseModel):
     limit_positions: int = Field(default=0, ge=0, description="0 = no limit")
     faults: FaultProfile | str = "none"
 
+    @field_validator("symbol")
+    @classmethod
+    def _known_symbol(cls, name: str) -> str:
+        if name not in sy.CATALOGUE:
+            raise ValueError(f"{name!r} is not in the emulator's catalogue ({', '.join(sy.CATALOGUE)})")
+        return name
+
+    @field_validator("symbols")
+    @classmethod
+    def _known_symbols(cls, overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        unknown = [name for name in overrides if name not in sy.CATALOGUE]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not in the emulator's catalogue ({', '.join(sy.CATALOGUE)})")
+        return overrides
+
+    @field_validator("faults")
+    @classmethod
+    def _known_profile(cls, faults: FaultProfile | str) -> FaultProfile | str:
+        if isinstance(faults, str) and faults not in PROFILES:
+            raise ValueError(f"unknown fault profile {faults!r}; known: {', '.join(PROFILES)}")
+        return faults
+
 
 class Terminal(Trading):
     def __init__(self) -> None:
@@ -76,9 +98,7 @@ class Terminal(Trading):
 
     def _load(self, config: EmulatorConfig) -> None:
         self.config = config
-        profile = config.faults if isinstance(config.faults, FaultProfile) else PROFILES.get(config.faults)
-        if profile is None:
-            raise ValueError(f"faults: unknown profile {config.faults!r}; known: {', '.join(PROFILES)}")
+        profile = config.faults if isinstance(config.faults, FaultProfile) else PROFILES[config.faults]
         self.faults = FaultInjector(profile)
         self.latency_s = profile.latency_ms / 1000
         import random
@@ -88,9 +108,6 @@ class Terminal(Trading):
         self.specs: dict[str, sy.SymbolSpec] = {}
         for name, spec in sy.CATALOGUE.items():
             self.specs[name] = spec.with_overrides(**config.symbols.get(name, {}))
-        for name in config.symbols:
-            if name not in self.specs:
-                raise ValueError(f"symbols.{name}: not in the catalogue ({', '.join(sy.CATALOGUE)})")
         main = self.specs[config.symbol]
         kind = config.data_kind if config.data_kind != "auto" else ("ticks" if is_tick_file(config.data) else "bars")
         if kind == "ticks":
@@ -157,8 +174,8 @@ class Terminal(Trading):
             if not self.loaded or reset:
                 try:
                     self._load(EmulatorConfig(**config))
-                except Exception as exc:
-                    self._last_error = (c.RES_E_INTERNAL_FAIL_INIT, f"IPC initialize failed, {exc}")
+                except Exception as exc:  # a bad argument or data file: asking again will not help
+                    self._last_error = (c.RES_E_INVALID_PARAMS, f"Invalid arguments: {exc}")
                     return False
             self.initialized = True
             self._last_error = OK
