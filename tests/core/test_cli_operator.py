@@ -78,3 +78,18 @@ def test_status_shows_the_positions_the_journal_leaves_open_and_the_last_health(
     assert "#30 EURUSD buy 0.6 lots, opened 2017-04-22T07:00:00" in out
     assert "#10" not in out
     assert "DEGRADED since 2017-04-22T08:00:00 (EURUSD.ticks: last quote 900 s old > 120 s)" in out
+
+
+def test_reset_without_a_terminal_or_the_variable_is_refused_without_prompting(deployment: Path) -> None:
+    tg(deployment, "kill", "--reason", "desk says stop")
+    res = tg(deployment, "reset", "--operator", "dave", "--reason", "all clear")  # stdin is not a terminal
+    assert res.returncode == 1 and "set TRADEGUARD_OPERATOR_SECRET" in " ".join(res.stderr.split())
+    assert "GetPassWarning" not in res.stderr
+    assert Store(deployment.parent / "var" / "tradeguard.db").kill_state()[0] == "HALTED"
+
+
+def test_report_into_an_unwritable_folder_names_it(deployment: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    res = tg(deployment, "report", "--out", str(blocker / "report"))
+    assert res.returncode == 1 and "cannot write the report there" in " ".join(res.stderr.split())

@@ -7,6 +7,7 @@ plugin); 2 the command line itself was wrong.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -296,7 +297,14 @@ def reset_cmd(
     kill_switch = rt.pm.get_plugin("kill_switch")
     if kill_switch is None or not hasattr(kill_switch, "reset"):
         raise _fail(TradeguardError("the kill_switch plugin is not loaded"))
-    secret = os.environ.get("TRADEGUARD_OPERATOR_SECRET") or typer.prompt("operator secret", hide_input=True)
+    if not rt.settings.kill_switch.operator_secret_hash.get_secret_value():  # say so before asking for it
+        raise _fail(TradeguardError("no operator secret is configured (kill_switch.operator_secret_hash)"))
+    secret = os.environ.get("TRADEGUARD_OPERATOR_SECRET")
+    if not secret:
+        if not sys.stdin.isatty():
+            raise _fail(TradeguardError("no operator secret: set TRADEGUARD_OPERATOR_SECRET, or run from a terminal "
+                                        "to be asked for it"))  # fmt: skip
+        secret = typer.prompt("operator secret", hide_input=True)
     kill_switch.tradeguard_startup(runtime=rt)  # reads the latch from the store; nothing else starts
     if isinstance(store, Store):
         rows = store.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
@@ -326,7 +334,10 @@ def report_cmd(
     if not isinstance(store, Store):
         raise _fail(TradeguardError("report needs the SQLite store"))
     folder = out if out is not None else Path(rt.settings.runtime.data_dir) / "report"
-    path = write_report(store, rt.settings, folder)
+    try:
+        path = write_report(store, rt.settings, folder)
+    except OSError as exc:
+        raise _fail(TradeguardError(f"--out {folder}: cannot write the report there ({exc.strerror})")) from exc
     console.print(f"report written: {path.resolve()}")
 
 
