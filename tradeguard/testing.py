@@ -37,6 +37,13 @@ def make_runtime(
     return rt
 
 
+def crash(rt: Runtime) -> None:
+    """What a process death leaves of ``rt``: nothing flushed, nobody told, only its lock on the journal
+    gone. A test then builds a second runtime over the same store, as the restarted process would."""
+    if rt._journal_lock is not None:
+        rt._journal_lock.drop()
+
+
 def signal(**fields: Any) -> Signal:
     """A valid EURUSD buy signal at ``T0``; override any field."""
     base: dict[str, Any] = {

@@ -61,6 +61,9 @@ def test_kill_from_a_second_process_halts_a_running_process(tmp_path: Path) -> N
     db = tmp_path / "var" / "tradeguard.db"
     proc = start(settings, tmp_path)
     wait_for(lambda: orders(db) >= 3)
+    twin = subprocess.run([sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert twin.returncode == 1 and "in use by another tradeguard process" in " ".join(twin.stderr.split())
     killed = subprocess.run([sys.executable, "-m", "tradeguard", "kill", "--reason", "desk halt", "--settings",
                              str(settings)], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert killed.returncode == 0

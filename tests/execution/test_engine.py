@@ -12,6 +12,7 @@ from tradeguard.broker.types import OrderRefused
 from tradeguard.execution.engine import ExecutionRefused
 from tradeguard.execution.journal import Journal
 from tradeguard.execution.states import OrderState, check_transition
+from tradeguard.testing import crash
 
 from .conftest import buy, sell
 
@@ -183,6 +184,7 @@ def test_fills_are_announced_once_across_a_restart(engine_runtime: Make, tmp_pat
     rt, eng, _rec = engine_runtime()
     eng.submit_order(buy())
     terminal = rt.broker
+    crash(rt)
     rt2, eng2, rec2 = engine_runtime(db=Path(rt.store.path))
     rt2.broker = terminal  # the same broker, a fresh process's engine over the same journal
     eng2.broker = terminal

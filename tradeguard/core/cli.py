@@ -347,6 +347,7 @@ def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     (safe while running). Health and reconciliation are stored when their verdict changes, hence "since"."""
     import json as _json
 
+    from tradeguard.core.journal_lock import owner_line
     from tradeguard.core.store import Store
 
     _, store = _store_of(settings, env)
@@ -356,6 +357,9 @@ def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     latch = store.kill_state()
     latched = "ACTIVE" if latch is None else f"{latch[0]} since {latch[3][:19]} ({latch[1]}: {latch[2]})"
     table.add_row("kill switch", latched)
+    process = owner_line(store)
+    if process:
+        table.add_row("trading process", process)
     snap = store.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
     if snap:
         a = _json.loads(snap[0][0])

@@ -27,6 +27,7 @@ from tradeguard.core import plugins as plugin_loader
 from tradeguard.core.bars import BarHistory
 from tradeguard.core.clock import Clock, WallClock
 from tradeguard.core.hooks import HookRunner
+from tradeguard.core.journal_lock import JournalLock
 from tradeguard.core.memory_store import MemoryStore
 from tradeguard.core.metrics import Metrics
 from tradeguard.core.paper import PaperExecution
@@ -116,6 +117,8 @@ class Runtime:
         self.bars = BarHistory()
         #: the signals every strategy emitted on the bar being decided (set by :meth:`on_bar`)
         self.bar_signals: tuple[Signal, ...] = ()
+        path = getattr(self.store, "path", ":memory:")
+        self._journal_lock = JournalLock(self.store) if path != ":memory:" else None
 
     # -- construction --------------------------------------------------------------------------
 
@@ -206,7 +209,18 @@ class Runtime:
         A plugin says its stage with a ``stage`` attribute (third-party default 4, beside the gate).
         Each stage is logged with what it loaded; a plugin that cannot start stops start-up, naming
         its stage. State alignment (7) and the start-up checks (8) run after every service is up.
+        A journal file is locked first: a second process on it is refused before it can trade.
         """
+        if self._journal_lock is not None:
+            self._journal_lock.acquire()
+        try:
+            self._start()
+        except BaseException:
+            if self._journal_lock is not None:
+                self._journal_lock.release()
+            raise
+
+    def _start(self) -> None:
         staged: dict[int, list[tuple[str, Any, Any]]] = {}
         for plugin, fn, pick in self.hooks.plans["tradeguard_startup"]:
             stage = getattr(self.pm.get_plugin(plugin), "stage", DEFAULT_STAGE)
@@ -243,6 +257,8 @@ class Runtime:
         self.hooks.notify("tradeguard_shutdown", runtime=self)
         self.store.flush()
         self.started = False
+        if self._journal_lock is not None:
+            self._journal_lock.release()
         self.log.info("runtime stopped")
 
     def settings_for(self, plugin: object) -> Any:

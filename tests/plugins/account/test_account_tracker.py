@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from tradeguard.core.clock import server_midnight
 from tradeguard.core.store import Store
 from tradeguard.plugins.account.account_tracker import AccountTracker, _snapshot_type
-from tradeguard.testing import make_runtime
+from tradeguard.testing import crash, make_runtime
 
 
 def setup(tmp_path: Path, db: str = "acc.db", **cfg: Any) -> tuple[Any, AccountTracker]:
@@ -90,6 +90,7 @@ def test_drawdown_arithmetic_through_a_server_midnight(tmp_path: Path) -> None:
     assert kinds == ["balance_without_deal"]  # the deposit, flagged, and not an equity jump
     assert rt.metrics.registry.get_sample_value("tradeguard_account_drawdown_pct_current") == s.drawdown_pct
 
+    crash(rt)
     rt2, acc2 = setup(tmp_path)  # a restart over the same store remembers the peak
     rt2.broker = rt.broker
     assert acc2.peak_equity == 11049.0

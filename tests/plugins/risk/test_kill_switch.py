@@ -21,7 +21,7 @@ from tradeguard import (
 from tradeguard.core.store import Store
 from tradeguard.execution.engine import ExecutionEngine
 from tradeguard.plugins.risk.kill_switch import KillSwitch, ResetRefused, hash_secret, verify_secret
-from tradeguard.testing import T0, make_runtime
+from tradeguard.testing import T0, crash, make_runtime
 
 SECRET = "correct horse battery staple"
 HASH = hash_secret(SECRET, salt=bytes(16))
@@ -111,6 +111,7 @@ def test_halted_cancels_working_orders_and_can_flatten(tmp_path: Path) -> None:
 def test_latch_survives_a_restart(tmp_path: Path) -> None:
     rt, _ks, _ = setup(tmp_path / "k.db")
     rt.request_halt("manual", "operator", source="cli", state=KillState.REDUCE_ONLY)
+    crash(rt)
     rt2, ks2, _ = setup(tmp_path / "k.db")
     assert (ks2.state, ks2.trigger) == (KillState.REDUCE_ONLY, "manual")
     assert rt2.pipeline.veto(opening()).code == "kill_switch_reduce_only"

@@ -1,0 +1,43 @@
+"""One trading process per journal: a second one is refused before it trades; a dead one leaves no lock."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tradeguard.core.journal_lock import owner_line
+from tradeguard.core.store import Store
+from tradeguard.errors import StartupError
+from tradeguard.testing import make_runtime
+
+
+def test_a_second_runtime_on_the_journal_is_refused_until_the_first_stops(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    first = make_runtime(store=Store(db))
+    assert owner_line(first.store).startswith(f"running (pid {os.getpid()} on ")
+    second = make_runtime(store=Store(db), start=False)
+    with pytest.raises(StartupError, match=rf"j.db is in use by another tradeguard process \(pid {os.getpid()} on "):
+        second.start()
+    assert not second.started
+    first.stop()
+    assert owner_line(first.store).startswith("stopped ")
+    second.start()
+    assert second.started and owner_line(second.store).startswith("running ")
+    make_runtime(store=Store(tmp_path / "other.db")).stop()  # another journal is another matter
+
+
+def test_a_killed_process_leaves_no_lock_and_status_says_it_is_gone(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    script = ("import os, signal, sys; from tradeguard.core.store import Store; "
+              "from tradeguard.testing import make_runtime; make_runtime(store=Store(sys.argv[1])); "
+              "os.kill(os.getpid(), signal.SIGKILL)")  # fmt: skip
+    subprocess.run([sys.executable, "-c", script, str(db)], timeout=60)
+    line = owner_line(Store(db))
+    assert line is not None and line.startswith("GONE without stopping")
+    rt = make_runtime(store=Store(db))  # the system dropped the dead process's lock
+    assert rt.started
+    rt.stop()

@@ -1,0 +1,77 @@
+"""One trading process per journal.
+
+Two processes started on one journal would both send orders for the same account, hand out the
+same client ids and interleave the audit chain. A started runtime holds an operating-system lock
+on ``<journal>.lock`` until it stops; the system drops the lock when the process dies, so a crash
+leaves nothing stale to clean up. Who holds it is recorded in the store (``runtime``/``owner``)
+for the refusal message and for ``tradeguard status``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from tradeguard.errors import StartupError
+
+NAMESPACE, KEY = "runtime", "owner"
+
+
+class JournalLock:
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._lock = FileLock(f"{store.path}.lock", timeout=0)
+
+    def acquire(self) -> None:
+        """Take the lock or refuse to start, naming the process that holds it."""
+        try:
+            self._lock.acquire()
+        except Timeout:
+            owner = self._store.kv_get(NAMESPACE, KEY) or {}
+            who = f"pid {owner['pid']} on {owner['host']}, since {owner['started'][:19]}" if owner else "a process"
+            raise StartupError(f"journal {self._store.path} is in use by another tradeguard process ({who}); "
+                               "one process trades from one journal") from None  # fmt: skip
+        self._store.kv_put(NAMESPACE, KEY, {"pid": os.getpid(), "host": socket.gethostname(),
+                                            "started": _now(), "stopped": None})  # fmt: skip
+
+    def drop(self) -> None:
+        """Let go without recording a stop, as the system does when the process dies (tests crash so)."""
+        self._lock.release(force=True)
+
+    def release(self) -> None:
+        if not self._lock.is_locked:
+            return
+        owner = self._store.kv_get(NAMESPACE, KEY) or {}
+        self._store.kv_put(NAMESPACE, KEY, {**owner, "stopped": _now()})
+        self._lock.release()
+
+
+def owner_line(store: Any) -> str | None:
+    """The last trading process, for ``status``: running, stopped cleanly, or gone without stopping."""
+    owner = store.kv_get(NAMESPACE, KEY)
+    if not owner:
+        return None
+    who = f"pid {owner['pid']} on {owner['host']}, started {owner['started'][:19]}"
+    if owner.get("stopped"):
+        return f"stopped {owner['stopped'][:19]} ({who})"
+    if owner["host"] == socket.gethostname() and os.name == "posix" and not _alive(owner["pid"]):
+        return f"GONE without stopping ({who}): it crashed or was killed; the next start aligns with the broker"
+    return f"running ({who})"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: asks whether the process exists, sends nothing (POSIX only)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
