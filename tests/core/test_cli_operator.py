@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tradeguard.core.operator_secret import hash_secret
 from tradeguard.core.store import Store
-from tradeguard.plugins.risk.kill_switch import hash_secret
 
 SECRET = "open sesame"
 
@@ -93,3 +93,41 @@ def test_report_into_an_unwritable_folder_names_it(deployment: Path, tmp_path: P
     blocker.write_text("not a folder")
     res = tg(deployment, "report", "--out", str(blocker / "report"))
     assert res.returncode == 1 and "cannot write the report there" in " ".join(res.stderr.split())
+
+
+def test_hash_secret_asks_twice_on_a_terminal_and_prints_a_hash_that_verifies() -> None:
+    import pty
+    import select
+    import time
+
+    from tradeguard.core.operator_secret import verify_secret
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a terminal of its own, as an operator's shell
+        os.execv(sys.executable, [sys.executable, "-m", "tradeguard", "hash-secret"])
+    out, answered, deadline = b"", 0, time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if not select.select([fd], [], [], 1)[0]:
+            continue
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:  # the child has exited and closed its terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+        if out.endswith(b": ") and out.count(b": ") > answered:  # a prompt: the secret, then its confirmation
+            os.write(fd, b"correct horse\n")
+            answered += 1
+    _, status = os.waitpid(pid, 0)
+    text = out.decode()
+    assert (answered, os.waitstatus_to_exitcode(status)) == (2, 0), text
+    assert "correct horse" not in text  # never echoed
+    stored = text.split('operator_secret_hash = "')[1].split('"')[0]
+    assert verify_secret("correct horse", stored) and not verify_secret("wrong horse", stored)
+
+
+def test_hash_secret_refuses_without_a_terminal() -> None:
+    res = subprocess.run([sys.executable, "-m", "tradeguard", "hash-secret"], capture_output=True, text=True,
+                         stdin=subprocess.DEVNULL, timeout=60)  # fmt: skip
+    assert res.returncode == 1 and "run it from a terminal" in res.stderr

@@ -66,7 +66,7 @@ def test_environment_table_overrides_default(settings_file: Callable[[str], Path
 def test_tradeguard_env_variable_selects_environment(
     settings_file: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = settings_file("[live.risk_guard]\nmax_open_positions = 1\n")
+    path = settings_file('[live.risk_guard]\nmax_open_positions = 1\n[live.broker]\nmodule = "mt5linux"\n')
     monkeypatch.setenv("TRADEGUARD_ENV", "live")
     assert build(path).settings.risk_guard.max_open_positions == 1
 
@@ -132,3 +132,10 @@ def test_secrets_file_is_read_and_secrets_never_shown(settings_file: Callable[[s
     with pytest.raises(ConfigError) as exc:
         Runtime.build(path, discover=False, plugins=[("channel", Channel())])
     assert "channel.api_token = <redacted>" in str(exc.value) and "12345678" not in str(exc.value)
+
+
+def test_live_refuses_the_emulator(settings_file: Callable[[str], Path]) -> None:
+    """An operator who forgot broker.module must not believe a replayed market is the account."""
+    with pytest.raises(ConfigError, match=r"broker\.module = 'emulator': the live environment trades a real account"):
+        build(settings_file("[default.risk_guard]\nmax_open_positions = 1\n"), env="live")
+    assert build(settings_file(""), env="paper").settings.broker.module == "emulator"

@@ -319,6 +319,20 @@ def reset_cmd(
     console.print(f"kill switch reset to ACTIVE by {operator}: {reason}")
 
 
+@app.command("hash-secret")
+def hash_secret_cmd() -> None:
+    """Ask for a new operator secret twice and print its scrypt hash, for kill_switch.operator_secret_hash
+    in .secrets.toml (the secret itself is stored nowhere and never passes the command line)."""
+    from tradeguard.core.operator_secret import hash_secret
+
+    if not sys.stdin.isatty():
+        raise _fail(TradeguardError("hash-secret asks for the secret: run it from a terminal"))
+    secret = typer.prompt("new operator secret", hide_input=True, confirmation_prompt=True)
+    if len(secret) < 8:
+        raise _fail(TradeguardError("the operator secret needs at least 8 characters"))
+    typer.echo(f'[default.kill_switch]\noperator_secret_hash = "{hash_secret(secret)}"')  # unwrapped: it is pasted
+
+
 @app.command("report")
 def report_cmd(
     out: Annotated[Path | None, typer.Option(help="folder for index.html and its charts (default: <data_dir>/report)")]

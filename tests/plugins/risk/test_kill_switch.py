@@ -17,10 +17,12 @@ from tradeguard import (
     OrderEvent,
     OrderIntent,
     ReconciliationReport,
+    StartupError,
 )
+from tradeguard.core.operator_secret import hash_secret, verify_secret
 from tradeguard.core.store import Store
 from tradeguard.execution.engine import ExecutionEngine
-from tradeguard.plugins.risk.kill_switch import KillSwitch, ResetRefused, hash_secret, verify_secret
+from tradeguard.plugins.risk.kill_switch import KillSwitch, ResetRefused
 from tradeguard.testing import T0, crash, make_runtime
 
 SECRET = "correct horse battery staple"
@@ -160,3 +162,14 @@ def test_secret_hashing() -> None:
     assert stored.startswith("scrypt$16384$8$1$") and "s3cret" not in stored
     assert verify_secret("s3cret", stored) and not verify_secret("s3cret!", stored)
     assert not verify_secret("x", "plaintext") and hash_secret("x") != hash_secret("x")  # salted
+
+
+def test_live_does_not_start_without_an_operator_secret(tmp_path: Path) -> None:
+    live = {"broker": {"module": "mt5linux"}}
+    rt = make_runtime(("kill_switch", KillSwitch()), env="live", settings=live, start=False)
+    with pytest.raises(StartupError, match=r"kill_switch\.operator_secret_hash is not set: live"):
+        rt.start()
+    armed = {**live, "kill_switch": {"operator_secret_hash": hash_secret("s3cret-enough")}}
+    rt = make_runtime(("kill_switch", KillSwitch()), env="live", settings=armed, start=False)
+    rt.start()
+    assert rt.started

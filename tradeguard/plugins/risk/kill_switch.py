@@ -20,10 +20,7 @@ with a reason, and is recorded with who and why.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
-import secrets
 from collections import deque
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -48,32 +45,12 @@ from tradeguard import (
     TradeguardError,
     hookimpl,
 )
+from tradeguard.core.operator_secret import verify_secret
 
 log = logging.getLogger("tradeguard.kill_switch")
 _RANK = {KillState.ACTIVE: 0, KillState.REDUCE_ONLY: 1, KillState.HALTED: 2}
-SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-
-
 class ResetRefused(TradeguardError):
     """The kill switch stays latched: wrong secret, no secret configured, or the trigger still holds."""
-
-
-def hash_secret(secret: str, salt: bytes | None = None) -> str:
-    """``scrypt$n$r$p$salt$hash`` for ``kill_switch.operator_secret_hash`` (store the hash, never the secret)."""
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(secret.encode(), salt=salt, **SCRYPT)
-    return f"scrypt${SCRYPT['n']}${SCRYPT['r']}${SCRYPT['p']}${salt.hex()}${digest.hex()}"
-
-
-def verify_secret(secret: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "scrypt":
-        return False
-    got = hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
-    return hmac.compare_digest(got.hex(), digest)
 
 
 class KillSwitchSettings(PluginSettings):
@@ -114,6 +91,9 @@ class KillSwitch(ConfiguredPlugin):
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
+        if runtime.settings.env == "live" and not self.cfg.operator_secret_hash.get_secret_value():
+            raise ValueError("kill_switch.operator_secret_hash is not set: live, a latched kill switch could "
+                             "never be reset (tradeguard hash-secret makes one)")  # fmt: skip
         self.rt = runtime
         self._store = runtime.store
         self._gauge = runtime.metrics.kill_switch_active
