@@ -15,8 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	rm -f var/tradeguard.db var/tradeguard.db-wal var/tradeguard.db-shm
-	$(BIN)/tradeguard replay
+	$(BIN)/tradeguard replay --fresh
 	$(BIN)/tradeguard report
 
 lint: $(STAMP)

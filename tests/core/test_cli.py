@@ -85,3 +85,41 @@ def test_replay_refuses_bad_input_in_one_line_naming_it_and_writes_no_journal(tm
                            "print(c.execute('SELECT COUNT(*) FROM orders').fetchone()[0])",
                            str(tmp_path / "var" / "tradeguard.db")], capture_output=True, text=True)  # fmt: skip
     assert rows.stdout.strip() in ("", "0")
+
+
+def test_replay_starts_from_an_empty_journal_and_replaces_only_an_earlier_replays(tmp_path: Path) -> None:
+    from tradeguard.core.journal_lock import KEY, NAMESPACE, JournalLock
+    from tradeguard.core.store import Store
+
+    settings = tmp_path / "s.toml"
+    settings.write_text(f'[default.runtime]\ndata_dir = "{tmp_path / "var"}"\n[default.logging]\nlevel = "ERROR"\n')
+    db = tmp_path / "var" / "tradeguard.db"
+
+    def journal(module: str) -> Store:
+        store = Store(db)
+        store.set_kill_state("HALTED", "manual", "desk says stop", operator="ops")
+        store.kv_put(NAMESPACE, KEY, {"pid": 1, "host": "h", "started": "2026-01-01", "stopped": "2026-01-01",
+                                      "env": "live", "broker_module": module})  # fmt: skip
+        return store
+
+    def replay(*args: str) -> subprocess.CompletedProcess[str]:
+        return tg("replay", "--to", "2017-04-21", *args, "--settings", str(settings))
+
+    account = journal("mt5linux")  # an account's journal: refused, with or without --fresh
+    r = replay()
+    assert r.returncode == 1 and "already holds a journal (1 kill-switch latch)" in " ".join(r.stderr.split())
+    r = replay("--fresh")
+    assert r.returncode == 1 and "was not written by a replay (broker module mt5linux)" in " ".join(r.stderr.split())
+    assert account.kill_state()[2] == "desk says stop"
+    account.close()
+    db.unlink()
+    earlier = journal("emulator")
+    held = JournalLock(earlier, "default", "emulator")
+    held.acquire()  # a process trading from it
+    r = replay("--fresh")
+    assert r.returncode == 1 and "in use by another tradeguard process" in " ".join(r.stderr.split())
+    held.release()
+    earlier.close()
+    r = replay("--fresh")
+    assert r.returncode == 0, r.stderr
+    assert Store(db).kill_state() is None  # the earlier replay's latch went with its journal

@@ -138,10 +138,13 @@ def replay_cmd(
     end: Annotated[str | None, typer.Option("--to", help="stop after this UTC date/time")] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the emulator's fault injection")] = None,
     faults: Annotated[str | None, typer.Option(help="fault profile: none, flaky, hostile")] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="replace the journal of an earlier replay")] = False,
     settings: SettingsOpt = None,
     env: EnvOpt = None,
 ) -> None:
-    """Replay market data through the whole control plane on the emulator; a summary at the end."""
+    """Replay market data through the whole control plane on the emulator, from an empty journal; a summary
+    at the end. A journal that holds anything is refused (it may be an account's); --fresh replaces one that
+    an earlier replay wrote."""
     from datetime import UTC, datetime
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -183,7 +186,10 @@ def replay_cmd(
                                                "store": {"synchronous": "NORMAL"}}  # fmt: skip
     if emulator:
         overrides["broker"] = {"module": "emulator", "emulator": emulator}
-    rt = _build(settings, env, overrides=overrides, clock=ReplayClock(datetime(1970, 1, 2, tzinfo=UTC)))
+    def build() -> Runtime:
+        return _build(settings, env, overrides=overrides, clock=ReplayClock(datetime(1970, 1, 2, tzinfo=UTC)))
+
+    rt = _emptied(build(), fresh, build)
     try:
         total = len(rt.broker.mt5.feed.bars)  # connects: the data file is read here
     except TradeguardError as exc:
@@ -216,6 +222,36 @@ def replay_cmd(
     ):  # fmt: skip
         table.add_row(label, value)
     console.print(table)
+
+
+def _emptied(rt: Runtime, fresh: bool, build: Any) -> Runtime:
+    """``rt`` over an empty journal: as built when it is empty; rebuilt over a new file when ``fresh`` and
+    the old one is an earlier replay's (never an account's, never one a running process holds)."""
+    from tradeguard.core.journal_lock import JournalLock, journal_contents, last_broker_module
+    from tradeguard.core.store import Store
+
+    store = rt.store
+    held = journal_contents(store) if isinstance(store, Store) else ""
+    if not held:
+        return rt
+    if not fresh:
+        raise _fail(TradeguardError(f"{store.path} already holds a journal ({held}); a replay starts from an empty "
+                                    "one: --fresh replaces an earlier replay's, or give the replay its own file "
+                                    "(TRADEGUARD_STORE__PATH=replay.db)"))  # fmt: skip
+    module = last_broker_module(store)
+    if module != "emulator":
+        raise _fail(TradeguardError(f"{store.path} was not written by a replay (broker module "
+                                    f"{module or 'unknown'}); --fresh replaces emulator journals only"))  # fmt: skip
+    lock = JournalLock(store)
+    try:
+        lock.acquire()  # refused while a process trades from it
+    except TradeguardError as exc:
+        raise _fail(exc) from exc
+    store.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+    lock.drop()
+    return build()
 
 
 def _profile_line(rt: Runtime) -> str:

@@ -22,9 +22,10 @@ NAMESPACE, KEY = "runtime", "owner"
 
 
 class JournalLock:
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, env: str = "", broker_module: str = "") -> None:
         self._store = store
         self._lock = FileLock(f"{store.path}.lock", timeout=0)
+        self._what = {"env": env, "broker_module": broker_module}  # replay --fresh replaces emulator journals only
 
     def acquire(self) -> None:
         """Take the lock or refuse to start, naming the process that holds it."""
@@ -35,8 +36,8 @@ class JournalLock:
             who = f"pid {owner['pid']} on {owner['host']}, since {owner['started'][:19]}" if owner else "a process"
             raise StartupError(f"journal {self._store.path} is in use by another tradeguard process ({who}); "
                                "one process trades from one journal") from None  # fmt: skip
-        self._store.kv_put(NAMESPACE, KEY, {"pid": os.getpid(), "host": socket.gethostname(),
-                                            "started": _now(), "stopped": None})  # fmt: skip
+        self._store.kv_put(NAMESPACE, KEY, {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(),
+                                            "stopped": None, **self._what})  # fmt: skip
 
     def drop(self) -> None:
         """Let go without recording a stop, as the system does when the process dies (tests crash so)."""
@@ -48,6 +49,20 @@ class JournalLock:
         owner = self._store.kv_get(NAMESPACE, KEY) or {}
         self._store.kv_put(NAMESPACE, KEY, {**owner, "stopped": _now()})
         self._lock.release()
+
+
+def journal_contents(store: Any) -> str:
+    """What a journal already holds (empty string when nothing): replays start from an empty one."""
+    tables = (("orders", "orders"), ("decisions", "decisions"), ("fills", "fills"),
+              ("account_snapshots", "account snapshots"), ("kill_switch", "kill-switch latch"))  # fmt: skip
+    counts = [(store.query(f"SELECT COUNT(*) FROM {table}")[0][0], label) for table, label in tables]
+    return ", ".join(f"{n:,} {label}" for n, label in counts if n)
+
+
+def last_broker_module(store: Any) -> str:
+    """The broker module the journal's last trading process drove ("" when unknown)."""
+    owner = store.kv_get(NAMESPACE, KEY) or {}
+    return str(owner.get("broker_module", ""))
 
 
 def owner_line(store: Any) -> str | None:

@@ -118,7 +118,9 @@ class Runtime:
         #: the signals every strategy emitted on the bar being decided (set by :meth:`on_bar`)
         self.bar_signals: tuple[Signal, ...] = ()
         path = getattr(self.store, "path", ":memory:")
-        self._journal_lock = JournalLock(self.store) if path != ":memory:" else None
+        self._journal_lock = (
+            JournalLock(self.store, settings.env, settings.broker.module) if path != ":memory:" else None
+        )
 
     # -- construction --------------------------------------------------------------------------
 
