@@ -41,3 +41,14 @@ def test_a_killed_process_leaves_no_lock_and_status_says_it_is_gone(tmp_path: Pa
     rt = make_runtime(store=Store(db))  # the system dropped the dead process's lock
     assert rt.started
     rt.stop()
+
+
+def test_a_journal_written_through_another_broker_module_is_refused(tmp_path: Path) -> None:
+    """A replay's journal (emulator) is not a live account's: a run against a terminal does not adopt it."""
+    db = tmp_path / "j.db"
+    make_runtime(store=Store(db)).stop()  # the emulator wrote it
+    terminal = make_runtime(store=Store(db), settings={"broker": {"module": "mt5linux"}}, start=False)
+    with pytest.raises(StartupError, match=r"written through broker module 'emulator'; this process drives 'mt5linux'"):
+        terminal.start()
+    assert owner_line(Store(db)).startswith("stopped ")  # the refusal took nothing over
+    make_runtime(store=Store(db)).stop()  # the emulator again: the same journal goes on

@@ -36,6 +36,13 @@ class JournalLock:
             who = f"pid {owner['pid']} on {owner['host']}, since {owner['started'][:19]}" if owner else "a process"
             raise StartupError(f"journal {self._store.path} is in use by another tradeguard process ({who}); "
                                "one process trades from one journal") from None  # fmt: skip
+        before = str((self._store.kv_get(NAMESPACE, KEY) or {}).get("broker_module") or "")
+        now = self._what["broker_module"]
+        if before and now and before != now:  # another terminal is another account: its journal is not this one
+            self._lock.release()
+            raise StartupError(f"journal {self._store.path} was written through broker module {before!r}; this "
+                               f"process drives {now!r}. A journal belongs to one account: give this one its own "
+                               "store.path (or remove a replay's journal)")  # fmt: skip
         self._store.kv_put(NAMESPACE, KEY, {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(),
                                             "stopped": None, **self._what})  # fmt: skip
 
