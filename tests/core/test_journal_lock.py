@@ -52,3 +52,20 @@ def test_a_journal_written_through_another_broker_module_is_refused(tmp_path: Pa
         terminal.start()
     assert owner_line(Store(db)).startswith("stopped ")  # the refusal took nothing over
     make_runtime(store=Store(db)).stop()  # the emulator again: the same journal goes on
+
+
+def test_a_journal_belongs_to_one_account(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    first = make_runtime(store=Store(db), start=False)
+    assert first.broker.account().login == 5_000_001  # connected before start, as replay and run are
+    first.start()
+    first.stop()
+    other = make_runtime(store=Store(db), settings={"broker": {"emulator": {"login": 7_000_007}}}, start=False)
+    assert other.broker.account().login == 7_000_007
+    with pytest.raises(StartupError, match=r"belongs to account 5000001; the terminal is logged in to 7000007"):
+        other.start()
+    assert not other.started
+    again = make_runtime(store=Store(db), start=False)
+    again.broker.account()
+    again.start()  # the journal's own account goes on, and the refusal left the lock free
+    again.stop()

@@ -200,8 +200,8 @@ class MT5Adapter:
             kwargs["path"] = cfg.path
         if cfg.login:
             kwargs.update(login=cfg.login, password=cfg.password.get_secret_value(), server=cfg.server)
-        if cfg.module == "emulator" and not initialize_kwargs:
-            kwargs.update(cfg.emulator.model_dump(exclude_defaults=True))
+        if cfg.module == "emulator" and not initialize_kwargs:  # apart: the demo account has a login of its own
+            kwargs["config"] = cfg.emulator.model_dump(exclude_defaults=True)
         error: tuple[int, str] | None = None
         for attempt in range(1, cfg.connect_retries + 1):
             if self.mt5.initialize(**kwargs):

@@ -46,6 +46,15 @@ class JournalLock:
         self._store.kv_put(NAMESPACE, KEY, {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(),
                                             "stopped": None, **self._what})  # fmt: skip
 
+    def bind_account(self, login: int) -> None:
+        """Tie the journal to the account it trades; refuse another one (its orders are not this account's)."""
+        bound = self._store.kv_get(NAMESPACE, "account")
+        if bound is None:
+            self._store.kv_put(NAMESPACE, "account", {"login": login})
+        elif bound["login"] != login:
+            raise StartupError(f"journal {self._store.path} belongs to account {bound['login']}; the terminal is "
+                               f"logged in to {login}. Give this account its own store.path")  # fmt: skip
+
     def drop(self) -> None:
         """Let go without recording a stop, as the system does when the process dies (tests crash so)."""
         self._lock.release(force=True)

@@ -214,11 +214,14 @@ class Runtime:
         A plugin says its stage with a ``stage`` attribute (third-party default 4, beside the gate).
         Each stage is logged with what it loaded; a plugin that cannot start stops start-up, naming
         its stage. State alignment (7) and the start-up checks (8) run after every service is up.
-        A journal file is locked first: a second process on it is refused before it can trade.
+        A journal file is locked first: a second process on it is refused before it can trade, and so is
+        a terminal logged in to another account than the one the journal belongs to.
         """
         if self._journal_lock is not None:
             self._journal_lock.acquire()
         try:
+            if self._journal_lock is not None and self._broker is not None:  # connected: before alignment reads it
+                self._journal_lock.bind_account(self._broker.account().login)
             self._start()
         except BaseException:
             if self._journal_lock is not None:

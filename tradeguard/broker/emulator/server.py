@@ -52,7 +52,7 @@ def make_server(host: str = "127.0.0.1", port: int = 18812, *, allow_remote: boo
 
     import tradeguard.broker.emulator as emulator
 
-    if not emulator.initialize(reset=True, **(config or {})):
+    if not emulator.initialize(reset=True, config=config or {}):
         raise RuntimeError(f"emulator failed to start: {emulator.last_error()}")
     sys.modules["MetaTrader5"] = emulator  # what `import MetaTrader5 as mt5` finds on this server
 

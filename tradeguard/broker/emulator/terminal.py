@@ -164,16 +164,17 @@ class Terminal(Trading):
 
     def initialize(self, path: str | None = None, *, login: int | None = None, password: str | None = None,
                    server: str | None = None, timeout: int = 60000, portable: bool = False, reset: bool = False,
-                   **config: Any) -> bool:  # fmt: skip
+                   config: dict[str, Any] | None = None, **options: Any) -> bool:  # fmt: skip
         """Connect; the first call (or ``reset=True``) builds the market and account from ``config``.
 
-        Extra keyword arguments are the emulator's :class:`EmulatorConfig`; without any, the shipped
-        EURUSD sample and a default demo account open, as a terminal opens its last account.
+        ``config`` and extra keyword arguments are the emulator's :class:`EmulatorConfig`; without any,
+        the shipped EURUSD sample and a default demo account open, as a terminal opens its last account.
+        ``login``/``password``/``server`` log in, as MT5's do; the demo account's own are ``config``'s.
         """
         with self._lock:
             if not self.loaded or reset:
                 try:
-                    self._load(EmulatorConfig(**config))
+                    self._load(EmulatorConfig(**{**(config or {}), **options}))
                 except Exception as exc:  # a bad argument or data file: asking again will not help
                     self._last_error = (c.RES_E_INVALID_PARAMS, f"Invalid arguments: {exc}")
                     return False
