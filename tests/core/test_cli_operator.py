@@ -91,6 +91,7 @@ def test_reset_without_a_terminal_or_the_variable_is_refused_without_prompting(d
 def test_report_into_an_unwritable_folder_names_it(deployment: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
+    Store(deployment.parent / "var" / "tradeguard.db").close()  # a journal to report on
     res = tg(deployment, "report", "--out", str(blocker / "report"))
     assert res.returncode == 1 and "cannot write the report there" in " ".join(res.stderr.split())
 
@@ -131,3 +132,13 @@ def test_hash_secret_refuses_without_a_terminal() -> None:
     res = subprocess.run([sys.executable, "-m", "tradeguard", "hash-secret"], capture_output=True, text=True,
                          stdin=subprocess.DEVNULL, timeout=60)  # fmt: skip
     assert res.returncode == 1 and "run it from a terminal" in res.stderr
+
+
+def test_reading_commands_refuse_a_journal_that_is_not_there_and_create_none(tmp_path: Path) -> None:
+    """A mistyped data_dir must not read as a quiet, ACTIVE account."""
+    settings = tmp_path / "s.toml"
+    settings.write_text(f'[default.runtime]\ndata_dir = "{tmp_path / "typo"}"\n')
+    for command in (("status",), ("report",), ("audit", "verify")):
+        res = tg(settings, *command)
+        assert res.returncode == 1 and "no journal at" in res.stderr and "typo" in res.stderr, command
+    assert not (tmp_path / "typo").exists()

@@ -291,9 +291,25 @@ def run_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     console.print(f"stopped cleanly after {bars} bars; kill switch {state}; journal {getattr(rt.store, 'path', '')}")
 
 
-def _store_of(settings: Path | None, env: str | None) -> tuple[Runtime, object]:
-    """The configured store, without connecting to any broker: these commands work beside a running process."""
-    rt = _build(settings, env)
+def _store_of(settings: Path | None, env: str | None, *, existing: bool = False) -> tuple[Runtime, object]:
+    """The configured store, without connecting to any broker: these commands work beside a running process.
+
+    ``existing``: the commands that only read refuse a journal that is not there, rather than create an
+    empty one and show it (a mistyped data_dir would otherwise read as a quiet, ACTIVE account).
+    """
+    if not existing:
+        rt = _build(settings, env)
+        return rt, rt.store
+    from tradeguard.core.memory_store import MemoryStore
+    from tradeguard.core.runtime import journal_path
+    from tradeguard.core.store import Store
+
+    rt = _build(settings, env, store=MemoryStore())
+    path = journal_path(rt.settings)
+    if not path.is_file():
+        raise _fail(TradeguardError(f"no journal at {path}: nothing has run with these settings "
+                                    "(runtime.data_dir, store.path)"))  # fmt: skip
+    rt.store = Store(path, synchronous=rt.settings.store.synchronous)
     return rt, rt.store
 
 
@@ -380,7 +396,7 @@ def report_cmd(
     from tradeguard.core.store import Store
     from tradeguard.report import write_report
 
-    rt, store = _store_of(settings, env)
+    rt, store = _store_of(settings, env, existing=True)
     if not isinstance(store, Store):
         raise _fail(TradeguardError("report needs the SQLite store"))
     folder = out if out is not None else Path(rt.settings.runtime.data_dir) / "report"
@@ -400,7 +416,7 @@ def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     from tradeguard.core.journal_lock import owner_line
     from tradeguard.core.store import Store
 
-    _, store = _store_of(settings, env)
+    _, store = _store_of(settings, env, existing=True)
     if not isinstance(store, Store):
         raise _fail(TradeguardError("status needs the SQLite store"))
     table = Table(title=f"tradeguard status ({store.path})", show_header=False)
@@ -481,7 +497,7 @@ def audit_verify_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     """Walk the audit chain; exit 1 naming the first record that was edited, deleted or reordered."""
     from tradeguard.core.audit import verify
 
-    rt, store = _store_of(settings, env)
+    rt, store = _store_of(settings, env, existing=True)
     key = rt.settings.audit_trail.hmac_key.get_secret_value().encode() if "audit_trail" in rt.settings else b""
     verdict = verify(store, key)
     if not verdict.ok:

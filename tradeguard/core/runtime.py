@@ -87,6 +87,11 @@ _SEVERITY_LEVEL = {
 }
 
 
+def journal_path(settings: Settings) -> Path:
+    """The store file the settings name: ``store.path`` under ``runtime.data_dir`` unless absolute."""
+    return Path(settings.runtime.data_dir) / settings.store.path
+
+
 class Runtime:
     def __init__(
         self,
@@ -167,8 +172,7 @@ class Runtime:
             raise ConfigError(["broker.module = 'emulator': the live environment trades a real account; choose "
                                "'MetaTrader5' or 'mt5linux' (paper runs on the emulator)"])  # fmt: skip
         if "store" not in services:
-            services["store"] = Store(Path(settings.runtime.data_dir) / settings.store.path,
-                                      synchronous=settings.store.synchronous)  # fmt: skip
+            services["store"] = Store(journal_path(settings), synchronous=settings.store.synchronous)
         return cls(settings=settings, pm=pm, records=records, **services)
 
     # -- services ------------------------------------------------------------------------------
