@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tradeguard.core.journal_lock import owner_line
+from tradeguard.core.journal_lock import KEY, NAMESPACE, owner_line
 from tradeguard.core.store import Store
 from tradeguard.errors import StartupError
 from tradeguard.testing import make_runtime
@@ -62,9 +62,10 @@ def test_a_journal_belongs_to_one_account(tmp_path: Path) -> None:
     first.stop()
     other = make_runtime(store=Store(db), settings={"broker": {"emulator": {"login": 7_000_007}}}, start=False)
     assert other.broker.account().login == 7_000_007
+    recorded = Store(db).kv_get(NAMESPACE, KEY)
     with pytest.raises(StartupError, match=r"belongs to account 5000001; the terminal is logged in to 7000007"):
         other.start()
-    assert not other.started
+    assert not other.started and Store(db).kv_get(NAMESPACE, KEY) == recorded  # the refused one left no trace
     again = make_runtime(store=Store(db), start=False)
     again.broker.account()
     again.start()  # the journal's own account goes on, and the refusal left the lock free

@@ -27,8 +27,10 @@ class JournalLock:
         self._lock = FileLock(f"{store.path}.lock", timeout=0)
         self._what = {"env": env, "broker_module": broker_module}  # replay --fresh replaces emulator journals only
 
-    def acquire(self) -> None:
-        """Take the lock or refuse to start, naming the process that holds it."""
+    def acquire(self, login: int | None = None) -> None:
+        """Take the lock or refuse to start, naming the process that holds it; then refuse a journal another
+        broker module or account wrote (its orders are not this account's). ``login``: the connected
+        terminal's account, None when no terminal is connected yet."""
         try:
             self._lock.acquire()
         except Timeout:
@@ -36,18 +38,22 @@ class JournalLock:
             who = f"pid {owner['pid']} on {owner['host']}, since {owner['started'][:19]}" if owner else "a process"
             raise StartupError(f"journal {self._store.path} is in use by another tradeguard process ({who}); "
                                "one process trades from one journal") from None  # fmt: skip
-        before = str((self._store.kv_get(NAMESPACE, KEY) or {}).get("broker_module") or "")
-        now = self._what["broker_module"]
-        if before and now and before != now:  # another terminal is another account: its journal is not this one
-            self._lock.release()
-            raise StartupError(f"journal {self._store.path} was written through broker module {before!r}; this "
-                               f"process drives {now!r}. A journal belongs to one account: give this one its own "
-                               "store.path (or remove a replay's journal)")  # fmt: skip
+        try:
+            self._same_account(login)
+        except StartupError:
+            self._lock.release()  # refused before anything was recorded: the last owner's record stands
+            raise
         self._store.kv_put(NAMESPACE, KEY, {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(),
                                             "stopped": None, **self._what})  # fmt: skip
 
-    def bind_account(self, login: int) -> None:
-        """Tie the journal to the account it trades; refuse another one (its orders are not this account's)."""
+    def _same_account(self, login: int | None) -> None:
+        before, now = last_broker_module(self._store), self._what["broker_module"]
+        if before and now and before != now:  # another terminal is another account: its journal is not this one
+            raise StartupError(f"journal {self._store.path} was written through broker module {before!r}; this "
+                               f"process drives {now!r}. A journal belongs to one account: give this one its own "
+                               "store.path (or remove a replay's journal)")  # fmt: skip
+        if login is None:
+            return
         bound = self._store.kv_get(NAMESPACE, "account")
         if bound is None:
             self._store.kv_put(NAMESPACE, "account", {"login": login})

@@ -221,15 +221,15 @@ class Runtime:
         A journal file is locked first: a second process on it is refused before it can trade, and so is
         a terminal logged in to another account than the one the journal belongs to.
         """
-        if self._journal_lock is not None:
-            self._journal_lock.acquire()
+        lock = self._journal_lock
+        if lock is None:
+            self._start()
+            return
+        lock.acquire(self._broker.account().login if self._broker is not None else None)  # before alignment reads
         try:
-            if self._journal_lock is not None and self._broker is not None:  # connected: before alignment reads it
-                self._journal_lock.bind_account(self._broker.account().login)
             self._start()
         except BaseException:
-            if self._journal_lock is not None:
-                self._journal_lock.release()
+            lock.release()
             raise
 
     def _start(self) -> None:
