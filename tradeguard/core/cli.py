@@ -291,7 +291,7 @@ def run_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     console.print(f"stopped cleanly after {bars} bars; kill switch {state}; journal {getattr(rt.store, 'path', '')}")
 
 
-def _store_of(settings: Path | None, env: str | None, *, existing: bool = False) -> tuple[Runtime, object]:
+def _store_of(settings: Path | None, env: str | None, *, existing: bool = False) -> tuple[Runtime, Any]:
     """The configured store, without connecting to any broker: these commands work beside a running process.
 
     ``existing``: the commands that only read refuse a journal that is not there, rather than create an
@@ -301,15 +301,14 @@ def _store_of(settings: Path | None, env: str | None, *, existing: bool = False)
         rt = _build(settings, env)
         return rt, rt.store
     from tradeguard.core.memory_store import MemoryStore
-    from tradeguard.core.runtime import journal_path
-    from tradeguard.core.store import Store
+    from tradeguard.core.runtime import journal_path, open_journal
 
     rt = _build(settings, env, store=MemoryStore())
     path = journal_path(rt.settings)
     if not path.is_file():
         raise _fail(TradeguardError(f"no journal at {path}: nothing has run with these settings "
                                     "(runtime.data_dir, store.path)"))  # fmt: skip
-    rt.store = Store(path, synchronous=rt.settings.store.synchronous)
+    rt.store = open_journal(rt.settings)
     return rt, rt.store
 
 
@@ -393,12 +392,9 @@ def report_cmd(
     env: EnvOpt = None,
 ) -> None:
     """Write an HTML report with PNG charts and the decision table, from the store (safe while running)."""
-    from tradeguard.core.store import Store
     from tradeguard.report import write_report
 
-    rt, store = _store_of(settings, env, existing=True)
-    if not isinstance(store, Store):
-        raise _fail(TradeguardError("report needs the SQLite store"))
+    rt, store = _store_of(settings, env, existing=True)  # an SQLite journal that is there
     folder = out if out is not None else Path(rt.settings.runtime.data_dir) / "report"
     try:
         path = write_report(store, rt.settings, folder)
@@ -414,11 +410,8 @@ def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     import json as _json
 
     from tradeguard.core.journal_lock import owner_line
-    from tradeguard.core.store import Store
 
-    _, store = _store_of(settings, env, existing=True)
-    if not isinstance(store, Store):
-        raise _fail(TradeguardError("status needs the SQLite store"))
+    _, store = _store_of(settings, env, existing=True)  # an SQLite journal that is there
     table = Table(title=f"tradeguard status ({store.path})", show_header=False)
     latch = store.kill_state()
     latched = "ACTIVE" if latch is None else f"{latch[0]} since {latch[3][:19]} ({latch[1]}: {latch[2]})"

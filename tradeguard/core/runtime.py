@@ -92,6 +92,10 @@ def journal_path(settings: Settings) -> Path:
     return Path(settings.runtime.data_dir) / settings.store.path
 
 
+def open_journal(settings: Settings) -> Store:
+    return Store(journal_path(settings), synchronous=settings.store.synchronous)
+
+
 class Runtime:
     def __init__(
         self,
@@ -172,7 +176,7 @@ class Runtime:
             raise ConfigError(["broker.module = 'emulator': the live environment trades a real account; choose "
                                "'MetaTrader5' or 'mt5linux' (paper runs on the emulator)"])  # fmt: skip
         if "store" not in services:
-            services["store"] = Store(journal_path(settings), synchronous=settings.store.synchronous)
+            services["store"] = open_journal(settings)
         return cls(settings=settings, pm=pm, records=records, **services)
 
     # -- services ------------------------------------------------------------------------------
