@@ -96,15 +96,15 @@ def test_report_into_an_unwritable_folder_names_it(deployment: Path, tmp_path: P
     assert res.returncode == 1 and "cannot write the report there" in " ".join(res.stderr.split())
 
 
-def test_hash_secret_asks_twice_on_a_terminal_and_prints_a_hash_that_verifies() -> None:
+def hash_secret_on_a_terminal(answer: bytes) -> tuple[int, int, str]:
+    """``tradeguard hash-secret`` on a terminal of its own, as an operator's shell, answering each prompt:
+    (prompts answered, exit code, what the terminal showed)."""
     import pty
     import select
     import time
 
-    from tradeguard.core.operator_secret import verify_secret
-
     pid, fd = pty.fork()
-    if pid == 0:  # the child: a terminal of its own, as an operator's shell
+    if pid == 0:
         os.execv(sys.executable, [sys.executable, "-m", "tradeguard", "hash-secret"])
     out, answered, deadline = b"", 0, time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -118,14 +118,25 @@ def test_hash_secret_asks_twice_on_a_terminal_and_prints_a_hash_that_verifies() 
             break
         out += chunk
         if out.endswith(b": ") and out.count(b": ") > answered:  # a prompt: the secret, then its confirmation
-            os.write(fd, b"correct horse\n")
+            os.write(fd, answer + b"\n")
             answered += 1
     _, status = os.waitpid(pid, 0)
-    text = out.decode()
-    assert (answered, os.waitstatus_to_exitcode(status)) == (2, 0), text
+    return answered, os.waitstatus_to_exitcode(status), out.decode()
+
+
+def test_hash_secret_asks_twice_on_a_terminal_and_prints_a_hash_that_verifies() -> None:
+    from tradeguard.core.operator_secret import verify_secret
+
+    answered, code, text = hash_secret_on_a_terminal(b"correct horse")
+    assert (answered, code) == (2, 0), text
     assert "correct horse" not in text  # never echoed
     stored = text.split('operator_secret_hash = "')[1].split('"')[0]
     assert verify_secret("correct horse", stored) and not verify_secret("wrong horse", stored)
+
+
+def test_hash_secret_refuses_a_short_secret() -> None:
+    answered, code, text = hash_secret_on_a_terminal(b"short")
+    assert (answered, code) == (2, 1) and "at least 8 characters" in text and "scrypt$" not in text
 
 
 def test_hash_secret_refuses_without_a_terminal() -> None:
