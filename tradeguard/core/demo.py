@@ -27,7 +27,7 @@ def demo_overrides() -> dict[str, dict[str, object]]:
 def run_demo(rt: Runtime) -> list[tuple[str, Decision]]:
     """Start ``rt`` on a replay clock at the sample's first bar and decide the demo signals."""
     clock = ReplayClock(_T0)
-    rt.clock = rt.scheduler._clock = clock
+    rt.use_clock(clock)
     rt.start()
 
     def signal(hour: int, side: str, price: float, **kw: object) -> Signal:

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
+from tradeguard.core.clock import ReplayClock
 from tradeguard.core.runtime import Runtime
 from tradeguard.models import TIMEFRAME_SECONDS, AlertChannel, Bar, Severity
 
@@ -88,13 +89,22 @@ def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
 def run_live(rt: Runtime, stop: Any) -> int:
     """The long-running loop: poll the broker for closed bars, run due jobs, until ``stop`` is set.
 
+    Against a terminal the runtime keeps the wall clock. Over the in-process emulator (a paper run on
+    the shipped data) it keeps the emulator's market time instead, as a replay does: staleness, trading
+    hours, order timeouts and latencies are then judged on the market's scale, not 2017 against today.
+
     ``stop`` is a ``threading.Event`` (SIGINT/SIGTERM set it). On the way out the pipeline is held
     (no new orders), plugins are told (``tradeguard_shutdown``) and the journal is flushed.
     Returns the number of bars handled.
     """
     cfg = rt.settings.runtime
     broker = rt.broker
-    stepper = getattr(broker.mt5, "replay_step", None) if cfg.emulator_ticks_per_poll else None
+    terminal = broker.mt5
+    simulated = hasattr(terminal, "replay_step")  # the in-process emulator: its market keeps its own time
+    stepper = terminal.replay_step if simulated and cfg.emulator_ticks_per_poll else None
+    market = ReplayClock(_market_time(broker)) if simulated else None
+    if market is not None:
+        rt.use_clock(market)
     rt.start()
     seen: dict[str, int] = {}
     for symbol in cfg.symbols:  # bars closed before the start are history, not signals
@@ -109,6 +119,8 @@ def run_live(rt: Runtime, stop: Any) -> int:
         while not stop.is_set():
             if stepper is not None and not stepper(cfg.emulator_ticks_per_poll):
                 break  # the emulator's data has ended
+            if market is not None:
+                market.set(max(market.now(), _market_time(broker)))
             for symbol in cfg.symbols:
                 for raw in broker.rates(symbol, cfg.timeframe, 50)[:-1]:  # the last bar is still forming
                     if int(raw["time"]) > seen[symbol]:
@@ -125,6 +137,12 @@ def run_live(rt: Runtime, stop: Any) -> int:
         rt.hold("shutdown")
         rt.stop()
     return handled
+
+
+def _market_time(broker: Any) -> datetime:
+    """Where the in-process emulator's market is, in UTC: its latest tick, published or withheld (a stale
+    feed must still age against it)."""
+    return broker.to_utc(broker.mt5.now_msc() / 1000)
 
 
 def _bar(broker: Any, symbol: str, timeframe: str, raw: Any, *, trusted: bool = True) -> Bar:

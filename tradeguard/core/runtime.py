@@ -209,6 +209,14 @@ class Runtime:
         self.execution = engine
         self.log.info("execution service provided", extra={"service": type(engine).__name__})
 
+    def use_clock(self, clock: Clock) -> None:
+        """Put the runtime on ``clock`` before it starts (a replay's, a simulated market's): its jobs and
+        plugins read time from it from then on."""
+        if self.started:
+            raise RuntimeError("the runtime clock cannot change once the runtime has started")
+        self.clock = clock
+        self.scheduler = Scheduler(clock, self._plugin_error)
+
     def sleep(self, seconds: float) -> None:
         """Pause on the runtime clock: real time in paper/live; nothing in replay (its clock is the data's)."""
         if seconds > 0 and isinstance(self.clock, WallClock):
