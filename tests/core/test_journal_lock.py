@@ -63,10 +63,26 @@ def test_a_journal_belongs_to_one_account(tmp_path: Path) -> None:
     other = make_runtime(store=Store(db), settings={"broker": {"emulator": {"login": 7_000_007}}}, start=False)
     assert other.broker.account().login == 7_000_007
     recorded = Store(db).kv_get(NAMESPACE, KEY)
-    with pytest.raises(StartupError, match=r"belongs to account 5000001; the terminal is logged in to 7000007"):
+    with pytest.raises(StartupError, match=r"belongs to account 5000001 on Tradeguard-Emulator; the terminal is "
+                                           r"logged in to 7000007 on Tradeguard-Emulator"):
         other.start()
     assert not other.started and Store(db).kv_get(NAMESPACE, KEY) == recorded  # the refused one left no trace
+    namesake = make_runtime(store=Store(db), settings={"broker": {"emulator": {"server": "OtherBroker-Live"}}},
+                            start=False)  # fmt: skip
+    assert namesake.broker.account().login == 5_000_001  # the same login number at another broker
+    with pytest.raises(StartupError, match=r"logged in to 5000001 on OtherBroker-Live"):
+        namesake.start()
     again = make_runtime(store=Store(db), start=False)
     again.broker.account()
     again.start()  # the journal's own account goes on, and the refusal left the lock free
     again.stop()
+
+
+def test_a_journal_bound_before_servers_were_recorded_takes_its_accounts_server(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    Store(db).kv_put(NAMESPACE, "account", {"login": 5_000_001})  # as stop 16's journals were bound
+    rt = make_runtime(store=Store(db), start=False)
+    rt.broker.account()
+    rt.start()
+    rt.stop()
+    assert Store(db).kv_get(NAMESPACE, "account") == {"login": 5_000_001, "server": "Tradeguard-Emulator"}

@@ -143,7 +143,7 @@ def _account_state(a: Any) -> AccountState:
     return AccountState(  # in AccountState's field order, by position: converted whenever the account moved
         int(a.login), str(a.currency), float(a.balance), float(a.equity), float(a.margin), float(a.margin_free),
         float(a.margin_level), float(a.profit), int(a.leverage), int(a.margin_mode) == 2, bool(a.trade_allowed),
-        bool(a.trade_expert), float(a.margin_so_call), float(a.margin_so_so),
+        bool(a.trade_expert), float(a.margin_so_call), float(a.margin_so_so), str(a.server),
     )  # fmt: skip
 
 

@@ -112,6 +112,7 @@ class AccountState(NamedTuple):
     trade_expert: bool
     margin_so_call: float
     margin_so_so: float
+    server: str = ""  # the trade server: a login is unique on one server, not across brokers
 
 
 class TerminalState(NamedTuple):

@@ -27,10 +27,10 @@ class JournalLock:
         self._lock = FileLock(f"{store.path}.lock", timeout=0)
         self._what = {"env": env, "broker_module": broker_module}  # replay --fresh replaces emulator journals only
 
-    def acquire(self, login: int | None = None) -> None:
+    def acquire(self, account: tuple[int, str] | None = None) -> None:
         """Take the lock or refuse to start, naming the process that holds it; then refuse a journal another
-        broker module or account wrote (its orders are not this account's). ``login``: the connected
-        terminal's account, None when no terminal is connected yet."""
+        broker module or account wrote (its orders are not this account's). ``account``: the connected
+        terminal's (login, trade server), None when no terminal is connected yet."""
         try:
             self._lock.acquire()
         except Timeout:
@@ -39,27 +39,29 @@ class JournalLock:
             raise StartupError(f"journal {self._store.path} is in use by another tradeguard process ({who}); "
                                "one process trades from one journal") from None  # fmt: skip
         try:
-            self._same_account(login)
+            self._same_account(account)
         except StartupError:
             self._lock.release()  # refused before anything was recorded: the last owner's record stands
             raise
         self._store.kv_put(NAMESPACE, KEY, {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(),
                                             "stopped": None, **self._what})  # fmt: skip
 
-    def _same_account(self, login: int | None) -> None:
+    def _same_account(self, account: tuple[int, str] | None) -> None:
         before, now = last_broker_module(self._store), self._what["broker_module"]
         if before and now and before != now:  # another terminal is another account: its journal is not this one
             raise StartupError(f"journal {self._store.path} was written through broker module {before!r}; this "
                                f"process drives {now!r}. A journal belongs to one account: give this one its own "
                                "store.path (or remove a replay's journal)")  # fmt: skip
-        if login is None:
+        if account is None:
             return
+        login, server = account
         bound = self._store.kv_get(NAMESPACE, "account")
-        if bound is None:
-            self._store.kv_put(NAMESPACE, "account", {"login": login})
-        elif bound["login"] != login:
-            raise StartupError(f"journal {self._store.path} belongs to account {bound['login']}; the terminal is "
-                               f"logged in to {login}. Give this account its own store.path")  # fmt: skip
+        if bound is None or (bound["login"] == login and "server" not in bound):  # bound before servers were
+            self._store.kv_put(NAMESPACE, "account", {"login": login, "server": server})
+        elif (bound["login"], bound.get("server", server)) != (login, server):  # a login may exist at two brokers
+            raise StartupError(f"journal {self._store.path} belongs to account {bound['login']} on "
+                               f"{bound.get('server') or 'an unnamed server'}; the terminal is logged in to {login} on "
+                               f"{server or 'an unnamed server'}. Give this account its own store.path")  # fmt: skip
 
     def drop(self) -> None:
         """Let go without recording a stop, as the system does when the process dies (tests crash so)."""

@@ -237,7 +237,8 @@ class Runtime:
         if lock is None:
             self._start()
             return
-        lock.acquire(self._broker.account().login if self._broker is not None else None)  # before alignment reads
+        account = self._broker.account() if self._broker is not None else None
+        lock.acquire((account.login, account.server) if account is not None else None)  # before alignment reads
         try:
             self._start()
         except BaseException:
