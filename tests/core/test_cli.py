@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,11 +25,20 @@ def test_version() -> None:
     assert r.returncode == 0 and r.stdout.strip() == f"tradeguard {tradeguard.__version__}"
 
 
-def test_config_check_accepts_the_shipped_settings_in_every_environment() -> None:
-    for env in ("default", "paper", "live"):
+def test_config_check_accepts_the_shipped_settings_in_every_environment(tmp_path: Path) -> None:
+    for env in ("default", "paper"):
         r = tg("config", "check", "--settings", str(REPO / "settings.toml"), "--env", env)
         assert r.returncode == 0, r.stderr
         assert f"settings OK: environment {env}" in r.stdout
+    # live asks for the operator secret's hash, which no file in the repository holds
+    r = tg("config", "check", "--settings", str(REPO / "settings.toml"), "--env", "live")
+    assert r.returncode == 1 and "kill_switch.operator_secret_hash" in r.stderr and "not set: live" in r.stderr
+    shutil.copy(REPO / "settings.toml", tmp_path / "settings.toml")
+    from tradeguard.core.operator_secret import hash_secret
+
+    (tmp_path / ".secrets.toml").write_text(f'[live.kill_switch]\noperator_secret_hash = "{hash_secret("s3cret-x")}"\n')
+    r = tg("config", "check", "--settings", str(tmp_path / "settings.toml"), "--env", "live")
+    assert r.returncode == 0 and "settings OK: environment live" in r.stdout, r.stderr
 
 
 def test_config_check_names_the_bad_key_and_exits_1(tmp_path: Path) -> None:

@@ -229,11 +229,13 @@ def _describe(table: str, model: type[BaseModel], err: Any) -> str:
     return f"{dotted} = {shown}: {err['msg']}"
 
 
-def validate_table(table: str, model: type[BaseModel], data: Any) -> tuple[BaseModel | None, list[str]]:
+def validate_table(table: str, model: type[BaseModel], data: Any, env: str = "") -> tuple[BaseModel | None, list[str]]:
+    """One table; a model that needs the environment (what live demands) finds it in the validation
+    context: ``info.context["env"]``."""
     if not isinstance(data, Mapping):
         return None, [f"{table} = {redact(data, table)!r}: must be a table of keys"]
     try:
-        return model.model_validate(dict(data)), []
+        return model.model_validate(dict(data), context={"env": env}), []
     except ValidationError as exc:
         return None, [_describe(table, model, e) for e in exc.errors()]
 
@@ -259,7 +261,7 @@ def validate(
             problems.append(f"{key}: unknown settings table; known tables: {known}")
     tables: dict[str, BaseModel] = {}
     for name, model in models.items():
-        value, errs = validate_table(name, model, raw.get(name, {}))
+        value, errs = validate_table(name, model, raw.get(name, {}), env)
         problems.extend(errs)
         if value is not None:
             tables[name] = value

@@ -25,7 +25,7 @@ from collections import deque
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from tradeguard import (
     AccountSnapshot,
@@ -67,7 +67,17 @@ class KillSwitchSettings(PluginSettings):
     plugin_error_storm: int = Field(default=0, ge=0, description="trip after this many plugin errors in the window")
     plugin_error_window_seconds: float = Field(default=60.0, gt=0)
     latch_refresh_seconds: float = Field(default=1.0, gt=0, description="how often the store's latch is re-read")
-    operator_secret_hash: SecretStr = Field(default=SecretStr(""), description="scrypt hash from hash_secret()")
+    operator_secret_hash: SecretStr = Field(default=SecretStr(""), validate_default=True,
+                                            description="scrypt hash from `tradeguard hash-secret`; required live")
+
+    @field_validator("operator_secret_hash")
+    @classmethod
+    def _required_live(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
+        """Live, a latched switch with no secret to check could never be reset: `config check` says so."""
+        if (info.context or {}).get("env") == "live" and not value.get_secret_value():
+            raise ValueError("not set: live, a latched kill switch could never be reset "
+                             "(tradeguard hash-secret makes one for .secrets.toml)")  # fmt: skip
+        return value
 
 
 class KillSwitch(ConfiguredPlugin):
@@ -91,9 +101,6 @@ class KillSwitch(ConfiguredPlugin):
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
-        if runtime.settings.env == "live" and not self.cfg.operator_secret_hash.get_secret_value():
-            raise ValueError("kill_switch.operator_secret_hash is not set: live, a latched kill switch could "
-                             "never be reset (tradeguard hash-secret makes one)")  # fmt: skip
         self.rt = runtime
         self._store = runtime.store
         self._gauge = runtime.metrics.kill_switch_active
