@@ -134,11 +134,12 @@ def test_unknown_plugin_name_in_lists_is_a_config_error(settings_file: Callable[
 
 
 def test_required_plugin_cannot_be_disabled_in_live(settings_file: Callable[[str], Path]) -> None:
-    path = settings_file('[default.plugins]\ndisabled = ["kill_switch"]\n')
+    terminal = '[live.broker]\nmodule = "mt5linux"\n'  # live refuses the emulator before it looks at plugins
+    path = settings_file(terminal + '[default.plugins]\ndisabled = ["kill_switch"]\n')
     with pytest.raises(StartupError, match="required plugins cannot be disabled in the live environment"):
         build(path, env="live")
     with pytest.raises(StartupError, match="'risk_guard' is switched off"):
-        build(settings_file('[live.plugins]\nenabled = ["kill_switch"]\n'), env="live")
+        build(settings_file(terminal + '[live.plugins]\nenabled = ["kill_switch"]\n'), env="live")
 
 
 def test_required_plugin_may_be_disabled_outside_live_with_a_warning(

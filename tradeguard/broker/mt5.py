@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from tradeguard.broker import retcodes
 from tradeguard.broker.emulator import constants as _constants
@@ -62,7 +62,7 @@ BrokerFindings = tuple[list[BrokerOrder], list[BrokerPosition], list[BrokerOrder
 class BrokerSettings(PluginSettings):
     """``[default.broker]``: which terminal, how to reach it, and its clock."""
 
-    module: Literal["emulator", "MetaTrader5", "mt5linux"] = "emulator"
+    module: Literal["emulator", "MetaTrader5", "mt5linux"] = Field(default="emulator", validate_default=True)
     host: str = Field(default="127.0.0.1", description="mt5linux bridge host")
     port: int = Field(default=18812, ge=1, le=65535, description="mt5linux bridge port")
     path: str = Field(default="", description="terminal64.exe for the official package; empty = auto")
@@ -74,6 +74,15 @@ class BrokerSettings(PluginSettings):
     server_offset_hours: float = Field(default=0.0, ge=-12, le=14, description="server clock minus UTC")
     derive_server_offset: bool = Field(default=False, description="live: derive the offset from tick vs wall clock")
     emulator: EmulatorConfig = Field(default_factory=EmulatorConfig, description="the emulator's market and account")
+
+    @field_validator("module")
+    @classmethod
+    def _real_terminal_live(cls, value: str, info: ValidationInfo) -> str:
+        """An operator who forgot it must not believe a replayed market is the account."""
+        if value == "emulator" and (info.context or {}).get("env") == "live":
+            raise ValueError("the live environment trades a real account; choose 'MetaTrader5' or 'mt5linux' "
+                             "(paper runs on the emulator)")  # fmt: skip
+        return value
 
 
 def load_module(cfg: BrokerSettings) -> Any:

@@ -43,7 +43,7 @@ from tradeguard.core.settings import (
     validate,
 )
 from tradeguard.core.store import Store
-from tradeguard.errors import ConfigError, PluginError, StartupError
+from tradeguard.errors import PluginError, StartupError
 from tradeguard.models import (
     Alert,
     AlertChannel,
@@ -172,9 +172,6 @@ class Runtime:
         registered = {name for name, _ in pm.list_name_plugin()}
         not_loaded = [name for name in plugin_loader.candidates() if name not in registered]
         settings = validate(raw, models, env=env, source=path, tolerated=not_loaded)
-        if env == "live" and settings.broker.module == "emulator":  # an operator who forgot it must not think so
-            raise ConfigError(["broker.module = 'emulator': the live environment trades a real account; choose "
-                               "'MetaTrader5' or 'mt5linux' (paper runs on the emulator)"])  # fmt: skip
         if "store" not in services:
             services["store"] = open_journal(settings)
         return cls(settings=settings, pm=pm, records=records, **services)

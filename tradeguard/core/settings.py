@@ -226,7 +226,7 @@ def _describe(table: str, model: type[BaseModel], err: Any) -> str:
         return f"{dotted} = {shown}: unknown key; allowed keys: {allowed}"
     if err["type"] == "missing":
         return f"{dotted}: required, not set"
-    return f"{dotted} = {shown}: {err['msg']}"
+    return f"{dotted} = {shown}: {err['msg'].removeprefix('Value error, ')}"  # a validator's own words
 
 
 def validate_table(table: str, model: type[BaseModel], data: Any, env: str = "") -> tuple[BaseModel | None, list[str]]:
