@@ -16,6 +16,7 @@ from tradeguard.core.bars import DTYPE, rolling_atr
 from tradeguard.plugins.confluence.scenario_scorer import (
     FACTORS,
     ScenarioScorer,
+    TrendTracker,
     agreement_factor,
     resampled_closes,
     spread_factor,
@@ -184,3 +185,40 @@ def test_trend_reads_only_the_tail_it_needs_and_agrees_with_the_whole_window(
 
     for sign in (1, -1):
         assert trend_factor(window, sign, 3600, ["H4", "D1"], period) == whole(sign)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(st.tuples(st.sampled_from([1, 1, 1, 1, 2, 5, 49]), st.floats(1.0, 1.2)), min_size=1, max_size=400),
+       period=st.integers(2, 25), chunk=st.integers(1, 40))  # fmt: skip
+def test_the_trend_tracker_votes_as_the_resampled_tail_does(rows: list[tuple[int, float]], period: int,
+                                                            chunk: int) -> None:  # fmt: skip
+    """Fed the bars a few at a time, as signals arrive, the tracker casts the same vote as
+    ``trend_factor`` over every bar so far, to the bit."""
+    window = bars([close for _, close in rows])
+    window["time"] = np.cumsum([3600 * step for step, _ in rows])
+    tracker = TrendTracker(3600, ["H4", "D1"], period)
+    for end in range(chunk, len(window) + chunk, chunk):
+        tracker.take(window[tracker.count : end])
+        for sign in (1, -1):
+            assert tracker.vote(sign) == trend_factor(window[:end], sign, 3600, ["H4", "D1"], period)
+
+
+def test_the_scorer_keeps_its_trend_tracker_up_to_date_between_signals(runtime: Any) -> None:
+    """Signals a bar apart, hundreds of bars apart (more than a trend tail: the tracker starts over)
+    and for an older bar (no look-ahead): each vote is the one resampling the bars would give."""
+    scorer = ScenarioScorer()
+    rt = runtime(("scenario_scorer", scorer))
+    start, made = T0 - timedelta(hours=3000), 0
+    for burst in (30, 1, 1, 7, 700, 2, 120, 600, 1):
+        for _ in range(burst):  # a zigzag with a period unlike any bucket's: the votes keep changing
+            c = 1.1 + 0.01 * math.sin(made / 37) + 0.004 * math.sin(made / 5)
+            rt.bars.append(Bar(symbol="EURUSD", timeframe="H1", time=start + timedelta(hours=made), open=c, high=c,
+                               low=c, close=c, spread=10))  # fmt: skip
+            made += 1
+        last = start + timedelta(hours=made - 1)
+        held = rt.bars.get("EURUSD", "H1", 2000)
+        for side, bar_time in (("buy", last), ("sell", last), ("buy", last - timedelta(hours=3))):
+            s = signal(side=side, bar_time=bar_time, price=1.1, stop_loss=1.0 if side == "buy" else 1.2)
+            upto = held[held["time"] <= int(bar_time.timestamp())]
+            expected = trend_factor(upto, 1 if side == "buy" else -1, 3600, ["H4", "D1"], 20)
+            assert scorer.factors(s, rt)["trend"] == expected

@@ -19,6 +19,7 @@ shows why a signal passed or failed. A factor without enough data is neutral (0.
 from __future__ import annotations
 
 import math
+from collections import deque
 from typing import Any
 
 import numpy as np
@@ -117,6 +118,50 @@ def trend_factor(bars: np.ndarray, side_sign: int, own_seconds: int, timeframes:
     return agree / votes if votes else NEUTRAL
 
 
+class TrendTracker:
+    """The closes the trend vote reads, kept up to date bar by bar instead of resampled per signal.
+
+    For the own timeframe and each higher one, the closes of the last ``period`` buckets (the newest
+    bucket's close is its latest bar's, as :func:`resampled_closes` takes it). :meth:`vote` equals
+    :func:`trend_factor` over the same bars: a tail of ``period x ceil(tf / own)`` bars always holds
+    ``period`` buckets when the whole history does. A scorer asked per signal used to resample some
+    500 bars twice each time; this reads each new bar once.
+    """
+
+    def __init__(self, own_seconds: int, timeframes: list[str], period: int) -> None:
+        self.period = period
+        self.count = 0  # bars of the series taken in
+        # (seconds, closes of the last buckets, the newest bucket): own first, lower timeframes left out
+        self.frames = [(seconds, deque[float](maxlen=period), [-1])
+                       for seconds in [own_seconds, *(TIMEFRAME_SECONDS[tf] for tf in timeframes)]
+                       if seconds >= own_seconds]  # fmt: skip
+
+    def take(self, bars: np.ndarray) -> None:
+        """Take in ``bars``, the series' bars after those already taken, oldest first."""
+        times, closes = bars["time"].tolist(), bars["close"].tolist()
+        for seconds, last, newest in self.frames:
+            for t, c in zip(times, closes, strict=True):
+                bucket = t // seconds
+                if bucket == newest[0]:
+                    last[-1] = c
+                else:
+                    last.append(c)
+                    newest[0] = bucket
+        self.count += len(times)
+
+    def vote(self, side_sign: int) -> float:
+        agree = votes = 0
+        period = self.period
+        for _, last, _ in self.frames:
+            if len(last) < period:
+                continue
+            gap = last[-1] - math.fsum(last) / period
+            if gap != 0:
+                votes += 1
+                agree += (gap > 0) == (side_sign > 0)
+        return agree / votes if votes else NEUTRAL
+
+
 def swing_factor(bars: np.ndarray, side_sign: int, price: float, atr: float, lookback: int, room_atr: float) -> float:
     """Room to the opposing swing level in ATRs, scaled so ``room_atr`` scores 1; past the level scores 1."""
     before = bars[-lookback - 1 : -1]
@@ -161,6 +206,24 @@ class ScenarioScorer(ConfiguredPlugin):
     settings_model = ScorerSettings
     stage = 5
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._trends: dict[tuple[str, str], TrendTracker] = {}
+
+    def _trend(self, signal: Signal, bars: np.ndarray, total: int, sign: int) -> float:
+        """The trend vote from the series' tracker, brought up to date with the bars since the last signal.
+        ``bars`` are the series' newest (at least a trend tail of them), ``total`` how many it ever had."""
+        cfg, key = self.cfg, (signal.symbol, signal.timeframe)
+        tracker = self._trends.get(key)
+        missed = total - tracker.count if tracker is not None else total
+        if tracker is None or missed > len(bars):  # new, or more came than these bars hold: start over from them
+            tracker = self._trends[key] = TrendTracker(TIMEFRAME_SECONDS[signal.timeframe], cfg.trend_timeframes,
+                                                       cfg.trend_period)  # fmt: skip
+            tracker.count, missed = total - len(bars), len(bars)
+        if missed:
+            tracker.take(bars[len(bars) - missed :])
+        return tracker.vote(sign)
+
     @hookimpl
     def score_signal(self, signal: Signal, runtime: Any) -> Score:
         values = self.factors(signal, runtime)
@@ -177,15 +240,18 @@ class ScenarioScorer(ConfiguredPlugin):
         need = max(cfg.trend_period * deepest // own, cfg.swing_bars + 1, cfg.volatility_bars + cfg.atr_period) + 1
         bars = runtime.bars.get(signal.symbol, signal.timeframe, need)
         cutoff = int(signal.bar_time.timestamp())
+        sign = 1 if signal.side == "buy" else -1
         if len(bars) and bars["time"][-1] > cutoff:  # the signal is older than the newest bar: no look-ahead
             bars = bars[bars["time"] <= cutoff]
-        sign = 1 if signal.side == "buy" else -1
+            trend = trend_factor(bars, sign, own, cfg.trend_timeframes, cfg.trend_period)
+        else:
+            trend = self._trend(signal, bars, runtime.bars.count(signal.symbol, signal.timeframe), sign)
         atrs = rolling_atr(bars[-cfg.volatility_bars - cfg.atr_period :], cfg.atr_period)  # a simple mean: the tail
         atr = float(atrs[-1]) if len(atrs) else (signal.atr or 0.0)
         session = session_of(signal.bar_close, runtime.settings.pipeline.sessions)
         spread = float(bars["spread"][-1]) * runtime.broker.symbol_spec(signal.symbol).point if len(bars) else 0.0
         return {
-            "trend": trend_factor(bars, sign, own, cfg.trend_timeframes, cfg.trend_period),
+            "trend": trend,
             "swing": swing_factor(bars, sign, signal.price, atr, cfg.swing_bars, cfg.room_atr),
             "volatility": volatility_factor(atrs, cfg.volatility_band),
             "session": cfg.session_scores.get(session, NEUTRAL),
