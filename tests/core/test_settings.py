@@ -139,3 +139,10 @@ def test_live_refuses_the_emulator(settings_file: Callable[[str], Path]) -> None
     with pytest.raises(ConfigError, match=r"broker\.module = 'emulator': the live environment trades a real account"):
         build(settings_file("[default.risk_guard]\nmax_open_positions = 1\n"), env="live")
     assert build(settings_file(""), env="paper").settings.broker.module == "emulator"
+
+
+def test_live_keeps_the_wall_clock(settings_file: Callable[[str], Path]) -> None:
+    terminal = '[live.broker]\nmodule = "mt5linux"\n'
+    with pytest.raises(ConfigError, match=r"runtime\.clock = 'market': live judges stale quotes"):
+        build(settings_file(terminal + '[default.runtime]\nclock = "market"\n'), env="live")
+    assert build(settings_file('[default.runtime]\nclock = "market"\n'), env="paper").settings.runtime.clock == "market"

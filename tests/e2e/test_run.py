@@ -178,3 +178,35 @@ def test_paper_over_the_emulator_keeps_the_markets_time(tmp_path: Path) -> None:
     journaled = rt.metrics.registry.get_sample_value("tradeguard_fill_to_journal_seconds_sum")
     fills = rt.metrics.registry.get_sample_value("tradeguard_fill_to_journal_seconds_count")
     assert fills and journaled / fills < 3600
+
+
+@pytest.mark.skipif(pytest.importorskip("mt5linux") is None, reason="needs mt5linux")
+def test_a_served_emulator_can_lend_run_its_market_clock(tmp_path: Path) -> None:
+    """`runtime.clock = "market"` for a simulated market in another process: `run` follows its latest
+    quote, so the served 2017 market reads as fresh, as the in-process emulator's does."""
+    import threading
+
+    from tradeguard.core.replay import run_live
+    from tradeguard.core.runtime import Runtime
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "tradeguard", "emulator", "serve", "--port", str(port),
+                               "--ticks-per-second", "400"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, timeout=30)
+        for clock, health in (("wall", "DEGRADED"), ("market", "OK")):
+            stop = threading.Event()
+            overrides = {"runtime": {"data_dir": str(tmp_path / clock), "poll_seconds": 0.05, "clock": clock},
+                         "broker": {"module": "mt5linux", "port": port}, "logging": {"level": "ERROR"},
+                         "metrics_server": {"port": 0}}  # fmt: skip
+            rt = Runtime.build(None, read_files=False, overrides=overrides)
+            threading.Timer(3.0, stop.set).start()
+            assert run_live(rt, stop) > 0
+            assert rt.store.kv_get("health", "last")["status"] == health
+            assert (rt.clock.now().year == 2017) == (clock == "market")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)

@@ -89,9 +89,10 @@ def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
 def run_live(rt: Runtime, stop: Any) -> int:
     """The long-running loop: poll the broker for closed bars, run due jobs, until ``stop`` is set.
 
-    Against a terminal the runtime keeps the wall clock. Over the in-process emulator (a paper run on
-    the shipped data) it keeps the emulator's market time instead, as a replay does: staleness, trading
-    hours, order timeouts and latencies are then judged on the market's scale, not 2017 against today.
+    Against a terminal the runtime keeps the wall clock. Over a simulated market (``runtime.clock``:
+    the in-process emulator by default, a served one when set to ``market``) it keeps the market's time
+    instead, as a replay does: staleness, trading hours, order timeouts and latencies are then judged
+    on the market's scale, not 2017 against today. A served market's time is its latest quote's.
 
     ``stop`` is a ``threading.Event`` (SIGINT/SIGTERM set it). On the way out the pipeline is held
     (no new orders), plugins are told (``tradeguard_shutdown``) and the journal is flushed.
@@ -102,7 +103,9 @@ def run_live(rt: Runtime, stop: Any) -> int:
     terminal = broker.mt5
     simulated = hasattr(terminal, "replay_step")  # the in-process emulator: its market keeps its own time
     stepper = terminal.replay_step if simulated and cfg.emulator_ticks_per_poll else None
-    market = ReplayClock(_market_time(broker)) if simulated else None
+    market_time = (lambda: _market_time(broker)) if simulated else broker.now
+    follows = cfg.clock == "market" or (cfg.clock == "auto" and simulated)
+    market = ReplayClock(market_time()) if follows else None
     if market is not None:
         rt.use_clock(market)
     rt.start()
@@ -120,7 +123,7 @@ def run_live(rt: Runtime, stop: Any) -> int:
             if stepper is not None and not stepper(cfg.emulator_ticks_per_poll):
                 break  # the emulator's data has ended
             if market is not None:
-                market.set(max(market.now(), _market_time(broker)))
+                market.set(max(market.now(), market_time()))
             for symbol in cfg.symbols:
                 for raw in broker.rates(symbol, cfg.timeframe, 50)[:-1]:  # the last bar is still forming
                     if int(raw["time"]) > seen[symbol]:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from tradeguard.broker.mt5 import BrokerSettings
 from tradeguard.core.schema import PluginSettings
@@ -88,8 +88,20 @@ class RuntimeSettings(PluginSettings):
     timeframe: str = Field(default="H1", description="the bars `run` hands to the strategies")
     poll_seconds: float = Field(default=1.0, gt=0, le=60, description="how often `run` polls the broker")
     emulator_ticks_per_poll: int = Field(default=4, ge=0, description="in-process emulator: ticks per poll in `run`")
+    clock: Literal["auto", "wall", "market"] = Field(
+        default="auto", validate_default=True,
+        description="`run`'s clock: 'market' follows a simulated market's time (the emulator, in process or "
+                    "served), 'wall' is the machine's; 'auto' is the market's over the in-process emulator",
+    )  # fmt: skip
     gc_tuning: bool = Field(
         default=True, description="after start-up, freeze the start-up objects and collect young garbage less often")
+
+    @field_validator("clock")
+    @classmethod
+    def _wall_clock_live(cls, value: str, info: ValidationInfo) -> str:
+        if value == "market" and (info.context or {}).get("env") == "live":
+            raise ValueError("live judges stale quotes and order timeouts by the machine's clock: 'auto' or 'wall'")
+        return value
 
 
 class StoreSettings(PluginSettings):
