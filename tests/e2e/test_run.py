@@ -210,3 +210,18 @@ def test_a_served_emulator_can_lend_run_its_market_clock(tmp_path: Path) -> None
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=10)
+
+
+def test_run_says_when_the_emulators_market_data_ends(tmp_path: Path) -> None:
+    from tradeguard.broker.data import SAMPLE
+
+    data = tmp_path / "short.csv"
+    data.write_text("".join(SAMPLE.read_text().splitlines(keepends=True)[:61]))  # 60 bars
+    settings = tmp_path / "s.toml"
+    settings.write_text(SETTINGS.format(data=tmp_path / "var").replace("poll_seconds = 0.02", "poll_seconds = 0.001")
+                        + f'[default.broker.emulator]\ndata = "{data}"\n')  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "(the emulator's market data ended)" in " ".join(done.stdout.split())
+    assert "market data has ended" in (tmp_path / "var" / "run.log").read_text()

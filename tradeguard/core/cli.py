@@ -288,7 +288,9 @@ def run_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
         raise _fail(exc) from exc
     latch = rt.store.kill_state() if hasattr(rt.store, "kill_state") else None
     state = "ACTIVE" if latch is None else latch[0]
-    console.print(f"stopped cleanly after {bars} bars; kill switch {state}; journal {getattr(rt.store, 'path', '')}")
+    why = "" if stop.is_set() else " (the emulator's market data ended)"
+    journal = getattr(rt.store, "path", "")
+    console.print(f"stopped cleanly after {bars} bars{why}; kill switch {state}; journal {journal}")
 
 
 def _store_of(settings: Path | None, env: str | None, *, existing: bool = False) -> tuple[Runtime, Any]:

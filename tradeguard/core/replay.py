@@ -121,7 +121,8 @@ def run_live(rt: Runtime, stop: Any) -> int:
     try:
         while not stop.is_set():
             if stepper is not None and not stepper(cfg.emulator_ticks_per_poll):
-                break  # the emulator's data has ended
+                rt.log.warning("the emulator's market data has ended: stopping", extra={"bars": handled})
+                break
             if market is not None:
                 market.set(max(market.now(), market_time()))
             for symbol in cfg.symbols:
