@@ -11,6 +11,8 @@ import sys
 import textwrap
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -55,6 +57,23 @@ def stop(proc: subprocess.Popen[str]) -> str:
     return out
 
 
+@contextmanager
+def served_emulator(cwd: Path, ticks_per_second: int) -> Iterator[int]:
+    """`tradeguard emulator serve` on a free loopback port, advancing on its own; yields the port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "tradeguard", "emulator", "serve", "--port", str(port),
+                               "--ticks-per-second", str(ticks_per_second)], cwd=cwd, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, timeout=30)
+        yield port
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=10)
+
+
 def test_kill_from_a_second_process_halts_a_running_process(tmp_path: Path) -> None:
     settings = tmp_path / "s.toml"
     settings.write_text(SETTINGS.format(data=tmp_path / "var"))
@@ -82,14 +101,7 @@ def test_kill_from_a_second_process_halts_a_running_process(tmp_path: Path) -> N
 
 @pytest.mark.skipif(pytest.importorskip("mt5linux") is None, reason="needs mt5linux")
 def test_sigterm_and_restart_resume_without_a_duplicate_order(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "tradeguard", "emulator", "serve", "--port", str(port),
-                               "--ticks-per-second", "120"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, timeout=30)
+    with served_emulator(tmp_path, 120) as port:
         settings = tmp_path / "s.toml"
         settings.write_text(SETTINGS.format(data=tmp_path / "var") + textwrap.dedent(f"""
             [default.broker]
@@ -118,9 +130,6 @@ def test_sigterm_and_restart_resume_without_a_duplicate_order(tmp_path: Path) ->
         assert len(ids) == len(set(ids)) and ids[-1] == f"tg-{len(ids):08d}"  # numbering resumed
         states = {r[0] for r in con.execute("SELECT state FROM orders")}
         assert states <= {"filled", "rejected", "cancelled"}
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=10)
 
 
 def test_paper_over_a_fast_emulator_is_not_held_at_each_server_midnight(tmp_path: Path) -> None:
@@ -189,14 +198,7 @@ def test_a_served_emulator_can_lend_run_its_market_clock(tmp_path: Path) -> None
     from tradeguard.core.replay import run_live
     from tradeguard.core.runtime import Runtime
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "tradeguard", "emulator", "serve", "--port", str(port),
-                               "--ticks-per-second", "400"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, timeout=30)
+    with served_emulator(tmp_path, 400) as port:
         for clock, health in (("wall", "DEGRADED"), ("market", "OK")):
             stop = threading.Event()
             overrides = {"runtime": {"data_dir": str(tmp_path / clock), "poll_seconds": 0.05, "clock": clock},
@@ -207,9 +209,6 @@ def test_a_served_emulator_can_lend_run_its_market_clock(tmp_path: Path) -> None
             assert run_live(rt, stop) > 0
             assert rt.store.kv_get("health", "last")["status"] == health
             assert (rt.clock.now().year == 2017) == (clock == "market")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=10)
 
 
 def test_run_says_when_the_emulators_market_data_ends(tmp_path: Path) -> None:
