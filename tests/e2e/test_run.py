@@ -12,7 +12,7 @@ import textwrap
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -44,8 +44,13 @@ def wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyp
 
 
 def orders(db: Path) -> int:
+    """Closed at once: a connection left open in another process keeps SQLite from folding the
+    write-ahead log back into the journal when the trading process closes it."""
+    if not db.exists():
+        return 0
     try:
-        return sqlite3.connect(db).execute("SELECT COUNT(*) FROM orders").fetchone()[0]
+        with closing(sqlite3.connect(db)) as con:
+            return con.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
     except sqlite3.Error:
         return 0
 
@@ -89,6 +94,7 @@ def test_kill_from_a_second_process_halts_a_running_process(tmp_path: Path) -> N
     time.sleep(3)  # the running process re-reads the latch every second; bars keep coming
     out = stop(proc)
     assert "kill switch HALTED" in out
+    assert not Path(f"{db}-wal").exists()  # stopped cleanly, no other connection open: one self-contained file
     con = sqlite3.connect(db)
     # decisions carry the emulator's market time and the latch the wall's: order tells what came after
     rows = con.execute("SELECT approved, reasons FROM decisions ORDER BY id").fetchall()

@@ -147,10 +147,7 @@ def replay_cmd(
     an earlier replay wrote."""
     from datetime import UTC, datetime
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from tradeguard.core.clock import ReplayClock
-    from tradeguard.core.replay import replay
 
     emulator: dict[str, object] = {}
     if data is not None:
@@ -190,6 +187,17 @@ def replay_cmd(
         return _build(settings, env, overrides=overrides, clock=ReplayClock(datetime(1970, 1, 2, tzinfo=UTC)))
 
     rt = _emptied(build(), fresh, build)
+    try:
+        _replay_and_summarise(rt, first, last)
+    finally:
+        rt.store.close()  # a clean stop leaves one self-contained file, no write-ahead log beside it
+
+
+def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tradeguard.core.replay import replay
+
     try:
         total = len(rt.broker.mt5.feed.bars)  # connects: the data file is read here
     except TradeguardError as exc:
@@ -284,9 +292,11 @@ def run_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
         signal.signal(sig, lambda *_: stop.set())
     try:
         bars = run_live(rt, stop)
+        latch = rt.store.kill_state() if hasattr(rt.store, "kill_state") else None
     except TradeguardError as exc:
         raise _fail(exc) from exc
-    latch = rt.store.kill_state() if hasattr(rt.store, "kill_state") else None
+    finally:
+        rt.store.close()  # a clean stop leaves one self-contained file, no write-ahead log beside it
     state = "ACTIVE" if latch is None else latch[0]
     why = "" if stop.is_set() else " (the emulator's market data ended)"
     journal = getattr(rt.store, "path", "")
