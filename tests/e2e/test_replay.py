@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,44 @@ def test_metrics_scraped_during_a_replay_follow_it(tmp_path: Path) -> None:
     killed = [s["tradeguard_kill_switch_active"] for s in scrapes]
     assert killed[0] == 0 and killed[-1] == 1  # the gap latches the switch mid-replay
     assert all(s["tradeguard_account_equity"] > 0 for s in scrapes)
+
+
+def test_an_interrupted_replay_stops_between_bars_and_says_so(tmp_path: Path) -> None:
+    """Ctrl-C in a long replay: it ends between two bars, shuts down as a finished one does (the audit
+    chain whole, the process recorded as stopped), prints the summary so far and exits 130."""
+    import signal
+    import time
+
+    from tradeguard.broker.data import SAMPLE, load_bars, repeat_shifted
+
+    data = tmp_path / "long.csv"
+    with data.open("w") as fh:  # twenty years of H1 bars: far longer than the test waits
+        fh.write(",Open,High,Low,Close,Volume\n")
+        for row in repeat_shifted(load_bars(SAMPLE), 20):
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(row["time"])))
+            fh.write(f"{stamp},{row['open']},{row['high']},{row['low']},{row['close']},{row['tick_volume']}\n")
+    db = tmp_path / "var" / "tradeguard.db"
+    proc = subprocess.Popen([sys.executable, "-m", "tradeguard", "replay", "--settings", str(REPO / "settings.toml"),
+                             "--data", str(data)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+
+    def bars_written() -> int:
+        try:
+            with closing(sqlite3.connect(db)) as con:
+                return con.execute("SELECT COUNT(*) FROM bars").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    deadline = time.monotonic() + 120
+    while (db.exists() and bars_written()) == 0:  # the replay loop is running once bars reach the journal
+        assert time.monotonic() < deadline and proc.poll() is None, "the replay never got going"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    text = " ".join(out.split())
+    assert "(interrupted)" in text and "audit chain │ intact" in text
+    assert 0 < bars_written() < 100_000
+    status = subprocess.run([sys.executable, "-m", "tradeguard", "status", "--settings", str(REPO / "settings.toml")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert "trading process │ stopped" in " ".join(status.stdout.split())

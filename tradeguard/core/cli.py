@@ -1,7 +1,7 @@
 """The ``tradeguard`` command (also ``python -m tradeguard``).
 
 Exit codes: 0 success; 1 the settings or start-up were refused (the message says which key or
-plugin); 2 the command line itself was wrong.
+plugin); 2 the command line itself was wrong; 130 a replay was interrupted (it still stopped cleanly).
 """
 
 from __future__ import annotations
@@ -212,11 +212,12 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None) -> N
                        status=f"equity {rt.broker.account().equity:,.2f}  approved {s.approved}")  # type: ignore[attr-defined]
 
         try:
-            summary = replay(rt, start=first, end=last, progress=show)
+            summary = replay(rt, start=first, end=last, progress=show, stop=_stop_on_signals())
         except TradeguardError as exc:
             raise _fail(exc) from exc
         bar.update(task, completed=summary.bars)
-    table = Table(title=f"replay {summary.first_bar[:16]} -> {summary.last_bar[:16]}", show_header=False)
+    cut = " (interrupted)" if summary.interrupted else ""
+    table = Table(title=f"replay {summary.first_bar[:16]} -> {summary.last_bar[:16]}{cut}", show_header=False)
     for label, value in (
         ("bars", f"{summary.bars:,}"), ("signals", f"{summary.signals:,} ({summary.approved:,} approved)"),
         ("fills (deals)", f"{summary.fills:,}"),
@@ -230,6 +231,26 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None) -> N
     ):  # fmt: skip
         table.add_row(label, value)
     console.print(table)
+    if summary.interrupted:
+        raise typer.Exit(130)
+
+
+def _stop_on_signals() -> Any:
+    """An event SIGINT and SIGTERM set, so that a long command ends between two steps, cleanly; a second
+    signal while it winds down aborts at once."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+
+    def handler(*_: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, handler)
+    return stop
 
 
 def _emptied(rt: Runtime, fresh: bool, build: Any) -> Runtime:
@@ -281,15 +302,10 @@ def _audit_line(rt: Runtime) -> str:
 @app.command("run")
 def run_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     """The long-running process against the configured broker; SIGINT/SIGTERM stop it cleanly (exit 0)."""
-    import signal
-    import threading
-
     from tradeguard.core.replay import run_live
 
     rt = _build(settings, env)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = _stop_on_signals()
     try:
         bars = run_live(rt, stop)
         latch = rt.store.kill_state() if hasattr(rt.store, "kill_state") else None

@@ -35,12 +35,16 @@ class ReplaySummary:
     first_bar: str = ""
     last_bar: str = ""
     kill_switch: str = "ACTIVE"
+    interrupted: bool = False  # stopped on request before the data ended
 
 
 def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
-           progress: Callable[[ReplaySummary], None] | None = None, every: int = 250) -> ReplaySummary:  # fmt: skip
+           progress: Callable[[ReplaySummary], None] | None = None, every: int = 250,
+           stop: Any = None) -> ReplaySummary:  # fmt: skip
     """Run ``rt`` (built with a replay clock and the emulator) over its data; ``start``/``end`` are epoch
-    seconds of bar open times (UTC) bounding the bars that are traded (earlier ones only build history)."""
+    seconds of bar open times (UTC) bounding the bars that are traded (earlier ones only build history).
+    ``stop`` (a ``threading.Event``; SIGINT/SIGTERM set it) ends the replay between two bars, never in the
+    middle of one's orders, and the runtime still stops cleanly."""
     broker = rt.broker
     terminal = broker.mt5
     if not hasattr(terminal, "replay_bars"):
@@ -54,6 +58,9 @@ def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
     step = timedelta(seconds=feed.bar_seconds)
     first = last = None
     for raw in terminal.replay_bars():
+        if stop is not None and stop.is_set():
+            summary.interrupted = True
+            break
         bar = _bar(broker, feed.symbol, timeframe, raw)
         when, epoch = bar.time, bar.time.timestamp()
         rt.clock.set(max(rt.clock.now(), when + step))
