@@ -86,6 +86,8 @@ def test_replay_refuses_bad_input_in_one_line_naming_it_and_writes_no_journal(tm
         (("--faults", "weird"), 2, "'weird': known profiles none, flaky, hostile"),
         (("--from", "notadate"), 2, "'notadate' is not an ISO date"),
         (("--from", "2018-01-01", "--to", "2017-01-01"), 2, "2018-01-01 is after --to 2017-01-01"),
+        (("--from", "2030-01-01"), 2, "--from: after the data's last bar (2018-02-07T15:00)"),
+        (("--to", "2010-01-01"), 2, "--to: before the data's first bar (2017-04-19T09:00)"),
     ]
     for args, code, named in cases:
         r = tg("replay", *args, "--settings", str(settings))

@@ -199,9 +199,16 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None) -> N
     from tradeguard.core.replay import replay
 
     try:
-        total = len(rt.broker.mt5.feed.bars)  # connects: the data file is read here
+        times = rt.broker.mt5.feed.bars["time"]  # connects: the data file is read here
     except TradeguardError as exc:
         raise _fail(exc) from exc
+    total = len(times)
+    if total:  # a window the data does not reach trades nothing: a mistyped date, said so
+        begins, ends = (rt.broker.to_utc(int(t)) for t in (times[0], times[-1]))
+        if first is not None and first > ends.timestamp():
+            raise typer.BadParameter(f"after the data's last bar ({ends:%Y-%m-%dT%H:%M})", param_hint="--from")
+        if last is not None and last < begins.timestamp():
+            raise typer.BadParameter(f"before the data's first bar ({begins:%Y-%m-%dT%H:%M})", param_hint="--to")
     with Progress(TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.completed} bars"),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
                   transient=False) as bar:  # fmt: skip
