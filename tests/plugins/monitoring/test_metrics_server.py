@@ -87,3 +87,15 @@ def test_latency_and_broker_metrics_follow_real_orders(tmp_path: Path) -> None:
     assert value("tradeguard_signal_to_decision_seconds_count") == 30
     assert value("tradeguard_decision_to_send_seconds_count") == 30
     assert value("tradeguard_fill_to_journal_seconds_count") == filled
+
+
+def test_a_port_in_use_is_named_with_the_setting_to_change(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(StartupError, match=rf"cannot listen on 127\.0\.0\.1:{port} .*metrics_server\.port"):
+            make_runtime(("metrics_server", MetricsServer()), store=Store(tmp_path / "m.db"),
+                         settings={"metrics_server": {"port": port}})  # fmt: skip

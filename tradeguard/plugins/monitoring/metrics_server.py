@@ -66,7 +66,11 @@ class MetricsServer(ConfiguredPlugin):
         from prometheus_client import make_wsgi_app
 
         app = make_wsgi_app(runtime.metrics.registry)
-        self.server = make_server(cfg.host, cfg.port, app, server_class=_Server, handler_class=_QuietHandler)
+        try:
+            self.server = make_server(cfg.host, cfg.port, app, server_class=_Server, handler_class=_QuietHandler)
+        except OSError as exc:  # most often another process (another instance?) serves there already
+            raise OSError(f"metrics_server: cannot listen on {cfg.host}:{cfg.port} ({exc.strerror}); choose "
+                          "another metrics_server.port (0 takes a free one)") from exc  # fmt: skip
         threading.Thread(target=self.server.serve_forever, args=(POLL_SECONDS,), name="tradeguard-metrics",
                          daemon=True).start()  # fmt: skip
         self.port = self.server.server_address[1]
