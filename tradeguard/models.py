@@ -354,8 +354,9 @@ class AccountSnapshot(_Frozen):
     @staticmethod
     def loss_pct(anchor: float, equity: float) -> float:
         """How far ``equity`` is below ``anchor`` (the peak, or the day's start), in percent of it, as the
-        snapshot's drawdown figures are computed: 0 above it or without an anchor."""
-        return round(max(0.0, anchor - equity) / anchor * 100, 4) if anchor > 0 else 0.0
+        snapshot's drawdown figures are computed: 0 above it or without an anchor. An anchor under a cent
+        (the snapshot shows it as 0.00) is none: a percentage of it overflows to infinity."""
+        return round(max(0.0, anchor - equity) / anchor * 100, 4) if round(anchor, 2) > 0 else 0.0
 
 
 class HealthStatus(StrEnum):

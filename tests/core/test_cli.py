@@ -41,6 +41,22 @@ def test_config_check_accepts_the_shipped_settings_in_every_environment(tmp_path
     assert r.returncode == 0 and "settings OK: environment live" in r.stdout, r.stderr
 
 
+def test_an_operator_without_the_secrets_file_can_still_kill_a_live_journal(tmp_path: Path) -> None:
+    """What live demands of a trading process does not hold up `kill`: an operator who cannot read
+    .secrets.toml must still be able to halt the account."""
+    settings = tmp_path / "settings.toml"
+    shutil.copy(REPO / "settings.toml", settings)
+    with settings.open("a") as fh:
+        fh.write(f'\n[live.runtime]\ndata_dir = "{tmp_path / "var"}"\n')
+    for command in (("plugins",), ("kill", "--reason", "desk halt")):
+        r = tg(*command, "--settings", str(settings), "--env", "live")
+        assert r.returncode == 0, (command, r.stderr[-1500:])
+    r = tg("status", "--settings", str(settings), "--env", "live")
+    assert r.returncode == 0 and "HALTED" in r.stdout and "desk halt" in r.stdout
+    r = tg("config", "check", "--settings", str(settings), "--env", "live")
+    assert r.returncode == 1 and "kill_switch.operator_secret_hash" in r.stderr
+
+
 def test_config_check_names_the_bad_key_and_exits_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[default.risk_guard]\nmax_open_positions = -2\n")

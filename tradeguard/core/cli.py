@@ -71,7 +71,7 @@ def _root(
 @app.command("plugins")
 def plugins_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     """List every installed plugin: distribution, version, status and the hooks it implements."""
-    rt = _build(settings, env)
+    rt = _build(settings, env, trading=False)
     table = Table(title=f"plugins (environment {rt.settings.env})")
     for col in ("name", "distribution", "version", "status", "hooks"):
         table.add_column(col)
@@ -333,12 +333,12 @@ def _store_of(settings: Path | None, env: str | None, *, existing: bool = False)
     empty one and show it (a mistyped data_dir would otherwise read as a quiet, ACTIVE account).
     """
     if not existing:
-        rt = _build(settings, env)
+        rt = _build(settings, env, trading=False)
         return rt, rt.store
     from tradeguard.core.memory_store import MemoryStore
     from tradeguard.core.runtime import journal_path, open_journal
 
-    rt = _build(settings, env, store=MemoryStore())
+    rt = _build(settings, env, store=MemoryStore(), trading=False)
     path = journal_path(rt.settings)
     if not path.is_file():
         raise _fail(TradeguardError(f"no journal at {path}: nothing has run with these settings "

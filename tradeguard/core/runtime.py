@@ -143,6 +143,7 @@ class Runtime:
         plugins: Iterable[tuple[str, object]] = (),
         overrides: Mapping[str, Mapping[str, Any]] | None = None,
         read_files: bool = True,
+        trading: bool = True,
         **services: Any,
     ) -> Runtime:
         """Load settings, discover and register plugins, validate every key; nothing is started yet.
@@ -150,7 +151,8 @@ class Runtime:
         ``plugins`` registers extra ``(name, object)`` pairs directly (embedding, tests);
         ``discover=False`` skips entry points. ``overrides`` replaces whole keys of tables after
         the files and environment are read (tests, CLI flags). ``read_files=False`` ignores every
-        settings file (built-in defaults, environment variables and overrides only).
+        settings file (built-in defaults, environment variables and overrides only). ``trading=False``
+        builds for an operator's command, which live's demands on a trading process do not hold up.
         """
         env = resolve_env(env)
         path = resolve_file(settings_file) if read_files else None
@@ -171,7 +173,7 @@ class Runtime:
         # tables of installed plugins this runtime did not load (disabled, failed, or not discovered)
         registered = {name for name, _ in pm.list_name_plugin()}
         not_loaded = [name for name in plugin_loader.candidates() if name not in registered]
-        settings = validate(raw, models, env=env, source=path, tolerated=not_loaded)
+        settings = validate(raw, models, env=env, source=path, tolerated=not_loaded, trading=trading)
         if "store" not in services:
             services["store"] = open_journal(settings)
         return cls(settings=settings, pm=pm, records=records, **services)

@@ -241,13 +241,15 @@ def _describe(table: str, model: type[BaseModel], err: Any) -> str:
     return f"{dotted} = {shown}: {err['msg'].removeprefix('Value error, ')}"  # a validator's own words
 
 
-def validate_table(table: str, model: type[BaseModel], data: Any, env: str = "") -> tuple[BaseModel | None, list[str]]:
-    """One table; a model that needs the environment (what live demands) finds it in the validation
-    context: ``info.context["env"]``."""
+def validate_table(table: str, model: type[BaseModel], data: Any,
+                   context: Mapping[str, Any] | None = None) -> tuple[BaseModel | None, list[str]]:  # fmt: skip
+    """One table. A model that needs to know what the settings are for (what live demands of a trading
+    process) reads the validation context: ``info.context["env"]``, and ``info.context["trading"]``,
+    False for the operator's commands (``kill`` must work wherever the journal can be reached)."""
     if not isinstance(data, Mapping):
         return None, [f"{table} = {redact(data, table)!r}: must be a table of keys"]
     try:
-        return model.model_validate(dict(data), context={"env": env}), []
+        return model.model_validate(dict(data), context=dict(context or {})), []
     except ValidationError as exc:
         return None, [_describe(table, model, e) for e in exc.errors()]
 
@@ -259,6 +261,7 @@ def validate(
     env: str,
     source: Path | None,
     tolerated: Iterable[str] = (),
+    trading: bool = True,
 ) -> Settings:
     """Validate the whole tree; collect every problem, then raise one ``ConfigError`` for all of them.
 
@@ -273,7 +276,7 @@ def validate(
             problems.append(f"{key}: unknown settings table; known tables: {known}")
     tables: dict[str, BaseModel] = {}
     for name, model in models.items():
-        value, errs = validate_table(name, model, raw.get(name, {}), env)
+        value, errs = validate_table(name, model, raw.get(name, {}), {"env": env, "trading": trading})
         problems.extend(errs)
         if value is not None:
             tables[name] = value
