@@ -194,6 +194,7 @@ def replay_cmd(
 
 
 def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None) -> None:
+    """The replay with its progress bar, then the summary table; exit 130 when it was interrupted."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tradeguard.core.replay import replay
