@@ -39,7 +39,7 @@ from tradeguard.broker.types import (
     SymbolSpec,
     TerminalState,
 )
-from tradeguard.core.schema import PluginSettings
+from tradeguard.core.schema import PluginSettings, validated_for_live
 
 log = logging.getLogger("tradeguard.broker")
 #: ``initialize`` answers no retry can change: invalid arguments, authorization failed
@@ -79,7 +79,7 @@ class BrokerSettings(PluginSettings):
     @classmethod
     def _real_terminal_live(cls, value: str, info: ValidationInfo) -> str:
         """An operator who forgot it must not believe a replayed market is the account."""
-        if value == "emulator" and (info.context or {}).get("env") == "live":
+        if value == "emulator" and validated_for_live(info):
             raise ValueError("the live environment trades a real account; choose 'MetaTrader5' or 'mt5linux' "
                              "(paper runs on the emulator)")  # fmt: skip
         return value

@@ -58,7 +58,7 @@ class JournalLock:
         bound = self._store.kv_get(NAMESPACE, "account")
         if bound is None or (bound["login"] == login and "server" not in bound):  # bound before servers were
             self._store.kv_put(NAMESPACE, "account", {"login": login, "server": server})
-        elif (bound["login"], bound.get("server", server)) != (login, server):  # a login may exist at two brokers
+        elif (bound["login"], bound.get("server")) != (login, server):  # a login may exist at two brokers
             raise StartupError(f"journal {self._store.path} belongs to account {bound['login']} on "
                                f"{bound.get('server') or 'an unnamed server'}; the terminal is logged in to {login} on "
                                f"{server or 'an unnamed server'}. Give this account its own store.path")  # fmt: skip

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from tradeguard.broker.mt5 import BrokerSettings
-from tradeguard.core.schema import PluginSettings
+from tradeguard.core.schema import PluginSettings, validated_for_live
 from tradeguard.core.sessions import DEFAULT_SESSIONS, check_sessions
 from tradeguard.errors import ConfigError
 
@@ -99,7 +99,7 @@ class RuntimeSettings(PluginSettings):
     @field_validator("clock")
     @classmethod
     def _wall_clock_live(cls, value: str, info: ValidationInfo) -> str:
-        if value == "market" and (info.context or {}).get("env") == "live":
+        if value == "market" and validated_for_live(info):
             raise ValueError("live judges stale quotes and order timeouts by the machine's clock: 'auto' or 'wall'")
         return value
 

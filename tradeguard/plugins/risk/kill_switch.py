@@ -46,6 +46,7 @@ from tradeguard import (
     hookimpl,
 )
 from tradeguard.core.operator_secret import verify_secret
+from tradeguard.core.schema import validated_for_live
 
 log = logging.getLogger("tradeguard.kill_switch")
 _RANK = {KillState.ACTIVE: 0, KillState.REDUCE_ONLY: 1, KillState.HALTED: 2}
@@ -75,8 +76,7 @@ class KillSwitchSettings(PluginSettings):
     def _required_live(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         """Live, a latched switch with no secret to check could never be reset: `config check` says so. The
         operator's commands (``kill`` above all) are not held to it: they trade nothing."""
-        context = info.context or {}
-        if context.get("env") == "live" and context.get("trading", True) and not value.get_secret_value():
+        if validated_for_live(info, trading=True) and not value.get_secret_value():
             raise ValueError("not set: live, a latched kill switch could never be reset "
                              "(tradeguard hash-secret makes one for .secrets.toml)")  # fmt: skip
         return value
