@@ -3,6 +3,7 @@ store; SIGTERM stops it cleanly; restarted, it resumes without a duplicate order
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sqlite3
@@ -230,3 +231,47 @@ def test_run_says_when_the_emulators_market_data_ends(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "(the emulator's market data ended)" in " ".join(done.stdout.split())
     assert "market data has ended" in (tmp_path / "var" / "run.log").read_text()
+
+
+def test_a_run_over_the_in_process_emulator_starts_from_an_empty_journal(tmp_path: Path) -> None:
+    """The in-process emulator dies with its process: a run resuming a journal would meet a new account at
+    the data's first bar, where the journal's positions are gone and its day's loss is phantom. An earlier
+    replay's or run's journal is refused; --fresh replaces it."""
+    settings = tmp_path / "s.toml"
+    settings.write_text(SETTINGS.format(data=tmp_path / "var"))
+    db = tmp_path / "var" / "tradeguard.db"
+    tg = [sys.executable, "-m", "tradeguard"]
+    replayed = subprocess.run([*tg, "replay", "--to", "2017-04-25", "--settings", str(settings)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr[-2000:]
+    latched = subprocess.run([*tg, "kill", "--reason", "the replay's latch", "--settings", str(settings)],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert latched.returncode == 0
+    refused = subprocess.run([*tg, "run", "--settings", str(settings)], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+    said = " ".join(refused.stderr.split())
+    assert refused.returncode == 1 and "already holds a journal" in said and "new simulated account" in said, said
+    with closing(sqlite3.connect(db)) as con:
+        assert con.execute("SELECT state FROM kill_switch").fetchone()[0] == "HALTED"  # refused: nothing touched
+        replay_orders = con.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
+    proc = subprocess.Popen([*tg, "run", "--fresh", "--settings", str(settings)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    def traded_afresh() -> bool:  # the replay's journal is there, orders and all, until the run replaces it
+        try:
+            with closing(sqlite3.connect(db)) as con:
+                return con.execute("SELECT COUNT(*) FROM kill_switch").fetchone()[0] == 0 and orders(db) >= 2
+        except sqlite3.Error:
+            return False
+
+    wait_for(traded_afresh)
+    out = stop(proc)
+    assert "kill switch ACTIVE" in out  # the replay's latch went with its journal
+    with closing(sqlite3.connect(db)) as con:
+        first = con.execute("SELECT client_id FROM orders ORDER BY client_id").fetchone()[0]
+        assert first == "tg-00000001" and replay_orders >= 1
+    log = (tmp_path / "var" / "run.log").read_text()
+    assert "missing_positions" not in log and "balance_without_deal" not in log
+    served = {**os.environ, "TRADEGUARD_BROKER__MODULE": "mt5linux"}  # a served market's journal is its account's
+    wrong = subprocess.run([*tg, "run", "--fresh", "--settings", str(settings)], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=60, env=served)  # fmt: skip
+    assert wrong.returncode == 2 and "--fresh" in wrong.stderr

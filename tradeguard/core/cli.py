@@ -261,9 +261,17 @@ def _stop_on_signals() -> Any:
     return stop
 
 
-def _emptied(rt: Runtime, fresh: bool, build: Any) -> Runtime:
+FRESH_RUN = "over the in-process emulator: replace an earlier replay's or run's journal"
+REPLAY_EMPTY = "a replay starts from an empty one"
+# the in-process emulator dies with its process: the next start is a new account at the data's first bar
+EMULATOR_EMPTY = ("the in-process emulator opens a new simulated account, its market back at the data's first bar, "
+                  "at every start, so a run over it starts from an empty journal")  # fmt: skip
+
+
+def _emptied(rt: Runtime, fresh: bool, build: Any, why: str = REPLAY_EMPTY) -> Runtime:
     """``rt`` over an empty journal: as built when it is empty; rebuilt over a new file when ``fresh`` and
-    the old one is an earlier replay's (never an account's, never one a running process holds)."""
+    the old one is an earlier simulation's (the emulator's: never an account's, never one a running process
+    holds). ``why`` says, in the refusal, why this command needs an empty journal."""
     from tradeguard.core.journal_lock import JournalLock, journal_contents, last_broker_module
     from tradeguard.core.store import Store
 
@@ -271,15 +279,19 @@ def _emptied(rt: Runtime, fresh: bool, build: Any) -> Runtime:
     held = journal_contents(store) if isinstance(store, Store) else ""
     if not held:
         return rt
+    lock = JournalLock(store)
+    try:
+        lock.refuse_if_held()  # a running process's journal: say so, before anything about its contents
+    except TradeguardError as exc:
+        raise _fail(exc) from exc
     if not fresh:
-        raise _fail(TradeguardError(f"{store.path} already holds a journal ({held}); a replay starts from an empty "
-                                    "one: --fresh replaces an earlier replay's, or give the replay its own file "
+        raise _fail(TradeguardError(f"{store.path} already holds a journal ({held}); {why}: --fresh replaces an "
+                                    "earlier replay's or simulation's, or give this one its own file "
                                     "(TRADEGUARD_STORE__PATH=replay.db)"))  # fmt: skip
     module = last_broker_module(store)
     if module != "emulator":
         raise _fail(TradeguardError(f"{store.path} was not written by a replay (broker module "
                                     f"{module or 'unknown'}); --fresh replaces emulator journals only"))  # fmt: skip
-    lock = JournalLock(store)
     try:
         lock.acquire()  # refused while a process trades from it
     except TradeguardError as exc:
@@ -308,11 +320,24 @@ def _audit_line(rt: Runtime) -> str:
 
 
 @app.command("run")
-def run_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
-    """The long-running process against the configured broker; SIGINT/SIGTERM stop it cleanly (exit 0)."""
+def run_cmd(
+    settings: SettingsOpt = None,
+    env: EnvOpt = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help=FRESH_RUN)] = False,
+) -> None:
+    """The long-running process against the configured broker; SIGINT/SIGTERM stop it cleanly (exit 0).
+
+    Over the in-process emulator (broker.module = "emulator") every start is a new simulated account, so the
+    journal must be empty: an earlier run's or replay's is refused, and --fresh replaces it. Over a terminal
+    or a served emulator the journal is the account's and the run resumes it."""
     from tradeguard.core.replay import run_live
 
     rt = _build(settings, env)
+    if rt.settings.broker.module == "emulator":
+        rt = _emptied(rt, fresh, lambda: _build(settings, env), EMULATOR_EMPTY)
+    elif fresh:
+        raise typer.BadParameter("replaces only the in-process emulator's journals (broker.module = "
+                                 f"'emulator'; this is {rt.settings.broker.module!r})", param_hint="--fresh")
     stop = _stop_on_signals()
     try:
         bars = run_live(rt, stop)

@@ -34,10 +34,7 @@ class JournalLock:
         try:
             self._lock.acquire()
         except Timeout:
-            owner = self._store.kv_get(NAMESPACE, KEY) or {}
-            who = f"pid {owner['pid']} on {owner['host']}, since {owner['started'][:19]}" if owner else "a process"
-            raise StartupError(f"journal {self._store.path} is in use by another tradeguard process ({who}); "
-                               "one process trades from one journal") from None  # fmt: skip
+            raise self._in_use() from None
         try:
             self._same_account(account)
         except StartupError:
@@ -45,6 +42,20 @@ class JournalLock:
             raise
         self._store.kv_put(NAMESPACE, KEY, {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(),
                                             "stopped": None, **self._what})  # fmt: skip
+
+    def refuse_if_held(self) -> None:
+        """Raise, naming the holder, while a process trades from this journal; take nothing and record nothing."""
+        try:
+            self._lock.acquire()
+        except Timeout:
+            raise self._in_use() from None
+        self._lock.release()
+
+    def _in_use(self) -> StartupError:
+        owner = self._store.kv_get(NAMESPACE, KEY) or {}
+        who = f"pid {owner['pid']} on {owner['host']}, since {owner['started'][:19]}" if owner else "a process"
+        return StartupError(f"journal {self._store.path} is in use by another tradeguard process ({who}); "
+                            "one process trades from one journal")  # fmt: skip
 
     def _same_account(self, account: tuple[int, str] | None) -> None:
         before, now = last_broker_module(self._store), self._what["broker_module"]
