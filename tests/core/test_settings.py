@@ -86,6 +86,25 @@ def test_environment_variable_overrides_with_double_underscore_nesting(
     assert rt.settings.risk_guard.max_positions_per_symbol == 2  # merged, not replaced
 
 
+def test_a_later_layer_replaces_a_list_instead_of_adding_to_it(
+    settings_file: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dynaconf's merge appended lists: an environment's `required` or `symbols` added to the default's."""
+    path = settings_file('[default.plugins]\nrequired = ["kill_switch", "risk_guard"]\n'
+                         '[paper.plugins]\nrequired = ["risk_guard"]\n'
+                         '[default.runtime]\nsymbols = ["EURUSD"]\ntimeframe = "H4"\n')  # fmt: skip
+    assert build(path, env="paper").settings.plugins.required == ["risk_guard"]
+    monkeypatch.setenv("TRADEGUARD_RUNTIME__SYMBOLS", '["GBPUSD"]')
+    runtime = build(path).settings.runtime
+    assert (runtime.symbols, runtime.timeframe) == (["GBPUSD"], "H4")  # the list replaced, the table merged
+
+
+def test_a_table_outside_the_environments_is_refused(settings_file: Callable[[str], Path]) -> None:
+    """dynaconf took [risk_guard] for an environment nobody selects and ignored it without a word."""
+    with pytest.raises(ConfigError, match=r"\[risk_guard\] is not an environment: settings go in \[default.<table>\]"):
+        build(settings_file("[risk_guard]\nmax_open_positions = 1\n"))
+
+
 def test_environment_variable_with_wrong_type_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRADEGUARD_RISK_GUARD__MAX_OPEN_POSITIONS", "lots")
     with pytest.raises(ConfigError, match=r"risk_guard\.max_open_positions = 'lots'"):

@@ -275,3 +275,15 @@ def test_a_run_over_the_in_process_emulator_starts_from_an_empty_journal(tmp_pat
     wrong = subprocess.run([*tg, "run", "--fresh", "--settings", str(settings)], cwd=tmp_path, capture_output=True,
                            text=True, timeout=60, env=served)  # fmt: skip
     assert wrong.returncode == 2 and "--fresh" in wrong.stderr
+
+
+def test_a_run_over_the_in_process_emulator_follows_only_the_replayed_symbol(tmp_path: Path) -> None:
+    settings = tmp_path / "s.toml"
+    settings.write_text(SETTINGS.format(data=tmp_path / "var"))
+    both = {**os.environ, "TRADEGUARD_RUNTIME__SYMBOLS": '["EURUSD", "GBPUSD"]'}  # GBPUSD has no data there
+    r = subprocess.run([sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=60, env=both)  # fmt: skip
+    said = " ".join(r.stderr.split())
+    assert r.returncode == 1 and "runtime.symbols = ['EURUSD', 'GBPUSD']: the in-process emulator replays EURUSD" \
+        in said and "Traceback" not in said, said
+    assert orders(tmp_path / "var" / "tradeguard.db") == 0

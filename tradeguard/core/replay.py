@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from tradeguard.core.clock import ReplayClock
 from tradeguard.core.runtime import Runtime
+from tradeguard.errors import StartupError
 from tradeguard.models import TIMEFRAME_SECONDS, AlertChannel, Bar, Severity
 
 
@@ -109,6 +110,8 @@ def run_live(rt: Runtime, stop: Any) -> int:
     broker = rt.broker
     terminal = broker.mt5
     simulated = hasattr(terminal, "replay_step")  # the in-process emulator: its market keeps its own time
+    if simulated:
+        _replayed_symbols_only(cfg.symbols, terminal.feed.symbol)
     stepper = terminal.replay_step if simulated and cfg.emulator_ticks_per_poll else None
     market_time = (lambda: _market_time(broker)) if simulated else broker.now
     follows = cfg.clock == "market" or (cfg.clock == "auto" and simulated)
@@ -173,3 +176,12 @@ def _checked_bar(rt: Runtime, symbol: str, timeframe: str, raw: Any) -> Bar | No
                  symbol=symbol, message=f"{symbol} {timeframe} bar left out: {exc.errors()[0]['loc']} "
                                         f"{exc.errors()[0]['msg']}")  # fmt: skip
         return None
+
+
+def _replayed_symbols_only(symbols: list[str], replayed: str) -> None:
+    """The in-process emulator has bars for the one symbol it replays: following another would stop the run at
+    its first poll with the terminal's bare "not found" (or, the replayed one left out, never see a bar)."""
+    if list(symbols) != [replayed]:
+        raise StartupError(f"runtime.symbols = {list(symbols)}: the in-process emulator replays {replayed} alone "
+                           "(broker.emulator.symbol and .data); follow just it, or serve other data")  # fmt: skip
+

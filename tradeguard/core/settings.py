@@ -1,8 +1,8 @@
-"""Settings: dynaconf reads them, pydantic models validate every key before anything trades.
+"""Settings: read in layers, pydantic models validate every key before anything trades.
 
 Sources, later ones winning: the built-in defaults of each model, ``settings.toml`` (tables
 ``[default.*]`` then the selected environment's ``[paper.*]``/``[live.*]``), ``.secrets.toml``
-beside it, and environment variables ``TRADEGUARD_<TABLE>__<KEY>`` (``__`` nests). The
+beside it, and environment variables ``TRADEGUARD_<TABLE>__<KEY>`` (``__`` nests; dynaconf parses them). The
 environment is chosen by ``TRADEGUARD_ENV`` (``default``, ``paper`` or ``live``).
 
 Each plugin declares its table through ``tradeguard_settings()``; the kernel owns the tables
@@ -192,29 +192,56 @@ def resolve_file(path: str | Path | None) -> Path | None:
 
 
 def load_raw(path: Path | None, env: str) -> dict[str, Any]:
-    """Read files and environment for ``env`` into a plain lower-cased tree (not yet validated)."""
+    """Read files and environment for ``env`` into a plain lower-cased tree (not yet validated).
+
+    Layers merge table by table and a later layer's value replaces the key: a list too. (dynaconf's
+    ``merge_enabled`` appends lists, so ``TRADEGUARD_RUNTIME__SYMBOLS='["GBPUSD"]'`` used to follow
+    EURUSD and GBPUSD, and ``[live.plugins] enabled`` added to the default's instead of choosing.)
+    The files are TOML, read here; dynaconf reads the environment variables (TOML-typed, ``__`` nests).
+    """
+    tree: dict[str, Any] = {}
+    files = [] if path is None else [path, path.with_name(".secrets.toml")]
+    for file in files:
+        if file == path or file.is_file():
+            layers = _environment_tables(file)
+            for name in dict.fromkeys(("default", env)):
+                _merge(tree, layers.get(name, {}))
+    _merge(tree, _environment_variables())
+    return {k: v for k, v in tree.items() if k not in _META_KEYS}
+
+
+def _environment_tables(file: Path) -> dict[str, dict[str, Any]]:
+    """``{environment: its tables}`` of one settings file; anything else at the top is refused by name."""
+    import tomllib
+
+    try:
+        with file.open("rb") as fh:
+            data = _lower_keys(tomllib.load(fh))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([f"{file}: cannot be read: {exc}"]) from exc
+    stray = [k for k, v in data.items() if k not in ENVIRONMENTS or not isinstance(v, dict)]
+    if stray:
+        raise ConfigError([f"{file}: [{k}] is not an environment: settings go in [default.<table>], "
+                           "[paper.<table>] or [live.<table>]" for k in stray])  # fmt: skip
+    return data
+
+
+def _environment_variables() -> dict[str, Any]:
     from dynaconf import Dynaconf  # deferred: dynaconf import costs ~50 ms, only start-up needs it
 
-    files: list[str] = []
-    if path is not None:
-        files.append(str(path))
-        secrets = path.with_name(".secrets.toml")
-        if secrets.is_file():
-            files.append(str(secrets))
     try:
-        dyn = Dynaconf(
-            settings_files=files,
-            environments=True,
-            env=env,
-            env_switcher=ENV_VAR,
-            envvar_prefix="TRADEGUARD",
-            merge_enabled=True,
-            load_dotenv=False,
-        )
-        tree = _lower_keys(dyn.as_dict())
-    except Exception as exc:  # dynaconf raises many types for a broken file; name the file
-        raise ConfigError([f"{', '.join(files) or 'environment'}: cannot be read: {exc}"]) from exc
-    return {k: v for k, v in tree.items() if k not in _META_KEYS}
+        return _lower_keys(Dynaconf(envvar_prefix="TRADEGUARD", environments=False, load_dotenv=False).as_dict())
+    except Exception as exc:  # dynaconf raises many types for a value it cannot parse
+        raise ConfigError([f"environment variables TRADEGUARD_*: cannot be read: {exc}"]) from exc
+
+
+def _merge(tree: dict[str, Any], layer: Mapping[str, Any]) -> None:
+    """Lay ``layer`` over ``tree`` in place: tables merge key by key, any other value replaces."""
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(tree.get(key), dict):
+            _merge(tree[key], value)
+        else:
+            tree[key] = dict(value) if isinstance(value, Mapping) else value
 
 
 def _owner(model: type[BaseModel], path: list[str]) -> type[BaseModel]:
