@@ -165,3 +165,15 @@ def test_live_keeps_the_wall_clock(settings_file: Callable[[str], Path]) -> None
     with pytest.raises(ConfigError, match=r"runtime\.clock = 'market': live judges stale quotes"):
         build(settings_file(terminal + '[default.runtime]\nclock = "market"\n'), env="live")
     assert build(settings_file('[default.runtime]\nclock = "market"\n'), env="paper").settings.runtime.clock == "market"
+
+
+def test_live_keeps_the_kill_switch_and_risk_guard_required(settings_file: Callable[[str], Path]) -> None:
+    """A [live.plugins] required list replaces the default's; it may add to the floor, never drop from it."""
+    path = settings_file('[live.plugins]\nrequired = ["kill_switch"]\n[live.broker]\nmodule = "mt5linux"\n')
+    with pytest.raises(ConfigError, match=r"plugins\.required = \['kill_switch'\]: live trades only with "
+                                          r"kill_switch and risk_guard required: add risk_guard"):  # fmt: skip
+        build(path, env="live")
+    assert build(path, env="paper").settings.plugins.required == ["kill_switch", "risk_guard"]  # [live.*] only
+    more = settings_file('[live.plugins]\nrequired = ["kill_switch", "risk_guard", "x"]\n[live.broker]\n'
+                         'module = "mt5linux"\n')  # fmt: skip
+    assert build(more, env="live").settings.plugins.required == ["kill_switch", "risk_guard", "x"]

@@ -28,6 +28,8 @@ from tradeguard.errors import ConfigError
 __all__ = ["KERNEL_TABLES", "PluginSettings", "Settings", "validate"]
 
 ENVIRONMENTS = ("default", "paper", "live")
+#: What a live trading process cannot run without: the latched kill switch and the hard limits that trip it.
+LIVE_FLOOR = ("kill_switch", "risk_guard")
 ENV_VAR = "TRADEGUARD_ENV"
 FILE_VAR = "TRADEGUARD_SETTINGS_FILE"
 #: Keys dynaconf itself (or our own switches) put in the tree; they are not settings.
@@ -49,6 +51,15 @@ class PluginsSettings(PluginSettings):
         default_factory=lambda: ["kill_switch", "risk_guard"],
         description="plugins that must load; they cannot be disabled in the live environment",
     )
+
+    @field_validator("required")
+    @classmethod
+    def _safety_floor_live(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        """A live [plugins] required list replaces the default's: it must not drop what stops a bad day."""
+        missing = [name for name in LIVE_FLOOR if name not in value]
+        if missing and validated_for_live(info, trading=True):
+            raise ValueError(f"live trades only with {' and '.join(LIVE_FLOOR)} required: add {', '.join(missing)}")
+        return value
 
 
 class LoggingSettings(PluginSettings):
