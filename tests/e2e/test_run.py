@@ -199,14 +199,15 @@ def test_paper_over_the_emulator_keeps_the_markets_time(tmp_path: Path) -> None:
 @pytest.mark.skipif(pytest.importorskip("mt5linux") is None, reason="needs mt5linux")
 def test_a_served_emulator_can_lend_run_its_market_clock(tmp_path: Path) -> None:
     """`runtime.clock = "market"` for a simulated market in another process: `run` follows its latest
-    quote, so the served 2017 market reads as fresh, as the in-process emulator's does."""
+    quote, so the served 2017 market reads as fresh, as the in-process emulator's does. `auto` does so
+    when the terminal is the built-in emulator (it names itself in terminal_info)."""
     import threading
 
     from tradeguard.core.replay import run_live
     from tradeguard.core.runtime import Runtime
 
     with served_emulator(tmp_path, 400) as port:
-        for clock, health in (("wall", "DEGRADED"), ("market", "OK")):
+        for clock, health in (("wall", "DEGRADED"), ("market", "OK"), ("auto", "OK")):  # auto knows the emulator
             stop = threading.Event()
             overrides = {"runtime": {"data_dir": str(tmp_path / clock), "poll_seconds": 0.05, "clock": clock},
                          "broker": {"module": "mt5linux", "port": port}, "logging": {"level": "ERROR"},
@@ -215,7 +216,7 @@ def test_a_served_emulator_can_lend_run_its_market_clock(tmp_path: Path) -> None
             threading.Timer(3.0, stop.set).start()
             assert run_live(rt, stop) > 0
             assert rt.store.kv_get("health", "last")["status"] == health
-            assert (rt.clock.now().year == 2017) == (clock == "market")
+            assert (rt.clock.now().year == 2017) == (clock != "wall")
 
 
 def test_run_says_when_the_emulators_market_data_ends(tmp_path: Path) -> None:

@@ -98,7 +98,8 @@ def run_live(rt: Runtime, stop: Any) -> int:
     """The long-running loop: poll the broker for closed bars, run due jobs, until ``stop`` is set.
 
     Against a terminal the runtime keeps the wall clock. Over a simulated market (``runtime.clock``:
-    the in-process emulator by default, a served one when set to ``market``) it keeps the market's time
+    by default the built-in emulator, in process or served, outside live; any market when set to ``market``)
+    it keeps the market's time
     instead, as a replay does: staleness, trading hours, order timeouts and latencies are then judged
     on the market's scale, not 2017 against today. A served market's time is its latest quote's.
 
@@ -114,7 +115,7 @@ def run_live(rt: Runtime, stop: Any) -> int:
         _replayed_symbols_only(cfg.symbols, terminal.feed.symbol)
     stepper = terminal.replay_step if simulated and cfg.emulator_ticks_per_poll else None
     market_time = (lambda: _market_time(broker)) if simulated else broker.now
-    follows = cfg.clock == "market" or (cfg.clock == "auto" and simulated)
+    follows = cfg.clock == "market" or (cfg.clock == "auto" and (simulated or _served_emulator(rt)))
     market = ReplayClock(market_time()) if follows else None
     if market is not None:
         rt.use_clock(market)
@@ -176,6 +177,17 @@ def _checked_bar(rt: Runtime, symbol: str, timeframe: str, raw: Any) -> Bar | No
                  symbol=symbol, message=f"{symbol} {timeframe} bar left out: {exc.errors()[0]['loc']} "
                                         f"{exc.errors()[0]['msg']}")  # fmt: skip
         return None
+
+
+def _served_emulator(rt: Runtime) -> bool:
+    """The built-in emulator served to mt5linux (``tradeguard emulator serve``), outside live: its market, 2017
+    by default, keeps its own time as the in-process one does. Live keeps the wall clock whatever answers."""
+    from tradeguard.broker.emulator.constants import TERMINAL_NAME
+
+    if rt.settings.env == "live":
+        return False
+    info = rt.broker.mt5.terminal_info()
+    return info is not None and str(info.name) == TERMINAL_NAME
 
 
 def _replayed_symbols_only(symbols: list[str], replayed: str) -> None:

@@ -102,7 +102,7 @@ class RuntimeSettings(PluginSettings):
     clock: Literal["auto", "wall", "market"] = Field(
         default="auto", validate_default=True,
         description="`run`'s clock: 'market' follows a simulated market's time (the emulator, in process or "
-                    "served), 'wall' is the machine's; 'auto' is the market's over the in-process emulator",
+                    "served), 'wall' is the machine's; 'auto' is the market's over the built-in emulator, outside live",
     )  # fmt: skip
     gc_tuning: bool = Field(
         default=True, description="after start-up, freeze the start-up objects and collect young garbage less often")

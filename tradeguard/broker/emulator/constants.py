@@ -119,3 +119,6 @@ TRADE_RETCODE_HEDGE_PROHIBITED = 10046
 def retcode_names() -> dict[int, str]:
     """``{10009: 'TRADE_RETCODE_DONE', ...}`` for every trade server return code, 10046 included."""
     return {v: k for k, v in globals().items() if k.startswith("TRADE_RETCODE_") and isinstance(v, int)}
+
+#: ``terminal_info().name`` of this emulator, in process or served: how a client knows the market is simulated
+TERMINAL_NAME = "tradeguard MT5 emulator"

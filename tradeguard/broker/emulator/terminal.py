@@ -217,7 +217,7 @@ class Terminal(Trading):
             tradeapi_disabled=False, email_enabled=False, ftp_enabled=False, notifications_enabled=False,
             mqid=False, build=5735, maxbars=100000, codepage=0,
             ping_last=int(self.faults.profile.latency_ms * 1000), community_balance=0.0, retransmission=0.0,
-            company=self.config.company, name="tradeguard MT5 emulator", language="English",
+            company=self.config.company, name=c.TERMINAL_NAME, language="English",
             path="emulator", data_path="emulator", commondata_path="emulator",
         )  # fmt: skip
         self._terminal_info = (state, info)
