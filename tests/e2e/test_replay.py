@@ -174,3 +174,25 @@ def test_an_interrupted_replay_stops_between_bars_and_says_so(tmp_path: Path) ->
     status = subprocess.run([sys.executable, "-m", "tradeguard", "status", "--settings", str(REPO / "settings.toml")],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert "trading process │ stopped" in " ".join(status.stdout.split())
+
+
+def test_strategies_that_follow_another_timeframe_are_named_before_the_replay(tmp_path: Path) -> None:
+    """D1 data replayed into the H1 strategies used to end in '0 signals' and nothing said why."""
+    from tradeguard.broker.data import SAMPLE
+
+    days: dict[str, list[float]] = {}
+    for line in SAMPLE.read_text().splitlines()[1:]:
+        stamp, *ohlc, volume = line.split(",")
+        o, h, low, c = map(float, ohlc)
+        day = days.setdefault(stamp[:10], [o, h, low, c, 0.0])
+        day[1], day[2], day[3], day[4] = max(day[1], h), min(day[2], low), c, day[4] + float(volume)
+    daily = tmp_path / "d1.csv"
+    rows = "".join(f"{d},{o},{h},{low},{c},{int(v)}\n" for d, (o, h, low, c, v) in days.items())
+    daily.write_text("time,open,high,low,close,tick_volume\n" + rows)
+    run = replay(tmp_path / "d1", "--data", str(daily))
+    assert run.returncode == 0, run.stderr[-2000:]
+    for name in ("ma_crossover", "donchian_breakout"):
+        assert f"{name} follows H1 bars, these are D1: it will not signal; set {name}.timeframe = 'D1'" in run.stderr
+    switched = replay(tmp_path / "d1-set", "--data", str(daily), TRADEGUARD_MA_CROSSOVER__TIMEFRAME="D1")
+    assert "ma_crossover follows" not in switched.stderr and "donchian_breakout follows" in switched.stderr
+    assert "0 (0 approved)" not in switched.stdout  # the crossover speaks on D1 once asked to

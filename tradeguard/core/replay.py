@@ -53,6 +53,7 @@ def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
     feed = terminal.feed
     timeframe = next(k for k, v in TIMEFRAME_SECONDS.items() if v == feed.bar_seconds)
     summary = ReplaySummary(start_balance=broker.account().balance)
+    _warn_strategies_elsewhere(rt, timeframe)
     rt.clock.set(broker.now())
     rt.start()
     peak = broker.account().equity
@@ -117,6 +118,7 @@ def run_live(rt: Runtime, stop: Any) -> int:
     market_time = (lambda: _market_time(broker)) if simulated else broker.now
     follows = cfg.clock == "market" or (cfg.clock == "auto" and (simulated or _served_emulator(rt)))
     market = ReplayClock(market_time()) if follows else None
+    _warn_strategies_elsewhere(rt, cfg.timeframe)
     if market is not None:
         rt.use_clock(market)
     rt.start()
@@ -177,6 +179,20 @@ def _checked_bar(rt: Runtime, symbol: str, timeframe: str, raw: Any) -> Bar | No
                  symbol=symbol, message=f"{symbol} {timeframe} bar left out: {exc.errors()[0]['loc']} "
                                         f"{exc.errors()[0]['msg']}")  # fmt: skip
         return None
+
+
+def _warn_strategies_elsewhere(rt: Runtime, timeframe: str) -> list[str]:
+    """Warn of each strategy whose settings follow another timeframe than the bars it will be handed: it
+    would stay silent the whole run (D1 data replayed into H1 strategies read as "0 signals"). Returns them."""
+    elsewhere = []
+    for impl in rt.pm.hook.generate_signals.get_hookimpls():
+        name = impl.plugin_name
+        own = getattr(rt.settings[name], "timeframe", None) if name in rt.settings else None
+        if isinstance(own, str) and own != timeframe:
+            elsewhere.append(name)
+            rt.log.warning(f"{name} follows {own} bars, these are {timeframe}: it will not signal; set "
+                           f"{name}.timeframe = {timeframe!r}", extra={"plugin": name})  # fmt: skip
+    return elsewhere
 
 
 def _served_emulator(rt: Runtime) -> bool:
