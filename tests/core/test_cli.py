@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -151,3 +152,19 @@ def test_replay_starts_from_an_empty_journal_and_replaces_only_an_earlier_replay
     r = replay("--fresh")
     assert r.returncode == 0, r.stderr
     assert Store(db).kill_state() is None  # the earlier replay's latch went with its journal
+
+
+def test_replay_json_prints_one_object_a_pipeline_can_read(tmp_path: Path) -> None:
+    settings = tmp_path / "s.toml"
+    settings.write_text(f'[default.runtime]\ndata_dir = "{tmp_path / "var"}"\n[default.logging]\nlevel = "ERROR"\n')
+    r = tg("replay", "--to", "2017-04-25", "--json", "--settings", str(settings))
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert len(lines) == 1  # no progress bar, no table
+    summary = json.loads(lines[0])
+    assert summary["bars"] > 80 and summary["signals"] >= summary["approved"] > 0 and summary["fills"] > 0
+    assert summary["kill_switch"]["state"] == "REDUCE_ONLY"  # the French election gap, 2017-04-23
+    assert summary["kill_switch"]["trigger"] == "daily_loss_limit"
+    assert summary["audit"] == {"intact": True, "records": summary["audit"]["records"], "reason": None}
+    assert sum(summary["rejections"].values()) == summary["signals"] - summary["approved"]
+    assert summary["last_bar"] < "2017-04-26" and summary["interrupted"] is False

@@ -139,6 +139,7 @@ def replay_cmd(
     seed: Annotated[int | None, typer.Option(help="seed of the emulator's fault injection")] = None,
     faults: Annotated[str | None, typer.Option(help="fault profile: none, flaky, hostile")] = None,
     fresh: Annotated[bool, typer.Option("--fresh", help="replace the journal of an earlier replay")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="no progress bar; the summary as one JSON object")] = False,
     settings: SettingsOpt = None,
     env: EnvOpt = None,
 ) -> None:
@@ -188,13 +189,14 @@ def replay_cmd(
 
     rt = _emptied(build(), fresh, build)
     try:
-        _replay_and_summarise(rt, first, last)
+        _replay_and_summarise(rt, first, last, as_json)
     finally:
         rt.store.close()  # a clean stop leaves one self-contained file, no write-ahead log beside it
 
 
-def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None) -> None:
-    """The replay with its progress bar, then the summary table; exit 130 when it was interrupted."""
+def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_json: bool = False) -> None:
+    """The replay with its progress bar, then the summary table (``as_json``: no bar, the summary as one JSON
+    object on standard output, for a pipeline to read); exit 130 when it was interrupted."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from tradeguard.core.replay import replay
@@ -212,7 +214,7 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None) -> N
             raise typer.BadParameter(f"before the data's first bar ({begins:%Y-%m-%dT%H:%M})", param_hint="--to")
     with Progress(TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.completed} bars"),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
-                  transient=False) as bar:  # fmt: skip
+                  transient=False, disable=as_json) as bar:  # fmt: skip
         task = bar.add_task("replay", total=total, status="")
 
         def show(s: object) -> None:
@@ -224,6 +226,11 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None) -> N
         except TradeguardError as exc:
             raise _fail(exc) from exc
         bar.update(task, completed=summary.bars)
+    if as_json:
+        _print_json_summary(rt, summary)
+        if summary.interrupted:
+            raise typer.Exit(130)
+        return
     cut = " (interrupted)" if summary.interrupted else ""
     table = Table(title=f"replay {summary.first_bar[:16]} -> {summary.last_bar[:16]}{cut}", show_header=False)
     for label, value in (
@@ -241,6 +248,23 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None) -> N
     console.print(table)
     if summary.interrupted:
         raise typer.Exit(130)
+
+
+def _print_json_summary(rt: Runtime, summary: Any) -> None:
+    import dataclasses
+
+    from tradeguard.core.audit import verify
+
+    record = dataclasses.asdict(summary)
+    record["rejections"] = dict(summary.rejections.most_common())
+    latched = rt.store.kill_state() if hasattr(rt.store, "kill_state") else None
+    record["kill_switch"] = (dict(zip(("state", "trigger", "message", "since"), latched, strict=True)) if latched
+                             else {"state": "ACTIVE"})  # fmt: skip
+    if "audit_trail" in rt.settings and hasattr(rt.store, "query"):
+        verdict = verify(rt.store, rt.settings.audit_trail.hmac_key.get_secret_value().encode())
+        record["audit"] = {"intact": verdict.ok, "records": verdict.records, "reason": verdict.reason or None}
+    record["journal"] = str(getattr(rt.store, "path", "memory"))
+    sys.stdout.write(json.dumps(record) + "\n")
 
 
 def _stop_on_signals() -> Any:
