@@ -24,7 +24,8 @@ Seven configurations in the same run:
 All journal with synchronous=NORMAL, as `tradeguard replay` does. Each run is in a fresh process,
 so its peak RSS is its own. Each configuration runs ``--runs`` times, round by round, and the
 fastest is reported: a shared 2-core machine varies by 10-15% from run to run and drifts over
-minutes, so a ratio between configurations is only fair when their runs are interleaved.
+minutes, so a ratio between configurations is only fair when their runs are interleaved (and every other
+round runs them in reverse order, so that no configuration always gets the later minutes).
 Targets (issue 7): full >= 18,000 bars/s at <= 250 MB; kernel + emulator + strategy >= 50,000 bars/s.
 
 With ``--nautilus PYTHON`` (an interpreter with nautilus_trader 1.221 installed) each round also runs
@@ -109,7 +110,9 @@ def measure_rounds(configs: list[Config], bars: int, runs: int,
                    reference: str | None = None) -> dict[str, list[tuple[int, float, float]]]:  # fmt: skip
     """Every run (bars, seconds, peak RSS MB) of each configuration, in round order, each in a fresh process.
 
-    Runs go round by round, so the machine's drift over minutes hits every configuration alike;
+    Runs go round by round, every other round in reverse order: the machine slows and speeds up over
+    minutes, and a fixed order would always hand the later configurations the slower stretch (it made
+    "full" look up to 50% slower than "full without analysis", which it ran right after).
     ``reference`` (a python with nautilus_trader) adds NautilusTrader's run to every round."""
     logging.getLogger("tradeguard").setLevel(logging.ERROR)
     fresh = ProcessPoolExecutor(max_workers=1, max_tasks_per_child=1, mp_context=multiprocessing.get_context("spawn"))
@@ -117,12 +120,15 @@ def measure_rounds(configs: list[Config], bars: int, runs: int,
         data = Path(d) / "bars.csv"
         write_csv(data, bars)
         done: dict[str, list[tuple[int, float, float]]] = {label: [] for label, _, _ in configs}
+        order: list[Config | None] = [*configs, None] if reference else list(configs)  # None: the reference
         for i in range(runs):
-            for label, enabled, disabled in configs:
+            for config in order if i % 2 == 0 else order[::-1]:
+                if config is None:
+                    done.setdefault(NAUTILUS, []).append(nautilus(str(reference), data))
+                    continue
+                label, enabled, disabled = config
                 workdir = Path(d) / f"{label.replace(' ', '_')}_{i}"
                 done[label].append(fresh.submit(run, data, workdir, enabled, disabled).result())
-            if reference:
-                done.setdefault(NAUTILUS, []).append(nautilus(reference, data))
     return done
 
 
