@@ -212,4 +212,3 @@ def _replayed_symbols_only(symbols: list[str], replayed: str) -> None:
     if list(symbols) != [replayed]:
         raise StartupError(f"runtime.symbols = {list(symbols)}: the in-process emulator replays {replayed} alone "
                            "(broker.emulator.symbol and .data); follow just it, or serve other data")  # fmt: skip
-
