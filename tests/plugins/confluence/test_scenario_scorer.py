@@ -17,7 +17,9 @@ from tradeguard.plugins.confluence.scenario_scorer import (
     FACTORS,
     ScenarioScorer,
     TrendTracker,
+    VolatilityTracker,
     agreement_factor,
+    exact_atrs,
     resampled_closes,
     spread_factor,
     swing_factor,
@@ -201,6 +203,27 @@ def test_the_trend_tracker_votes_as_the_resampled_tail_does(rows: list[tuple[int
         tracker.take(window[tracker.count : end])
         for sign in (1, -1):
             assert tracker.vote(sign) == trend_factor(window[:end], sign, 3600, ["H4", "D1"], period)
+
+
+@settings(max_examples=150, deadline=None)
+@given(closes=st.lists(st.sampled_from([1.1, 1.1002, 1.1005, 1.101, 1.0998, 1.12]), min_size=1, max_size=300),
+       wick=st.sampled_from([0.0, 0.0003]), period=st.integers(2, 20), window=st.integers(10, 60),
+       chunk=st.integers(1, 40))  # fmt: skip
+def test_the_volatility_tracker_scores_as_the_tail_does(closes: list[float], wick: float, period: int, window: int,
+                                                         chunk: int) -> None:  # fmt: skip
+    """Fed a few bars at a time, the tracker's ATR and factor are those of the tail's exact ATRs, to the
+    bit; few distinct prices, so equal ATRs (the percentile's ties) are common."""
+    series = bars(closes, wick=wick)
+    tracker = VolatilityTracker(period, window)
+    taken = 0
+    for end in range(chunk, len(series) + chunk, chunk):
+        tracker.take(series[taken:end])
+        taken = min(end, len(series))
+        atrs = exact_atrs(series[:taken][-window - period :], period)
+        assert list(tracker.atrs) == atrs
+        assert tracker.factor([0.2, 0.8]) == volatility_factor(atrs, [0.2, 0.8])
+    whole = rolling_atr(series, period)
+    assert list(tracker.atrs) == pytest.approx(whole[-window:].tolist(), rel=1e-12)  # the risk guard's ATR, less exact
 
 
 def test_the_scorer_keeps_its_trend_tracker_up_to_date_between_signals(runtime: Any) -> None:

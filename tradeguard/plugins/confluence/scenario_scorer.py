@@ -19,6 +19,7 @@ shows why a signal passed or failed. A factor without enough data is neutral (0.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from typing import Any
 
@@ -26,7 +27,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from tradeguard import ConfiguredPlugin, PluginSettings, Score, Signal, hookimpl
-from tradeguard.core.bars import rolling_atr
+from tradeguard.core.bars import true_ranges
 from tradeguard.core.sessions import OFF, session_of
 from tradeguard.models import TIMEFRAME_SECONDS
 
@@ -172,18 +173,69 @@ def swing_factor(bars: np.ndarray, side_sign: int, price: float, atr: float, loo
     return 1.0 if room <= 0 else float(min(1.0, room / room_atr))
 
 
-def volatility_factor(atrs: np.ndarray, band: list[float]) -> float:
+def volatility_factor(atrs: np.ndarray | list[float], band: list[float]) -> float:
     """1 while the last ATR's percentile among ``atrs`` is inside ``band``, falling linearly to 0 outside."""
     if len(atrs) < 2:
         return NEUTRAL
+    ordered = sorted(atrs)
     current = atrs[-1]
-    pct = float((np.count_nonzero(atrs < current) + 0.5 * np.count_nonzero(atrs == current)) / len(atrs))
+    return _banded(_percentile(ordered, current), band)
+
+
+def _percentile(ordered: list[float], value: float) -> float:
+    """``value``'s percentile among ``ordered`` (sorted): those below it, and half of those equal."""
+    below, upto = bisect_left(ordered, value), bisect_right(ordered, value)
+    return (below + 0.5 * (upto - below)) / len(ordered)
+
+
+def _banded(pct: float, band: list[float]) -> float:
     low, high = band
     if pct < low:
         return pct / low
     if pct > high:
         return (1.0 - pct) / (1.0 - high)
     return 1.0
+
+
+def exact_atrs(bars: np.ndarray, period: int) -> list[float]:
+    """The ``period`` mean of true ranges at every bar from the ``period``-th range on, each sum exactly
+    rounded (``math.fsum``): equal windows give equal ATRs, whatever order their ranges came in."""
+    ranges = true_ranges(bars).tolist()
+    return [math.fsum(ranges[i - period : i]) / period for i in range(period, len(ranges) + 1)]
+
+
+class VolatilityTracker:
+    """The series' last ``window`` ATRs, kept bar by bar and sorted: :meth:`factor` equals
+    :func:`volatility_factor` over :func:`exact_atrs` of the same tail, to the bit. A scorer asked
+    per signal used to rebuild a rolling ATR over a hundred-odd bars with numpy each time."""
+
+    def __init__(self, period: int, window: int) -> None:
+        self.period = period
+        self._close: float | None = None
+        self._ranges: deque[float] = deque(maxlen=period)
+        self.atrs: deque[float] = deque(maxlen=window)
+        self._sorted: list[float] = []
+
+    def take(self, bars: np.ndarray) -> None:
+        """Take in ``bars``, the series' bars after those already taken, oldest first."""
+        ranges, atrs, ordered, period = self._ranges, self.atrs, self._sorted, self.period
+        for high, low, close in zip(bars["high"].tolist(), bars["low"].tolist(), bars["close"].tolist(), strict=True):
+            prev, self._close = self._close, close
+            if prev is None:
+                continue
+            ranges.append(max(high, prev) - min(low, prev))  # true_ranges' arithmetic, a bar at a time
+            if len(ranges) < period:
+                continue
+            if len(atrs) == atrs.maxlen:
+                del ordered[bisect_left(ordered, atrs[0])]
+            atr = math.fsum(ranges) / period
+            atrs.append(atr)
+            insort(ordered, atr)
+
+    def factor(self, band: list[float]) -> float:
+        if len(self.atrs) < 2:
+            return NEUTRAL
+        return _banded(_percentile(self._sorted, self.atrs[-1]), band)
 
 
 def spread_factor(spread_price: float, atr: float, max_ratio: float) -> float:
@@ -202,27 +254,44 @@ def agreement_factor(signal: Signal, same_bar: tuple[Signal, ...]) -> float:
     return 0.5 + 0.5 * (2 * agree - len(others)) / len(others)
 
 
+class _Tracked:
+    """One series' trackers and how many of its bars they have taken in."""
+
+    def __init__(self, trend: TrendTracker, volatility: VolatilityTracker, count: int) -> None:
+        self.trend, self.volatility, self.count = trend, volatility, count
+
+    def take(self, bars: np.ndarray) -> None:
+        self.trend.take(bars)
+        self.volatility.take(bars)
+        self.count += len(bars)
+
+
 class ScenarioScorer(ConfiguredPlugin):
     settings_model = ScorerSettings
     stage = 5
 
     def __init__(self) -> None:
         super().__init__()
-        self._trends: dict[tuple[str, str], TrendTracker] = {}
+        self._series: dict[tuple[str, str], _Tracked] = {}
 
-    def _trend(self, signal: Signal, bars: np.ndarray, total: int, sign: int) -> float:
-        """The trend vote from the series' tracker, brought up to date with the bars since the last signal.
-        ``bars`` are the series' newest (at least a trend tail of them), ``total`` how many it ever had."""
-        cfg, key = self.cfg, (signal.symbol, signal.timeframe)
-        tracker = self._trends.get(key)
-        missed = total - tracker.count if tracker is not None else total
-        if tracker is None or missed > len(bars):  # new, or more came than these bars hold: start over from them
-            tracker = self._trends[key] = TrendTracker(TIMEFRAME_SECONDS[signal.timeframe], cfg.trend_timeframes,
-                                                       cfg.trend_period)  # fmt: skip
-            tracker.count, missed = total - len(bars), len(bars)
+    def _tracked(self, signal: Signal, bars: np.ndarray, total: int) -> _Tracked:
+        """The series' trackers, brought up to date with the bars since the last signal. ``bars`` are the
+        series' newest (at least a trend tail and a volatility window of them), ``total`` how many it ever had."""
+        key = (signal.symbol, signal.timeframe)
+        tracked = self._series.get(key)
+        missed = total - tracked.count if tracked is not None else total
+        if tracked is None or missed > len(bars):  # new, or more came than these bars hold: start over from them
+            tracked = self._series[key] = _Tracked(self._new_trend(signal), self._new_volatility(), total - len(bars))
+            missed = len(bars)
         if missed:
-            tracker.take(bars[len(bars) - missed :])
-        return tracker.vote(sign)
+            tracked.take(bars[len(bars) - missed :])
+        return tracked
+
+    def _new_trend(self, signal: Signal) -> TrendTracker:
+        return TrendTracker(TIMEFRAME_SECONDS[signal.timeframe], self.cfg.trend_timeframes, self.cfg.trend_period)
+
+    def _new_volatility(self) -> VolatilityTracker:
+        return VolatilityTracker(self.cfg.atr_period, self.cfg.volatility_bars)
 
     @hookimpl
     def score_signal(self, signal: Signal, runtime: Any) -> Score:
@@ -244,16 +313,18 @@ class ScenarioScorer(ConfiguredPlugin):
         if len(bars) and bars["time"][-1] > cutoff:  # the signal is older than the newest bar: no look-ahead
             bars = bars[bars["time"] <= cutoff]
             trend = trend_factor(bars, sign, own, cfg.trend_timeframes, cfg.trend_period)
+            volatility = self._new_volatility()
+            volatility.take(bars[-cfg.volatility_bars - cfg.atr_period :])
         else:
-            trend = self._trend(signal, bars, runtime.bars.count(signal.symbol, signal.timeframe), sign)
-        atrs = rolling_atr(bars[-cfg.volatility_bars - cfg.atr_period :], cfg.atr_period)  # a simple mean: the tail
-        atr = float(atrs[-1]) if len(atrs) else (signal.atr or 0.0)
+            tracked = self._tracked(signal, bars, runtime.bars.count(signal.symbol, signal.timeframe))
+            trend, volatility = tracked.trend.vote(sign), tracked.volatility
+        atr = volatility.atrs[-1] if volatility.atrs else (signal.atr or 0.0)
         session = session_of(signal.bar_close, runtime.settings.pipeline.sessions)
         spread = float(bars["spread"][-1]) * runtime.broker.symbol_spec(signal.symbol).point if len(bars) else 0.0
         return {
             "trend": trend,
             "swing": swing_factor(bars, sign, signal.price, atr, cfg.swing_bars, cfg.room_atr),
-            "volatility": volatility_factor(atrs, cfg.volatility_band),
+            "volatility": volatility.factor(cfg.volatility_band),
             "session": cfg.session_scores.get(session, NEUTRAL),
             "spread": spread_factor(spread, atr, cfg.max_spread_atr) if len(bars) else NEUTRAL,
             "agreement": agreement_factor(signal, runtime.bar_signals),
