@@ -253,15 +253,13 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_j
 def _print_json_summary(rt: Runtime, summary: Any) -> None:
     import dataclasses
 
-    from tradeguard.core.audit import verify
-
     record = dataclasses.asdict(summary)
     record["rejections"] = dict(summary.rejections.most_common())
     latched = rt.store.kill_state() if hasattr(rt.store, "kill_state") else None
     record["kill_switch"] = (dict(zip(("state", "trigger", "message", "since"), latched, strict=True)) if latched
                              else {"state": "ACTIVE"})  # fmt: skip
-    if "audit_trail" in rt.settings and hasattr(rt.store, "query"):
-        verdict = verify(rt.store, rt.settings.audit_trail.hmac_key.get_secret_value().encode())
+    verdict = _audit_verdict(rt)
+    if verdict is not None:
         record["audit"] = {"intact": verdict.ok, "records": verdict.records, "reason": verdict.reason or None}
     record["journal"] = str(getattr(rt.store, "path", "memory"))
     sys.stdout.write(json.dumps(record) + "\n")
@@ -334,12 +332,19 @@ def _profile_line(rt: Runtime) -> str:
     return ", ".join(f"{r['plugin']}.{r['hook']} {r['total_s']:.2f} s" for r in profiler.table()[:3])
 
 
-def _audit_line(rt: Runtime) -> str:
+def _audit_verdict(rt: Runtime) -> Any:
+    """The audit chain's verdict (``core.audit.Verdict``), or None when the audit trail is not recording."""
     from tradeguard.core.audit import verify
 
     if "audit_trail" not in rt.settings or not hasattr(rt.store, "query"):
+        return None
+    return verify(rt.store, rt.settings.audit_trail.hmac_key.get_secret_value().encode())
+
+
+def _audit_line(rt: Runtime) -> str:
+    verdict = _audit_verdict(rt)
+    if verdict is None:
         return "not recorded (audit_trail not loaded)"
-    verdict = verify(rt.store, rt.settings.audit_trail.hmac_key.get_secret_value().encode())
     return f"intact, {verdict.records:,} records" if verdict.ok else f"BROKEN: {verdict.reason}"
 
 

@@ -181,18 +181,15 @@ def _checked_bar(rt: Runtime, symbol: str, timeframe: str, raw: Any) -> Bar | No
         return None
 
 
-def _warn_strategies_elsewhere(rt: Runtime, timeframe: str) -> list[str]:
+def _warn_strategies_elsewhere(rt: Runtime, timeframe: str) -> None:
     """Warn of each strategy whose settings follow another timeframe than the bars it will be handed: it
-    would stay silent the whole run (D1 data replayed into H1 strategies read as "0 signals"). Returns them."""
-    elsewhere = []
+    would stay silent the whole run (D1 data replayed into H1 strategies read as "0 signals")."""
     for impl in rt.pm.hook.generate_signals.get_hookimpls():
         name = impl.plugin_name
         own = getattr(rt.settings[name], "timeframe", None) if name in rt.settings else None
         if isinstance(own, str) and own != timeframe:
-            elsewhere.append(name)
             rt.log.warning(f"{name} follows {own} bars, these are {timeframe}: it will not signal; set "
                            f"{name}.timeframe = {timeframe!r}", extra={"plugin": name})  # fmt: skip
-    return elsewhere
 
 
 def _served_emulator(rt: Runtime) -> bool:

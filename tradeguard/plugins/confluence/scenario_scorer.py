@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -173,7 +174,7 @@ def swing_factor(bars: np.ndarray, side_sign: int, price: float, atr: float, loo
     return 1.0 if room <= 0 else float(min(1.0, room / room_atr))
 
 
-def volatility_factor(atrs: np.ndarray | list[float], band: list[float]) -> float:
+def volatility_factor(atrs: Sequence[float], band: list[float]) -> float:
     """1 while the last ATR's percentile among ``atrs`` is inside ``band``, falling linearly to 0 outside."""
     if len(atrs) < 2:
         return NEUTRAL
@@ -255,15 +256,14 @@ def agreement_factor(signal: Signal, same_bar: tuple[Signal, ...]) -> float:
 
 
 class _Tracked:
-    """One series' trackers and how many of its bars they have taken in."""
+    """One series' trackers, fed the same bars; the trend tracker's count is the series' count."""
 
-    def __init__(self, trend: TrendTracker, volatility: VolatilityTracker, count: int) -> None:
-        self.trend, self.volatility, self.count = trend, volatility, count
+    def __init__(self, trend: TrendTracker, volatility: VolatilityTracker) -> None:
+        self.trend, self.volatility = trend, volatility
 
     def take(self, bars: np.ndarray) -> None:
         self.trend.take(bars)
         self.volatility.take(bars)
-        self.count += len(bars)
 
 
 class ScenarioScorer(ConfiguredPlugin):
@@ -279,19 +279,15 @@ class ScenarioScorer(ConfiguredPlugin):
         series' newest (at least a trend tail and a volatility window of them), ``total`` how many it ever had."""
         key = (signal.symbol, signal.timeframe)
         tracked = self._series.get(key)
-        missed = total - tracked.count if tracked is not None else total
+        missed = total - tracked.trend.count if tracked is not None else total
         if tracked is None or missed > len(bars):  # new, or more came than these bars hold: start over from them
-            tracked = self._series[key] = _Tracked(self._new_trend(signal), self._new_volatility(), total - len(bars))
-            missed = len(bars)
+            cfg = self.cfg
+            trend = TrendTracker(TIMEFRAME_SECONDS[signal.timeframe], cfg.trend_timeframes, cfg.trend_period)
+            tracked = self._series[key] = _Tracked(trend, VolatilityTracker(cfg.atr_period, cfg.volatility_bars))
+            trend.count, missed = total - len(bars), len(bars)
         if missed:
             tracked.take(bars[len(bars) - missed :])
         return tracked
-
-    def _new_trend(self, signal: Signal) -> TrendTracker:
-        return TrendTracker(TIMEFRAME_SECONDS[signal.timeframe], self.cfg.trend_timeframes, self.cfg.trend_period)
-
-    def _new_volatility(self) -> VolatilityTracker:
-        return VolatilityTracker(self.cfg.atr_period, self.cfg.volatility_bars)
 
     @hookimpl
     def score_signal(self, signal: Signal, runtime: Any) -> Score:
@@ -313,18 +309,19 @@ class ScenarioScorer(ConfiguredPlugin):
         if len(bars) and bars["time"][-1] > cutoff:  # the signal is older than the newest bar: no look-ahead
             bars = bars[bars["time"] <= cutoff]
             trend = trend_factor(bars, sign, own, cfg.trend_timeframes, cfg.trend_period)
-            volatility = self._new_volatility()
-            volatility.take(bars[-cfg.volatility_bars - cfg.atr_period :])
+            atrs: Sequence[float] = exact_atrs(bars[-cfg.volatility_bars - cfg.atr_period :], cfg.atr_period)
+            volatility = volatility_factor(atrs, cfg.volatility_band)
         else:
             tracked = self._tracked(signal, bars, runtime.bars.count(signal.symbol, signal.timeframe))
-            trend, volatility = tracked.trend.vote(sign), tracked.volatility
-        atr = volatility.atrs[-1] if volatility.atrs else (signal.atr or 0.0)
+            atrs = tracked.volatility.atrs
+            trend, volatility = tracked.trend.vote(sign), tracked.volatility.factor(cfg.volatility_band)
+        atr = atrs[-1] if atrs else (signal.atr or 0.0)
         session = session_of(signal.bar_close, runtime.settings.pipeline.sessions)
         spread = float(bars["spread"][-1]) * runtime.broker.symbol_spec(signal.symbol).point if len(bars) else 0.0
         return {
             "trend": trend,
             "swing": swing_factor(bars, sign, signal.price, atr, cfg.swing_bars, cfg.room_atr),
-            "volatility": volatility.factor(cfg.volatility_band),
+            "volatility": volatility,
             "session": cfg.session_scores.get(session, NEUTRAL),
             "spread": spread_factor(spread, atr, cfg.max_spread_atr) if len(bars) else NEUTRAL,
             "agreement": agreement_factor(signal, runtime.bar_signals),
