@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,6 +38,8 @@ def test_kill_then_reset_with_the_secret_audited(deployment: Path) -> None:
     assert killed.returncode == 0 and "latched HALTED by carol" in killed.stdout
     status = tg(deployment, "status")
     assert status.returncode == 0 and "HALTED since" in status.stdout and "desk says stop" in status.stdout
+    latch = json.loads(tg(deployment, "status", "--json").stdout)["kill_switch"]
+    assert latch["state"] == "HALTED" and latch["trigger"] == "manual" and "desk says stop" in latch["message"]
     wrong = tg(deployment, "reset", "--operator", "dave", "--reason", "all clear", secret="guess")
     assert wrong.returncode == 1 and "wrong operator secret" in wrong.stderr
     assert SECRET not in wrong.stderr + wrong.stdout
@@ -78,6 +81,14 @@ def test_status_shows_the_positions_the_journal_leaves_open_and_the_last_health(
     assert "#30 EURUSD buy 0.6 lots, opened 2017-04-22T07:00:00" in out
     assert "#10" not in out
     assert "DEGRADED since 2017-04-22T08:00:00 (EURUSD.ticks: last quote 900 s old > 120 s)" in out
+    record = json.loads(tg(deployment, "status", "--json").stdout)  # the same reading, for a desk's monitoring
+    assert record["open_positions"] == [
+        {"position_id": 20, "symbol": "EURUSD", "side": "buy", "volume": 0.2, "opened": "2017-04-21T07:00:00+00:00"},
+        {"position_id": 30, "symbol": "EURUSD", "side": "buy", "volume": 0.6, "opened": "2017-04-22T07:00:00+00:00"},
+    ]
+    assert record["health"]["status"] == "DEGRADED" and record["fills"]["deals"] == 6
+    assert record["kill_switch"] == {"state": "ACTIVE", "trigger": None, "message": None, "since": None}
+    assert record["process"] is None and record["account"] is None  # nothing has traded from this journal
 
 
 def test_reset_without_a_terminal_or_the_variable_is_refused_without_prompting(deployment: Path) -> None:

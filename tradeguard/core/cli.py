@@ -253,11 +253,11 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_j
 def _print_json_summary(rt: Runtime, summary: Any) -> None:
     import dataclasses
 
+    from tradeguard.core.status import kill_switch_record
+
     record = dataclasses.asdict(summary)
     record["rejections"] = dict(summary.rejections.most_common())
-    latched = rt.store.kill_state() if hasattr(rt.store, "kill_state") else None
-    record["kill_switch"] = (dict(zip(("state", "trigger", "message", "since"), latched, strict=True)) if latched
-                             else {"state": "ACTIVE"})  # fmt: skip
+    record["kill_switch"] = kill_switch_record(rt.store.kill_state() if hasattr(rt.store, "kill_state") else None)
     verdict = _audit_verdict(rt)
     if verdict is not None:
         record["audit"] = {"intact": verdict.ok, "records": verdict.records, "reason": verdict.reason or None}
@@ -494,72 +494,57 @@ def report_cmd(
 
 
 @app.command("status")
-def status_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
+def status_cmd(
+    settings: SettingsOpt = None,
+    env: EnvOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the status as one JSON object, for monitoring")] = False,
+) -> None:
     """Kill switch, account, orders, open positions, health, reconciliation, decisions and alerts, from the store
     (safe while running). Health and reconciliation are stored when their verdict changes, hence "since"."""
-    import json as _json
-
     from tradeguard.core.journal_lock import owner_line
+    from tradeguard.core.status import read_status
 
     _, store = _store_of(settings, env, existing=True)  # an SQLite journal that is there
-    table = Table(title=f"tradeguard status ({store.path})", show_header=False)
-    latch = store.kill_state()
-    latched = "ACTIVE" if latch is None else f"{latch[0]} since {latch[3][:19]} ({latch[1]}: {latch[2]})"
-    table.add_row("kill switch", latched)
-    process = owner_line(store)
-    if process:
-        table.add_row("trading process", process)
-    snap = store.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
-    if snap:
-        a = _json.loads(snap[0][0])
+    s = read_status(store)
+    if as_json:
+        sys.stdout.write(json.dumps(s) + "\n")
+        return
+    table = Table(title=f"tradeguard status ({s['journal']})", show_header=False)
+    k = s["kill_switch"]
+    table.add_row("kill switch", k["state"] if k["since"] is None else
+                  f"{k['state']} since {k['since'][:19]} ({k['trigger']}: {k['message']})")  # fmt: skip
+    if s["process"]:
+        table.add_row("trading process", owner_line(store))
+    if a := s["account"]:
         table.add_row("account", f"balance {a['balance']:,.2f}  equity {a['equity']:,.2f}  drawdown "
                                   f"{a['drawdown_pct']:.2f}%  today {a['daily_drawdown_pct']:.2f}%  "
                                   f"at {a['time'][:19]}")
-    rows = store.query("SELECT state, COUNT(*) FROM orders GROUP BY state ORDER BY state")
-    table.add_row("orders", ", ".join(f"{r[0]} {r[1]}" for r in rows) or "none")
-    fills = store.query("SELECT COUNT(*), COALESCE(SUM(profit + commission + swap), 0) FROM fills")[0]
-    table.add_row("fills", f"{fills[0]} deals, realised {fills[1]:,.2f}")
-    recon = store.kv_get("reconciliation", "last")
-    if recon:
+    table.add_row("orders", ", ".join(f"{state} {n}" for state, n in s["orders"].items()) or "none")
+    table.add_row("fills", f"{s['fills']['deals']} deals, realised {s['fills']['realised']:,.2f}")
+    if recon := s["reconciliation"]:
         table.add_row("reconciliation", f"{'consistent' if recon['consistent'] else 'INCONSISTENT'} "
                                         f"since {recon['time'][:19]} ({recon['cause']})")
-    held = _open_positions(store)
+    held = [f"#{p['position_id']} {p['symbol']} {p['side']} {p['volume']:g} lots, opened {p['opened'][:19]}"
+            for p in s["open_positions"]]  # fmt: skip
     table.add_row("open positions", "\n".join(held) if held else "none")
-    health = store.kv_get("health", "last")
-    if health:
+    if health := s["health"]:
         findings = "; ".join(f"{k}: {v}" for k, v in health["checks"].items() if v != "ok")
         table.add_row("health", f"{health['status']} since {health['time'][:19]}{f' ({findings})' if findings else ''}")
-    decisions = store.query("SELECT approved, COUNT(*) FROM decisions GROUP BY approved")
-    counts = {bool(r[0]): r[1] for r in decisions}
-    table.add_row("decisions", f"{counts.get(True, 0)} approved, {counts.get(False, 0)} rejected")
-    outbox = store.query("SELECT COUNT(*) FROM alert_outbox WHERE status = 'pending'")[0][0]
-    table.add_row("alerts outstanding", str(outbox))
+    table.add_row("decisions", f"{s['decisions']['approved']} approved, {s['decisions']['rejected']} rejected")
+    table.add_row("alerts outstanding", str(s["alerts_outstanding"]))
     console.print(table)
-    slow = store.kv_get("profiler", "table")
-    if slow:
-        console.print(_rows_table("slowest plugin hooks (profiler)", slow[:10], {
+    if s["slowest_hooks"]:
+        console.print(_rows_table("slowest plugin hooks (profiler)", s["slowest_hooks"], {
             "plugin": "{}", "hook": "{}", "calls": "{:,}", "total_s": "{:.3f}", "mean_us": "{:.1f}",
             "max_us": "{:.0f}"}))  # fmt: skip
-    memory = store.kv_get("insights_engine", "table")
-    if memory:
-        console.print(_rows_table("insights memory (closed trades by setup)", memory[:10], {
+    if s["insights"]:
+        console.print(_rows_table("insights memory (closed trades by setup)", s["insights"], {
             "strategy": "{}", "symbol": "{}", "side": "{}", "session": "{}", "bucket": "{}", "count": "{:,}",
             "win_rate": "{:.0%}", "avg_r": "{:+.2f}", "expectancy": "{:+,.2f}", "streak": "{:+d}"}))  # fmt: skip
-    accuracy = store.kv_get("accuracy_metrics", "tables")
-    if accuracy and accuracy["strategies"]:
-        console.print(_rows_table("signal accuracy (what followed each signal)", accuracy["strategies"], {
+    if s["accuracy"]:
+        console.print(_rows_table("signal accuracy (what followed each signal)", s["accuracy"], {
             "strategy": "{}", "taken": "{}", "n": "{:,}", "win": "{:,}", "loss": "{:,}", "expired": "{:,}",
             "hit_rate": "{:.0%}", "avg_r": "{:+.2f}"}))  # fmt: skip
-
-
-def _open_positions(store: Any) -> list[str]:
-    """The positions our journaled deals leave open: signed volume per position id (a buy adds, a sell
-    takes away), which nets hedging closes, netting reversals and close-by alike."""
-    rows = store.query(
-        "SELECT position_id, symbol, SUM(CASE side WHEN 'buy' THEN volume ELSE -volume END) AS net, MIN(time) "
-        "FROM fills GROUP BY position_id HAVING ABS(net) > 1e-9 ORDER BY MIN(time)"
-    )
-    return [f"#{r[0]} {r[1]} {'buy' if r[2] > 0 else 'sell'} {abs(r[2]):g} lots, opened {r[3][:19]}" for r in rows]
 
 
 def _rows_table(title: str, rows: list[dict[str, Any]], columns: dict[str, str]) -> Table:

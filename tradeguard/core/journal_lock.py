@@ -100,15 +100,29 @@ def last_broker_module(store: Any) -> str:
     return str(owner.get("broker_module", ""))
 
 
-def owner_line(store: Any) -> str | None:
-    """The last trading process, for ``status``: running, stopped cleanly, or gone without stopping."""
+def owner_state(store: Any) -> tuple[str, dict[str, Any]] | None:
+    """The last trading process and what became of it: ``running``, ``stopped`` (cleanly) or ``gone``
+    (its pid is no longer alive on this host: it crashed or was killed). None when nothing has traded."""
     owner = store.kv_get(NAMESPACE, KEY)
     if not owner:
         return None
-    who = f"pid {owner['pid']} on {owner['host']}, started {owner['started'][:19]}"
     if owner.get("stopped"):
-        return f"stopped {owner['stopped'][:19]} ({who})"
+        return "stopped", owner
     if owner["host"] == socket.gethostname() and os.name == "posix" and not _alive(owner["pid"]):
+        return "gone", owner
+    return "running", owner
+
+
+def owner_line(store: Any) -> str | None:
+    """The last trading process, for ``status``: running, stopped cleanly, or gone without stopping."""
+    known = owner_state(store)
+    if known is None:
+        return None
+    state, owner = known
+    who = f"pid {owner['pid']} on {owner['host']}, started {owner['started'][:19]}"
+    if state == "stopped":
+        return f"stopped {owner['stopped'][:19]} ({who})"
+    if state == "gone":
         return f"GONE without stopping ({who}): it crashed or was killed; the next start aligns with the broker"
     return f"running ({who})"
 
