@@ -497,7 +497,7 @@ def report_cmd(
 def status_cmd(
     settings: SettingsOpt = None,
     env: EnvOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the status as one JSON object, for monitoring")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the status as one JSON object, for monitoring")] = False,
 ) -> None:
     """Kill switch, account, orders, open positions, health, reconciliation, decisions and alerts, from the store
     (safe while running). Health and reconciliation are stored when their verdict changes, hence "since"."""
