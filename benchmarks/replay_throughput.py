@@ -76,7 +76,8 @@ def write_csv(path: Path, n: int) -> None:
             fh.write(f"{stamp},{row['open']},{row['high']},{row['low']},{row['close']},{row['tick_volume']}\n")
 
 
-def run(data: Path, workdir: Path, enabled: list[str] | None, disabled: list[str]) -> tuple[int, float, float]:
+def build(data: Path, workdir: Path, enabled: list[str] | None, disabled: list[str]) -> Runtime:
+    """A replay runtime over ``data`` with these plugins, connected (the data loaded and expanded)."""
     overrides: dict[str, dict[str, object]] = {
         "broker": {"emulator": {"data": str(data)}}, "runtime": {"data_dir": str(workdir)},
         "logging": {"level": "ERROR"}, "store": {"synchronous": "NORMAL"}, "metrics_server": {"port": 0},
@@ -86,6 +87,11 @@ def run(data: Path, workdir: Path, enabled: list[str] | None, disabled: list[str
     overrides["plugins"] = {"enabled": enabled, "disabled": disabled}
     rt = Runtime.build(None, read_files=False, overrides=overrides, clock=ReplayClock(datetime(1970, 1, 2, tzinfo=UTC)))
     rt.broker.connected  # connect (loads and expands the data) outside the timing  # noqa: B018
+    return rt
+
+
+def run(data: Path, workdir: Path, enabled: list[str] | None, disabled: list[str]) -> tuple[int, float, float]:
+    rt = build(data, workdir, enabled, disabled)
     start = time.perf_counter()
     summary = replay(rt)
     seconds = time.perf_counter() - start
@@ -93,6 +99,14 @@ def run(data: Path, workdir: Path, enabled: list[str] | None, disabled: list[str
 
 
 Config = tuple[str, list[str] | None, list[str]]  # label, plugins enabled (None: all), plugins disabled
+
+CONFIGS: list[Config] = [("kernel + SMA strategy", SMA, []),
+                         ("kernel + strategies", STRATEGIES, []),
+                         ("kernel + execution", KERNEL_ONLY, []),
+                         ("full without analysis", None, ANALYSIS),
+                         ("full control plane", None, []),
+                         ("full, SMA strategy", None, ["donchian_breakout"]),
+                         ("listed plane, SMA", LISTED, [])]  # fmt: skip
 
 
 NAUTILUS = "NautilusTrader EMACross"
@@ -154,14 +168,7 @@ def main() -> None:
     parser.add_argument("--nautilus", metavar="PYTHON", help="an interpreter with nautilus_trader: run the reference")
     args = parser.parse_args()
     print(f"replay throughput on {args.bars:,} EURUSD H1 bars (the shipped sample repeated)")
-    configs: list[Config] = [("kernel + SMA strategy", SMA, []),
-                             ("kernel + strategies", STRATEGIES, []),
-                             ("kernel + execution", KERNEL_ONLY, []),
-                             ("full without analysis", None, ANALYSIS),
-                             ("full control plane", None, []),
-                             ("full, SMA strategy", None, ["donchian_breakout"]),
-                             ("listed plane, SMA", LISTED, [])]  # fmt: skip
-    rounds = measure_rounds(configs, args.bars, args.runs, args.nautilus)
+    rounds = measure_rounds(CONFIGS, args.bars, args.runs, args.nautilus)
     best = fastest(rounds)
     for label, (bars, seconds, peak) in best.items():
         print(f"  {label:23} {bars / seconds:10,.0f} bars/s  ({bars:,} bars in {seconds:.1f} s), "
