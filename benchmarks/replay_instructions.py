@@ -14,8 +14,9 @@ time (a cache miss costs more than an add), but for a change to Python code on t
 their ratio is the steadiest estimate of the time ratio there is. The process runs some 50 times
 slower under callgrind: a few thousand bars are enough.
 
-Prints instructions per bar for each configuration, and the share scoring, memory and accuracy add
-to the full replay (issue 8's target: <= 20%), counted.
+Prints instructions per bar for each configuration (replay_throughput.py's, and the listed plane's parts:
+kernel + execution with the SMA strategy, then the account tracker), what each part of the listed plane
+adds, and the share scoring, memory and accuracy add to the full replay (issue 8's target: <= 20%), counted.
 
 Usage: python benchmarks/replay_instructions.py [--bars N] [--config LABEL ...]
 """
@@ -23,6 +24,7 @@ Usage: python benchmarks/replay_instructions.py [--bars N] [--config LABEL ...]
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import shutil
 import subprocess
@@ -30,11 +32,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from replay_throughput import CONFIGS, build, write_csv
+from replay_throughput import CONFIGS, KERNEL_ONLY, build, write_csv
 
 from tradeguard.core.replay import replay
 
-BY_LABEL = {label: (enabled, disabled) for label, enabled, disabled in CONFIGS}
+KERNEL_SMA = [p for p in KERNEL_ONLY if p != "donchian_breakout"]
+#: the listed plane built up part by part (after "kernel + SMA strategy"): what each part costs per bar
+PARTS = [("kernel + execution, SMA", KERNEL_SMA, []), ("+ account tracker", [*KERNEL_SMA, "account_tracker"], [])]
+BY_LABEL = {label: (enabled, disabled) for label, enabled, disabled in [*CONFIGS, *PARTS]}
 
 
 def child(data: str, workdir: str, label: str, warm: str) -> None:
@@ -110,6 +115,12 @@ def main() -> None:
             counted[label] = instructions / summary["bars"]
             print(f"  {label:23} {counted[label]:12,.0f} instructions/bar  ({summary['bars']:,} bars, "
                   f"{summary['signals']:,} signals, {summary['fills']:,} fills)", flush=True)
+    steps = ["kernel + SMA strategy", *(label for label, _, _ in PARTS), "listed plane, SMA"]
+    if all(label in counted for label in steps):
+        print("  the listed plane, part by part (instructions per bar each adds):")
+        for before, after in itertools.pairwise(steps):
+            part = {"listed plane, SMA": "+ metrics and audit"}.get(after, after)
+            print(f"    {part:28} {counted[after] - counted[before]:+12,.0f}")
     if "full control plane" in counted and "full without analysis" in counted:
         added = counted["full control plane"] / counted["full without analysis"] - 1
         print(f"  scoring + memory + accuracy add {added:.1%} to the full replay's instructions (target <= 20%)")
