@@ -14,9 +14,11 @@ time (a cache miss costs more than an add), but for a change to Python code on t
 their ratio is the steadiest estimate of the time ratio there is. The process runs some 50 times
 slower under callgrind: a few thousand bars are enough.
 
-Prints instructions per bar for each configuration (replay_throughput.py's, and the listed plane's parts:
-kernel + execution with the SMA strategy, then the account tracker), what each part of the listed plane
-adds, and the share scoring, memory and accuracy add to the full replay (issue 8's target: <= 20%), counted.
+Prints instructions per bar for each configuration (replay_throughput.py's; the listed plane built up
+part by part: kernel + execution with the SMA strategy, then the account tracker, then metrics and audit;
+the full plane with the SMA strategy with the health monitor, the reconciler and the account tracker
+taken away one at a time), what each part costs, and the share scoring, memory and accuracy add to the
+full replay (issue 8's target: <= 20%), counted.
 
 Usage: python benchmarks/replay_instructions.py [--bars N] [--config LABEL ...]
 """
@@ -39,7 +41,12 @@ from tradeguard.core.replay import replay
 KERNEL_SMA = [p for p in KERNEL_ONLY if p != "donchian_breakout"]
 #: the listed plane built up part by part (after "kernel + SMA strategy"): what each part costs per bar
 PARTS = [("kernel + execution, SMA", KERNEL_SMA, []), ("+ account tracker", [*KERNEL_SMA, "account_tracker"], [])]
-BY_LABEL = {label: (enabled, disabled) for label, enabled, disabled in [*CONFIGS, *PARTS]}
+#: the full plane with the SMA strategy, parts taken away one at a time (only to price them: without the
+#: account tracker, for one, the kill switch never sees a drawdown)
+REMOVED = ["mt5_health_monitor", "position_reconciler", "account_tracker"]
+FULL_PARTS = [(f"- {name.replace('_', ' ')}", None, ["donchian_breakout", *REMOVED[: i + 1]])
+              for i, name in enumerate(REMOVED)]  # fmt: skip
+BY_LABEL = {label: (enabled, disabled) for label, enabled, disabled in [*CONFIGS, *PARTS, *FULL_PARTS]}
 
 
 def child(data: str, workdir: str, label: str, warm: str) -> None:
@@ -121,6 +128,12 @@ def main() -> None:
         for before, after in itertools.pairwise(steps):
             part = {"listed plane, SMA": "+ metrics and audit"}.get(after, after)
             print(f"    {part:28} {counted[after] - counted[before]:+12,.0f}")
+    steps = ["full, SMA strategy", *(label for label, _, _ in FULL_PARTS)]
+    if all(label in counted for label in steps):
+        print("  the full plane with the SMA strategy, parts taken away one at a time (instructions per bar each "
+              "cost):")
+        for before, after in itertools.pairwise(steps):
+            print(f"    {after:28} {counted[after] - counted[before]:+12,.0f}")
     if "full control plane" in counted and "full without analysis" in counted:
         added = counted["full control plane"] / counted["full without analysis"] - 1
         print(f"  scoring + memory + accuracy add {added:.1%} to the full replay's instructions (target <= 20%)")

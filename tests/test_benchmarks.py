@@ -23,7 +23,6 @@ CASES = {
     "execution_path.py": (["--orders", "50"], ["synchronous=NORMAL", "journal writes/s", "restart alignment"]),
     "pipeline_latency.py": (["--signals", "100"], ["kernel decide:", "kernel / bare:"]),
     "pipeline_overhead.py": (["--signals", "200"], ["kernel / bare pluggy:"]),
-    "replay_breakdown.py": (["--bars", "2000", "--runs", "1"], ["kernel + execution, SMA", "us/bar"]),
     "replay_instructions.py": (["--bars", "600", "--config", "kernel + SMA strategy"],
                                ["kernel + SMA strategy", "instructions/bar  (480 bars"]),
     "replay_throughput.py": (["--bars", "2000", "--runs", "1"], ["listed plane, SMA", "kernel + SMA strategy"]),
