@@ -4,10 +4,12 @@ An intent is written (state ``new``) before it is sent; its client id is derived
 itself, so ids never repeat across restarts. Fills are unique by deal ticket: recording a deal
 twice is a no-op, which is how ``on_fill`` fires exactly once per deal, across restarts too.
 
-The store is the truth; the journal keeps a mirror of the rows it has read or written. Each write
-reads its row back in the same transaction (not ``RETURNING``: SQLite 3.35+, newer than Debian 11's),
-so the mirror holds what the file holds, and an order's lookups on its way (engine, risk guard) do
-not go back to the file. This process is the only writer of its orders: it owns its client-id
+The store is the truth; the journal keeps a mirror of the rows it has read or written. A new intent's
+entry is built from the values just inserted and the table's defaults (that commit is the one durable
+write before ``order_send``; reading the row back added a third to it); every later write reads its
+row back in the same transaction (not ``RETURNING``: SQLite 3.35+, newer than Debian 11's). Either way
+the mirror holds what the file holds (a property test checks the new intent's), and an order's lookups
+on its way (engine, risk guard) do not go back to the file. This process is the only writer of its orders: it owns its client-id
 prefix, and no other part of tradeguard writes orders. The mirror keeps the latest ``MIRROR_ROWS``
 orders (and openers); an older one is read from the file again, so a process that runs for months
 does not grow with its history.
@@ -74,6 +76,11 @@ def _row(db: sqlite3.Connection, client_id: str) -> sqlite3.Row | None:
     return db.execute(ORDER_SQL, (client_id,)).fetchone()
 
 
+def _real(value: float | None) -> float | None:
+    """What a REAL column gives back for ``value``."""
+    return None if value is None else float(value)
+
+
 def _keep(mirror: dict[Any, Any], key: Any, value: Any) -> None:
     """``mirror[key] = value``, dropping the oldest entry past ``MIRROR_ROWS`` (dicts keep insertion order)."""
     mirror[key] = value
@@ -107,9 +114,12 @@ class Journal:
                  order.volume, order.price, order.stop_loss, order.take_profit, order.position_ticket,
                  int(order.reduce_only), OrderState.NEW.value, stamp, stamp),
             )  # fmt: skip
-            row = _row(db, client_id)
         self._seq += 1  # only once the row is committed
-        self._remember(_entry(row))
+        at = datetime.fromisoformat(stamp)  # the stored text's time, as a read-back would give it
+        self._remember(JournalEntry(client_id, order.signal_id, order.symbol, order.side, order.order_type,
+                                    float(order.volume), _real(order.price), _real(order.stop_loss),
+                                    _real(order.take_profit), order.position_ticket, bool(order.reduce_only),
+                                    OrderState.NEW, 0, 0.0, None, "", 0, at, at))  # fmt: skip  # the defaults
         return client_id
 
     def _remember(self, entry: JournalEntry) -> None:
