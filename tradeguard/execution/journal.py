@@ -9,10 +9,10 @@ entry is built from the values just inserted and the table's defaults (that comm
 write before ``order_send``; reading the row back added a third to it); every later write reads its
 row back in the same transaction (not ``RETURNING``: SQLite 3.35+, newer than Debian 11's). Either way
 the mirror holds what the file holds (a property test checks the new intent's), and an order's lookups
-on its way (engine, risk guard) do not go back to the file. This process is the only writer of its orders: it owns its client-id
-prefix, and no other part of tradeguard writes orders. The mirror keeps the latest ``MIRROR_ROWS``
-orders (and openers); an older one is read from the file again, so a process that runs for months
-does not grow with its history.
+on its way (engine, risk guard) do not go back to the file. This process is the only writer of its
+orders: it owns its client-id prefix, and no other part of tradeguard writes orders. The mirror keeps
+the latest ``MIRROR_ROWS`` orders (and openers); an older one is read from the file again, so a process
+that runs for months does not grow with its history.
 """
 
 from __future__ import annotations
