@@ -105,6 +105,8 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
+    if args.bars < 50:
+        parser.error("--bars: at least 50 (the first fifth warms up and is not counted)")
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("valgrind (Debian package valgrind) is needed: it counts the instructions")
     labels = args.config or list(BY_LABEL)
