@@ -82,7 +82,10 @@ def count(data: Path, workdir: Path, label: str, warm: int) -> tuple[dict[str, i
         subprocess.run(["callgrind_control", "--zero", str(proc.pid)], capture_output=True, check=True)
         proc.stdin.write("go\n")
         proc.stdin.flush()
-        summary = json.loads(proc.stdout.readline())
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{label}: the replay failed under callgrind: {proc.communicate()[1][-2000:]}")
+        summary = json.loads(line)
         subprocess.run(["callgrind_control", "--dump", str(proc.pid)], capture_output=True, check=True)
         proc.stdin.write("go\n")
         proc.stdin.flush()
