@@ -3,6 +3,7 @@ store; SIGTERM stops it cleanly; restarted, it resumes without a duplicate order
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -92,6 +93,11 @@ def test_kill_from_a_second_process_halts_a_running_process(tmp_path: Path) -> N
     killed = subprocess.run([sys.executable, "-m", "tradeguard", "kill", "--reason", "desk halt", "--settings",
                              str(settings)], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert killed.returncode == 0
+    status = subprocess.run([sys.executable, "-m", "tradeguard", "status", "--json", "--settings", str(settings)],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip  # what a desk's monitoring reads
+    record = json.loads(status.stdout)
+    assert record["process"]["state"] == "running" and record["process"]["pid"] == proc.pid
+    assert record["kill_switch"]["state"] == "HALTED" and record["kill_switch"]["message"] == "desk halt"
     time.sleep(3)  # the running process re-reads the latch every second; bars keep coming
     out = stop(proc)
     assert "kill switch HALTED" in out
