@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import statistics
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from tradeguard import Alert, HealthReport, HealthStatus, hookimpl
 from tradeguard.core.clock import ReplayClock
 from tradeguard.core.store import Store
-from tradeguard.plugins.health.mt5_health_monitor import MT5HealthMonitor, RollingMedian
+from tradeguard.plugins.health.mt5_health_monitor import MT5HealthMonitor
 from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.testing import make_runtime
 
@@ -107,15 +104,6 @@ def test_close_only_symbol_degrades(tmp_path: Path) -> None:
     rt.broker.refresh_spec("EURUSD")
     report = monitor.aggregate_health()
     assert report.status is HealthStatus.DEGRADED and report.checks["EURUSD.trade_mode"] == "close only"
-
-
-@given(st.integers(1, 12), st.lists(st.floats(0, 1e4, allow_nan=False), min_size=1, max_size=80))
-def test_rolling_median_is_the_median_of_the_last_values(size: int, values: list[float]) -> None:
-    rolling = RollingMedian(size)
-    for i, value in enumerate(values):
-        rolling.append(value)
-        window = values[max(0, i + 1 - size) : i + 1]
-        assert (len(rolling), rolling.median()) == (len(window), statistics.median(window))
 
 
 def test_a_lost_link_is_retried_with_doubling_pauses_up_to_five_minutes(tmp_path: Path) -> None:

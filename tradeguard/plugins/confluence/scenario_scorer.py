@@ -19,7 +19,6 @@ shows why a signal passed or failed. A factor without enough data is neutral (0.
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -30,6 +29,7 @@ from pydantic import Field, field_validator
 from tradeguard import ConfiguredPlugin, PluginSettings, Score, Signal, hookimpl
 from tradeguard.core.bars import true_ranges
 from tradeguard.core.sessions import OFF, session_of
+from tradeguard.core.windows import SortedWindow, percentile
 from tradeguard.models import TIMEFRAME_SECONDS
 
 NEUTRAL = 0.5
@@ -178,15 +178,7 @@ def volatility_factor(atrs: Sequence[float], band: list[float]) -> float:
     """1 while the last ATR's percentile among ``atrs`` is inside ``band``, falling linearly to 0 outside."""
     if len(atrs) < 2:
         return NEUTRAL
-    ordered = sorted(atrs)
-    current = atrs[-1]
-    return _banded(_percentile(ordered, current), band)
-
-
-def _percentile(ordered: list[float], value: float) -> float:
-    """``value``'s percentile among ``ordered`` (sorted): those below it, and half of those equal."""
-    below, upto = bisect_left(ordered, value), bisect_right(ordered, value)
-    return (below + 0.5 * (upto - below)) / len(ordered)
+    return _banded(percentile(sorted(atrs), atrs[-1]), band)
 
 
 def _banded(pct: float, band: list[float]) -> float:
@@ -214,29 +206,24 @@ class VolatilityTracker:
         self.period = period
         self._close: float | None = None
         self._ranges: deque[float] = deque(maxlen=period)
-        self.atrs: deque[float] = deque(maxlen=window)
-        self._sorted: list[float] = []
+        self._window = SortedWindow(window)
+        self.atrs = self._window.values  # oldest first
 
     def take(self, bars: np.ndarray) -> None:
         """Take in ``bars``, the series' bars after those already taken, oldest first."""
-        ranges, atrs, ordered, period = self._ranges, self.atrs, self._sorted, self.period
+        ranges, period = self._ranges, self.period
         for high, low, close in zip(bars["high"].tolist(), bars["low"].tolist(), bars["close"].tolist(), strict=True):
             prev, self._close = self._close, close
             if prev is None:
                 continue
             ranges.append(max(high, prev) - min(low, prev))  # true_ranges' arithmetic, a bar at a time
-            if len(ranges) < period:
-                continue
-            if len(atrs) == atrs.maxlen:
-                del ordered[bisect_left(ordered, atrs[0])]
-            atr = math.fsum(ranges) / period
-            atrs.append(atr)
-            insort(ordered, atr)
+            if len(ranges) == period:
+                self._window.append(math.fsum(ranges) / period)
 
     def factor(self, band: list[float]) -> float:
         if len(self.atrs) < 2:
             return NEUTRAL
-        return _banded(_percentile(self._sorted, self.atrs[-1]), band)
+        return _banded(percentile(self._window.ordered, self.atrs[-1]), band)
 
 
 def spread_factor(spread_price: float, atr: float, max_ratio: float) -> float:

@@ -11,9 +11,8 @@ requests a halt.
 
 from __future__ import annotations
 
-import bisect
 import logging
-from collections import defaultdict, deque
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,32 +31,11 @@ from tradeguard import (
 )
 from tradeguard.core.clock import backoff
 from tradeguard.core.metrics import Readings, on_scrape
+from tradeguard.core.windows import SortedWindow
 
 log = logging.getLogger("tradeguard.health")
 _RANK = {HealthStatus.OK: 0, HealthStatus.DEGRADED: 1, HealthStatus.CRITICAL: 2}
 _BY_RANK = (HealthStatus.OK, HealthStatus.DEGRADED, HealthStatus.CRITICAL)
-
-
-class RollingMedian:
-    """The median of the last ``size`` values, kept sorted as they come and go: a check per bar would
-    otherwise sort the whole window each time."""
-
-    def __init__(self, size: int) -> None:
-        self._window: deque[float] = deque(maxlen=size)
-        self._sorted: list[float] = []
-
-    def __len__(self) -> int:
-        return len(self._window)
-
-    def append(self, value: float) -> None:
-        if len(self._window) == self._window.maxlen:
-            del self._sorted[bisect.bisect_left(self._sorted, self._window[0])]
-        self._window.append(value)
-        bisect.insort(self._sorted, value)
-
-    def median(self) -> float:
-        values, mid = self._sorted, len(self._sorted) // 2
-        return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
 class HealthSettings(PluginSettings):
@@ -78,7 +56,7 @@ class MT5HealthMonitor(ConfiguredPlugin):
         super().__init__()
         self.last: HealthReport | None = None
         self.errors = 0
-        self._spreads: dict[str, RollingMedian] = defaultdict(lambda: RollingMedian(500))
+        self._spreads: dict[str, SortedWindow] = defaultdict(lambda: SortedWindow(500))
         self._down_since: datetime | None = None
         self._next_reconnect: datetime | None = None
         self._failures = 0  # reconnects tried since the link was last up
