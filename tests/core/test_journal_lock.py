@@ -9,10 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tradeguard.core.journal_lock import KEY, NAMESPACE, owner_line
+from tradeguard.core.journal_lock import KEY, NAMESPACE, describe_owner, owner_state
 from tradeguard.core.store import Store
 from tradeguard.errors import StartupError
 from tradeguard.testing import make_runtime
+
+
+def owner_line(store: Store) -> str:
+    """What ``status`` prints of the last trading process."""
+    return describe_owner(*owner_state(store))
 
 
 def test_a_second_runtime_on_the_journal_is_refused_until_the_first_stops(tmp_path: Path) -> None:

@@ -501,7 +501,7 @@ def status_cmd(
 ) -> None:
     """Kill switch, account, orders, open positions, health, reconciliation, decisions and alerts, from the store
     (safe while running). Health and reconciliation are stored when their verdict changes, hence "since"."""
-    from tradeguard.core.journal_lock import owner_line
+    from tradeguard.core.journal_lock import describe_owner
     from tradeguard.core.status import read_status
 
     _, store = _store_of(settings, env, existing=True)  # an SQLite journal that is there
@@ -514,7 +514,7 @@ def status_cmd(
     table.add_row("kill switch", k["state"] if k["since"] is None else
                   f"{k['state']} since {k['since'][:19]} ({k['trigger']}: {k['message']})")  # fmt: skip
     if s["process"]:
-        table.add_row("trading process", owner_line(store))
+        table.add_row("trading process", describe_owner(s["process"]["state"], s["process"]))
     if a := s["account"]:
         table.add_row("account", f"balance {a['balance']:,.2f}  equity {a['equity']:,.2f}  drawdown "
                                   f"{a['drawdown_pct']:.2f}%  today {a['daily_drawdown_pct']:.2f}%  "

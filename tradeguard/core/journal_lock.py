@@ -113,12 +113,9 @@ def owner_state(store: Any) -> tuple[str, dict[str, Any]] | None:
     return "running", owner
 
 
-def owner_line(store: Any) -> str | None:
-    """The last trading process, for ``status``: running, stopped cleanly, or gone without stopping."""
-    known = owner_state(store)
-    if known is None:
-        return None
-    state, owner = known
+def describe_owner(state: str, owner: dict[str, Any]) -> str:
+    """The last trading process, as ``status`` prints it: running, stopped cleanly, or gone without stopping
+    (one :func:`owner_state` answer)."""
     who = f"pid {owner['pid']} on {owner['host']}, started {owner['started'][:19]}"
     if state == "stopped":
         return f"stopped {owner['stopped'][:19]} ({who})"
