@@ -34,11 +34,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from replay_throughput import CONFIGS, KERNEL_ONLY, build, write_csv
+from replay_throughput import CONFIGS, KERNEL_SMA, build, write_csv
 
 from tradeguard.core.replay import replay
 
-KERNEL_SMA = [p for p in KERNEL_ONLY if p != "donchian_breakout"]
 #: the listed plane built up part by part (after "kernel + SMA strategy"): what each part costs per bar
 PARTS = [("kernel + execution, SMA", KERNEL_SMA, []), ("+ account tracker", [*KERNEL_SMA, "account_tracker"], [])]
 #: the full plane with the SMA strategy, parts taken away one at a time (only to price them: without the

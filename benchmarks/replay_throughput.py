@@ -62,8 +62,8 @@ KERNEL_ONLY = ["execution_engine", "ma_crossover", "donchian_breakout", "positio
 STRATEGIES = ["ma_crossover", "donchian_breakout"]
 SMA = ["ma_crossover"]
 ANALYSIS = ["scenario_scorer", "insights_engine", "accuracy_metrics"]
-LISTED = [p for p in KERNEL_ONLY if p != "donchian_breakout"] + ["account_tracker", "latency_metrics", "broker_metrics",
-                                                                  "metrics_server", "audit_trail"]  # fmt: skip
+KERNEL_SMA = [p for p in KERNEL_ONLY if p != "donchian_breakout"]  # kernel + execution with the crossover alone
+LISTED = [*KERNEL_SMA, "account_tracker", "latency_metrics", "broker_metrics", "metrics_server", "audit_trail"]
 
 
 def write_csv(path: Path, n: int) -> None:
