@@ -24,7 +24,7 @@ from tradeguard.core.store import Store
 from tradeguard.execution import journal as journal_mod
 from tradeguard.execution.engine import ExecutionEngine
 from tradeguard.plugins.account.state_alignment import StateAlignment
-from tradeguard.testing import T0, make_runtime
+from tradeguard.testing import T0, crash, make_runtime
 
 
 def pct(samples: list[float]) -> tuple[float, float]:
@@ -93,7 +93,7 @@ def alignment(tmp: Path) -> tuple[float, int, int]:
         eng.submit_order(OrderIntent(symbol="EURUSD", side="buy" if i % 2 else "sell", volume=0.01, created_at=T0))
     for _ in range(20):  # journaled, never sent: a crash before order_send
         eng.journal.create(OrderIntent(symbol="EURUSD", side="buy", volume=0.01, created_at=T0), T0)
-    rt._journal_lock.drop()  # the process dies here: the system drops its journal lock
+    crash(rt)  # the process dies here: the system drops its journal lock
     rt2, eng2 = engine(db, "NORMAL")
     rt2.broker, eng2.broker = rt.broker, rt.broker  # the same terminal after the restart
     start = time.perf_counter()
