@@ -157,7 +157,7 @@ def test_an_interrupted_replay_stops_between_bars_and_says_so(tmp_path: Path) ->
     def bars_written() -> int:
         try:
             with closing(sqlite3.connect(db)) as con:
-                return con.execute("SELECT COUNT(*) FROM bars").fetchone()[0]
+                return con.execute("SELECT COALESCE(SUM(count), 0) FROM bar_blocks").fetchone()[0]
         except sqlite3.Error:
             return 0
 

@@ -191,7 +191,7 @@ def test_paper_over_the_emulator_keeps_the_markets_time(tmp_path: Path) -> None:
     timer = threading.Timer(4.0, stop.set)
     timer.start()
     assert run_live(rt, stop) > 20
-    now, first = rt.clock.now(), datetime.fromtimestamp(rt.store.bars("EURUSD", "H1")[0]["time"], UTC)
+    now, first = rt.clock.now(), datetime.fromtimestamp(rt.store.bars("EURUSD", "H1")[0].time, UTC)
     assert first.year == 2017 and first < now < first + timedelta(days=400)
     assert rt.store.kv_get("health", "last")["status"] == "OK"
     assert rt.metrics.registry.get_sample_value("tradeguard_tick_age_seconds", {"symbol": "EURUSD"}) < 3600

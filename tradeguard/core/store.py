@@ -15,7 +15,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from tradeguard.core.checkpoint import FALLBACK_PAGES, Checkpointer
 from tradeguard.errors import TradeguardError
@@ -146,6 +148,19 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (symbol, timeframe, time)
     ) WITHOUT ROWID;
     """,
+    # bars are written a block at a time (see Store.record_bar); the bars table above keeps older stores' rows
+    """
+    CREATE TABLE bar_blocks (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        symbol TEXT NOT NULL,
+        timeframe TEXT NOT NULL,
+        first_time INTEGER NOT NULL,
+        last_time INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    CREATE INDEX bar_blocks_series ON bar_blocks(symbol, timeframe);
+    """,
 )
 
 
@@ -157,6 +172,18 @@ ROW_BATCH = 1024
 
 class StoreError(TradeguardError):
     """The store file is unusable (corrupt, from a newer tradeguard, not writable)."""
+
+
+class StoredBar(NamedTuple):
+    time: int  # the bar's open time, epoch seconds (UTC)
+    open: float
+    high: float
+    low: float
+    close: float
+
+
+#: a bar block's data: rows of (time, open, high, low, close) as little-endian float64
+BLOCK_DTYPE = np.dtype("<f8")
 
 
 def _now() -> str:
@@ -178,7 +205,8 @@ class Store:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._pending_decisions: list[Decision] = []
-        self._pending_bars: list[tuple[str, str, int, float, float, float, float]] = []
+        self._pending_bars: dict[tuple[str, str], list[tuple[float, float, float, float, float]]] = {}
+        self._pending_bar_count = 0
         self._pending_snapshots: list[AccountSnapshot] = []
         self._checkpointer = Checkpointer(self.path) if self.path != ":memory:" else None
         try:
@@ -246,10 +274,17 @@ class Store:
             self.flush()
 
     def record_bar(self, bar: Bar) -> None:
-        """The bars the runtime traded on, written behind like decisions (the report draws trades on them)."""
-        self._pending_bars.append((bar.symbol, bar.timeframe, int(bar.time.timestamp()), bar.open, bar.high,
-                                   bar.low, bar.close))  # fmt: skip
-        if len(self._pending_bars) >= ROW_BATCH:
+        """The bars the runtime traded on, written behind like decisions (the report draws trades on them).
+
+        They are written a block per series per flush, not a row each: an indexed row per bar was a
+        twentieth of a replay's work, for data only ever read whole."""
+        series = (bar.symbol, bar.timeframe)
+        pending = self._pending_bars.get(series)
+        if pending is None:
+            pending = self._pending_bars[series] = []
+        pending.append((bar.time.timestamp(), bar.open, bar.high, bar.low, bar.close))
+        self._pending_bar_count += 1
+        if self._pending_bar_count >= ROW_BATCH:
             self.flush()
 
     def record_snapshot(self, snap: AccountSnapshot) -> None:
@@ -259,20 +294,39 @@ class Store:
         if len(self._pending_snapshots) >= ROW_BATCH:
             self.flush()
 
-    def bars(self, symbol: str, timeframe: str) -> list[sqlite3.Row]:
+    def bar_series(self) -> list[tuple[str, str]]:
+        """The (symbol, timeframe) series that have recorded bars, sorted."""
         self.flush()
-        return self.query("SELECT time, open, high, low, close FROM bars WHERE symbol = ? AND timeframe = ? "
-                          "ORDER BY time", (symbol, timeframe))  # fmt: skip
+        rows = self.query("SELECT symbol, timeframe FROM bar_blocks UNION SELECT symbol, timeframe FROM bars")
+        return sorted((str(r[0]), str(r[1])) for r in rows)
+
+    def bars(self, symbol: str, timeframe: str) -> list[StoredBar]:
+        """Every recorded bar of one series, oldest first; a bar recorded again (a restart) reads as written last."""
+        self.flush()
+        latest: dict[int, StoredBar] = {}
+        for r in self.query("SELECT time, open, high, low, close FROM bars WHERE symbol = ? AND timeframe = ?",
+                            (symbol, timeframe)):  # fmt: skip  # rows of stores from before the blocks
+            latest[int(r[0])] = StoredBar(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]))
+        for block_id, count, data in self.query("SELECT id, count, data FROM bar_blocks WHERE symbol = ? AND "
+                                                "timeframe = ? ORDER BY id", (symbol, timeframe)):  # fmt: skip
+            if len(data) != count * len(StoredBar._fields) * BLOCK_DTYPE.itemsize:
+                raise StoreError(f"store {self.path}: bar block {block_id} holds {len(data)} bytes, not {count} bars")
+            for t, o, h, lo, c in np.frombuffer(data, BLOCK_DTYPE).reshape(count, -1).tolist():
+                latest[int(t)] = StoredBar(int(t), o, h, lo, c)
+        return [latest[t] for t in sorted(latest)]
 
     def flush(self) -> None:
         with self._lock:
             pending, self._pending_decisions = self._pending_decisions, []
-            bars, self._pending_bars = self._pending_bars, []
+            bars, self._pending_bars, self._pending_bar_count = self._pending_bars, {}, 0
             snaps, self._pending_snapshots = self._pending_snapshots, []
             if not pending and not bars and not snaps:
                 return
             with self.tx() as db:
-                db.executemany("INSERT OR REPLACE INTO bars VALUES (?, ?, ?, ?, ?, ?, ?)", bars)
+                db.executemany("INSERT INTO bar_blocks (symbol, timeframe, first_time, last_time, count, data) "
+                               "VALUES (?, ?, ?, ?, ?, ?)",
+                               [(symbol, timeframe, int(rows[0][0]), int(rows[-1][0]), len(rows),
+                                 np.array(rows, BLOCK_DTYPE).tobytes()) for (symbol, timeframe), rows in bars.items()])
                 db.executemany("INSERT INTO account_snapshots (time, balance, equity, record) VALUES (?, ?, ?, ?)",
                                [(s.time.isoformat(), s.balance, s.equity, s.model_dump_json()) for s in snaps])
                 db.executemany(

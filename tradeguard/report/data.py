@@ -61,8 +61,8 @@ def load(store: Store, settings: Any) -> ReportData:
     decisions = store.decisions()
     rejections: Counter[str] = Counter(r.base for d in decisions if not d.approved for r in d.reasons)
     bars = {}
-    for row in store.query("SELECT DISTINCT symbol, timeframe FROM bars ORDER BY symbol, timeframe"):
-        bars[(row[0], row[1])] = [(int(r["time"]), float(r["close"])) for r in store.bars(row[0], row[1])]
+    for symbol, timeframe in store.bar_series():
+        bars[(symbol, timeframe)] = [(b.time, b.close) for b in store.bars(symbol, timeframe)]
     return ReportData(
         store_path=store.path,
         snapshots=[json.loads(r[0]) for r in store.query("SELECT record FROM account_snapshots ORDER BY id")],
