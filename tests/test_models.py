@@ -22,6 +22,7 @@ from tradeguard import (
     Side,
     Targets,
 )
+from tradeguard.models import AccountSnapshot
 from tradeguard.testing import T0, signal
 
 
@@ -132,3 +133,21 @@ def test_order_intent_accepts_exactly_finite_positive_numbers(price: float, volu
         assert not valid
     else:
         assert valid and order.volume == volume
+
+
+def _loss_pct_by_definition(anchor: float, equity: float) -> float:
+    """The drawdown percentage as first written: an anchor that shows as 0.00 is none."""
+    return round(max(0.0, anchor - equity) / anchor * 100, 4) if round(anchor, 2) > 0 else 0.0
+
+
+money = st.floats(allow_nan=True, allow_infinity=True, width=64)
+near_half_cent = st.sampled_from([0.005, 0.004999999999999999, 0.005000000000000001, 0.0, -0.0, -0.005, 0.01])
+
+
+@given(st.one_of(money, near_half_cent), st.one_of(money, near_half_cent))
+def test_loss_pct_is_its_definition_bit_for_bit(anchor: float, equity: float) -> None:
+    """The fast form (no decimal round trip on the anchor, no rounding of a zero loss) gives the very same
+    double, NaN and the sign of zero included, around the half-cent anchor too."""
+    got, expected = AccountSnapshot.loss_pct(anchor, equity), _loss_pct_by_definition(anchor, equity)
+    assert (math.isnan(got) and math.isnan(expected)) or (got == expected and
+                                                            math.copysign(1, got) == math.copysign(1, expected))

@@ -355,8 +355,12 @@ class AccountSnapshot(_Frozen):
     def loss_pct(anchor: float, equity: float) -> float:
         """How far ``equity`` is below ``anchor`` (the peak, or the day's start), in percent of it, as the
         snapshot's drawdown figures are computed: 0 above it or without an anchor. An anchor under a cent
-        (the snapshot shows it as 0.00) is none: a percentage of it overflows to infinity."""
-        return round(max(0.0, anchor - equity) / anchor * 100, 4) if round(anchor, 2) > 0 else 0.0
+        (the snapshot shows it as 0.00) is none: a percentage of it overflows to infinity.
+
+        ``anchor >= 0.005`` is ``round(anchor, 2) > 0`` exactly (the double nearest 0.005 lies above it, so
+        it rounds up; every smaller double rounds to 0.00), without the decimal round trip ``round`` makes."""
+        loss = anchor - equity
+        return round(loss / anchor * 100, 4) if anchor >= 0.005 and loss > 0 else 0.0
 
 
 class HealthStatus(StrEnum):

@@ -6,6 +6,7 @@ Everything that asks "what time is it" (staleness, cooldowns, schedules, daily l
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -15,12 +16,19 @@ class Clock(Protocol):
         """The current time, timezone-aware UTC."""
         ...
 
+    def epoch(self) -> float:
+        """The current time in epoch seconds: ``now().timestamp()``, for the scheduler's every-bar question."""
+        ...
+
 
 class WallClock:
     """The machine's clock, in UTC."""
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def epoch(self) -> float:
+        return time.time()
 
 
 class ReplayClock:
@@ -31,6 +39,9 @@ class ReplayClock:
 
     def now(self) -> datetime:
         return self._now
+
+    def epoch(self) -> float:
+        return self._now.timestamp()
 
     def set(self, when: datetime) -> None:
         when = _aware(when)

@@ -41,7 +41,7 @@ class Scheduler:
     def add(self, job: Job, plugin: str = "") -> None:
         if any(e.job.name == job.name for e in self._entries):
             raise ValueError(f"job {job.name!r} is already scheduled")
-        now = (self._wall if job.wall_clock else self._clock).now().timestamp()
+        now = (self._wall if job.wall_clock else self._clock).epoch()
         every = job.every.total_seconds()
         self._entries.append(_Entry(job, plugin, job.wall_clock, every, now if job.run_at_start else now + every))
         self._refresh()
@@ -57,7 +57,7 @@ class Scheduler:
 
     def run_due(self, *args: Any) -> list[str]:
         """Run every job that is due now; return their names (in the order they ran)."""
-        market, wall = self._clock.now().timestamp(), self._wall.now().timestamp()
+        market, wall = self._clock.epoch(), self._wall.epoch()
         if market < self._next[0] and wall < self._next[1]:
             return []
         ran: list[str] = []

@@ -82,7 +82,9 @@ class AccountTracker(ConfiguredPlugin):
         self._export_file: Path | None = None
         self._written_at = 0.0  # time.monotonic() of the last snapshot written
         self._deals_key: tuple[datetime, int] | None = None  # (server midnight, deal count) at the last read
-        self._day_sums = (0.0, 0.0)  # realised P&L and money moved in since server midnight, at that read
+        # realised P&L and money moved in since server midnight at that read, and the P&L in cents
+        self._day_sums = (0.0, 0.0, 0.0)
+        self._peak_shown: tuple[float | None, float] = (None, 0.0)  # (peak, in cents): it moves on few captures
         # the server day of the last capture, UTC: [midnight, next midnight), and the offset it was worked out with
         self._midnight: datetime | None = None
         self._next_midnight: datetime | None = None
@@ -154,16 +156,19 @@ class AccountTracker(ConfiguredPlugin):
         if new_deals:  # money in or out moves the peak with it: it is not profit or loss
             self.peak_equity += sum(d.profit for d in new_deals if d.type in BALANCE_DEALS)
         self.peak_equity = max(self.peak_equity, account.equity)
+        if self._peak_shown[0] != self.peak_equity:  # a new peak, a deposit: the few captures that move it
+            self._peak_shown = (self.peak_equity, round(self.peak_equity, 2))
         dd = max(0.0, self.peak_equity - account.equity)
         daily = max(0.0, day_start - account.equity)
         snap = _snapshot_type(account, realized, moved_in)(
             time=now, login=account.login, currency=account.currency, balance=account.balance, equity=account.equity,
             margin=account.margin, free_margin=account.margin_free, margin_level=account.margin_level,
-            floating_pnl=round(account.equity - account.balance, 2), realized_pnl_day=round(realized, 2),
-            day_start_equity=round(day_start, 2), peak_equity=round(self.peak_equity, 2),
-            drawdown_pct=AccountSnapshot.loss_pct(self.peak_equity, account.equity), drawdown_money=round(dd, 2),
+            floating_pnl=round(account.equity - account.balance, 2), realized_pnl_day=self._day_sums[2],
+            day_start_equity=round(day_start, 2), peak_equity=self._peak_shown[1],
+            drawdown_pct=AccountSnapshot.loss_pct(self.peak_equity, account.equity),
+            drawdown_money=round(dd, 2) if dd else 0.0,
             daily_drawdown_pct=AccountSnapshot.loss_pct(day_start, account.equity),
-            daily_drawdown_money=round(daily, 2),
+            daily_drawdown_money=round(daily, 2) if daily else 0.0,
         )  # fmt: skip  # in the model's field order: an unvalidated snapshot serialises its fields in this order
         self._store(snap)
         if self.last is not None:
@@ -193,13 +198,16 @@ class AccountTracker(ConfiguredPlugin):
             self._seen_deal = max((d.ticket for d in deals if cutoff is None or d.time <= cutoff), default=0)
         fresh = [d for d in deals if d.ticket > self._seen_deal]
         self._seen_deal = max([self._seen_deal, *(d.ticket for d in fresh)])
-        self._deals_key, self._day_sums = key, (realized, moved_in)
+        self._deals_key, self._day_sums = key, (realized, moved_in, round(realized, 2))
         return realized, moved_in, fresh
 
     def _check(self, before: AccountSnapshot, after: AccountSnapshot, new_deals: list[Any]) -> list[Anomaly]:
         found: list[Anomaly] = []
-        traded = sum(d.profit + d.commission + d.swap for d in new_deals if d.type in (0, 1)) if new_deals else 0.0
-        unexplained = round(after.balance - before.balance - traded, 2)
+        if new_deals or after.balance != before.balance:
+            traded = sum(d.profit + d.commission + d.swap for d in new_deals if d.type in (0, 1))
+            unexplained = round(after.balance - before.balance - traded, 2)
+        else:  # most captures: the round would give 0.0
+            unexplained = 0.0
         if abs(unexplained) >= 0.01:
             found.append(Anomaly("balance_without_deal", after.time, unexplained,
                                  f"balance moved {unexplained:+.2f} with no trade behind it (deposit, withdrawal "
