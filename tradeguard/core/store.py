@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 
 from tradeguard.core.checkpoint import FALLBACK_PAGES, Checkpointer
 from tradeguard.errors import TradeguardError
@@ -194,6 +195,14 @@ def iso(when: datetime | None) -> str | None:
     return None if when is None else when.astimezone(UTC).isoformat()
 
 
+def snapshot_row(snap: AccountSnapshot) -> tuple[str, float, float, str]:
+    """``(time, balance, equity, record)`` of a snapshot's row: ``time.isoformat()`` and
+    ``model_dump_json()``, byte for byte, by orjson from the snapshot's fields (its fields are plain
+    numbers, strings and a UTC time): a third of the cost, on a row per bar of a replay with a position open."""
+    return (orjson.dumps(snap.time)[1:-1].decode(), snap.balance, snap.equity,
+            orjson.dumps(snap.__dict__, option=orjson.OPT_UTC_Z).decode())
+
+
 class Store:
     def __init__(self, path: str | Path, *, synchronous: str = "FULL", allow_memory: bool = False) -> None:
         if str(path) == ":memory:" and not allow_memory:
@@ -328,7 +337,7 @@ class Store:
                                [(symbol, timeframe, int(rows[0][0]), int(rows[-1][0]), len(rows),
                                  np.array(rows, BLOCK_DTYPE).tobytes()) for (symbol, timeframe), rows in bars.items()])
                 db.executemany("INSERT INTO account_snapshots (time, balance, equity, record) VALUES (?, ?, ?, ?)",
-                               [(s.time.isoformat(), s.balance, s.equity, s.model_dump_json()) for s in snaps])
+                               [snapshot_row(s) for s in snaps])
                 db.executemany(
                     "INSERT INTO decisions (signal_id, approved, stage, reasons, client_id, decided_at, record) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",

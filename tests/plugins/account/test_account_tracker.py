@@ -170,6 +170,22 @@ def test_a_terminal_figure_the_model_refuses_names_its_field(tmp_path: Path, fie
     assert acc.last is None  # nothing was recorded or announced
 
 
+def test_captured_snapshots_hold_the_models_types_and_are_stored_as_it_serialises(tmp_path: Path) -> None:
+    """Snapshots are built unvalidated on the hot path: a figure summed over no deals must still be a float
+    (the int 0 it was once stored as serialised as 0, not 0.0), and the row is the model's own JSON."""
+    rt, acc = setup(tmp_path)
+    snaps = [acc.capture()]
+    trade(rt, 0)
+    rt.broker.mt5.replay_step(2)
+    snaps.append(acc.capture())
+    for snap in snaps:
+        floats = {k: v for k, v in snap.__dict__.items() if k not in ("time", "login", "currency")}
+        assert all(type(v) is float for v in floats.values()), floats
+    rt.store.flush()
+    stored = [r[0] for r in rt.store.query("SELECT record FROM account_snapshots ORDER BY id")]
+    assert stored == [s.model_dump_json() for s in snaps]
+
+
 @given(balance=st.floats(0, 1e7), floating=st.floats(-1e6, 1e6), margin=st.floats(0, 1e6),
        realized=st.floats(-1e5, 1e5))  # fmt: skip
 @example(balance=0.0, floating=-5734.0, margin=0.0, realized=-3.1895531324058835e-303)  # a day's start of 3e-303

@@ -191,8 +191,8 @@ class AccountTracker(ConfiguredPlugin):
         since = min(midnight, self.last.time if self.last is not None else midnight) - timedelta(days=1)
         deals = self.rt.broker.history_deals(since, HISTORY_END)
         day = [d for d in deals if d.time >= midnight]
-        realized = sum(d.profit + d.commission + d.swap for d in day if d.type in (0, 1))
-        moved_in = sum(d.profit for d in day if d.type in BALANCE_DEALS)
+        realized = sum((d.profit + d.commission + d.swap for d in day if d.type in (0, 1)), 0.0)  # floats, also
+        moved_in = sum((d.profit for d in day if d.type in BALANCE_DEALS), 0.0)  # when empty: the snapshot's type
         if self._seen_deal < 0:  # first capture of this process: deals up to the last snapshot are old news
             cutoff = self.last.time if self.last is not None else None
             self._seen_deal = max((d.ticket for d in deals if cutoff is None or d.time <= cutoff), default=0)
