@@ -286,7 +286,14 @@ class MT5Adapter:
         return self.symbol_spec(symbol)
 
     def quote(self, symbol: str) -> Quote:
-        return self._memoised(("quote", symbol), lambda: self._quote(symbol))
+        memo = self._memo  # _memoised, inlined: the capture asks for the time, so the tick, every bar
+        if memo is None:
+            return self._quote(symbol)
+        key = ("quote", symbol)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = self._quote(symbol)
+        return found
 
     def _quote(self, symbol: str) -> Quote:
         tick = self.mt5.symbol_info_tick(symbol)
@@ -297,14 +304,16 @@ class MT5Adapter:
 
     def now(self) -> datetime:
         """The broker's current time in UTC: the latest tick of the symbols in use (or in Market Watch)."""
-        names = list(self._specs)
+        names: Any = self._specs
         if not names:
             names = [str(s.name) for s in self.mt5.symbols_get() or () if s.select]
-        if not names:
+        latest = None
+        for name in names:
+            when = self.quote(name).time
+            if latest is None or when > latest:
+                latest = when
+        if latest is None:
             raise BrokerError("no symbol selected: the broker's time is unknown", self.last_error())
-        latest = self.quote(names[0]).time
-        for name in names[1:]:
-            latest = max(latest, self.quote(name).time)
         return latest
 
     def rates(self, symbol: str, timeframe: str, count: int) -> np.ndarray:

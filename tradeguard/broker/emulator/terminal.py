@@ -145,6 +145,7 @@ class Terminal(Trading):
         self._same_currency = {s for s, spec in self.specs.items() if spec.currency_profit == config.currency}
         self.floating = 0.0
         self.margin_used = 0.0
+        self._cents: tuple[float, float, float, float] | None = None  # balance, margin, and each in cents
         self.request_id = 0
         # the last answers and the state they were built from: they are immutable, so while nothing
         # they show has moved the same one is returned (a replay asks for both on every bar)
@@ -231,11 +232,14 @@ class Terminal(Trading):
         cfg = self.config
         equity = self.equity()
         margin = self.margin_used
+        cents = self._cents  # balance and margin move on deals only, the floating P&L on every tick
+        if cents is None or cents[0] != self.balance or cents[1] != margin:
+            cents = self._cents = (self.balance, margin, round(self.balance, 2), round(margin, 2))
         margin_mode = c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING if self.hedging else c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
         info = AccountInfo(  # by position (a third of the keyword build's cost): asked on every capture
             cfg.login, c.ACCOUNT_TRADE_MODE_DEMO, cfg.leverage, cfg.limit_orders, c.ACCOUNT_STOPOUT_MODE_PERCENT,
             True, self.trade_expert, margin_mode, 2, False,  # trade_allowed .. fifo_close
-            round(self.balance, 2), self.credit, round(self.floating, 2), round(equity, 2), round(margin, 2),
+            cents[2], self.credit, round(self.floating, 2), round(equity, 2), cents[3],
             round(equity - margin, 2), round(equity / margin * 100, 2) if margin else 0.0,  # balance .. margin_level
             cfg.margin_so_call, cfg.margin_so_so, 0.0, 0.0, 0.0, 0.0, 0.0,  # margin_so_call .. commission_blocked
             cfg.name, cfg.server, cfg.currency, cfg.company,
@@ -563,10 +567,18 @@ def _bounds(times: list[int], date_from: Any, date_to: Any) -> tuple[int, int]:
     return lo, max(lo, bisect.bisect_right(times, _epoch(date_to) * 1000))
 
 
+_EPOCHS: dict[datetime, int] = {}  # pollers ask with the same bounds every time: keep their conversions
+
+
 def _epoch(value: Any) -> int:
     """MT5 accepts datetimes (aware: as is; naive: local zone) or int seconds, on the server scale."""
     if isinstance(value, datetime):
-        return int(value.timestamp())
+        seconds = _EPOCHS.get(value)
+        if seconds is None or value.tzinfo is None:  # naive: the local zone may change under it
+            if len(_EPOCHS) >= 64:
+                _EPOCHS.clear()
+            seconds = _EPOCHS[value] = int(value.timestamp())
+        return seconds
     if isinstance(value, int | float) and not isinstance(value, bool):
         return int(value)
     raise TypeError(f"expected a datetime or epoch seconds, got {type(value).__name__}")
