@@ -66,14 +66,14 @@ def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
         bar = _bar(broker, feed.symbol, timeframe, raw)
         when, epoch = bar.time, bar.time.timestamp()
         rt.clock.set(max(rt.clock.now(), when + step))
-        rt.bars.append(bar)
+        rt.bars.append(bar, epoch)
         if end is not None and epoch > end:
             break
         rt.run_jobs()
         summary.bars += 1
         first, last = first or when, when
         if start is None or epoch >= start:
-            for decision in rt.on_bar(bar):
+            for decision in rt.on_bar(bar, epoch):
                 summary.signals += 1
                 summary.approved += decision.approved
                 summary.rejections.update(r.base for r in decision.reasons)
