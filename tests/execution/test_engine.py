@@ -32,6 +32,22 @@ def test_market_order_is_journaled_filled_and_announced_once(engine_runtime: Mak
     assert eng.poll_fills() == [] and len(rec.fills) == 1  # the same deal is never announced twice
 
 
+def test_a_market_fill_and_its_filled_state_are_one_commit(engine_runtime: Make) -> None:
+    """Two durable writes per market order: the intent before order_send, then the deal with the state it
+    settles, together (a crash can no longer leave the fill journaled and the order still open)."""
+    rt, eng, rec = engine_runtime()
+    commits: list[str] = []
+    rt.store.db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    cid = eng.submit_order(buy())
+    rt.store.db.set_trace_callback(None)
+    assert len(commits) == 2
+    assert eng.journal.get(cid).state is OrderState.FILLED and rec.kinds(cid) == ["submitted", "filled"]
+    (row,) = rt.store.query("SELECT state, filled_volume FROM orders")
+    assert tuple(row) == ("filled", 0.1)
+    events = [tuple(r) for r in rt.store.query("SELECT from_state, to_state FROM order_events ORDER BY id")]
+    assert events == [("new", "submitted"), ("submitted", "filled")]
+
+
 def test_order_refused_locally_is_never_journaled(engine_runtime: Make) -> None:
     rt, eng, _rec = engine_runtime()
     with pytest.raises(OrderRefused) as exc:

@@ -1,4 +1,4 @@
-"""The journal's mirror of a new intent is what the file holds.
+"""The journal's mirror is what the file holds; a fill and the state it settles commit together.
 
 ``Journal.create`` builds the new entry from the values it inserted and the table's defaults
 instead of reading the row back (the intent's commit is the one durable write before
@@ -12,12 +12,14 @@ import tempfile
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradeguard import OrderIntent
+from tradeguard import Fill, IllegalStateTransition, OrderIntent
 from tradeguard.core.store import Store
-from tradeguard.execution.journal import Journal
+from tradeguard.execution.journal import Journal, Transition
+from tradeguard.execution.states import OrderState
 from tradeguard.models import OrderType, Side
 
 prices = st.none() | st.floats(min_value=1e-5, max_value=1e6) | st.integers(1, 5)
@@ -47,3 +49,37 @@ def test_a_new_intent_is_mirrored_as_the_file_holds_it(batch: list[tuple[OrderIn
             assert [type(v) for v in mirrored] == [type(v) for v in stored]  # 1 and 1.0 are equal, not the same
         assert journal.open_entries() == fresh.open_entries()
         store.close()
+
+
+def _fill(client_id: str, ticket: int = 1) -> Fill:
+    return Fill(deal_ticket=ticket, order_ticket=7, position_id=7, client_id=client_id, symbol="EURUSD", side="buy",
+                entry="in", volume=0.1, price=1.07, commission=0.0, swap=0.0, profit=0.0, magic=1, comment=client_id,
+                time=datetime(2017, 4, 20, tzinfo=UTC))  # fmt: skip
+
+
+def test_a_fill_and_the_transition_it_settles_commit_or_roll_back_together(tmp_path: Path) -> None:
+    journal = Journal(Store(tmp_path / "j.db"), "tg")
+    when = datetime(2017, 4, 20, tzinfo=UTC)
+    cid = journal.create(OrderIntent(symbol="EURUSD", side="buy", volume=0.1, created_at=when), when)
+    asked: list[float] = []
+
+    def to(state: OrderState) -> object:
+        def settle(entry: object) -> Transition:
+            asked.append(entry.filled_volume)  # type: ignore[attr-defined]
+            return Transition(state, when, 10009, "DONE", 7)
+        return settle
+
+    with pytest.raises(IllegalStateTransition):  # new -> submitted -> new: refused, and the deal with it
+        journal.record_fill(_fill(cid), to(OrderState.NEW))
+    assert asked == [0.1]  # asked with the deal's volume counted
+    assert journal.fills() == [] and journal.get(cid).state is OrderState.NEW and journal.get(cid).filled_volume == 0
+    assert journal.store.query("SELECT COUNT(*) FROM order_events")[0][0] == 0
+
+    recorded = journal.record_fill(_fill(cid), to(OrderState.FILLED))
+    assert recorded == (True, OrderState.SUBMITTED)
+    entry = journal.get(cid)
+    assert (entry.state, entry.filled_volume, entry.broker_order, entry.last_message) == (OrderState.FILLED, 0.1, 7,
+                                                                                          "DONE")  # fmt: skip
+    fresh = Journal(journal.store, "tg")  # the file, not the mirror
+    assert fresh.get(cid) == entry and len(fresh.fills()) == 1
+    assert journal.record_fill(_fill(cid)) == (False, None)  # the same deal again: nothing new, nothing moved

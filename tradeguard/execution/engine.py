@@ -47,7 +47,7 @@ from tradeguard.core.clock import backoff
 from tradeguard.core.logging import bind_client, unbind_client
 from tradeguard.core.store import Store
 from tradeguard.errors import StartupError, TradeguardError
-from tradeguard.execution.journal import Journal, JournalEntry
+from tradeguard.execution.journal import Journal, JournalEntry, Settle, Transition
 from tradeguard.execution.states import OrderState
 
 log = logging.getLogger("tradeguard.execution")
@@ -149,6 +149,11 @@ class ExecutionEngine(ConfiguredPlugin):
               broker_order: int | None = None) -> None:  # fmt: skip
         before = self.journal.transition(entry_id, state, self._now(), retcode=retcode, message=message,
                                          broker_order=broker_order, attempts=self._attempts or None)  # fmt: skip
+        self._moved(entry_id, before, state, symbol, retcode, message)
+
+    def _moved(self, entry_id: str, before: OrderState, state: OrderState, symbol: str, retcode: int | None,
+               message: str) -> None:  # fmt: skip
+        """Announce a committed move: its order event, and the order outcome metrics."""
         if before is not state:
             if state is not OrderState.NEW:  # every other state has its event of the same name
                 self._event(entry_id, OrderEventKind(state.value), symbol, retcode, message)
@@ -297,10 +302,22 @@ class ExecutionEngine(ConfiguredPlugin):
             return 0.0
         spec = self.broker.symbol_spec(order.symbol)
         asked = request.get("price") or self._market_price(order)
-        for deal in self.broker.deals_for_order(res.order):
-            if self._record(deal, client_id) is not None:
+
+        def filled(entry: JournalEntry) -> Transition | None:
+            """Committed with the order's last deal: ``filled``, when nothing worth sending is left."""
+            if entry.state.terminal or spec.floor_volume(order.volume - entry.filled_volume) >= spec.volume_min:
+                return None
+            return Transition(OrderState.FILLED, self._now(), res.retcode, res.name, res.order, self._attempts or None)
+
+        deals = self.broker.deals_for_order(res.order)
+        for i, deal in enumerate(deals):
+            fill, left = self._record(deal, client_id, filled if i == len(deals) - 1 else None)
+            if fill is not None:
                 worse = (deal.price - asked) * order.side.sign / spec.point
                 self._slippage.labels(order.symbol).observe(round(worse, 1))
+            if left is not None:
+                self._moved(client_id, left, OrderState.FILLED, order.symbol, res.retcode, res.name)
+                return 0.0
         entry = self.journal.get(client_id)
         assert entry is not None
         rest = spec.floor_volume(order.volume - entry.filled_volume)
@@ -319,22 +336,25 @@ class ExecutionEngine(ConfiguredPlugin):
 
     # ------------------------------------------------------------------ broker truth ------------
 
-    def _record(self, deal: BrokerDeal, client_id: str = "") -> Fill | None:
-        """Journal one broker deal; fire ``on_fill`` if it is new. Returns the fill if new."""
+    def _record(self, deal: BrokerDeal, client_id: str = "",
+                settle: Settle | None = None) -> tuple[Fill | None, OrderState | None]:  # fmt: skip
+        """Journal one broker deal (with ``settle``'s transition, if any: see ``Journal.record_fill``); fire
+        ``on_fill`` if it is new. Returns the fill if new, and the state the order left if it moved."""
         if deal.type not in (0, 1):
-            return None
+            return None, None
         cid = client_id or (deal.comment if self.journal.owns(deal.comment) else
                             self.journal.client_for_position(deal.position_id))  # fmt: skip
         fill = Fill(deal_ticket=deal.ticket, order_ticket=deal.order, position_id=deal.position_id, client_id=cid,
                     symbol=deal.symbol, side=_side(deal.type), entry=ENTRIES.get(deal.entry, DealEntry.IN),
                     volume=deal.volume, price=deal.price, commission=deal.commission, swap=deal.swap,
                     profit=deal.profit, magic=deal.magic, comment=deal.comment, time=deal.time)  # fmt: skip
-        if not self.journal.record_fill(fill):
-            return None
+        new, left = self.journal.record_fill(fill, settle)
+        if not new:
+            return None, left
         self._seen_deals.add(fill.deal_ticket)
         self._last_fill = max(self._last_fill or fill.time, fill.time)
         self.rt.notify("on_fill", fill=fill)
-        return fill
+        return fill, left
 
     def resolve(self, client_id: str) -> bool:
         """Find ``client_id`` at the broker (magic + comment); bring the journal in line. False if absent."""
@@ -397,7 +417,7 @@ class ExecutionEngine(ConfiguredPlugin):
             window.add(deal.ticket)
             if deal.magic != self.magic or deal.ticket in self._seen_deals:
                 continue
-            fill = self._record(deal)
+            fill, _ = self._record(deal)
             if fill is not None:
                 new.append(fill)
                 touched.add(fill.client_id)

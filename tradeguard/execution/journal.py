@@ -18,6 +18,7 @@ that runs for months does not grow with its history.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -50,6 +51,25 @@ class JournalEntry(NamedTuple):
     updated_at: datetime
 
 
+class Transition(NamedTuple):
+    """A state change, to commit with a fill in the fill's own transaction (:meth:`Journal.record_fill`)."""
+
+    target: OrderState
+    when: datetime
+    retcode: int | None = None
+    message: str = ""
+    broker_order: int | None = None
+    attempts: int | None = None
+
+
+class FillRecorded(NamedTuple):
+    new: bool  # the deal was not journaled before
+    left: OrderState | None  # the state the order left, when a transition was committed with the fill
+
+
+#: what follows a fill, decided on the order as it stands after it (see :meth:`Journal.record_fill`)
+Settle = Callable[[JournalEntry], Transition | None]
+
 OPEN_STATES = tuple(s.value for s in OrderState if not s.terminal)
 OPEN_SQL = f"SELECT * FROM orders WHERE state IN ({', '.join('?' * len(OPEN_STATES))}) ORDER BY client_id"
 
@@ -74,6 +94,36 @@ MIRROR_ROWS = 4096
 def _row(db: sqlite3.Connection, client_id: str) -> sqlite3.Row | None:
     """An order's row as the open transaction leaves it."""
     return db.execute(ORDER_SQL, (client_id,)).fetchone()
+
+
+def _apply(db: sqlite3.Connection, client_id: str, move: Transition) -> tuple[OrderState, sqlite3.Row]:
+    """Move an order within the open transaction (refusing illegal moves): the state it left and its new row.
+
+    A ``new`` order that the broker has answered passes through ``submitted`` in the same
+    transaction: the intent's own commit is the one durable write before ``order_send``."""
+    stamp, target = iso(move.when), move.target
+    row = db.execute("SELECT state FROM orders WHERE client_id = ?", (client_id,)).fetchone()
+    if row is None:
+        raise KeyError(f"no journaled order {client_id}")
+    current = OrderState(row[0])
+    if current is OrderState.NEW and target not in (OrderState.SUBMITTED, OrderState.REJECTED):
+        check_transition(client_id, current, OrderState.SUBMITTED)
+        db.execute("INSERT INTO order_events (client_id, from_state, to_state, time, retcode, message) "
+                   "VALUES (?, 'new', 'submitted', ?, NULL, '')", (client_id, stamp))  # fmt: skip
+        current = OrderState.SUBMITTED
+    check_transition(client_id, current, target)
+    db.execute(
+        "UPDATE orders SET state = ?, updated_at = ?, last_retcode = COALESCE(?, last_retcode), "
+        "last_message = ?, broker_order = COALESCE(?, broker_order), attempts = COALESCE(?, attempts) "
+        "WHERE client_id = ?",
+        (target.value, stamp, move.retcode, move.message, move.broker_order, move.attempts, client_id),
+    )
+    row = _row(db, client_id)
+    db.execute(
+        "INSERT INTO order_events (client_id, from_state, to_state, time, retcode, message) VALUES (?, ?, ?, ?, ?, ?)",
+        (client_id, current.value, target.value, stamp, move.retcode, move.message),
+    )  # fmt: skip
+    return current, row
 
 
 def _real(value: float | None) -> float | None:
@@ -165,40 +215,20 @@ class Journal:
         self, client_id: str, target: OrderState, when: datetime, *, retcode: int | None = None, message: str = "",
         broker_order: int | None = None, attempts: int | None = None,
     ) -> OrderState:
-        """Move an order to ``target`` (refusing illegal moves); returns the state it left.
-
-        A ``new`` order that the broker has answered passes through ``submitted`` in the same
-        transaction: the intent's own commit is the one durable write before ``order_send``.
-        """
-        stamp = iso(when)
+        """Move an order to ``target`` (refusing illegal moves, see :func:`_apply`); returns the state it left."""
+        move = Transition(target, when, retcode, message, broker_order, attempts)
         with self.store.tx() as db:
-            row = db.execute("SELECT state FROM orders WHERE client_id = ?", (client_id,)).fetchone()
-            if row is None:
-                raise KeyError(f"no journaled order {client_id}")
-            current = OrderState(row[0])
-            if current is OrderState.NEW and target not in (OrderState.SUBMITTED, OrderState.REJECTED):
-                check_transition(client_id, current, OrderState.SUBMITTED)
-                db.execute("INSERT INTO order_events (client_id, from_state, to_state, time, retcode, message) "
-                           "VALUES (?, 'new', 'submitted', ?, NULL, '')", (client_id, stamp))  # fmt: skip
-                current = OrderState.SUBMITTED
-            check_transition(client_id, current, target)
-            db.execute(
-                "UPDATE orders SET state = ?, updated_at = ?, last_retcode = COALESCE(?, last_retcode), "
-                "last_message = ?, broker_order = COALESCE(?, broker_order), attempts = COALESCE(?, attempts) "
-                "WHERE client_id = ?",
-                (target.value, stamp, retcode, message, broker_order, attempts, client_id),
-            )
-            row = _row(db, client_id)
-            db.execute(
-                "INSERT INTO order_events (client_id, from_state, to_state, time, retcode, message) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (client_id, current.value, target.value, stamp, retcode, message),
-            )  # fmt: skip
+            current, row = _apply(db, client_id, move)
         self._remember(_entry(row))
         return current
 
-    def record_fill(self, fill: Fill) -> bool:
-        """Store a deal once; True if it is new. Adds its volume to its order's filled volume."""
-        row = None
+    def record_fill(self, fill: Fill, settle: Settle | None = None) -> FillRecorded:
+        """Store a deal once and add its volume to its order's filled volume; ``new`` says whether it was new.
+
+        ``settle`` is asked, in the same transaction, with the order as it stands after the deal (recorded
+        now or before), for the transition that follows (``filled``, typically): fill and state are then
+        one commit, not two, and never seen apart after a crash."""
+        row, left = None, None
         with self.store.tx() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO fills (deal_ticket, order_ticket, position_id, client_id, symbol, side, entry, "
@@ -212,13 +242,17 @@ class Journal:
             if new and fill.client_id:
                 db.execute("UPDATE orders SET filled_volume = round(filled_volume + ?, 8) WHERE client_id = ?",
                            (fill.volume, fill.client_id))  # fmt: skip
+            if fill.client_id and (new or settle is not None):
                 row = _row(db, fill.client_id)
+                move = settle(_entry(row)) if settle is not None and row is not None else None
+                if move is not None:
+                    left, row = _apply(db, fill.client_id, move)
         if row is not None:
             self._remember(_entry(row))
         if new and fill.client_id and fill.order_ticket == fill.position_id:
             # MT5 names a position after the order that opened it: this is the position's first deal
             _keep(self._opener, fill.position_id, fill.client_id)
-        return new
+        return FillRecorded(new, left)
 
     def fills(self, client_id: str | None = None) -> list[Fill]:
         sql = "SELECT * FROM fills" + (" WHERE client_id = ?" if client_id else "") + " ORDER BY deal_ticket"
