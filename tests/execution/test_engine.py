@@ -150,6 +150,21 @@ def test_partial_fill_rest_cancelled_or_resubmitted(engine_runtime: Make) -> Non
     assert [f.volume for f in rec.fills] == [0.3, 0.3, 0.3, 0.1]
 
 
+def test_a_stop_loss_close_is_the_openers_fill_not_more_of_its_volume(engine_runtime: Make) -> None:
+    """The broker closes a position at its stop: the deal is attributed to the order that opened it (for
+    P&L), but it does not execute that order again (its filled volume once read twice its volume)."""
+    rt, eng, rec = engine_runtime()
+    cid = eng.submit_order(buy(volume=0.1, stop_loss=1.0712))
+    term = rt.broker.mt5
+    while rt.broker.positions():
+        assert term.replay_step(1), "the stop was never reached"
+    (close,) = eng.poll_fills()
+    assert (close.client_id, close.entry.value, close.volume) == (cid, "out", 0.1) and len(rec.fills) == 2
+    entry = eng.journal.get(cid)
+    assert (entry.state, entry.filled_volume) == (OrderState.FILLED, 0.1)
+    assert tuple(rt.store.query("SELECT filled_volume FROM orders WHERE client_id = ?", (cid,))[0]) == (0.1,)
+
+
 def test_close_cancel_and_flatten(engine_runtime: Make) -> None:
     rt, eng, _rec = engine_runtime()
     opened = eng.submit_order(buy(volume=0.3))

@@ -342,13 +342,15 @@ class ExecutionEngine(ConfiguredPlugin):
         ``on_fill`` if it is new. Returns the fill if new, and the state the order left if it moved."""
         if deal.type not in (0, 1):
             return None, None
-        cid = client_id or (deal.comment if self.journal.owns(deal.comment) else
-                            self.journal.client_for_position(deal.position_id))  # fmt: skip
+        # the order's own deal (named by the caller, or by the comment MT5 copies from the order), or a later
+        # deal of the position it opened (the broker's stop, take profit, stop-out): attributed, not executed
+        executes = bool(client_id) or self.journal.owns(deal.comment)
+        cid = client_id or (deal.comment if executes else self.journal.client_for_position(deal.position_id))
         fill = Fill(deal_ticket=deal.ticket, order_ticket=deal.order, position_id=deal.position_id, client_id=cid,
                     symbol=deal.symbol, side=_side(deal.type), entry=ENTRIES.get(deal.entry, DealEntry.IN),
                     volume=deal.volume, price=deal.price, commission=deal.commission, swap=deal.swap,
                     profit=deal.profit, magic=deal.magic, comment=deal.comment, time=deal.time)  # fmt: skip
-        new, left = self.journal.record_fill(fill, settle)
+        new, left = self.journal.record_fill(fill, settle, executes=executes)
         if not new:
             return None, left
         self._seen_deals.add(fill.deal_ticket)

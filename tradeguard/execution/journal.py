@@ -222,8 +222,10 @@ class Journal:
         self._remember(_entry(row))
         return current
 
-    def record_fill(self, fill: Fill, settle: Settle | None = None) -> FillRecorded:
-        """Store a deal once and add its volume to its order's filled volume; ``new`` says whether it was new.
+    def record_fill(self, fill: Fill, settle: Settle | None = None, *, executes: bool = True) -> FillRecorded:
+        """Store a deal once and, if it ``executes`` the order, add its volume to the order's filled volume;
+        ``new`` says whether it was new. A later deal of the position the order opened (a stop, a take
+        profit, a stop-out) is attributed to the order, for its P&L, but executes nothing of it.
 
         ``settle`` is asked, in the same transaction, with the order as it stands after the deal (recorded
         now or before), for the transition that follows (``filled``, typically): fill and state are then
@@ -239,10 +241,10 @@ class Journal:
                  fill.comment, iso(fill.time)),
             )  # fmt: skip
             new = cur.rowcount == 1
-            if new and fill.client_id:
+            if new and fill.client_id and executes:
                 db.execute("UPDATE orders SET filled_volume = round(filled_volume + ?, 8) WHERE client_id = ?",
                            (fill.volume, fill.client_id))  # fmt: skip
-            if fill.client_id and (new or settle is not None):
+            if fill.client_id and ((new and executes) or settle is not None):  # the row moved, or is asked
                 row = _row(db, fill.client_id)
                 move = settle(_entry(row)) if settle is not None and row is not None else None
                 if move is not None:
