@@ -84,9 +84,10 @@ class AuditTrail(ConfiguredPlugin):
     def append(self, kind: str, payload: dict[str, Any]) -> None:
         """Chain one record now; it reaches the store with the next flush."""
         self._seq += 1
-        record = canonical({"seq": self._seq, "kind": kind, "time": self.rt.clock.now().isoformat(), **payload})
+        stamp = self.rt.clock.now().isoformat()  # one reading: the record and its row say the same time
+        record = canonical({"seq": self._seq, "kind": kind, "time": stamp, **payload})
         digest = chain_hash(self._last, record, self._key)
-        self._pending.append((self._seq, self.rt.clock.now().isoformat(), kind, record, self._last, digest))
+        self._pending.append((self._seq, stamp, kind, record, self._last, digest))
         self._last = digest
         if len(self._pending) >= BATCH:
             self.flush()
