@@ -20,6 +20,13 @@ from tradeguard.models import Job
 INF = float("inf")
 
 
+def _epoch_of(clock: Clock) -> Callable[[], float]:
+    """The clock's epoch seconds: its own ``epoch()`` (both built-in clocks have one), else from ``now()``,
+    for a clock written before ``epoch`` joined the protocol."""
+    epoch = getattr(clock, "epoch", None)
+    return epoch if callable(epoch) else (lambda: clock.now().timestamp())
+
+
 @dataclass
 class _Entry:
     job: Job
@@ -34,6 +41,7 @@ class Scheduler:
                  wall: Clock | None = None) -> None:  # fmt: skip
         self._clock = clock
         self._wall = wall or WallClock()
+        self._epochs = (_epoch_of(clock), _epoch_of(self._wall))  # the market clock's, the wall clock's
         self._on_error = on_error
         self._entries: list[_Entry] = []
         self._next = [INF, INF]  # the earliest due time on the market clock, on the wall clock
@@ -41,7 +49,7 @@ class Scheduler:
     def add(self, job: Job, plugin: str = "") -> None:
         if any(e.job.name == job.name for e in self._entries):
             raise ValueError(f"job {job.name!r} is already scheduled")
-        now = (self._wall if job.wall_clock else self._clock).epoch()
+        now = self._epochs[job.wall_clock]()
         every = job.every.total_seconds()
         self._entries.append(_Entry(job, plugin, job.wall_clock, every, now if job.run_at_start else now + every))
         self._refresh()
@@ -57,7 +65,7 @@ class Scheduler:
 
     def run_due(self, *args: Any) -> list[str]:
         """Run every job that is due now; return their names (in the order they ran)."""
-        market, wall = self._clock.epoch(), self._wall.epoch()
+        market, wall = self._epochs[0](), self._epochs[1]()
         if market < self._next[0] and wall < self._next[1]:
             return []
         ran: list[str] = []
