@@ -42,6 +42,7 @@ from tradeguard.broker.types import (
 from tradeguard.core.schema import PluginSettings, validated_for_live
 
 log = logging.getLogger("tradeguard.broker")
+_UNREAD = object()  # a read the scope has not made yet (a read may answer anything, None included)
 #: ``initialize`` answers no retry can change: invalid arguments, authorization failed
 FINAL_INIT_ERRORS = frozenset({_constants.RES_E_INVALID_PARAMS, _constants.RES_E_AUTH_FAILED})
 
@@ -187,13 +188,15 @@ class MT5Adapter:
     def end_scope(self) -> None:
         self._memo = None
 
-    def _memoised(self, key: Any, read: Any) -> Any:
+    def _memoised(self, key: Any, read: Any, *args: Any) -> Any:
+        """``read(*args)``, once per scope for ``key`` (no closure to build: a quote is asked every bar)."""
         memo = self._memo
         if memo is None:
-            return read()
-        if key not in memo:
-            memo[key] = read()
-        return memo[key]
+            return read(*args)
+        found = memo.get(key, _UNREAD)
+        if found is _UNREAD:
+            found = memo[key] = read(*args)
+        return found
 
     # ------------------------------------------------------------------ session ---------------
 
@@ -286,14 +289,7 @@ class MT5Adapter:
         return self.symbol_spec(symbol)
 
     def quote(self, symbol: str) -> Quote:
-        memo = self._memo  # _memoised, inlined: the capture asks for the time, so the tick, every bar
-        if memo is None:
-            return self._quote(symbol)
-        key = ("quote", symbol)
-        found = memo.get(key)
-        if found is None:
-            found = memo[key] = self._quote(symbol)
-        return found
+        return self._memoised(("quote", symbol), self._quote, symbol)
 
     def _quote(self, symbol: str) -> Quote:
         tick = self.mt5.symbol_info_tick(symbol)
@@ -327,8 +323,8 @@ class MT5Adapter:
         return rates
 
     def calc_margin(self, is_buy: bool, symbol: str, volume: float, price: float) -> float:
-        return self._memoised(("margin", is_buy, symbol, volume, price),
-                              lambda: self._calc_margin(is_buy, symbol, volume, price))
+        return self._memoised(("margin", is_buy, symbol, volume, price), self._calc_margin, is_buy, symbol, volume,
+                              price)  # fmt: skip
 
     def _calc_margin(self, is_buy: bool, symbol: str, volume: float, price: float) -> float:
         margin = self.mt5.order_calc_margin(ORDER_TYPE_BUY if is_buy else ORDER_TYPE_SELL, symbol, volume, price)
@@ -379,7 +375,7 @@ class MT5Adapter:
         return value
 
     def positions(self, symbol: str | None = None) -> list[BrokerPosition]:
-        return self._memoised(("positions", symbol), lambda: self._positions(symbol))
+        return self._memoised(("positions", symbol), self._positions, symbol)
 
     def _positions(self, symbol: str | None) -> list[BrokerPosition]:
         raw = self.mt5.positions_get(symbol=symbol) if symbol else self.mt5.positions_get()
@@ -406,7 +402,7 @@ class MT5Adapter:
         )  # fmt: skip
 
     def orders(self, symbol: str | None = None) -> list[BrokerOrder]:
-        return self._memoised(("orders", symbol), lambda: self._orders(symbol))
+        return self._memoised(("orders", symbol), self._orders, symbol)
 
     def _orders(self, symbol: str | None) -> list[BrokerOrder]:
         raw = self.mt5.orders_get(symbol=symbol) if symbol else self.mt5.orders_get()

@@ -39,9 +39,7 @@ class _Entry:
 class Scheduler:
     def __init__(self, clock: Clock, on_error: Callable[[str, str, BaseException], None],
                  wall: Clock | None = None) -> None:  # fmt: skip
-        self._clock = clock
-        self._wall = wall or WallClock()
-        self._epochs = (_epoch_of(clock), _epoch_of(self._wall))  # the market clock's, the wall clock's
+        self._epochs = (_epoch_of(clock), _epoch_of(wall or WallClock()))  # the market clock's, the wall clock's
         self._on_error = on_error
         self._entries: list[_Entry] = []
         self._next = [INF, INF]  # the earliest due time on the market clock, on the wall clock

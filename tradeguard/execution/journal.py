@@ -96,16 +96,19 @@ def _row(db: sqlite3.Connection, client_id: str) -> sqlite3.Row | None:
     return db.execute(ORDER_SQL, (client_id,)).fetchone()
 
 
-def _apply(db: sqlite3.Connection, client_id: str, move: Transition) -> tuple[OrderState, sqlite3.Row]:
+def _apply(db: sqlite3.Connection, client_id: str, move: Transition,
+           current: OrderState | None = None) -> tuple[OrderState, sqlite3.Row]:  # fmt: skip
     """Move an order within the open transaction (refusing illegal moves): the state it left and its new row.
+    ``current``: its state, when this transaction has just read it.
 
     A ``new`` order that the broker has answered passes through ``submitted`` in the same
     transaction: the intent's own commit is the one durable write before ``order_send``."""
     stamp, target = iso(move.when), move.target
-    row = db.execute("SELECT state FROM orders WHERE client_id = ?", (client_id,)).fetchone()
-    if row is None:
-        raise KeyError(f"no journaled order {client_id}")
-    current = OrderState(row[0])
+    if current is None:
+        row = db.execute("SELECT state FROM orders WHERE client_id = ?", (client_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no journaled order {client_id}")
+        current = OrderState(row[0])
     if current is OrderState.NEW and target not in (OrderState.SUBMITTED, OrderState.REJECTED):
         check_transition(client_id, current, OrderState.SUBMITTED)
         db.execute("INSERT INTO order_events (client_id, from_state, to_state, time, retcode, message) "
@@ -246,9 +249,11 @@ class Journal:
                            (fill.volume, fill.client_id))  # fmt: skip
             if fill.client_id and ((new and executes) or settle is not None):  # the row moved, or is asked
                 row = _row(db, fill.client_id)
-                move = settle(_entry(row)) if settle is not None and row is not None else None
-                if move is not None:
-                    left, row = _apply(db, fill.client_id, move)
+                if settle is not None and row is not None:
+                    entry = _entry(row)
+                    move = settle(entry)
+                    if move is not None:
+                        left, row = _apply(db, fill.client_id, move, entry.state)
         if row is not None:
             self._remember(_entry(row))
         if new and fill.client_id and fill.order_ticket == fill.position_id:

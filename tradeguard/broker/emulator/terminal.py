@@ -573,8 +573,10 @@ _EPOCHS: dict[datetime, int] = {}  # pollers ask with the same bounds every time
 def _epoch(value: Any) -> int:
     """MT5 accepts datetimes (aware: as is; naive: local zone) or int seconds, on the server scale."""
     if isinstance(value, datetime):
+        if value.tzinfo is None:  # naive: in the local zone, which may change under it
+            return int(value.timestamp())
         seconds = _EPOCHS.get(value)
-        if seconds is None or value.tzinfo is None:  # naive: the local zone may change under it
+        if seconds is None:
             if len(_EPOCHS) >= 64:
                 _EPOCHS.clear()
             seconds = _EPOCHS[value] = int(value.timestamp())

@@ -149,7 +149,7 @@ class AccountTracker(ConfiguredPlugin):
                 and account.equity == account.balance == last.equity == last.balance
                 and time.monotonic() - self._written_at < self.cfg.heartbeat_seconds):  # fmt: skip
             return last
-        realized, moved_in, new_deals = self._deals(midnight)
+        realized, moved_in, realized_cents, new_deals = self._deals(midnight)
         day_start = account.balance - realized - moved_in
         if self.last is not None and self.last.time < midnight <= now:
             log.info("new broker-server day", extra={"midnight_utc": midnight.isoformat(), "anchor": day_start})
@@ -163,7 +163,7 @@ class AccountTracker(ConfiguredPlugin):
         snap = _snapshot_type(account, realized, moved_in)(
             time=now, login=account.login, currency=account.currency, balance=account.balance, equity=account.equity,
             margin=account.margin, free_margin=account.margin_free, margin_level=account.margin_level,
-            floating_pnl=round(account.equity - account.balance, 2), realized_pnl_day=self._day_sums[2],
+            floating_pnl=round(account.equity - account.balance, 2), realized_pnl_day=realized_cents,
             day_start_equity=round(day_start, 2), peak_equity=self._peak_shown[1],
             drawdown_pct=AccountSnapshot.loss_pct(self.peak_equity, account.equity),
             drawdown_money=round(dd, 2) if dd else 0.0,
@@ -177,9 +177,10 @@ class AccountTracker(ConfiguredPlugin):
         self.rt.notify("on_account_snapshot", snapshot=snap)
         return snap
 
-    def _deals(self, midnight: datetime) -> tuple[float, float, list[Any]]:
-        """The day's realised P&L and money moved in since server midnight, and the deals no earlier capture
-        accounted for (by ticket: captures may share a timestamp).
+    def _deals(self, midnight: datetime) -> tuple[float, float, float, list[Any]]:
+        """The day's realised P&L and money moved in since server midnight, the P&L rounded to cents (once per
+        change, not per capture), and the deals no earlier capture accounted for (by ticket: captures may
+        share a timestamp).
 
         The history is read again only when the broker's deal count or the server day has changed:
         deals are only ever added, so the same count means the same deals (a capture per bar with a
@@ -187,7 +188,7 @@ class AccountTracker(ConfiguredPlugin):
         """
         key = (midnight, self.rt.broker.deals_count())
         if key == self._deals_key:
-            return self._day_sums[0], self._day_sums[1], []
+            return (*self._day_sums, [])
         since = min(midnight, self.last.time if self.last is not None else midnight) - timedelta(days=1)
         deals = self.rt.broker.history_deals(since, HISTORY_END)
         day = [d for d in deals if d.time >= midnight]
@@ -199,7 +200,7 @@ class AccountTracker(ConfiguredPlugin):
         fresh = [d for d in deals if d.ticket > self._seen_deal]
         self._seen_deal = max([self._seen_deal, *(d.ticket for d in fresh)])
         self._deals_key, self._day_sums = key, (realized, moved_in, round(realized, 2))
-        return realized, moved_in, fresh
+        return (*self._day_sums, fresh)
 
     def _check(self, before: AccountSnapshot, after: AccountSnapshot, new_deals: list[Any]) -> list[Anomaly]:
         found: list[Anomaly] = []
