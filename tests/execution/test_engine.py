@@ -264,7 +264,7 @@ def test_the_journal_mirror_keeps_only_the_latest_orders(engine_runtime: Make,
     _rt, eng, _rec = engine_runtime()
     ids = [eng.submit_order(buy(volume=0.1)) for _ in range(4)]
     tickets = [p.ticket for p in eng.get_positions_snapshot()]
-    assert len(eng.journal._rows) == 2 and len(eng.journal._opener) == 2
+    assert len(eng.journal._rows) == 2 and len(eng.journal._owner) == 2
     fresh = Journal(eng.journal.store, "tg")
     entries = [eng.journal.get(c) for c in ids]
     assert entries == [fresh.get(c) for c in ids] and all(e.state is OrderState.FILLED for e in entries)

@@ -468,6 +468,13 @@ class MT5Adapter:
             raise BrokerError("history_deals_get failed", self.last_error())
         return [self._deal(d) for d in raw]
 
+    def deals_for_position(self, position_id: int) -> list[BrokerDeal]:
+        """Every deal of one position (``history_deals_get(position=)``): how a missed deal is read by identity."""
+        raw = self.mt5.history_deals_get(position=position_id)
+        if raw is None:
+            raise BrokerError("history_deals_get failed", self.last_error())
+        return [self._deal(d) for d in raw]
+
     def find_by_comment(self, magic: int, comment: str, since: datetime) -> BrokerFindings:
         """Everything the broker holds for one client id: working orders, positions, history orders, deals.
 

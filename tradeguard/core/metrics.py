@@ -48,6 +48,17 @@ class Readings(dict[tuple[str, ...], float]):
         super().__setitem__(values, reading)
 
 
+#: the pipeline stages a signal can be rejected at (``Decision.stage``)
+DECISION_STAGES = ("validate", "score", "targets", "size", "risk", "execution")
+
+
+def seed(counter: Counter, label_sets: Sequence[tuple[str, ...]]) -> Counter:
+    """Create ``counter``'s children for ``label_sets`` at 0, so that each series exists before its first count."""
+    for values in label_sets:
+        counter.labels(*values)
+    return counter
+
+
 def on_scrape(gauge: Gauge, read: Callable[[], float]) -> Gauge:
     """``gauge`` reports ``read()`` when scraped: for figures a plugin already keeps (the last snapshot)."""
     gauge.set_function(read)
@@ -74,6 +85,10 @@ class Metrics:
         self.kill_switch_active = self.gauge(
             "tradeguard_kill_switch_active", "1 while the kill switch is not ACTIVE (REDUCE_ONLY or HALTED)"
         )
+        # every known label set exists at 0 from start-up: a panel or rate() over a counter that has not
+        # counted yet would read "no data" on a healthy system
+        seed(self.decisions, [("approved", "done")] + [("rejected", stage) for stage in DECISION_STAGES])
+        seed(self.risk_rejections, [(code, "") for code in reasons.REASONS])
 
     def counter(self, name: str, doc: str, labels: Sequence[str] = ()) -> Counter:
         return self._get(Counter, name, doc, labels)

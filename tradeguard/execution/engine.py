@@ -10,6 +10,20 @@ Every intent is journaled (durably) before it is sent; the request carries this 
 * final - rejected, with the retcode's name.
 
 Fills are recorded unique by deal ticket, so ``on_fill`` fires once per deal, across restarts too.
+
+Why no deal of ours can be missed (:meth:`ExecutionEngine.poll_fills`), two independent reads:
+
+* the history window starts at a durable cursor: the newest deal time the broker showed in a
+  completed read, less ``history_tolerance_seconds`` for deals that reach the history late. Only a
+  poll moves it, never a fill journaled at send time (a later fill of ours says nothing about an
+  earlier stop-out nobody has read yet), and only once every deal of the read is journaled;
+* whenever the broker's deals moved, and whenever the reconciler, alignment or a store recovery
+  asks, every position the journal holds open whose net volume the broker does not show, and every
+  broker position with our magic the journal does not hold, is read by position id
+  (``history_deals_get(position=)``): whatever the window could have missed, this reads by identity.
+
+A deal is ours when one of our orders made it (our magic and client id) or it changes a position the
+journal holds (a stop, a target, a stop-out; a manual close at the terminal carries magic 0). Deals are journaled in ticket order, unique by ticket.
 The kill switch is honoured here as well as in the pipeline: REDUCE_ONLY admits only exposure-
 reducing orders and SL/TP changes; HALTED admits cancels and, when configured, closes.
 """
@@ -19,8 +33,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import Field
 
@@ -45,6 +60,7 @@ from tradeguard.broker.retcodes import RetcodeClass
 from tradeguard.broker.types import HISTORY_END, HISTORY_START, BrokerDeal, OrderRefused, SendResult
 from tradeguard.core.clock import backoff
 from tradeguard.core.logging import bind_client, unbind_client
+from tradeguard.core.metrics import seed
 from tradeguard.core.store import Store
 from tradeguard.errors import StartupError, TradeguardError
 from tradeguard.execution.journal import Journal, JournalEntry, Settle, Transition
@@ -58,7 +74,15 @@ PENDING_TYPES = {
     (OrderType.LIMIT, Side.BUY): 2, (OrderType.LIMIT, Side.SELL): 3, (OrderType.STOP, Side.BUY): 4,
     (OrderType.STOP, Side.SELL): 5, (OrderType.STOP_LIMIT, Side.BUY): 6, (OrderType.STOP_LIMIT, Side.SELL): 7,
 }  # fmt: skip
+CURSOR_KEY = "deal_cursor"  # kv: the history cursor (see ExecutionEngine.poll_fills)
 ENTRIES = {0: DealEntry.IN, 1: DealEntry.OUT, 2: DealEntry.INOUT, 3: DealEntry.OUT_BY}
+
+
+class Held(NamedTuple):
+    """A position the journal holds open: its symbol and net signed volume (buy +, sell -)."""
+
+    symbol: str
+    net: float
 
 
 class ExecutionRefused(TradeguardError):
@@ -80,6 +104,9 @@ class EngineSettings(PluginSettings):
     unconfirmed_sla_seconds: float = Field(default=60.0, gt=0, description="resolve unconfirmed orders after this")
     close_when_halted: bool = Field(default=True, description="HALTED still admits closing orders")
     poll_fills_seconds: float = Field(default=60.0, gt=0, description="how often the broker's deals are read")
+    history_tolerance_seconds: float = Field(
+        default=3600.0, ge=0, description="each read of the deal history starts this long before the newest deal "
+        "seen: deals that reach the history late are still read")  # fmt: skip
     sla_check_seconds: float = Field(default=30.0, gt=0, description="how often the SLA is enforced")
 
 
@@ -104,15 +131,22 @@ class ExecutionEngine(ConfiguredPlugin):
         self.broker = runtime.broker
         self.magic = int(runtime.settings.runtime.magic)
         self.journal = Journal(runtime.store, runtime.settings.runtime.instance)
-        rows = runtime.store.query("SELECT MAX(time) FROM fills")
-        self._last_fill: datetime | None = datetime.fromisoformat(rows[0][0]) if rows and rows[0][0] else None
-        self._seen_deals: set[int] = set()  # deal tickets already journaled, in the poll window
-        self._polled: int | None = None  # the broker's deal count at the last full poll
+        cursor = runtime.store.kv_get("execution", CURSOR_KEY)
+        #: the newest deal time of the last completed history read (durable: see the module docstring)
+        self._cursor: datetime | None = datetime.fromisoformat(cursor) if cursor else None
+        self._seen_deals: set[int] = set()  # deal tickets of the last window, and those journaled since
+        self._polled: int | None = None  # the broker's deal count at the last completed poll
+        #: the journal's open positions: position id -> (symbol, net signed volume: buy +, sell -), from every fill
+        self._held: dict[int, Held] = {
+            int(pid): Held(symbol, round(float(net), 8)) for pid, symbol, net in runtime.store.query(
+                "SELECT position_id, MAX(symbol), SUM(CASE side WHEN 'buy' THEN volume ELSE -volume END) AS net "
+                "FROM fills GROUP BY position_id HAVING abs(net) > 1e-9")
+        }  # fmt: skip
         self._levels: dict[int, tuple[float, float]] = {}  # position id -> expected SL/TP (see expected_levels)
         m = runtime.metrics
         self._ok = m.counter("tradeguard_execution_submit_success_total", "Orders the broker accepted or filled")
-        self._fail = m.counter("tradeguard_execution_submit_fail_total", "Orders that ended rejected or unknown",
-                               ("reason",))  # fmt: skip
+        self._fail = seed(m.counter("tradeguard_execution_submit_fail_total", "Orders that ended rejected or "
+                                    "unknown", ("reason",)), [("rejected",), ("unknown",)])  # fmt: skip
         self._latency = m.histogram("tradeguard_execution_latency_seconds", "order_send round trip")
         self._to_send = m.histogram("tradeguard_decision_to_send_seconds", "submit_order to order_send, in process")
         self._slippage = m.histogram("tradeguard_slippage_points", "Deal price vs the price order_send asked, points "
@@ -354,9 +388,24 @@ class ExecutionEngine(ConfiguredPlugin):
         if not new:
             return None, left
         self._seen_deals.add(fill.deal_ticket)
-        self._last_fill = max(self._last_fill or fill.time, fill.time)
+        held = self._held.get(fill.position_id)
+        net = round((held.net if held else 0.0) + fill.side.sign * fill.volume, 8)
+        if abs(net) > 1e-9:
+            self._held[fill.position_id] = Held(fill.symbol, net)
+        else:
+            self._held.pop(fill.position_id, None)
         self.rt.notify("on_fill", fill=fill)
         return fill, left
+
+    def _ours(self, deal: BrokerDeal) -> bool:
+        """A deal of one of our orders (our magic and client id), or one on a position the journal holds: a
+        stop, a target, a stop-out, a close at the terminal (magic 0). A deal with our magic that no order of
+        ours made is not journaled: the reconciler reports its position as unknown."""
+        return deal.position_id in self._held or (deal.magic == self.magic and self.journal.owns(deal.comment))
+
+    def held_positions(self) -> dict[int, Held]:
+        """The journal's open positions, by position id: symbol and net signed volume (buy +, sell -)."""
+        return dict(self._held)
 
     def resolve(self, client_id: str) -> bool:
         """Find ``client_id`` at the broker (magic + comment); bring the journal in line. False if absent."""
@@ -400,32 +449,65 @@ class ExecutionEngine(ConfiguredPlugin):
         if entry is not None and not entry.state.terminal:
             self._settle(entry, OrderState.REJECTED, 0, why)
 
-    def poll_fills(self) -> list[Fill]:
-        """Read the broker's deals since the last recorded one; journal and announce each new one once.
+    def poll_fills(self, *, heal: bool = False) -> list[Fill]:
+        """Journal and announce, once each, the broker's deals of ours not journaled yet (see the module
+        docstring for why none can be missed); returns the new fills, in ticket order.
 
-        The window starts an hour before the newest journaled deal (deals can arrive out of time
-        order); tickets already seen in it are skipped without touching the journal, and when the
-        broker counts as many deals as last time, nothing is read at all (deals are only ever added).
-        """
+        When the broker counts as many deals as at the last completed poll, nothing was added and the
+        history is not read (``heal`` reads the journal's open positions by id all the same). A read
+        or a journal write that fails raises, and the next poll starts again from the same cursor."""
         total = self.broker.deals_count()
-        if total == self._polled:
-            return []
-        self._polled = total
-        start = (self._last_fill - timedelta(hours=1)) if self._last_fill else HISTORY_START
         new: list[Fill] = []
-        touched: set[str] = set()
-        window: set[int] = set()
-        for deal in self.broker.history_deals(start, HISTORY_END):
-            window.add(deal.ticket)
-            if deal.magic != self.magic or deal.ticket in self._seen_deals:
+        if total != self._polled:
+            new += self._read_window()
+        if heal or total != self._polled:
+            new += self._read_positions()
+        self._polled = total
+        for cid in {f.client_id for f in new} - {""}:
+            self._update_from_fills(cid)
+        return new
+
+    def _read_window(self) -> list[Fill]:
+        """The deal history from the cursor (less the tolerance) on; the cursor moves once all of it is journaled."""
+        tolerance = timedelta(seconds=self.cfg.history_tolerance_seconds)
+        start = self._cursor - tolerance if self._cursor else HISTORY_START
+        deals = sorted(self.broker.history_deals(start, HISTORY_END), key=lambda d: d.ticket)
+        new: list[Fill] = []
+        for deal in deals:
+            if deal.ticket in self._seen_deals or not self._ours(deal):
                 continue
             fill, _ = self._record(deal)
             if fill is not None:
                 new.append(fill)
-                touched.add(fill.client_id)
-        self._seen_deals = window
-        for cid in touched - {""}:
-            self._update_from_fills(cid)
+        self._seen_deals = {d.ticket for d in deals} | {f.deal_ticket for f in new}
+        newest = max((d.time for d in deals), default=None)
+        if newest is not None and (self._cursor is None or newest > self._cursor):
+            self.rt.store.kv_put("execution", CURSOR_KEY, newest.isoformat())
+            self._cursor = newest
+        return new
+
+    def _read_positions(self) -> list[Fill]:
+        """Read by position id every position where journal and broker disagree: one the journal holds
+        open at another net volume (or not at all) at the broker, or one with our magic the journal lacks."""
+        shown: dict[int, float] = defaultdict(float)
+        for p in self.broker.positions():
+            if p.magic == self.magic or p.identifier in self._held:
+                shown[p.identifier] += p.volume if p.is_buy else -p.volume
+        held = {pid: h.net for pid, h in self._held.items()}
+        differing = {pid for pid in held.keys() | shown.keys() if abs(shown.get(pid, 0.0) - held.get(pid, 0.0)) > 1e-9}
+        new: list[Fill] = []
+        for pid in sorted(differing):
+            deals = sorted(self.broker.deals_for_position(pid), key=lambda d: d.ticket)
+            if pid not in self._held and not any(self.journal.owns(d.comment) for d in deals):
+                continue  # our magic, but no order of ours opened it: the reconciler reports it as unknown
+            for deal in deals:
+                if deal.ticket in self._seen_deals:
+                    continue
+                fill, _ = self._record(deal)
+                if fill is not None:
+                    new.append(fill)
+        if new:
+            log.warning("deals imported by position", extra={"deals": [f.deal_ticket for f in new]})
         return new
 
     def _update_from_fills(self, client_id: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from tradeguard.core.store import Store, iso
 from tradeguard.execution.states import OrderState, check_transition
-from tradeguard.models import Fill, OrderIntent, OrderType, Side
+from tradeguard.models import DealEntry, Fill, OrderIntent, OrderType, Side
 
 
 class JournalEntry(NamedTuple):
@@ -70,6 +70,8 @@ class FillRecorded(NamedTuple):
 #: what follows a fill, decided on the order as it stands after it (see :meth:`Journal.record_fill`)
 Settle = Callable[[JournalEntry], Transition | None]
 
+#: the deals that make an order the owner of its position: it opened it, or reversed it (netting)
+OWNING_ENTRIES = (DealEntry.IN, DealEntry.INOUT)
 OPEN_STATES = tuple(s.value for s in OrderState if not s.terminal)
 OPEN_SQL = f"SELECT * FROM orders WHERE state IN ({', '.join('?' * len(OPEN_STATES))}) ORDER BY client_id"
 
@@ -152,7 +154,7 @@ class Journal:
         self._seq = int(rows[0][0][len(self.prefix):]) if rows else 0
         self._rows: dict[str, JournalEntry] = {}  # client id -> its row as last committed or read
         self._open: dict[str, JournalEntry] | None = None  # every open order, once read from the file
-        self._opener: dict[int, str] = {}  # position id -> client id of the order that opened it
+        self._owner: dict[int, str] = {}  # position id -> client id of the order that last opened or reversed it
 
     def create(self, order: OrderIntent, when: datetime) -> str:
         """Journal ``order`` as ``new`` and return its client id, in one durable transaction."""
@@ -256,9 +258,8 @@ class Journal:
                         left, row = _apply(db, fill.client_id, move, entry.state)
         if row is not None:
             self._remember(_entry(row))
-        if new and fill.client_id and fill.order_ticket == fill.position_id:
-            # MT5 names a position after the order that opened it: this is the position's first deal
-            _keep(self._opener, fill.position_id, fill.client_id)
+        if new and fill.client_id and executes and fill.entry in OWNING_ENTRIES:
+            _keep(self._owner, fill.position_id, fill.client_id)
         return FillRecorded(new, left)
 
     def fills(self, client_id: str | None = None) -> list[Fill]:
@@ -272,10 +273,14 @@ class Journal:
         ]  # fmt: skip
 
     def client_for_position(self, position_id: int) -> str:
-        """The client id of the order that opened ``position_id`` (for SL/TP closes, whose comment is the broker's)."""
-        opener = self._opener.get(position_id)
-        if opener is not None:
-            return opener
+        """The client id of the order whose exposure a broker's deal on ``position_id`` changes (a stop, a target,
+        a stop-out, a close at the terminal): the order that last opened or reversed the position, whose stop
+        and target it carries. After a netting reversal that is the reversing order, although MT5 keeps the
+        position's identifier and its first order's comment."""
+        owner = self._owner.get(position_id)
+        if owner is not None:
+            return owner
         rows = self.store.query("SELECT client_id FROM fills WHERE position_id = ? AND client_id != '' "
-                                "ORDER BY deal_ticket LIMIT 1", (position_id,))  # fmt: skip
+                                "AND comment = client_id AND entry IN ('in', 'inout') "
+                                "ORDER BY deal_ticket DESC LIMIT 1", (position_id,))  # fmt: skip
         return rows[0][0] if rows else ""

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tradeguard import OrderIntent
+from tradeguard.broker.types import BrokerDeal
 from tradeguard.core.store import Store
 from tradeguard.execution.engine import ExecutionEngine
 from tradeguard.plugins.account.position_reconciler import PositionReconciler
@@ -46,23 +47,38 @@ def test_hedging_consistent_with_foreign_and_manual_positions_classified(tmp_pat
     assert report.details == {str(manual): "manual", str(other_ea): "ea:999"}
 
 
-def test_missing_unknown_drift_and_unprotected(tmp_path: Path) -> None:
+def test_what_the_brokers_history_explains_is_imported_not_reported(tmp_path: Path) -> None:
+    """A partial close at the terminal and a manual close of ours are deals to import (on_fill once each);
+    a position with our magic that no order of ours opened stays unknown."""
     rt, eng, rec = setup(tmp_path)
     eng.submit_order(order(volume=0.3, stop_loss=1.0650))
     (ours,) = eng.get_positions_snapshot()
     direct(rt, type=1, volume=0.1, position=ours.ticket, magic=OURS)  # a partial close the journal did not see
     orphan = direct(rt, magic=OURS).order  # our magic, never journaled
     report = rec.run_reconciliation("test")
-    assert not report.consistent
-    assert report.volume_drift == {str(ours.ticket): -0.1}
+    assert not report.consistent and report.volume_drift == {} and report.missing == ()
     assert report.unknown == (orphan,) and report.unprotected == (orphan,)
     drift = {k: rt.metrics.registry.get_sample_value("tradeguard_reconciliation_drift", {"kind": k})
              for k in ("missing", "unknown", "unprotected", "volume")}  # fmt: skip
-    assert drift == {"missing": 0, "unknown": 1, "unprotected": 1, "volume": pytest.approx(0.1)}
-    eng.poll_fills()  # the journal learns the broker's deals ...
-    direct(rt, type=1, volume=0.2, position=ours.ticket, magic=0)  # ... then someone closes ours by hand
+    assert drift == {"missing": 0, "unknown": 1, "unprotected": 1, "volume": 0}
+    direct(rt, type=1, volume=0.2, position=ours.ticket, magic=0)  # someone closes ours by hand
     report = rec.run_reconciliation("again")
-    assert report.missing == (ours.ticket,) and report.volume_drift == {}
+    assert report.missing == () and report.volume_drift == {}
+    closes = [(f.entry.value, f.volume, f.magic) for f in eng.journal.fills() if f.position_id == ours.ticket]
+    assert closes == [("in", 0.3, OURS), ("out", 0.1, OURS), ("out", 0.2, 0)]
+    assert {f.client_id for f in eng.journal.fills()} == {"tg-00000001"}
+
+
+def test_a_position_history_cannot_explain_is_missing(tmp_path: Path) -> None:
+    rt, eng, rec = setup(tmp_path)
+    eng.submit_order(order(volume=0.1, stop_loss=1.0650))
+    (ours,) = eng.get_positions_snapshot()
+    ghost = BrokerDeal(ticket=999_999, order=777_777, position_id=777_777, symbol="EURUSD", type=0, entry=0,
+                       reason=3, volume=0.1, price=1.07, commission=0.0, swap=0.0, profit=0.0, magic=OURS,
+                       comment="tg-00000001", time=T0)  # fmt: skip
+    eng._record(ghost)  # the journal holds a position the broker never had
+    report = rec.run_reconciliation("t")
+    assert report.missing == (777_777,) and not report.consistent
 
 
 def test_a_stop_hit_not_yet_polled_is_not_a_missing_position(tmp_path: Path) -> None:
@@ -107,8 +123,10 @@ def test_netting_compares_net_volume_per_symbol(tmp_path: Path) -> None:
     manual_gbp = rt.broker.mt5.admin_add_position("GBPUSD", True, 0.1, magic=0)
     report = rec.run_reconciliation("t")
     assert report.consistent and report.foreign == (manual_gbp,)
-    direct(rt, type=1, volume=0.1, magic=OURS)  # the net exposure moves behind the engine's back
-    assert rec.run_reconciliation("t").volume_drift == {"EURUSD": -0.1}
+    direct(rt, type=1, volume=0.1, magic=OURS)  # the net exposure moves behind the engine's back ...
+    report = rec.run_reconciliation("t")  # ... and the broker's history explains it
+    assert report.consistent and report.volume_drift == {}
+    assert [(f.side.value, f.volume) for f in eng.journal.fills()] == [("buy", 0.3), ("sell", 0.1), ("sell", 0.1)]
 
 
 def test_many_inconsistencies_request_a_halt_and_a_halt_triggers_reconciliation(tmp_path: Path) -> None:

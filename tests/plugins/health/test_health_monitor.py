@@ -79,7 +79,7 @@ def test_stale_ticks_slow_ping_and_disabled_algo_trading(tmp_path: Path) -> None
     rt, monitor, _ = monitored(tmp_path / "2", faults={"latency_ms": 5}, max_ping_ms=1)
     report = monitor.aggregate_health()
     assert report.status is HealthStatus.DEGRADED and report.checks["latency"] == "ping 5 ms > 1 ms"
-    assert rt.metrics.registry.get_sample_value("tradeguard_terminal_ping_ms") == 5
+    assert rt.metrics.registry.get_sample_value("tradeguard_terminal_ping_seconds") == 0.005
     rt, monitor, _ = monitored(tmp_path / "3")
     rt.broker.mt5.admin_set_algo_trading(False)
     report = monitor.aggregate_health()

@@ -33,7 +33,6 @@ from pydantic import Field
 from tradeguard import (
     AlertChannel,
     ConfiguredPlugin,
-    DealEntry,
     HaltEvent,
     Job,
     KillState,
@@ -65,10 +64,6 @@ class PositionReconciler(ConfiguredPlugin):
     def __init__(self) -> None:
         super().__init__()
         self.last_report: ReconciliationReport | None = None
-        # the journal's open volume per position id and its net signed volume per symbol, kept
-        # current from on_fill (read once from the journal at start-up, never re-read per run)
-        self._by_position: dict[int, float] = defaultdict(float)
-        self._by_symbol: dict[str, float] = defaultdict(float)
         self._fills = 0  # fills taken in: part of the change marker
         self._marker: tuple[int, ...] | None = None  # the change marker at the last full comparison
         self._compared_at = 0.0  # time.monotonic() of the last full comparison
@@ -81,23 +76,12 @@ class PositionReconciler(ConfiguredPlugin):
         drift = runtime.metrics.gauge("tradeguard_reconciliation_drift", "Discrepancies in the last "
                                       "reconciliation, by kind (volume: lots)", ("kind",))  # fmt: skip
         self._drift = Children(drift)
-        if hasattr(runtime.execution, "journal"):
-            totals = runtime.store.query("SELECT position_id, symbol, entry, side, SUM(volume) FROM fills "
-                                         "GROUP BY position_id, symbol, entry, side")  # fmt: skip
-            for position_id, symbol, entry, side, volume in totals:
-                self._add(position_id, symbol, entry == "in", side == "buy", volume)
+        if hasattr(runtime.execution, "held_positions"):
             self.run_reconciliation("startup")
-
-    def _add(self, position_id: int, symbol: str, opening: bool, buy: bool, volume: float) -> None:
-        self._by_position[position_id] += volume if opening else -volume
-        self._by_symbol[symbol] += volume if buy else -volume
-        self._fills += 1
-        if abs(self._by_position[position_id]) < 1e-9:  # closed: keep the map the size of what is open
-            del self._by_position[position_id]
 
     @hookimpl
     def on_fill(self, fill: Any, runtime: Any) -> None:
-        self._add(fill.position_id, fill.symbol, fill.entry is DealEntry.IN, fill.side.value == "buy", fill.volume)
+        self._fills += 1
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
@@ -106,15 +90,21 @@ class PositionReconciler(ConfiguredPlugin):
 
     @hookimpl
     def on_halt(self, event: HaltEvent, runtime: Any) -> None:
-        if event.trigger != "reconciliation_inconsistent" and hasattr(runtime.execution, "journal"):
+        if event.trigger != "reconciliation_inconsistent" and hasattr(runtime.execution, "held_positions"):
             self.run_reconciliation("halt")
 
     # ------------------------------------------------------------------ the comparison ----------
 
     def _expected(self, hedging: bool) -> dict[Any, float]:
-        """Open volume per position id (hedging) or signed net volume per symbol (netting), from our fills."""
-        held = self._by_position if hedging else self._by_symbol
-        return {k: round(v, 8) for k, v in held.items() if abs(v) > 1e-9}
+        """Signed net volume per position id (hedging) or per symbol (netting), as the journal holds them
+        (the execution engine keeps them from every fill)."""
+        held = self.rt.execution.held_positions()
+        if hedging:
+            return {pid: h.net for pid, h in held.items()}
+        by_symbol: dict[str, float] = defaultdict(float)
+        for h in held.values():
+            by_symbol[h.symbol] += h.net
+        return {k: round(v, 8) for k, v in by_symbol.items() if abs(v) > 1e-9}
 
     def _marker_now(self, broker: Any) -> tuple[int, ...]:
         """What moves whenever the comparison could come out differently (see the module docstring)."""
@@ -132,18 +122,16 @@ class PositionReconciler(ConfiguredPlugin):
         positions = broker.positions()
         ours = [p for p in positions if p.magic == engine.magic]
         others = [p for p in positions if p.magic != engine.magic and p.ticket not in adopted]
-        expected = self._expected(hedging)
         actual: dict[Any, float] = defaultdict(float)
         for p in ours:
-            actual[p.identifier if hedging else p.symbol] += p.volume if hedging or p.is_buy else -p.volume
+            actual[p.identifier if hedging else p.symbol] += p.volume if p.is_buy else -p.volume
         tol = cfg.exposure_tolerance_lots + 1e-9
-        missing = tuple(k for k in expected if k not in actual) if hedging else ()
-        if missing and engine.poll_fills():  # a stop hit since the last poll: its deal, not a loss of truth
-            expected = self._expected(hedging)
-            missing = tuple(k for k in expected if k not in actual)
-        unknown = tuple(p.ticket for p in ours if (p.identifier if hedging else p.symbol) not in expected)
-        drift = {str(k): round(actual[k] - v, 8) for k, v in expected.items()
-                 if (k in actual or not hedging) and abs(actual.get(k, 0.0) - v) > tol}  # fmt: skip
+        missing, unknown, drift = self._differences(hedging, ours, actual, tol)
+        if missing or unknown or drift:
+            # first the broker's own history: a stop, a target, a stop-out or a close at the terminal since
+            # the last poll is a deal to import, not a loss of truth; only what it cannot explain is reported
+            engine.poll_fills(heal=True)
+            missing, unknown, drift = self._differences(hedging, ours, actual, tol)
         mismatch, unprotected = [], []
         for p in ours:
             if not p.sl:
@@ -179,6 +167,16 @@ class PositionReconciler(ConfiguredPlugin):
                                  source="position_reconciler", state=KillState.HALTED)  # fmt: skip
         log.info("reconciled", extra={"cause": cause, "consistent": report.consistent, "issues": issues})
         return report
+
+    def _differences(self, hedging: bool, ours: list[Any], actual: dict[Any, float],
+                     tol: float) -> tuple[tuple[Any, ...], tuple[int, ...], dict[str, float]]:  # fmt: skip
+        """(missing, unknown, volume drift) of the journal's positions against the broker's."""
+        expected = self._expected(hedging)
+        missing = tuple(k for k in expected if k not in actual) if hedging else ()
+        unknown = tuple(p.ticket for p in ours if (p.identifier if hedging else p.symbol) not in expected)
+        drift = {str(k): round(actual.get(k, 0.0) - v, 8) for k, v in expected.items()
+                 if (k in actual or not hedging) and abs(actual.get(k, 0.0) - v) > tol}  # fmt: skip
+        return missing, unknown, drift
 
     def _raise_alerts(self, r: ReconciliationReport) -> None:
         def alert(code: str, message: str, severity: Severity = Severity.WARNING) -> None:

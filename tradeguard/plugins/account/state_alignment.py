@@ -63,7 +63,7 @@ class StateAlignment(ConfiguredPlugin):
         engine = runtime.execution
         if not hasattr(engine, "resolve"):  # paper execution keeps no journal to align
             return report
-        report.imported_fills = len(engine.poll_fills())
+        report.imported_fills = len(engine.poll_fills(heal=True))
         for entry in engine.get_open_orders():
             if engine.resolve(entry.client_id):
                 report.resolved.append(entry.client_id)

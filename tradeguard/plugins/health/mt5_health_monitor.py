@@ -71,7 +71,8 @@ class MT5HealthMonitor(ConfiguredPlugin):
         m = runtime.metrics  # the last check's readings, read when scraped
         on_scrape(m.gauge("tradeguard_health_connection_status", "Terminal health: 2 OK, 1 DEGRADED, 0 CRITICAL"),
                lambda: self.last.status.gauge if self.last else 0)  # fmt: skip
-        on_scrape(m.gauge("tradeguard_terminal_ping_ms", "Terminal ping to its trade server, ms"), lambda: self._ping)
+        on_scrape(m.gauge("tradeguard_terminal_ping_seconds", "Terminal ping to its trade server, seconds"),
+                  lambda: self._ping / 1000)  # fmt: skip
         self._age = Readings(m.gauge("tradeguard_tick_age_seconds", "Age of the latest quote, seconds", ("symbol",)))
         self._spread = Readings(m.gauge("tradeguard_spread_points", "Current spread, points", ("symbol",)))
 
