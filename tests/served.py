@@ -66,7 +66,8 @@ def served_emulator(workdir: Path, settings: str = "", ticks_per_second: float =
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the emulator did not start: {(workdir / f'emulator-{port}.log').read_text()}")
+                    why = (workdir / f"emulator-{port}.log").read_text()
+                    raise RuntimeError(f"the emulator did not start: {why}") from None
                 time.sleep(0.1)
         conn = rpyc.classic.connect("127.0.0.1", port)
         yield Served(port, proc, conn)

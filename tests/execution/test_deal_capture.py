@@ -66,7 +66,8 @@ def test_a_stop_out_hours_before_a_later_fill_is_journaled(tmp_path: Path) -> No
         assert sorted(f.deal_ticket for f in journal) == broker and len(broker) == 3
         stop = next(f for f in journal if f.entry.value == "out")
         assert stop.client_id == first and stop.profit < 0
-        assert {k: h.net for k, h in eng.held_positions().items()} == {p.identifier: p.volume for p in rt.broker.positions()}
+        held = {pid: h.net for pid, h in eng.held_positions().items()}
+        assert held == {p.identifier: p.volume for p in rt.broker.positions()}
         rt.stop()
 
 

@@ -23,7 +23,8 @@ Why no deal of ours can be missed (:meth:`ExecutionEngine.poll_fills`), two inde
   (``history_deals_get(position=)``): whatever the window could have missed, this reads by identity.
 
 A deal is ours when one of our orders made it (our magic and client id) or it changes a position the
-journal holds (a stop, a target, a stop-out; a manual close at the terminal carries magic 0). Deals are journaled in ticket order, unique by ticket.
+journal holds (a stop, a target, a stop-out; a manual close at the terminal carries magic 0). Deals
+are journaled in ticket order, unique by ticket.
 The kill switch is honoured here as well as in the pipeline: REDUCE_ONLY admits only exposure-
 reducing orders and SL/TP changes; HALTED admits cancels and, when configured, closes.
 """

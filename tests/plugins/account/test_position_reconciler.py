@@ -6,8 +6,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tradeguard import OrderIntent
 from tradeguard.broker.types import BrokerDeal
 from tradeguard.core.store import Store
@@ -70,9 +68,8 @@ def test_what_the_brokers_history_explains_is_imported_not_reported(tmp_path: Pa
 
 
 def test_a_position_history_cannot_explain_is_missing(tmp_path: Path) -> None:
-    rt, eng, rec = setup(tmp_path)
+    _rt, eng, rec = setup(tmp_path)
     eng.submit_order(order(volume=0.1, stop_loss=1.0650))
-    (ours,) = eng.get_positions_snapshot()
     ghost = BrokerDeal(ticket=999_999, order=777_777, position_id=777_777, symbol="EURUSD", type=0, entry=0,
                        reason=3, volume=0.1, price=1.07, commission=0.0, swap=0.0, profit=0.0, magic=OURS,
                        comment="tg-00000001", time=T0)  # fmt: skip
