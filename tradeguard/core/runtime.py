@@ -262,7 +262,8 @@ class Runtime:
                                        f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
             self.log.info("stage started", extra={"stage": stage, "stage_name": STAGES[stage],
                                                   "started": [p for p, _, _ in members]})  # fmt: skip
-        self.scheduler.add(Job(name="store.flush", every=timedelta(seconds=5), run=lambda rt: rt.store.flush(),
+        # a crash loses at most a second of what is written behind (decisions not sent to the broker, bars)
+        self.scheduler.add(Job(name="store.flush", every=timedelta(seconds=1), run=lambda rt: rt.store.flush(),
                                wall_clock=True))
         for plugin, jobs in self.hooks.collect("periodic_jobs", runtime=self):
             if isinstance(jobs, BaseException):

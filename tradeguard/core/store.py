@@ -22,7 +22,7 @@ import orjson
 
 from tradeguard.core.checkpoint import FALLBACK_PAGES, Checkpointer
 from tradeguard.errors import TradeguardError
-from tradeguard.models import AccountSnapshot, Bar, Decision
+from tradeguard.models import AccountSnapshot, Bar, Decision, OrderIntent, Targets
 
 #: Each entry upgrades the schema by one version; never edit a released one, append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -203,6 +203,18 @@ def snapshot_row(snap: AccountSnapshot) -> tuple[str, float, float, str]:
             orjson.dumps(snap.__dict__, option=orjson.OPT_UTC_Z).decode())
 
 
+def _decision_of(order: sqlite3.Row) -> Decision:
+    """The approved decision an order's row implies (a crash lost the decision's own record)."""
+    intent = OrderIntent(signal_id=order["signal_id"], client_id=order["client_id"], strategy=order["strategy"],
+                         symbol=order["symbol"], side=order["side"], volume=order["volume"],
+                         order_type=order["order_type"], price=order["price"], stop_loss=order["stop_loss"],
+                         take_profit=order["take_profit"], created_at=order["created_at"])  # fmt: skip
+    targets = None if intent.stop_loss is None else Targets(
+        stop_loss=intent.stop_loss, take_profit=intent.take_profit, method="restored from the order")  # fmt: skip
+    return Decision(signal_id=intent.signal_id, approved=True, stage="done", targets=targets, volume=intent.volume,
+                    order=intent, client_id=intent.client_id, decided_at=intent.created_at)  # fmt: skip
+
+
 class Store:
     def __init__(self, path: str | Path, *, synchronous: str = "FULL", allow_memory: bool = False) -> None:
         if str(path) == ":memory:" and not allow_memory:
@@ -273,13 +285,13 @@ class Store:
     # ------------------------------------------------------------------ decisions ---------------
 
     def record_decision(self, decision: Decision) -> None:
-        """Decisions are written behind, in batches: unlike an order, no broker call waits on them.
-
-        They reach the file when ``DECISION_BATCH`` are pending, on :meth:`flush` (the runtime calls it
-        on a schedule and at shutdown) and before any read.
+        """A decision whose order went to the broker is written now, with those pending before it; the
+        others are written behind, in batches (no broker call waits on them): when ``DECISION_BATCH`` are
+        pending, on :meth:`flush` (the runtime flushes every second and at shutdown) and before any read.
+        What a crash loses of them, :meth:`restore_decisions` brings back from the audit chain and the orders.
         """
         self._pending_decisions.append(decision)
-        if len(self._pending_decisions) >= DECISION_BATCH:
+        if decision.client_id or len(self._pending_decisions) >= DECISION_BATCH:
             self.flush()
 
     def record_bar(self, bar: Bar, epoch: float | None = None) -> None:
@@ -344,6 +356,31 @@ class Store:
                     [(d.signal_id, int(d.approved), d.stage, json.dumps([r.code for r in d.reasons]), d.client_id,
                       iso(d.decided_at), d.model_dump_json()) for d in pending],
                 )  # fmt: skip
+
+    def restore_decisions(self) -> tuple[int, int]:
+        """After a crash: write the decisions the audit chain holds that the decisions table lost (its records
+        are flushed as often), then a decision for every order of a signal that still has none, built from the
+        order's row (its scores are lost with the process). Returns (from the audit, from orders)."""
+        self.flush()
+        newest = self.query("SELECT MAX(decided_at) FROM decisions")[0][0] or ""
+        have = {(r[0], r[1]) for r in self.query("SELECT signal_id, decided_at FROM decisions WHERE decided_at >= ?",
+                                                  (newest,))}  # fmt: skip
+        restored: list[Decision] = []
+        for (text,) in self.query("SELECT record FROM audit WHERE kind = 'decision' AND time >= ? ORDER BY seq",
+                                  (newest,)):  # fmt: skip
+            record = orjson.loads(text)
+            decision = Decision.model_validate({**record["decision"], "order": record["order"]})
+            if (decision.signal_id, iso(decision.decided_at)) not in have:
+                restored.append(decision)
+        self._pending_decisions.extend(restored)
+        self.flush()
+        last_approved = self.query("SELECT MAX(decided_at) FROM decisions WHERE client_id != ''")[0][0] or ""
+        orders = self.query("SELECT * FROM orders WHERE signal_id != '' AND created_at >= ? AND client_id NOT IN "
+                            "(SELECT client_id FROM decisions WHERE decided_at >= ?)", (last_approved, last_approved))
+        rebuilt = [_decision_of(row) for row in orders]
+        self._pending_decisions.extend(rebuilt)
+        self.flush()
+        return len(restored), len(rebuilt)
 
     def decisions(self) -> list[Decision]:
         self.flush()

@@ -5,7 +5,8 @@ Runs last at start-up and holds the pipeline while it works:
 1. import the deals that happened while the process was down (each exactly once);
 2. resolve every in-flight journal entry (new, submitted, unknown, accepted, part filled) by looking
    it up at the broker by magic and comment; what the broker never saw is marked rejected;
-3. report positions the journal does not know (another EA's, manual ones) per policy.
+3. write the decisions a crash lost: from the audit chain, else rebuilt from their orders (counted);
+4. report positions the journal does not know (another EA's, manual ones) per policy.
 
 The kill-switch latch is restored by the kill switch itself at start-up. If the broker cannot be
 read, start-up fails: trading on a journal that may be wrong is worse than not trading.
@@ -33,6 +34,8 @@ class AlignmentSettings(PluginSettings):
 @dataclass
 class AlignmentReport:
     imported_fills: int = 0
+    decisions_restored: int = 0  # from the audit chain
+    decisions_rebuilt: int = 0  # from their orders' rows: the audit lost them too
     resolved: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     foreign_positions: list[int] = field(default_factory=list)
@@ -70,17 +73,24 @@ class StateAlignment(ConfiguredPlugin):
             else:
                 engine.mark_lost(entry.client_id, "not found at the broker after restart")
                 report.lost.append(entry.client_id)
+        report.decisions_restored, report.decisions_rebuilt = runtime.store.restore_decisions()
         ours = engine.magic
         report.foreign_positions = [p.ticket for p in engine.broker.positions() if p.magic != ours]
         report.seconds = time.perf_counter() - started
         log.info("aligned with the broker", extra={
             "imported_fills": report.imported_fills, "resolved": len(report.resolved), "lost": report.lost,
+            "decisions_restored": report.decisions_restored, "decisions_rebuilt": report.decisions_rebuilt,
             "foreign_positions": report.foreign_positions, "seconds": round(report.seconds, 4)})  # fmt: skip
         if report.lost:
             runtime.alert(channel=AlertChannel.EXECUTION, severity=Severity.WARNING, module="state_alignment",
                           error_code="orders_lost_in_restart",
                           message=f"{len(report.lost)} journaled orders never reached the broker: "
                                   f"{', '.join(report.lost[:10])}")  # fmt: skip
+        if report.decisions_rebuilt:
+            runtime.alert(channel=AlertChannel.SYSTEM, severity=Severity.WARNING, module="state_alignment",
+                          error_code="decisions_rebuilt",
+                          message=f"{report.decisions_rebuilt} decisions of orders sent before a crash were lost "
+                                  "with the process; rebuilt from the orders, without their scores")  # fmt: skip
         if report.foreign_positions and self.cfg.foreign_positions == "alert":
             runtime.alert(channel=AlertChannel.EXECUTION, severity=Severity.WARNING, module="state_alignment",
                           error_code="foreign_positions",
