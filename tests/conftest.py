@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from .receiver import Receiver
+
 REPO = Path(__file__).resolve().parent.parent
 _ids = itertools.count()
 
@@ -64,3 +66,11 @@ def fake_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
     for prefix in made:
         for mod in [m for m in sys.modules if m == prefix or m.startswith(prefix + ".")]:
             del sys.modules[mod]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A local webhook end (127.0.0.1) recording what alert channels post."""
+    r = Receiver()
+    yield r
+    r.server.shutdown()

@@ -600,4 +600,9 @@ def emulator_serve(
 
 
 def main() -> None:
-    app()
+    """The command, with every refusal that reaches this far (a damaged store, above all) as one line, exit 1."""
+    try:
+        app()
+    except TradeguardError as exc:
+        _fail(exc)
+        sys.exit(1)

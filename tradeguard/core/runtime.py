@@ -11,6 +11,7 @@ to load), discovery and registration, then validation of the whole tree with eve
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import time
@@ -42,7 +43,8 @@ from tradeguard.core.settings import (
     resolve_file,
     validate,
 )
-from tradeguard.core.store import Store
+from tradeguard.core.store import Store, StoreError, StoreUnwritable
+from tradeguard.core.store_watch import StoreWatch
 from tradeguard.errors import PluginError, StartupError
 from tradeguard.models import (
     Alert,
@@ -126,6 +128,9 @@ class Runtime:
         self.bars = BarHistory()
         #: the signals every strategy emitted on the bar being decided (set by :meth:`on_bar`)
         self.bar_signals: tuple[Signal, ...] = ()
+        self.store_watch = StoreWatch(self)
+        if isinstance(self.store, Store):
+            self.store.on_failure = self.store_watch.failed
         path = getattr(self.store, "path", ":memory:")
         self._journal_lock = (
             JournalLock(self.store, settings.env, settings.broker.module) if path != ":memory:" else None
@@ -257,14 +262,17 @@ class Runtime:
             for plugin, fn, pick in members:
                 try:
                     fn(*pick({"runtime": self}))
+                except StoreError:
+                    raise  # the file is the problem, whichever plugin read it first: it names the file
                 except Exception as exc:
                     raise StartupError(f"stage {stage} ({STAGES[stage]}): plugin {plugin!r} failed to start: "
                                        f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
             self.log.info("stage started", extra={"stage": stage, "stage_name": STAGES[stage],
                                                   "started": [p for p, _, _ in members]})  # fmt: skip
         # a crash loses at most a second of what is written behind (decisions not sent to the broker, bars)
-        self.scheduler.add(Job(name="store.flush", every=timedelta(seconds=1), run=lambda rt: rt.store.flush(),
-                               wall_clock=True))
+        self.scheduler.add(Job(name="store.flush", every=timedelta(seconds=1), run=_flush, wall_clock=True))
+        self.scheduler.add(Job(name="store.watch", every=timedelta(seconds=1), run=lambda rt: rt.store_watch.check(),
+                               wall_clock=True))  # fmt: skip
         for plugin, jobs in self.hooks.collect("periodic_jobs", runtime=self):
             if isinstance(jobs, BaseException):
                 raise StartupError(f"plugin {plugin!r} failed to declare its jobs: {jobs}") from jobs
@@ -384,6 +392,12 @@ class Runtime:
                 channel=AlertChannel.SYSTEM, severity=Severity.ERROR, module=plugin, error_code="plugin_error",
                 message=f"plugin {plugin} raised {type(exc).__name__} in {hook}: {exc}", hook=hook,
             )  # fmt: skip
+
+
+def _flush(rt: Runtime) -> None:
+    """The write-behind flush; while the store takes no writes its rows stay pending (the store watch reports)."""
+    with contextlib.suppress(StoreUnwritable):
+        rt.store.flush()
 
 
 def _plugin_models(pm: pluggy.PluginManager) -> dict[str, type[BaseModel]]:

@@ -121,6 +121,8 @@ class StoreSettings(PluginSettings):
     path: str = Field(default="tradeguard.db", description="the store file, relative to runtime.data_dir")
     synchronous: Literal["FULL", "NORMAL"] = Field(
         default="FULL", description="FULL survives a power cut, NORMAL a process kill")
+    failure_state: Literal["REDUCE_ONLY", "HALTED"] = Field(
+        default="REDUCE_ONLY", description="the kill switch's latch when the store cannot be written")
 
 
 #: The kernel's own tables.

@@ -9,9 +9,10 @@ power cut, ``NORMAL`` a process kill (both in WAL mode). Other processes (``trad
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,6 +176,27 @@ class StoreError(TradeguardError):
     """The store file is unusable (corrupt, from a newer tradeguard, not writable)."""
 
 
+class StoreUnwritable(StoreError):
+    """The store cannot commit now (disk full, I/O error, read-only file): nothing of the transaction was written."""
+
+
+#: SQLite's primary result codes for a file that cannot take a write now, and for a damaged one
+_UNWRITABLE = {8: "SQLITE_READONLY", 10: "SQLITE_IOERR", 13: "SQLITE_FULL", 14: "SQLITE_CANTOPEN"}
+_DAMAGED = {11: "SQLITE_CORRUPT", 26: "SQLITE_NOTADB"}
+
+
+def classify(path: str, exc: sqlite3.Error) -> StoreError | None:
+    """The store's reading of an SQLite error: unwritable, damaged, or None (an ordinary error, the caller's)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    if code & 0xFF in _DAMAGED:
+        return StoreError(f"store {path} is damaged ({exc}): move it aside or restore it from a backup")
+    if code & 0xFF in _UNWRITABLE:
+        return StoreUnwritable(f"store {path} cannot be written ({exc})")
+    return None
+
+
 class StoredBar(NamedTuple):
     time: int  # the bar's open time, epoch seconds (UTC)
     open: float
@@ -230,6 +252,10 @@ class Store:
         self._pending_bar_count = 0
         self._pending_snapshots: list[AccountSnapshot] = []
         self._checkpointer = Checkpointer(self.path) if self.path != ":memory:" else None
+        #: why the last commit failed (disk full, I/O, read-only); None once one succeeds again
+        self.failure: str | None = None
+        #: called, from whichever thread's write found it, when the store stops taking writes
+        self.on_failure: Callable[[StoreUnwritable], None] | None = None
         try:
             self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self.db.row_factory = sqlite3.Row
@@ -238,9 +264,10 @@ class Store:
             if self._checkpointer is not None:  # checkpoints run on their own thread (core/checkpoint.py)
                 self.db.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
             self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # a file that is no database says so
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"store {self.path}: {exc}") from exc
+            raise (classify(self.path, exc) or StoreError(f"store {self.path}: {exc}")) from exc
 
     @property
     def version(self) -> int:
@@ -259,25 +286,54 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """One durable transaction: committed when the block ends, rolled back if it raises."""
+        """One durable transaction: committed when the block ends, rolled back if it raises.
+
+        A file that cannot take the write raises :class:`StoreUnwritable` (and tells ``on_failure`` the
+        first time); a damaged one, :class:`StoreError`; both name the file. Nothing of the block is kept."""
         with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
             try:
-                yield self.db
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.db
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    if self.db.in_transaction:  # SQLite rolls some failures back by itself
+                        self.db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                problem = classify(self.path, exc)
+                if problem is None:
+                    raise
+                if isinstance(problem, StoreUnwritable):
+                    self._failed(problem)
+                raise problem from exc
+            self.failure = None
             if self._checkpointer is not None:
                 self._checkpointer.nudge()
 
+    def _failed(self, problem: StoreUnwritable) -> None:
+        first, self.failure = self.failure is None, str(problem)
+        if first and self.on_failure is not None:
+            self.on_failure(problem)
+
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
-            return self.db.execute(sql, tuple(params)).fetchall()
+            try:
+                return self.db.execute(sql, tuple(params)).fetchall()
+            except sqlite3.DatabaseError as exc:
+                problem = classify(self.path, exc)
+                if problem is None:
+                    raise
+                raise problem from exc
 
     def close(self) -> None:
         with self._lock:
-            self.flush()
+            try:
+                self.flush()
+            except StoreUnwritable as exc:  # closing anyway: what is pending is lost, and said so
+                logging.getLogger("tradeguard.store").error(
+                    "store closed with rows unwritten", extra={"error": str(exc), "decisions":
+                                                               len(self._pending_decisions)})  # fmt: skip
             if self._checkpointer is not None:
                 self._checkpointer.stop()
             self.db.close()
@@ -337,10 +393,9 @@ class Store:
         return [latest[t] for t in sorted(latest)]
 
     def flush(self) -> None:
+        """Write what is pending; if the file cannot take it, it stays pending for the next flush."""
         with self._lock:
-            pending, self._pending_decisions = self._pending_decisions, []
-            bars, self._pending_bars, self._pending_bar_count = self._pending_bars, {}, 0
-            snaps, self._pending_snapshots = self._pending_snapshots, []
+            pending, bars, snaps = self._pending_decisions, self._pending_bars, self._pending_snapshots
             if not pending and not bars and not snaps:
                 return
             with self.tx() as db:
@@ -356,6 +411,8 @@ class Store:
                     [(d.signal_id, int(d.approved), d.stage, json.dumps([r.code for r in d.reasons]), d.client_id,
                       iso(d.decided_at), d.model_dump_json()) for d in pending],
                 )  # fmt: skip
+            self._pending_decisions, self._pending_snapshots = [], []
+            self._pending_bars, self._pending_bar_count = {}, 0
 
     def restore_decisions(self) -> tuple[int, int]:
         """After a crash: write the decisions the audit chain holds that the decisions table lost (its records

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from tradeguard import Alert, ConfiguredPlugin, Job, PluginSettings, Severity, hookimpl
 from tradeguard.core.clock import backoff
-from tradeguard.core.store import Store
+from tradeguard.core.store import Store, StoreUnwritable
 from tradeguard.plugins.alerting.channels import SEVERITY_RANK, DeliveryError, Destination, routes, send
 from tradeguard.plugins.alerting.outbox import Outbox, wall_now
 
@@ -58,6 +58,7 @@ class AlertManager(ConfiguredPlugin):
         self.windows: dict[tuple[str, ...], _Window] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._unrecorded: set[int] = set()  # outbox rows delivered whose 'sent' the store could not take yet
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
@@ -157,12 +158,31 @@ class AlertManager(ConfiguredPlugin):
                 continue
             record = it.model_dump(mode="json") if isinstance(it, Alert) else it
             names = [name for name, dest in self.cfg.destinations.items() if routes(dest, record)]
-            if names:
+            if not names:
+                continue
+            try:
                 self.outbox.add(names, record, now)
+            except StoreUnwritable as exc:  # the outbox cannot hold it: straight to the destinations, once
+                log.critical("alert outbox cannot be written; delivering directly", extra={"error": str(exc)})
+                self._send_directly(names, record)
+
+    def _send_directly(self, names: list[str], record: dict[str, Any]) -> None:
+        """One attempt per destination, without the outbox (the store takes no writes): better once than never."""
+        for name in names:
+            try:
+                send(self.cfg.destinations[name], record)
+                self._count.labels(name, "sent").inc()
+            except DeliveryError as exc:
+                self._count.labels(name, "failed").inc()
+                log.error("alert not delivered", extra={"destination": name, "error": str(exc),
+                                                        "error_code": record.get("error_code")})  # fmt: skip
 
     def deliver_due(self) -> int:
         """Try every outbox row whose time has come; return how many were sent."""
         sent = 0
+        for row_id in sorted(self._unrecorded):  # sent while the store took no writes: record it, never resend
+            self.outbox.sent(row_id)
+            self._unrecorded.discard(row_id)
         for row_id, name, record, attempts in self.outbox.due(wall_now()):
             dest = self.cfg.destinations.get(name)
             if dest is None:
@@ -183,9 +203,13 @@ class AlertManager(ConfiguredPlugin):
                     log.error("alert dead-lettered", extra={"destination": name, "error": str(exc),
                                                             "error_code": record.get("error_code")})  # fmt: skip
                 continue
-            self.outbox.sent(row_id)
             self._count.labels(name, "sent").inc()
             sent += 1
+            try:
+                self.outbox.sent(row_id)
+            except StoreUnwritable:
+                self._unrecorded.add(row_id)
+                raise
         return sent
 
     @hookimpl

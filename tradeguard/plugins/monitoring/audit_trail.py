@@ -14,6 +14,7 @@ shutdown, and every 256 records), so auditing adds no commit to the decision pat
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -35,6 +36,7 @@ from tradeguard import (
     hookimpl,
 )
 from tradeguard.core.audit import GENESIS, canonical, chain_hash
+from tradeguard.core.store import StoreUnwritable
 
 log = logging.getLogger("tradeguard.audit")
 BATCH = 256
@@ -73,8 +75,13 @@ class AuditTrail(ConfiguredPlugin):
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
-        return [Job(name="audit.flush", every=timedelta(seconds=self.cfg.flush_seconds), run=lambda rt: self.flush(),
+        return [Job(name="audit.flush", every=timedelta(seconds=self.cfg.flush_seconds), run=lambda rt: self._flush(),
                     wall_clock=True)]
+
+    def _flush(self) -> None:
+        """The scheduled flush: a store that takes no writes is reported by the runtime, not once a second here."""
+        with contextlib.suppress(StoreUnwritable):
+            self.flush()
 
     @hookimpl
     def tradeguard_shutdown(self, runtime: Any) -> None:
@@ -90,14 +97,16 @@ class AuditTrail(ConfiguredPlugin):
         self._pending.append((self._seq, stamp, kind, record, self._last, digest))
         self._last = digest
         if len(self._pending) >= BATCH:
-            self.flush()
+            self._flush()
 
     def flush(self) -> None:
-        pending, self._pending = self._pending, []
+        """Write the pending records; if the store cannot take them they stay pending, in order, for the next."""
+        pending = self._pending
         if pending:
             with self.rt.store.tx() as db:
                 db.executemany("INSERT INTO audit (seq, time, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
                                pending)  # fmt: skip
+            del pending[:]
 
     # ------------------------------------------------------------------ what is recorded --------
 

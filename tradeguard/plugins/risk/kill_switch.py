@@ -99,6 +99,8 @@ class KillSwitch(ConfiguredPlugin):
         self.errors_in_row = 0
         self._disconnected_since: datetime | None = None
         self._plugin_errors: deque[datetime] = deque()
+        #: a latch the store could not take (disk full): written by the next refresh that can
+        self._unwritten: tuple[str, str, str, str, datetime | None] | None = None
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
@@ -117,7 +119,15 @@ class KillSwitch(ConfiguredPlugin):
                     run=lambda rt: self.refresh_latch(), wall_clock=True)]  # fmt: skip  (another process's `kill`)
 
     def refresh_latch(self) -> None:
-        """Adopt the store's latch: another process (``tradeguard kill`` / ``reset``) may have moved it."""
+        """Adopt the store's latch: another process (``tradeguard kill`` / ``reset``) may have moved it. A latch
+        the store could not take yet is written first, and until it is, nothing the store says loosens it."""
+        if self._unwritten is not None:
+            try:
+                self._store.set_kill_state(*self._unwritten)
+            except TradeguardError:
+                return
+            log.critical("kill switch latch written to the store", extra={"state": self._unwritten[0]})
+            self._unwritten = None
         latched = self._store.kill_state() if self._store is not None else None
         if latched is None:
             return
@@ -137,7 +147,12 @@ class KillSwitch(ConfiguredPlugin):
             return False
         previous, self.state, self.trigger = self.state, state, trigger
         if self._store is not None:
-            self._store.set_kill_state(state.value, trigger, message, when=self.rt.clock.now() if self.rt else None)
+            latch = (state.value, trigger, message, "", self.rt.clock.now() if self.rt else None)
+            try:
+                self._store.set_kill_state(*latch)
+            except TradeguardError as exc:  # the store cannot take it now: latched here, written when it can
+                self._unwritten = latch
+                log.critical("kill switch latch not written to the store yet", extra={"error": str(exc)})
         if self._gauge is not None:
             self._gauge.set(1)
         details = {"from": previous.value, "to": state.value, "trigger": trigger, "detail": message}

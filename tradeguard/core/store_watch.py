@@ -1,0 +1,69 @@
+"""What the runtime does when its store stops taking writes (disk full, I/O error, read-only file).
+
+Fail closed, loudly: the first failed commit holds the pipeline at once (every signal refused; the
+order that met it was refused before it reached the broker, its intent could not be journaled). On
+the trading thread, within a second, the kill switch latches (``store.failure_state``: REDUCE_ONLY
+or HALTED) and a CRITICAL alert goes out (the alert manager delivers it directly when its outbox
+cannot be written either). Every second a small write probes the file. Once one succeeds, what the
+broker did meanwhile (stops, targets, closes at the terminal) is imported before the hold is lifted;
+the latch stays until an operator resets it, like every latch.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from tradeguard.core.store import StoreError, StoreUnwritable
+from tradeguard.models import AlertChannel, KillState, Severity
+
+if TYPE_CHECKING:
+    from tradeguard.core.runtime import Runtime
+
+log = logging.getLogger("tradeguard.store")
+HOLD = "store_unwritable"
+
+
+class StoreWatch:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+        self.down: str | None = None  # the failure the runtime has reacted to (latched, alerted)
+
+    def failed(self, problem: StoreUnwritable) -> None:
+        """The store's ``on_failure``: called from the thread whose write failed, so it only holds the pipeline."""
+        self.rt.hold(HOLD)
+        log.critical("store cannot be written: openings held", extra={"error": str(problem)})
+
+    def check(self) -> None:
+        """A job on the trading thread, each second: react to a failure, probe the file, recover."""
+        store = self.rt.store
+        if self.down is None and store.failure is None:
+            return
+        if self.down is None:
+            self._react(store.failure or "")
+            return
+        try:
+            store.kv_put("store", "probe", self.rt.clock.now().isoformat())
+            imported = self._catch_up()
+        except StoreError as exc:
+            log.warning("store still cannot be written", extra={"error": str(exc)})
+            return
+        was, self.down = self.down, None
+        self.rt.release(HOLD)
+        self.rt.alert(channel=AlertChannel.SYSTEM, severity=Severity.WARNING, module="store",
+                      error_code="store_recovered",
+                      message=f"the store takes writes again ({imported} broker deals imported since: {was}); "
+                              "openings resume when the kill switch is reset")  # fmt: skip
+
+    def _react(self, why: str) -> None:
+        self.down = why
+        self.rt.hold(HOLD)
+        state = KillState(self.rt.settings.store.failure_state)
+        self.rt.request_halt("store_failure", f"the journal cannot be written: {why}", source="store", state=state)
+
+    def _catch_up(self) -> int:
+        """Import the broker's deals of the outage (and read every disagreeing position by id)."""
+        execution = self.rt.execution
+        if not hasattr(execution, "held_positions"):
+            return 0
+        return len(execution.poll_fills(heal=True))
