@@ -23,6 +23,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: lint
+	bash .ci/system-deps
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -15,6 +15,16 @@ import pytest
 from .receiver import Receiver
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def require(present: bool, what: str) -> None:
+    """A system tool or privilege a test needs: under CI (``CI`` set) its absence fails the test, since a
+    test that skips in CI has not passed (``.ci/system-deps`` installs the tools); elsewhere it skips."""
+    if present:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what}: CI must provide it (.ci/system-deps)")
+    pytest.skip(what)
 _ids = itertools.count()
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import require
+
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 CASES = {
@@ -37,8 +39,8 @@ def test_every_benchmark_is_covered() -> None:
 
 @pytest.mark.parametrize("script", sorted(CASES))
 def test_benchmark_runs(script: str, tmp_path: Path) -> None:
-    if script == "replay_instructions.py" and shutil.which("valgrind") is None:
-        pytest.skip("valgrind not installed (Debian package valgrind): it counts the instructions")
+    if script == "replay_instructions.py":
+        require(shutil.which("valgrind") is not None, "valgrind not installed (Debian package valgrind)")
     args, expected = CASES[script]
     done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)  # fmt: skip

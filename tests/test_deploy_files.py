@@ -16,7 +16,7 @@ from tradeguard.core.plugins import candidates
 from tradeguard.core.store import Store
 from tradeguard.testing import make_runtime, signal
 
-from .conftest import REPO
+from .conftest import REPO, require
 
 RULES = REPO / "deploy" / "prometheus" / "tradeguard-rules.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "tradeguard-dashboard.json"
@@ -70,8 +70,8 @@ def test_every_series_in_the_rules_and_dashboard_is_exported(exposition: str) ->
     assert sorted(used - names) == []
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (Debian package prometheus)")
 def test_promtool_accepts_the_rules_and_the_exposition(exposition: str, tmp_path: Path) -> None:
+    require(shutil.which("promtool") is not None, "promtool not installed (Debian package prometheus)")
     rules = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
     assert rules.returncode == 0, rules.stdout + rules.stderr
     metrics = subprocess.run(["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True,

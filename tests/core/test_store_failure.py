@@ -21,14 +21,14 @@ from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.plugins.risk.sizing import PositionSizing
 from tradeguard.testing import T0, make_runtime, signal
 
+from ..conftest import require
 from ..receiver import Receiver
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 4 MB tmpfs: a real disk that fills up (ENOSPC), mounted for the test."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    require(os.geteuid() == 0, "mounting a tmpfs needs root")
     mount = tmp_path / "disk"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)

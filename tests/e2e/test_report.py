@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ..conftest import REPO
+from ..conftest import REPO, require
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -67,8 +67,8 @@ def test_status_shows_the_memory_and_the_accuracy(report: Path) -> None:
     assert re.search(r"ma_crossover\s+│\s+rejected\s+│\s+\d+", accuracy)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (.ci/run installs Debian's chromium)")
 def test_the_report_opens_in_a_headless_browser_without_errors(report: Path) -> None:
+    require(CHROMIUM is not None, "chromium not installed (Debian package chromium)")
     from playwright.sync_api import sync_playwright
 
     problems: list[str] = []

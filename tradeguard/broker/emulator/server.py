@@ -36,6 +36,8 @@ def _ticker(terminal: Any, ticks_per_second: float, stop: threading.Event) -> No
     """Advance the replay at a steady pace, as a live market would, until the data ends."""
     period = 1.0 / ticks_per_second
     while not stop.wait(period):
+        if terminal.paused:
+            continue
         if not terminal.replay_step(1):
             log.info("replay finished; the market stays closed")
             return

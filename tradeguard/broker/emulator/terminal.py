@@ -128,6 +128,7 @@ class Terminal(Trading):
         self.balance = config.balance
         self.credit = 0.0
         self.algo_trading = True
+        self.paused = False  # a served market held still (admin_pause)
         self.trade_expert = True
         self.index = -1
         self._stale_until = -1
@@ -545,6 +546,24 @@ class Terminal(Trading):
             if result.retcode != c.TRADE_RETCODE_DONE:
                 raise RuntimeError(f"admin_add_position failed: {result.retcode} {result.comment}")
             return int(result.order)
+
+    def admin_close_position(self, ticket: int, volume: float | None = None) -> int:
+        """Close (part of) a position by hand at the terminal: a deal with magic 0, reason CLIENT. Returns its order."""
+        with self._lock:
+            held = self.book.positions[ticket]
+            request = {"action": c.TRADE_ACTION_DEAL, "symbol": held.symbol, "volume": volume or held.volume,
+                       "magic": 0, "type": c.ORDER_TYPE_SELL if held.is_buy else c.ORDER_TYPE_BUY,
+                       "type_filling": c.ORDER_FILLING_IOC, "comment": "closed at the terminal"}  # fmt: skip
+            if self.hedging:
+                request["position"] = ticket
+            result = self.execute_request(request, reason=c.DEAL_REASON_CLIENT)
+            if result.retcode != c.TRADE_RETCODE_DONE:
+                raise RuntimeError(f"admin_close_position failed: {result.retcode} {result.comment}")
+            return int(result.order)
+
+    def admin_pause(self, paused: bool) -> None:
+        """Hold the served market still (``emulator serve --ticks-per-second`` stops advancing) or let it go."""
+        self.paused = paused
 
     def admin_state(self) -> dict[str, Any]:
         """A plain summary for assertions and the served process's health line."""

@@ -1,0 +1,77 @@
+"""The chaos suite: the served emulator, the trader SIGKILLed at seeded random moments, hedging and netting,
+a full disk, a damaged store; the journal compared with the broker's own records after each round."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tradeguard.chaos import ChaosPlan, ChaosReport, ChaosRound
+
+from ..conftest import require
+
+pytest.importorskip("mt5linux", reason="mt5linux is installed by `make test` (pip install --no-deps mt5linux)")
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 MB tmpfs for the trader's data: a real disk that fills up."""
+    require(os.geteuid() == 0, "mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fills(report: ChaosReport, round_: ChaosRound) -> list[tuple[str, str]]:
+    import sqlite3
+
+    with sqlite3.connect(round_.db) as con:
+        return [(str(e), str(c)) for e, c in con.execute("SELECT entry, comment FROM fills")]
+
+
+def check(round_: ChaosRound, report: ChaosReport, kills: int) -> None:
+    assert report.failures() == []
+    assert report.kills >= kills  # every planned kill landed on a live process
+    entries = fills(report, round_)
+    assert report.deals >= 30 and report.orders >= 20, "too little traded to prove anything"
+    assert any(c.startswith(("[sl", "[tp")) for _, c in entries), "no stop or target was hit"
+    assert report.manual_closes >= 1 and any(c == "closed at the terminal" for _, c in entries)
+    assert report.corrupt_refusals and all("is damaged" in line for line in report.corrupt_refusals)
+    assert report.alignment_seconds, "no restart aligned"
+
+
+def test_hedging_storm_with_a_full_disk(tmp_path: Path, tmpfs: Path) -> None:
+    kills = int(os.environ.get("TRADEGUARD_CHAOS_KILLS", "30"))
+    round_ = ChaosRound(ChaosPlan(workdir=tmp_path / "h", margin_mode="hedging", kills=kills, seed=11,
+                                  corrupt_every=10, disk=tmpfs))  # fmt: skip
+    report = round_.run()
+    check(round_, report, kills)
+    disk = report.disk_full
+    assert disk["trader_alive"] and disk["latch"] == ("REDUCE_ONLY", "store_failure") and disk["reset"] == 0, disk
+
+
+def test_netting_storm_with_reversals(tmp_path: Path) -> None:
+    kills = int(os.environ.get("TRADEGUARD_CHAOS_KILLS", "30"))
+    round_ = ChaosRound(ChaosPlan(workdir=tmp_path / "n", margin_mode="netting", kills=kills, seed=12,
+                                  corrupt_every=10))  # fmt: skip
+    report = round_.run()
+    check(round_, report, kills)
+    assert any(e == "inout" for e, _ in fills(report, round_)), "no netting reversal happened"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["hedging", "netting"])
+def test_long_storm(tmp_path: Path, mode: str) -> None:
+    """The soak in test form: ten times the kills (CI runs the bounded rounds above)."""
+    round_ = ChaosRound(ChaosPlan(workdir=tmp_path / mode, margin_mode=mode, kills=300, seed=21,  # type: ignore[arg-type]
+                                  corrupt_every=25))  # fmt: skip
+    report = round_.run()
+    check(round_, report, 300)
