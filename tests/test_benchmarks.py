@@ -21,6 +21,8 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 CASES = {
     "alert_throughput.py": (["--alerts", "200"], ["alerts/s", "CRITICAL accounted for: 50 of 50"]),
+    "chaos_soak.py": (["--kills", "3", "--modes", "netting", "--corrupt-every", "2"],
+                      ["deals missing 0  duplicates 0", "alignment p50", "invariants: all held"]),
     "emulator_throughput.py": (["--bars", "2000"], ["ticks/s", "peak RSS"]),
     "execution_path.py": (["--orders", "50"], ["synchronous=NORMAL", "journal writes/s", "restart alignment"]),
     "pipeline_latency.py": (["--signals", "100"], ["kernel decide:", "kernel / bare:"]),

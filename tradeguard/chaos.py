@@ -107,6 +107,16 @@ class ChaosReport:
         return found
 
 
+def _fill(ballast: Path) -> None:
+    """Write ``ballast`` until its disk is full (ENOSPC); deleting it gives the space back."""
+    try:
+        with ballast.open("wb", buffering=0) as f:
+            while True:
+                f.write(b"\0" * 65536)
+    except OSError:
+        return
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -284,18 +294,12 @@ file = "{self.log}"
         assert self.plan.disk is not None
         time.sleep(2.0)
         ballast = self.plan.disk / "ballast"
-        with ballast.open("wb") as f:
-            try:
-                while True:
-                    f.write(b"\0" * 65536)
-                    f.flush()
-            except OSError:
-                pass
+        _fill(ballast)
         deals_before = self._broker_deal_count()
         time.sleep(4.0)  # the market runs on; the trader must refuse, latch and alert
         self.report.disk_full["deals_while_full"] = self._broker_deal_count() - deals_before
         self.report.disk_full["trader_alive"] = proc.poll() is None
-        ballast.unlink()
+        ballast.unlink(missing_ok=True)
         deadline = time.monotonic() + 15
         latch = None
         while time.monotonic() < deadline:

@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -162,6 +162,10 @@ MIGRATIONS: tuple[str, ...] = (
         data BLOB NOT NULL
     );
     CREATE INDEX bar_blocks_series ON bar_blocks(symbol, timeframe);
+    """,
+    # the decisions of orders, found by client id (restore_decisions); rejected decisions have none
+    """
+    CREATE INDEX decisions_client ON decisions(client_id) WHERE client_id != '';
     """,
 )
 
@@ -348,7 +352,7 @@ class Store:
         """
         self._pending_decisions.append(decision)
         if decision.client_id or len(self._pending_decisions) >= DECISION_BATCH:
-            self.flush()
+            self._flush_behind()
 
     def record_bar(self, bar: Bar, epoch: float | None = None) -> None:
         """The bars the runtime traded on, written behind like decisions (the report draws trades on them).
@@ -362,14 +366,14 @@ class Store:
         pending.append((bar.time.timestamp() if epoch is None else epoch, bar.open, bar.high, bar.low, bar.close))
         self._pending_bar_count += 1
         if self._pending_bar_count >= ROW_BATCH:
-            self.flush()
+            self._flush_behind()
 
     def record_snapshot(self, snap: AccountSnapshot) -> None:
         """Account snapshots are written behind too: an observation history, rebuilt from deals if lost.
         They are serialised when written, a batch at a time, off the capture's path."""
         self._pending_snapshots.append(snap)
         if len(self._pending_snapshots) >= ROW_BATCH:
-            self.flush()
+            self._flush_behind()
 
     def bar_series(self) -> list[tuple[str, str]]:
         """The (symbol, timeframe) series that have recorded bars, sorted."""
@@ -391,6 +395,12 @@ class Store:
             for t, o, h, lo, c in np.frombuffer(data, BLOCK_DTYPE).reshape(count, -1).tolist():
                 latest[int(t)] = StoredBar(int(t), o, h, lo, c)
         return [latest[t] for t in sorted(latest)]
+
+    def _flush_behind(self) -> None:
+        """A flush the caller does not wait on: if the file takes no writes, the rows stay pending (the failure
+        has gone to ``on_failure``); the trading thread goes on."""
+        with suppress(StoreUnwritable):
+            self.flush()
 
     def flush(self) -> None:
         """Write what is pending; if the file cannot take it, it stays pending for the next flush."""
@@ -423,17 +433,21 @@ class Store:
         have = {(r[0], r[1]) for r in self.query("SELECT signal_id, decided_at FROM decisions WHERE decided_at >= ?",
                                                   (newest,))}  # fmt: skip
         restored: list[Decision] = []
-        for (text,) in self.query("SELECT record FROM audit WHERE kind = 'decision' AND time >= ? ORDER BY seq",
-                                  (newest,)):  # fmt: skip
-            record = orjson.loads(text)
-            decision = Decision.model_validate({**record["decision"], "order": record["order"]})
-            if (decision.signal_id, iso(decision.decided_at)) not in have:
-                restored.append(decision)
+        with self._lock:  # the chain's tail, newest first, down to the newest decision written: no full scan
+            for kind, stamp, text in self.db.execute("SELECT kind, time, record FROM audit ORDER BY seq DESC"):
+                if stamp < newest:
+                    break
+                if kind != "decision":
+                    continue
+                record = orjson.loads(text)
+                decision = Decision.model_validate({**record["decision"], "order": record["order"]})
+                if (decision.signal_id, iso(decision.decided_at)) not in have:
+                    restored.append(decision)
+        restored.reverse()
         self._pending_decisions.extend(restored)
         self.flush()
-        last_approved = self.query("SELECT MAX(decided_at) FROM decisions WHERE client_id != ''")[0][0] or ""
-        orders = self.query("SELECT * FROM orders WHERE signal_id != '' AND created_at >= ? AND client_id NOT IN "
-                            "(SELECT client_id FROM decisions WHERE decided_at >= ?)", (last_approved, last_approved))
+        orders = self.query("SELECT * FROM orders o WHERE o.signal_id != '' AND NOT EXISTS (SELECT 1 FROM decisions "
+                            "d WHERE d.client_id = o.client_id AND d.client_id != '')")  # the partial index answers
         rebuilt = [_decision_of(row) for row in orders]
         self._pending_decisions.extend(rebuilt)
         self.flush()
