@@ -79,10 +79,11 @@ class ChaosReport:
     disk_full: dict[str, Any] = field(default_factory=dict)
     alignment_seconds: list[float] = field(default_factory=list)
     orders: int = 0
+    integrity: str = ""  # the journal's PRAGMA integrity_check
 
     def failures(self) -> list[str]:
         """Every invariant this round broke, one line each (empty: all held)."""
-        found = []
+        found = [] if self.integrity == "ok" else [f"journal integrity: {self.integrity}"]
         if self.missing:
             found.append(f"{len(self.missing)} deals of ours not journaled: {self.missing[:10]}")
         if self.extra:
@@ -108,11 +109,15 @@ class ChaosReport:
 
 
 def _fill(ballast: Path) -> None:
-    """Write ``ballast`` until its disk is full (ENOSPC); deleting it gives the space back."""
+    """Write ``ballast`` until its disk is full to the last block (ENOSPC); deleting it gives the space back."""
     try:
         with ballast.open("wb", buffering=0) as f:
-            while True:
-                f.write(b"\0" * 65536)
+            for chunk in (65536, 4096, 512):
+                try:
+                    while True:
+                        f.write(b"\0" * chunk)
+                except OSError:
+                    continue
     except OSError:
         return
 
@@ -371,6 +376,9 @@ file = "{self.log}"
         r = self.report
         r.deals = len(ours)
         with sqlite3.connect(self.db) as con:
+            r.integrity = str(con.execute("PRAGMA integrity_check").fetchone()[0])
+            if r.integrity != "ok":  # kept for the post-mortem (a tmpfs data disk goes with the round)
+                con.execute(f"VACUUM INTO '{self.plan.workdir / 'damaged-journal.db'}'")
             journal = [int(t) for (t,) in con.execute("SELECT deal_ticket FROM fills")]
             orders = con.execute("SELECT client_id, state, signal_id FROM orders").fetchall()
             decided = {str(c) for (c,) in con.execute("SELECT client_id FROM decisions WHERE client_id != ''")}

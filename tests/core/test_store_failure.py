@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -39,15 +40,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def fill(disk: Path) -> Path:
-    """Write a ballast file until the disk is full; deleting it gives the space back."""
+    """Write a ballast file until the disk is full (unbuffered: nothing left to flush at close); deleting it
+    gives the space back."""
     ballast = disk / "ballast"
-    with ballast.open("wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
+    with contextlib.suppress(OSError), ballast.open("wb", buffering=0) as f:
+        while True:
+            f.write(b"\0" * 65536)
     return ballast
 
 
