@@ -402,6 +402,20 @@ def _store_of(settings: Path | None, env: str | None, *, existing: bool = False)
     return rt, rt.store
 
 
+def _operator(settings: Path | None, env: str | None) -> tuple[Runtime, bool]:
+    """The runtime an operator command acts through, and whether it owns the journal (no trading process runs):
+    see :meth:`Runtime.start_operator`. Either way its action is announced, alerted and chained once."""
+    rt = _build(settings, env, trading=False)
+    try:
+        return rt, rt.start_operator()
+    except TradeguardError as exc:
+        raise _fail(exc) from exc
+
+
+def _handed_over(owner: bool) -> str:
+    return "" if owner else " (a trading process runs: it adopts, alerts and audits this within a second)"
+
+
 @app.command("kill")
 def kill_cmd(
     reason: Annotated[str, typer.Option(help="why: recorded with the latch")],
@@ -410,15 +424,28 @@ def kill_cmd(
     settings: SettingsOpt = None,
     env: EnvOpt = None,
 ) -> None:
-    """Latch the kill switch in the store; a running process picks it up within a second."""
-    _, store = _store_of(settings, env)
-    state = "REDUCE_ONLY" if reduce_only else "HALTED"
-    current = store.kill_state()  # type: ignore[attr-defined]
-    if current is not None and current[0] == "HALTED":
-        console.print(f"kill switch already HALTED since {current[3]} ({current[1]})")
-        return
-    store.set_kill_state(state, "manual", reason, operator=operator)  # type: ignore[attr-defined]
-    console.print(f"kill switch latched {state} by {operator}: {reason}")
+    """Latch the kill switch; a running process picks it up within a second. Alerted (CRITICAL) and audited."""
+    from tradeguard.models import KillState
+
+    rt, owner = _operator(settings, env)
+    state = KillState.REDUCE_ONLY if reduce_only else KillState.HALTED
+    try:
+        kill_switch = rt.pm.get_plugin("kill_switch")
+        current = rt.store.kill_state()
+        if current is not None and current[0] == "HALTED":
+            console.print(f"kill switch already HALTED since {current[3]} ({current[1]})")
+            return
+        if current is not None and current[0] == state.value:
+            console.print(f"kill switch already {state.value} since {current[3]} ({current[1]})")
+            return
+        if owner and kill_switch is not None:
+            kill_switch.transition(state, "manual", reason, operator=operator, via="cli")
+        else:
+            rt.store.set_kill_state(state.value, "manual", reason, operator=operator, via="cli", auth="none")
+    finally:
+        if owner:
+            rt.stop()
+    console.print(f"kill switch latched {state.value} by {operator}: {reason}{_handed_over(owner)}")
 
 
 @app.command("reset")
@@ -429,35 +456,44 @@ def reset_cmd(
     settings: SettingsOpt = None,
     env: EnvOpt = None,
 ) -> None:
-    """Back to ACTIVE. The operator secret is prompted (or read from TRADEGUARD_OPERATOR_SECRET)."""
+    """Back to ACTIVE. The operator secret is prompted (or read from TRADEGUARD_OPERATOR_SECRET); a refused
+    reset is recorded, alerted and audited too."""
     import os
 
-    from tradeguard.core.store import Store
+    from tradeguard.models import AccountSnapshot
 
-    rt, store = _store_of(settings, env)
-    kill_switch = rt.pm.get_plugin("kill_switch")
-    if kill_switch is None or not hasattr(kill_switch, "reset"):
+    probe = _build(settings, env, trading=False)
+    if "kill_switch" not in probe.settings or probe.pm.get_plugin("kill_switch") is None:
         raise _fail(TradeguardError("the kill_switch plugin is not loaded"))
-    if not rt.settings.kill_switch.operator_secret_hash.get_secret_value():  # say so before asking for it
-        raise _fail(TradeguardError("no operator secret is configured (kill_switch.operator_secret_hash)"))
+    if not probe.settings.kill_switch.operator_secret_hash.get_secret_value():  # say so before asking for it
+        raise _fail(TradeguardError("no operator secret is configured (kill_switch.operator_secret_hash): make "
+                                    "one with `tradeguard hash-secret` and put it in .secrets.toml"))  # fmt: skip
+    latched = probe.store.kill_state()
+    if latched is None or latched[0] == "ACTIVE":
+        console.print("kill switch already ACTIVE: nothing to reset")
+        return
     secret = os.environ.get("TRADEGUARD_OPERATOR_SECRET")
     if not secret:
         if not sys.stdin.isatty():
             raise _fail(TradeguardError("no operator secret: set TRADEGUARD_OPERATOR_SECRET, or run from a terminal "
                                         "to be asked for it"))  # fmt: skip
         secret = typer.prompt("operator secret", hide_input=True)
-    kill_switch.tradeguard_startup(runtime=rt)  # reads the latch from the store; nothing else starts
-    if isinstance(store, Store):
-        rows = store.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
-        if rows:
-            from tradeguard.models import AccountSnapshot
-
-            kill_switch.snapshot = AccountSnapshot.model_validate_json(rows[0][0])
+    probe.store.close()
+    rt, owner = _operator(settings, env)
+    kill_switch = rt.pm.get_plugin("kill_switch")
     try:
-        kill_switch.reset(operator, secret, reason, force=force)
+        if not owner:
+            kill_switch.attach(rt, announces=False)  # the running process announces what this records
+        rows = rt.store.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
+        if rows:  # the trigger's condition is judged on the last account snapshot
+            kill_switch.snapshot = AccountSnapshot.model_validate_json(rows[0][0])
+        kill_switch.reset(operator, secret, reason, force=force, via="cli")
     except TradeguardError as exc:
         raise _fail(exc) from exc
-    console.print(f"kill switch reset to ACTIVE by {operator}: {reason}")
+    finally:
+        if owner:
+            rt.stop()
+    console.print(f"kill switch reset to ACTIVE by {operator}: {reason}{_handed_over(owner)}")
 
 
 @app.command("hash-secret")
@@ -560,18 +596,73 @@ def _rows_table(title: str, rows: list[dict[str, Any]], columns: dict[str, str])
     return table
 
 
-@audit_app.command("verify")
-def audit_verify_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
-    """Walk the audit chain; exit 1 naming the first record that was edited, deleted or reordered."""
-    from tradeguard.core.audit import verify
+VERIFY_HELP = """Walk the audit chain; exit 1 naming the first record edited, deleted or reordered, or what the
+journal holds that the chain lacks.
 
-    rt, store = _store_of(settings, env, existing=True)
-    key = rt.settings.audit_trail.hmac_key.get_secret_value().encode() if "audit_trail" in rt.settings else b""
-    verdict = verify(store, key)
+Detected without a key: an edit of any column of any record (its seq, kind and time are bound to its hash),
+a record deleted (the first, one in the middle, or the last: the anchor file beside the store names the
+head), two records reordered, and a journal fill, decision of a sent order, order event or kill-switch
+event with no record. Detected only with audit_trail.hmac_key: a chain rewritten from an edit onwards
+with its anchor rewritten to match (without a key SHA-256 can be recomputed by anyone; with it, neither
+the hashes nor the anchor's HMAC can). --file checks an export of `audit export` on its own."""
+
+
+@audit_app.command("verify", help=VERIFY_HELP)
+def audit_verify_cmd(
+    file: Annotated[Path | None, typer.Option("--file", help="an export of `audit export` to check")] = None,
+    settings: SettingsOpt = None,
+    env: EnvOpt = None,
+) -> None:
+    from tradeguard.core.audit import verify, verify_export
+
+    if file is not None:
+        rt = _build(settings, env, trading=False, store=_memory())
+        key = rt.settings.audit_trail.hmac_key.get_secret_value().encode() if "audit_trail" in rt.settings else b""
+        try:
+            verdict = verify_export(file.read_text(), key)
+        except OSError as exc:
+            raise _fail(TradeguardError(f"{file}: {exc.strerror or exc}")) from exc
+    else:
+        rt, store = _store_of(settings, env, existing=True)
+        key = rt.settings.audit_trail.hmac_key.get_secret_value().encode() if "audit_trail" in rt.settings else b""
+        verdict = verify(store, key)
     if not verdict.ok:
-        err_console.print(f"[bold red]audit chain broken[/] after {verdict.records} good records: {verdict.reason}")
+        err_console.print(f"[bold red]audit chain broken[/] after {verdict.records} good records: "
+                          f"{escape(verdict.reason)}", highlight=False)  # fmt: skip
         raise typer.Exit(1)
     console.print(f"audit chain intact: {verdict.records} records")
+
+
+@audit_app.command("export")
+def audit_export_cmd(
+    out: Annotated[Path, typer.Option("--out", help="the file to write")],
+    start: Annotated[str | None, typer.Option("--from", help="first record's time, ISO (UTC), inclusive")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="last record's time, ISO (UTC), inclusive")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
+    settings: SettingsOpt = None,
+    env: EnvOpt = None,
+) -> None:
+    """The audit records for a compliance officer, with their hashes and the chain's verdict first
+    (check the file on its own with `audit verify --file`)."""
+    from tradeguard.core.audit import export
+
+    if fmt not in ("jsonl", "csv"):
+        raise typer.BadParameter(f"{fmt!r}: jsonl or csv", param_hint="--format")
+    rt, store = _store_of(settings, env, existing=True)
+    key = rt.settings.audit_trail.hmac_key.get_secret_value().encode() if "audit_trail" in rt.settings else b""
+    try:
+        with out.open("w", newline="") as f:
+            verdict = export(store, f, key, start=start, end=end, fmt=fmt)
+    except OSError as exc:
+        raise _fail(TradeguardError(f"{out}: {exc.strerror or exc}")) from exc
+    state = "intact" if verdict.ok else f"BROKEN: {verdict.reason}"
+    console.print(f"exported to {out}; the chain is {escape(state)}", highlight=False)
+
+
+def _memory() -> Any:
+    from tradeguard.core.memory_store import MemoryStore
+
+    return MemoryStore()
 
 
 @emulator_app.command("serve")

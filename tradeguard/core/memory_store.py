@@ -19,13 +19,31 @@ class MemoryStore:
         self._decisions: deque[Decision] = deque(maxlen=max_decisions)
         self._kill: tuple[str, str, str, str] | None = None
         self._kv: dict[tuple[str, str], str] = {}
+        self._events: list[dict[str, Any]] = []
 
     def kill_state(self) -> tuple[str, str, str, str] | None:
         return self._kill
 
     def set_kill_state(self, state: str, trigger: str, message: str, operator: str = "",
-                       when: datetime | None = None) -> None:  # fmt: skip
+                       when: datetime | None = None, *, via: str = "", auth: str = "") -> int:  # fmt: skip
+        before = self._kill[0] if self._kill else "ACTIVE"
         self._kill = (state, trigger, message, (when or datetime.now(UTC)).isoformat())
+        return self._event(before, state, trigger, message, operator, via, auth, when)
+
+    def record_kill_event(self, trigger: str, message: str, operator: str, *, via: str, auth: str,
+                          when: datetime | None = None) -> int:  # fmt: skip
+        state = self._kill[0] if self._kill else "ACTIVE"
+        return self._event(state, state, trigger, message, operator, via, auth, when)
+
+    def _event(self, before: str, after: str, trigger: str, message: str, operator: str, via: str, auth: str,
+               when: datetime | None) -> int:  # fmt: skip
+        self._events.append({"event_id": len(self._events) + 1, "time": (when or datetime.now(UTC)).isoformat(),
+                             "from_state": before, "to_state": after, "trigger": trigger, "message": message,
+                             "operator": operator, "via": via, "auth": auth})  # fmt: skip
+        return len(self._events)
+
+    def kill_events_after(self, event_id: int) -> list[dict[str, Any]]:
+        return [dict(e) for e in self._events[event_id:]]
 
     def record_decision(self, decision: Decision) -> None:
         self._decisions.append(decision)

@@ -63,6 +63,8 @@ STAGES = {1: "health and account", 2: "execution, reconciliation and risk", 3: "
           4: "signal gate and targets", 5: "confluence, memory and strategies", 6: "metrics and audit",
           7: "state alignment", 8: "start-up checks"}  # fmt: skip
 DEFAULT_STAGE = 4
+#: the services an operator command starts when no trading process owns the journal
+OPERATOR_SERVICES = ("kill_switch", "alert_manager", "audit_trail")
 
 _CHANNELS = {c.value: c for c in AlertChannel}
 _SEVERITIES = {v.value: v for v in Severity}
@@ -124,6 +126,8 @@ class Runtime:
         self.pipeline = Pipeline(self, self.hooks)
         self.execution = execution if execution is not None else PaperExecution(self)
         self.started = False
+        #: "trading" for a process that trades, "operator" for an operator command's (see start_operator)
+        self.role = "trading"
         self.holds: set[str] = set()
         self.bars = BarHistory()
         #: the signals every strategy emitted on the bar being decided (set by :meth:`on_bar`)
@@ -285,6 +289,34 @@ class Runtime:
             gc.freeze()
             gc.set_threshold(50_000, 50, 100)
         self.log.info("runtime started", extra={"plugins": loaded})
+
+    def start_operator(self) -> bool:
+        """An operator command's runtime (``kill``, ``reset``): the same services a trading process acts through.
+
+        With no trading process on the journal, the command owns it for its few moments: the kill switch,
+        the alert manager and the audit trail start (nothing else is registered, nothing connects to a
+        broker), so its action is announced, alerted and chained as a trading process would, and the
+        alert is delivered before the command exits. With one running, nothing starts: the command records
+        its action in the store and that process announces and chains it within a second. Returns whether
+        this command owns the journal."""
+        lock = self._journal_lock
+        if lock is None:
+            return False
+        try:
+            lock.acquire()
+        except StartupError:
+            return False
+        self.role = "operator"
+        try:
+            for name, _ in list(self.pm.list_name_plugin()):
+                if name not in OPERATOR_SERVICES:
+                    self.pm.unregister(name=name)
+            self.hooks.refresh()
+            self._start()
+        except BaseException:
+            lock.release()
+            raise
+        return True
 
     def stop(self) -> None:
         self.hooks.notify("tradeguard_shutdown", runtime=self)

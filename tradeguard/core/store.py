@@ -167,6 +167,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX decisions_client ON decisions(client_id) WHERE client_id != '';
     """,
+    # how each kill-switch change came (cli, automatic, ...) and was authenticated; when an alert was delivered
+    """
+    ALTER TABLE kill_switch_events ADD COLUMN via TEXT NOT NULL DEFAULT '';
+    ALTER TABLE kill_switch_events ADD COLUMN auth TEXT NOT NULL DEFAULT '';
+    ALTER TABLE alert_outbox ADD COLUMN delivered TEXT;
+    """,
 )
 
 
@@ -440,6 +446,7 @@ class Store:
                 if kind != "decision":
                     continue
                 record = orjson.loads(text)
+                record = record.get("data", record)  # the audit's legacy form kept it beside seq, kind and time
                 decision = Decision.model_validate({**record["decision"], "order": record["order"]})
                 if (decision.signal_id, iso(decision.decided_at)) not in have:
                     restored.append(decision)
@@ -466,7 +473,9 @@ class Store:
         return tuple(rows[0]) if rows else None  # type: ignore[return-value]
 
     def set_kill_state(self, state: str, trigger: str, message: str, operator: str = "",
-                       when: datetime | None = None) -> None:  # fmt: skip
+                       when: datetime | None = None, *, via: str = "", auth: str = "") -> int:  # fmt: skip
+        """Move the latch and record the move (who, ``via`` which surface, ``auth``: how they proved it was
+        them); returns the event's id. The event is what the trading process announces and chains."""
         stamp = iso(when) or _now()
         with self.tx() as db:
             row = db.execute("SELECT state FROM kill_switch WHERE id = 1").fetchone()
@@ -474,8 +483,27 @@ class Store:
             db.execute("INSERT INTO kill_switch (id, state, trigger, message, since) VALUES (1, ?, ?, ?, ?) "
                        "ON CONFLICT(id) DO UPDATE SET state=excluded.state, trigger=excluded.trigger, "
                        "message=excluded.message, since=excluded.since", (state, trigger, message, stamp))  # fmt: skip
-            db.execute("INSERT INTO kill_switch_events (time, from_state, to_state, trigger, message, operator) "
-                       "VALUES (?, ?, ?, ?, ?, ?)", (stamp, before, state, trigger, message, operator))  # fmt: skip
+            cur = db.execute("INSERT INTO kill_switch_events (time, from_state, to_state, trigger, message, operator, "
+                             "via, auth) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             (stamp, before, state, trigger, message, operator, via, auth))  # fmt: skip
+            return int(cur.lastrowid or 0)
+
+    def record_kill_event(self, trigger: str, message: str, operator: str, *, via: str, auth: str,
+                          when: datetime | None = None) -> int:  # fmt: skip
+        """An operator action that leaves the latch where it is (a refused reset): recorded, announced, chained."""
+        state = (self.kill_state() or ("ACTIVE",))[0]
+        with self.tx() as db:
+            cur = db.execute("INSERT INTO kill_switch_events (time, from_state, to_state, trigger, message, operator, "
+                             "via, auth) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                             (iso(when) or _now(), state, state, trigger, message, operator, via, auth))  # fmt: skip
+            return int(cur.lastrowid or 0)
+
+    def kill_events_after(self, event_id: int) -> list[dict[str, Any]]:
+        """The kill-switch events after ``event_id``, oldest first, as plain records."""
+        rows = self.query("SELECT id, time, from_state, to_state, trigger, message, operator, via, auth "
+                          "FROM kill_switch_events WHERE id > ? ORDER BY id", (event_id,))  # fmt: skip
+        return [{"event_id": r[0], "time": r[1], "from_state": r[2], "to_state": r[3], "trigger": r[4],
+                 "message": r[5], "operator": r[6], "via": r[7], "auth": r[8]} for r in rows]  # fmt: skip
 
     # ------------------------------------------------------------------ key/value ---------------
 

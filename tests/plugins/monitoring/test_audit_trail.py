@@ -37,9 +37,10 @@ def kinds(db: Path) -> list[str]:
 
 def test_everything_that_matters_is_chained_and_verifies(tmp_path: Path) -> None:
     rt, _ = audited(tmp_path / "a.db")
-    assert kinds(tmp_path / "a.db") == ["start", "order", "fill", "order", "decision", "halt", "decision", "stop"]
+    assert kinds(tmp_path / "a.db") == ["start", "order", "fill", "order", "decision", "halt", "decision",
+                                        "kill_switch", "stop"]  # fmt: skip
     verdict = verify(rt.store)
-    assert verdict.ok and verdict.records == 8
+    assert verdict.ok and verdict.records == 9
 
 
 @pytest.mark.parametrize(
@@ -80,8 +81,8 @@ def test_the_chain_continues_across_a_restart_and_the_cli_verifies_it(tmp_path: 
     settings.write_text(f'[default.runtime]\ndata_dir = "{tmp_path / "var"}"\n')
     ok = subprocess.run([sys.executable, "-m", "tradeguard", "audit", "verify", "--settings", str(settings)],
                         capture_output=True, text=True, timeout=60)  # fmt: skip
-    # the second run starts with the latch restored HALTED: its first signal makes no order: 8 + 5 records
-    assert ok.returncode == 0 and "audit chain intact: 13 records" in ok.stdout
+    # the second run starts with the latch restored HALTED: its first signal makes no order: 9 + 5 records
+    assert ok.returncode == 0 and "audit chain intact: 14 records" in ok.stdout
     con = sqlite3.connect(tmp_path / "var" / "tradeguard.db")
     con.execute("UPDATE audit SET record = replace(record, 'operator', 'nobody') WHERE kind = 'halt'")
     con.commit()

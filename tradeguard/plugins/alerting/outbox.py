@@ -31,8 +31,10 @@ class Outbox:
         return [(r[0], r[1], json.loads(r[2]), r[3]) for r in rows]
 
     def sent(self, row_id: int) -> None:
+        """Delivered: its delivery time kept, the error of an earlier attempt cleared."""
         with self.store.tx() as db:
-            db.execute("UPDATE alert_outbox SET status = 'sent', attempts = attempts + 1 WHERE id = ?", (row_id,))
+            db.execute("UPDATE alert_outbox SET status = 'sent', attempts = attempts + 1, last_error = '', "
+                       "delivered = ? WHERE id = ?", (iso(wall_now()), row_id))  # fmt: skip
 
     def failed(self, row_id: int, error: str, retry_at: datetime | None) -> None:
         """Count the attempt; ``retry_at`` None dead-letters the row (kept, with its last error)."""

@@ -1,15 +1,19 @@
 """Audit trail (AUD): an append-only, hash-chained record of everything that matters.
 
 Each record's hash is SHA-256 over the previous record's hash and the record's canonical JSON
-(keys sorted, no spaces), or an HMAC-SHA256 with ``hmac_key`` when one is configured (in
-``.secrets.toml``): then nobody without the key can rebuild a chain they edited. Recorded: every
-decision with its signal and reasons, every order event (request, retcode), every fill, every halt
-and kill-switch reset, each start with the plugins loaded and a digest of the settings (a change
-of settings shows as a new digest).
+(keys sorted, no spaces, its seq, kind and time included), or an HMAC-SHA256 with ``hmac_key`` when
+one is configured (in ``.secrets.toml``): then nobody without the key can rebuild a chain they
+edited. Recorded: every decision with its signal and reasons, every order event (request,
+retcode), every fill, every halt requested, every kill-switch event (latch, reset, refused reset:
+who, via which surface, how authenticated, the state before and after; those an operator command
+recorded beside a running process included), each start with the plugins loaded and a digest of
+the settings, and a change of either since the last start (also alerted).
 
 Records are chained in memory in order and written behind in batches (a flush each second, at
-shutdown, and every 256 records), so auditing adds no commit to the decision path.
-:func:`verify` walks the chain and names the first record that was edited, deleted or reordered.
+shutdown, and every 256 records), so auditing adds no commit to the decision path. After each
+write the chain's head is named in an anchor file beside the store, so a cut tail shows.
+:func:`tradeguard.core.audit.verify` walks the chain and names the first record that was edited,
+deleted or reordered, and the journal entries the chain lacks.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from tradeguard import (
-    Alert,
+    AlertChannel,
     ConfiguredPlugin,
     Decision,
     Fill,
@@ -32,10 +36,11 @@ from tradeguard import (
     Job,
     OrderEvent,
     PluginSettings,
+    Severity,
     Signal,
     hookimpl,
 )
-from tradeguard.core.audit import GENESIS, canonical, chain_hash
+from tradeguard.core.audit import GENESIS, canonical, chain_hash, write_anchor
 from tradeguard.core.store import StoreUnwritable
 
 log = logging.getLogger("tradeguard.audit")
@@ -62,16 +67,57 @@ class AuditTrail(ConfiguredPlugin):
         super().tradeguard_startup(runtime)
         self.rt = runtime
         self._key = self.cfg.hmac_key.get_secret_value().encode()
-        rows = runtime.store.query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        store = runtime.store
+        rows = store.query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
         if rows:
             self._seq, self._last = int(rows[0][0]), rows[0][1]
+        self._chained = int(store.kv_get("audit", "kill_switch_events") or 0)  # the last event chained
+        self._anchored = self._seq
         settings = json.dumps(runtime.settings.redacted(), sort_keys=True, default=str)
-        self.append("start", {
-            "environment": runtime.settings.env,
+        start = {
+            "environment": runtime.settings.env, "role": getattr(runtime, "role", "trading"),
             "settings_sha256": hashlib.sha256(settings.encode()).hexdigest(),
             "plugins": [{"name": r.name, "distribution": r.distribution, "version": r.version, "status": r.status}
                         for r in runtime.plugins],
-        })  # fmt: skip
+        }  # fmt: skip
+        self.append("start", start)
+        if start["role"] == "trading":
+            self._compare_with_last_start(start)
+        self._chain_kill_events()
+
+    def _compare_with_last_start(self, start: dict[str, Any]) -> None:
+        """A change of settings or of the plugins loaded since the last trading start: chained and alerted."""
+        last = None
+        for (text,) in self.rt.store.query("SELECT record FROM audit WHERE kind = 'start' ORDER BY seq DESC"):
+            record = json.loads(text)
+            record = record.get("data", record)  # chains from before the record's data had a key of its own
+            if record.get("role", "trading") == "trading":
+                last = record
+                break
+        if last is None:
+            return
+        changes: dict[str, Any] = {}
+        if last.get("settings_sha256") != start["settings_sha256"]:
+            changes["settings_sha256"] = {"before": last.get("settings_sha256"), "after": start["settings_sha256"]}
+        before = {p["name"] for p in last.get("plugins", []) if p.get("status") == "loaded"}
+        after = {p["name"] for p in start["plugins"] if p.get("status") == "loaded"}
+        if before != after:
+            changes["plugins"] = {"enabled": sorted(after - before), "disabled": sorted(before - after)}
+        if not changes:
+            return
+        self.append("configuration_changed", changes)
+        what = "; ".join(f"plugins enabled {c['enabled']}, disabled {c['disabled']}" if k == "plugins"
+                         else f"settings digest {str(c['before'])[:12]} -> {str(c['after'])[:12]}"
+                         for k, c in changes.items())  # fmt: skip
+        self.rt.alert(channel=AlertChannel.SYSTEM, severity=Severity.WARNING, module="audit_trail",
+                      error_code="configuration_changed", message=f"since the last start: {what}")  # fmt: skip
+
+    def _chain_kill_events(self) -> None:
+        """Chain the kill-switch events recorded since the last one chained: this process's, and those an
+        operator command recorded beside it (every latch, reset and refused reset, with who and how)."""
+        for event in self.rt.store.kill_events_after(self._chained):
+            self.append("kill_switch", event)
+            self._chained = event["event_id"]
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
@@ -81,10 +127,12 @@ class AuditTrail(ConfiguredPlugin):
     def _flush(self) -> None:
         """The scheduled flush: a store that takes no writes is reported by the runtime, not once a second here."""
         with contextlib.suppress(StoreUnwritable):
+            self._chain_kill_events()
             self.flush()
 
     @hookimpl
     def tradeguard_shutdown(self, runtime: Any) -> None:
+        self._chain_kill_events()
         self.append("stop", {})
         self.flush()
 
@@ -92,7 +140,7 @@ class AuditTrail(ConfiguredPlugin):
         """Chain one record now; it reaches the store with the next flush."""
         self._seq += 1
         stamp = self.rt.clock.now().isoformat()  # one reading: the record and its row say the same time
-        record = canonical({"seq": self._seq, "kind": kind, "time": stamp, **payload})
+        record = canonical({"seq": self._seq, "kind": kind, "time": stamp, "data": payload})
         digest = chain_hash(self._last, record, self._key)
         self._pending.append((self._seq, stamp, kind, record, self._last, digest))
         self._last = digest
@@ -103,10 +151,16 @@ class AuditTrail(ConfiguredPlugin):
         """Write the pending records; if the store cannot take them they stay pending, in order, for the next."""
         pending = self._pending
         if pending:
-            with self.rt.store.tx() as db:
+            store = self.rt.store
+            with store.tx() as db:
                 db.executemany("INSERT INTO audit (seq, time, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
                                pending)  # fmt: skip
+                db.execute("INSERT INTO kv (namespace, key, value) VALUES ('audit', 'kill_switch_events', ?) "
+                           "ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value", (str(self._chained),))
+            head_seq, head_hash = pending[-1][0], pending[-1][5]
             del pending[:]
+            if store.path != ":memory:":  # the head, named beside the store: a cut tail shows (core/audit.py)
+                write_anchor(store.path, head_seq, head_hash, self._key)
 
     # ------------------------------------------------------------------ what is recorded --------
 
@@ -128,7 +182,3 @@ class AuditTrail(ConfiguredPlugin):
     def on_halt(self, event: HaltEvent, runtime: Any) -> None:
         self.append("halt", event.model_dump(mode="json"))
 
-    @hookimpl
-    def on_alert(self, alert: Alert, runtime: Any) -> None:
-        if alert.module == "kill_switch" and alert.error_code in ("reset", "reset_refused"):
-            self.append(alert.error_code, {"message": alert.message})

@@ -100,18 +100,54 @@ class KillSwitch(ConfiguredPlugin):
         self._disconnected_since: datetime | None = None
         self._plugin_errors: deque[datetime] = deque()
         #: a latch the store could not take (disk full): written by the next refresh that can
-        self._unwritten: tuple[str, str, str, str, datetime | None] | None = None
+        self._unwritten: dict[str, Any] | None = None
+        self._announces = False  # this process announces kill-switch events (it owns the journal)
+        self._announced = 0  # the last kill-switch event announced
 
     @hookimpl
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
-        self.rt = runtime
-        self._store = runtime.store
-        self._gauge = runtime.metrics.kill_switch_active
+        self.attach(runtime, announces=True)
         self.refresh_latch()
         if self.state is not KillState.ACTIVE:
             log.critical("kill switch restored latched", extra={"state": self.state.value, "trigger": self.trigger})
         self._gauge.set(0 if self.state is KillState.ACTIVE else 1)
+
+    def attach(self, runtime: Any, *, announces: bool) -> None:
+        """Bind to the runtime's store. ``announces``: this process owns the journal (a trading process, or an
+        operator command with none running) and announces every kill-switch event, its own and those another
+        process recorded (``tradeguard kill`` beside a running process): a CRITICAL alert each, once."""
+        self.cfg = runtime.settings_for(self)
+        self.rt = runtime
+        self._store = runtime.store
+        self._gauge = runtime.metrics.kill_switch_active
+        self._announces = announces
+        announced = self._store.kv_get("kill_switch", "announced")
+        if announced is None:  # a journal from before announcements: its history is not news
+            events = self._store.kill_events_after(0)
+            announced = events[-1]["event_id"] if events else 0
+        self._announced = int(announced)
+        latched = self._store.kill_state()
+        if latched is not None:
+            self.state, self.trigger = KillState(latched[0]), latched[1]
+
+    def announce(self) -> None:
+        """A CRITICAL alert on the RISK channel for each operator event not announced yet (kill, reset, refused
+        reset); automatic latches were alerted when requested (``request_halt``)."""
+        if not self._announces:
+            return
+        events = self._store.kill_events_after(self._announced)
+        for event in events:
+            if event["via"] != "automatic":
+                code = {"reset": "kill_switch_reset", "reset_refused": "reset_refused"}.get(event["trigger"],
+                                                                                           "kill_switch_latched")
+                who = f"{event['operator'] or 'unnamed'} via {event['via'] or 'the store'}"
+                self.rt.alert(channel=AlertChannel.RISK, severity=Severity.CRITICAL, module="kill_switch",
+                              error_code=code, message=f"{event['from_state']} -> {event['to_state']} by {who}: "
+                              f"{event['message']}", **{k: event[k] for k in ("event_id", "operator", "via", "auth")})
+        if events:
+            self._announced = events[-1]["event_id"]
+            self._store.kv_put("kill_switch", "announced", self._announced)
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
@@ -123,11 +159,13 @@ class KillSwitch(ConfiguredPlugin):
         the store could not take yet is written first, and until it is, nothing the store says loosens it."""
         if self._unwritten is not None:
             try:
-                self._store.set_kill_state(*self._unwritten)
+                self._store.set_kill_state(**self._unwritten)
             except TradeguardError:
                 return
-            log.critical("kill switch latch written to the store", extra={"state": self._unwritten[0]})
+            log.critical("kill switch latch written to the store", extra={"state": self._unwritten["state"]})
             self._unwritten = None
+        if self._store is not None:
+            self.announce()
         latched = self._store.kill_state() if self._store is not None else None
         if latched is None:
             return
@@ -140,16 +178,20 @@ class KillSwitch(ConfiguredPlugin):
 
     # ------------------------------------------------------------------ transitions -------------
 
-    def transition(self, state: KillState, trigger: str, message: str, flatten: bool = False) -> bool:
+    def transition(self, state: KillState, trigger: str, message: str, flatten: bool = False, *,
+                   operator: str = "", via: str = "automatic") -> bool:  # fmt: skip
         """Latch to ``state`` if it is tighter than the current one; return whether anything changed."""
         if _RANK[state] <= _RANK[self.state]:
             log.info("kill switch already at least as tight", extra={"state": self.state.value, "asked": state.value})
             return False
         previous, self.state, self.trigger = self.state, state, trigger
         if self._store is not None:
-            latch = (state.value, trigger, message, "", self.rt.clock.now() if self.rt else None)
+            latch = {"state": state.value, "trigger": trigger, "message": message, "operator": operator,
+                     "when": self.rt.clock.now() if self.rt else None, "via": via,
+                     "auth": "none" if via != "automatic" else ""}  # fmt: skip
             try:
-                self._store.set_kill_state(*latch)
+                self._store.set_kill_state(**latch)
+                self.announce()
             except TradeguardError as exc:  # the store cannot take it now: latched here, written when it can
                 self._unwritten = latch
                 log.critical("kill switch latch not written to the store yet", extra={"error": str(exc)})
@@ -194,7 +236,7 @@ class KillSwitch(ConfiguredPlugin):
             return "the last reconciliation was inconsistent"
         return ""
 
-    def reset(self, operator: str, secret: str, reason: str, *, force: bool = False) -> None:
+    def reset(self, operator: str, secret: str, reason: str, *, force: bool = False, via: str = "cli") -> None:
         """Back to ACTIVE: needs the operator secret; refused while the trigger holds unless forced."""
         stored = self.cfg.operator_secret_hash.get_secret_value()
         if not stored:
@@ -202,20 +244,29 @@ class KillSwitch(ConfiguredPlugin):
         if not operator or not reason:
             raise ResetRefused("a reset needs the operator's name and a reason")
         if not verify_secret(secret, stored):
-            self.rt.alert(channel=AlertChannel.RISK, severity=Severity.CRITICAL, module="kill_switch",
-                          error_code="reset_refused", message=f"reset by {operator} refused: wrong secret")
+            self._refused(operator, f"reset by {operator} refused: wrong secret ({reason})", via, "wrong secret")
             raise ResetRefused("wrong operator secret")
         holding = self.condition_holds()
         if holding and not force:
+            self._refused(operator, f"reset by {operator} refused: the trigger {self.trigger} still holds "
+                                    f"({holding})", via, "operator secret")  # fmt: skip
             raise ResetRefused(f"the trigger {self.trigger} still holds ({holding}); force it with a reason")
+        if self.state is KillState.ACTIVE and (self._store.kill_state() or ("ACTIVE",))[0] == "ACTIVE":
+            raise ResetRefused("the kill switch is already ACTIVE: nothing to reset")
         note = f"reset by {operator}: {reason}" + (f" (forced while {holding})" if holding else "")
-        self._store.set_kill_state(KillState.ACTIVE.value, "reset", note, operator=operator, when=self.rt.clock.now())
+        auth = "operator secret" + (", forced" if holding else "")
+        self._store.set_kill_state(KillState.ACTIVE.value, "reset", note, operator=operator, when=self.rt.clock.now(),
+                                   via=via, auth=auth)  # fmt: skip
         self.state, self.trigger = KillState.ACTIVE, ""
         self.errors_in_row = 0
         self._gauge.set(0)
         log.critical("kill switch reset", extra={"operator": operator, "reason": reason, "forced": bool(holding)})
-        self.rt.alert(channel=AlertChannel.RISK, severity=Severity.WARNING, module="kill_switch",
-                      error_code="reset", message=note)  # fmt: skip
+        self.announce()
+
+    def _refused(self, operator: str, message: str, via: str, auth: str) -> None:
+        """A refused reset is an operator action too: recorded, announced, chained."""
+        self._store.record_kill_event("reset_refused", message, operator, via=via, auth=auth, when=self.rt.clock.now())
+        self.announce()
 
     # ------------------------------------------------------------------ triggers ----------------
 
