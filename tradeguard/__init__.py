@@ -57,6 +57,7 @@ from tradeguard.models import (
     HealthStatus,
     Job,
     KillState,
+    OperatorAction,
     OrderEvent,
     OrderEventKind,
     OrderIntent,
@@ -80,7 +81,8 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = [
     "AccountSnapshot", "Alert", "AlertChannel", "Bar", "ConfigError", "ConfiguredPlugin", "DealEntry", "Decision",
     "Fill", "HaltEvent",
-    "HealthReport", "HealthStatus", "IllegalStateTransition", "Job", "KillState", "OrderEvent", "OrderEventKind",
+    "HealthReport", "HealthStatus", "IllegalStateTransition", "Job", "KillState", "OperatorAction", "OrderEvent",
+    "OrderEventKind",
     "OrderIntent", "OrderType", "PluginError", "PluginSettings", "Position", "Reason", "ReconciliationReport",
     "Rejected", "Score", "Severity", "Side", "Signal", "StartupError", "Targets", "TradeguardError",
     "WriteBehindPlugin", "__version__", "hookimpl",

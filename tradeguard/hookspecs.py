@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         HaltEvent,
         HealthReport,
         Job,
+        OperatorAction,
         OrderEvent,
         OrderIntent,
         ReconciliationReport,
@@ -210,6 +211,11 @@ def on_reconciliation(report: ReconciliationReport, runtime: Runtime) -> None:
 @hookspec
 def on_halt(event: HaltEvent, runtime: Runtime) -> None:
     """A halt was requested through ``runtime.request_halt``: the kill switch latches, others react."""
+
+
+@hookspec
+def on_operator_action(action: OperatorAction, runtime: Runtime) -> None:
+    """An operator's order was carried out (or refused): flatten, close, stop changes. The audit trail chains it."""
 
 
 @hookspec

@@ -402,6 +402,21 @@ class KillState(StrEnum):
     HALTED = "HALTED"
 
 
+class OperatorAction(_Frozen):
+    """An order an operator gave (flatten, close a position, change its stops): who, through which surface,
+    how authenticated, why, and what came of it. Audited and alerted."""
+
+    time: AwareDatetime
+    action: Literal["flatten", "close", "modify"]
+    operator: str
+    via: str  # cli, api, telegram, ...
+    auth: str = ""  # how the operator proved who they are
+    reason: str = ""
+    target: str = ""  # the position ticket, for close and modify
+    ok: bool = True
+    result: str = ""  # what was done (client ids sent), or why not
+
+
 class HaltEvent(_Frozen):
     """A request to stop trading: who asked, why, how far (REDUCE_ONLY or HALTED)."""
 

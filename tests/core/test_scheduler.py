@@ -30,9 +30,9 @@ def test_jobs_run_on_the_replay_clock_and_failures_are_isolated() -> None:
     rt = make_runtime(("jobs", Jobs()), clock=clock)
 
     def run() -> list[str]:  # the plugin's jobs (the kernel's own store jobs run beside them)
-        return [name for name in rt.scheduler.run_due(rt) if not name.startswith("store.")]
+        return [name for name in rt.scheduler.run_due(rt) if not name.startswith(("store.", "operator."))]
 
-    assert rt.scheduler.jobs == ["store.flush", "store.watch", "capture", "reconcile", "broken"]
+    assert rt.scheduler.jobs == ["store.flush", "store.watch", "operator.requests", "capture", "reconcile", "broken"]
     assert run() == ["capture"]
     clock.advance(timedelta(seconds=59))
     assert run() == []

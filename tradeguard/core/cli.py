@@ -342,10 +342,14 @@ def _audit_verdict(rt: Runtime) -> Any:
 
 
 def _audit_line(rt: Runtime) -> str:
+    from tradeguard.core.audit import read_anchor
+
     verdict = _audit_verdict(rt)
     if verdict is None:
         return "not recorded (audit_trail not loaded)"
-    return f"intact, {verdict.records:,} records" if verdict.ok else f"BROKEN: {verdict.reason}"
+    anchor = read_anchor(rt.store.path) if hasattr(rt.store, "path") else None
+    head = f"; anchor: record {anchor['seq']:,}, {anchor['hash'][:12]}" if anchor and anchor["seq"] > 0 else ""
+    return f"intact, {verdict.records:,} records{head}" if verdict.ok else f"BROKEN: {verdict.reason}"
 
 
 @app.command("run")
@@ -496,6 +500,76 @@ def reset_cmd(
     console.print(f"kill switch reset to ACTIVE by {operator}: {reason}{_handed_over(owner)}")
 
 
+def _operator_order(action: str, args: dict[str, Any], operator: str, reason: str, settings: Path | None,
+                    env: str | None) -> None:  # fmt: skip
+    """Carry out an operator order through the trading process: the running one (handed over through the
+    store, served within a second), or, with none running, one started for the moment (aligned first)."""
+    import time
+
+    rt = _build(settings, env)
+    lock = rt._journal_lock
+    running = False
+    if lock is not None:
+        try:
+            lock.refuse_if_held()
+        except TradeguardError:
+            running = True
+    if running:
+        request = rt.store.add_request(action, args, operator, "cli", "none", reason)
+        deadline = time.monotonic() + 15
+        status, result = "pending", ""
+        while status == "pending" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            status, result = rt.store.request_outcome(request)
+        if status == "pending":
+            raise _fail(TradeguardError(f"the trading process has not carried out {action} within 15 s; request "
+                                        f"{request} stays queued"))  # fmt: skip
+        if status != "done":
+            raise _fail(TradeguardError(f"{action}: {result}"))
+        console.print(f"{action} by {operator} (carried out by the trading process): {escape(result)}")
+        return
+    if rt.settings.broker.module == "emulator":
+        raise _fail(TradeguardError("broker.module = 'emulator': the in-process emulator's account exists only "
+                                    "inside a replay or run; nothing to act on"))  # fmt: skip
+    rt.hold("operator")
+    try:
+        rt.start()
+        done = rt.desk.execute(action, args, operator=operator, via="cli", auth="none", reason=reason)
+    except TradeguardError as exc:
+        raise _fail(exc) from exc
+    finally:
+        if rt.started:
+            rt.stop()
+    if not done.ok:
+        raise _fail(TradeguardError(f"{action}: {done.result}"))
+    console.print(f"{action} by {operator}: {escape(done.result)}")
+
+
+@app.command("flatten")
+def flatten_cmd(
+    reason: Annotated[str, typer.Option(help="why: recorded with the order")],
+    operator: Annotated[str, typer.Option(envvar="TRADEGUARD_OPERATOR", help="who")] = "cli",
+    settings: SettingsOpt = None,
+    env: EnvOpt = None,
+) -> None:
+    """Exit everything: cancel our working orders and close our positions (the kill switch is not touched;
+    `kill --reduce-only` stops entries). Carried out by the trading process; alerted and audited."""
+    _operator_order("flatten", {}, operator, reason, settings, env)
+
+
+@app.command("close")
+def close_cmd(
+    ticket: Annotated[int, typer.Argument(help="the position's ticket")],
+    reason: Annotated[str, typer.Option(help="why: recorded with the order")],
+    volume: Annotated[float | None, typer.Option(help="lots to close (default: all)")] = None,
+    operator: Annotated[str, typer.Option(envvar="TRADEGUARD_OPERATOR", help="who")] = "cli",
+    settings: SettingsOpt = None,
+    env: EnvOpt = None,
+) -> None:
+    """Close (part of) one of our positions. Carried out by the trading process; alerted and audited."""
+    _operator_order("close", {"ticket": ticket, "volume": volume}, operator, reason, settings, env)
+
+
 @app.command("hash-secret")
 def hash_secret_cmd() -> None:
     """Ask for a new operator secret twice and print its scrypt hash, for kill_switch.operator_secret_hash
@@ -568,6 +642,9 @@ def status_cmd(
         table.add_row("health", f"{health['status']} since {health['time'][:19]}{f' ({findings})' if findings else ''}")
     table.add_row("decisions", f"{s['decisions']['approved']} approved, {s['decisions']['rejected']} rejected")
     table.add_row("alerts outstanding", str(s["alerts_outstanding"]))
+    anchor = s["audit_anchor"]
+    table.add_row("audit anchor", f"record {anchor['seq']:,}, {anchor['hash'][:16]}"
+                  f"{' (HMAC)' if anchor['mac'] else ''}" if anchor else "none yet")  # fmt: skip
     console.print(table)
     if s["slowest_hooks"]:
         console.print(_rows_table("slowest plugin hooks (profiler)", s["slowest_hooks"], {

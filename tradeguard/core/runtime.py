@@ -31,6 +31,7 @@ from tradeguard.core.hooks import HookRunner
 from tradeguard.core.journal_lock import JournalLock
 from tradeguard.core.memory_store import MemoryStore
 from tradeguard.core.metrics import Metrics
+from tradeguard.core.operator_desk import OperatorDesk
 from tradeguard.core.paper import PaperExecution
 from tradeguard.core.pipeline import Pipeline
 from tradeguard.core.scheduler import Scheduler
@@ -133,6 +134,7 @@ class Runtime:
         #: the signals every strategy emitted on the bar being decided (set by :meth:`on_bar`)
         self.bar_signals: tuple[Signal, ...] = ()
         self.store_watch = StoreWatch(self)
+        self.desk = OperatorDesk(self)
         if isinstance(self.store, Store):
             self.store.on_failure = self.store_watch.failed
         path = getattr(self.store, "path", ":memory:")
@@ -277,6 +279,9 @@ class Runtime:
         self.scheduler.add(Job(name="store.flush", every=timedelta(seconds=1), run=_flush, wall_clock=True))
         self.scheduler.add(Job(name="store.watch", every=timedelta(seconds=1), run=lambda rt: rt.store_watch.check(),
                                wall_clock=True))  # fmt: skip
+        if self.role == "trading":  # operator orders another process handed over (core/operator_desk.py)
+            self.scheduler.add(Job(name="operator.requests", every=timedelta(seconds=1),
+                                   run=lambda rt: rt.desk.serve_requests(), wall_clock=True))  # fmt: skip
         for plugin, jobs in self.hooks.collect("periodic_jobs", runtime=self):
             if isinstance(jobs, BaseException):
                 raise StartupError(f"plugin {plugin!r} failed to declare its jobs: {jobs}") from jobs

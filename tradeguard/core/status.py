@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tradeguard.core.audit import read_anchor
 from tradeguard.core.journal_lock import owner_state
 
 
@@ -33,6 +34,7 @@ def read_status(store: Any) -> dict[str, Any]:
         "health": store.kv_get("health", "last"),
         "decisions": {"approved": decisions.get(True, 0), "rejected": decisions.get(False, 0)},
         "alerts_outstanding": store.query("SELECT COUNT(*) FROM alert_outbox WHERE status = 'pending'")[0][0],
+        "audit_anchor": read_anchor(store.path),
         "slowest_hooks": (store.kv_get("profiler", "table") or [])[:10],
         "insights": (store.kv_get("insights_engine", "table") or [])[:10],
         "accuracy": accuracy["strategies"] if accuracy else [],

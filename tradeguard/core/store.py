@@ -173,6 +173,21 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE kill_switch_events ADD COLUMN auth TEXT NOT NULL DEFAULT '';
     ALTER TABLE alert_outbox ADD COLUMN delivered TEXT;
     """,
+    # operator orders handed to the running trading process (Runtime.operator_order)
+    """
+    CREATE TABLE operator_requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time TEXT NOT NULL,
+        action TEXT NOT NULL,
+        args TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        via TEXT NOT NULL,
+        auth TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        result TEXT NOT NULL DEFAULT ''
+    );
+    """,
 )
 
 
@@ -504,6 +519,32 @@ class Store:
                           "FROM kill_switch_events WHERE id > ? ORDER BY id", (event_id,))  # fmt: skip
         return [{"event_id": r[0], "time": r[1], "from_state": r[2], "to_state": r[3], "trigger": r[4],
                  "message": r[5], "operator": r[6], "via": r[7], "auth": r[8]} for r in rows]  # fmt: skip
+
+    # ------------------------------------------------------------------ operator requests -------
+
+    def add_request(self, action: str, args: dict[str, Any], operator: str, via: str, auth: str, reason: str) -> int:
+        """Hand an operator's order to the running trading process (it owns the broker); returns its id."""
+        with self.tx() as db:
+            cur = db.execute("INSERT INTO operator_requests (time, action, args, operator, via, auth, reason) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (_now(), action, json.dumps(args), operator, via, auth, reason))  # fmt: skip
+            return int(cur.lastrowid or 0)
+
+    def pending_requests(self) -> list[dict[str, Any]]:
+        rows = self.query("SELECT id, action, args, operator, via, auth, reason FROM operator_requests "
+                          "WHERE status = 'pending' ORDER BY id")  # fmt: skip
+        return [{"id": r[0], "action": r[1], "args": json.loads(r[2]), "operator": r[3], "via": r[4], "auth": r[5],
+                 "reason": r[6]} for r in rows]  # fmt: skip
+
+    def finish_request(self, request_id: int, ok: bool, result: str) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE operator_requests SET status = ?, result = ? WHERE id = ?",
+                       ("done" if ok else "failed", result, request_id))  # fmt: skip
+
+    def request_outcome(self, request_id: int) -> tuple[str, str]:
+        """(status, result) of a request: pending, done or failed."""
+        rows = self.query("SELECT status, result FROM operator_requests WHERE id = ?", (request_id,))
+        return (str(rows[0][0]), str(rows[0][1])) if rows else ("unknown", "")
 
     # ------------------------------------------------------------------ key/value ---------------
 

@@ -34,6 +34,7 @@ from tradeguard import (
     Fill,
     HaltEvent,
     Job,
+    OperatorAction,
     OrderEvent,
     PluginSettings,
     Severity,
@@ -177,6 +178,10 @@ class AuditTrail(ConfiguredPlugin):
     @hookimpl
     def on_fill(self, fill: Fill, runtime: Any) -> None:
         self.append("fill", fill.model_dump(mode="json"))
+
+    @hookimpl
+    def on_operator_action(self, action: OperatorAction, runtime: Any) -> None:
+        self.append("operator_action", action.model_dump(mode="json"))
 
     @hookimpl
     def on_halt(self, event: HaltEvent, runtime: Any) -> None:
