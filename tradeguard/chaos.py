@@ -250,11 +250,37 @@ file = "{self.log}"
                 self._close_by_hand()
             if plan.corrupt_every and i and i % plan.corrupt_every == 0:
                 self._start_on_a_damaged_store()
+                if not self._intact("after the damaged store was restored"):
+                    return
             proc = self._trader()
             if i == disk_at:
                 self._fill_the_disk(proc)
             time.sleep(self.rng.uniform(*plan.alive_seconds))
             self._kill(proc)
+            if not self._intact(f"after the SIGKILL of run {self.report.runs}"):
+                return
+
+    def _intact(self, when: str) -> bool:
+        """The journal's quick_check between two runs: the first damage found ends the storm, named, its files
+        kept beside the round for the post-mortem."""
+        if not self.db.is_file():
+            return True
+        try:
+            con = sqlite3.connect(self.db, timeout=30)
+            try:
+                verdict = str(con.execute("PRAGMA quick_check").fetchone()[0])
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as exc:
+            verdict = str(exc)
+        if verdict == "ok":
+            return True
+        self.report.integrity = f"{when}: {verdict}"
+        for suffix in ("", "-wal", "-shm"):
+            source = self.db.with_name(self.db.name + suffix)
+            if source.exists():
+                (self.plan.workdir / f"damaged-journal.db{suffix}").write_bytes(source.read_bytes())
+        return False
 
     def _close_by_hand(self) -> None:
         conn, terminal = self._admin()
@@ -263,8 +289,8 @@ file = "{self.log}"
             if ours:
                 ticket, volume = self.rng.choice(ours)
                 half = round(volume / 2, 2)
-                terminal.admin_close_position(ticket, half if half >= 0.01 else None)
-                self.report.manual_closes += 1
+                if terminal.admin_close_position(ticket, half if half >= 0.01 else None):
+                    self.report.manual_closes += 1
         finally:
             conn.close()
 
@@ -335,6 +361,8 @@ file = "{self.log}"
 
     def _settle(self) -> None:
         """Hold the market still; one clean run aligns with the broker and stops on SIGTERM."""
+        if self.report.integrity:
+            return  # the storm found the journal damaged: no run on it
         conn, terminal = self._admin()
         try:
             terminal.admin_pause(True)
@@ -375,10 +403,10 @@ file = "{self.log}"
         ours = [d for d in deals if int(d.type) in (0, 1) and int(d.position_id) in our_positions]
         r = self.report
         r.deals = len(ours)
+        if r.integrity or not self._intact("after the last run"):
+            return  # a damaged journal: nothing else can be compared
+        r.integrity = "ok"
         with sqlite3.connect(self.db) as con:
-            r.integrity = str(con.execute("PRAGMA integrity_check").fetchone()[0])
-            if r.integrity != "ok":  # kept for the post-mortem (a tmpfs data disk goes with the round)
-                con.execute(f"VACUUM INTO '{self.plan.workdir / 'damaged-journal.db'}'")
             journal = [int(t) for (t,) in con.execute("SELECT deal_ticket FROM fills")]
             orders = con.execute("SELECT client_id, state, signal_id FROM orders").fetchall()
             decided = {str(c) for (c,) in con.execute("SELECT client_id FROM decisions WHERE client_id != ''")}

@@ -548,9 +548,12 @@ class Terminal(Trading):
             return int(result.order)
 
     def admin_close_position(self, ticket: int, volume: float | None = None) -> int:
-        """Close (part of) a position by hand at the terminal: a deal with magic 0, reason CLIENT. Returns its order."""
+        """Close (part of) a position by hand at the terminal: a deal with magic 0, reason CLIENT. Returns its order,
+        or 0 when the position is no longer open (its stop or target got there first)."""
         with self._lock:
-            held = self.book.positions[ticket]
+            held = self.book.positions.get(ticket)
+            if held is None:
+                return 0
             request = {"action": c.TRADE_ACTION_DEAL, "symbol": held.symbol, "volume": volume or held.volume,
                        "magic": 0, "type": c.ORDER_TYPE_SELL if held.is_buy else c.ORDER_TYPE_BUY,
                        "type_filling": c.ORDER_FILLING_IOC, "comment": "closed at the terminal"}  # fmt: skip
