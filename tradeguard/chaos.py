@@ -17,6 +17,12 @@ journal is compared with the broker (read through the mt5linux client):
 * every order of a signal has its decision, and no reconciliation ever found the two apart.
 
 Used by ``tests/chaos`` (bounded, in CI) and ``benchmarks/chaos_soak.py`` (hundreds of kills).
+
+Every connection this harness opens on the journal is closed at once (``closing``): a Python sqlite3
+connection left to the garbage collector keeps its process's view of the write-ahead log's index, and
+the damaged-store step replaces the file and removes that index; a stale view then reads the journal
+as malformed, and can damage it when it finally closes. (Found here: never remove a store's ``-wal`` or
+``-shm`` while any process holds it open.)
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -275,7 +282,17 @@ file = "{self.log}"
             verdict = str(exc)
         if verdict == "ok":
             return True
-        self.report.integrity = f"{when}: {verdict}"
+        holders = subprocess.run(["fuser", "-v", str(self.db), f"{self.db}-wal", f"{self.db}-shm"],
+                                 capture_output=True, text=True, check=False).stderr.strip()  # fmt: skip
+        time.sleep(1.0)
+        con = sqlite3.connect(self.db, timeout=30)
+        try:
+            again = str(con.execute("PRAGMA quick_check").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            again = str(exc)
+        finally:
+            con.close()
+        self.report.integrity = f"{when}: {verdict} (a second later: {again}; open by: {holders or 'nobody'})"
         for suffix in ("", "-wal", "-shm"):
             source = self.db.with_name(self.db.name + suffix)
             if source.exists():
@@ -346,7 +363,7 @@ file = "{self.log}"
 
     def _latch(self) -> tuple[str, str] | None:
         try:
-            with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5) as con:
+            with closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=5)) as con:
                 row = con.execute("SELECT state, trigger FROM kill_switch WHERE id = 1").fetchone()
         except sqlite3.Error:
             return None
@@ -406,7 +423,7 @@ file = "{self.log}"
         if r.integrity or not self._intact("after the last run"):
             return  # a damaged journal: nothing else can be compared
         r.integrity = "ok"
-        with sqlite3.connect(self.db) as con:
+        with closing(sqlite3.connect(self.db)) as con:
             journal = [int(t) for (t,) in con.execute("SELECT deal_ticket FROM fills")]
             orders = con.execute("SELECT client_id, state, signal_id FROM orders").fetchall()
             decided = {str(c) for (c,) in con.execute("SELECT client_id FROM decisions WHERE client_id != ''")}

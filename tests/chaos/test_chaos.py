@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
 def fills(report: ChaosReport, round_: ChaosRound) -> list[tuple[str, str]]:
     import sqlite3
 
-    with sqlite3.connect(round_.db) as con:
+    with closing(sqlite3.connect(round_.db)) as con:
         return [(str(e), str(c)) for e, c in con.execute("SELECT entry, comment FROM fills")]
 
 

@@ -48,7 +48,7 @@ def test_kill_then_reset_with_the_secret_audited(deployment: Path) -> None:
     store = Store(deployment.parent / "var" / "tradeguard.db")
     assert store.kill_state()[0] == "ACTIVE"
     events = [tuple(r) for r in store.query("SELECT to_state, trigger, operator FROM kill_switch_events")]
-    assert events == [("HALTED", "manual", "carol"), ("ACTIVE", "reset", "dave")]
+    assert events == [("HALTED", "manual", "carol"), ("HALTED", "reset_refused", "dave"), ("ACTIVE", "reset", "dave")]
     assert "ACTIVE" in tg(deployment, "status").stdout
 
 

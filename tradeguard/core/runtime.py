@@ -422,8 +422,7 @@ class Runtime:
     def _plugin_error(self, plugin: str, hook: str, exc: BaseException) -> None:
         self.metrics.plugin_errors.labels(plugin, hook).inc()
         if isinstance(exc, StoreUnwritable):  # the store watch holds, latches and alerts: once, not per write
-            self.log.warning("plugin could not write to the store", extra={"plugin": plugin, "hook": hook,
-                                                                           "error": str(exc)})  # fmt: skip
+            self.store_watch.plugin_failed(plugin, hook, exc)
             return
         self.log.error(
             "plugin raised", exc_info=(type(exc), exc, exc.__traceback__), extra={"plugin": plugin, "hook": hook}

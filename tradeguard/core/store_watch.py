@@ -28,11 +28,19 @@ class StoreWatch:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.down: str | None = None  # the failure the runtime has reacted to (latched, alerted)
+        self._told: set[tuple[str, str]] = set()  # (plugin, hook) whose failed writes were logged in this outage
 
     def failed(self, problem: StoreUnwritable) -> None:
         """The store's ``on_failure``: called from the thread whose write failed, so it only holds the pipeline."""
         self.rt.hold(HOLD)
         log.critical("store cannot be written: openings held", extra={"error": str(problem)})
+
+    def plugin_failed(self, plugin: str, hook: str, problem: StoreUnwritable) -> None:
+        """A plugin's write met the failure: logged once per plugin and hook while it lasts, not on every try."""
+        if (plugin, hook) not in self._told:
+            self._told.add((plugin, hook))
+            log.warning("plugin could not write to the store", extra={"plugin": plugin, "hook": hook,
+                                                                      "error": str(problem)})  # fmt: skip
 
     def check(self) -> None:
         """A job on the trading thread, each second: react to a failure, probe the file, recover."""
@@ -49,6 +57,7 @@ class StoreWatch:
             log.warning("store still cannot be written", extra={"error": str(exc)})
             return
         was, self.down = self.down, None
+        self._told.clear()
         self.rt.release(HOLD)
         self.rt.alert(channel=AlertChannel.SYSTEM, severity=Severity.WARNING, module="store",
                       error_code="store_recovered",

@@ -117,8 +117,8 @@ class AuditTrail(ConfiguredPlugin):
         """Chain the kill-switch events recorded since the last one chained: this process's, and those an
         operator command recorded beside it (every latch, reset and refused reset, with who and how)."""
         for event in self.rt.store.kill_events_after(self._chained):
+            self._chained = event["event_id"]  # first: a batch flush inside append must not chain it again
             self.append("kill_switch", event)
-            self._chained = event["event_id"]
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
@@ -146,7 +146,8 @@ class AuditTrail(ConfiguredPlugin):
         self._pending.append((self._seq, stamp, kind, record, self._last, digest))
         self._last = digest
         if len(self._pending) >= BATCH:
-            self._flush()
+            with contextlib.suppress(StoreUnwritable):  # a batch's worth: written now (or kept, see _flush)
+                self.flush()
 
     def flush(self) -> None:
         """Write the pending records; if the store cannot take them they stay pending, in order, for the next."""
