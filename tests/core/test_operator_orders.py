@@ -84,6 +84,10 @@ def test_flatten_is_carried_out_alerted_once_and_audited(tmp_path: Path, receive
             assert '"level": "ERROR"' not in out and "Traceback" not in out
             assert ("carried out by the trading process" in out) is running
             assert served.terminal.positions_total() == 0
+            gone = subprocess.run([sys.executable, "-m", "tradeguard", "stops", "1000001", "--sl", "1.05",
+                                   "--reason", "tighten", "--operator", "erin", "--settings", str(settings)],
+                                  capture_output=True, text=True, timeout=120)  # fmt: skip
+            assert gone.returncode == 1 and "position 1000001: not open" in gone.stderr  # refused, and said so
             wait_for(lambda: [b for _, b in receiver.posts if b.get("error_code") == "operator_flatten"])
         finally:
             if proc is not None:
@@ -93,8 +97,9 @@ def test_flatten_is_carried_out_alerted_once_and_audited(tmp_path: Path, receive
     (alert,) = [b for _, b in receiver.posts if b.get("error_code") == "operator_flatten"]
     assert alert["severity"] == "CRITICAL" and "erin" in alert["message"]
     store = Store(tmp_path / "var" / "tradeguard.db")
-    (record,) = [json.loads(r[0])["data"] for r in store.query("SELECT record FROM audit WHERE kind = "
-                                                               "'operator_action'")]  # fmt: skip
+    record, refused = [json.loads(r[0])["data"] for r in store.query("SELECT record FROM audit WHERE kind = "
+                                                                     "'operator_action' ORDER BY seq")]  # fmt: skip
+    assert (refused["action"], refused["target"], refused["ok"]) == ("modify", "1000001", False)
     assert (record["action"], record["operator"], record["via"], record["reason"], record["ok"]) == (
         "flatten", "erin", "cli", "news in 5 min", True)
     assert record["result"].count("tg-") == 2  # the two closes it sent

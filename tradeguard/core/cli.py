@@ -570,6 +570,21 @@ def close_cmd(
     _operator_order("close", {"ticket": ticket, "volume": volume}, operator, reason, settings, env)
 
 
+@app.command("stops")
+def stops_cmd(
+    ticket: Annotated[int, typer.Argument(help="the position's ticket")],
+    reason: Annotated[str, typer.Option(help="why: recorded with the order")],
+    stop_loss: Annotated[float | None, typer.Option("--sl", help="new stop loss (none: removed)")] = None,
+    take_profit: Annotated[float | None, typer.Option("--tp", help="new take profit (none: removed)")] = None,
+    operator: Annotated[str, typer.Option(envvar="TRADEGUARD_OPERATOR", help="who")] = "cli",
+    settings: SettingsOpt = None,
+    env: EnvOpt = None,
+) -> None:
+    """Change one position's stop loss and take profit. Carried out by the trading process; alerted and audited."""
+    _operator_order("modify", {"ticket": ticket, "stop_loss": stop_loss, "take_profit": take_profit}, operator,
+                    reason, settings, env)  # fmt: skip
+
+
 @app.command("hash-secret")
 def hash_secret_cmd() -> None:
     """Ask for a new operator secret twice and print its scrypt hash, for kill_switch.operator_secret_hash
