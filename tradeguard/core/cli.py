@@ -130,6 +130,33 @@ def demo_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     )
 
 
+def replay_overrides(data: Path | None, symbol: str | None, faults: str | None,
+                     seed: int | None) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """What ``replay``'s flags lay over the settings (key by key: the file's other emulator keys stay).
+
+    A replay serves its metrics on a free port (it must never fail on a busy one), and journals with
+    synchronous=NORMAL: surviving a power cut buys a simulation nothing, and FULL costs an fsync per commit."""
+    from tradeguard.broker.emulator.faults import PROFILES
+
+    emulator: dict[str, Any] = {}
+    if data is not None:
+        emulator["data"] = str(data)
+    if symbol:
+        emulator["symbol"] = symbol
+    if faults is not None and faults not in PROFILES:
+        raise typer.BadParameter(f"{faults!r}: known profiles {', '.join(PROFILES)}", param_hint="--faults")
+    fault_cfg: dict[str, Any] | str | None = faults
+    if seed is not None:
+        fault_cfg = {**PROFILES[faults or "none"].model_dump(), "seed": seed}
+    if fault_cfg is not None:
+        emulator["faults"] = fault_cfg
+    overrides: dict[str, dict[str, Any]] = {"logging": {"level": "WARNING"}, "metrics_server": {"port": 0},
+                                            "store": {"synchronous": "NORMAL"}}  # fmt: skip
+    if emulator:
+        overrides["broker"] = {"module": "emulator", "emulator": emulator}
+    return overrides
+
+
 @app.command("replay")
 def replay_cmd(
     data: Annotated[Path | None, typer.Option(help="bars or ticks file (default: the shipped EURUSD sample)")] = None,
@@ -150,20 +177,7 @@ def replay_cmd(
 
     from tradeguard.core.clock import ReplayClock
 
-    emulator: dict[str, object] = {}
-    if data is not None:
-        emulator["data"] = str(data)
-    if symbol:
-        emulator["symbol"] = symbol
-    from tradeguard.broker.emulator.faults import PROFILES
-
-    if faults is not None and faults not in PROFILES:
-        raise typer.BadParameter(f"{faults!r}: known profiles {', '.join(PROFILES)}", param_hint="--faults")
-    fault_cfg: dict[str, object] | str | None = faults
-    if seed is not None:
-        fault_cfg = {**PROFILES[faults or "none"].model_dump(), "seed": seed}
-    if fault_cfg is not None:
-        emulator["faults"] = fault_cfg
+    overrides = replay_overrides(data, symbol, faults, seed)
 
     def epoch(text: str | None, option: str) -> int | None:
         if text is None:
@@ -178,12 +192,6 @@ def replay_cmd(
     if first is not None and last is not None and first > last:
         raise typer.BadParameter(f"{start} is after --to {end}", param_hint="--from")
 
-    # A replay serves its metrics on a free port (it must never fail on a busy one), and journals with
-    # synchronous=NORMAL: surviving a power cut buys a simulation nothing, and FULL costs an fsync per commit.
-    overrides: dict[str, dict[str, object]] = {"logging": {"level": "WARNING"}, "metrics_server": {"port": 0},
-                                               "store": {"synchronous": "NORMAL"}}  # fmt: skip
-    if emulator:
-        overrides["broker"] = {"module": "emulator", "emulator": emulator}
     def build() -> Runtime:
         return _build(settings, env, overrides=overrides, clock=ReplayClock(datetime(1970, 1, 2, tzinfo=UTC)))
 

@@ -40,6 +40,7 @@ from tradeguard.core.settings import (
     SECRET_KEY,
     Settings,
     load_raw,
+    merge,
     resolve_env,
     resolve_file,
     validate,
@@ -160,16 +161,16 @@ class Runtime:
         """Load settings, discover and register plugins, validate every key; nothing is started yet.
 
         ``plugins`` registers extra ``(name, object)`` pairs directly (embedding, tests);
-        ``discover=False`` skips entry points. ``overrides`` replaces whole keys of tables after
-        the files and environment are read (tests, CLI flags). ``read_files=False`` ignores every
-        settings file (built-in defaults, environment variables and overrides only). ``trading=False``
+        ``discover=False`` skips entry points. ``overrides`` are laid over the files and environment
+        key by key at every depth (tests, CLI flags: ``--data`` keeps the file's emulator leverage).
+        ``read_files=False`` ignores every settings file (built-in defaults, environment variables and
+        overrides only). ``trading=False``
         builds for an operator's command, which live's demands on a trading process do not hold up.
         """
         env = resolve_env(env)
         path = resolve_file(settings_file) if read_files else None
         raw = load_raw(path, env)
-        for table, values in (overrides or {}).items():
-            raw[table] = {**raw.get(table, {}), **values}
+        merge(raw, overrides or {})  # key by key at every depth: an override keeps the file's other keys
         _register_secrets(raw)
         kernel = validate(
             {k: raw[k] for k in KERNEL_TABLES if k in raw}, KERNEL_TABLES, env=env, source=path, tolerated=raw

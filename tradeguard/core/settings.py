@@ -218,8 +218,8 @@ def load_raw(path: Path | None, env: str) -> dict[str, Any]:
         if file == path or file.is_file():
             layers = _environment_tables(file)
             for name in dict.fromkeys(("default", env)):
-                _merge(tree, layers.get(name, {}))
-    _merge(tree, _environment_variables())
+                merge(tree, layers.get(name, {}))
+    merge(tree, _environment_variables())
     return {k: v for k, v in tree.items() if k not in _META_KEYS}
 
 
@@ -248,11 +248,11 @@ def _environment_variables() -> dict[str, Any]:
         raise ConfigError([f"environment variables TRADEGUARD_*: cannot be read: {exc}"]) from exc
 
 
-def _merge(tree: dict[str, Any], layer: Mapping[str, Any]) -> None:
+def merge(tree: dict[str, Any], layer: Mapping[str, Any]) -> None:
     """Lay ``layer`` over ``tree`` in place: tables merge key by key, any other value replaces."""
     for key, value in layer.items():
         if isinstance(value, Mapping) and isinstance(tree.get(key), dict):
-            _merge(tree[key], value)
+            merge(tree[key], value)
         else:
             tree[key] = dict(value) if isinstance(value, Mapping) else value
 
