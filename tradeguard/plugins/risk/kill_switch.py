@@ -31,6 +31,7 @@ from tradeguard import (
     AccountSnapshot,
     AlertChannel,
     ConfiguredPlugin,
+    Fill,
     HaltEvent,
     HealthReport,
     Job,
@@ -59,6 +60,10 @@ class KillSwitchSettings(PluginSettings):
     cancel_pending_on_halt: bool = Field(default=True, description="entering HALTED cancels our working orders")
     flatten_on_halt: bool = Field(default=False, description="entering HALTED also closes every position of ours")
     trigger_state: Literal["REDUCE_ONLY", "HALTED"] = Field(default="HALTED", description="automatic triggers latch")
+    margin_call_state: Literal["OFF", "REDUCE_ONLY", "HALTED"] = Field(
+        default="REDUCE_ONLY", description="the margin level crossing the broker's margin-call level latches this")
+    stop_out_state: Literal["OFF", "REDUCE_ONLY", "HALTED"] = Field(
+        default="HALTED", description="a stop-out deal (the broker closing ours for margin) latches this")
     daily_drawdown_pct: float = Field(default=0.0, ge=0, le=100, description="trip at this daily loss; 0 = off")
     max_drawdown_pct: float = Field(default=0.0, ge=0, le=100, description="trip at this drawdown; 0 = off")
     connection_loss_seconds: float = Field(default=0.0, ge=0, description="trip when disconnected this long; 0 = off")
@@ -99,6 +104,7 @@ class KillSwitch(ConfiguredPlugin):
         self.errors_in_row = 0
         self._disconnected_since: datetime | None = None
         self._plugin_errors: deque[datetime] = deque()
+        self._below_margin_call = False  # the last snapshot's margin level was at or under the margin call
         #: a latch the store could not take (disk full): written by the next refresh that can
         self._unwritten: dict[str, Any] | None = None
         self._announces = False  # this process announces kill-switch events (it owns the journal)
@@ -278,11 +284,43 @@ class KillSwitch(ConfiguredPlugin):
     def on_account_snapshot(self, snapshot: AccountSnapshot, runtime: Any) -> None:
         self.snapshot = snapshot
         cfg = self.cfg
+        self._margin_call(snapshot)
         if cfg.daily_drawdown_pct and snapshot.daily_drawdown_pct >= cfg.daily_drawdown_pct:
             self._trip("daily_drawdown", f"{snapshot.daily_drawdown_pct:.2f}% since server midnight "
                                          f">= {cfg.daily_drawdown_pct:g}%")  # fmt: skip
         if cfg.max_drawdown_pct and snapshot.drawdown_pct >= cfg.max_drawdown_pct:
             self._trip("max_drawdown", f"{snapshot.drawdown_pct:.2f}% from peak >= {cfg.max_drawdown_pct:g}%")
+
+    def _margin_call(self, snapshot: AccountSnapshot) -> None:
+        """Crossing the broker's margin-call level (account_info's margin_so_call) is an ERROR alert, once per
+        crossing, and latches ``margin_call_state``: the next step down is the broker closing positions."""
+        below = False
+        if snapshot.margin > 0 and self.cfg.margin_call_state != "OFF":
+            try:
+                call = float(self.rt.broker.account().margin_so_call)
+            except Exception:  # no broker to ask (a unit test's runtime, a broken link): nothing to compare
+                return
+            below = 0 < snapshot.margin_level <= call
+            if below and not self._below_margin_call:
+                message = f"margin level {snapshot.margin_level:.2f}% reached the broker's margin call at {call:g}%"
+                self.rt.alert(channel=AlertChannel.RISK, severity=Severity.ERROR, module="kill_switch",
+                              error_code="margin_call", message=message)  # fmt: skip
+                self.transition(KillState(self.cfg.margin_call_state), "margin_call", message)  # the ERROR says it
+        self._below_margin_call = below
+
+    @hookimpl
+    def on_fill(self, fill: Fill, runtime: Any) -> None:
+        """A stop-out deal (MT5 comments it ``[so 47.18%]``) is a CRITICAL latch: the broker is closing ours."""
+        if not fill.comment.startswith("[so") or self.cfg.stop_out_state == "OFF":
+            return
+        state = KillState(self.cfg.stop_out_state)
+        message = f"stop-out: the broker closed {fill.volume:g} {fill.symbol} for margin {fill.comment} " \
+                  f"({fill.profit:+.2f})"  # fmt: skip
+        if _RANK[state] > _RANK[self.state]:
+            self.rt.request_halt("stop_out", message, source="kill_switch", state=state)
+        else:  # latched already: the stop-out is still news
+            self.rt.alert(channel=AlertChannel.RISK, severity=Severity.CRITICAL, module="kill_switch",
+                          error_code="stop_out", message=message)  # fmt: skip
 
     @hookimpl
     def on_health(self, report: HealthReport, runtime: Any) -> None:
