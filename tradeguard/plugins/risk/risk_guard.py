@@ -46,6 +46,15 @@ log = logging.getLogger("tradeguard.risk_guard")
 BUY_ORDER_TYPES = (0, 2, 4, 6)
 
 
+#: the value that switches a rule off, per settings key (a key missing here cannot be switched off, only moved)
+SWITCHED_OFF_BY: dict[str, object] = {
+    "require_stop": "false", "max_risk_per_trade_pct": 0, "max_open_positions": 0, "max_positions_per_symbol": 0,
+    "max_lots_per_symbol": 0, "max_notional_per_symbol": 0, "max_lots_per_currency": 0, "daily_loss_limit_pct": 0,
+    "max_drawdown_pct": 0, "max_total_stop_risk_pct": 0, "min_margin_level_pct": 0, "max_orders_per_minute": 0,
+    "consecutive_losses": 0, "max_group_lots": 0, "volatility_multiple": 0,
+}  # fmt: skip
+
+
 class RiskGuardSettings(PluginSettings):
     require_stop: bool = Field(default=True, description="refuse opening orders without a stop loss")
     max_risk_per_trade_pct: float = Field(default=1.0, ge=0, le=100, description="% of equity at risk; 0 = off")
@@ -195,8 +204,11 @@ class RiskGuard(ConfiguredPlugin):
         return exp
 
     @staticmethod
-    def _reject(code: str, message: str) -> Rejected:
-        return Rejected(reason=code, message=f"{code}: {message}")
+    def _reject(code: str, message: str, key: str) -> Rejected:
+        """A refusal that names its rule and the setting that governs it (and how to switch the rule off)."""
+        off = SWITCHED_OFF_BY.get(key)
+        how = f"off with risk_guard.{key} = {off}" if off is not None else f"set by risk_guard.{key}"
+        return Rejected(reason=code, message=f"{code}: {message} (rule {code}; {how})")
 
     def _money(self, symbol: str, distance: float, lots: float) -> float:
         spec = self.rt.broker.symbol_spec(symbol)
@@ -207,7 +219,9 @@ class RiskGuard(ConfiguredPlugin):
     def _stop_and_risk(self, order: OrderIntent) -> Rejected | None:
         cfg = self.cfg
         if order.stop_loss is None or order.price is None:
-            return self._reject("missing_stop", "an opening order without a stop") if cfg.require_stop else None
+            if not cfg.require_stop:
+                return None
+            return self._reject("missing_stop", "an opening order without a stop", "require_stop")
         if not cfg.max_risk_per_trade_pct:
             return None
         equity = self.rt.broker.account().equity
@@ -215,13 +229,15 @@ class RiskGuard(ConfiguredPlugin):
         limit = equity * cfg.max_risk_per_trade_pct / 100
         if risk > limit + 1e-9:
             share = f"{cfg.max_risk_per_trade_pct:g}% of equity {equity:.2f}"
-            return self._reject("max_risk_per_trade", f"{risk:.2f} at risk > limit {limit:.2f} ({share})")
+            return self._reject("max_risk_per_trade", f"{risk:.2f} at risk > limit {limit:.2f} ({share})",
+                                "max_risk_per_trade_pct")
         return None
 
     def _volume(self, order: OrderIntent) -> Rejected | None:
         if order.volume > self.cfg.max_volume_per_order:
             return self._reject("volume_above_maximum",
-                                f"{order.volume:g} lots > limit {self.cfg.max_volume_per_order:g}")  # fmt: skip
+                                f"{order.volume:g} lots > limit {self.cfg.max_volume_per_order:g}",
+                                "max_volume_per_order")  # fmt: skip
         return None
 
     def _counts_and_exposure(self, order: OrderIntent) -> Rejected | None:
@@ -230,20 +246,24 @@ class RiskGuard(ConfiguredPlugin):
         self._exposure = exp
         total = sum(exp.count.values())
         if total >= cfg.max_open_positions:
-            return self._reject("max_open_positions", f"{total} open, limit {cfg.max_open_positions}")
+            return self._reject("max_open_positions", f"{total} open, limit {cfg.max_open_positions}",
+                                "max_open_positions")
         on_symbol = exp.count[order.symbol]
         if on_symbol >= cfg.max_positions_per_symbol:
             return self._reject("max_open_positions", f"{on_symbol} open on {order.symbol}, limit "
-                                                      f"{cfg.max_positions_per_symbol} per symbol")  # fmt: skip
+                                                      f"{cfg.max_positions_per_symbol} per symbol",
+                                "max_positions_per_symbol")  # fmt: skip
         lots = exp.gross[order.symbol] + order.volume
         if cfg.max_lots_per_symbol and lots > cfg.max_lots_per_symbol + 1e-9:
             return self._reject("max_exposure_symbol", f"{lots:g} lots on {order.symbol} > limit "
-                                                       f"{cfg.max_lots_per_symbol:g}")  # fmt: skip
+                                                       f"{cfg.max_lots_per_symbol:g}",
+                                "max_lots_per_symbol")  # fmt: skip
         if cfg.max_notional_per_symbol and order.price:
             notional = self._money(order.symbol, order.price, lots)
             if notional > cfg.max_notional_per_symbol:
                 return self._reject("max_exposure_symbol", f"notional {notional:,.0f} on {order.symbol} > limit "
-                                                           f"{cfg.max_notional_per_symbol:,.0f}")  # fmt: skip
+                                                           f"{cfg.max_notional_per_symbol:,.0f}",
+                                    "max_notional_per_symbol")  # fmt: skip
         if cfg.max_lots_per_currency:
             per_ccy: dict[str, float] = defaultdict(float)
             broker = self.rt.broker
@@ -255,7 +275,8 @@ class RiskGuard(ConfiguredPlugin):
             for ccy in (spec.currency_base, spec.currency_profit):
                 if per_ccy[ccy] > cfg.max_lots_per_currency + 1e-9:
                     return self._reject("max_exposure_currency", f"{per_ccy[ccy]:g} lots touching {ccy} > limit "
-                                                                 f"{cfg.max_lots_per_currency:g}")  # fmt: skip
+                                                                 f"{cfg.max_lots_per_currency:g}",
+                                            "max_lots_per_currency")  # fmt: skip
         return None
 
     def _hard_limits(self, order: OrderIntent) -> Rejected | None:
@@ -274,17 +295,20 @@ class RiskGuard(ConfiguredPlugin):
         if cfg.daily_loss_limit_pct and s.time < (midnight := server_midnight(broker.now(), broker.offset)):
             return self._reject("account_stale", f"the last account snapshot ({s.time:%Y-%m-%d %H:%M} UTC) is "
                                                  f"from before server midnight ({midnight:%Y-%m-%d %H:%M} UTC): "
-                                                 "the day's opening equity is not known yet")  # fmt: skip
+                                                 "the day's opening equity is not known yet",
+                                "daily_loss_limit_pct")  # fmt: skip
         equity = broker.account().equity
         daily = max(s.daily_drawdown_pct, AccountSnapshot.loss_pct(s.day_start_equity, equity))
         peak = max(s.peak_equity, equity)
         drawdown = max(s.drawdown_pct, AccountSnapshot.loss_pct(peak, equity))
         if cfg.daily_loss_limit_pct and daily >= cfg.daily_loss_limit_pct:
             return self._reject("daily_loss_limit", f"{daily:.2f}% lost since server midnight "
-                                                    f"(limit {cfg.daily_loss_limit_pct:g}%)")  # fmt: skip
+                                                    f"(limit {cfg.daily_loss_limit_pct:g}%)",
+                                "daily_loss_limit_pct")  # fmt: skip
         if cfg.max_drawdown_pct and drawdown >= cfg.max_drawdown_pct:
             return self._reject("max_drawdown", f"{drawdown:.2f}% below peak equity "
-                                                f"{peak:.2f} (limit {cfg.max_drawdown_pct:g}%)")  # fmt: skip
+                                                f"{peak:.2f} (limit {cfg.max_drawdown_pct:g}%)",
+                                "max_drawdown_pct")  # fmt: skip
         return None
 
     def _check_hard_limits(self, s: AccountSnapshot) -> None:
@@ -309,8 +333,9 @@ class RiskGuard(ConfiguredPlugin):
         total = self._money(order.symbol, abs(order.price - order.stop_loss), order.volume)
         for p in broker.positions():
             if not p.sl:
-                return self._reject("max_total_stop_risk", f"position {p.ticket} has no stop: the worst case is "
-                                                           "unbounded")  # fmt: skip
+                key = "max_total_stop_risk_pct" if cfg.max_total_stop_risk_pct else "daily_loss_limit_pct"
+                code = "max_total_stop_risk" if cfg.max_total_stop_risk_pct else "daily_loss_limit"
+                return self._reject(code, f"position {p.ticket} has no stop: the worst case is unbounded", key)
             sign = 1 if p.is_buy else -1
             total += self._money(p.symbol, max(0.0, sign * (p.price_current - p.sl)), p.volume)
         for o in broker.orders():
@@ -319,13 +344,15 @@ class RiskGuard(ConfiguredPlugin):
         equity = broker.account().equity
         if cfg.max_total_stop_risk_pct and total > equity * cfg.max_total_stop_risk_pct / 100:
             share = f"{cfg.max_total_stop_risk_pct:g}% of equity {equity:.2f}"
-            return self._reject("max_total_stop_risk", f"{total:.2f} lost if every stop is hit > {share}")
+            return self._reject("max_total_stop_risk", f"{total:.2f} lost if every stop is hit > {share}",
+                                "max_total_stop_risk_pct")
         if daily_aware:
             s = self.snapshot
             allowance = s.day_start_equity * cfg.daily_loss_limit_pct / 100 - max(0.0, s.day_start_equity - equity)
             if total > allowance:
-                return self._reject("max_total_stop_risk", f"{total:.2f} lost if every stop is hit > the "
-                                                           f"{allowance:.2f} left of today's loss limit")  # fmt: skip
+                return self._reject("daily_loss_limit", f"{total:.2f} lost if every stop is hit > the "
+                                                        f"{allowance:.2f} left of today's loss limit",
+                                    "daily_loss_limit_pct")  # fmt: skip
         return None
 
     def _margin_level(self, order: OrderIntent) -> Rejected | None:
@@ -338,7 +365,8 @@ class RiskGuard(ConfiguredPlugin):
         after = account.margin + need
         level = account.equity / after * 100 if after else float("inf")
         if level < floor:
-            return self._reject("margin_level_floor", f"margin level after the order {level:.1f}% < floor {floor:g}%")
+            return self._reject("margin_level_floor", f"margin level after the order {level:.1f}% < floor {floor:g}%",
+                                "min_margin_level_pct")
         return None
 
     def _pace(self, order: OrderIntent) -> Rejected | None:
@@ -349,13 +377,15 @@ class RiskGuard(ConfiguredPlugin):
         while self._approved and (now - self._approved[0]).total_seconds() >= 60:
             self._approved.popleft()
         if len(self._approved) >= limit:
-            return self._reject("orders_per_minute", f"{len(self._approved)} orders in the last minute, limit {limit}")
+            return self._reject("orders_per_minute", f"{len(self._approved)} orders in the last minute, limit {limit}",
+                                "max_orders_per_minute")
         return None
 
     def _streak(self, order: OrderIntent) -> Rejected | None:
         if self.paused_until is not None and self.rt.clock.now() < self.paused_until:
             return self._reject("consecutive_losses", f"{self.loss_streak} losing trades in a row; paused until "
-                                                      f"{self.paused_until.isoformat()}")  # fmt: skip
+                                                      f"{self.paused_until.isoformat()}",
+                                "consecutive_losses")  # fmt: skip
         return None
 
     def _group_sign(self, symbol: str, other: str) -> float | None:
@@ -390,7 +420,7 @@ class RiskGuard(ConfiguredPlugin):
                 same += abs(signed)
         if same > cap + 1e-9:
             return self._reject("sector_exposure", f"{same:g} lots moving with {order.symbol} {order.side.value} > "
-                                                   f"group cap {cap:g}")  # fmt: skip
+                                                   f"group cap {cap:g}", "max_group_lots")  # fmt: skip
         return None
 
     def _volatility(self, order: OrderIntent) -> Rejected | None:
@@ -405,5 +435,5 @@ class RiskGuard(ConfiguredPlugin):
         now, norm = float(series[-1]), float(np.median(series))
         if norm > 0 and now > cfg.volatility_multiple * norm:
             return self._reject("volatility_halt", f"ATR({cfg.atr_period}) {now:.5f} > {cfg.volatility_multiple:g} x "
-                                                   f"its median {norm:.5f}")  # fmt: skip
+                                                   f"its median {norm:.5f}", "volatility_multiple")  # fmt: skip
         return None
