@@ -174,3 +174,22 @@ def test_smtp_delivers_the_alert_as_an_email(tmp_path: Path) -> None:
         assert "equity down 10%" in mail.get_payload()
     finally:
         smtpd.stop()
+
+
+def test_dedup_counts_the_runtime_clock_not_the_wall_clock(tmp_path: Path, receiver: Receiver) -> None:
+    """In a replay the runtime's clock is the market's: repeats minutes apart in market time are each raised, as
+    live, however fast the replay runs; repeats inside the window are held, however slowly (issue 24, item 6)."""
+    rt = runtime(tmp_path / "clock.db", {"hook": {"kind": "webhook", "url": receiver.url}}, dedup_seconds=300)
+    try:
+        manager = rt.pm.get_plugin("alert_manager")
+        raise_alert(rt, message="first")
+        rt.clock.advance(timedelta(minutes=10))  # ten market minutes, a few microseconds of wall time
+        raise_alert(rt, message="second")
+        rt.clock.advance(timedelta(minutes=1))
+        raise_alert(rt, message="held")  # a minute after the second: inside its window
+        time.sleep(0.5)  # half a second of wall time: a window on the wall clock would still be open
+        assert manager.windows and [w.suppressed for w in manager.windows.values()] == [1]
+        wait_until(lambda: len(receiver.posts) >= 2)
+        assert [body["message"] for _, body in receiver.posts] == ["first", "second"]
+    finally:
+        rt.stop()
