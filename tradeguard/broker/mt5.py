@@ -188,6 +188,11 @@ class MT5Adapter:
     def end_scope(self) -> None:
         self._memo = None
 
+    def forget_reads(self) -> None:
+        """Read afresh from here on, inside an open scope too (the reconciler after it imported deals)."""
+        if self._memo is not None:
+            self._memo = {}
+
     def _memoised(self, key: Any, read: Any, *args: Any) -> Any:
         """``read(*args)``, once per scope for ``key`` (no closure to build: a quote is asked every bar)."""
         memo = self._memo

@@ -44,6 +44,8 @@ from tradeguard import (
 from tradeguard.core.metrics import Children
 
 log = logging.getLogger("tradeguard.reconciler")
+#: import-and-read-again passes before what is left is reported (each pass that imports nothing ends them)
+HEAL_PASSES = 3
 
 
 class ReconcilerSettings(PluginSettings):
@@ -118,20 +120,22 @@ class PositionReconciler(ConfiguredPlugin):
                 and time.monotonic() - self._compared_at < cfg.every_seconds):  # fmt: skip
             return self.last_report
         hedging = broker.account().hedging
-        adopted = self._adopted
-        positions = broker.positions()
-        ours = [p for p in positions if p.magic == engine.magic]
-        others = [p for p in positions if p.magic != engine.magic and p.ticket not in adopted]
-        actual: dict[Any, float] = defaultdict(float)
-        for p in ours:
-            actual[p.identifier if hedging else p.symbol] += p.volume if p.is_buy else -p.volume
         tol = cfg.exposure_tolerance_lots + 1e-9
+        positions, ours, others, actual = self._read(broker, engine.magic, hedging)
         missing, unknown, drift = self._differences(hedging, ours, actual, tol)
-        if missing or unknown or drift:
-            # first the broker's own history: a stop, a target, a stop-out or a close at the terminal since
-            # the last poll is a deal to import, not a loss of truth; only what it cannot explain is reported
-            engine.poll_fills(heal=True)
+        for _ in range(HEAL_PASSES):
+            if not (missing or unknown or drift):
+                break
+            # first the broker's own history: a stop, a target, a stop-out or a close at the terminal since the
+            # last poll is a deal to import, not a loss of truth. The market moves between two reads (a stop
+            # hit after the positions were read): the positions are read again after each import, and only
+            # what a pass that imported nothing still finds is reported
+            imported = engine.poll_fills(heal=True)
+            broker.forget_reads()
+            positions, ours, others, actual = self._read(broker, engine.magic, hedging)
             missing, unknown, drift = self._differences(hedging, ours, actual, tol)
+            if not imported:
+                break
         mismatch, unprotected = [], []
         for p in ours:
             if not p.sl:
@@ -167,6 +171,16 @@ class PositionReconciler(ConfiguredPlugin):
                                  source="position_reconciler", state=KillState.HALTED)  # fmt: skip
         log.info("reconciled", extra={"cause": cause, "consistent": report.consistent, "issues": issues})
         return report
+
+    def _read(self, broker: Any, magic: int, hedging: bool) -> tuple[list[Any], list[Any], list[Any], dict[Any, float]]:
+        """The broker's positions: all, ours, others' (not adopted), and our signed volume per id or symbol."""
+        positions = broker.positions()
+        ours = [p for p in positions if p.magic == magic]
+        others = [p for p in positions if p.magic != magic and p.ticket not in self._adopted]
+        actual: dict[Any, float] = defaultdict(float)
+        for p in ours:
+            actual[p.identifier if hedging else p.symbol] += p.volume if p.is_buy else -p.volume
+        return positions, ours, others, actual
 
     def _differences(self, hedging: bool, ours: list[Any], actual: dict[Any, float],
                      tol: float) -> tuple[tuple[Any, ...], tuple[int, ...], dict[str, float]]:  # fmt: skip
