@@ -46,11 +46,14 @@ from tradeguard import (
     TradeguardError,
     hookimpl,
 )
+from tradeguard.core.clock import server_midnight
 from tradeguard.core.operator_secret import verify_secret
 from tradeguard.core.schema import validated_for_live
 
 log = logging.getLogger("tradeguard.kill_switch")
 _RANK = {KillState.ACTIVE: 0, KillState.REDUCE_ONLY: 1, KillState.HALTED: 2}
+#: the triggers of a daily loss (the risk guard's hard limit, the kill switch's own): daily_loss_latch_ends applies
+DAILY_LOSS_TRIGGERS = ("daily_loss_limit", "daily_drawdown")
 class ResetRefused(TradeguardError):
     """The kill switch stays latched: wrong secret, no secret configured, or the trigger still holds."""
 
@@ -60,6 +63,9 @@ class KillSwitchSettings(PluginSettings):
     cancel_pending_on_halt: bool = Field(default=True, description="entering HALTED cancels our working orders")
     flatten_on_halt: bool = Field(default=False, description="entering HALTED also closes every position of ours")
     trigger_state: Literal["REDUCE_ONLY", "HALTED"] = Field(default="HALTED", description="automatic triggers latch")
+    daily_loss_latch_ends: Literal["operator", "next_server_day"] = Field(
+        default="operator", description="a daily-loss latch ends by an operator's reset, or at the next server "
+        "midnight (as prop-firm rules work; audited and alerted); drawdown, stop-out and manual latches stay")
     margin_call_state: Literal["OFF", "REDUCE_ONLY", "HALTED"] = Field(
         default="REDUCE_ONLY", description="the margin level crossing the broker's margin-call level latches this")
     stop_out_state: Literal["OFF", "REDUCE_ONLY", "HALTED"] = Field(
@@ -284,12 +290,34 @@ class KillSwitch(ConfiguredPlugin):
     def on_account_snapshot(self, snapshot: AccountSnapshot, runtime: Any) -> None:
         self.snapshot = snapshot
         cfg = self.cfg
+        self._new_day(snapshot)
         self._margin_call(snapshot)
         if cfg.daily_drawdown_pct and snapshot.daily_drawdown_pct >= cfg.daily_drawdown_pct:
             self._trip("daily_drawdown", f"{snapshot.daily_drawdown_pct:.2f}% since server midnight "
                                          f">= {cfg.daily_drawdown_pct:g}%")  # fmt: skip
         if cfg.max_drawdown_pct and snapshot.drawdown_pct >= cfg.max_drawdown_pct:
             self._trip("max_drawdown", f"{snapshot.drawdown_pct:.2f}% from peak >= {cfg.max_drawdown_pct:g}%")
+
+    def _new_day(self, snapshot: AccountSnapshot) -> None:
+        """With ``daily_loss_latch_ends = "next_server_day"``, a latch a daily loss set lifts at the first snapshot
+        of a later server day: recorded as a reset by the schedule, announced (CRITICAL) and chained."""
+        if self.cfg.daily_loss_latch_ends != "next_server_day" or self.trigger not in DAILY_LOSS_TRIGGERS:
+            return
+        latched = self._store.kill_state()
+        if latched is None or latched[1] not in DAILY_LOSS_TRIGGERS:
+            return
+        midnight = server_midnight(snapshot.time, self.rt.broker.offset if self.rt._broker is not None else
+                                   timedelta(0))  # fmt: skip
+        if datetime.fromisoformat(latched[3]) >= midnight:
+            return
+        note = f"the daily-loss latch of {latched[3][:16]} ends with the server day (daily_loss_latch_ends)"
+        self._store.set_kill_state(KillState.ACTIVE.value, "reset", note, operator="next_server_day",
+                                   when=snapshot.time, via="schedule", auth="setting")  # fmt: skip
+        self.state, self.trigger = KillState.ACTIVE, ""
+        if self._gauge is not None:
+            self._gauge.set(0)
+        log.critical("kill switch reset at the new server day", extra={"since": latched[3]})
+        self.announce()
 
     def _margin_call(self, snapshot: AccountSnapshot) -> None:
         """Crossing the broker's margin-call level (account_info's margin_so_call) is an ERROR alert, once per
