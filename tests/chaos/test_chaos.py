@@ -4,7 +4,6 @@ a full disk, a damaged store; the journal compared with the broker's own records
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -13,22 +12,16 @@ import pytest
 
 from tradeguard.chaos import ChaosPlan, ChaosReport, ChaosRound
 
-from ..conftest import require
+from ..helpers import tmpfs
 
 pytest.importorskip("mt5linux", reason="mt5linux is installed by `make test` (pip install --no-deps mt5linux)")
 
 
 @pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
+def disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 MB tmpfs for the trader's data: a real disk that fills up."""
-    require(os.geteuid() == 0, "mounting a tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    with tmpfs(tmp_path / "disk", "64m") as mounted:
+        yield mounted
 
 
 def fills(report: ChaosReport, round_: ChaosRound) -> list[tuple[str, str]]:
@@ -49,10 +42,10 @@ def check(round_: ChaosRound, report: ChaosReport, kills: int) -> None:
     assert report.alignment_seconds, "no restart aligned"
 
 
-def test_hedging_storm_with_a_full_disk(tmp_path: Path, tmpfs: Path) -> None:
+def test_hedging_storm_with_a_full_disk(tmp_path: Path, disk: Path) -> None:
     kills = int(os.environ.get("TRADEGUARD_CHAOS_KILLS", "30"))
     round_ = ChaosRound(ChaosPlan(workdir=tmp_path / "h", margin_mode="hedging", kills=kills, seed=11,
-                                  corrupt_every=10, disk=tmpfs))  # fmt: skip
+                                  corrupt_every=10, disk=disk))  # fmt: skip
     report = round_.run()
     check(round_, report, kills)
     disk = report.disk_full

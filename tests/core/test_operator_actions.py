@@ -19,6 +19,7 @@ from tradeguard.core.audit import verify
 from tradeguard.core.operator_secret import hash_secret
 from tradeguard.core.store import Store
 
+from ..helpers import wait_for
 from ..receiver import Receiver
 
 SECRET = "open sesame, please"
@@ -52,13 +53,6 @@ def tg(settings: Path, *args: str, secret: str | None = None) -> subprocess.Comp
 
 def posted(receiver: Receiver, code: str) -> list[dict[str, Any]]:
     return [body for _, body in receiver.posts if body.get("error_code") == code]
-
-
-def wait_for(check: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 def clean(res: subprocess.CompletedProcess[str]) -> str:

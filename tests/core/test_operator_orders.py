@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,6 +20,7 @@ from tradeguard.execution.engine import ExecutionEngine
 from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.testing import T0, make_runtime
 
+from ..helpers import wait_for
 from ..receiver import Receiver
 from ..served import Served, served_emulator
 
@@ -54,13 +54,6 @@ destinations = {{ desk = {{ kind = "webhook", url = "{receiver.url}/desk", min_s
 level = "INFO"
 """)
     return settings
-
-
-def wait_for(check: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("running", [False, True], ids=["alone", "beside_a_running_process"])

@@ -6,10 +6,8 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,21 +20,15 @@ from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.plugins.risk.sizing import PositionSizing
 from tradeguard.testing import T0, make_runtime, signal
 
-from ..conftest import require
+from ..helpers import tmpfs, wait_for
 from ..receiver import Receiver
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MB tmpfs: a real disk that fills up (ENOSPC), mounted for the test."""
-    require(os.geteuid() == 0, "mounting a tmpfs needs root")
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+    """A 4 MB tmpfs: a real disk that fills up (ENOSPC)."""
+    with tmpfs(tmp_path / "disk", "4m") as mounted:
+        yield mounted
 
 
 def fill(disk: Path) -> Path:
@@ -47,13 +39,6 @@ def fill(disk: Path) -> Path:
         while True:
             f.write(b"\0" * 65536)
     return ballast
-
-
-def wait_until(check: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def test_a_full_disk_refuses_orders_latches_alerts_and_imports_the_outage_once_space_returns(
@@ -78,7 +63,7 @@ def test_a_full_disk_refuses_orders_latches_alerts_and_imports_the_outage_once_s
 
     rt.store_watch.check()  # the trading loop's next pass: latch and alert
     assert switch.state is KillState.REDUCE_ONLY and switch.trigger == "store_failure"
-    wait_until(lambda: any(body.get("error_code") == "store_failure" for _, body in receiver.posts))
+    wait_for(lambda: any(body.get("error_code") == "store_failure" for _, body in receiver.posts))
     term = rt.broker.mt5
     while rt.broker.positions():  # the broker stops the position out while the disk is full
         assert term.replay_step(1)
