@@ -13,6 +13,8 @@ import pytest
 from tradeguard.core.operator_secret import hash_secret
 from tradeguard.core.store import Store
 
+from ..helpers import tradeguard as tg
+
 SECRET = "open sesame"
 
 
@@ -22,15 +24,6 @@ def deployment(tmp_path: Path) -> Path:
     settings.write_text(f'[default.runtime]\ndata_dir = "{tmp_path / "var"}"\n[default.logging]\nlevel = "ERROR"\n')
     (tmp_path / ".secrets.toml").write_text(f'[default.kill_switch]\noperator_secret_hash = "{hash_secret(SECRET)}"\n')
     return settings
-
-
-def tg(settings: Path, *args: str, secret: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("TRADEGUARD_OPERATOR_SECRET", None)
-    if secret is not None:
-        env["TRADEGUARD_OPERATOR_SECRET"] = secret
-    return subprocess.run([sys.executable, "-m", "tradeguard", *args, "--settings", str(settings)],
-                          capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL)  # fmt: skip
 
 
 def test_kill_then_reset_with_the_secret_audited(deployment: Path) -> None:

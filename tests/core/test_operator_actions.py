@@ -4,7 +4,6 @@ audited with who, how and the state before and after: with a trading process run
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -19,6 +18,7 @@ from tradeguard.core.audit import verify
 from tradeguard.core.operator_secret import hash_secret
 from tradeguard.core.store import Store
 
+from ..helpers import tradeguard as tg
 from ..helpers import wait_for
 from ..receiver import Receiver
 
@@ -40,15 +40,6 @@ level = "INFO"
 """)
     (tmp_path / ".secrets.toml").write_text(f'[default.kill_switch]\noperator_secret_hash = "{hash_secret(SECRET)}"\n')
     return settings
-
-
-def tg(settings: Path, *args: str, secret: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
-    env.pop("TRADEGUARD_OPERATOR_SECRET", None)
-    if secret is not None:
-        env["TRADEGUARD_OPERATOR_SECRET"] = secret
-    return subprocess.run([sys.executable, "-m", "tradeguard", *args, "--settings", str(settings)],
-                          capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)  # fmt: skip
 
 
 def posted(receiver: Receiver, code: str) -> list[dict[str, Any]]:
