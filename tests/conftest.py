@@ -3,6 +3,7 @@ working directory) and fake installed distributions for entry-point discovery.""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
@@ -84,3 +85,25 @@ def receiver() -> Iterator[Receiver]:
     r = Receiver()
     yield r
     r.server.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _close_stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Release the files of every store a test opened (its checkpoint thread, its connection): left to the
+    garbage collector, five hundred tests keep thousands of descriptors open in one process."""
+    from tradeguard.core.store import Store
+
+    made: list[Store] = []
+    original = Store.__init__
+
+    def init(self: Store, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)  # type: ignore[arg-type]
+        made.append(self)
+
+    monkeypatch.setattr(Store, "__init__", init)
+    yield
+    for store in made:
+        with contextlib.suppress(Exception):
+            if store._checkpointer is not None:
+                store._checkpointer.stop()
+            store.db.close()

@@ -104,15 +104,17 @@ def hash_secret_on_a_terminal(answer: bytes) -> tuple[int, int, str]:
     """``tradeguard hash-secret`` on a terminal of its own, as an operator's shell, answering each prompt:
     (prompts answered, exit code, what the terminal showed)."""
     import pty
-    import select
+    import selectors
     import time
 
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(sys.executable, [sys.executable, "-m", "tradeguard", "hash-secret"])
     out, answered, deadline = b"", 0, time.monotonic() + 60
+    waiting = selectors.DefaultSelector()  # epoll: a descriptor past 1024 (a long test session) is fine
+    waiting.register(fd, selectors.EVENT_READ)
     while time.monotonic() < deadline:
-        if not select.select([fd], [], [], 1)[0]:
+        if not waiting.select(1):
             continue
         try:
             chunk = os.read(fd, 1024)

@@ -9,7 +9,9 @@ the head (sequence number and hash, with an HMAC under the key when there is one
 leaves the chain shorter than its anchor. ``tradeguard audit verify`` and anyone else read it with
 :func:`verify`, and :func:`missing_from_chain` cross-checks the journal against it.
 
-What is detected without ``hmac_key``: any edit of any column of a record, a record deleted (first,
+A crash loses the last second of records (they are written behind): the next start chains a ``recovered``
+record naming the journal entries the chain lacked, so that a healthy journal verifies and the gap is on
+the record. What is detected without ``hmac_key``: any edit of any column of a record, a record deleted (first,
 middle or last, the last through the anchor), two records reordered, a journal fill, decision of a
 sent order, order event or kill-switch event with no record. What needs the key: someone who
 rewrites the chain from the edit onwards (re-hashing every later record: SHA-256 has no secret) and
@@ -126,8 +128,8 @@ def verify_rows(rows: Iterable[tuple[int, str, str, str, str, str]], key: bytes 
 def verify(store: Any, key: bytes = b"", *, cross_check: bool = True) -> Verdict:
     """The chain in the store, its anchor beside the file, and (``cross_check``) the journal against it."""
     store.flush()
+    anchor = read_anchor(store.path) if store.path != ":memory:" else None  # first: a running process moves it on
     rows = store.query("SELECT seq, time, kind, record, prev_hash, hash FROM audit ORDER BY seq")
-    anchor = read_anchor(store.path) if store.path != ":memory:" else None
     verdict = verify_rows(((r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows), key, anchor)
     if verdict.ok and anchor is not None and anchor["seq"] >= 1:
         head = rows[anchor["seq"] - 1]
@@ -150,12 +152,15 @@ def missing_from_chain(store: Any, kinds: Iterable[str], records: Iterable[str])
     decided: set[str] = set()
     ordered: set[str] = set()
     switched: set[int] = set()
+    recovered: set[str] = set()
     for kind, text in zip(kinds, records, strict=True):
-        if kind not in ("fill", "decision", "order", "kill_switch"):
+        if kind not in ("fill", "decision", "order", "kill_switch", "recovered"):
             continue
         said = orjson.loads(text)
         said = said.get("data", said)  # the legacy form kept the data beside seq, kind and time
-        if kind == "fill":
+        if kind == "recovered":
+            recovered.update(said["entries"])
+        elif kind == "fill":
             fills.add(int(said["deal_ticket"]))
         elif kind == "decision":
             decided.add(str(said["decision"].get("client_id", "")))
@@ -171,7 +176,7 @@ def missing_from_chain(store: Any, kinds: Iterable[str], records: Iterable[str])
                                                               "ORDER BY client_id") if c not in ordered]  # fmt: skip
     found += [f"kill-switch event {i}" for (i,) in store.query("SELECT id FROM kill_switch_events ORDER BY id")
               if int(i) not in switched]  # fmt: skip
-    return found
+    return [entry for entry in found if entry not in recovered]
 
 
 # ---------------------------------------------------------------------- export --------------------
@@ -185,6 +190,8 @@ def export(store: Any, out: Any, key: bytes = b"", *, start: str | None = None, 
     officer, with the whole chain's verdict first, so the export can be checked on its own
     (:func:`verify_export`). Returns the verdict."""
     verdict = verify(store, key)
+    if end is not None and len(end) == 10:  # a date alone: through the end of that day
+        end += "T23:59:59.999999+99:99"
     rows = store.query("SELECT seq, time, kind, record, prev_hash, hash FROM audit WHERE time >= ? AND time <= ? "
                        "ORDER BY seq", (start or "", end or "9999"))  # fmt: skip
     head = {"verdict": {"ok": verdict.ok, "records": verdict.records, "reason": verdict.reason},

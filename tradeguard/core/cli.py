@@ -529,9 +529,12 @@ def _operator_order(action: str, args: dict[str, Any], operator: str, reason: st
         while status == "pending" and time.monotonic() < deadline:
             time.sleep(0.1)
             status, result = rt.store.request_outcome(request)
-        if status == "pending":
-            raise _fail(TradeguardError(f"the trading process has not carried out {action} within 15 s; request "
-                                        f"{request} stays queued"))  # fmt: skip
+        if status == "pending" and rt.store.withdraw_request(request):
+            raise _fail(TradeguardError(f"the trading process has not taken {action} within 15 s: withdrawn, "
+                                        "nothing was sent; look at `tradeguard status` before ordering again"))
+        while status in ("pending", "running") and time.monotonic() < deadline + 60:  # taken: its outcome comes
+            time.sleep(0.1)
+            status, result = rt.store.request_outcome(request)
         if status != "done":
             raise _fail(TradeguardError(f"{action}: {result}"))
         console.print(f"{action} by {operator} (carried out by the trading process): {escape(result)}")

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tradeguard.operator")
 ACTIONS = ("flatten", "close", "modify")
+#: a request older than this is not carried out: its operator was told it timed out (the CLI waits 15 s)
+REQUEST_TTL_SECONDS = 15.0
 
 
 class OperatorDesk:
@@ -38,17 +40,11 @@ class OperatorDesk:
                 raise TradeguardError(f"unknown operator order {action!r} (one of {', '.join(ACTIONS)})")
             if not hasattr(engine, "flatten_all"):
                 raise TradeguardError("no execution engine: nothing to trade through")
-            if action == "flatten":
-                sent = engine.flatten_all()
-                result = f"cancelled and closed: {', '.join(sent) or 'nothing was open'}"
-            elif action == "close":
-                result = f"close sent as {engine.close_position(int(args['ticket']), args.get('volume'))}"
-            else:
-                done = engine.modify_order(int(args["ticket"]), args.get("stop_loss"), args.get("take_profit"))
-                result = "stops changed" if done else "the broker refused the change"
-            ok = action != "modify" or result == "stops changed"
-        except (TradeguardError, KeyError, ValueError) as exc:
+            ok, result = getattr(self, f"_{action}")(engine, args)
+        except (TradeguardError, KeyError, ValueError, TypeError) as exc:  # refused before anything was sent
             ok, result = False, f"refused: {exc}"
+        except Exception as exc:  # after a send, maybe: what the journal and the broker show is the answer
+            ok, result = False, f"failed ({type(exc).__name__}: {exc}); check status before ordering again"
         done = OperatorAction(time=self.rt.clock.now(), action=action, operator=operator, via=via, auth=auth,  # type: ignore[arg-type]
                               reason=reason, target=target, ok=ok, result=result)  # fmt: skip
         self.rt.notify("on_operator_action", action=done)
@@ -59,12 +55,42 @@ class OperatorDesk:
         log.warning("operator order", extra={"action": action, "operator": operator, "via": via, "ok": ok})
         return done
 
+    def _flatten(self, engine: Any, args: dict[str, Any]) -> tuple[bool, str]:
+        sent = engine.flatten_all()
+        engine.broker.forget_reads()
+        left = [p.ticket for p in engine.broker.positions() if p.magic == engine.magic]
+        states = [f"{cid} {self._state(engine, cid)}" for cid in sent]
+        done = f"sent: {', '.join(states) or 'nothing was open'}"
+        return (not left, done if not left else f"{done}; STILL OPEN: {left}")
+
+    def _close(self, engine: Any, args: dict[str, Any]) -> tuple[bool, str]:
+        cid = engine.close_position(int(args["ticket"]), args.get("volume"))
+        state = self._state(engine, cid)
+        return state == "filled", f"close {cid} {state}"
+
+    def _modify(self, engine: Any, args: dict[str, Any]) -> tuple[bool, str]:
+        ticket = int(args["ticket"])
+        held = next((p for p in engine.broker.positions() if p.ticket == ticket), None)
+        if held is None:
+            raise TradeguardError(f"position {ticket}: not open")
+        stop = args.get("stop_loss") if args.get("stop_loss") is not None else (held.sl or None)  # kept if not given
+        target = args.get("take_profit") if args.get("take_profit") is not None else (held.tp or None)
+        done = engine.modify_order(ticket, stop, target)
+        return done, f"stops now sl {stop or 0:g} tp {target or 0:g}" if done else "the broker refused the change"
+
+    @staticmethod
+    def _state(engine: Any, client_id: str) -> str:
+        entry = engine.journal.get(client_id)
+        return entry.state.value if entry is not None else "not journaled"
+
     def serve_requests(self) -> None:
         """A job of the trading process: carry out the orders other processes handed over, oldest first."""
         store = self.rt.store
         if not hasattr(store, "pending_requests"):
             return
         for request in store.pending_requests():
+            if not store.claim_request(request["id"], REQUEST_TTL_SECONDS):
+                continue  # expired (its operator was told it was not carried out) or withdrawn
             done = self.execute(request["action"], request["args"], operator=request["operator"],
                                 via=request["via"], auth=request["auth"], reason=request["reason"])  # fmt: skip
             store.finish_request(request["id"], done.ok, done.result)

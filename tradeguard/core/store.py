@@ -469,7 +469,9 @@ class Store:
         self._pending_decisions.extend(restored)
         self.flush()
         orders = self.query("SELECT * FROM orders o WHERE o.signal_id != '' AND NOT EXISTS (SELECT 1 FROM decisions "
-                            "d WHERE d.client_id = o.client_id AND d.client_id != '')")  # the partial index answers
+                            "d WHERE d.client_id = o.client_id AND d.client_id != '') AND NOT EXISTS (SELECT 1 "
+                            "FROM decisions d2 WHERE d2.signal_id = o.signal_id)")  # fmt: skip
+        # (a signal with a decision already was decided: refused after its intent was journaled, say)
         rebuilt = [_decision_of(row) for row in orders]
         self._pending_decisions.extend(rebuilt)
         self.flush()
@@ -535,6 +537,25 @@ class Store:
                           "WHERE status = 'pending' ORDER BY id")  # fmt: skip
         return [{"id": r[0], "action": r[1], "args": json.loads(r[2]), "operator": r[3], "via": r[4], "auth": r[5],
                  "reason": r[6]} for r in rows]  # fmt: skip
+
+    def claim_request(self, request_id: int, ttl_seconds: float) -> bool:
+        """Take a pending request to carry it out, once: False when another took it, it was withdrawn, or it is
+        older than ``ttl_seconds`` (then marked expired: a late order is worse than none)."""
+        with self.tx() as db:
+            row = db.execute("SELECT time, status FROM operator_requests WHERE id = ?", (request_id,)).fetchone()
+            if row is None or row[1] != "pending":
+                return False
+            age = (datetime.now(UTC) - datetime.fromisoformat(row[0])).total_seconds()
+            status = "running" if age <= ttl_seconds else "expired"
+            db.execute("UPDATE operator_requests SET status = ? WHERE id = ?", (status, request_id))
+        return status == "running"
+
+    def withdraw_request(self, request_id: int) -> bool:
+        """Take back a request nobody has started (the command that made it gave up waiting)."""
+        with self.tx() as db:
+            cur = db.execute("UPDATE operator_requests SET status = 'withdrawn' WHERE id = ? AND status = 'pending'",
+                             (request_id,))  # fmt: skip
+            return cur.rowcount == 1
 
     def finish_request(self, request_id: int, ok: bool, result: str) -> None:
         with self.tx() as db:

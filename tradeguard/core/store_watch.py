@@ -28,10 +28,13 @@ class StoreWatch:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
         self.down: str | None = None  # the failure the runtime has reacted to (latched, alerted)
+        self._noted: str | None = None  # a failure another thread met, until check() has reacted to it
         self._told: set[tuple[str, str]] = set()  # (plugin, hook) whose failed writes were logged in this outage
 
     def failed(self, problem: StoreUnwritable) -> None:
-        """The store's ``on_failure``: called from the thread whose write failed, so it only holds the pipeline."""
+        """The store's ``on_failure``: called from the thread whose write failed, so it only holds the pipeline and
+        notes the failure; the note stays until the trading thread has reacted, whatever commits in between."""
+        self._noted = str(problem)
         self.rt.hold(HOLD)
         log.critical("store cannot be written: openings held", extra={"error": str(problem)})
 
@@ -45,13 +48,15 @@ class StoreWatch:
     def check(self) -> None:
         """A job on the trading thread, each second: react to a failure, probe the file, recover."""
         store = self.rt.store
-        if self.down is None and store.failure is None:
+        noted, self._noted = self._noted, None
+        if self.down is None and store.failure is None and noted is None:
             return
         if self.down is None:
-            self._react(store.failure or "")
+            self._react(store.failure or noted or "")
             return
-        try:
+        try:  # the probe is the pending work itself: a small write that fits proves nothing about a flush
             store.kv_put("store", "probe", self.rt.clock.now().isoformat())
+            store.flush()
             imported = self._catch_up()
         except StoreError as exc:
             log.warning("store still cannot be written", extra={"error": str(exc)})

@@ -396,6 +396,8 @@ class ExecutionEngine(ConfiguredPlugin):
         else:
             self._held.pop(fill.position_id, None)
         self.rt.notify("on_fill", fill=fill)
+        if not executes:
+            self._foreign(fill)
         return fill, left
 
     def _ours(self, deal: BrokerDeal) -> bool:
@@ -459,13 +461,15 @@ class ExecutionEngine(ConfiguredPlugin):
         or a journal write that fails raises, and the next poll starts again from the same cursor."""
         total = self.broker.deals_count()
         new: list[Fill] = []
-        if total != self._polled:
-            new += self._read_window()
-        if heal or total != self._polled:
-            new += self._read_positions()
-        self._polled = total
-        for cid in {f.client_id for f in new} - {""}:
-            self._update_from_fills(cid)
+        try:
+            if total != self._polled:
+                new += self._read_window()
+            if heal or total != self._polled:
+                new += self._read_positions()
+            self._polled = total
+        finally:  # what was journaled before a failure settles its orders all the same
+            for cid in {f.client_id for f in new} - {""}:
+                self._update_from_fills(cid)
         return new
 
     def _read_window(self) -> list[Fill]:
@@ -501,15 +505,22 @@ class ExecutionEngine(ConfiguredPlugin):
             deals = sorted(self.broker.deals_for_position(pid), key=lambda d: d.ticket)
             if pid not in self._held and not any(self.journal.owns(d.comment) for d in deals):
                 continue  # our magic, but no order of ours opened it: the reconciler reports it as unknown
-            for deal in deals:
-                if deal.ticket in self._seen_deals:
-                    continue
+            for deal in deals:  # not skipped by the window's tickets: those include deals judged not ours then
                 fill, _ = self._record(deal)
                 if fill is not None:
                     new.append(fill)
         if new:
             log.warning("deals imported by position", extra={"deals": [f.deal_ticket for f in new]})
         return new
+
+    def _foreign(self, fill: Fill) -> None:
+        """A deal on one of our positions that neither we nor the broker's stop, target or stop-out made: a
+        person at the terminal or another EA changed it. Journaled (it is the truth), and said."""
+        if fill.magic != self.magic and not fill.comment.startswith(("[sl", "[tp", "[so")):
+            self.rt.alert(channel=AlertChannel.EXECUTION, severity=Severity.WARNING, module="execution_engine",
+                          error_code="position_changed_outside", symbol=fill.symbol,
+                          message=f"position {fill.position_id}: {fill.side.value} {fill.volume:g} by magic "
+                                  f"{fill.magic} ({fill.comment or 'no comment'}), not by tradeguard")  # fmt: skip
 
     def _update_from_fills(self, client_id: str) -> None:
         entry = self.journal.get(client_id)
@@ -545,6 +556,8 @@ class ExecutionEngine(ConfiguredPlugin):
         position = next((p for p in self.broker.positions() if p.ticket == ticket), None)
         if position is None:
             raise ExecutionRefused(f"position {ticket}: not open")
+        if position.magic != self.magic:
+            raise ExecutionRefused(f"position {ticket}: magic {position.magic} is not ours; never traded against")
         req = self.broker.prepare({"action": SLTP, "symbol": position.symbol, "position": ticket,
                                    "sl": stop_loss or 0.0, "tp": take_profit or 0.0})  # fmt: skip
         res = self.broker.send(req)
@@ -593,6 +606,8 @@ class ExecutionEngine(ConfiguredPlugin):
             raise ExecutionRefused(f"position {ticket}: not open")
         if position.magic != self.magic:
             raise ExecutionRefused(f"position {ticket}: magic {position.magic} is not ours; never traded against")
+        if volume is not None and volume > position.volume + 1e-9:  # more would open the other way (netting)
+            raise ExecutionRefused(f"position {ticket}: {volume:g} lots asked, {position.volume:g} open")
         order = OrderIntent(symbol=position.symbol, side=Side.SELL if position.is_buy else Side.BUY,
                             volume=volume or position.volume, position_ticket=ticket, reduce_only=True,
                             created_at=self._now(), strategy="close")  # fmt: skip

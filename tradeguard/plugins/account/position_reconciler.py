@@ -130,6 +130,7 @@ class PositionReconciler(ConfiguredPlugin):
             # last poll is a deal to import, not a loss of truth. The market moves between two reads (a stop
             # hit after the positions were read): the positions are read again after each import, and only
             # what a pass that imported nothing still finds is reported
+            broker.forget_reads()  # the import compares the journal with positions read now, not the pass's
             imported = engine.poll_fills(heal=True)
             broker.forget_reads()
             positions, ours, others, actual = self._read(broker, engine.magic, hedging)

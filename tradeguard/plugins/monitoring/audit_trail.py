@@ -41,7 +41,7 @@ from tradeguard import (
     Signal,
     hookimpl,
 )
-from tradeguard.core.audit import GENESIS, canonical, chain_hash, write_anchor
+from tradeguard.core.audit import GENESIS, canonical, chain_hash, missing_from_chain, write_anchor
 from tradeguard.core.store import StoreUnwritable
 
 log = logging.getLogger("tradeguard.audit")
@@ -73,6 +73,7 @@ class AuditTrail(ConfiguredPlugin):
         if rows:
             self._seq, self._last = int(rows[0][0]), rows[0][1]
         self._chained = int(store.kv_get("audit", "kill_switch_events") or 0)  # the last event chained
+        self._recovered = getattr(runtime, "role", "trading") != "trading"  # a trading start checks, once
         self._anchored = self._seq
         settings = json.dumps(runtime.settings.redacted(), sort_keys=True, default=str)
         start = {
@@ -128,8 +129,22 @@ class AuditTrail(ConfiguredPlugin):
     def _flush(self) -> None:
         """The scheduled flush: a store that takes no writes is reported by the runtime, not once a second here."""
         with contextlib.suppress(StoreUnwritable):
+            if not self._recovered:
+                self._chain_recovered()
             self._chain_kill_events()
             self.flush()
+
+    def _chain_recovered(self) -> None:
+        """Once, after start-up and alignment: name the journal entries the chain lacks (a crash lost the last
+        second of records, alignment rebuilt decisions) in one ``recovered`` record, so the gap is on the record."""
+        self.flush()
+        store = self.rt.store
+        rows = store.query("SELECT kind, record FROM audit ORDER BY seq")
+        missing = missing_from_chain(store, (r[0] for r in rows), (r[1] for r in rows))
+        self._recovered = True
+        if missing:
+            self.append("recovered", {"entries": missing})
+            log.warning("journal entries without audit records chained as recovered", extra={"count": len(missing)})
 
     @hookimpl
     def tradeguard_shutdown(self, runtime: Any) -> None:

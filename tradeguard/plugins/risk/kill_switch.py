@@ -20,6 +20,7 @@ with a reason, and is recorded with who and why.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import deque
 from datetime import datetime, timedelta
@@ -111,6 +112,7 @@ class KillSwitch(ConfiguredPlugin):
         self._disconnected_since: datetime | None = None
         self._plugin_errors: deque[datetime] = deque()
         self._below_margin_call = False  # the last snapshot's margin level was at or under the margin call
+        self._latched_by: set[str] = set()  # every trigger that asked for the current latch
         #: a latch the store could not take (disk full): written by the next refresh that can
         self._unwritten: dict[str, Any] | None = None
         self._announces = False  # this process announces kill-switch events (it owns the journal)
@@ -138,10 +140,13 @@ class KillSwitch(ConfiguredPlugin):
         if announced is None:  # a journal from before announcements: its history is not news
             events = self._store.kill_events_after(0)
             announced = events[-1]["event_id"] if events else 0
+            if announces:
+                self._store.kv_put("kill_switch", "announced", announced)  # from here on, every event is
         self._announced = int(announced)
         latched = self._store.kill_state()
         if latched is not None:
             self.state, self.trigger = KillState(latched[0]), latched[1]
+            self._latched_by = {latched[1]} if self.state is not KillState.ACTIVE else set()
 
     def announce(self) -> None:
         """A CRITICAL alert on the RISK channel for each operator event not announced yet (kill, reset, refused
@@ -158,8 +163,8 @@ class KillSwitch(ConfiguredPlugin):
                               error_code=code, message=f"{event['from_state']} -> {event['to_state']} by {who}: "
                               f"{event['message']}", **{k: event[k] for k in ("event_id", "operator", "via", "auth")})
         if events:
+            self._store.kv_put("kill_switch", "announced", events[-1]["event_id"])
             self._announced = events[-1]["event_id"]
-            self._store.kv_put("kill_switch", "announced", self._announced)
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
@@ -183,16 +188,23 @@ class KillSwitch(ConfiguredPlugin):
             return
         state = KillState(latched[0])
         if state is not self.state:
+            tighter = _RANK[state] > _RANK[self.state]
             self.state, self.trigger = state, latched[1]
+            self._latched_by.add(latched[1])
             if self._gauge is not None:
                 self._gauge.set(0 if state is KillState.ACTIVE else 1)
+            if state is KillState.ACTIVE:
+                self._latched_by.clear()
             log.critical("kill switch changed in the store", extra={"state": state.value, "trigger": latched[1]})
+            if tighter and state is KillState.HALTED and self._announces:  # another process's kill: act on it here
+                self._on_halted(self.cfg.flatten_on_halt)
 
     # ------------------------------------------------------------------ transitions -------------
 
     def transition(self, state: KillState, trigger: str, message: str, flatten: bool = False, *,
                    operator: str = "", via: str = "automatic") -> bool:  # fmt: skip
         """Latch to ``state`` if it is tighter than the current one; return whether anything changed."""
+        self._latched_by.add(trigger)  # every trigger that asked, also one the latch already covers
         if _RANK[state] <= _RANK[self.state]:
             log.info("kill switch already at least as tight", extra={"state": self.state.value, "asked": state.value})
             return False
@@ -203,10 +215,12 @@ class KillSwitch(ConfiguredPlugin):
                      "auth": "none" if via != "automatic" else ""}  # fmt: skip
             try:
                 self._store.set_kill_state(**latch)
-                self.announce()
             except TradeguardError as exc:  # the store cannot take it now: latched here, written when it can
                 self._unwritten = latch
                 log.critical("kill switch latch not written to the store yet", extra={"error": str(exc)})
+            else:
+                with contextlib.suppress(TradeguardError):  # announced at the next refresh if not now
+                    self.announce()
         if self._gauge is not None:
             self._gauge.set(1)
         details = {"from": previous.value, "to": state.value, "trigger": trigger, "detail": message}
@@ -217,7 +231,9 @@ class KillSwitch(ConfiguredPlugin):
 
     def _on_halted(self, flatten: bool) -> None:
         engine = self.rt.execution if self.rt is not None else None
-        if engine is None or not hasattr(engine, "cancel_order"):
+        if engine is None or not hasattr(engine, "flatten_all"):  # no broker behind it (an operator command)
+            log.warning("kill switch HALTED with no execution engine here: working orders were not cancelled; "
+                        "the trading process does it when it adopts the latch")  # fmt: skip
             return
         if flatten:
             engine.flatten_all()
@@ -270,6 +286,7 @@ class KillSwitch(ConfiguredPlugin):
         self._store.set_kill_state(KillState.ACTIVE.value, "reset", note, operator=operator, when=self.rt.clock.now(),
                                    via=via, auth=auth)  # fmt: skip
         self.state, self.trigger = KillState.ACTIVE, ""
+        self._latched_by.clear()
         self.errors_in_row = 0
         self._gauge.set(0)
         log.critical("kill switch reset", extra={"operator": operator, "reason": reason, "forced": bool(holding)})
@@ -301,8 +318,8 @@ class KillSwitch(ConfiguredPlugin):
     def _new_day(self, snapshot: AccountSnapshot) -> None:
         """With ``daily_loss_latch_ends = "next_server_day"``, a latch a daily loss set lifts at the first snapshot
         of a later server day: recorded as a reset by the schedule, announced (CRITICAL) and chained."""
-        if self.cfg.daily_loss_latch_ends != "next_server_day" or self.trigger not in DAILY_LOSS_TRIGGERS:
-            return
+        if self.cfg.daily_loss_latch_ends != "next_server_day" or not self._latched_by <= set(DAILY_LOSS_TRIGGERS):
+            return  # another trigger (a stop-out, a manual kill) asked too: that one waits for an operator
         latched = self._store.kill_state()
         if latched is None or latched[1] not in DAILY_LOSS_TRIGGERS:
             return
@@ -314,6 +331,7 @@ class KillSwitch(ConfiguredPlugin):
         self._store.set_kill_state(KillState.ACTIVE.value, "reset", note, operator="next_server_day",
                                    when=snapshot.time, via="schedule", auth="setting")  # fmt: skip
         self.state, self.trigger = KillState.ACTIVE, ""
+        self._latched_by.clear()
         if self._gauge is not None:
             self._gauge.set(0)
         log.critical("kill switch reset at the new server day", extra={"since": latched[3]})
