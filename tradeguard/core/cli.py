@@ -417,7 +417,7 @@ def _store_of(settings: Path | None, env: str | None, *, existing: bool = False)
 def _operator(settings: Path | None, env: str | None) -> tuple[Runtime, bool]:
     """The runtime an operator command acts through, and whether it owns the journal (no trading process runs):
     see :meth:`Runtime.start_operator`. Either way its action is announced, alerted and chained once."""
-    rt = _build(settings, env, trading=False)
+    rt = _build(settings, env, trading=False, overrides={"logging": {"level": "WARNING"}})  # the command's own say
     try:
         return rt, rt.start_operator()
     except TradeguardError as exc:

@@ -123,7 +123,7 @@ class KillSwitch(ConfiguredPlugin):
         super().tradeguard_startup(runtime)
         self.attach(runtime, announces=True)
         self.refresh_latch()
-        if self.state is not KillState.ACTIVE:
+        if self.state is not KillState.ACTIVE and getattr(runtime, "role", "trading") == "trading":
             log.critical("kill switch restored latched", extra={"state": self.state.value, "trigger": self.trigger})
         self._gauge.set(0 if self.state is KillState.ACTIVE else 1)
 
