@@ -159,3 +159,17 @@ def test_reading_commands_refuse_a_journal_that_is_not_there_and_create_none(tmp
         res = tg(settings, *command)
         assert res.returncode == 1 and "no journal at" in res.stderr and "typo" in res.stderr, command
     assert not (tmp_path / "typo").exists()
+
+
+def test_a_reset_from_the_cli_waits_for_an_inconsistent_reconciliation(deployment: Path) -> None:
+    """The command judges the trigger's condition on what the trading process last stored, as it would itself."""
+    store = Store(deployment.parent / "var" / "tradeguard.db")
+    store.set_kill_state("HALTED", "reconciliation_inconsistent", "3 inconsistencies", via="automatic")
+    store.kv_put("reconciliation", "last", {"time": "2026-12-05T10:00:00Z", "cause": "schedule", "consistent": False,
+                                            "missing": [7], "unknown": [], "volume_drift": {}, "sltp_mismatch": [],
+                                            "unprotected": [], "foreign": [], "details": {}})  # fmt: skip
+    store.close()
+    refused = tg(deployment, "reset", "--operator", "dave", "--reason", "looks fine", secret=SECRET)
+    assert refused.returncode == 1 and "still holds" in refused.stderr
+    forced = tg(deployment, "reset", "--operator", "dave", "--reason", "checked by hand", "--force", secret=SECRET)
+    assert forced.returncode == 0, forced.stderr

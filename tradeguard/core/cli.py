@@ -472,7 +472,7 @@ def reset_cmd(
     reset is recorded, alerted and audited too."""
     import os
 
-    from tradeguard.models import AccountSnapshot
+    from tradeguard.models import AccountSnapshot, ReconciliationReport
 
     probe = _build(settings, env, trading=False)
     if "kill_switch" not in probe.settings or probe.pm.get_plugin("kill_switch") is None:
@@ -497,8 +497,11 @@ def reset_cmd(
         if not owner:
             kill_switch.attach(rt, announces=False)  # the running process announces what this records
         rows = rt.store.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
-        if rows:  # the trigger's condition is judged on the last account snapshot
+        if rows:  # the trigger's condition is judged on the last account snapshot and reconciliation
             kill_switch.snapshot = AccountSnapshot.model_validate_json(rows[0][0])
+        last = rt.store.kv_get("reconciliation", "last")
+        if last is not None:
+            kill_switch.reconciliation = ReconciliationReport.model_validate(last)
         kill_switch.reset(operator, secret, reason, force=force, via="cli")
     except TradeguardError as exc:
         raise _fail(exc) from exc
