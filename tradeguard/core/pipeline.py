@@ -164,7 +164,9 @@ class Pipeline:
         except Exception as exc:
             log.error("execution refused an approved order", exc_info=True)
             reason = Reason(code="execution_refused", message=f"execution_refused: {type(exc).__name__}: {exc}")
-            return self._reject(signal, "execution", [reason], scores, combined, targets, volume, order)
+            # an order journaled before the failure (it may have reached the broker) is named by its decision
+            return self._reject(signal, "execution", [reason], scores, combined, targets, volume, order,
+                                client_id=getattr(exc, "client_id", ""))  # fmt: skip
         return Decision.trusted(
             signal_id=signal.signal_id, approved=True, stage="done", reasons=(), scores=tuple(scores),
             combined_score=combined, targets=targets, volume=volume, order=order, client_id=client_id,
@@ -221,10 +223,11 @@ class Pipeline:
         targets: Targets | None = None,
         volume: float | None = None,
         order: OrderIntent | None = None,
+        client_id: str = "",
     ) -> Decision:
         return Decision.trusted(
             signal_id=signal.signal_id, approved=False, stage=stage, reasons=tuple(found), scores=tuple(scores),
-            combined_score=combined, targets=targets, volume=volume, order=order, client_id="",
+            combined_score=combined, targets=targets, volume=volume, order=order, client_id=client_id,
             decided_at=self.runtime.clock.now(),
         )  # fmt: skip
 

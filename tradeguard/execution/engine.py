@@ -258,6 +258,9 @@ class ExecutionEngine(ConfiguredPlugin):
                 self._send_loop(client_id, order, request)
             finally:
                 self._attempts = 0  # the count belongs to this order's send loop only
+        except Exception as exc:  # after its intent was journaled: the decision names the order it made
+            exc.client_id = client_id  # type: ignore[attr-defined]
+            raise
         finally:
             unbind_client(token)
         return client_id
