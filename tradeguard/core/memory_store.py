@@ -54,6 +54,9 @@ class MemoryStore:
     def flush(self) -> None:
         """Nothing is pending in memory; here for the same interface as the SQLite store."""
 
+    def flush_behind(self) -> None:
+        """As :meth:`flush`."""
+
     def decisions(self) -> list[Decision]:
         return list(self._decisions)
 

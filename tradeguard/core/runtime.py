@@ -11,7 +11,6 @@ to load), discovery and registration, then validation of the whole tree with eve
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import time
@@ -277,7 +276,8 @@ class Runtime:
             self.log.info("stage started", extra={"stage": stage, "stage_name": STAGES[stage],
                                                   "started": [p for p, _, _ in members]})  # fmt: skip
         # a crash loses at most a second of what is written behind (decisions not sent to the broker, bars)
-        self.scheduler.add(Job(name="store.flush", every=timedelta(seconds=1), run=_flush, wall_clock=True))
+        self.scheduler.add(Job(name="store.flush", every=timedelta(seconds=1), run=lambda rt: rt.store.flush_behind(),
+                               wall_clock=True))  # fmt: skip
         self.scheduler.add(Job(name="store.watch", every=timedelta(seconds=1), run=lambda rt: rt.store_watch.check(),
                                wall_clock=True))  # fmt: skip
         if self.role == "trading":  # operator orders another process handed over (core/operator_desk.py)
@@ -433,12 +433,6 @@ class Runtime:
                 channel=AlertChannel.SYSTEM, severity=Severity.ERROR, module=plugin, error_code="plugin_error",
                 message=f"plugin {plugin} raised {type(exc).__name__} in {hook}: {exc}", hook=hook,
             )  # fmt: skip
-
-
-def _flush(rt: Runtime) -> None:
-    """The write-behind flush; while the store takes no writes its rows stay pending (the store watch reports)."""
-    with contextlib.suppress(StoreUnwritable):
-        rt.store.flush()
 
 
 def _plugin_models(pm: pluggy.PluginManager) -> dict[str, type[BaseModel]]:

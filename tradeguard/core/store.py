@@ -173,7 +173,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE kill_switch_events ADD COLUMN auth TEXT NOT NULL DEFAULT '';
     ALTER TABLE alert_outbox ADD COLUMN delivered TEXT;
     """,
-    # operator orders handed to the running trading process (Runtime.operator_order)
+    # operator orders handed to the running trading process (core/operator_desk.py)
     """
     CREATE TABLE operator_requests (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -373,7 +373,7 @@ class Store:
         """
         self._pending_decisions.append(decision)
         if decision.client_id or len(self._pending_decisions) >= DECISION_BATCH:
-            self._flush_behind()
+            self.flush_behind()
 
     def record_bar(self, bar: Bar, epoch: float | None = None) -> None:
         """The bars the runtime traded on, written behind like decisions (the report draws trades on them).
@@ -387,14 +387,14 @@ class Store:
         pending.append((bar.time.timestamp() if epoch is None else epoch, bar.open, bar.high, bar.low, bar.close))
         self._pending_bar_count += 1
         if self._pending_bar_count >= ROW_BATCH:
-            self._flush_behind()
+            self.flush_behind()
 
     def record_snapshot(self, snap: AccountSnapshot) -> None:
         """Account snapshots are written behind too: an observation history, rebuilt from deals if lost.
         They are serialised when written, a batch at a time, off the capture's path."""
         self._pending_snapshots.append(snap)
         if len(self._pending_snapshots) >= ROW_BATCH:
-            self._flush_behind()
+            self.flush_behind()
 
     def bar_series(self) -> list[tuple[str, str]]:
         """The (symbol, timeframe) series that have recorded bars, sorted."""
@@ -417,7 +417,7 @@ class Store:
                 latest[int(t)] = StoredBar(int(t), o, h, lo, c)
         return [latest[t] for t in sorted(latest)]
 
-    def _flush_behind(self) -> None:
+    def flush_behind(self) -> None:
         """A flush the caller does not wait on: if the file takes no writes, the rows stay pending (the failure
         has gone to ``on_failure``); the trading thread goes on."""
         with suppress(StoreUnwritable):

@@ -74,7 +74,6 @@ class AuditTrail(ConfiguredPlugin):
             self._seq, self._last = int(rows[0][0]), rows[0][1]
         self._chained = int(store.kv_get("audit", "kill_switch_events") or 0)  # the last event chained
         self._recovered = getattr(runtime, "role", "trading") != "trading"  # a trading start checks, once
-        self._anchored = self._seq
         settings = json.dumps(runtime.settings.redacted(), sort_keys=True, default=str)
         start = {
             "environment": runtime.settings.env, "role": getattr(runtime, "role", "trading"),

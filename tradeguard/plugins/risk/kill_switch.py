@@ -283,14 +283,19 @@ class KillSwitch(ConfiguredPlugin):
             raise ResetRefused("the kill switch is already ACTIVE: nothing to reset")
         note = f"reset by {operator}: {reason}" + (f" (forced while {holding})" if holding else "")
         auth = "operator secret" + (", forced" if holding else "")
-        self._store.set_kill_state(KillState.ACTIVE.value, "reset", note, operator=operator, when=self.rt.clock.now(),
-                                   via=via, auth=auth)  # fmt: skip
-        self.state, self.trigger = KillState.ACTIVE, ""
-        self._latched_by.clear()
+        self._to_active(note, operator, self.rt.clock.now(), via, auth)
         self.errors_in_row = 0
-        self._gauge.set(0)
         log.critical("kill switch reset", extra={"operator": operator, "reason": reason, "forced": bool(holding)})
         self.announce()
+
+    def _to_active(self, note: str, operator: str, when: datetime, via: str, auth: str) -> None:
+        """Back to ACTIVE, in the store first (a reset by an operator or by the schedule)."""
+        self._store.set_kill_state(KillState.ACTIVE.value, "reset", note, operator=operator, when=when, via=via,
+                                   auth=auth)  # fmt: skip
+        self.state, self.trigger = KillState.ACTIVE, ""
+        self._latched_by.clear()
+        if self._gauge is not None:
+            self._gauge.set(0)
 
     def _refused(self, operator: str, message: str, via: str, auth: str) -> None:
         """A refused reset is an operator action too: recorded, announced, chained."""
@@ -328,12 +333,7 @@ class KillSwitch(ConfiguredPlugin):
         if datetime.fromisoformat(latched[3]) >= midnight:
             return
         note = f"the daily-loss latch of {latched[3][:16]} ends with the server day (daily_loss_latch_ends)"
-        self._store.set_kill_state(KillState.ACTIVE.value, "reset", note, operator="next_server_day",
-                                   when=snapshot.time, via="schedule", auth="setting")  # fmt: skip
-        self.state, self.trigger = KillState.ACTIVE, ""
-        self._latched_by.clear()
-        if self._gauge is not None:
-            self._gauge.set(0)
+        self._to_active(note, "next_server_day", snapshot.time, "schedule", "setting")
         log.critical("kill switch reset at the new server day", extra={"since": latched[3]})
         self.announce()
 
