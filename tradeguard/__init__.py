@@ -49,6 +49,7 @@ from tradeguard.models import (
     Alert,
     AlertChannel,
     Bar,
+    ClosedBy,
     DealEntry,
     Decision,
     Fill,
@@ -71,6 +72,7 @@ from tradeguard.models import (
     Side,
     Signal,
     Targets,
+    TradeOutcome,
 )
 
 try:
@@ -79,11 +81,11 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
-    "AccountSnapshot", "Alert", "AlertChannel", "Bar", "ConfigError", "ConfiguredPlugin", "DealEntry", "Decision",
-    "Fill", "HaltEvent",
+    "AccountSnapshot", "Alert", "AlertChannel", "Bar", "ClosedBy", "ConfigError", "ConfiguredPlugin", "DealEntry",
+    "Decision", "Fill", "HaltEvent",
     "HealthReport", "HealthStatus", "IllegalStateTransition", "Job", "KillState", "OperatorAction", "OrderEvent",
     "OrderEventKind",
     "OrderIntent", "OrderType", "PluginError", "PluginSettings", "Position", "Reason", "ReconciliationReport",
-    "Rejected", "Score", "Severity", "Side", "Signal", "StartupError", "Targets", "TradeguardError",
+    "Rejected", "Score", "Severity", "Side", "Signal", "StartupError", "Targets", "TradeOutcome", "TradeguardError",
     "WriteBehindPlugin", "__version__", "hookimpl",
 ]  # fmt: skip

@@ -309,8 +309,43 @@ class DealEntry(StrEnum):
     OUT_BY = "out_by"
 
 
+class ClosedBy(StrEnum):
+    """What closed (part of) a position, from the deal's MT5 reason."""
+
+    STOP = "stop"
+    TARGET = "target"
+    STOP_OUT = "stop_out"
+    ORDER = "order"  # an order with a magic number: ours, or another expert's
+    HAND = "hand"  # at the terminal: desktop, mobile or web
+    OTHER = "other"  # rollover, variation margin, split
+
+
+class TradeOutcome(_Frozen):
+    """What a closing deal did against the plan (issue 24): its slippage past the stop or target it executed
+    and the trade's realised R so far.
+
+    ``slippage_points`` and ``slippage_money`` are + when worse than the level (a stop filled past it by a
+    gap), - when better; None for closes that executed no level. ``r_multiple`` is the trade's money so far
+    (profit, commission and swap of every deal since it opened) over the risk it was sized on (the opening
+    orders' distance to their stops, in money); None when no opening order of ours named a stop.
+    ``trade_closed`` says the deal left the trade flat: its ``r_multiple`` is then the trade's result.
+    """
+
+    closed_by: ClosedBy
+    level: float | None = None
+    slippage_points: float | None = Field(default=None, allow_inf_nan=False)
+    slippage_money: Money | None = None
+    planned_risk: Money | None = None
+    money: Money = 0.0
+    r_multiple: float | None = Field(default=None, allow_inf_nan=False)
+    trade_closed: bool = False
+
+
 class Fill(_Frozen):
-    """One broker deal. ``deal_ticket`` is unique: ``on_fill`` fires exactly once per ticket."""
+    """One broker deal. ``deal_ticket`` is unique: ``on_fill`` fires exactly once per ticket.
+
+    An opening deal of one of our orders carries ``planned_risk`` (the money its volume loses at the order's
+    stop); a deal that closes (part of) a position carries its ``outcome``."""
 
     deal_ticket: int = Field(gt=0)
     order_ticket: int = Field(ge=0)
@@ -327,6 +362,8 @@ class Fill(_Frozen):
     magic: int = 0
     comment: str = ""
     time: AwareDatetime
+    planned_risk: Money | None = None
+    outcome: TradeOutcome | None = None
 
     _side = field_validator("side", "entry", mode="before")(_lower)
 

@@ -188,6 +188,12 @@ MIGRATIONS: tuple[str, ...] = (
         result TEXT NOT NULL DEFAULT ''
     );
     """,
+    # what each deal did against the plan (execution/outcomes.py): risk sized on, slippage, realised R
+    """
+    ALTER TABLE fills ADD COLUMN planned_risk REAL;
+    ALTER TABLE fills ADD COLUMN outcome TEXT;
+    CREATE INDEX fills_position ON fills(position_id);
+    """,
 )
 
 

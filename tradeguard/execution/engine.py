@@ -55,6 +55,7 @@ from tradeguard import (
     Position,
     Severity,
     Side,
+    TradeOutcome,
     hookimpl,
 )
 from tradeguard.broker.retcodes import RetcodeClass
@@ -64,6 +65,7 @@ from tradeguard.core.logging import bind_client, unbind_client
 from tradeguard.core.metrics import seed
 from tradeguard.core.store import Store
 from tradeguard.errors import StartupError, TradeguardError
+from tradeguard.execution import outcomes
 from tradeguard.execution.journal import Journal, JournalEntry, Settle, Transition
 from tradeguard.execution.states import OrderState
 
@@ -152,6 +154,12 @@ class ExecutionEngine(ConfiguredPlugin):
         self._to_send = m.histogram("tradeguard_decision_to_send_seconds", "submit_order to order_send, in process")
         self._slippage = m.histogram("tradeguard_slippage_points", "Deal price vs the price order_send asked, points "
                                      "(+ worse)", ("symbol",), buckets=(-20, -5, -1, 0, 1, 5, 20, 100))  # fmt: skip
+        self._stop_slippage = m.histogram(
+            "tradeguard_stop_slippage_points", "Closing deal price past the stop or target it executed, points "
+            "(+ worse), by what closed it", ("closed_by",), buckets=(-20, -5, 0, 5, 20, 100, 300, 1000))  # fmt: skip
+        self._r_multiple = m.histogram(
+            "tradeguard_trade_r_multiple", "Closed trades' money over the risk they were sized on",
+            buckets=(-10, -5, -3, -2, -1.5, -1, -0.5, 0, 0.5, 1, 2, 3, 5))  # fmt: skip
         self._retcodes = m.counter("tradeguard_execution_retcodes_total", "order_send outcomes by retcode name",
                                    ("retcode",))  # fmt: skip
         runtime.provide_execution(self)
@@ -384,24 +392,51 @@ class ExecutionEngine(ConfiguredPlugin):
         # deal of the position it opened (the broker's stop, take profit, stop-out): attributed, not executed
         executes = bool(client_id) or self.journal.owns(deal.comment)
         cid = client_id or (deal.comment if executes else self.journal.client_for_position(deal.position_id))
+        side = _side(deal.type)
+        held = self._held.get(deal.position_id)
+        before = held.net if held else 0.0
+        risk, result = self._against_plan(deal, cid if executes else "", before, side.sign * deal.volume)
         fill = Fill(deal_ticket=deal.ticket, order_ticket=deal.order, position_id=deal.position_id, client_id=cid,
-                    symbol=deal.symbol, side=_side(deal.type), entry=ENTRIES.get(deal.entry, DealEntry.IN),
+                    symbol=deal.symbol, side=side, entry=ENTRIES.get(deal.entry, DealEntry.IN),
                     volume=deal.volume, price=deal.price, commission=deal.commission, swap=deal.swap,
-                    profit=deal.profit, magic=deal.magic, comment=deal.comment, time=deal.time)  # fmt: skip
+                    profit=deal.profit, magic=deal.magic, comment=deal.comment, time=deal.time,
+                    planned_risk=risk, outcome=result)  # fmt: skip
         new, left = self.journal.record_fill(fill, settle, executes=executes)
         if not new:
             return None, left
         self._seen_deals.add(fill.deal_ticket)
-        held = self._held.get(fill.position_id)
-        net = round((held.net if held else 0.0) + fill.side.sign * fill.volume, 8)
+        net = round(before + side.sign * fill.volume, 8)
         if abs(net) > 1e-9:
             self._held[fill.position_id] = Held(fill.symbol, net)
         else:
             self._held.pop(fill.position_id, None)
+        if result is not None:
+            self._observe(result)
         self.rt.notify("on_fill", fill=fill)
         if not executes:
             self._foreign(fill)
         return fill, left
+
+    def _against_plan(self, deal: BrokerDeal, client_id: str, net_before: float,
+                      signed: float) -> tuple[float | None, TradeOutcome | None]:  # fmt: skip
+        """The planned risk of the deal's opening lots (an order of ours, ``client_id``, that named a stop) and
+        the outcome of its closing lots (see execution/outcomes.py)."""
+        closing, opening = outcomes.split(net_before, signed)
+        spec = self.broker.symbol_spec(deal.symbol)
+        risk = None
+        if opening and client_id and (entry := self.journal.get(client_id)) is not None:
+            risk = outcomes.planned_risk(entry.price, entry.stop_loss, opening, spec)
+        if not closing:
+            return risk, None
+        trade = outcomes.trade_so_far(self.journal.position_deals(deal.position_id))
+        levels = self.expected_levels(deal.position_id)
+        return risk, outcomes.outcome(deal, net_before, closing, levels, spec, trade)
+
+    def _observe(self, result: TradeOutcome) -> None:
+        if result.slippage_points is not None:
+            self._stop_slippage.labels(result.closed_by.value).observe(result.slippage_points)
+        if result.trade_closed and result.r_multiple is not None:
+            self._r_multiple.observe(result.r_multiple)
 
     def _ours(self, deal: BrokerDeal) -> bool:
         """A deal of one of our orders (our magic and client id), or one on a position the journal holds: a

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from tradeguard.core.store import Store, iso
 from tradeguard.execution.states import OrderState, check_transition
-from tradeguard.models import DealEntry, Fill, OrderIntent, OrderType, Side
+from tradeguard.models import DealEntry, Fill, OrderIntent, OrderType, Side, TradeOutcome
 
 
 class JournalEntry(NamedTuple):
@@ -239,11 +239,12 @@ class Journal:
         with self.store.tx() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO fills (deal_ticket, order_ticket, position_id, client_id, symbol, side, entry, "
-                "volume, price, commission, swap, profit, magic, comment, time) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "volume, price, commission, swap, profit, magic, comment, time, planned_risk, outcome) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (fill.deal_ticket, fill.order_ticket, fill.position_id, fill.client_id, fill.symbol, fill.side.value,
                  fill.entry.value, fill.volume, fill.price, fill.commission, fill.swap, fill.profit, fill.magic,
-                 fill.comment, iso(fill.time)),
+                 fill.comment, iso(fill.time), fill.planned_risk,
+                 fill.outcome.model_dump_json() if fill.outcome else None),
             )  # fmt: skip
             new = cur.rowcount == 1
             if new and fill.client_id and executes:
@@ -268,9 +269,17 @@ class Journal:
             Fill(deal_ticket=r["deal_ticket"], order_ticket=r["order_ticket"], position_id=r["position_id"],
                  client_id=r["client_id"], symbol=r["symbol"], side=r["side"], entry=r["entry"], volume=r["volume"],
                  price=r["price"], commission=r["commission"], swap=r["swap"], profit=r["profit"], magic=r["magic"],
-                 comment=r["comment"], time=datetime.fromisoformat(r["time"]).astimezone(UTC))
+                 comment=r["comment"], time=datetime.fromisoformat(r["time"]).astimezone(UTC),
+                 planned_risk=r["planned_risk"],
+                 outcome=TradeOutcome.model_validate_json(r["outcome"]) if r["outcome"] else None)
             for r in self.store.query(sql, (client_id,) if client_id else ())
         ]  # fmt: skip
+
+    def position_deals(self, position_id: int) -> list[tuple[str, float, float | None, float, float, float]]:
+        """The position's journaled deals in ticket order, as :func:`execution.outcomes.trade_so_far` reads them."""
+        return [tuple(r) for r in self.store.query(  # type: ignore[misc]
+            "SELECT side, volume, planned_risk, profit, commission, swap FROM fills WHERE position_id = ? "
+            "ORDER BY deal_ticket", (position_id,))]  # fmt: skip
 
     def client_for_position(self, position_id: int) -> str:
         """The client id of the order whose exposure a broker's deal on ``position_id`` changes (a stop, a target,

@@ -36,6 +36,8 @@ class ReportData:
     insights: list[dict[str, Any]]
     accuracy: dict[str, Any]
     profiler: list[dict[str, Any]]
+    trades: list[dict[str, Any]] = field(default_factory=list)
+    loss_alert_r: float = 0.0  # trades that lost more R than this are marked (risk_guard.loss_alert_r)
     factor_means: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
@@ -63,12 +65,15 @@ def load(store: Store, settings: Any) -> ReportData:
     bars = {}
     for symbol, timeframe in store.bar_series():
         bars[(symbol, timeframe)] = [(b.time, b.close) for b in store.bars(symbol, timeframe)]
+    fills = [dict(r) for r in store.query("SELECT * FROM fills ORDER BY time, deal_ticket")]
     return ReportData(
         store_path=store.path,
         snapshots=[json.loads(r[0]) for r in store.query("SELECT record FROM account_snapshots ORDER BY id")],
         limits=limits_from(settings),
         kill_events=[dict(r) for r in store.query("SELECT * FROM kill_switch_events ORDER BY id")],
-        fills=[dict(r) for r in store.query("SELECT * FROM fills ORDER BY time, deal_ticket")],
+        fills=fills,
+        trades=closed_trades(fills),
+        loss_alert_r=float(getattr(settings["risk_guard"], "loss_alert_r", 1.5)) if "risk_guard" in settings else 0.0,
         bars=bars,
         decisions=decisions,
         rejections=rejections,
@@ -78,6 +83,26 @@ def load(store: Store, settings: Any) -> ReportData:
         profiler=store.kv_get("profiler", "table") or [],
         factor_means=factor_means(decisions),
     )
+
+
+def closed_trades(fills: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per closed trade, from the closing deal that left it flat: its realised R against the risk it
+    was sized on, and how far past its level the stop or target filled (execution/outcomes.py)."""
+    opened: dict[int, str] = {}
+    rows = []
+    for f in sorted(fills, key=lambda f: f["deal_ticket"]):
+        opened.setdefault(f["position_id"], f["time"])
+        if not f.get("outcome"):
+            continue
+        o = json.loads(f["outcome"])
+        if not o["trade_closed"]:
+            continue
+        rows.append({"position": f["position_id"], "client_id": f["client_id"], "symbol": f["symbol"],
+                     "side": "sell" if f["side"] == "buy" else "buy", "opened": opened.pop(f["position_id"]),
+                     "closed": f["time"], **o})  # fmt: skip
+        if f["entry"] == "inout":  # a netting reversal: the next trade opens with this deal
+            opened[f["position_id"]] = f["time"]
+    return rows
 
 
 def factor_means(decisions: list[Decision]) -> dict[str, dict[str, float]]:

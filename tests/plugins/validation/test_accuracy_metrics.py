@@ -34,10 +34,12 @@ def decided(rt: Any, plugin: AccuracyMetrics, *, approved: bool = True, reason: 
     return sig
 
 
-def bar(hours_after_signal_bar: int, high: float, low: float, close: float | None = None) -> Bar:
+def bar(hours_after_signal_bar: int, high: float, low: float, close: float | None = None,
+        open_: float = 1.1000) -> Bar:  # fmt: skip
+    """A bar opening at the signals' entry (1.1000) unless told: no gap past a level."""
     close = (high + low) / 2 if close is None else close
     return Bar(symbol="EURUSD", timeframe="H1", time=SIGNAL_BAR + timedelta(hours=hours_after_signal_bar),
-               open=close, high=high, low=low, close=close)  # fmt: skip
+               open=min(max(open_, low), high), high=high, low=low, close=close)  # fmt: skip
 
 
 def labels(plugin: AccuracyMetrics) -> list[tuple[str, float]]:
@@ -136,3 +138,14 @@ def test_pending_signals_and_tables_survive_a_restart(tmp_path: Path) -> None:
     assert [(p.strategy, p.outcome) for p in again.labelled] == [("second", "loss")]
     rows = {r["strategy"]: (r["win"], r["loss"]) for r in again.tables()["strategies"]}
     assert rows == {"first": (1, 0), "second": (0, 1)}
+
+
+def test_a_bar_that_gaps_past_the_stop_exits_at_its_open_not_at_the_stop(tmp_path: Path) -> None:
+    """A long stopped by a weekend gap lost what the gap took (issue 24): -7R here, not -1R."""
+    rt, plugin = accuracy(tmp_path / "a.db")
+    decided(rt, plugin, strategy="gap", price=1.1000, stop_loss=1.0990, target=1.1020)
+    decided(rt, plugin, strategy="gap", side="sell", price=1.1000, stop_loss=1.1010, target=1.0980)
+    plugin.on_bar(bar(1, 1.0935, 1.0920, open_=1.0930), rt)  # opens 60 pips under the long's stop
+    assert labels(plugin) == [("loss", -7.0), ("win", 7.0)]  # the short's target filled at the better open
+    (row,) = plugin.tables()["strategies"]
+    assert row["avg_r"] == pytest.approx(0.0)

@@ -3,8 +3,10 @@
 A trade is followed from its approved decision (strategy, symbol, direction, session, score
 bucket, planned stop) through its opening fill (by client id) to the closing fills of its
 position (by position id: SL/TP hits and stop-outs carry no client id). When the position is
-flat the trade is closed: its R multiple is the volume-weighted exit against the entry, in
-units of the planned stop distance, and its money result is profit + commission + swap.
+flat the trade is closed: its R multiple is the journal's realised R (its money over the money it
+was sized to risk: a stop filled past a gap counts what it lost, not -1), else the volume-weighted
+exit against the entry in units of the planned stop distance; its money result is profit +
+commission + swap.
 
 Statistics per (strategy, symbol, side, session, score bucket): count, win rate, average R,
 expectancy (money per trade) and the current streak (+n wins / -n losses in a row). They are
@@ -76,11 +78,15 @@ class Trade:
     def key(self) -> tuple[str, str, str, str, str]:
         return (*self.setup, self.bucket)
 
-    def close(self, when: str) -> None:
-        sign = 1.0 if self.side == "buy" else -1.0
-        exit_price = self.exit_value / self.volume_out
-        risk = abs(self.entry - self.stop)
-        self.r = (exit_price - self.entry) * sign / risk if risk > 0 else 0.0
+    def close(self, when: str, realised: float | None) -> None:
+        """``realised``: the journal's R of the trade (money over the money risked, see execution/outcomes.py);
+        without it, the exit price against the entry in units of the planned stop distance."""
+        if realised is None:
+            sign = 1.0 if self.side == "buy" else -1.0
+            exit_price = self.exit_value / self.volume_out
+            risk = abs(self.entry - self.stop)
+            realised = (exit_price - self.entry) * sign / risk if risk > 0 else 0.0
+        self.r = realised
         self.closed = when
 
 
@@ -171,7 +177,9 @@ class InsightsEngine(WriteBehindPlugin):
             trade.exit_value += closing * fill.price
             trade.money += fill.profit + fill.commission + fill.swap
             if trade.volume_out >= trade.volume_in - EPS:
-                self._close(fill.position_id, trade, fill.time.isoformat())
+                outcome = fill.outcome
+                realised = outcome.r_multiple if outcome is not None and outcome.trade_closed else None
+                self._close(fill.position_id, trade, fill.time.isoformat(), realised)
             volume -= closing
             self.dirty = True
         if fill.entry in (DealEntry.IN, DealEntry.INOUT) and fill.client_id and volume > EPS:
@@ -200,8 +208,8 @@ class InsightsEngine(WriteBehindPlugin):
         while len(waiting) > self.cfg.max_planned:
             del waiting[next(iter(waiting))]
 
-    def _close(self, position_id: int, trade: Trade, when: str) -> None:
-        trade.close(when)
+    def _close(self, position_id: int, trade: Trade, when: str, realised: float | None) -> None:
+        trade.close(when, realised)
         del self.open[position_id]
         self.closed.append(trade)
         keep = self.cfg.recent_trades

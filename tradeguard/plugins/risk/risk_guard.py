@@ -28,6 +28,7 @@ from pydantic import Field
 
 from tradeguard import (
     AccountSnapshot,
+    AlertChannel,
     ConfiguredPlugin,
     DealEntry,
     Fill,
@@ -37,6 +38,7 @@ from tradeguard import (
     OrderIntent,
     PluginSettings,
     Rejected,
+    Severity,
     hookimpl,
 )
 from tradeguard.core.bars import rolling_atr
@@ -81,6 +83,8 @@ class RiskGuardSettings(PluginSettings):
     volatility_timeframe: str = Field(default="H1")
     atr_period: int = Field(default=14, ge=2, le=200)
     volatility_norm_bars: int = Field(default=100, ge=10, le=5000)
+    loss_alert_r: float = Field(default=1.5, ge=0, description="ERROR alert when a closed trade lost more than this "
+                                "many times the risk it was sized on (a stop filled past a gap); 0 = off")  # fmt: skip
     hard_limit_state: Literal["REDUCE_ONLY", "HALTED"] = Field(
         default="REDUCE_ONLY", description="what a daily-loss or drawdown trip asks the kill switch for")
 
@@ -135,15 +139,33 @@ class RiskGuard(ConfiguredPlugin):
         self._check_hard_limits(snapshot)
 
     def register_fill(self, fill: Fill) -> None:
-        """Track the losing streak from closing deals (and pause trading when it is long enough)."""
+        """Track the losing streak from closing deals (and pause trading when it is long enough); say when a
+        trade lost far more than it was sized to."""
         if fill.entry is DealEntry.IN:
             return
+        self._beyond_plan(fill)
         pnl = fill.profit + fill.commission + fill.swap
         self.loss_streak = self.loss_streak + 1 if pnl < 0 else 0
         if self.cfg.consecutive_losses and self.loss_streak >= self.cfg.consecutive_losses:
             self.paused_until = fill.time + timedelta(minutes=self.cfg.pause_minutes)
             log.warning("trading paused after losses", extra={"streak": self.loss_streak,
                                                                "until": self.paused_until.isoformat()})  # fmt: skip
+
+    def _beyond_plan(self, fill: Fill) -> None:
+        result, limit = fill.outcome, self.cfg.loss_alert_r
+        if not (limit and result and result.trade_closed and result.r_multiple is not None):
+            return
+        if result.r_multiple >= -limit:
+            return
+        slipped = ""
+        if result.slippage_points is not None:
+            slipped = (f"; its {result.closed_by.value} filled {result.slippage_points:+,.1f} points "
+                       f"({result.slippage_money:+,.2f}) past {result.level:g}")  # fmt: skip
+        self.rt.alert(channel=AlertChannel.RISK, severity=Severity.ERROR, module="risk_guard",
+                      error_code="loss_beyond_plan", symbol=fill.symbol,
+                      message=f"position {fill.position_id} ({fill.client_id or 'not ours'}) closed at "
+                              f"{result.r_multiple:+.2f}R: {result.money:+,.2f} against {result.planned_risk:,.2f} "
+                              f"planned{slipped} (risk_guard.loss_alert_r = {limit:g})")  # fmt: skip
 
     def evaluate(self, order: OrderIntent) -> Approved | Rejected:
         if order.reduces_exposure:

@@ -5,7 +5,8 @@ or earlier: no look-ahead, and no look-back either):
 
 * ``win``      the target was reached before the stop;
 * ``loss``     the stop was reached first, or both in the same bar (a bar does not say which
-               came first, so the label is the conservative one);
+               came first, so the label is the conservative one); its R is -1, or worse when the
+               bar opened past the stop (a gap fills the stop at the open, as the broker does);
 * ``expired``  neither within ``horizon_bars``; its R is the close of the last bar against the entry.
 
 Levels come from the decision's targets when the pipeline got that far, else the signal's own
@@ -71,18 +72,24 @@ class Pending:
         return abs(self.entry - self.stop)
 
     def judge(self, bar: Bar, horizon: int) -> bool:
-        """Look at one later bar; True once labelled."""
-        buy = self.side == "buy"
-        stopped = bar.low <= self.stop if buy else bar.high >= self.stop
-        reached = bar.high >= self.target if buy else bar.low <= self.target
+        """Look at one later bar; True once labelled. A bar that opens past the stop or target (a gap) exits
+        at its open, as the broker fills a stop there: the R is what the trade realised, not -1 per stop."""
+        sign = 1.0 if self.side == "buy" else -1.0
+        stopped = (bar.low if sign > 0 else bar.high) * sign <= self.stop * sign
+        reached = (bar.high if sign > 0 else bar.low) * sign >= self.target * sign
         self.bars += 1
         if stopped:
-            self.outcome, self.r = "loss", -1.0
+            exit_at = min(self.stop * sign, bar.open * sign) * sign
+            self.outcome = "loss"
         elif reached:
-            self.outcome, self.r = "win", abs(self.target - self.entry) / self.risk
+            exit_at = max(self.target * sign, bar.open * sign) * sign
+            self.outcome = "win"
         elif self.bars >= horizon:
-            self.outcome, self.r = "expired", (bar.close - self.entry) * (1 if buy else -1) / self.risk
-        return bool(self.outcome)
+            exit_at, self.outcome = bar.close, "expired"
+        else:
+            return False
+        self.r = (exit_at - self.entry) * sign / self.risk
+        return True
 
 
 @dataclass
