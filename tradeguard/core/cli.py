@@ -18,6 +18,7 @@ from rich.table import Table
 
 import tradeguard
 from tradeguard.core.runtime import Runtime
+from tradeguard.core.triggers import ineffective
 from tradeguard.errors import TradeguardError
 
 app = typer.Typer(
@@ -97,6 +98,8 @@ def config_check(
     loaded = sum(r.status == "loaded" for r in rt.plugins)
     source = rt.settings.source or "built-in defaults"
     console.print(f"settings OK: environment {rt.settings.env}, file {source}, {loaded} plugins loaded")
+    for warning in ineffective(rt.settings):
+        console.print(f"[yellow]warning[/]: {warning}", highlight=False)
 
 
 @app.command("demo")

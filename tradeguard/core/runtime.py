@@ -46,6 +46,7 @@ from tradeguard.core.settings import (
 )
 from tradeguard.core.store import Store, StoreError, StoreUnwritable
 from tradeguard.core.store_watch import StoreWatch
+from tradeguard.core.triggers import ROWS, action_for, ineffective
 from tradeguard.errors import PluginError, StartupError
 from tradeguard.models import (
     Alert,
@@ -295,6 +296,8 @@ class Runtime:
             gc.freeze()
             gc.set_threshold(50_000, 50, 100)
         self.log.info("runtime started", extra={"plugins": loaded})
+        for warning in ineffective(self.settings):
+            self.log.warning("setting never takes effect", extra={"detail": warning})
 
     def start_operator(self) -> bool:
         """An operator command's runtime (``kill``, ``reset``): the same services a trading process acts through.
@@ -408,15 +411,25 @@ class Runtime:
         source: str,
         state: KillState = KillState.HALTED,
         flatten: bool = False,
-    ) -> HaltEvent:
-        """Ask for trading to stop: the kill switch latches on ``on_halt``; everyone else may react."""
+    ) -> HaltEvent | None:
+        """Ask for trading to stop: the kill switch latches on ``on_halt``; everyone else may react.
+
+        For a trigger ``[default.triggers]`` names, its row decides the state and the flatten (``state`` and
+        ``flatten`` are then ignored); a row whose state is OFF latches nothing, and the alert says so."""
+        action = action_for(self.settings, trigger)
+        if action is not None:
+            if action.state == "OFF":
+                self.alert(channel=AlertChannel.RISK, severity=Severity.ERROR, module=source, error_code=trigger,
+                           message=f"{message} (nothing latched: triggers.{ROWS[trigger]}.state = OFF)")  # fmt: skip
+                return None
+            state, flatten = KillState(action.state), action.flatten
         event = HaltEvent(
             time=self.clock.now(), trigger=trigger, message=message, source=source, state=state, flatten=flatten
         )
         self.notify("on_halt", event=event)
         self.alert(
             channel=AlertChannel.RISK, severity=Severity.CRITICAL, module=source, error_code=trigger,
-            message=f"halt requested ({state.value}): {message}",
+            message=f"halt requested ({state.value}{', flatten' if flatten else ''}): {message}",
         )  # fmt: skip
         return event
 

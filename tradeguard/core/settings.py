@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_va
 from tradeguard.broker.mt5 import BrokerSettings
 from tradeguard.core.schema import PluginSettings, validated_for_live
 from tradeguard.core.sessions import DEFAULT_SESSIONS, check_sessions
+from tradeguard.core.triggers import MOVED, TriggersSettings
 from tradeguard.errors import ConfigError
 
 __all__ = ["KERNEL_TABLES", "PluginSettings", "Settings", "validate"]
@@ -121,8 +122,6 @@ class StoreSettings(PluginSettings):
     path: str = Field(default="tradeguard.db", description="the store file, relative to runtime.data_dir")
     synchronous: Literal["FULL", "NORMAL"] = Field(
         default="FULL", description="FULL survives a power cut, NORMAL a process kill")
-    failure_state: Literal["REDUCE_ONLY", "HALTED"] = Field(
-        default="REDUCE_ONLY", description="the kill switch's latch when the store cannot be written")
 
 
 #: The kernel's own tables.
@@ -133,6 +132,7 @@ KERNEL_TABLES: dict[str, type[BaseModel]] = {
     "runtime": RuntimeSettings,
     "broker": BrokerSettings,
     "store": StoreSettings,
+    "triggers": TriggersSettings,
 }
 
 
@@ -273,6 +273,8 @@ def _describe(table: str, model: type[BaseModel], err: Any) -> str:
     dotted = ".".join([table, *loc])
     value = err.get("input")
     shown = REDACTED if any(SECRET_KEY.search(p) for p in loc) else repr(value)
+    if err["type"] == "extra_forbidden" and dotted in MOVED:
+        return f"{dotted}: moved to [default.triggers]; set {MOVED[dotted]}"
     if err["type"] == "extra_forbidden":
         allowed = ", ".join(_owner(model, loc[:-1]).model_fields) or "none"
         return f"{dotted} = {shown}: unknown key; allowed keys: {allowed}"

@@ -2,7 +2,7 @@
 
 Fail closed, loudly: the first failed commit holds the pipeline at once (every signal refused; the
 order that met it was refused before it reached the broker, its intent could not be journaled). On
-the trading thread, within a second, the kill switch latches (``store.failure_state``: REDUCE_ONLY
+the trading thread, within a second, the kill switch latches (``triggers.store_failure``: REDUCE_ONLY
 or HALTED) and a CRITICAL alert goes out (the alert manager delivers it directly when its outbox
 cannot be written either). Every second a small write probes the file. Once one succeeds, what the
 broker did meanwhile (stops, targets, closes at the terminal) is imported before the hold is lifted;
@@ -15,7 +15,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from tradeguard.core.store import StoreError, StoreUnwritable
-from tradeguard.models import AlertChannel, KillState, Severity
+from tradeguard.models import AlertChannel, Severity
 
 if TYPE_CHECKING:
     from tradeguard.core.runtime import Runtime
@@ -72,8 +72,7 @@ class StoreWatch:
     def _react(self, why: str) -> None:
         self.down = why
         self.rt.hold(HOLD)
-        state = KillState(self.rt.settings.store.failure_state)
-        self.rt.request_halt("store_failure", f"the journal cannot be written: {why}", source="store", state=state)
+        self.rt.request_halt("store_failure", f"the journal cannot be written: {why}", source="store")
 
     def _catch_up(self) -> int:
         """Import the broker's deals of the outage (and read every disagreeing position by id)."""

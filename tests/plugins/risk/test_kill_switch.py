@@ -21,6 +21,7 @@ from tradeguard import (
 )
 from tradeguard.core.operator_secret import hash_secret, verify_secret
 from tradeguard.core.store import Store
+from tradeguard.core.triggers import ROWS, TriggersSettings
 from tradeguard.execution.engine import ExecutionEngine
 from tradeguard.plugins.risk.kill_switch import KillSwitch, ResetRefused
 from tradeguard.testing import T0, crash, make_runtime
@@ -72,8 +73,10 @@ def health(connected: bool, seconds: float, ping: float = 1.0) -> HealthReport:
 def test_each_trigger_latches_and_persists(tmp_path: Path, cfg: dict, fire: Any, trigger: str) -> None:
     rt, ks, _ = setup(tmp_path / "k.db", **cfg)
     fire(rt)
-    assert (ks.state, ks.trigger) == (KillState.HALTED, trigger)
-    assert rt.store.kill_state()[:2] == ("HALTED", trigger)
+    row = ROWS.get(trigger)  # what each latches is [default.triggers]'s (a manual halt: what it asked)
+    state = KillState(getattr(TriggersSettings(), row).state) if row else KillState.HALTED
+    assert (ks.state, ks.trigger) == (state, trigger)
+    assert rt.store.kill_state()[:2] == (state.value, trigger)
     assert rt.metrics.registry.get_sample_value("tradeguard_kill_switch_active") == 1
 
 

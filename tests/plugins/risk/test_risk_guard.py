@@ -89,7 +89,9 @@ def test_daily_loss_and_drawdown_are_hard_limits_that_request_a_halt(runtime: An
     g.update_equity(snapshot(daily=5.0, dd=9.99))
     assert g.evaluate(order()).message.startswith("daily_loss_limit: 5.00% lost since server midnight (limit 5%)")
     assert rt.store.kill_state()[:2] == ("REDUCE_ONLY", "daily_loss_limit")
-    rt, g = guard(runtime, max_drawdown_pct=10.0, hard_limit_state="HALTED")
+    g = RiskGuard()
+    rt = runtime(("kill_switch", KillSwitch()), ("risk_guard", g), risk_guard={**OFF, "max_drawdown_pct": 10.0},
+                 triggers={"drawdown": {"state": "HALTED"}})  # what the trip latches is the triggers table's
     g.update_equity(snapshot(dd=10.0))
     assert code(g.evaluate(order())) == "max_drawdown" and rt.store.kill_state()[:2] == ("HALTED", "max_drawdown")
 

@@ -35,7 +35,6 @@ from tradeguard import (
     ConfiguredPlugin,
     HaltEvent,
     Job,
-    KillState,
     PluginSettings,
     ReconciliationReport,
     Severity,
@@ -169,7 +168,7 @@ class PositionReconciler(ConfiguredPlugin):
         if issues >= cfg.halt_after_issues:
             self.rt.request_halt("reconciliation_inconsistent",
                                  f"{issues} inconsistencies between journal and broker ({cause})",
-                                 source="position_reconciler", state=KillState.HALTED)  # fmt: skip
+                                 source="position_reconciler")  # fmt: skip
         log.info("reconciled", extra={"cause": cause, "consistent": report.consistent, "issues": issues})
         return report
 

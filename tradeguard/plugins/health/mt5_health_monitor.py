@@ -24,7 +24,6 @@ from tradeguard import (
     HealthReport,
     HealthStatus,
     Job,
-    KillState,
     PluginSettings,
     Severity,
     hookimpl,
@@ -125,7 +124,7 @@ class MT5HealthMonitor(ConfiguredPlugin):
             if down >= cfg.outage_halt_seconds and not self._halted:
                 self._halted = True
                 self.rt.request_halt("connection_lost", f"terminal disconnected for {down:.0f} s",
-                                     source="mt5_health_monitor", state=KillState.HALTED)  # fmt: skip
+                                     source="mt5_health_monitor")  # fmt: skip
         else:
             self._halted = False
         # every part is typed already: the adapter converted what the terminal said, the rest is ours

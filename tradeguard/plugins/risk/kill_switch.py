@@ -8,9 +8,10 @@ States and what each still allows:
   working pending orders (``cancel_pending_on_halt``) and, if asked, flattens every position.
 
 Triggers: a halt requested by anyone (``runtime.request_halt``, the CLI through the store), daily
-drawdown and drawdown from peak (account snapshots), connection lost longer than N seconds and
-latency above a threshold (health reports), a streak of rejected or unknown orders, an inconsistent
-reconciliation, and a storm of plugin errors.
+drawdown and drawdown from peak (account snapshots), the margin call and a stop-out deal, connection
+lost longer than N seconds and latency above a threshold (health reports), a streak of rejected or
+unknown orders, an inconsistent reconciliation, and a storm of plugin errors. What each automatic
+trigger latches, and whether it flattens, is one table: ``[default.triggers]`` (core/triggers.py).
 
 The latch lives in the store: it survives restarts and other processes see it (and may set it).
 :meth:`KillSwitch.reset` needs the operator secret, checked against a scrypt hash kept in settings
@@ -50,6 +51,7 @@ from tradeguard import (
 from tradeguard.core.clock import server_midnight
 from tradeguard.core.operator_secret import verify_secret
 from tradeguard.core.schema import validated_for_live
+from tradeguard.core.triggers import action_for
 
 log = logging.getLogger("tradeguard.kill_switch")
 _RANK = {KillState.ACTIVE: 0, KillState.REDUCE_ONLY: 1, KillState.HALTED: 2}
@@ -63,14 +65,9 @@ class KillSwitchSettings(PluginSettings):
     allow_closes_when_halted: bool = Field(default=True, description="let exposure-reducing orders through HALTED")
     cancel_pending_on_halt: bool = Field(default=True, description="entering HALTED cancels our working orders")
     flatten_on_halt: bool = Field(default=False, description="entering HALTED also closes every position of ours")
-    trigger_state: Literal["REDUCE_ONLY", "HALTED"] = Field(default="HALTED", description="automatic triggers latch")
     daily_loss_latch_ends: Literal["operator", "next_server_day"] = Field(
         default="operator", description="a daily-loss latch ends by an operator's reset, or at the next server "
         "midnight (as prop-firm rules work; audited and alerted); drawdown, stop-out and manual latches stay")
-    margin_call_state: Literal["OFF", "REDUCE_ONLY", "HALTED"] = Field(
-        default="REDUCE_ONLY", description="the margin level crossing the broker's margin-call level latches this")
-    stop_out_state: Literal["OFF", "REDUCE_ONLY", "HALTED"] = Field(
-        default="HALTED", description="a stop-out deal (the broker closing ours for margin) latches this")
     daily_drawdown_pct: float = Field(default=0.0, ge=0, le=100, description="trip at this daily loss; 0 = off")
     max_drawdown_pct: float = Field(default=0.0, ge=0, le=100, description="trip at this drawdown; 0 = off")
     connection_loss_seconds: float = Field(default=0.0, ge=0, description="trip when disconnected this long; 0 = off")
@@ -207,6 +204,8 @@ class KillSwitch(ConfiguredPlugin):
         self._latched_by.add(trigger)  # every trigger that asked, also one the latch already covers
         if _RANK[state] <= _RANK[self.state]:
             log.info("kill switch already at least as tight", extra={"state": self.state.value, "asked": state.value})
+            if flatten:  # the trigger's row closes everything whatever the latch was
+                self._flatten()
             return False
         previous, self.state, self.trigger = self.state, state, trigger
         if self._store is not None:
@@ -227,13 +226,26 @@ class KillSwitch(ConfiguredPlugin):
         log.critical("kill switch latched", extra=details)
         if state is KillState.HALTED:
             self._on_halted(flatten or self.cfg.flatten_on_halt)
+        elif flatten:
+            self._flatten()
         return True
 
-    def _on_halted(self, flatten: bool) -> None:
+    def _engine(self) -> Any:
         engine = self.rt.execution if self.rt is not None else None
         if engine is None or not hasattr(engine, "flatten_all"):  # no broker behind it (an operator command)
-            log.warning("kill switch HALTED with no execution engine here: working orders were not cancelled; "
-                        "the trading process does it when it adopts the latch")  # fmt: skip
+            log.warning("kill switch latched with no execution engine here: working orders were not cancelled nor "
+                        "positions closed; the trading process does it when it adopts the latch")  # fmt: skip
+            return None
+        return engine
+
+    def _flatten(self) -> None:
+        engine = self._engine()
+        if engine is not None:
+            engine.flatten_all()
+
+    def _on_halted(self, flatten: bool) -> None:
+        engine = self._engine()
+        if engine is None:
             return
         if flatten:
             engine.flatten_all()
@@ -243,9 +255,12 @@ class KillSwitch(ConfiguredPlugin):
                     engine.cancel_order(entry.client_id, reason="kill switch halted")
 
     def _trip(self, trigger: str, message: str) -> None:
-        wanted = KillState(self.cfg.trigger_state)
-        if _RANK[wanted] > _RANK[self.state]:
-            self.rt.request_halt(trigger, message, source="kill_switch", state=wanted)
+        """Ask for the latch ``[default.triggers]`` names for ``trigger``, unless the switch is that tight already
+        (the condition holds on every snapshot: one request, not one each) or the row is OFF (``config check``
+        says such a threshold never acts)."""
+        action = action_for(self.rt.settings, trigger)
+        if action is not None and action.state != "OFF" and _RANK[KillState(action.state)] > _RANK[self.state]:
+            self.rt.request_halt(trigger, message, source="kill_switch")
 
     def condition_holds(self) -> str:
         """Why the current trigger still holds ('' when it does not): a reset waits for it to clear."""
@@ -339,9 +354,10 @@ class KillSwitch(ConfiguredPlugin):
 
     def _margin_call(self, snapshot: AccountSnapshot) -> None:
         """Crossing the broker's margin-call level (account_info's margin_so_call) is an ERROR alert, once per
-        crossing, and latches ``margin_call_state``: the next step down is the broker closing positions."""
+        crossing, and latches what ``triggers.margin_call`` says: the next step down is the broker closing
+        positions."""
         below = False
-        if snapshot.margin > 0 and self.cfg.margin_call_state != "OFF":
+        if snapshot.margin > 0:
             try:
                 call = float(self.rt.broker.account().margin_so_call)
             except Exception:  # no broker to ask (a unit test's runtime, a broken link): nothing to compare
@@ -351,22 +367,27 @@ class KillSwitch(ConfiguredPlugin):
                 message = f"margin level {snapshot.margin_level:.2f}% reached the broker's margin call at {call:g}%"
                 self.rt.alert(channel=AlertChannel.RISK, severity=Severity.ERROR, module="kill_switch",
                               error_code="margin_call", message=message)  # fmt: skip
-                self.transition(KillState(self.cfg.margin_call_state), "margin_call", message)  # the ERROR says it
+                action = self.rt.settings.triggers.margin_call
+                if action.state != "OFF":  # the ERROR above says it: no second, CRITICAL, alert of a request
+                    self.transition(KillState(action.state), "margin_call", message, flatten=action.flatten)
         self._below_margin_call = below
 
     @hookimpl
     def on_fill(self, fill: Fill, runtime: Any) -> None:
-        """A stop-out deal (MT5 comments it ``[so 47.18%]``) is a CRITICAL latch: the broker is closing ours."""
-        if not fill.comment.startswith("[so") or self.cfg.stop_out_state == "OFF":
+        """A stop-out deal (MT5 comments it ``[so 47.18%]``) is a CRITICAL alert and latches what
+        ``triggers.stop_out`` says: the broker is closing ours."""
+        if not fill.comment.startswith("[so"):
             return
-        state = KillState(self.cfg.stop_out_state)
+        action = self.rt.settings.triggers.stop_out
         message = f"stop-out: the broker closed {fill.volume:g} {fill.symbol} for margin {fill.comment} " \
                   f"({fill.profit:+.2f})"  # fmt: skip
-        if _RANK[state] > _RANK[self.state]:
-            self.rt.request_halt("stop_out", message, source="kill_switch", state=state)
-        else:  # latched already: the stop-out is still news
-            self.rt.alert(channel=AlertChannel.RISK, severity=Severity.CRITICAL, module="kill_switch",
-                          error_code="stop_out", message=message)  # fmt: skip
+        if action.state != "OFF" and _RANK[KillState(action.state)] > _RANK[self.state]:
+            self.rt.request_halt("stop_out", message, source="kill_switch")
+            return
+        self.rt.alert(channel=AlertChannel.RISK, severity=Severity.CRITICAL, module="kill_switch",
+                      error_code="stop_out", message=message)  # latched already, or OFF: still news  # fmt: skip
+        if action.state != "OFF" and action.flatten:
+            self._flatten()
 
     @hookimpl
     def on_health(self, report: HealthReport, runtime: Any) -> None:

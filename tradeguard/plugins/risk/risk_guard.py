@@ -21,7 +21,7 @@ import logging
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -32,7 +32,6 @@ from tradeguard import (
     ConfiguredPlugin,
     DealEntry,
     Fill,
-    KillState,
     OrderEvent,
     OrderEventKind,
     OrderIntent,
@@ -85,8 +84,6 @@ class RiskGuardSettings(PluginSettings):
     volatility_norm_bars: int = Field(default=100, ge=10, le=5000)
     loss_alert_r: float = Field(default=1.5, ge=0, description="ERROR alert when a closed trade lost more than this "
                                 "many times the risk it was sized on (a stop filled past a gap); 0 = off")  # fmt: skip
-    hard_limit_state: Literal["REDUCE_ONLY", "HALTED"] = Field(
-        default="REDUCE_ONLY", description="what a daily-loss or drawdown trip asks the kill switch for")
 
 
 @dataclass(frozen=True)
@@ -341,8 +338,8 @@ class RiskGuard(ConfiguredPlugin):
             if limit and value >= limit:
                 if code not in self._tripped:
                     self._tripped.add(code)
-                    self.rt.request_halt(code, f"{value:.2f}% >= limit {limit:g}%", source="risk_guard",
-                                         state=KillState(cfg.hard_limit_state))  # fmt: skip
+                    # what it latches: [default.triggers] daily_loss / drawdown
+                    self.rt.request_halt(code, f"{value:.2f}% >= limit {limit:g}%", source="risk_guard")
             else:
                 self._tripped.discard(code)
 
