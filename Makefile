@@ -20,6 +20,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check tradeguard tests benchmarks examples
+	$(BIN)/ruff format --check tradeguard tests benchmarks examples
 	$(BIN)/lint-imports
 
 test: lint

@@ -47,9 +47,18 @@ def receiver() -> tuple[ThreadingHTTPServer, list[dict[str, Any]]]:
 
 
 def storm(n: int) -> list[Alert]:
-    return [Alert(time=T0 + timedelta(milliseconds=i), channel="RISK",
-                  severity="CRITICAL" if i % 4 == 0 else "WARNING", module="bench", error_code=f"e{i % 40}",
-                  message=f"alert {i}", symbol=f"S{i % 10}") for i in range(n)]  # fmt: skip
+    return [
+        Alert(
+            time=T0 + timedelta(milliseconds=i),
+            channel="RISK",
+            severity="CRITICAL" if i % 4 == 0 else "WARNING",
+            module="bench",
+            error_code=f"e{i % 40}",
+            message=f"alert {i}",
+            symbol=f"S{i % 10}",
+        )
+        for i in range(n)
+    ]
 
 
 def main() -> None:
@@ -61,10 +70,23 @@ def main() -> None:
     alerts = storm(args.alerts)
     with tempfile.TemporaryDirectory() as d:
         manager = AlertManager()
-        rt = make_runtime(("alert_manager", manager), store=Store(Path(d) / "alerts.db"), settings={
-            "logging": {"level": "ERROR"}, "alert_manager": {"poll_seconds": 0.05, "destinations": {
-                "desk": {"kind": "webhook", "url": f"http://127.0.0.1:{server.server_address[1]}/", "min_severity":
-                         "WARNING"}}}})  # fmt: skip
+        rt = make_runtime(
+            ("alert_manager", manager),
+            store=Store(Path(d) / "alerts.db"),
+            settings={
+                "logging": {"level": "ERROR"},
+                "alert_manager": {
+                    "poll_seconds": 0.05,
+                    "destinations": {
+                        "desk": {
+                            "kind": "webhook",
+                            "url": f"http://127.0.0.1:{server.server_address[1]}/",
+                            "min_severity": "WARNING",
+                        }
+                    },
+                },
+            },
+        )
         costs = []
         started = time.perf_counter()
         for alert in alerts:
@@ -75,8 +97,9 @@ def main() -> None:
         whole = []  # runtime.alert(): the Alert model, the log record (filtered at ERROR) and the fan-out
         for i in range(2000):
             t0 = time.perf_counter()
-            rt.alert(channel="RISK", severity="WARNING", module="bench", error_code="whole", message="m",
-                     symbol=f"W{i % 10}")  # fmt: skip
+            rt.alert(
+                channel="RISK", severity="WARNING", module="bench", error_code="whole", message="m", symbol=f"W{i % 10}"
+            )
             whole.append(time.perf_counter() - t0)
         whole.sort()
         rt.clock.advance(timedelta(hours=1))
@@ -91,23 +114,32 @@ def main() -> None:
     costs.sort()
     critical_raised = sum(1 for a in alerts if a.severity == "CRITICAL")
     sent = [p for p in posts if p["severity"] == "CRITICAL" and not p["context"].get("summary")]
-    summarised = sum(p["context"]["suppressed"] for p in posts if p["context"].get("summary")
-                     and p["severity"] == "CRITICAL")  # fmt: skip
+    summarised = sum(
+        p["context"]["suppressed"] for p in posts if p["context"].get("summary") and p["severity"] == "CRITICAL"
+    )
     per_type: dict[str, list[str]] = {}
     for p in sent:
         per_type.setdefault(p["error_code"], []).append(p["time"])
     span = (alerts[-1].time - alerts[0].time).total_seconds()
     allowed = int(span // manager.cfg.critical_rate_limit_seconds) + 1
     print(f"{args.alerts:,} alerts ({critical_raised:,} CRITICAL) over {span:.0f} s of runtime clock")
-    print(f"  on_alert (trading thread): p50 {costs[len(costs) // 2] * 1e6:5.2f} µs   "
-          f"p99 {costs[int(len(costs) * 0.99)] * 1e6:5.2f} µs   (target <= 5 µs)")  # fmt: skip
-    print(f"  runtime.alert() end to end: p50 {whole[len(whole) // 2] * 1e6:5.2f} µs   "
-          f"p99 {whole[int(len(whole) * 0.99)] * 1e6:5.2f} µs   (model + log filter + fan-out)")
+    print(
+        f"  on_alert (trading thread): p50 {costs[len(costs) // 2] * 1e6:5.2f} µs   "
+        f"p99 {costs[int(len(costs) * 0.99)] * 1e6:5.2f} µs   (target <= 5 µs)"
+    )
+    print(
+        f"  runtime.alert() end to end: p50 {whole[len(whole) // 2] * 1e6:5.2f} µs   "
+        f"p99 {whole[int(len(whole) * 0.99)] * 1e6:5.2f} µs   (model + log filter + fan-out)"
+    )
     print(f"  throughput through dedup + rate limit: {args.alerts / elapsed:,.0f} alerts/s")
-    print(f"  delivered: {len(posts):,} messages ({len(sent)} CRITICAL, "
-          f"{sum(1 for p in posts if p['context'].get('summary'))} summaries)")
-    print(f"  CRITICAL accounted for: {len(sent) + summarised:,} of {critical_raised:,} "
-          f"({'none lost' if len(sent) + summarised >= critical_raised else 'LOST SOME'})")
+    print(
+        f"  delivered: {len(posts):,} messages ({len(sent)} CRITICAL, "
+        f"{sum(1 for p in posts if p['context'].get('summary'))} summaries)"
+    )
+    print(
+        f"  CRITICAL accounted for: {len(sent) + summarised:,} of {critical_raised:,} "
+        f"({'none lost' if len(sent) + summarised >= critical_raised else 'LOST SOME'})"
+    )
     print(f"  most CRITICAL sent for one type: {max(len(v) for v in per_type.values())} (rate limit allows {allowed})")
 
 

@@ -38,23 +38,37 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tradeguard-soak-") as tmp:
         for mode in args.modes:
             started = time.monotonic()
-            plan = ChaosPlan(workdir=Path(tmp) / mode, margin_mode=mode, kills=args.kills, seed=args.seed,
-                             ticks_per_second=args.ticks_per_second, corrupt_every=args.corrupt_every)  # fmt: skip
+            plan = ChaosPlan(
+                workdir=Path(tmp) / mode,
+                margin_mode=mode,
+                kills=args.kills,
+                seed=args.seed,
+                ticks_per_second=args.ticks_per_second,
+                corrupt_every=args.corrupt_every,
+            )
             r = ChaosRound(plan).run()
             align = [s * 1000 for s in r.alignment_seconds]
             problems = r.failures()
             failed |= bool(problems)
             print(f"== {mode}: {time.monotonic() - started:.0f} s")
-            print(f"kills {r.kills}  runs {r.runs}  orders {r.orders}  deals {r.deals}  manual closes "
-                  f"{r.manual_closes}  damaged-store starts refused {len(r.corrupt_refusals)}")
-            print(f"deals missing {len(r.missing)}  duplicates {r.duplicates}  extra {len(r.extra)}  sent twice "
-                  f"{len(r.sent_twice)}  in flight {len(r.in_flight)}  positions apart {len(r.positions_apart)}  "
-                  f"orders without decision {len(r.decisions_missing)}  reconciliation halts "
-                  f"{r.reconciliation_halts}")
-            print(f"day's realised P&L: tracker {r.pnl_day[0]:.2f} broker {r.pnl_day[1]:.2f}; ours: journal "
-                  f"{r.pnl_day_ours[0]:.2f} broker {r.pnl_day_ours[1]:.2f}")
-            print(f"alignment p50 {pct(align, 0.5):.1f} ms  p99 {pct(align, 0.99):.1f} ms  max "
-                  f"{max(align, default=float('nan')):.1f} ms  ({len(align)} alignments)")
+            print(
+                f"kills {r.kills}  runs {r.runs}  orders {r.orders}  deals {r.deals}  manual closes "
+                f"{r.manual_closes}  damaged-store starts refused {len(r.corrupt_refusals)}"
+            )
+            print(
+                f"deals missing {len(r.missing)}  duplicates {r.duplicates}  extra {len(r.extra)}  sent twice "
+                f"{len(r.sent_twice)}  in flight {len(r.in_flight)}  positions apart {len(r.positions_apart)}  "
+                f"orders without decision {len(r.decisions_missing)}  reconciliation halts "
+                f"{r.reconciliation_halts}"
+            )
+            print(
+                f"day's realised P&L: tracker {r.pnl_day[0]:.2f} broker {r.pnl_day[1]:.2f}; ours: journal "
+                f"{r.pnl_day_ours[0]:.2f} broker {r.pnl_day_ours[1]:.2f}"
+            )
+            print(
+                f"alignment p50 {pct(align, 0.5):.1f} ms  p99 {pct(align, 0.99):.1f} ms  max "
+                f"{max(align, default=float('nan')):.1f} ms  ({len(align)} alignments)"
+            )
             print("invariants: all held" if not problems else "invariants BROKEN:\n  " + "\n  ".join(problems))
     return 1 if failed else 0
 

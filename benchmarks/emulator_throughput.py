@@ -28,8 +28,15 @@ def rss_mb() -> float:
 def write_csv(bars: np.ndarray, path: Path) -> None:
     with path.open("w") as fh:
         fh.write(",Open,High,Low,Close,Volume\n")
-        for t, o, h, lo, cl, v in zip(bars["time"].astype("datetime64[s]").astype(str), bars["open"], bars["high"],
-                                      bars["low"], bars["close"], bars["tick_volume"], strict=True):  # fmt: skip
+        for t, o, h, lo, cl, v in zip(
+            bars["time"].astype("datetime64[s]").astype(str),
+            bars["open"],
+            bars["high"],
+            bars["low"],
+            bars["close"],
+            bars["tick_volume"],
+            strict=True,
+        ):
             fh.write(f"{t.replace('T', ' ')},{o},{h},{lo},{cl},{v}\n")
 
 
@@ -49,12 +56,29 @@ def main() -> None:
         load_s = time.perf_counter() - started
     q = term.symbol_info_tick("EURUSD")
     for side, sl, tp in ((0, 0.5, 5.0), (1, 5.0, 0.5), (0, 0.6, 4.0)):
-        res = term.order_send({"action": c.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 1.0, "type": side,
-                               "sl": sl, "tp": tp, "type_filling": c.ORDER_FILLING_IOC})  # fmt: skip
+        res = term.order_send(
+            {
+                "action": c.TRADE_ACTION_DEAL,
+                "symbol": "EURUSD",
+                "volume": 1.0,
+                "type": side,
+                "sl": sl,
+                "tp": tp,
+                "type_filling": c.ORDER_FILLING_IOC,
+            }
+        )
         assert res.retcode == 10009, res
     for kind, price in ((c.ORDER_TYPE_BUY_LIMIT, 0.5), (c.ORDER_TYPE_SELL_LIMIT, 5.0), (c.ORDER_TYPE_BUY_STOP, 4.0)):
-        res = term.order_send({"action": c.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 1.0, "type": kind,
-                               "price": price, "type_filling": c.ORDER_FILLING_RETURN})  # fmt: skip
+        res = term.order_send(
+            {
+                "action": c.TRADE_ACTION_PENDING,
+                "symbol": "EURUSD",
+                "volume": 1.0,
+                "type": kind,
+                "price": price,
+                "type_filling": c.ORDER_FILLING_RETURN,
+            }
+        )
         assert res.retcode == 10008, res
     started = time.perf_counter()
     ticks = 1
@@ -65,10 +89,14 @@ def main() -> None:
     print(f"emulator replay: {args.bars} bars, {ticks} ticks ({TICKS_PER_BAR} per bar), 3 positions, 3 pending orders")
     print(f"  load + expand: {load_s:.2f} s")
     bars_per_s = ticks / TICKS_PER_BAR / replay_s
-    print(f"  replay:        {replay_s:.2f} s  ->  {ticks / replay_s:,.0f} ticks/s, {bars_per_s:,.0f} bars/s"
-          "  (target >= 250,000 ticks/s)")  # fmt: skip
-    print(f"  peak RSS:      {rss_mb():.0f} MB (process), {rss_mb() - before:.0f} MB above the interpreter and "
-          "imports (target < 150 MB)")  # fmt: skip
+    print(
+        f"  replay:        {replay_s:.2f} s  ->  {ticks / replay_s:,.0f} ticks/s, {bars_per_s:,.0f} bars/s"
+        "  (target >= 250,000 ticks/s)"
+    )
+    print(
+        f"  peak RSS:      {rss_mb():.0f} MB (process), {rss_mb() - before:.0f} MB above the interpreter and "
+        "imports (target < 150 MB)"
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,11 @@ def pct(samples: list[float]) -> tuple[float, float]:
 
 def engine(db: Path, synchronous: str) -> tuple[Any, ExecutionEngine]:
     eng = ExecutionEngine()
-    rt = make_runtime(("execution_engine", eng), store=Store(db, synchronous=synchronous),
-                      settings={"logging": {"level": "ERROR"}, "broker": {"emulator": {"balance": 1e9}}})  # fmt: skip
+    rt = make_runtime(
+        ("execution_engine", eng),
+        store=Store(db, synchronous=synchronous),
+        settings={"logging": {"level": "ERROR"}, "broker": {"emulator": {"balance": 1e9}}},
+    )
     return rt, eng
 
 
@@ -111,14 +114,18 @@ def main() -> None:
         print(f"execution path over the in-process emulator, {args.orders} market orders per mode")
         for mode in ("FULL", "NORMAL"):
             r = measure_path(tmp, mode, args.orders)
-            print(f"  synchronous={mode:6} decision->order_send overhead p50 {r['overhead'][0]:6.1f} µs  "
-                  f"p99 {r['overhead'][1]:6.1f} µs (target p99 <= 50 µs) | journal commit p50 "
-                  f"{r['commit'][0]:6.1f} µs p99 {r['commit'][1]:7.1f} µs | order_check p50 {r['check'][0]:5.1f} µs")
+            print(
+                f"  synchronous={mode:6} decision->order_send overhead p50 {r['overhead'][0]:6.1f} µs  "
+                f"p99 {r['overhead'][1]:6.1f} µs (target p99 <= 50 µs) | journal commit p50 "
+                f"{r['commit'][0]:6.1f} µs p99 {r['commit'][1]:7.1f} µs | order_check p50 {r['check'][0]:5.1f} µs"
+            )
         for mode in ("FULL", "NORMAL"):
             print(f"  journal writes/s, synchronous={mode:6}: {journal_writes(tmp, mode, 2000):8,.0f}")
         seconds, entries, lost = alignment(tmp)
-        print(f"  restart alignment: {seconds * 1000:.0f} ms for {entries} journaled orders ({lost} lost in flight) "
-              "(target <= 1 s)")
+        print(
+            f"  restart alignment: {seconds * 1000:.0f} ms for {entries} journaled orders ({lost} lost in flight) "
+            "(target <= 1 s)"
+        )
 
 
 if __name__ == "__main__":

@@ -39,24 +39,49 @@ def main(path: str) -> None:
     frame = pd.read_csv(path, index_col=0, parse_dates=True)
     frame.columns = [c.lower() for c in frame.columns]
     frame.index = pd.DatetimeIndex(frame.index, tz="UTC")
-    engine = BacktestEngine(BacktestEngineConfig(trader_id=TraderId("BENCH-001"),
-                                                 logging=LoggingConfig(log_level="ERROR")))  # fmt: skip
-    engine.add_venue(venue=Venue("SIM"), oms_type=OmsType.HEDGING, account_type=AccountType.MARGIN,
-                     base_currency=USD, starting_balances=[Money(1_000_000, USD)], default_leverage=Decimal(30))
+    engine = BacktestEngine(
+        BacktestEngineConfig(trader_id=TraderId("BENCH-001"), logging=LoggingConfig(log_level="ERROR"))
+    )
+    engine.add_venue(
+        venue=Venue("SIM"),
+        oms_type=OmsType.HEDGING,
+        account_type=AccountType.MARGIN,
+        base_currency=USD,
+        starting_balances=[Money(1_000_000, USD)],
+        default_leverage=Decimal(30),
+    )
     instrument = TestInstrumentProvider.default_fx_ccy("EURUSD")
     engine.add_instrument(instrument)
     bar_type = BarType.from_str("EURUSD.SIM-1-HOUR-MID-EXTERNAL")
     bars = BarDataWrangler(bar_type, instrument).process(frame[["open", "high", "low", "close", "volume"]])
     engine.add_data(bars)
-    engine.add_strategy(EMACross(EMACrossConfig(instrument_id=instrument.id, bar_type=bar_type,
-                                                trade_size=Decimal(100_000), fast_ema_period=10, slow_ema_period=30,
-                                                request_bars=False)))  # fmt: skip
+    engine.add_strategy(
+        EMACross(
+            EMACrossConfig(
+                instrument_id=instrument.id,
+                bar_type=bar_type,
+                trade_size=Decimal(100_000),
+                fast_ema_period=10,
+                slow_ema_period=30,
+                request_bars=False,
+            )
+        )
+    )
     start = time.perf_counter()
     engine.run()
     seconds = time.perf_counter() - start
-    print(json.dumps({"bars": len(bars), "seconds": seconds, "bars_per_second": len(bars) / seconds,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "orders": len(engine.cache.orders()), "positions": len(engine.cache.positions())}))
+    print(
+        json.dumps(
+            {
+                "bars": len(bars),
+                "seconds": seconds,
+                "bars_per_second": len(bars) / seconds,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "orders": len(engine.cache.orders()),
+                "positions": len(engine.cache.positions()),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -46,12 +46,16 @@ def pct(samples: list[float]) -> tuple[float, float]:
 
 
 def build(db: Path, profiled: bool = False) -> Any:
-    plugins = [*([("profiler", Profiler())] if profiled else []),
-               ("kill_switch", KillSwitch()), ("risk_guard", RiskGuard()), ("position_sizing", PositionSizing()),
-               ("target_stop_engine", TargetStopEngine()), ("signal_validation_gate", SignalValidationGate()),
-               ("signal_deduplicator", SignalDeduplicator())]  # fmt: skip
-    return make_runtime(*plugins, execution=NullExecution(), store=Store(db),
-                        settings={"logging": {"level": "ERROR"}})  # fmt: skip
+    plugins = [
+        *([("profiler", Profiler())] if profiled else []),
+        ("kill_switch", KillSwitch()),
+        ("risk_guard", RiskGuard()),
+        ("position_sizing", PositionSizing()),
+        ("target_stop_engine", TargetStopEngine()),
+        ("signal_validation_gate", SignalValidationGate()),
+        ("signal_deduplicator", SignalDeduplicator()),
+    ]
+    return make_runtime(*plugins, execution=NullExecution(), store=Store(db), settings={"logging": {"level": "ERROR"}})
 
 
 def main() -> None:
@@ -63,8 +67,10 @@ def main() -> None:
         rt = build(Path(d) / "kernel.db")
         bare_rt = build(Path(d) / "bare.db")
         prof_rt = build(Path(d) / "profiled.db", profiled=True)
-        signals = [signal(price=1.0717, stop_loss=1.0697, bar_time=T0 - timedelta(hours=1, seconds=3 * i),
-                          created_at=T0) for i in range(args.signals)]  # fmt: skip
+        signals = [
+            signal(price=1.0717, stop_loss=1.0697, bar_time=T0 - timedelta(hours=1, seconds=3 * i), created_at=T0)
+            for i in range(args.signals)
+        ]
         kernel, bare, profiled, approved = [], [], [], 0
         for sig in signals:
             start = time.perf_counter()
@@ -82,11 +88,24 @@ def main() -> None:
             hook.score_signal(**kw)
             targets = hook.compute_targets(**kw)
             volume = hook.size_position(signal=sig, targets=targets or Targets(stop_loss=1.0697), runtime=bare_rt)
-            hook.evaluate_risk(order=OrderIntent.trusted(
-                signal_id=sig.signal_id, client_id="", strategy=sig.strategy, symbol=sig.symbol, side=sig.side,
-                volume=volume if isinstance(volume, float) else 0.1, order_type=sig.order_type, price=sig.price,
-                stop_loss=targets.stop_loss, take_profit=targets.take_profit, position_ticket=None,
-                reduce_only=False, created_at=T0), runtime=bare_rt)  # fmt: skip
+            hook.evaluate_risk(
+                order=OrderIntent.trusted(
+                    signal_id=sig.signal_id,
+                    client_id="",
+                    strategy=sig.strategy,
+                    symbol=sig.symbol,
+                    side=sig.side,
+                    volume=volume if isinstance(volume, float) else 0.1,
+                    order_type=sig.order_type,
+                    price=sig.price,
+                    stop_loss=targets.stop_loss,
+                    take_profit=targets.take_profit,
+                    position_ticket=None,
+                    reduce_only=False,
+                    created_at=T0,
+                ),
+                runtime=bare_rt,
+            )
             bare.append(time.perf_counter() - start)
             bare_rt.clock.advance(timedelta(seconds=3))
         rt.stop()

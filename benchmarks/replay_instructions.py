@@ -43,8 +43,9 @@ PARTS = [("kernel + execution, SMA", KERNEL_SMA, []), ("+ account tracker", [*KE
 #: the full plane with the SMA strategy, parts taken away one at a time (only to price them: without the
 #: account tracker, for one, the kill switch never sees a drawdown)
 REMOVED = ["mt5_health_monitor", "position_reconciler", "account_tracker"]
-FULL_PARTS = [(f"- {name.replace('_', ' ')}", None, ["donchian_breakout", *REMOVED[: i + 1]])
-              for i, name in enumerate(REMOVED)]  # fmt: skip
+FULL_PARTS = [
+    (f"- {name.replace('_', ' ')}", None, ["donchian_breakout", *REMOVED[: i + 1]]) for i, name in enumerate(REMOVED)
+]
 BY_LABEL = {label: (enabled, disabled) for label, enabled, disabled in [*CONFIGS, *PARTS, *FULL_PARTS]}
 
 
@@ -62,8 +63,9 @@ def child(data: str, workdir: str, label: str, warm: str) -> None:
             sys.stdin.readline()
 
     summary = replay(rt, progress=at, every=first)
-    sys.stdout.write(json.dumps({"bars": summary.bars - first, "signals": summary.signals,
-                                 "fills": summary.fills}) + "\n")  # fmt: skip
+    sys.stdout.write(
+        json.dumps({"bars": summary.bars - first, "signals": summary.signals, "fills": summary.fills}) + "\n"
+    )
     sys.stdout.flush()
     sys.stdin.readline()
 
@@ -71,8 +73,18 @@ def child(data: str, workdir: str, label: str, warm: str) -> None:
 def count(data: Path, workdir: Path, label: str, warm: int) -> tuple[dict[str, int], int]:
     """One configuration under callgrind: (the replay's summary, instructions its bars after ``warm`` took)."""
     out = workdir / "callgrind.out"
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, __file__,
-           "--child", str(data), str(workdir), label, str(warm)]  # fmt: skip
+    cmd = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        sys.executable,
+        __file__,
+        "--child",
+        str(data),
+        str(workdir),
+        label,
+        str(warm),
+    ]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdin is not None and proc.stdout is not None
     try:
@@ -100,8 +112,12 @@ def count(data: Path, workdir: Path, label: str, warm: int) -> tuple[dict[str, i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bars", type=int, default=3000)
-    parser.add_argument("--config", action="append", choices=list(BY_LABEL), help="one of the configurations "
-                        "(repeat for more; default: every one)")  # fmt: skip
+    parser.add_argument(
+        "--config",
+        action="append",
+        choices=list(BY_LABEL),
+        help="one of the configurations (repeat for more; default: every one)",
+    )
     parser.add_argument("--child", nargs=4, metavar=("DATA", "WORKDIR", "LABEL", "WARM"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -113,8 +129,10 @@ def main() -> None:
         sys.exit("valgrind (Debian package valgrind) is needed: it counts the instructions")
     labels = args.config or list(BY_LABEL)
     warm = min(500, args.bars // 5)  # start-up and the strategies' first windows: not counted
-    print(f"instructions per bar, counted by callgrind, on {args.bars:,} EURUSD H1 bars (the shipped sample repeated; "
-          f"the first {warm:,}, with the start, not counted)")
+    print(
+        f"instructions per bar, counted by callgrind, on {args.bars:,} EURUSD H1 bars (the shipped sample repeated; "
+        f"the first {warm:,}, with the start, not counted)"
+    )
     counted: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as d:
         data = Path(d) / "bars.csv"
@@ -124,8 +142,11 @@ def main() -> None:
             workdir.mkdir()
             summary, instructions = count(data, workdir, label, warm)
             counted[label] = instructions / summary["bars"]
-            print(f"  {label:23} {counted[label]:12,.0f} instructions/bar  ({summary['bars']:,} bars, "
-                  f"{summary['signals']:,} signals, {summary['fills']:,} fills)", flush=True)
+            print(
+                f"  {label:23} {counted[label]:12,.0f} instructions/bar  ({summary['bars']:,} bars, "
+                f"{summary['signals']:,} signals, {summary['fills']:,} fills)",
+                flush=True,
+            )
     steps = ["kernel + SMA strategy", *(label for label, _, _ in PARTS), "listed plane, SMA"]
     if all(label in counted for label in steps):
         print("  the listed plane, part by part (instructions per bar each adds):")
@@ -134,8 +155,9 @@ def main() -> None:
             print(f"    {part:28} {counted[after] - counted[before]:+12,.0f}")
     steps = ["full, SMA strategy", *(label for label, _, _ in FULL_PARTS)]
     if all(label in counted for label in steps):
-        print("  the full plane with the SMA strategy, parts taken away one at a time (instructions per bar each "
-              "cost):")
+        print(
+            "  the full plane with the SMA strategy, parts taken away one at a time (instructions per bar each cost):"
+        )
         for before, after in itertools.pairwise(steps):
             print(f"    {after:28} {counted[after] - counted[before]:+12,.0f}")
     if "full control plane" in counted and "full without analysis" in counted:

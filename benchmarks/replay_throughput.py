@@ -57,8 +57,15 @@ from tradeguard.core.replay import replay
 from tradeguard.core.runtime import Runtime
 
 # what it takes for the strategies' signals to become orders that open and close: sizing and stops
-KERNEL_ONLY = ["execution_engine", "ma_crossover", "donchian_breakout", "position_sizing", "target_stop_engine",
-               "kill_switch", "risk_guard"]
+KERNEL_ONLY = [
+    "execution_engine",
+    "ma_crossover",
+    "donchian_breakout",
+    "position_sizing",
+    "target_stop_engine",
+    "kill_switch",
+    "risk_guard",
+]
 STRATEGIES = ["ma_crossover", "donchian_breakout"]
 SMA = ["ma_crossover"]
 ANALYSIS = ["scenario_scorer", "insights_engine", "accuracy_metrics"]
@@ -79,11 +86,14 @@ def write_csv(path: Path, n: int) -> None:
 def build(data: Path, workdir: Path, enabled: list[str] | None, disabled: list[str]) -> Runtime:
     """A replay runtime over ``data`` with these plugins, connected (the data loaded and expanded)."""
     overrides: dict[str, dict[str, object]] = {
-        "broker": {"emulator": {"data": str(data)}}, "runtime": {"data_dir": str(workdir)},
-        "logging": {"level": "ERROR"}, "store": {"synchronous": "NORMAL"}, "metrics_server": {"port": 0},
+        "broker": {"emulator": {"data": str(data)}},
+        "runtime": {"data_dir": str(workdir)},
+        "logging": {"level": "ERROR"},
+        "store": {"synchronous": "NORMAL"},
+        "metrics_server": {"port": 0},
         # keep trading through the whole run: the hard limits would stop the strategies early
         "risk_guard": {"daily_loss_limit_pct": 0.0, "max_drawdown_pct": 0.0},
-    }  # fmt: skip
+    }
     overrides["plugins"] = {"enabled": enabled, "disabled": disabled}
     rt = Runtime.build(None, read_files=False, overrides=overrides, clock=ReplayClock(datetime(1970, 1, 2, tzinfo=UTC)))
     rt.broker.connected  # connect (loads and expands the data) outside the timing  # noqa: B018
@@ -100,13 +110,15 @@ def run(data: Path, workdir: Path, enabled: list[str] | None, disabled: list[str
 
 Config = tuple[str, list[str] | None, list[str]]  # label, plugins enabled (None: all), plugins disabled
 
-CONFIGS: list[Config] = [("kernel + SMA strategy", SMA, []),
-                         ("kernel + strategies", STRATEGIES, []),
-                         ("kernel + execution", KERNEL_ONLY, []),
-                         ("full without analysis", None, ANALYSIS),
-                         ("full control plane", None, []),
-                         ("full, SMA strategy", None, ["donchian_breakout"]),
-                         ("listed plane, SMA", LISTED, [])]  # fmt: skip
+CONFIGS: list[Config] = [
+    ("kernel + SMA strategy", SMA, []),
+    ("kernel + strategies", STRATEGIES, []),
+    ("kernel + execution", KERNEL_ONLY, []),
+    ("full without analysis", None, ANALYSIS),
+    ("full control plane", None, []),
+    ("full, SMA strategy", None, ["donchian_breakout"]),
+    ("listed plane, SMA", LISTED, []),
+]
 
 
 NAUTILUS = "NautilusTrader EMACross"
@@ -120,8 +132,9 @@ def nautilus(python: str, data: Path) -> tuple[int, float, float]:
     return figures["bars"], figures["seconds"], figures["peak_rss_mb"]
 
 
-def measure_rounds(configs: list[Config], bars: int, runs: int,
-                   reference: str | None = None) -> dict[str, list[tuple[int, float, float]]]:  # fmt: skip
+def measure_rounds(
+    configs: list[Config], bars: int, runs: int, reference: str | None = None
+) -> dict[str, list[tuple[int, float, float]]]:
     """Every run (bars, seconds, peak RSS MB) of each configuration, in round order, each in a fresh process.
 
     Runs go round by round, every other round in reverse order: the machine slows and speeds up over
@@ -151,8 +164,9 @@ def fastest(rounds: dict[str, list[tuple[int, float, float]]]) -> dict[str, tupl
     return {label: min(v, key=lambda r: r[1]) for label, v in rounds.items()}
 
 
-def measure(configs: list[Config], bars: int, runs: int,
-            reference: str | None = None) -> dict[str, tuple[int, float, float]]:  # fmt: skip
+def measure(
+    configs: list[Config], bars: int, runs: int, reference: str | None = None
+) -> dict[str, tuple[int, float, float]]:
     return fastest(measure_rounds(configs, bars, runs, reference))
 
 
@@ -171,20 +185,27 @@ def main() -> None:
     rounds = measure_rounds(CONFIGS, args.bars, args.runs, args.nautilus)
     best = fastest(rounds)
     for label, (bars, seconds, peak) in best.items():
-        print(f"  {label:23} {bars / seconds:10,.0f} bars/s  ({bars:,} bars in {seconds:.1f} s), "
-              f"peak RSS {peak:.0f} MB")
+        print(
+            f"  {label:23} {bars / seconds:10,.0f} bars/s  ({bars:,} bars in {seconds:.1f} s), peak RSS {peak:.0f} MB"
+        )
     if NAUTILUS in best:
         for label in ("full, SMA strategy", "listed plane, SMA"):
             paired = per_round(rounds, NAUTILUS, label)
-            print(f"  {label} / NautilusTrader: {best[NAUTILUS][1] / best[label][1]:.2f}x its bars/s (best runs); "
-                  f"round by round {', '.join(f'{r:.2f}x' for r in paired)}")
+            print(
+                f"  {label} / NautilusTrader: {best[NAUTILUS][1] / best[label][1]:.2f}x its bars/s (best runs); "
+                f"round by round {', '.join(f'{r:.2f}x' for r in paired)}"
+            )
     added = best["full control plane"][1] / best["full without analysis"][1] - 1
     paired = [r - 1 for r in per_round(rounds, "full control plane", "full without analysis")]
-    print(f"  scoring + memory + accuracy add {added:.1%} to the full replay time (best runs; round by round "
-          f"{', '.join(f'{a:.1%}' for a in paired)}; target <= 20%)")
-    print("  targets: the control plane >= 18,000 bars/s at <= 250 MB (read against 'full, SMA strategy', every"
-          " plugin, and 'listed plane, SMA', what the target lists); kernel + emulator + strategy >= 50,000 bars/s"
-          " (read against 'kernel + SMA strategy')")
+    print(
+        f"  scoring + memory + accuracy add {added:.1%} to the full replay time (best runs; round by round "
+        f"{', '.join(f'{a:.1%}' for a in paired)}; target <= 20%)"
+    )
+    print(
+        "  targets: the control plane >= 18,000 bars/s at <= 250 MB (read against 'full, SMA strategy', every"
+        " plugin, and 'listed plane, SMA', what the target lists); kernel + emulator + strategy >= 50,000 bars/s"
+        " (read against 'kernel + SMA strategy')"
+    )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ def require(present: bool, what: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{what}: CI must provide it (.ci/system-deps)")
     pytest.skip(what)
+
+
 _ids = itertools.count()
 
 

@@ -34,13 +34,20 @@ def tmpfs(where: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def tradeguard(settings: Path, *args: str, secret: str | None = None,
-               timeout: float = 120) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def tradeguard(
+    settings: Path, *args: str, secret: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """``tradeguard ARGS --settings SETTINGS`` as an operator runs it: its own process, no terminal, the
     operator secret only when given (``TRADEGUARD_OPERATOR_SECRET``), wide enough that lines are not wrapped."""
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("TRADEGUARD_OPERATOR_SECRET", None)
     if secret is not None:
         env["TRADEGUARD_OPERATOR_SECRET"] = secret
-    return subprocess.run([sys.executable, "-m", "tradeguard", *args, "--settings", str(settings)],
-                          capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "tradeguard", *args, "--settings", str(settings)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )

@@ -53,8 +53,19 @@ def served_emulator(workdir: Path, settings: str = "", ticks_per_second: float =
     port = free_port()
     cfg = workdir / f"emulator-{port}.toml"
     cfg.write_text(settings + '\n[default.logging]\nlevel = "WARNING"\n')
-    cmd = [sys.executable, "-m", "tradeguard", "emulator", "serve", "--port", str(port), "--settings", str(cfg),
-           "--ticks-per-second", str(ticks_per_second)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "tradeguard",
+        "emulator",
+        "serve",
+        "--port",
+        str(port),
+        "--settings",
+        str(cfg),
+        "--ticks-per-second",
+        str(ticks_per_second),
+    ]
     log = (workdir / f"emulator-{port}.log").open("wb")
     proc = subprocess.Popen(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=log)
     conn = None

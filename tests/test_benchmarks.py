@@ -21,14 +21,18 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 CASES = {
     "alert_throughput.py": (["--alerts", "200"], ["alerts/s", "CRITICAL accounted for: 50 of 50"]),
-    "chaos_soak.py": (["--kills", "3", "--modes", "netting", "--corrupt-every", "2"],
-                      ["deals missing 0  duplicates 0", "alignment p50", "invariants: all held"]),
+    "chaos_soak.py": (
+        ["--kills", "3", "--modes", "netting", "--corrupt-every", "2"],
+        ["deals missing 0  duplicates 0", "alignment p50", "invariants: all held"],
+    ),
     "emulator_throughput.py": (["--bars", "2000"], ["ticks/s", "peak RSS"]),
     "execution_path.py": (["--orders", "50"], ["synchronous=NORMAL", "journal writes/s", "restart alignment"]),
     "pipeline_latency.py": (["--signals", "100"], ["kernel decide:", "kernel / bare:"]),
     "pipeline_overhead.py": (["--signals", "200"], ["kernel / bare pluggy:"]),
-    "replay_instructions.py": (["--bars", "600", "--config", "kernel + SMA strategy"],
-                               ["kernel + SMA strategy", "instructions/bar  (480 bars"]),
+    "replay_instructions.py": (
+        ["--bars", "600", "--config", "kernel + SMA strategy"],
+        ["kernel + SMA strategy", "instructions/bar  (480 bars"],
+    ),
     "replay_throughput.py": (["--bars", "2000", "--runs", "1"], ["listed plane, SMA", "kernel + SMA strategy"]),
 }
 
@@ -44,8 +48,9 @@ def test_benchmark_runs(script: str, tmp_path: Path) -> None:
     if script == "replay_instructions.py":
         require(shutil.which("valgrind") is not None, "valgrind not installed (Debian package valgrind)")
     args, expected = CASES[script]
-    done = subprocess.run([sys.executable, str(BENCHMARKS / script), *args], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     for line in expected:
         assert line in done.stdout, done.stdout[-3000:]

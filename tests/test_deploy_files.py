@@ -52,15 +52,20 @@ def exported(exposition: str) -> set[str]:
     for line in exposition.splitlines():
         if line.startswith("# TYPE "):
             family, kind = line.split()[2:4]
-            names |= {family} | {family + s for s in {"counter": ("_total",), "histogram": ("_bucket", "_count",
-                                                                                            "_sum")}.get(kind, ())}
+            names |= {family} | {
+                family + s for s in {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}.get(kind, ())
+            }
     return names
 
 
 def test_the_rules_cover_what_the_desk_must_hear_about() -> None:
     exprs = rule_exprs()
-    assert {"TradeguardKillSwitchActive", "TradeguardHealthCritical", "TradeguardDrawdownNearLimit",
-            "TradeguardNoFreshTicks"} <= set(exprs)  # fmt: skip
+    assert {
+        "TradeguardKillSwitchActive",
+        "TradeguardHealthCritical",
+        "TradeguardDrawdownNearLimit",
+        "TradeguardNoFreshTicks",
+    } <= set(exprs)
 
 
 def test_every_series_in_the_rules_and_dashboard_is_exported(exposition: str) -> None:
@@ -74,6 +79,7 @@ def test_promtool_accepts_the_rules_and_the_exposition(exposition: str, tmp_path
     require(shutil.which("promtool") is not None, "promtool not installed (Debian package prometheus)")
     rules = subprocess.run(["promtool", "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    metrics = subprocess.run(["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True,
-                             timeout=60)  # fmt: skip
+    metrics = subprocess.run(
+        ["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True, timeout=60
+    )
     assert metrics.returncode == 0, metrics.stdout + metrics.stderr

@@ -29,8 +29,12 @@ def _check_documented(text: str, header: str, model: type[BaseModel]) -> None:
     section = text.split(f"[{header}]", 1)[1].split("\n[", 1)[0]
     for key, info in model.model_fields.items():
         if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
-            _check_documented(text, f"{header}.{key}", info.annotation)
-            continue
+            inline = re.search(rf"^{key} = \{{(.*)\}}", section, re.M)  # a row of a table: key = {{ ... }}
+            if inline is None:
+                _check_documented(text, f"{header}.{key}", info.annotation)
+                continue
+            for inner in info.annotation.model_fields:
+                assert re.search(rf"\b{inner} =", inline.group(1)), f"{header}.{key}.{inner} missing from its row"
         assert re.search(rf"^#?\s*{key} =", section, re.M), f"{header}.{key} missing from settings.toml"
         before = re.split(rf"^#?\s*{key} =", section, maxsplit=1, flags=re.M)[0].rstrip().splitlines()
         assert before and before[-1].lstrip().startswith("#"), f"{header}.{key} has no comment above it"

@@ -41,17 +41,31 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(EXAMPLE, src, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     target = work / "site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(src)],
-        check=True, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return target
 
 
 def run(site: Path, settings: Path, *args: str, script: str = CHECK) -> str:
     env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "250"}
-    out = subprocess.run([sys.executable, "-c", script, str(settings), *args], env=env, capture_output=True,
-                         text=True, timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(settings), *args], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -76,15 +90,23 @@ def test_disabling_the_installed_plugin_switches_it_off(site: Path, tmp_path: Pa
 def test_cli_lists_the_installed_plugin(site: Path, tmp_path: Path) -> None:
     settings = tmp_path / "settings.toml"
     settings.write_text("")
-    script = "import sys; sys.argv = ['tradeguard', 'plugins', '--settings', sys.argv[1]]; " \
-             "from tradeguard.core.cli import main; main()"  # fmt: skip
+    script = (
+        "import sys; sys.argv = ['tradeguard', 'plugins', '--settings', sys.argv[1]]; "
+        "from tradeguard.core.cli import main; main()"
+    )
     out = run(site, settings, script=script)
     assert "max_spread" in out and "tradeguard-example-plugin" in out
 
 
 def test_example_packages_own_tests_pass_against_tradeguard(site: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(site)}
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
-                         env=env, capture_output=True, text=True, timeout=120, cwd=site)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=site,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 passed" in out.stdout

@@ -63,8 +63,13 @@ def test_empty_windows_say_nan_and_a_period_must_be_positive() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(rows=st.lists(st.tuples(st.floats(0.5, 2.0), st.floats(0.0, 0.05), st.floats(0.0, 1.0), st.floats(0.5, 2.0)),
-                     min_size=2, max_size=50))  # fmt: skip
+@given(
+    rows=st.lists(
+        st.tuples(st.floats(0.5, 2.0), st.floats(0.0, 0.05), st.floats(0.0, 1.0), st.floats(0.5, 2.0)),
+        min_size=2,
+        max_size=50,
+    )
+)
 def test_true_ranges_equal_the_textbook_formula_to_the_bit(rows: list[tuple[float, float, float, float]]) -> None:
     """max(high, prev) - min(low, prev) is the same float as max(high - low, |high - prev|, |low - prev|)."""
     bars = np.zeros(len(rows), dtype=DTYPE)

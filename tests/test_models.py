@@ -73,9 +73,15 @@ def test_models_are_immutable() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("volume", 0.0), ("volume", -0.1), ("volume", math.nan), ("side", "flat"), ("symbol", ""),
-     ("created_at", datetime(2024, 1, 1))],
-)  # fmt: skip
+    [
+        ("volume", 0.0),
+        ("volume", -0.1),
+        ("volume", math.nan),
+        ("side", "flat"),
+        ("symbol", ""),
+        ("created_at", datetime(2024, 1, 1)),
+    ],
+)
 def test_order_intent_refuses_bad_field(field: str, value: object) -> None:
     fields = {"symbol": "EURUSD", "side": "buy", "volume": 0.1, "created_at": T0, field: value}
     with pytest.raises(ValidationError) as exc:
@@ -84,8 +90,16 @@ def test_order_intent_refuses_bad_field(field: str, value: object) -> None:
 
 
 def test_fill_refuses_negative_volume_and_nan_price() -> None:
-    base = {"deal_ticket": 1, "order_ticket": 1, "position_id": 1, "symbol": "EURUSD", "side": "sell",
-            "volume": 0.1, "price": 1.1, "time": T0}  # fmt: skip
+    base = {
+        "deal_ticket": 1,
+        "order_ticket": 1,
+        "position_id": 1,
+        "symbol": "EURUSD",
+        "side": "sell",
+        "volume": 0.1,
+        "price": 1.1,
+        "time": T0,
+    }
     for field, value in (("volume", -1.0), ("price", math.nan), ("deal_ticket", 0), ("time", datetime(2024, 1, 1))):
         with pytest.raises(ValidationError) as exc:
             Fill(**{**base, field: value})
@@ -149,5 +163,6 @@ def test_loss_pct_is_its_definition_bit_for_bit(anchor: float, equity: float) ->
     """The fast form (no decimal round trip on the anchor, no rounding of a zero loss) gives the very same
     double, NaN and the sign of zero included, around the half-cent anchor too."""
     got, expected = AccountSnapshot.loss_pct(anchor, equity), _loss_pct_by_definition(anchor, equity)
-    assert (math.isnan(got) and math.isnan(expected)) or (got == expected and
-                                                            math.copysign(1, got) == math.copysign(1, expected))
+    assert (math.isnan(got) and math.isnan(expected)) or (
+        got == expected and math.copysign(1, got) == math.copysign(1, expected)
+    )

@@ -48,8 +48,18 @@ from tradeguard.core.operator_secret import hash_secret
 
 MAGIC = 20261125
 SECRET = "chaos operator secret"  # the throwaway operator secret of a chaos round's settings
-TRADER_PLUGINS = ["kill_switch", "risk_guard", "position_sizing", "target_stop_engine", "execution_engine",
-                  "state_alignment", "account_tracker", "position_reconciler", "audit_trail", "ma_crossover"]
+TRADER_PLUGINS = [
+    "kill_switch",
+    "risk_guard",
+    "position_sizing",
+    "target_stop_engine",
+    "execution_engine",
+    "state_alignment",
+    "account_tracker",
+    "position_reconciler",
+    "audit_trail",
+    "ma_crossover",
+]
 
 
 @dataclass(frozen=True)
@@ -106,8 +116,9 @@ class ChaosReport:
         if abs(self.pnl_day[0] - self.pnl_day[1]) > 0.011:
             found.append(f"day's realised P&L: tracker {self.pnl_day[0]:.2f}, broker {self.pnl_day[1]:.2f}")
         if abs(self.pnl_day_ours[0] - self.pnl_day_ours[1]) > 0.011:
-            found.append(f"day's P&L of our deals: journal {self.pnl_day_ours[0]:.2f}, broker "
-                         f"{self.pnl_day_ours[1]:.2f}")  # fmt: skip
+            found.append(
+                f"day's P&L of our deals: journal {self.pnl_day_ours[0]:.2f}, broker {self.pnl_day_ours[1]:.2f}"
+            )
         if self.decisions_missing:
             found.append(f"orders without their decision: {self.decisions_missing[:10]}")
         if self.reconciliation_halts:
@@ -159,8 +170,10 @@ class ChaosRound:
 
     def _write_settings(self) -> Path:
         emulator = self.plan.workdir / "emulator.toml"
-        emulator.write_text(f'[default.broker.emulator]\nmargin_mode = "{self.plan.margin_mode}"\n'
-                            f'faults = "{self.plan.faults}"\n[default.logging]\nlevel = "WARNING"\n')  # fmt: skip
+        emulator.write_text(
+            f'[default.broker.emulator]\nmargin_mode = "{self.plan.margin_mode}"\n'
+            f'faults = "{self.plan.faults}"\n[default.logging]\nlevel = "WARNING"\n'
+        )
         self.settings.write_text(f"""
 [default.plugins]
 enabled = {json.dumps(TRADER_PLUGINS)}
@@ -198,8 +211,16 @@ file = "{self.log}"
 
     def run(self) -> ChaosReport:
         emulator_settings = self._write_settings()
-        cmd = _tradeguard("emulator", "serve", "--port", str(self.port), "--settings", str(emulator_settings),
-                          "--ticks-per-second", str(self.plan.ticks_per_second))  # fmt: skip
+        cmd = _tradeguard(
+            "emulator",
+            "serve",
+            "--port",
+            str(self.port),
+            "--settings",
+            str(emulator_settings),
+            "--ticks-per-second",
+            str(self.plan.ticks_per_second),
+        )
         with (self.plan.workdir / "emulator.log").open("wb") as err:
             server = subprocess.Popen(cmd, cwd=self.plan.workdir, stdout=subprocess.DEVNULL, stderr=err)
             try:
@@ -240,8 +261,13 @@ file = "{self.log}"
     def _trader(self) -> subprocess.Popen[bytes]:
         self.report.runs += 1
         out = (self.plan.workdir / "trader.out").open("ab")
-        return subprocess.Popen(_tradeguard("run", "--settings", str(self.settings)), cwd=self.plan.workdir,
-                                stdout=out, stderr=out, env=self.env)  # fmt: skip
+        return subprocess.Popen(
+            _tradeguard("run", "--settings", str(self.settings)),
+            cwd=self.plan.workdir,
+            stdout=out,
+            stderr=out,
+            env=self.env,
+        )
 
     def _kill(self, proc: subprocess.Popen[bytes]) -> None:
         if proc.poll() is None:
@@ -282,8 +308,12 @@ file = "{self.log}"
             verdict = str(exc)
         if verdict == "ok":
             return True
-        holders = subprocess.run(["fuser", "-v", str(self.db), f"{self.db}-wal", f"{self.db}-shm"],
-                                 capture_output=True, text=True, check=False).stderr.strip()  # fmt: skip
+        holders = subprocess.run(
+            ["fuser", "-v", str(self.db), f"{self.db}-wal", f"{self.db}-shm"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stderr.strip()
         time.sleep(1.0)
         con = sqlite3.connect(self.db, timeout=30)
         try:
@@ -327,8 +357,13 @@ file = "{self.log}"
         damaged[0:100] = bytes(self.rng.randrange(256) for _ in range(100))
         self.db.write_bytes(bytes(damaged))
         try:
-            res = subprocess.run(_tradeguard("run", "--settings", str(self.settings)), capture_output=True,
-                                 text=True, timeout=60, env=self.env)  # fmt: skip
+            res = subprocess.run(
+                _tradeguard("run", "--settings", str(self.settings)),
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env=self.env,
+            )
             lines = [line for line in res.stderr.splitlines() if line.startswith("error:")]
             ok = res.returncode == 1 and len(lines) == 1 and "Traceback" not in res.stderr
             self.report.corrupt_refusals.append(lines[0] if ok else f"NOT REFUSED CLEANLY: {res.stderr[-500:]}")
@@ -356,9 +391,13 @@ file = "{self.log}"
                 break
             time.sleep(0.2)
         self.report.disk_full["latch"] = latch
-        reset = subprocess.run(_tradeguard("reset", "--operator", "chaos", "--reason", "disk freed",
-                                           "--settings", str(self.settings)),
-                               capture_output=True, text=True, timeout=60, env=self.env)  # fmt: skip
+        reset = subprocess.run(
+            _tradeguard("reset", "--operator", "chaos", "--reason", "disk freed", "--settings", str(self.settings)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=self.env,
+        )
         self.report.disk_full["reset"] = reset.returncode
 
     def _latch(self) -> tuple[str, str] | None:
@@ -408,7 +447,7 @@ file = "{self.log}"
     # ------------------------------------------------------------------ the comparison ---------
 
     def _compare(self) -> None:
-        from mt5linux import MetaTrader5  # type: ignore[import-not-found]
+        from mt5linux import MetaTrader5
         from rpyc.utils.classic import obtain
 
         mt5 = MetaTrader5(host="127.0.0.1", port=self.port)
@@ -427,12 +466,17 @@ file = "{self.log}"
             journal = [int(t) for (t,) in con.execute("SELECT deal_ticket FROM fills")]
             orders = con.execute("SELECT client_id, state, signal_id FROM orders").fetchall()
             decided = {str(c) for (c,) in con.execute("SELECT client_id FROM decisions WHERE client_id != ''")}
-            net = dict(con.execute("SELECT position_id, SUM(CASE side WHEN 'buy' THEN volume ELSE -volume END) "
-                                   "FROM fills GROUP BY position_id").fetchall())  # fmt: skip
+            net = dict(
+                con.execute(
+                    "SELECT position_id, SUM(CASE side WHEN 'buy' THEN volume ELSE -volume END) "
+                    "FROM fills GROUP BY position_id"
+                ).fetchall()
+            )
             snapshot = con.execute("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1").fetchone()
             fills = con.execute("SELECT profit, commission, swap, time FROM fills").fetchall()
-            r.reconciliation_halts = con.execute("SELECT COUNT(*) FROM kill_switch_events WHERE "
-                                                 "trigger LIKE 'reconciliation%'").fetchone()[0]  # fmt: skip
+            r.reconciliation_halts = con.execute(
+                "SELECT COUNT(*) FROM kill_switch_events WHERE trigger LIKE 'reconciliation%'"
+            ).fetchone()[0]
         broker_tickets = {int(d.ticket) for d in ours}
         r.missing = sorted(broker_tickets - set(journal))
         r.extra = sorted(set(journal) - broker_tickets)
@@ -462,8 +506,9 @@ file = "{self.log}"
             def day(d: Any) -> bool:
                 return midnight <= datetime.fromtimestamp(int(d.time_msc) / 1000, UTC) <= at
 
-            broker_day = sum(float(d.profit) + float(d.commission) + float(d.swap)
-                             for d in deals if int(d.type) in (0, 1) and day(d))  # fmt: skip
+            broker_day = sum(
+                float(d.profit) + float(d.commission) + float(d.swap) for d in deals if int(d.type) in (0, 1) and day(d)
+            )
             r.pnl_day = (float(snap["realized_pnl_day"]), round(broker_day, 2))
             ours_day = sum(float(d.profit) + float(d.commission) + float(d.swap) for d in ours if day(d))
             journal_day = sum(p + c + s for p, c, s, t in fills if midnight <= datetime.fromisoformat(t) <= at)

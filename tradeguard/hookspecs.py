@@ -57,9 +57,16 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 GATE_HOOKS = ("validate_signal", "score_signal")
 FIRSTRESULT_HOOKS = ("compute_targets", "size_position", "evaluate_risk")
 OBSERVER_HOOKS = (
-    "on_bar", "on_decision", "on_order_event", "on_fill", "on_account_snapshot", "on_health",
-    "on_reconciliation", "on_halt", "on_alert",
-)  # fmt: skip
+    "on_bar",
+    "on_decision",
+    "on_order_event",
+    "on_fill",
+    "on_account_snapshot",
+    "on_health",
+    "on_reconciliation",
+    "on_halt",
+    "on_alert",
+)
 
 
 # ---------------------------------------------------------------- lifecycle -----------------
@@ -230,4 +237,3 @@ def _all_hook_names() -> tuple[str, ...]:
 HOOK_NAMES: tuple[str, ...] = _all_hook_names()
 
 __all__ = ["HOOK_NAMES", "PROJECT", "hookimpl", "hookspec"]
-

@@ -38,10 +38,28 @@ Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(:[A-Za-z0-9_.
 #: MT5 timeframe names, smallest first.
 #: MT5's timeframes and their length in seconds (MN1 as 30 days: only used for spacing checks).
 TIMEFRAME_SECONDS: dict[str, int] = {
-    "M1": 60, "M2": 120, "M3": 180, "M4": 240, "M5": 300, "M6": 360, "M10": 600, "M12": 720, "M15": 900,
-    "M20": 1200, "M30": 1800, "H1": 3600, "H2": 7200, "H3": 10800, "H4": 14400, "H6": 21600,
-    "H8": 28800, "H12": 43200, "D1": 86400, "W1": 604800, "MN1": 2592000,
-}  # fmt: skip
+    "M1": 60,
+    "M2": 120,
+    "M3": 180,
+    "M4": 240,
+    "M5": 300,
+    "M6": 360,
+    "M10": 600,
+    "M12": 720,
+    "M15": 900,
+    "M20": 1200,
+    "M30": 1800,
+    "H1": 3600,
+    "H2": 7200,
+    "H3": 10800,
+    "H4": 14400,
+    "H6": 21600,
+    "H8": 28800,
+    "H12": 43200,
+    "D1": 86400,
+    "W1": 604800,
+    "MN1": 2592000,
+}
 TIMEFRAMES: tuple[str, ...] = tuple(TIMEFRAME_SECONDS)
 #: the same as durations, built once: a bar's close time is asked on every bar
 _TIMEFRAME_STEP: dict[str, timedelta] = {name: timedelta(seconds=s) for name, s in TIMEFRAME_SECONDS.items()}
@@ -159,9 +177,12 @@ class Signal(_Frozen):
     take_profit: Price | None = None
     confidence: float = Field(default=1.0, ge=0.0, le=1.0, allow_inf_nan=False)
     risk_hint: float | None = Field(
-        default=None, gt=0, le=10, allow_inf_nan=False,
+        default=None,
+        gt=0,
+        le=10,
+        allow_inf_nan=False,
         description="multiplier on the configured risk the strategy suggests; capped by the limits",
-    )  # fmt: skip
+    )
     atr: Price | None = Field(default=None, description="the strategy's ATR on the signal bar, if known")
     comment: str = Field(default="", max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -496,9 +517,7 @@ class Alert(_Frozen):
     symbol: str = ""
     context: dict[str, Any] = Field(default_factory=dict)
 
-    _upper = field_validator("channel", "severity", mode="before")(
-        lambda v: v.upper() if isinstance(v, str) else v
-    )
+    _upper = field_validator("channel", "severity", mode="before")(lambda v: v.upper() if isinstance(v, str) else v)
 
     @property
     def dedup_key(self) -> tuple[str, str, str]:

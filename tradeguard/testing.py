@@ -29,9 +29,7 @@ def make_runtime(
     """A started runtime with ``(name, plugin)`` pairs registered and ``settings`` tables applied."""
     services.setdefault("clock", ReplayClock(T0))
     services.setdefault("store", MemoryStore())
-    rt = Runtime.build(
-        env=env, discover=False, read_files=False, plugins=plugins, overrides=settings or {}, **services
-    )
+    rt = Runtime.build(env=env, discover=False, read_files=False, plugins=plugins, overrides=settings or {}, **services)
     if start:
         rt.start()
     return rt
@@ -47,8 +45,14 @@ def crash(rt: Runtime) -> None:
 def signal(**fields: Any) -> Signal:
     """A valid EURUSD buy signal at ``T0``; override any field."""
     base: dict[str, Any] = {
-        "strategy": "test", "symbol": "EURUSD", "side": "buy", "timeframe": "H1",
-        "bar_time": T0 - timedelta(hours=1), "created_at": T0, "price": 1.1000, "stop_loss": 1.0950,
-    }  # fmt: skip
+        "strategy": "test",
+        "symbol": "EURUSD",
+        "side": "buy",
+        "timeframe": "H1",
+        "bar_time": T0 - timedelta(hours=1),
+        "created_at": T0,
+        "price": 1.1000,
+        "stop_loss": 1.0950,
+    }
     base.update(fields)
     return Signal(**base)

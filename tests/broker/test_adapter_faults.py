@@ -215,9 +215,17 @@ def test_a_broken_data_file_is_refused_once_naming_it(tmp_path: Path) -> None:
 def _scripted_run(seed: int) -> str:
     """A fixed script of requests over a hostile terminal; returns the deal history as text."""
     term = Terminal()
-    term.initialize(faults={"seed": seed, "requote_rate": 0.2, "reject_rate": 0.1, "timeout_executed_rate": 0.1,
-                            "disconnect_rate": 0.05, "disconnect_seconds": 7200},
-                    slippage_points=3)  # fmt: skip
+    term.initialize(
+        faults={
+            "seed": seed,
+            "requote_rate": 0.2,
+            "reject_rate": 0.1,
+            "timeout_executed_rate": 0.1,
+            "disconnect_rate": 0.05,
+            "disconnect_seconds": 7200,
+        },
+        slippage_points=3,
+    )
     broker = MT5Adapter(term)
     for n, _bar in enumerate(term.replay_bars()):
         if n >= 600:
@@ -226,9 +234,20 @@ def _scripted_run(seed: int) -> str:
         q = broker.quote("EURUSD")
         ref = q.bid if side == c.ORDER_TYPE_BUY else q.ask
         sign = 1 if side == c.ORDER_TYPE_BUY else -1
-        broker.send(broker.prepare({"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": side, "magic": 9,
-                                    "sl": round(ref - sign * 0.003, 5), "tp": round(ref + sign * 0.003, 5),
-                                    "comment": f"tg-{n}"}))  # fmt: skip
+        broker.send(
+            broker.prepare(
+                {
+                    "action": 1,
+                    "symbol": "EURUSD",
+                    "volume": 0.1,
+                    "type": side,
+                    "magic": 9,
+                    "sl": round(ref - sign * 0.003, 5),
+                    "tp": round(ref + sign * 0.003, 5),
+                    "comment": f"tg-{n}",
+                }
+            )
+        )
     return repr(term.history_deals_get(0, 2**40))
 
 

@@ -17,8 +17,17 @@ Adapter = Callable[..., MT5Adapter]
 
 
 def market(broker: MT5Adapter, side: int, volume: float = 0.1, **kw: object) -> dict:
-    return broker.prepare({"action": c.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": volume, "type": side,
-                           "magic": 42, "comment": "tg-test", **kw})  # fmt: skip
+    return broker.prepare(
+        {
+            "action": c.TRADE_ACTION_DEAL,
+            "symbol": "EURUSD",
+            "volume": volume,
+            "type": side,
+            "magic": 42,
+            "comment": "tg-test",
+            **kw,
+        }
+    )
 
 
 def run_until(broker: MT5Adapter, done: Callable[[], bool], limit: int = 20_000) -> None:
@@ -44,7 +53,9 @@ def test_market_buy_and_sell_fill_at_ask_and_bid(adapter: Adapter) -> None:
     assert (sell.retcode, sell.price, sell.volume) == (10009, q.bid, 0.2)
     positions = broker.positions()
     assert [(p.is_buy, p.volume, p.magic, p.comment) for p in positions] == [
-        (True, 0.1, 42, "tg-test"), (False, 0.2, 42, "tg-test")]  # fmt: skip
+        (True, 0.1, 42, "tg-test"),
+        (False, 0.2, 42, "tg-test"),
+    ]
     assert positions[0].ticket == buy.order  # hedging: the position ticket is the opening order's
     assert [d.entry for d in deals(broker)] == [c.DEAL_ENTRY_IN, c.DEAL_ENTRY_IN]
     assert broker.deals_total(EPOCH, FUTURE) == 2  # history_deals_total: the count without the deals
@@ -68,17 +79,29 @@ def test_stop_loss_and_take_profit_trigger_on_the_tick_path(adapter: Adapter) ->
 
 @pytest.mark.parametrize(
     ("kind", "offset", "stoplimit"),
-    [(c.ORDER_TYPE_BUY_LIMIT, -0.0015, 0.0), (c.ORDER_TYPE_SELL_LIMIT, 0.0015, 0.0),
-     (c.ORDER_TYPE_BUY_STOP, 0.0015, 0.0), (c.ORDER_TYPE_SELL_STOP, -0.0015, 0.0),
-     (c.ORDER_TYPE_BUY_STOP_LIMIT, 0.0015, 0.0005)],
-)  # fmt: skip
-def test_pending_orders_trigger_and_open_a_position(adapter: Adapter, kind: int, offset: float,
-                                                    stoplimit: float) -> None:  # fmt: skip
+    [
+        (c.ORDER_TYPE_BUY_LIMIT, -0.0015, 0.0),
+        (c.ORDER_TYPE_SELL_LIMIT, 0.0015, 0.0),
+        (c.ORDER_TYPE_BUY_STOP, 0.0015, 0.0),
+        (c.ORDER_TYPE_SELL_STOP, -0.0015, 0.0),
+        (c.ORDER_TYPE_BUY_STOP_LIMIT, 0.0015, 0.0005),
+    ],
+)
+def test_pending_orders_trigger_and_open_a_position(
+    adapter: Adapter, kind: int, offset: float, stoplimit: float
+) -> None:
     broker = adapter()
     q = broker.quote("EURUSD")
     price = round((q.ask if kind in (2, 4, 6) else q.bid) + offset, 5)
-    req = {"action": c.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 0.1, "type": kind, "price": price,
-           "magic": 42, "comment": "tg-pending"}  # fmt: skip
+    req = {
+        "action": c.TRADE_ACTION_PENDING,
+        "symbol": "EURUSD",
+        "volume": 0.1,
+        "type": kind,
+        "price": price,
+        "magic": 42,
+        "comment": "tg-pending",
+    }
     if stoplimit:
         req["stoplimit"] = round(price - stoplimit, 5)
     placed = broker.send(broker.prepare(req))
@@ -95,16 +118,34 @@ def test_pending_orders_trigger_and_open_a_position(adapter: Adapter, kind: int,
 def test_pending_order_on_the_wrong_side_is_invalid_price(adapter: Adapter) -> None:
     broker = adapter()
     q = broker.quote("EURUSD")
-    res = broker.send(broker.prepare({"action": c.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 0.1,
-                                      "type": c.ORDER_TYPE_BUY_LIMIT, "price": round(q.ask + 0.001, 5)}))  # fmt: skip
+    res = broker.send(
+        broker.prepare(
+            {
+                "action": c.TRADE_ACTION_PENDING,
+                "symbol": "EURUSD",
+                "volume": 0.1,
+                "type": c.ORDER_TYPE_BUY_LIMIT,
+                "price": round(q.ask + 0.001, 5),
+            }
+        )
+    )
     assert (res.retcode, res.name, res.klass) == (10015, "INVALID_PRICE", RetcodeClass.FINAL)
 
 
 def test_cancel_and_modify_pending_order(adapter: Adapter) -> None:
     broker = adapter()
     q = broker.quote("EURUSD")
-    placed = broker.send(broker.prepare({"action": c.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 0.1,
-                                         "type": c.ORDER_TYPE_BUY_LIMIT, "price": round(q.ask - 0.01, 5)}))  # fmt: skip
+    placed = broker.send(
+        broker.prepare(
+            {
+                "action": c.TRADE_ACTION_PENDING,
+                "symbol": "EURUSD",
+                "volume": 0.1,
+                "type": c.ORDER_TYPE_BUY_LIMIT,
+                "price": round(q.ask - 0.01, 5),
+            }
+        )
+    )
     moved = broker.send({"action": c.TRADE_ACTION_MODIFY, "order": placed.order, "price": round(q.ask - 0.02, 5)})
     assert moved.retcode == 10009 and broker.orders()[0].price_open == round(q.ask - 0.02, 5)
     same = broker.send({"action": c.TRADE_ACTION_MODIFY, "order": placed.order, "price": round(q.ask - 0.02, 5)})
@@ -196,11 +237,25 @@ def test_modify_sltp_validates_and_detects_no_change(adapter: Adapter) -> None:
     broker = adapter()
     trade = broker.send(market(broker, c.ORDER_TYPE_BUY))
     q = broker.quote("EURUSD")
-    ok = broker.send({"action": c.TRADE_ACTION_SLTP, "position": trade.order, "symbol": "EURUSD",
-                      "sl": round(q.bid - 0.002, 5), "tp": round(q.bid + 0.004, 5)})  # fmt: skip
+    ok = broker.send(
+        {
+            "action": c.TRADE_ACTION_SLTP,
+            "position": trade.order,
+            "symbol": "EURUSD",
+            "sl": round(q.bid - 0.002, 5),
+            "tp": round(q.bid + 0.004, 5),
+        }
+    )
     assert ok.retcode == 10009 and broker.positions()[0].sl == round(q.bid - 0.002, 5)
-    same = broker.send({"action": c.TRADE_ACTION_SLTP, "position": trade.order, "symbol": "EURUSD",
-                        "sl": round(q.bid - 0.002, 5), "tp": round(q.bid + 0.004, 5)})  # fmt: skip
+    same = broker.send(
+        {
+            "action": c.TRADE_ACTION_SLTP,
+            "position": trade.order,
+            "symbol": "EURUSD",
+            "sl": round(q.bid - 0.002, 5),
+            "tp": round(q.bid + 0.004, 5),
+        }
+    )
     inside = broker.send({"action": c.TRADE_ACTION_SLTP, "position": trade.order, "sl": round(q.bid - 0.00005, 5)})
     assert (same.retcode, inside.retcode) == (10025, 10016)
 
@@ -268,8 +323,10 @@ def test_a_flat_account_has_exactly_no_margin_after_many_trades(adapter: Adapter
     broker = adapter()
     term = broker.mt5
     for i in range(60):
-        opened = [broker.send(market(broker, side, round(0.01 * (1 + (i * 7 + k) % 13), 2))).order
-                  for k, side in enumerate((c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL, c.ORDER_TYPE_BUY))]  # fmt: skip
+        opened = [
+            broker.send(market(broker, side, round(0.01 * (1 + (i * 7 + k) % 13), 2))).order
+            for k, side in enumerate((c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL, c.ORDER_TYPE_BUY))
+        ]
         term.replay_step(3)
         for ticket, pos in zip(opened, broker.positions(), strict=True):
             close = c.ORDER_TYPE_SELL if pos.is_buy else c.ORDER_TYPE_BUY
@@ -291,20 +348,55 @@ def test_account_and_terminal_answers_follow_every_change(adapter: Adapter) -> N
     opened = broker.account()
     assert opened.margin > 0 and opened.margin_level > 0
     raw = term.account_info()  # built by position: every field where the real terminal has it
-    assert (raw.margin_free, raw.margin_level) == (round(raw.equity - raw.margin, 2),
-                                                   round(raw.equity / raw.margin * 100, 2))  # fmt: skip
+    assert (raw.margin_free, raw.margin_level) == (
+        round(raw.equity - raw.margin, 2),
+        round(raw.equity / raw.margin * 100, 2),
+    )
     cfg = term.config
-    assert (raw.currency, raw.leverage, raw.trade_mode, raw.margin_so_mode, raw.margin_initial, raw.company,
-            raw.margin_so_call, raw.margin_so_so) == (cfg.currency, cfg.leverage, c.ACCOUNT_TRADE_MODE_DEMO,
-                                                      c.ACCOUNT_STOPOUT_MODE_PERCENT, 0.0, cfg.company,
-                                                      cfg.margin_so_call, cfg.margin_so_so)  # fmt: skip
+    assert (
+        raw.currency,
+        raw.leverage,
+        raw.trade_mode,
+        raw.margin_so_mode,
+        raw.margin_initial,
+        raw.company,
+        raw.margin_so_call,
+        raw.margin_so_so,
+    ) == (
+        cfg.currency,
+        cfg.leverage,
+        c.ACCOUNT_TRADE_MODE_DEMO,
+        c.ACCOUNT_STOPOUT_MODE_PERCENT,
+        0.0,
+        cfg.company,
+        cfg.margin_so_call,
+        cfg.margin_so_so,
+    )
     assert cfg.margin_so_call != cfg.margin_so_so
-    same = ("login", "currency", "balance", "equity", "margin", "margin_free", "margin_level", "profit", "leverage",
-            "trade_allowed", "trade_expert", "margin_so_call", "margin_so_so")  # fmt: skip
+    same = (
+        "login",
+        "currency",
+        "balance",
+        "equity",
+        "margin",
+        "margin_free",
+        "margin_level",
+        "profit",
+        "leverage",
+        "trade_allowed",
+        "trade_expert",
+        "margin_so_call",
+        "margin_so_so",
+    )
     assert [getattr(opened, f) for f in same] == [getattr(raw, f) for f in same] and opened.hedging
     tick = term.symbol_info_tick("EURUSD")
     assert tick.ask > tick.bid and (tick.time, tick.last, tick.volume, tick.flags, tick.volume_real) == (
-        tick.time_msc // 1000, 0.0, 0, c.TICK_FLAG_BID | c.TICK_FLAG_ASK, 0.0)  # fmt: skip
+        tick.time_msc // 1000,
+        0.0,
+        0,
+        c.TICK_FLAG_BID | c.TICK_FLAG_ASK,
+        0.0,
+    )
     run_until(broker, lambda: broker.account().equity != opened.equity)
     moved = broker.account()
     assert moved.profit == round(moved.equity - moved.balance, 2) != opened.profit

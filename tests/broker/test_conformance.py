@@ -27,8 +27,16 @@ FIELDS = {
     "retransmission company name language path data_path commondata_path",
     "tick": "time bid ask last volume time_msc flags volume_real",
 }
-RATES = [("time", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"), ("tick_volume", "<u8"),
-         ("spread", "<i4"), ("real_volume", "<u8")]  # fmt: skip
+RATES = [
+    ("time", "<i8"),
+    ("open", "<f8"),
+    ("high", "<f8"),
+    ("low", "<f8"),
+    ("close", "<f8"),
+    ("tick_volume", "<u8"),
+    ("spread", "<i4"),
+    ("real_volume", "<u8"),
+]
 
 
 def _modules() -> list[Any]:
@@ -36,8 +44,16 @@ def _modules() -> list[Any]:
     if TARGET:
         params.append(pytest.param(TARGET, id=TARGET.split(":")[0]))
     else:
-        params.append(pytest.param("real", id="real-terminal", marks=pytest.mark.skip(
-            reason="set TRADEGUARD_MT5_CONFORMANCE=MetaTrader5 or mt5linux:HOST:PORT to run against a real module")))
+        params.append(
+            pytest.param(
+                "real",
+                id="real-terminal",
+                marks=pytest.mark.skip(
+                    reason="set TRADEGUARD_MT5_CONFORMANCE=MetaTrader5 or mt5linux:HOST:PORT to run against a "
+                    "real module"
+                ),
+            )
+        )
     return params
 
 
@@ -70,9 +86,22 @@ def test_structures_have_the_real_field_names_in_order(mt5: Any) -> None:
     assert fields(mt5.terminal_info()) == FIELDS["terminal_info"]
     assert fields(mt5.symbol_info_tick("EURUSD")) == FIELDS["tick"]
     info = mt5.symbol_info("EURUSD")
-    for name in ("digits", "point", "trade_tick_value", "trade_tick_size", "trade_contract_size", "volume_min",
-                 "volume_max", "volume_step", "trade_stops_level", "trade_freeze_level", "filling_mode",
-                 "trade_mode", "trade_exemode", "currency_profit"):  # fmt: skip
+    for name in (
+        "digits",
+        "point",
+        "trade_tick_value",
+        "trade_tick_size",
+        "trade_contract_size",
+        "volume_min",
+        "volume_max",
+        "volume_step",
+        "trade_stops_level",
+        "trade_freeze_level",
+        "filling_mode",
+        "trade_mode",
+        "trade_exemode",
+        "currency_profit",
+    ):
         assert name in info._fields
     assert info._asdict()["name"] == "EURUSD" and info[info._fields.index("digits")] == info.digits
 
@@ -93,8 +122,14 @@ def test_rates_arrays_use_the_real_dtype(mt5: Any) -> None:
 
 def test_constants(mt5: Any) -> None:
     c = mt5.constants
-    assert (c.TRADE_ACTION_DEAL, c.TRADE_ACTION_PENDING, c.TRADE_ACTION_SLTP, c.TRADE_ACTION_MODIFY,
-            c.TRADE_ACTION_REMOVE, c.TRADE_ACTION_CLOSE_BY) == (1, 5, 6, 7, 8, 10)  # fmt: skip
+    assert (
+        c.TRADE_ACTION_DEAL,
+        c.TRADE_ACTION_PENDING,
+        c.TRADE_ACTION_SLTP,
+        c.TRADE_ACTION_MODIFY,
+        c.TRADE_ACTION_REMOVE,
+        c.TRADE_ACTION_CLOSE_BY,
+    ) == (1, 5, 6, 7, 8, 10)
     assert (c.ORDER_FILLING_FOK, c.ORDER_FILLING_IOC, c.ORDER_FILLING_RETURN) == (0, 1, 2)
     assert (c.TIMEFRAME_H1, c.TIMEFRAME_D1, c.TIMEFRAME_W1, c.TIMEFRAME_MN1) == (16385, 16408, 32769, 49153)
     assert (c.TRADE_RETCODE_DONE, c.TRADE_RETCODE_TIMEOUT, c.TRADE_RETCODE_FIFO_CLOSE) == (10009, 10012, 10045)
@@ -111,8 +146,16 @@ def test_last_error_after_success(mt5: Any) -> None:
 def _request(mt5: Any, **kw: Any) -> dict[str, Any]:
     c = mt5.constants
     tick = mt5.symbol_info_tick("EURUSD")
-    req = {"action": c.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.1, "type": c.ORDER_TYPE_BUY,
-           "price": tick.ask, "deviation": 10, "type_filling": c.ORDER_FILLING_IOC, "magic": 1}  # fmt: skip
+    req = {
+        "action": c.TRADE_ACTION_DEAL,
+        "symbol": "EURUSD",
+        "volume": 0.1,
+        "type": c.ORDER_TYPE_BUY,
+        "price": tick.ask,
+        "deviation": 10,
+        "type_filling": c.ORDER_FILLING_IOC,
+        "magic": 1,
+    }
     req.update(kw)
     return req
 
@@ -153,8 +196,15 @@ def test_market_closed_at_the_end_of_the_replay() -> None:
         pass
     import tradeguard.broker.emulator.constants as c
 
-    res = term.order_send({"action": c.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.1, "type": 0,
-                           "type_filling": c.ORDER_FILLING_IOC})  # fmt: skip
+    res = term.order_send(
+        {
+            "action": c.TRADE_ACTION_DEAL,
+            "symbol": "EURUSD",
+            "volume": 0.1,
+            "type": 0,
+            "type_filling": c.ORDER_FILLING_IOC,
+        }
+    )
     assert res.retcode == 10018 and res.deal == 0 and res.order == 0
 
 

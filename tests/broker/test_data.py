@@ -17,7 +17,12 @@ def test_shipped_sample_loads_with_the_mt5_rates_dtype() -> None:
     assert bars.dtype == RATES_DTYPE and len(bars) == 5000
     first = bars[0]
     assert (first["open"], first["high"], first["low"], first["close"], first["tick_volume"]) == (
-        1.0716, 1.0722, 1.07083, 1.07219, 1413)  # fmt: skip
+        1.0716,
+        1.0722,
+        1.07083,
+        1.07219,
+        1413,
+    )
     assert np.all(np.diff(bars["time"]) > 0)
 
 
@@ -38,11 +43,16 @@ def test_mt5_export_with_spread(tmp_path: Path) -> None:
 
 def test_parquet_round_trip(tmp_path: Path) -> None:
     sample = load_bars(SAMPLE)[:50]
-    table = pa.table({
-        "time": pa.array(sample["time"] * 1_000_000, type=pa.timestamp("us", tz="UTC")),
-        "open": sample["open"], "high": sample["high"], "low": sample["low"], "close": sample["close"],
-        "volume": sample["tick_volume"],
-    })  # fmt: skip
+    table = pa.table(
+        {
+            "time": pa.array(sample["time"] * 1_000_000, type=pa.timestamp("us", tz="UTC")),
+            "open": sample["open"],
+            "high": sample["high"],
+            "low": sample["low"],
+            "close": sample["close"],
+            "volume": sample["tick_volume"],
+        }
+    )
     pq.write_table(table, tmp_path / "b.parquet")
     assert np.array_equal(load_bars(tmp_path / "b.parquet"), sample)
 

@@ -45,8 +45,12 @@ def free_port() -> int:
 @pytest.fixture
 def server(tmp_path) -> Iterator[int]:  # type: ignore[no-untyped-def]
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tradeguard", "emulator", "serve", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tradeguard", "emulator", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -61,8 +65,7 @@ def server(tmp_path) -> Iterator[int]:  # type: ignore[no-untyped-def]
 
 
 def client(port: int, action: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", CLIENT, str(port), action], capture_output=True, text=True,
-                          timeout=60)  # fmt: skip
+    return subprocess.run([sys.executable, "-c", CLIENT, str(port), action], capture_output=True, text=True, timeout=60)
 
 
 def test_state_survives_a_killed_trading_process(server: int) -> None:

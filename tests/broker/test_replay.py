@@ -18,8 +18,9 @@ def test_full_shipped_file_replays_bar_by_bar_without_look_ahead() -> None:
         if seen % 500 == 0:  # at a bar's close the terminal shows exactly the bars up to it
             rates = term.copy_rates_from_pos("EURUSD", c.TIMEFRAME_H1, 0, 10_000)
             assert rates[-1]["time"] == bar["time"] and len(rates) == seen + 1
-            assert np.array_equal(rates[-1:][["open", "high", "low", "close"]], source[seen : seen + 1][
-                ["open", "high", "low", "close"]])  # fmt: skip
+            assert np.array_equal(
+                rates[-1:][["open", "high", "low", "close"]], source[seen : seen + 1][["open", "high", "low", "close"]]
+            )
             assert term.symbol_info_tick("EURUSD").bid == bar["close"]
         seen += 1
     assert seen == len(source) == 5000
@@ -39,8 +40,14 @@ def test_forming_bar_shows_only_the_ticks_seen_so_far() -> None:
 def test_tick_file_replay_builds_bars_from_the_ticks(tmp_path) -> None:  # type: ignore[no-untyped-def]
     lines = ["time,bid,ask"]
     # three M1 bars: 10:00 (3 ticks), 10:01 (2 ticks), 10:03 (1 tick; 10:02 has none)
-    for stamp, bid in (("10:00:05", 1.1000), ("10:00:30", 1.1010), ("10:00:59", 1.0995), ("10:01:10", 1.1002),
-                       ("10:01:50", 1.1004), ("10:03:00", 1.1001)):  # fmt: skip
+    for stamp, bid in (
+        ("10:00:05", 1.1000),
+        ("10:00:30", 1.1010),
+        ("10:00:59", 1.0995),
+        ("10:01:10", 1.1002),
+        ("10:01:50", 1.1004),
+        ("10:03:00", 1.1001),
+    ):
         lines.append(f"2024-01-02 {stamp},{bid},{bid + 0.0001:.5f}")
     f = tmp_path / "ticks.csv"
     f.write_text("\n".join(lines) + "\n")
@@ -48,8 +55,11 @@ def test_tick_file_replay_builds_bars_from_the_ticks(tmp_path) -> None:  # type:
     assert term.initialize(data=str(f), timeframe="M1", stops_level=0) is False  # unknown key: refused
     assert term.initialize(data=str(f), timeframe="M1"), term.last_error()
     closed = [(b["open"], b["high"], b["low"], b["close"], b["tick_volume"]) for b in term.replay_bars()]
-    assert closed == [(1.1, 1.101, 1.0995, 1.0995, 3), (1.1002, 1.1004, 1.1002, 1.1004, 2),
-                      (1.1001, 1.1001, 1.1001, 1.1001, 1)]  # the data's end closes the last bar  # fmt: skip
+    assert closed == [
+        (1.1, 1.101, 1.0995, 1.0995, 3),
+        (1.1002, 1.1004, 1.1002, 1.1004, 2),
+        (1.1001, 1.1001, 1.1001, 1.1001, 1),
+    ]  # the data's end closes the last bar
     rates = term.copy_rates_from_pos("EURUSD", c.TIMEFRAME_M1, 0, 10)
     assert len(rates) == 3 and rates[-1]["close"] == 1.1001
     tick = term.symbol_info_tick("EURUSD")

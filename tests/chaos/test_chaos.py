@@ -44,8 +44,9 @@ def check(round_: ChaosRound, report: ChaosReport, kills: int) -> None:
 
 def test_hedging_storm_with_a_full_disk(tmp_path: Path, disk: Path) -> None:
     kills = int(os.environ.get("TRADEGUARD_CHAOS_KILLS", "30"))
-    round_ = ChaosRound(ChaosPlan(workdir=tmp_path / "h", margin_mode="hedging", kills=kills, seed=11,
-                                  corrupt_every=10, disk=disk))  # fmt: skip
+    round_ = ChaosRound(
+        ChaosPlan(workdir=tmp_path / "h", margin_mode="hedging", kills=kills, seed=11, corrupt_every=10, disk=disk)
+    )
     report = round_.run()
     check(round_, report, kills)
     disk = report.disk_full
@@ -54,8 +55,9 @@ def test_hedging_storm_with_a_full_disk(tmp_path: Path, disk: Path) -> None:
 
 def test_netting_storm_with_reversals(tmp_path: Path) -> None:
     kills = int(os.environ.get("TRADEGUARD_CHAOS_KILLS", "30"))
-    round_ = ChaosRound(ChaosPlan(workdir=tmp_path / "n", margin_mode="netting", kills=kills, seed=12,
-                                  corrupt_every=10))  # fmt: skip
+    round_ = ChaosRound(
+        ChaosPlan(workdir=tmp_path / "n", margin_mode="netting", kills=kills, seed=12, corrupt_every=10)
+    )
     report = round_.run()
     check(round_, report, kills)
     assert any(e == "inout" for e, _ in fills(report, round_)), "no netting reversal happened"
@@ -65,7 +67,14 @@ def test_netting_storm_with_reversals(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mode", ["hedging", "netting"])
 def test_long_storm(tmp_path: Path, mode: str) -> None:
     """The soak in test form: ten times the kills (CI runs the bounded rounds above)."""
-    round_ = ChaosRound(ChaosPlan(workdir=tmp_path / mode, margin_mode=mode, kills=300, seed=21,  # type: ignore[arg-type]
-                                  corrupt_every=25))  # fmt: skip
+    round_ = ChaosRound(
+        ChaosPlan(
+            workdir=tmp_path / mode,
+            margin_mode=mode,
+            kills=300,
+            seed=21,  # type: ignore[arg-type]
+            corrupt_every=25,
+        )
+    )
     report = round_.run()
     check(round_, report, 300)

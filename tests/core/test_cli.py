@@ -110,9 +110,17 @@ def test_replay_refuses_bad_input_in_one_line_naming_it_and_writes_no_journal(tm
         r = tg("replay", *args, "--settings", str(settings))
         err = " ".join(r.stderr.split())  # rich wraps long messages
         assert (r.returncode, named in err, "Traceback" in err) == (code, True, False), (args, r.stderr[-1500:])
-    rows = subprocess.run([sys.executable, "-c", "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-                           "print(c.execute('SELECT COUNT(*) FROM orders').fetchone()[0])",
-                           str(tmp_path / "var" / "tradeguard.db")], capture_output=True, text=True)  # fmt: skip
+    rows = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+            "print(c.execute('SELECT COUNT(*) FROM orders').fetchone()[0])",
+            str(tmp_path / "var" / "tradeguard.db"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert rows.stdout.strip() in ("", "0")
 
 
@@ -127,8 +135,18 @@ def test_replay_starts_from_an_empty_journal_and_replaces_only_an_earlier_replay
     def journal(module: str) -> Store:
         store = Store(db)
         store.set_kill_state("HALTED", "manual", "desk says stop", operator="ops")
-        store.kv_put(NAMESPACE, KEY, {"pid": 1, "host": "h", "started": "2026-01-01", "stopped": "2026-01-01",
-                                      "env": "live", "broker_module": module})  # fmt: skip
+        store.kv_put(
+            NAMESPACE,
+            KEY,
+            {
+                "pid": 1,
+                "host": "h",
+                "started": "2026-01-01",
+                "stopped": "2026-01-01",
+                "env": "live",
+                "broker_module": module,
+            },
+        )
         return store
 
     def replay(*args: str) -> subprocess.CompletedProcess[str]:

@@ -64,10 +64,24 @@ def test_status_shows_the_positions_the_journal_leaves_open_and_the_last_health(
         (6, 30, "sell", "out", 0.4, "2017-04-22T08:00:00+00:00"),
     ]
     with store.tx() as db:
-        db.executemany("INSERT INTO fills VALUES (?, 0, ?, '', 'EURUSD', ?, ?, ?, 1.07, 0, 0, 0, 1, '', ?)", deals)
-    store.kv_put("health", "last", {"time": "2017-04-22T08:00:00Z", "status": "DEGRADED", "connected": True,
-                                    "trade_allowed": True, "ping_ms": 3.0,
-                                    "checks": {"connection": "ok", "EURUSD.ticks": "last quote 900 s old > 120 s"}})
+        db.executemany(
+            "INSERT INTO fills (deal_ticket, order_ticket, position_id, client_id, symbol, side, entry, volume, price, "
+            "commission, swap, profit, magic, comment, time) VALUES (?, 0, ?, '', 'EURUSD', ?, ?, ?, 1.07, 0, 0, 0, 1, "
+            "'', ?)",
+            deals,
+        )
+    store.kv_put(
+        "health",
+        "last",
+        {
+            "time": "2017-04-22T08:00:00Z",
+            "status": "DEGRADED",
+            "connected": True,
+            "trade_allowed": True,
+            "ping_ms": 3.0,
+            "checks": {"connection": "ok", "EURUSD.ticks": "last quote 900 s old > 120 s"},
+        },
+    )
     store.close()
     out = tg(deployment, "status").stdout
     assert "#20 EURUSD buy 0.2 lots, opened 2017-04-21T07:00:00" in out
@@ -146,8 +160,13 @@ def test_hash_secret_refuses_a_short_secret() -> None:
 
 
 def test_hash_secret_refuses_without_a_terminal() -> None:
-    res = subprocess.run([sys.executable, "-m", "tradeguard", "hash-secret"], capture_output=True, text=True,
-                         stdin=subprocess.DEVNULL, timeout=60)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "hash-secret"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
     assert res.returncode == 1 and "run it from a terminal" in res.stderr
 
 
@@ -165,9 +184,22 @@ def test_a_reset_from_the_cli_waits_for_an_inconsistent_reconciliation(deploymen
     """The command judges the trigger's condition on what the trading process last stored, as it would itself."""
     store = Store(deployment.parent / "var" / "tradeguard.db")
     store.set_kill_state("HALTED", "reconciliation_inconsistent", "3 inconsistencies", via="automatic")
-    store.kv_put("reconciliation", "last", {"time": "2026-12-05T10:00:00Z", "cause": "schedule", "consistent": False,
-                                            "missing": [7], "unknown": [], "volume_drift": {}, "sltp_mismatch": [],
-                                            "unprotected": [], "foreign": [], "details": {}})  # fmt: skip
+    store.kv_put(
+        "reconciliation",
+        "last",
+        {
+            "time": "2026-12-05T10:00:00Z",
+            "cause": "schedule",
+            "consistent": False,
+            "missing": [7],
+            "unknown": [],
+            "volume_drift": {},
+            "sltp_mismatch": [],
+            "unprotected": [],
+            "foreign": [],
+            "details": {},
+        },
+    )
     store.close()
     refused = tg(deployment, "reset", "--operator", "dave", "--reason", "looks fine", secret=SECRET)
     assert refused.returncode == 1 and "still holds" in refused.stderr

@@ -37,9 +37,11 @@ def test_a_second_runtime_on_the_journal_is_refused_until_the_first_stops(tmp_pa
 
 def test_a_killed_process_leaves_no_lock_and_status_says_it_is_gone(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
-    script = ("import os, signal, sys; from tradeguard.core.store import Store; "
-              "from tradeguard.testing import make_runtime; make_runtime(store=Store(sys.argv[1])); "
-              "os.kill(os.getpid(), signal.SIGKILL)")  # fmt: skip
+    script = (
+        "import os, signal, sys; from tradeguard.core.store import Store; "
+        "from tradeguard.testing import make_runtime; make_runtime(store=Store(sys.argv[1])); "
+        "os.kill(os.getpid(), signal.SIGKILL)"
+    )
     subprocess.run([sys.executable, "-c", script, str(db)], timeout=60)
     line = owner_line(Store(db))
     assert line is not None and line.startswith("GONE without stopping")
@@ -68,12 +70,16 @@ def test_a_journal_belongs_to_one_account(tmp_path: Path) -> None:
     other = make_runtime(store=Store(db), settings={"broker": {"emulator": {"login": 7_000_007}}}, start=False)
     assert other.broker.account().login == 7_000_007
     recorded = Store(db).kv_get(NAMESPACE, KEY)
-    with pytest.raises(StartupError, match=r"belongs to account 5000001 on Tradeguard-Emulator; the terminal is "
-                                           r"logged in to 7000007 on Tradeguard-Emulator"):
+    with pytest.raises(
+        StartupError,
+        match=r"belongs to account 5000001 on Tradeguard-Emulator; the terminal is "
+        r"logged in to 7000007 on Tradeguard-Emulator",
+    ):
         other.start()
     assert not other.started and Store(db).kv_get(NAMESPACE, KEY) == recorded  # the refused one left no trace
-    namesake = make_runtime(store=Store(db), settings={"broker": {"emulator": {"server": "OtherBroker-Live"}}},
-                            start=False)  # fmt: skip
+    namesake = make_runtime(
+        store=Store(db), settings={"broker": {"emulator": {"server": "OtherBroker-Live"}}}, start=False
+    )
     assert namesake.broker.account().login == 5_000_001  # the same login number at another broker
     with pytest.raises(StartupError, match=r"logged in to 5000001 on OtherBroker-Live"):
         namesake.start()

@@ -54,14 +54,19 @@ def clean(res: subprocess.CompletedProcess[str]) -> str:
 
 
 @pytest.mark.parametrize("running", [False, True], ids=["alone", "beside_a_running_process"])
-def test_kill_reset_and_a_refused_reset_are_alerted_once_and_audited(tmp_path: Path, receiver: Receiver,
-                                                                     running: bool) -> None:  # fmt: skip
+def test_kill_reset_and_a_refused_reset_are_alerted_once_and_audited(
+    tmp_path: Path, receiver: Receiver, running: bool
+) -> None:
     settings = deployment(tmp_path, receiver)
     proc = None
     if running:
         log = (tmp_path / "run.log").open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)],
-                                stdout=log, stderr=log, cwd=tmp_path)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)],
+            stdout=log,
+            stderr=log,
+            cwd=tmp_path,
+        )
         wait_for(lambda: "runtime started" in (tmp_path / "run.log").read_text(errors="replace"))
     try:
         killed = tg(settings, "kill", "--reason", "desk says stop", "--operator", "carol")
@@ -92,8 +97,10 @@ def test_kill_reset_and_a_refused_reset_are_alerted_once_and_audited(tmp_path: P
     db = tmp_path / "var" / "tradeguard.db"
     store = Store(db)
     assert verify(store).ok
-    events = [json.loads(r[0])["data"] for r in store.query("SELECT record FROM audit WHERE kind = 'kill_switch' "
-                                                            "ORDER BY seq")]  # fmt: skip
+    events = [
+        json.loads(r[0])["data"]
+        for r in store.query("SELECT record FROM audit WHERE kind = 'kill_switch' ORDER BY seq")
+    ]
     assert [(e["operator"], e["via"], e["auth"], e["from_state"], e["to_state"], e["trigger"]) for e in events] == [
         ("carol", "cli", "none", "ACTIVE", "HALTED", "manual"),
         ("mallory", "cli", "wrong secret", "HALTED", "HALTED", "reset_refused"),

@@ -30,8 +30,12 @@ pytest.importorskip("mt5linux", reason="mt5linux is installed by `make test` (pi
 def open_positions(served: Served, db: Path, n: int) -> None:
     """Journaled positions of ours at the served broker, opened by an earlier process."""
     eng = ExecutionEngine()
-    rt = make_runtime(("kill_switch", KillSwitch()), ("execution_engine", eng),
-                      settings={"broker": {"module": "mt5linux", "port": served.port}}, store=Store(db))  # fmt: skip
+    rt = make_runtime(
+        ("kill_switch", KillSwitch()),
+        ("execution_engine", eng),
+        settings={"broker": {"module": "mt5linux", "port": served.port}},
+        store=Store(db),
+    )
     for _ in range(n):
         eng.submit_order(OrderIntent(symbol="EURUSD", side="buy", volume=0.1, created_at=T0))
     rt.stop()
@@ -65,21 +69,57 @@ def test_flatten_is_carried_out_alerted_once_and_audited(tmp_path: Path, receive
         proc = None
         if running:
             log = (tmp_path / "run.log").open("wb")
-            proc = subprocess.Popen([sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)],
-                                    stdout=log, stderr=log, cwd=tmp_path)  # fmt: skip
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)],
+                stdout=log,
+                stderr=log,
+                cwd=tmp_path,
+            )
             wait_for(lambda: "runtime started" in (tmp_path / "run.log").read_text(errors="replace"))
         try:
-            done = subprocess.run([sys.executable, "-m", "tradeguard", "flatten", "--reason", "news in 5 min",
-                                   "--operator", "erin", "--settings", str(settings)],
-                                  capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "tradeguard",
+                    "flatten",
+                    "--reason",
+                    "news in 5 min",
+                    "--operator",
+                    "erin",
+                    "--settings",
+                    str(settings),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env={**os.environ, "COLUMNS": "200"},
+            )
             out = done.stdout + done.stderr
             assert done.returncode == 0 and "flatten by erin" in out, out[-3000:]
             assert '"level": "ERROR"' not in out and "Traceback" not in out
             assert ("carried out by the trading process" in out) is running
             assert served.terminal.positions_total() == 0
-            gone = subprocess.run([sys.executable, "-m", "tradeguard", "stops", "1000001", "--sl", "1.05",
-                                   "--reason", "tighten", "--operator", "erin", "--settings", str(settings)],
-                                  capture_output=True, text=True, timeout=120)  # fmt: skip
+            gone = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "tradeguard",
+                    "stops",
+                    "1000001",
+                    "--sl",
+                    "1.05",
+                    "--reason",
+                    "tighten",
+                    "--operator",
+                    "erin",
+                    "--settings",
+                    str(settings),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             assert gone.returncode == 1 and "position 1000001: not open" in gone.stderr  # refused, and said so
             wait_for(lambda: [b for _, b in receiver.posts if b.get("error_code") == "operator_flatten"])
         finally:
@@ -90,10 +130,17 @@ def test_flatten_is_carried_out_alerted_once_and_audited(tmp_path: Path, receive
     (alert,) = [b for _, b in receiver.posts if b.get("error_code") == "operator_flatten"]
     assert alert["severity"] == "CRITICAL" and "erin" in alert["message"]
     store = Store(tmp_path / "var" / "tradeguard.db")
-    record, refused = [json.loads(r[0])["data"] for r in store.query("SELECT record FROM audit WHERE kind = "
-                                                                     "'operator_action' ORDER BY seq")]  # fmt: skip
+    record, refused = [
+        json.loads(r[0])["data"]
+        for r in store.query("SELECT record FROM audit WHERE kind = 'operator_action' ORDER BY seq")
+    ]
     assert (refused["action"], refused["target"], refused["ok"]) == ("modify", "1000001", False)
     assert (record["action"], record["operator"], record["via"], record["reason"], record["ok"]) == (
-        "flatten", "erin", "cli", "news in 5 min", True)
+        "flatten",
+        "erin",
+        "cli",
+        "news in 5 min",
+        True,
+    )
     assert record["result"].count("tg-") == 2  # the two closes it sent
     assert verify(store, cross_check=False).ok

@@ -99,7 +99,9 @@ def test_all_validation_reasons_from_all_plugins_are_collected() -> None:
     d = rt.decide(signal())
     assert not d.approved and d.stage == "validate"
     assert sorted((r.code, r.plugin) for r in d.reasons) == [
-        ("cooldown_active", "a"), ("spread_too_wide", "b"), ("stale_signal", "a")
+        ("cooldown_active", "a"),
+        ("spread_too_wide", "b"),
+        ("stale_signal", "a"),
     ]
     assert metric(rt, "tradeguard_risk_rejections_total", reason="stale_signal", qualifier="") == 1
     assert rt.execution.get_positions_snapshot() == []

@@ -20,11 +20,12 @@ def test_jobs_run_on_the_replay_clock_and_failures_are_isolated() -> None:
                 raise ValueError("no terminal")
 
             return [
-                Job(name="capture", every=timedelta(minutes=1), run=lambda rt: ran.append("capture"),
-                    run_at_start=True),
+                Job(
+                    name="capture", every=timedelta(minutes=1), run=lambda rt: ran.append("capture"), run_at_start=True
+                ),
                 Job(name="reconcile", every=timedelta(minutes=5), run=lambda rt: ran.append("reconcile")),
                 Job(name="broken", every=timedelta(minutes=1), run=boom),
-            ]  # fmt: skip
+            ]
 
     clock = ReplayClock(T0)
     rt = make_runtime(("jobs", Jobs()), clock=clock)

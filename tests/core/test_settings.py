@@ -21,23 +21,33 @@ def build(path: Path | None = None, env: str | None = None) -> Runtime:
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
-        ("[default.risk_guard]\nmax_open = 3\n",
-         "risk_guard.max_open = 3: unknown key; allowed keys: require_stop, max_risk_per_trade_pct"),
-        ('[default.risk_guard]\nmax_open_positions = "five"\n',
-         "risk_guard.max_open_positions = 'five': Input should be a valid integer"),
-        ("[default.risk_guard]\nmax_open_positions = -1\n",
-         "risk_guard.max_open_positions = -1: Input should be greater than or equal to 0"),
-        ("[default.risk_guard]\nmax_volume_per_order = 0.0\n",
-         "risk_guard.max_volume_per_order = 0.0: Input should be greater than 0"),
-        ("[default.broker.emulator]\nspeed = 2\n",  # a nested table's key: the nested table's keys are listed
-         "broker.emulator.speed = 2: unknown key; allowed keys: data, data_kind, timeframe"),
+        (
+            "[default.risk_guard]\nmax_open = 3\n",
+            "risk_guard.max_open = 3: unknown key; allowed keys: require_stop, max_risk_per_trade_pct",
+        ),
+        (
+            '[default.risk_guard]\nmax_open_positions = "five"\n',
+            "risk_guard.max_open_positions = 'five': Input should be a valid integer",
+        ),
+        (
+            "[default.risk_guard]\nmax_open_positions = -1\n",
+            "risk_guard.max_open_positions = -1: Input should be greater than or equal to 0",
+        ),
+        (
+            "[default.risk_guard]\nmax_volume_per_order = 0.0\n",
+            "risk_guard.max_volume_per_order = 0.0: Input should be greater than 0",
+        ),
+        (
+            "[default.broker.emulator]\nspeed = 2\n",  # a nested table's key: the nested table's keys are listed
+            "broker.emulator.speed = 2: unknown key; allowed keys: data, data_kind, timeframe",
+        ),
         ("[default.risk_gaurd]\nmax_open_positions = 1\n", "risk_gaurd: unknown settings table"),
         ('[default.logging]\nlevel = "LOUD"\n', "logging.level = 'LOUD': Input should be 'DEBUG'"),
         ("[default.pipeline]\nmin_score = 1.5\n", "pipeline.min_score = 1.5: Input should be less than or equal to 1"),
         ('[default.runtime]\ninstance = "far-too-long"\n', "runtime.instance = 'far-too-long'"),
         ("[default]\nrisk_guard = 5\n", "risk_guard = 5: must be a table"),
     ],
-)  # fmt: skip
+)
 def test_bad_setting_is_refused_naming_key_value_and_allowed(
     settings_file: Callable[[str], Path], toml: str, expected: str
 ) -> None:
@@ -54,9 +64,7 @@ def test_every_problem_is_reported_at_once(settings_file: Callable[[str], Path])
 
 
 def test_environment_table_overrides_default(settings_file: Callable[[str], Path]) -> None:
-    path = settings_file(
-        "[default.risk_guard]\nmax_open_positions = 5\n[paper.risk_guard]\nmax_open_positions = 3\n"
-    )
+    path = settings_file("[default.risk_guard]\nmax_open_positions = 5\n[paper.risk_guard]\nmax_open_positions = 3\n")
     assert build(path).settings.risk_guard.max_open_positions == 5
     rt = build(path, env="paper")
     assert rt.settings.risk_guard.max_open_positions == 3
@@ -90,9 +98,11 @@ def test_a_later_layer_replaces_a_list_instead_of_adding_to_it(
     settings_file: Callable[[str], Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """dynaconf's merge appended lists: an environment's `required` or `symbols` added to the default's."""
-    path = settings_file('[default.plugins]\nrequired = ["kill_switch", "risk_guard"]\n'
-                         '[paper.plugins]\nrequired = ["risk_guard"]\n'
-                         '[default.runtime]\nsymbols = ["EURUSD"]\ntimeframe = "H4"\n')  # fmt: skip
+    path = settings_file(
+        '[default.plugins]\nrequired = ["kill_switch", "risk_guard"]\n'
+        '[paper.plugins]\nrequired = ["risk_guard"]\n'
+        '[default.runtime]\nsymbols = ["EURUSD"]\ntimeframe = "H4"\n'
+    )
     assert build(path, env="paper").settings.plugins.required == ["risk_guard"]
     monkeypatch.setenv("TRADEGUARD_RUNTIME__SYMBOLS", '["GBPUSD"]')
     runtime = build(path).settings.runtime
@@ -147,7 +157,7 @@ def test_secrets_file_is_read_and_secrets_never_shown(settings_file: Callable[[s
     assert rt.settings.channel.api_token.get_secret_value() == "s3cr3t-value"
     assert "s3cr3t-value" not in str(rt.settings.redacted())
     assert rt.settings.redacted()["channel"]["api_token"] == "<redacted>"
-    (tmp_path / ".secrets.toml").write_text('[default.channel]\napi_token = 12345678\n')
+    (tmp_path / ".secrets.toml").write_text("[default.channel]\napi_token = 12345678\n")
     with pytest.raises(ConfigError) as exc:
         Runtime.build(path, discover=False, plugins=[("channel", Channel())])
     assert "channel.api_token = <redacted>" in str(exc.value) and "12345678" not in str(exc.value)
@@ -170,10 +180,14 @@ def test_live_keeps_the_wall_clock(settings_file: Callable[[str], Path]) -> None
 def test_live_keeps_the_kill_switch_and_risk_guard_required(settings_file: Callable[[str], Path]) -> None:
     """A [live.plugins] required list replaces the default's; it may add to the floor, never drop from it."""
     path = settings_file('[live.plugins]\nrequired = ["kill_switch"]\n[live.broker]\nmodule = "mt5linux"\n')
-    with pytest.raises(ConfigError, match=r"plugins\.required = \['kill_switch'\]: live trades only with "
-                                          r"kill_switch and risk_guard required: add risk_guard"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"plugins\.required = \['kill_switch'\]: live trades only with "
+        r"kill_switch and risk_guard required: add risk_guard",
+    ):
         build(path, env="live")
     assert build(path, env="paper").settings.plugins.required == ["kill_switch", "risk_guard"]  # [live.*] only
-    more = settings_file('[live.plugins]\nrequired = ["kill_switch", "risk_guard", "x"]\n[live.broker]\n'
-                         'module = "mt5linux"\n')  # fmt: skip
+    more = settings_file(
+        '[live.plugins]\nrequired = ["kill_switch", "risk_guard", "x"]\n[live.broker]\nmodule = "mt5linux"\n'
+    )
     assert build(more, env="live").settings.plugins.required == ["kill_switch", "risk_guard", "x"]

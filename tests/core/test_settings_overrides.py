@@ -14,12 +14,26 @@ from tradeguard.core.memory_store import MemoryStore
 from tradeguard.core.runtime import Runtime
 
 FILE_EMULATOR: dict[str, Any] = {
-    "data_kind": "bars", "timeframe": "H4", "server_offset_hours": 2.0, "login": 7001, "password": "pw",
-    "server": "Desk-Server", "name": "desk", "company": "desk co", "currency": "EUR", "balance": 25000.0,
-    "leverage": 20, "margin_mode": "netting", "margin_so_call": 90.0, "margin_so_so": 40.0,
-    "commission_per_lot": 3.5, "slippage_points": 4, "liquidity_lots": 2.0, "limit_orders": 50,
+    "data_kind": "bars",
+    "timeframe": "H4",
+    "server_offset_hours": 2.0,
+    "login": 7001,
+    "password": "pw",
+    "server": "Desk-Server",
+    "name": "desk",
+    "company": "desk co",
+    "currency": "EUR",
+    "balance": 25000.0,
+    "leverage": 20,
+    "margin_mode": "netting",
+    "margin_so_call": 90.0,
+    "margin_so_so": 40.0,
+    "commission_per_lot": 3.5,
+    "slippage_points": 4,
+    "liquidity_lots": 2.0,
+    "limit_orders": 50,
     "limit_positions": 10,
-}  # fmt: skip
+}
 FILE_BROKER: dict[str, Any] = {"host": "127.0.0.2", "port": 18813, "connect_retries": 5, "retry_delay_seconds": 2.0}
 
 
@@ -41,8 +55,12 @@ def named(flags: dict[str, Any]) -> str:
 def test_every_replay_flag_keeps_every_other_key(tmp_path: Path, flags: dict[str, Any]) -> None:
     data = Path(__file__).resolve().parents[2] / "tradeguard" / "data" / "EURUSD_H1.csv"
     settings = tmp_path / "settings.toml"
-    lines = ["[default.broker]", *(f"{k} = {toml(v)}" for k, v in FILE_BROKER.items()),
-             "[default.broker.emulator]", *(f"{k} = {toml(v)}" for k, v in FILE_EMULATOR.items())]
+    lines = [
+        "[default.broker]",
+        *(f"{k} = {toml(v)}" for k, v in FILE_BROKER.items()),
+        "[default.broker.emulator]",
+        *(f"{k} = {toml(v)}" for k, v in FILE_EMULATOR.items()),
+    ]
     settings.write_text("\n".join(lines) + "\n")
     given = {**flags, "data": data if flags["data"] else None}
     rt = Runtime.build(settings, overrides=replay_overrides(**given), store=MemoryStore(), discover=False)

@@ -35,16 +35,22 @@ def test_plugins_start_in_stage_order_and_each_stage_is_logged(tmp_path: Path) -
     assert started == ["account", "engine", "kill", "gate", "align", "checks"]
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     stages = [(r["stage"], r["stage_name"]) for r in lines if r["msg"] == "stage started"]
-    assert stages == [(1, "health and account"), (2, "execution, reconciliation and risk"),
-                      (3, "kill switch and alerting"), (4, "signal gate and targets"), (7, "state alignment"),
-                      (8, "start-up checks")]  # fmt: skip
+    assert stages == [
+        (1, "health and account"),
+        (2, "execution, reconciliation and risk"),
+        (3, "kill switch and alerting"),
+        (4, "signal gate and targets"),
+        (7, "state alignment"),
+        (8, "start-up checks"),
+    ]
 
 
 def test_a_failing_stage_stops_startup_naming_stage_and_plugin() -> None:
     started.clear()
     with pytest.raises(StartupError, match=r"stage 2 \(execution, reconciliation and risk\): plugin 'engine' failed"):
-        make_runtime(("account", staged("account", 1)), ("engine", staged("engine", 2, fail=True)),
-                     ("gate", staged("gate", 4)))  # fmt: skip
+        make_runtime(
+            ("account", staged("account", 1)), ("engine", staged("engine", 2, fail=True)), ("gate", staged("gate", 4))
+        )
     assert started == ["account"]  # nothing after the failed stage started
 
 

@@ -18,8 +18,18 @@ T0 = datetime(2017, 1, 2, tzinfo=UTC)
 
 
 def bar(symbol: str, hours: int, close: float, timeframe: str = "H1") -> Bar:
-    return Bar(symbol=symbol, timeframe=timeframe, time=T0 + timedelta(hours=hours), open=close, high=close + 0.001,
-               low=close - 0.001, close=close, tick_volume=1, spread=1, real_volume=0)  # fmt: skip
+    return Bar(
+        symbol=symbol,
+        timeframe=timeframe,
+        time=T0 + timedelta(hours=hours),
+        open=close,
+        high=close + 0.001,
+        low=close - 0.001,
+        close=close,
+        tick_volume=1,
+        spread=1,
+        real_volume=0,
+    )
 
 
 def test_bars_of_each_series_read_back_in_time_order_across_batches(tmp_path: Path) -> None:
@@ -33,8 +43,9 @@ def test_bars_of_each_series_read_back_in_time_order_across_batches(tmp_path: Pa
     assert store.bar_series() == [("EURUSD", "D1"), ("EURUSD", "H1"), ("GBPUSD", "H1")]
     eurusd = store.bars("EURUSD", "H1")
     assert len(eurusd) == n
-    assert eurusd[5] == StoredBar(int((T0 + timedelta(hours=5)).timestamp()), 1.1 + 5e-5, 1.1 + 5e-5 + 0.001,
-                                  1.1 + 5e-5 - 0.001, 1.1 + 5e-5)  # fmt: skip
+    assert eurusd[5] == StoredBar(
+        int((T0 + timedelta(hours=5)).timestamp()), 1.1 + 5e-5, 1.1 + 5e-5 + 0.001, 1.1 + 5e-5 - 0.001, 1.1 + 5e-5
+    )
     assert [b.time for b in eurusd] == sorted(b.time for b in eurusd)
     assert len(store.bars("GBPUSD", "H1")) == len(range(0, n, 3))
     assert store.bars("USDJPY", "H1") == []
@@ -51,16 +62,33 @@ def test_a_bar_recorded_again_reads_as_written_last(tmp_path: Path) -> None:
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 10**9), st.floats(allow_nan=False, allow_infinity=False, width=64)),
-                min_size=1, max_size=40))  # fmt: skip
-def test_times_and_prices_come_back_bit_for_bit(tmp_path_factory: pytest.TempPathFactory,
-                                                 rows: list[tuple[int, float]]) -> None:  # fmt: skip
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 10**9), st.floats(allow_nan=False, allow_infinity=False, width=64)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_times_and_prices_come_back_bit_for_bit(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[int, float]]
+) -> None:
     store = Store(tmp_path_factory.mktemp("bars") / "s.db")
     written: dict[int, float] = {}
     for seconds, price in rows:
-        store.record_bar(Bar.trusted(symbol="EURUSD", timeframe="H1", time=T0 + timedelta(seconds=seconds),
-                                     open=price, high=price, low=price, close=price, tick_volume=0, spread=0,
-                                     real_volume=0))  # fmt: skip
+        store.record_bar(
+            Bar.trusted(
+                symbol="EURUSD",
+                timeframe="H1",
+                time=T0 + timedelta(seconds=seconds),
+                open=price,
+                high=price,
+                low=price,
+                close=price,
+                tick_volume=0,
+                spread=0,
+                real_volume=0,
+            )
+        )
         written[int(T0.timestamp()) + seconds] = price
     back = store.bars("EURUSD", "H1")
     assert [(b.time, b.close) for b in back] == sorted(written.items())

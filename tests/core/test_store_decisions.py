@@ -22,8 +22,13 @@ def on_file(db: Path) -> list[tuple[str, int, str]]:
 def test_a_crash_loses_no_decision_the_journal_or_the_audit_can_give_back(tmp_path: Path) -> None:
     db = tmp_path / "d.db"
     audit = AuditTrail()
-    rt = make_runtime(("execution_engine", ExecutionEngine()), ("kill_switch", KillSwitch()),
-                      ("position_sizing", PositionSizing()), ("audit_trail", audit), store=Store(db))  # fmt: skip
+    rt = make_runtime(
+        ("execution_engine", ExecutionEngine()),
+        ("kill_switch", KillSwitch()),
+        ("position_sizing", PositionSizing()),
+        ("audit_trail", audit),
+        store=Store(db),
+    )
     approved = rt.decide(signal(signal_id="s-approved", price=1.0717, stop_loss=1.0697))
     assert approved.approved and on_file(db) == [("s-approved", 1, approved.client_id)]  # written with its order
     rt.request_halt("manual", "test", source="test")
@@ -35,7 +40,9 @@ def test_a_crash_loses_no_decision_the_journal_or_the_audit_can_give_back(tmp_pa
     store = Store(db)
     assert store.restore_decisions() == (1, 0)
     assert [(d.signal_id, d.approved, d.stage) for d in store.decisions()] == [
-        ("s-approved", True, "done"), ("s-rejected", False, "risk")]
+        ("s-approved", True, "done"),
+        ("s-rejected", False, "risk"),
+    ]
     assert store.restore_decisions() == (0, 0)  # nothing twice
 
     # the audit lost it too (a kill inside its last second): the order's row still tells what was approved

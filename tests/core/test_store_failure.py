@@ -46,13 +46,19 @@ def test_a_full_disk_refuses_orders_latches_alerts_and_imports_the_outage_once_s
 ) -> None:
     eng, switch = ExecutionEngine(), KillSwitch()
     destinations = {"desk": {"kind": "webhook", "url": receiver.url, "min_severity": "CRITICAL"}}
-    rt = make_runtime(("kill_switch", switch), ("execution_engine", eng), ("position_sizing", PositionSizing()),
-                      ("audit_trail", AuditTrail()), ("alert_manager", AlertManager()),
-                      store=Store(small_disk / "j.db", synchronous="NORMAL"),
-                      settings={"alert_manager": {"destinations": destinations, "poll_seconds": 0.02}})  # fmt: skip
+    rt = make_runtime(
+        ("kill_switch", switch),
+        ("execution_engine", eng),
+        ("position_sizing", PositionSizing()),
+        ("audit_trail", AuditTrail()),
+        ("alert_manager", AlertManager()),
+        store=Store(small_disk / "j.db", synchronous="NORMAL"),
+        settings={"alert_manager": {"destinations": destinations, "poll_seconds": 0.02}},
+    )
     bid = rt.broker.quote("EURUSD").bid
-    eng.submit_order(OrderIntent(symbol="EURUSD", side="buy", volume=0.1, stop_loss=round(bid - 0.0015, 5),
-                                 created_at=T0))  # fmt: skip
+    eng.submit_order(
+        OrderIntent(symbol="EURUSD", side="buy", volume=0.1, stop_loss=round(bid - 0.0015, 5), created_at=T0)
+    )
     ballast = fill(small_disk)
 
     refused = rt.decide(signal(price=1.0717, stop_loss=1.0697))  # its intent cannot be journaled
@@ -86,7 +92,7 @@ def damage(db: Path, header: bool) -> None:
     data = bytearray(db.read_bytes())
     start = 0 if header else 4096
     size = 100 if header else 65536
-    data[start:start + size] = os.urandom(size)
+    data[start : start + size] = os.urandom(size)
     db.write_bytes(bytes(data))
 
 
@@ -97,8 +103,14 @@ def test_every_command_names_a_damaged_store_in_one_line(tmp_path: Path, header:
     env = {**os.environ, "COLUMNS": "200"}
 
     def tg(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "tradeguard", *args, "--settings", str(settings)],
-                              capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "tradeguard", *args, "--settings", str(settings)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=tmp_path,
+        )
 
     made = tg("replay", "--to", "2017-06-01")
     assert made.returncode == 0, made.stderr

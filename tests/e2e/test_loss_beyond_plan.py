@@ -51,8 +51,14 @@ def gapped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     env = {**os.environ, "COLUMNS": "200", "TRADEGUARD_PLUGINS__DISABLED": '["ma_crossover"]'}
     logs = ""
     for args in (["replay", "--data", "EURUSD_H1_gap.csv"], ["report", "--out", "out"]):
-        done = subprocess.run([sys.executable, "-m", "tradeguard", *args, "--settings", str(REPO / "settings.toml")],
-                              cwd=work, capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "tradeguard", *args, "--settings", str(REPO / "settings.toml")],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         logs += done.stderr
     return work, logs

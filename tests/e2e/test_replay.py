@@ -18,16 +18,27 @@ from ..conftest import REPO
 def replay(workdir: Path, *args: str, **env_settings: str) -> subprocess.CompletedProcess[str]:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "COLUMNS": "200", **env_settings}
-    return subprocess.run([sys.executable, "-m", "tradeguard", "replay", "--settings", str(REPO / "settings.toml"),
-                           *args], cwd=workdir, capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "tradeguard", "replay", "--settings", str(REPO / "settings.toml"), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def journal_digest(db: Path) -> str:
     con = sqlite3.connect(db)
-    rows = [*con.execute("SELECT deal_ticket, client_id, side, entry, volume, price, profit, time FROM fills "
-                         "ORDER BY deal_ticket"),
-            *con.execute("SELECT client_id, side, volume, price, stop_loss, take_profit, state, last_message "
-                         "FROM orders ORDER BY client_id")]  # fmt: skip
+    rows = [
+        *con.execute(
+            "SELECT deal_ticket, client_id, side, entry, volume, price, profit, time FROM fills ORDER BY deal_ticket"
+        ),
+        *con.execute(
+            "SELECT client_id, side, volume, price, stop_loss, take_profit, state, last_message "
+            "FROM orders ORDER BY client_id"
+        ),
+    ]
     return hashlib.sha256(repr(rows).encode()).hexdigest()
 
 
@@ -117,8 +128,9 @@ def test_metrics_scraped_during_a_replay_follow_it(tmp_path: Path) -> None:
     from ..plugins.monitoring.test_metrics_server import scrape
 
     overrides = {"runtime": {"data_dir": str(tmp_path)}, "metrics_server": {"port": 0}, "logging": {"level": "ERROR"}}
-    rt = Runtime.build(REPO / "settings.toml", None, clock=ReplayClock(datetime(1970, 1, 2, tzinfo=UTC)),
-                       overrides=overrides)  # fmt: skip
+    rt = Runtime.build(
+        REPO / "settings.toml", None, clock=ReplayClock(datetime(1970, 1, 2, tzinfo=UTC)), overrides=overrides
+    )
     port = rt.pm.get_plugin("metrics_server")
     scrapes: list[dict[str, float]] = []
 
@@ -150,9 +162,14 @@ def test_an_interrupted_replay_stops_between_bars_and_says_so(tmp_path: Path) ->
             stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(int(row["time"])))
             fh.write(f"{stamp},{row['open']},{row['high']},{row['low']},{row['close']},{row['tick_volume']}\n")
     db = tmp_path / "var" / "tradeguard.db"
-    proc = subprocess.Popen([sys.executable, "-m", "tradeguard", "replay", "--settings", str(REPO / "settings.toml"),
-                             "--data", str(data)], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tradeguard", "replay", "--settings", str(REPO / "settings.toml"), "--data", str(data)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
     def bars_written() -> int:
         try:
@@ -171,8 +188,13 @@ def test_an_interrupted_replay_stops_between_bars_and_says_so(tmp_path: Path) ->
     text = " ".join(out.split())
     assert "(interrupted)" in text and "audit chain │ intact" in text
     assert 0 < bars_written() < 100_000
-    status = subprocess.run([sys.executable, "-m", "tradeguard", "status", "--settings", str(REPO / "settings.toml")],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
+    status = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "status", "--settings", str(REPO / "settings.toml")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "trading process │ stopped" in " ".join(status.stdout.split())
 
 

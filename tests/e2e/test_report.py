@@ -22,8 +22,14 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("report")
     env = {**os.environ, "COLUMNS": "200"}
     for args in (["replay"], ["report", "--out", "out"]):
-        done = subprocess.run([sys.executable, "-m", "tradeguard", *args, "--settings", str(REPO / "settings.toml")],
-                              cwd=work, capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "tradeguard", *args, "--settings", str(REPO / "settings.toml")],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
     assert f"report written: {work / 'out' / 'index.html'}" in done.stdout.replace("\n", "")
     return work / "out"
@@ -57,9 +63,14 @@ def test_the_page_shows_limits_scores_memory_accuracy_and_decisions(report: Path
 
 
 def test_status_shows_the_memory_and_the_accuracy(report: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "tradeguard", "status", "--settings", str(REPO / "settings.toml")],
-                          cwd=report.parent, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "status", "--settings", str(REPO / "settings.toml")],
+        cwd=report.parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     memory = done.stdout[done.stdout.index("insights memory") : done.stdout.index("signal accuracy")]
     assert "donchian_breakout" in memory and "london" in memory
@@ -73,9 +84,17 @@ def test_the_report_opens_in_a_headless_browser_without_errors(report: Path) -> 
 
     problems: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])  # fmt: skip
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         page = browser.new_page()
         page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: problems.append(str(exc)))

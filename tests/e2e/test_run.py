@@ -34,8 +34,13 @@ file = "{data}/run.log"
 
 
 def start(settings: Path, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
@@ -70,9 +75,22 @@ def served_emulator(cwd: Path, ticks_per_second: int) -> Iterator[int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "tradeguard", "emulator", "serve", "--port", str(port),
-                               "--ticks-per-second", str(ticks_per_second)], cwd=cwd, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tradeguard",
+            "emulator",
+            "serve",
+            "--port",
+            str(port),
+            "--ticks-per-second",
+            str(ticks_per_second),
+        ],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, timeout=30)
         yield port
@@ -87,14 +105,27 @@ def test_kill_from_a_second_process_halts_a_running_process(tmp_path: Path) -> N
     db = tmp_path / "var" / "tradeguard.db"
     proc = start(settings, tmp_path)
     wait_for(lambda: orders(db) >= 3)
-    twin = subprocess.run([sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    twin = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert twin.returncode == 1 and "in use by another tradeguard process" in " ".join(twin.stderr.split())
-    killed = subprocess.run([sys.executable, "-m", "tradeguard", "kill", "--reason", "desk halt", "--settings",
-                             str(settings)], capture_output=True, text=True, timeout=60)  # fmt: skip
+    killed = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "kill", "--reason", "desk halt", "--settings", str(settings)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert killed.returncode == 0
-    status = subprocess.run([sys.executable, "-m", "tradeguard", "status", "--json", "--settings", str(settings)],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip  # what a desk's monitoring reads
+    status = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "status", "--json", "--settings", str(settings)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # what a desk's monitoring reads
     record = json.loads(status.stdout)
     assert record["process"]["state"] == "running" and record["process"]["pid"] == proc.pid
     assert record["kill_switch"]["state"] == "HALTED" and record["kill_switch"]["message"] == "desk halt"
@@ -108,7 +139,7 @@ def test_kill_from_a_second_process_halts_a_running_process(tmp_path: Path) -> N
     halted = [i for i, (_, reasons) in enumerate(rows) if "kill_switch_halted" in reasons]
     assert halted, "no signal arrived after the kill"
     assert any(approved for approved, _ in rows[: halted[0]])
-    assert all(not approved and "kill_switch_halted" in reasons for approved, reasons in rows[halted[0]:])
+    assert all(not approved and "kill_switch_halted" in reasons for approved, reasons in rows[halted[0] :])
     assert con.execute("SELECT COUNT(*) FROM fills WHERE entry = 'out'").fetchone()[0] > 0  # closes journaled at stop
 
 
@@ -116,11 +147,14 @@ def test_kill_from_a_second_process_halts_a_running_process(tmp_path: Path) -> N
 def test_sigterm_and_restart_resume_without_a_duplicate_order(tmp_path: Path) -> None:
     with served_emulator(tmp_path, 120) as port:
         settings = tmp_path / "s.toml"
-        settings.write_text(SETTINGS.format(data=tmp_path / "var") + textwrap.dedent(f"""
+        settings.write_text(
+            SETTINGS.format(data=tmp_path / "var")
+            + textwrap.dedent(f"""
             [default.broker]
             module = "mt5linux"
             port = {port}
-        """))
+        """)
+        )
         db = tmp_path / "var" / "tradeguard.db"
         first = start(settings, tmp_path)
         wait_for(lambda: orders(db) >= 2)
@@ -166,8 +200,12 @@ def test_paper_over_a_fast_emulator_is_not_held_at_each_server_midnight(tmp_path
                 self.stop.set()
 
     stop = threading.Event()
-    overrides = {"runtime": {"data_dir": str(tmp_path), "poll_seconds": 0.001}, "logging": {"level": "ERROR"},
-                 "metrics_server": {"port": 0}, "risk_guard": {"daily_loss_limit_pct": 50.0, "max_drawdown_pct": 0.0}}
+    overrides = {
+        "runtime": {"data_dir": str(tmp_path), "poll_seconds": 0.001},
+        "logging": {"level": "ERROR"},
+        "metrics_server": {"port": 0},
+        "risk_guard": {"daily_loss_limit_pct": 50.0, "max_drawdown_pct": 0.0},
+    }
     rt = Runtime.build(None, read_files=False, plugins=[("stop_after", StopAfter(stop, 120))], overrides=overrides)
     assert run_live(rt, stop) >= 120  # five server days of H1 bars
     refused = rt.store.query("SELECT COUNT(*) FROM decisions WHERE reasons LIKE '%account_stale%'")[0][0]
@@ -185,8 +223,12 @@ def test_paper_over_the_emulator_keeps_the_markets_time(tmp_path: Path) -> None:
     from tradeguard.core.runtime import Runtime
 
     stop = threading.Event()
-    overrides = {"runtime": {"data_dir": str(tmp_path), "poll_seconds": 0.001}, "logging": {"level": "ERROR"},
-                 "metrics_server": {"port": 0}, "risk_guard": {"daily_loss_limit_pct": 0.0, "max_drawdown_pct": 0.0}}
+    overrides = {
+        "runtime": {"data_dir": str(tmp_path), "poll_seconds": 0.001},
+        "logging": {"level": "ERROR"},
+        "metrics_server": {"port": 0},
+        "risk_guard": {"daily_loss_limit_pct": 0.0, "max_drawdown_pct": 0.0},
+    }
     rt = Runtime.build(None, read_files=False, overrides=overrides)
     timer = threading.Timer(4.0, stop.set)
     timer.start()
@@ -215,9 +257,12 @@ def test_a_served_emulator_can_lend_run_its_market_clock(tmp_path: Path) -> None
     with served_emulator(tmp_path, 400) as port:
         for clock, health in (("wall", "DEGRADED"), ("market", "OK"), ("auto", "OK")):  # auto knows the emulator
             stop = threading.Event()
-            overrides = {"runtime": {"data_dir": str(tmp_path / clock), "poll_seconds": 0.05, "clock": clock},
-                         "broker": {"module": "mt5linux", "port": port}, "logging": {"level": "ERROR"},
-                         "metrics_server": {"port": 0}}  # fmt: skip
+            overrides = {
+                "runtime": {"data_dir": str(tmp_path / clock), "poll_seconds": 0.05, "clock": clock},
+                "broker": {"module": "mt5linux", "port": port},
+                "logging": {"level": "ERROR"},
+                "metrics_server": {"port": 0},
+            }
             rt = Runtime.build(None, read_files=False, overrides=overrides)
             threading.Timer(3.0, stop.set).start()
             assert run_live(rt, stop) > 0
@@ -231,10 +276,17 @@ def test_run_says_when_the_emulators_market_data_ends(tmp_path: Path) -> None:
     data = tmp_path / "short.csv"
     data.write_text("".join(SAMPLE.read_text().splitlines(keepends=True)[:61]))  # 60 bars
     settings = tmp_path / "s.toml"
-    settings.write_text(SETTINGS.format(data=tmp_path / "var").replace("poll_seconds = 0.02", "poll_seconds = 0.001")
-                        + f'[default.broker.emulator]\ndata = "{data}"\n')  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    settings.write_text(
+        SETTINGS.format(data=tmp_path / "var").replace("poll_seconds = 0.02", "poll_seconds = 0.001")
+        + f'[default.broker.emulator]\ndata = "{data}"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "(the emulator's market data ended)" in " ".join(done.stdout.split())
     assert "market data has ended" in (tmp_path / "var" / "run.log").read_text()
@@ -248,21 +300,37 @@ def test_a_run_over_the_in_process_emulator_starts_from_an_empty_journal(tmp_pat
     settings.write_text(SETTINGS.format(data=tmp_path / "var"))
     db = tmp_path / "var" / "tradeguard.db"
     tg = [sys.executable, "-m", "tradeguard"]
-    replayed = subprocess.run([*tg, "replay", "--to", "2017-04-25", "--settings", str(settings)], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    replayed = subprocess.run(
+        [*tg, "replay", "--to", "2017-04-25", "--settings", str(settings)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert replayed.returncode == 0, replayed.stderr[-2000:]
-    latched = subprocess.run([*tg, "kill", "--reason", "the replay's latch", "--settings", str(settings)],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    latched = subprocess.run(
+        [*tg, "kill", "--reason", "the replay's latch", "--settings", str(settings)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert latched.returncode == 0
-    refused = subprocess.run([*tg, "run", "--settings", str(settings)], cwd=tmp_path, capture_output=True, text=True,
-                             timeout=60)  # fmt: skip
+    refused = subprocess.run(
+        [*tg, "run", "--settings", str(settings)], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     said = " ".join(refused.stderr.split())
     assert refused.returncode == 1 and "already holds a journal" in said and "new simulated account" in said, said
     with closing(sqlite3.connect(db)) as con:
         assert con.execute("SELECT state FROM kill_switch").fetchone()[0] == "HALTED"  # refused: nothing touched
         replay_orders = con.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
-    proc = subprocess.Popen([*tg, "run", "--fresh", "--settings", str(settings)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [*tg, "run", "--fresh", "--settings", str(settings)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
     def traded_afresh() -> bool:  # the replay's journal is there, orders and all, until the run replaces it
         try:
             with closing(sqlite3.connect(db)) as con:
@@ -279,8 +347,14 @@ def test_a_run_over_the_in_process_emulator_starts_from_an_empty_journal(tmp_pat
     log = (tmp_path / "var" / "run.log").read_text()
     assert "missing_positions" not in log and "balance_without_deal" not in log
     served = {**os.environ, "TRADEGUARD_BROKER__MODULE": "mt5linux"}  # a served market's journal is its account's
-    wrong = subprocess.run([*tg, "run", "--fresh", "--settings", str(settings)], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=60, env=served)  # fmt: skip
+    wrong = subprocess.run(
+        [*tg, "run", "--fresh", "--settings", str(settings)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=served,
+    )
     assert wrong.returncode == 2 and "--fresh" in wrong.stderr
 
 
@@ -288,9 +362,18 @@ def test_a_run_over_the_in_process_emulator_follows_only_the_replayed_symbol(tmp
     settings = tmp_path / "s.toml"
     settings.write_text(SETTINGS.format(data=tmp_path / "var"))
     both = {**os.environ, "TRADEGUARD_RUNTIME__SYMBOLS": '["EURUSD", "GBPUSD"]'}  # GBPUSD has no data there
-    r = subprocess.run([sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)], cwd=tmp_path,
-                       capture_output=True, text=True, timeout=60, env=both)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=both,
+    )
     said = " ".join(r.stderr.split())
-    assert r.returncode == 1 and "runtime.symbols = ['EURUSD', 'GBPUSD']: the in-process emulator replays EURUSD" \
-        in said and "Traceback" not in said, said
+    assert (
+        r.returncode == 1
+        and "runtime.symbols = ['EURUSD', 'GBPUSD']: the in-process emulator replays EURUSD" in said
+        and "Traceback" not in said
+    ), said
     assert orders(tmp_path / "var" / "tradeguard.db") == 0

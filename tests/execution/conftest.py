@@ -35,14 +35,20 @@ class Recorder:
 
 @pytest.fixture
 def engine_runtime(tmp_path: Path) -> Callable[..., tuple[Runtime, ExecutionEngine, Recorder]]:
-    def make(emulator: dict[str, Any] | None = None, engine: dict[str, Any] | None = None,
-             db: Path | None = None) -> tuple[Runtime, ExecutionEngine, Recorder]:  # fmt: skip
+    def make(
+        emulator: dict[str, Any] | None = None, engine: dict[str, Any] | None = None, db: Path | None = None
+    ) -> tuple[Runtime, ExecutionEngine, Recorder]:
         eng, rec = ExecutionEngine(), Recorder()
         settings: dict[str, Any] = {"broker": {"emulator": emulator or {}}}
         if engine:
             settings["execution_engine"] = engine
-        rt = make_runtime(("kill_switch", KillSwitch()), ("execution_engine", eng), ("recorder", rec),
-                          settings=settings, store=Store(db or tmp_path / "journal.db"))  # fmt: skip
+        rt = make_runtime(
+            ("kill_switch", KillSwitch()),
+            ("execution_engine", eng),
+            ("recorder", rec),
+            settings=settings,
+            store=Store(db or tmp_path / "journal.db"),
+        )
         return rt, eng, rec
 
     return make

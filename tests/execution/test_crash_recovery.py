@@ -84,14 +84,15 @@ def test_journal_equals_broker_after_52_crashes(tmp_path: Path) -> None:
         '[default.logging]\nlevel = "WARNING"\n'
     )
     settings = tmp_path / "trader.toml"
-    settings.write_text(textwrap.dedent(f"""
+    settings.write_text(
+        textwrap.dedent(f"""
         [default.plugins]
         enabled = ["kill_switch", "risk_guard", "execution_engine", "state_alignment"]
         [default.broker]
         module = "mt5linux"
         port = {port}
         [default.runtime]
-        data_dir = "{tmp_path / 'data'}"
+        data_dir = "{tmp_path / "data"}"
         [default.risk_guard]
         max_open_positions = 1000
         max_positions_per_symbol = 1000
@@ -100,11 +101,25 @@ def test_journal_equals_broker_after_52_crashes(tmp_path: Path) -> None:
         ambiguous_pause_seconds = 0.0
         [default.logging]
         level = "WARNING"
-        file = "{tmp_path / 'trader.log'}"
-    """))
-    server = subprocess.Popen([sys.executable, "-m", "tradeguard", "emulator", "serve", "--port", str(port),
-                               "--settings", str(server_settings)], cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        file = "{tmp_path / "trader.log"}"
+    """)
+    )
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tradeguard",
+            "emulator",
+            "serve",
+            "--port",
+            str(port),
+            "--settings",
+            str(server_settings),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -120,8 +135,13 @@ def test_journal_equals_broker_after_52_crashes(tmp_path: Path) -> None:
             run = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path)
             assert run.returncode in (0, -signal.SIGKILL), run.stderr[-2000:]
             killed += run.returncode == -signal.SIGKILL
-        final = subprocess.run([sys.executable, "-c", TRADER, str(settings), "none", "0", "0"],
-                               capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+        final = subprocess.run(
+            [sys.executable, "-c", TRADER, str(settings), "none", "0", "0"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
         assert final.returncode == 0 and "clean exit" in final.stdout, final.stderr[-2000:]
         assert killed >= 50
 

@@ -28,17 +28,22 @@ BAR_TICKS = 4  # the emulator replays an H1 bar as four ticks
 
 def trader(served: Served, db: Path, **engine: Any) -> tuple[Any, ExecutionEngine, PositionReconciler]:
     eng, rec = ExecutionEngine(), PositionReconciler()
-    rt = make_runtime(("kill_switch", KillSwitch()), ("execution_engine", eng), ("position_reconciler", rec),
-                      ("state_alignment", StateAlignment()),
-                      settings={"broker": {"module": "mt5linux", "port": served.port}, "execution_engine": engine},
-                      store=Store(db))  # fmt: skip
+    rt = make_runtime(
+        ("kill_switch", KillSwitch()),
+        ("execution_engine", eng),
+        ("position_reconciler", rec),
+        ("state_alignment", StateAlignment()),
+        settings={"broker": {"module": "mt5linux", "port": served.port}, "execution_engine": engine},
+        store=Store(db),
+    )
     return rt, eng, rec
 
 
 def buy(rt: Any, stop_points: int, volume: float = 0.1) -> OrderIntent:
     bid = rt.broker.quote("EURUSD").bid
-    return OrderIntent(symbol="EURUSD", side="buy", volume=volume, stop_loss=round(bid - stop_points * 1e-5, 5),
-                       created_at=T0)  # fmt: skip
+    return OrderIntent(
+        symbol="EURUSD", side="buy", volume=volume, stop_loss=round(bid - stop_points * 1e-5, 5), created_at=T0
+    )
 
 
 def step_until_flat(served: Served, limit: int = 4000) -> int:
@@ -85,7 +90,8 @@ def test_deals_made_while_down_are_imported_before_the_first_signal(tmp_path: Pa
         closes = [f for f in eng2.journal.fills() if f.entry.value == "out"]
         assert sorted(f.client_id for f in closes) == opened
         assert sorted(f.deal_ticket for f in eng2.journal.fills()) == sorted(
-            int(d.ticket) for d in served.our_deals(MAGIC))
+            int(d.ticket) for d in served.our_deals(MAGIC)
+        )
         assert rec2.last_report is not None and rec2.last_report.consistent
         assert eng2.held_positions() == {}
         rt2.stop()
@@ -98,8 +104,9 @@ def test_a_netting_reversal_is_attributed_to_the_order_that_reversed(tmp_path: P
         rt, eng, rec = trader(served, tmp_path / "j.db")
         eng.submit_order(OrderIntent(symbol="EURUSD", side="buy", volume=0.1, created_at=T0))
         ask = rt.broker.quote("EURUSD").ask
-        reversing = eng.submit_order(OrderIntent(symbol="EURUSD", side="sell", volume=0.3, created_at=T0,
-                                                 stop_loss=round(ask + 0.0015, 5)))  # fmt: skip
+        reversing = eng.submit_order(
+            OrderIntent(symbol="EURUSD", side="sell", volume=0.3, created_at=T0, stop_loss=round(ask + 0.0015, 5))
+        )
         (position,) = rt.broker.positions()
         assert (position.volume, position.is_buy) == (0.2, False)
         step_until_flat(served)

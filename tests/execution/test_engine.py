@@ -84,8 +84,9 @@ def test_requotes_are_retried_then_rejected_with_the_name(engine_runtime: Make) 
 
 
 def test_too_many_requests_is_resent_after_doubling_pauses(engine_runtime: Make) -> None:
-    rt, eng, _rec = engine_runtime(emulator={"faults": {"too_many_requests_rate": 1.0}},
-                                   engine={"max_backoff_retries": 3, "backoff_seconds": 0.25})  # fmt: skip
+    rt, eng, _rec = engine_runtime(
+        emulator={"faults": {"too_many_requests_rate": 1.0}}, engine={"max_backoff_retries": 3, "backoff_seconds": 0.25}
+    )
     pauses: list[float] = []
     rt.sleep = pauses.append
     entry = eng.journal.get(eng.submit_order(buy()))
@@ -125,8 +126,10 @@ def test_timeout_that_did_not_execute_is_looked_up_then_sent_again(engine_runtim
 
 
 def test_disconnected_orders_end_unknown_then_the_sla_resolves_them(engine_runtime: Make) -> None:
-    rt, eng, rec = engine_runtime(emulator={"faults": {"disconnect_rate": 1.0, "disconnect_seconds": 600}},
-                                  engine={"unconfirmed_sla_seconds": 1.0})  # fmt: skip
+    rt, eng, rec = engine_runtime(
+        emulator={"faults": {"disconnect_rate": 1.0, "disconnect_seconds": 600}},
+        engine={"unconfirmed_sla_seconds": 1.0},
+    )
     cid = eng.submit_order(buy())
     assert eng.journal.get(cid).state is OrderState.UNKNOWN
     assert rec.kinds(cid)[-1] == "unknown" and rt.broker.positions() == []
@@ -142,8 +145,11 @@ def test_partial_fill_rest_cancelled_or_resubmitted(engine_runtime: Make) -> Non
     assert (entry.state, entry.filled_volume) == (OrderState.CANCELLED, 0.3)
     assert rec.kinds(cid) == ["submitted", "partially_filled", "cancelled"]
 
-    rt, eng, rec = engine_runtime(emulator={"liquidity_lots": 0.3}, engine={"partial_policy": "resubmit_rest"},
-                                  db=Path(rt.store.path).with_name("second.db"))  # fmt: skip
+    rt, eng, rec = engine_runtime(
+        emulator={"liquidity_lots": 0.3},
+        engine={"partial_policy": "resubmit_rest"},
+        db=Path(rt.store.path).with_name("second.db"),
+    )
     cid = eng.submit_order(buy(volume=1.0))
     entry = eng.journal.get(cid)
     assert (entry.state, entry.filled_volume) == (OrderState.FILLED, 1.0)  # the first send and three re-sends
@@ -225,8 +231,12 @@ def test_fills_are_announced_once_across_a_restart(engine_runtime: Make, tmp_pat
 
 def test_state_machine_refuses_illegal_moves() -> None:
     check_transition("x", OrderState.NEW, OrderState.SUBMITTED)
-    illegal = ((OrderState.FILLED, OrderState.CANCELLED), (OrderState.NEW, OrderState.FILLED),
-               (OrderState.REJECTED, OrderState.SUBMITTED), (OrderState.ACCEPTED, OrderState.NEW))
+    illegal = (
+        (OrderState.FILLED, OrderState.CANCELLED),
+        (OrderState.NEW, OrderState.FILLED),
+        (OrderState.REJECTED, OrderState.SUBMITTED),
+        (OrderState.ACCEPTED, OrderState.NEW),
+    )
     for current, target in illegal:
         with pytest.raises(IllegalStateTransition, match=f"{current.value} -> {target.value}"):
             check_transition("x", current, target)
@@ -257,8 +267,7 @@ def test_the_journal_mirror_answers_what_the_file_holds(engine_runtime: Make) ->
     assert {eng.journal.client_for_position(p) for p in positions} == {opened}
 
 
-def test_the_journal_mirror_keeps_only_the_latest_orders(engine_runtime: Make,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_the_journal_mirror_keeps_only_the_latest_orders(engine_runtime: Make, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past its bound the mirror forgets the oldest orders and openers; asked for them, it reads the file."""
     monkeypatch.setattr("tradeguard.execution.journal.MIRROR_ROWS", 2)
     _rt, eng, _rec = engine_runtime()

@@ -17,14 +17,23 @@ from tradeguard.execution.states import OrderState
 from .conftest import buy, sell
 
 INTENTS = 10_000
-HOSTILE = {"seed": 20261125, "timeout_executed_rate": 0.05, "timeout_lost_rate": 0.03, "disconnect_rate": 0.01,
-           "disconnect_seconds": 1800, "requote_rate": 0.05, "price_changed_rate": 0.03,
-           "too_many_requests_rate": 0.02, "reject_rate": 0.02}  # fmt: skip
+HOSTILE = {
+    "seed": 20261125,
+    "timeout_executed_rate": 0.05,
+    "timeout_lost_rate": 0.03,
+    "disconnect_rate": 0.01,
+    "disconnect_seconds": 1800,
+    "requote_rate": 0.05,
+    "price_changed_rate": 0.03,
+    "too_many_requests_rate": 0.02,
+    "reject_rate": 0.02,
+}
 
 
 def test_ten_thousand_intents_no_duplicate_no_lost_fill(engine_runtime: Callable[..., tuple]) -> None:
-    rt, eng, rec = engine_runtime(emulator={"faults": HOSTILE, "margin_mode": "netting", "balance": 1e7},
-                                  engine={"unconfirmed_sla_seconds": 1.0})  # fmt: skip
+    rt, eng, rec = engine_runtime(
+        emulator={"faults": HOSTILE, "margin_mode": "netting", "balance": 1e7}, engine={"unconfirmed_sla_seconds": 1.0}
+    )
     terminal = rt.broker.mt5
     for n in range(INTENTS):
         eng.submit_order((buy if n % 2 else sell)(volume=0.01))

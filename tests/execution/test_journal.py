@@ -25,12 +25,20 @@ from tradeguard.models import OrderType, Side
 prices = st.none() | st.floats(min_value=1e-5, max_value=1e6) | st.integers(1, 5)
 orders = st.builds(
     OrderIntent.trusted,  # as the pipeline builds them: a plugin's int volume or price reaches the journal as is
-    signal_id=st.text(max_size=20), client_id=st.just(""), strategy=st.text(max_size=10),
-    symbol=st.sampled_from(["EURUSD", "XAUUSD"]), side=st.sampled_from(list(Side)),
-    volume=st.floats(min_value=0.01, max_value=100) | st.integers(1, 50), order_type=st.sampled_from(list(OrderType)),
-    price=prices, stop_loss=prices, take_profit=prices, position_ticket=st.none() | st.integers(1, 2**40),
-    reduce_only=st.booleans(), created_at=st.just(datetime(2017, 4, 20, tzinfo=UTC)),
-)  # fmt: skip
+    signal_id=st.text(max_size=20),
+    client_id=st.just(""),
+    strategy=st.text(max_size=10),
+    symbol=st.sampled_from(["EURUSD", "XAUUSD"]),
+    side=st.sampled_from(list(Side)),
+    volume=st.floats(min_value=0.01, max_value=100) | st.integers(1, 50),
+    order_type=st.sampled_from(list(OrderType)),
+    price=prices,
+    stop_loss=prices,
+    take_profit=prices,
+    position_ticket=st.none() | st.integers(1, 2**40),
+    reduce_only=st.booleans(),
+    created_at=st.just(datetime(2017, 4, 20, tzinfo=UTC)),
+)
 zones = st.sampled_from([UTC, timezone(timedelta(hours=3)), timezone(timedelta(hours=-5, minutes=-30))])
 moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=zones)
 
@@ -52,9 +60,23 @@ def test_a_new_intent_is_mirrored_as_the_file_holds_it(batch: list[tuple[OrderIn
 
 
 def _fill(client_id: str, ticket: int = 1) -> Fill:
-    return Fill(deal_ticket=ticket, order_ticket=7, position_id=7, client_id=client_id, symbol="EURUSD", side="buy",
-                entry="in", volume=0.1, price=1.07, commission=0.0, swap=0.0, profit=0.0, magic=1, comment=client_id,
-                time=datetime(2017, 4, 20, tzinfo=UTC))  # fmt: skip
+    return Fill(
+        deal_ticket=ticket,
+        order_ticket=7,
+        position_id=7,
+        client_id=client_id,
+        symbol="EURUSD",
+        side="buy",
+        entry="in",
+        volume=0.1,
+        price=1.07,
+        commission=0.0,
+        swap=0.0,
+        profit=0.0,
+        magic=1,
+        comment=client_id,
+        time=datetime(2017, 4, 20, tzinfo=UTC),
+    )
 
 
 def test_a_fill_and_the_transition_it_settles_commit_or_roll_back_together(tmp_path: Path) -> None:
@@ -67,6 +89,7 @@ def test_a_fill_and_the_transition_it_settles_commit_or_roll_back_together(tmp_p
         def settle(entry: object) -> Transition:
             asked.append(entry.filled_volume)  # type: ignore[attr-defined]
             return Transition(state, when, 10009, "DONE", 7)
+
         return settle
 
     with pytest.raises(IllegalStateTransition):  # new -> submitted -> new: refused, and the deal with it
@@ -78,8 +101,12 @@ def test_a_fill_and_the_transition_it_settles_commit_or_roll_back_together(tmp_p
     recorded = journal.record_fill(_fill(cid), to(OrderState.FILLED))
     assert recorded == (True, OrderState.SUBMITTED)
     entry = journal.get(cid)
-    assert (entry.state, entry.filled_volume, entry.broker_order, entry.last_message) == (OrderState.FILLED, 0.1, 7,
-                                                                                          "DONE")  # fmt: skip
+    assert (entry.state, entry.filled_volume, entry.broker_order, entry.last_message) == (
+        OrderState.FILLED,
+        0.1,
+        7,
+        "DONE",
+    )
     fresh = Journal(journal.store, "tg")  # the file, not the mirror
     assert fresh.get(cid) == entry and len(fresh.fills()) == 1
     assert journal.record_fill(_fill(cid)) == (False, None)  # the same deal again: nothing new, nothing moved

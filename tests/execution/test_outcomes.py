@@ -36,8 +36,13 @@ def test_the_open_trade_is_summed_from_its_deals_and_a_reversal_starts_the_next(
 
 
 def samples(rt: Any, name: str) -> dict[tuple[str, ...], float]:
-    return {tuple(s.labels.values()): s.value for m in rt.metrics.registry.collect() if m.name == name
-            for s in m.samples if s.name == f"{name}_count"}  # fmt: skip
+    return {
+        tuple(s.labels.values()): s.value
+        for m in rt.metrics.registry.collect()
+        if m.name == name
+        for s in m.samples
+        if s.name == f"{name}_count"
+    }
 
 
 def test_a_short_stopped_by_the_french_election_gap_shows_its_slippage_and_realised_r(

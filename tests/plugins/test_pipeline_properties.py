@@ -31,15 +31,20 @@ def cases(draw: Any) -> dict[str, Any]:
     step = draw(st.sampled_from(list(STEPS)))
     vmin, vmax = STEPS[step]
     return {
-        "symbol": symbol, "side": draw(st.sampled_from(["buy", "sell"])),
+        "symbol": symbol,
+        "side": draw(st.sampled_from(["buy", "sell"])),
         "stop_points": draw(st.integers(min_value=1, max_value=20_000)),
         "balance": draw(st.floats(min_value=50, max_value=5_000_000)),
         "risk_pct": draw(st.floats(min_value=0.05, max_value=5.0)),
         "hint": draw(st.one_of(st.none(), st.floats(min_value=0.01, max_value=10))),
-        "spec": {"volume_step": step, "volume_min": vmin * draw(st.integers(1, 3)), "volume_max": vmax,
-                 "stops_level": draw(st.integers(0, 200))},
+        "spec": {
+            "volume_step": step,
+            "volume_min": vmin * draw(st.integers(1, 3)),
+            "volume_max": vmax,
+            "stops_level": draw(st.integers(0, 200)),
+        },
         "max_risk": draw(st.floats(min_value=0.1, max_value=5.0)),
-    }  # fmt: skip
+    }
 
 
 def test_no_approved_order_breaks_a_limit(tmp_path: Path) -> None:
@@ -58,21 +63,36 @@ def test_no_approved_order_breaks_a_limit(tmp_path: Path) -> None:
 
 def decide_and_check(tmp_path: Path, case: dict[str, Any]) -> str:
     """One signal through the pipeline; the invariants of what it approved. Returns the outcome."""
-    plugins = [("kill_switch", KillSwitch()), ("risk_guard", RiskGuard()), ("position_sizing", PositionSizing()),
-               ("target_stop_engine", TargetStopEngine()), ("signal_validation_gate", SignalValidationGate()),
-               ("signal_deduplicator", SignalDeduplicator())]  # fmt: skip
-    rt = make_runtime(*plugins, store=Store(tmp_path / f"p{abs(hash(str(case)))}.db"), settings={
-        "broker": {"emulator": {"balance": case["balance"], "symbols": {case["symbol"]: case["spec"]}}},
-        "position_sizing": {"risk_pct": case["risk_pct"]},
-        "risk_guard": {"max_risk_per_trade_pct": case["max_risk"], "max_volume_per_order": 1e6},
-    })  # fmt: skip
+    plugins = [
+        ("kill_switch", KillSwitch()),
+        ("risk_guard", RiskGuard()),
+        ("position_sizing", PositionSizing()),
+        ("target_stop_engine", TargetStopEngine()),
+        ("signal_validation_gate", SignalValidationGate()),
+        ("signal_deduplicator", SignalDeduplicator()),
+    ]
+    rt = make_runtime(
+        *plugins,
+        store=Store(tmp_path / f"p{abs(hash(str(case)))}.db"),
+        settings={
+            "broker": {"emulator": {"balance": case["balance"], "symbols": {case["symbol"]: case["spec"]}}},
+            "position_sizing": {"risk_pct": case["risk_pct"]},
+            "risk_guard": {"max_risk_per_trade_pct": case["max_risk"], "max_volume_per_order": 1e6},
+        },
+    )
     spec = rt.broker.symbol_spec(case["symbol"])
     quote = rt.broker.quote(case["symbol"])
     sign = 1 if case["side"] == "buy" else -1
     price = quote.ask if sign > 0 else quote.bid
     stop = round(price - sign * case["stop_points"] * spec.point, spec.digits)
-    sig = signal(symbol=case["symbol"], side=case["side"], price=price, stop_loss=stop if stop > 0 else None,
-                 risk_hint=case["hint"], atr=case["stop_points"] * spec.point)  # fmt: skip
+    sig = signal(
+        symbol=case["symbol"],
+        side=case["side"],
+        price=price,
+        stop_loss=stop if stop > 0 else None,
+        risk_hint=case["hint"],
+        atr=case["stop_points"] * spec.point,
+    )
     decision = rt.decide(sig)
     outcome = "approved" if decision.approved else f"rejected: {decision.reasons[0].base}"
     event(outcome)

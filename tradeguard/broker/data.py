@@ -21,19 +21,40 @@ from tradeguard.errors import TradeguardError
 
 #: MetaTrader5's rates dtype (``copy_rates_*``), field for field.
 RATES_DTYPE = np.dtype(
-    [("time", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"),
-     ("tick_volume", "<u8"), ("spread", "<i4"), ("real_volume", "<u8")]
-)  # fmt: skip
+    [
+        ("time", "<i8"),
+        ("open", "<f8"),
+        ("high", "<f8"),
+        ("low", "<f8"),
+        ("close", "<f8"),
+        ("tick_volume", "<u8"),
+        ("spread", "<i4"),
+        ("real_volume", "<u8"),
+    ]
+)
 
 #: What a tick file loads into: server-scale epoch milliseconds, bid, ask.
 TICK_FILE_DTYPE = np.dtype([("time_msc", "<i8"), ("bid", "<f8"), ("ask", "<f8")])
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "EURUSD_H1.csv"
 
 _TIME_NAMES = ("time", "date", "datetime", "timestamp", "")
-_TICK_FORMATS = ("%Y.%m.%d %H:%M:%S.%f", "%Y.%m.%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S",
-                 "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S")  # fmt: skip
-_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d", "%Y.%m.%d %H:%M:%S", "%Y.%m.%d %H:%M",
-                 "%Y.%m.%d", "%Y-%m-%dT%H:%M:%S")  # fmt: skip
+_TICK_FORMATS = (
+    "%Y.%m.%d %H:%M:%S.%f",
+    "%Y.%m.%d %H:%M:%S",
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S",
+)
+_DATE_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%d",
+    "%Y.%m.%d %H:%M:%S",
+    "%Y.%m.%d %H:%M",
+    "%Y.%m.%d",
+    "%Y-%m-%dT%H:%M:%S",
+)
 
 
 class DataError(TradeguardError):
@@ -97,8 +118,9 @@ def _build(path: Path, rows: Iterable[tuple[int, int, float, float, float, float
         if vol < 0 or spread < 0:
             raise DataError(path, "volume and spread must not be negative", row, "volume" if vol < 0 else "spread")
         if last is not None and t <= last:
-            raise DataError(path, f"time {datetime.fromtimestamp(t, UTC):%Y-%m-%d %H:%M:%S} does not increase", row,
-                            "time")  # fmt: skip
+            raise DataError(
+                path, f"time {datetime.fromtimestamp(t, UTC):%Y-%m-%d %H:%M:%S} does not increase", row, "time"
+            )
         last = t
         out.append((t, o, h, lo, c, int(vol), int(spread), 0))
     if not out:
@@ -119,8 +141,9 @@ def _columns(path: Path, header: list[str], row: int = 1) -> dict[str, int]:
             index[name] = i
     for required in ("time", "open", "high", "low", "close"):
         if required not in index:
-            raise DataError(path, f"missing column; header has {', '.join(h or '<unnamed>' for h in header)}", row,
-                            required)  # fmt: skip
+            raise DataError(
+                path, f"missing column; header has {', '.join(h or '<unnamed>' for h in header)}", row, required
+            )
     return index
 
 

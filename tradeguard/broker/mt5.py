@@ -52,8 +52,9 @@ FILLING_FOK, FILLING_IOC, FILLING_RETURN = 0, 1, 2
 SYMBOL_FILLING_FOK, SYMBOL_FILLING_IOC = 1, 2
 EXEC_MARKET, EXEC_EXCHANGE = 2, 3
 MAX_COMMENT = 26  # builds cut the comment between 27 and 31 characters (MT5_API.md §6)
-TIMEFRAME_CODES = {name.removeprefix("TIMEFRAME_"): value for name, value in vars(_constants).items()
-                   if name.startswith("TIMEFRAME_")}  # fmt: skip
+TIMEFRAME_CODES = {
+    name.removeprefix("TIMEFRAME_"): value for name, value in vars(_constants).items() if name.startswith("TIMEFRAME_")
+}
 
 
 #: (working orders, positions, history orders, deals) that carry one client id.
@@ -81,8 +82,10 @@ class BrokerSettings(PluginSettings):
     def _real_terminal_live(cls, value: str, info: ValidationInfo) -> str:
         """An operator who forgot it must not believe a replayed market is the account."""
         if value == "emulator" and validated_for_live(info):
-            raise ValueError("the live environment trades a real account; choose 'MetaTrader5' or 'mt5linux' "
-                             "(paper runs on the emulator)")  # fmt: skip
+            raise ValueError(
+                "the live environment trades a real account; choose 'MetaTrader5' or 'mt5linux' "
+                "(paper runs on the emulator)"
+            )
         return value
 
 
@@ -98,10 +101,11 @@ def load_module(cfg: BrokerSettings) -> Any:
         try:
             return importlib.import_module("MetaTrader5")
         except ImportError as exc:
-            raise BrokerError("broker.module = 'MetaTrader5': package not installed (Windows: pip install "
-                              "'tradeguard[mt5]')") from exc  # fmt: skip
+            raise BrokerError(
+                "broker.module = 'MetaTrader5': package not installed (Windows: pip install 'tradeguard[mt5]')"
+            ) from exc
     try:
-        from mt5linux import MetaTrader5  # type: ignore[import-not-found]
+        from mt5linux import MetaTrader5
     except ImportError as exc:
         raise BrokerError(
             "broker.module = 'mt5linux': package not installed (pip install --no-deps mt5linux rpyc)"
@@ -151,10 +155,22 @@ def _driven(module: Any) -> Any:
 
 def _account_state(a: Any) -> AccountState:
     return AccountState(  # in AccountState's field order, by position: converted whenever the account moved
-        int(a.login), str(a.currency), float(a.balance), float(a.equity), float(a.margin), float(a.margin_free),
-        float(a.margin_level), float(a.profit), int(a.leverage), int(a.margin_mode) == 2, bool(a.trade_allowed),
-        bool(a.trade_expert), float(a.margin_so_call), float(a.margin_so_so), str(a.server),
-    )  # fmt: skip
+        int(a.login),
+        str(a.currency),
+        float(a.balance),
+        float(a.equity),
+        float(a.margin),
+        float(a.margin_free),
+        float(a.margin_level),
+        float(a.profit),
+        int(a.leverage),
+        int(a.margin_mode) == 2,
+        bool(a.trade_allowed),
+        bool(a.trade_expert),
+        float(a.margin_so_call),
+        float(a.margin_so_so),
+        str(a.server),
+    )
 
 
 def _terminal_state(t: Any) -> TerminalState:
@@ -275,16 +291,28 @@ class MT5Adapter:
         if info is None:
             raise OrderRefused("symbol", f"{symbol!r} is not known to the terminal {self.last_error()}")
         spec = SymbolSpec(
-            name=symbol, digits=int(info.digits), point=float(info.point), tick_size=float(info.trade_tick_size),
-            tick_value=float(info.trade_tick_value), contract_size=float(info.trade_contract_size),
-            volume_min=float(info.volume_min), volume_max=float(info.volume_max), volume_step=float(info.volume_step),
-            volume_limit=float(info.volume_limit), stops_level=int(info.trade_stops_level),
-            freeze_level=int(info.trade_freeze_level), filling_mode=int(info.filling_mode),
-            expiration_mode=int(info.expiration_mode), order_mode=int(info.order_mode),
-            trade_mode=int(info.trade_mode), exemode=int(info.trade_exemode), calc_mode=int(info.trade_calc_mode),
-            currency_base=str(info.currency_base), currency_profit=str(info.currency_profit),
+            name=symbol,
+            digits=int(info.digits),
+            point=float(info.point),
+            tick_size=float(info.trade_tick_size),
+            tick_value=float(info.trade_tick_value),
+            contract_size=float(info.trade_contract_size),
+            volume_min=float(info.volume_min),
+            volume_max=float(info.volume_max),
+            volume_step=float(info.volume_step),
+            volume_limit=float(info.volume_limit),
+            stops_level=int(info.trade_stops_level),
+            freeze_level=int(info.trade_freeze_level),
+            filling_mode=int(info.filling_mode),
+            expiration_mode=int(info.expiration_mode),
+            order_mode=int(info.order_mode),
+            trade_mode=int(info.trade_mode),
+            exemode=int(info.trade_exemode),
+            calc_mode=int(info.trade_calc_mode),
+            currency_base=str(info.currency_base),
+            currency_profit=str(info.currency_profit),
             currency_margin=str(info.currency_margin),
-        )  # fmt: skip
+        )
         self._specs[symbol] = spec
         return spec
 
@@ -300,8 +328,7 @@ class MT5Adapter:
         tick = self.mt5.symbol_info_tick(symbol)
         if tick is None:
             raise BrokerError(f"no tick for {symbol}", self.last_error())
-        return Quote(symbol, float(tick.bid), float(tick.ask),
-                     self.to_utc(int(tick.time_msc) / 1000))  # fmt: skip
+        return Quote(symbol, float(tick.bid), float(tick.ask), self.to_utc(int(tick.time_msc) / 1000))
 
     def now(self) -> datetime:
         """The broker's current time in UTC: the latest tick of the symbols in use (or in Market Watch)."""
@@ -328,8 +355,9 @@ class MT5Adapter:
         return rates
 
     def calc_margin(self, is_buy: bool, symbol: str, volume: float, price: float) -> float:
-        return self._memoised(("margin", is_buy, symbol, volume, price), self._calc_margin, is_buy, symbol, volume,
-                              price)  # fmt: skip
+        return self._memoised(
+            ("margin", is_buy, symbol, volume, price), self._calc_margin, is_buy, symbol, volume, price
+        )
 
     def _calc_margin(self, is_buy: bool, symbol: str, volume: float, price: float) -> float:
         margin = self.mt5.order_calc_margin(ORDER_TYPE_BUY if is_buy else ORDER_TYPE_SELL, symbol, volume, price)
@@ -388,10 +416,19 @@ class MT5Adapter:
             raise BrokerError("positions_get failed", self.last_error())
         return [
             BrokerPosition(
-                ticket=int(p.ticket), identifier=int(p.identifier), symbol=str(p.symbol), is_buy=int(p.type) == 0,
-                volume=float(p.volume), price_open=float(p.price_open), sl=float(p.sl), tp=float(p.tp),
-                price_current=float(p.price_current), profit=float(p.profit), magic=int(p.magic),
-                comment=str(p.comment), time=self.to_utc(int(p.time_msc) / 1000),
+                ticket=int(p.ticket),
+                identifier=int(p.identifier),
+                symbol=str(p.symbol),
+                is_buy=int(p.type) == 0,
+                volume=float(p.volume),
+                price_open=float(p.price_open),
+                sl=float(p.sl),
+                tp=float(p.tp),
+                price_current=float(p.price_current),
+                profit=float(p.profit),
+                magic=int(p.magic),
+                comment=str(p.comment),
+                time=self.to_utc(int(p.time_msc) / 1000),
             )
             for p in raw
         ]
@@ -399,12 +436,21 @@ class MT5Adapter:
     def _order(self, o: Any) -> BrokerOrder:
         done = int(o.time_done_msc)
         return BrokerOrder(
-            ticket=int(o.ticket), symbol=str(o.symbol), type=int(o.type), state=int(o.state),
-            volume_initial=float(o.volume_initial), volume_current=float(o.volume_current),
-            price_open=float(o.price_open), sl=float(o.sl), tp=float(o.tp), magic=int(o.magic), comment=str(o.comment),
-            position_id=int(o.position_id), time_setup=self.to_utc(int(o.time_setup_msc) / 1000),
+            ticket=int(o.ticket),
+            symbol=str(o.symbol),
+            type=int(o.type),
+            state=int(o.state),
+            volume_initial=float(o.volume_initial),
+            volume_current=float(o.volume_current),
+            price_open=float(o.price_open),
+            sl=float(o.sl),
+            tp=float(o.tp),
+            magic=int(o.magic),
+            comment=str(o.comment),
+            position_id=int(o.position_id),
+            time_setup=self.to_utc(int(o.time_setup_msc) / 1000),
             time_done=self.to_utc(done / 1000) if done else None,
-        )  # fmt: skip
+        )
 
     def orders(self, symbol: str | None = None) -> list[BrokerOrder]:
         return self._memoised(("orders", symbol), self._orders, symbol)
@@ -460,11 +506,22 @@ class MT5Adapter:
 
     def _deal(self, d: Any) -> BrokerDeal:
         return BrokerDeal(
-            ticket=int(d.ticket), order=int(d.order), position_id=int(d.position_id), symbol=str(d.symbol),
-            type=int(d.type), entry=int(d.entry), reason=int(d.reason), volume=float(d.volume),
-            price=float(d.price), commission=float(d.commission), swap=float(d.swap), profit=float(d.profit),
-            magic=int(d.magic), comment=str(d.comment), time=self.to_utc(int(d.time_msc) / 1000),
-        )  # fmt: skip
+            ticket=int(d.ticket),
+            order=int(d.order),
+            position_id=int(d.position_id),
+            symbol=str(d.symbol),
+            type=int(d.type),
+            entry=int(d.entry),
+            reason=int(d.reason),
+            volume=float(d.volume),
+            price=float(d.price),
+            commission=float(d.commission),
+            swap=float(d.swap),
+            profit=float(d.profit),
+            magic=int(d.magic),
+            comment=str(d.comment),
+            time=self.to_utc(int(d.time_msc) / 1000),
+        )
 
     def deals_for_order(self, order_ticket: int) -> list[BrokerDeal]:
         """Every deal of one order (``history_deals_get(ticket=)`` selects by the ORDER ticket)."""
@@ -491,9 +548,12 @@ class MT5Adapter:
             return int(x.magic) == magic and str(x.comment) == comment  # type: ignore[attr-defined]
 
         start = since - timedelta(days=1)
-        return ([o for o in self.orders() if ours(o)], [p for p in self.positions() if ours(p)],
-                [o for o in self.history_orders(start, far) if ours(o)],
-                [d for d in self.history_deals(start, far) if ours(d)])  # fmt: skip
+        return (
+            [o for o in self.orders() if ours(o)],
+            [p for p in self.positions() if ours(p)],
+            [o for o in self.history_orders(start, far) if ours(o)],
+            [d for d in self.history_deals(start, far) if ours(d)],
+        )
 
     # ------------------------------------------------------------------ requests ----------------
 
@@ -521,12 +581,19 @@ class MT5Adapter:
                 raise OrderRefused(key, f"{value!r} is not a valid price")
             req[key] = spec.round_price(value) if value else 0.0
         order_type = req.get("type")
-        if order_type in (ORDER_TYPE_BUY, ORDER_TYPE_SELL) and (req.get("sl") or req.get("tp")) and not req.get(
-            "position"
+        if (
+            order_type in (ORDER_TYPE_BUY, ORDER_TYPE_SELL)
+            and (req.get("sl") or req.get("tp"))
+            and not req.get("position")
         ):
             q = self.quote(symbol)
-            self.check_stops(spec, order_type == ORDER_TYPE_BUY, q.bid if order_type == ORDER_TYPE_BUY else q.ask,
-                             req.get("sl", 0.0), req.get("tp", 0.0))  # fmt: skip
+            self.check_stops(
+                spec,
+                order_type == ORDER_TYPE_BUY,
+                q.bid if order_type == ORDER_TYPE_BUY else q.ask,
+                req.get("sl", 0.0),
+                req.get("tp", 0.0),
+            )
         if order_type is not None and "type_filling" not in req:
             req["type_filling"] = self.filling_for(spec, order_type)
         return req
@@ -537,8 +604,9 @@ class MT5Adapter:
         sign, need = (1 if is_buy else -1), spec.stops_distance - spec.point * 1e-6
         for name, level, distance in (("sl", sl, sign * (ref - sl)), ("tp", tp, sign * (tp - ref))):
             if level and (distance <= 0 or distance < need):
-                raise OrderRefused(name, f"{level} is on the wrong side of {ref} or within {spec.stops_level} "
-                                         "points of it")  # fmt: skip
+                raise OrderRefused(
+                    name, f"{level} is on the wrong side of {ref} or within {spec.stops_level} points of it"
+                )
 
     def check(self, request: dict[str, Any]) -> CheckResult:
         self._memo = None
@@ -546,8 +614,15 @@ class MT5Adapter:
         if res is None:
             raise BrokerError("order_check returned None", self.last_error())
         code = int(res.retcode)
-        return CheckResult(code, "DONE" if code == 0 else retcodes.name(code), code == 0, float(res.margin),
-                           float(res.margin_free), float(res.margin_level), str(res.comment))  # fmt: skip
+        return CheckResult(
+            code,
+            "DONE" if code == 0 else retcodes.name(code),
+            code == 0,
+            float(res.margin),
+            float(res.margin_free),
+            float(res.margin_level),
+            str(res.comment),
+        )
 
     def send(self, request: dict[str, Any]) -> SendResult:
         """``order_send`` once, timed and classified. Never retries: that is the execution engine's call."""
@@ -557,11 +632,26 @@ class MT5Adapter:
         res = self.mt5.order_send(request)
         seconds = time.perf_counter() - started
         if res is None:
-            return SendResult(None, retcodes.name(None), retcodes.classify(None), last_error=self.last_error(),
-                              request=request, seconds=seconds)  # fmt: skip
+            return SendResult(
+                None,
+                retcodes.name(None),
+                retcodes.classify(None),
+                last_error=self.last_error(),
+                request=request,
+                seconds=seconds,
+            )
         code = int(res.retcode)
         return SendResult(
-            retcode=code, name=retcodes.name(code), klass=retcodes.classify(code), deal=int(res.deal),
-            order=int(res.order), volume=float(res.volume), price=float(res.price), bid=float(res.bid),
-            ask=float(res.ask), comment=str(res.comment), request=request, seconds=seconds,
-        )  # fmt: skip
+            retcode=code,
+            name=retcodes.name(code),
+            klass=retcodes.classify(code),
+            deal=int(res.deal),
+            order=int(res.order),
+            volume=float(res.volume),
+            price=float(res.price),
+            bid=float(res.bid),
+            ask=float(res.ask),
+            comment=str(res.comment),
+            request=request,
+            seconds=seconds,
+        )

@@ -26,12 +26,19 @@ class RetcodeClass(StrEnum):
 NAMES: dict[int, str] = retcode_names()
 
 CLASSES: dict[int, RetcodeClass] = {code: RetcodeClass.FINAL for code in NAMES}
-CLASSES.update({
-    10008: RetcodeClass.SUCCESS, 10009: RetcodeClass.SUCCESS, 10010: RetcodeClass.SUCCESS,
-    10004: RetcodeClass.RETRY_PRICE, 10020: RetcodeClass.RETRY_PRICE, 10021: RetcodeClass.RETRY_PRICE,
-    10024: RetcodeClass.RETRY_BACKOFF,
-    10012: RetcodeClass.AMBIGUOUS, 10031: RetcodeClass.AMBIGUOUS,
-})  # fmt: skip
+CLASSES.update(
+    {
+        10008: RetcodeClass.SUCCESS,
+        10009: RetcodeClass.SUCCESS,
+        10010: RetcodeClass.SUCCESS,
+        10004: RetcodeClass.RETRY_PRICE,
+        10020: RetcodeClass.RETRY_PRICE,
+        10021: RetcodeClass.RETRY_PRICE,
+        10024: RetcodeClass.RETRY_BACKOFF,
+        10012: RetcodeClass.AMBIGUOUS,
+        10031: RetcodeClass.AMBIGUOUS,
+    }
+)
 
 
 def classify(retcode: int | None) -> RetcodeClass:

@@ -88,8 +88,13 @@ class Verdict:
     missing: tuple[str, ...] = field(default=())  # journal entries with no record in the chain
 
 
-def verify_rows(rows: Iterable[tuple[int, str, str, str, str, str]], key: bytes = b"",
-                anchor: dict[str, Any] | None = None, *, excerpt: bool = False) -> Verdict:  # fmt: skip
+def verify_rows(
+    rows: Iterable[tuple[int, str, str, str, str, str]],
+    key: bytes = b"",
+    anchor: dict[str, Any] | None = None,
+    *,
+    excerpt: bool = False,
+) -> Verdict:
     """Walk ``(seq, time, kind, record, prev_hash, hash)`` rows in sequence order; name the first record whose
     link, hash or columns are wrong, then hold the head against the ``anchor``. An ``excerpt`` (an export
     with --from/--to) starts wherever its first record does."""
@@ -100,8 +105,12 @@ def verify_rows(rows: Iterable[tuple[int, str, str, str, str, str]], key: bytes 
         if seq != expected_seq:
             return Verdict(False, count, expected_seq, f"record {expected_seq} is missing (next is {seq})")
         if prev_hash != previous:
-            return Verdict(False, count, seq, f"record {seq} ({kind}) does not follow record {seq - 1}: reordered "
-                                              "or its predecessor was replaced")  # fmt: skip
+            return Verdict(
+                False,
+                count,
+                seq,
+                f"record {seq} ({kind}) does not follow record {seq - 1}: reordered or its predecessor was replaced",
+            )
         if chain_hash(prev_hash, record, key) != digest:
             return Verdict(False, count, seq, f"record {seq} ({kind}) was altered: its hash does not match")
         try:
@@ -111,8 +120,13 @@ def verify_rows(rows: Iterable[tuple[int, str, str, str, str, str]], key: bytes 
         bound = (("seq", seq), ("kind", kind), ("time", stamp)) if "data" in said else (("seq", seq),)  # legacy form
         for column, value in bound:
             if said.get(column) != value:
-                return Verdict(False, count, seq, f"record {seq}: its {column} column ({value!r}) was altered: the "
-                                                  f"hashed record says {said.get(column)!r}")  # fmt: skip
+                return Verdict(
+                    False,
+                    count,
+                    seq,
+                    f"record {seq}: its {column} column ({value!r}) was altered: the "
+                    f"hashed record says {said.get(column)!r}",
+                )
         previous, expected_seq, count = digest, seq + 1, count + 1
     if anchor is not None and not excerpt:
         if anchor["mac"] == "unreadable":
@@ -120,8 +134,12 @@ def verify_rows(rows: Iterable[tuple[int, str, str, str, str, str]], key: bytes 
         if key and not hmac.compare_digest(anchor["mac"], _anchor_mac(anchor["seq"], anchor["hash"], key)):
             return Verdict(False, count, None, "the audit anchor was edited: its HMAC does not match")
         if anchor["seq"] > count:
-            return Verdict(False, count, count + 1, f"the chain ends at record {count} but its anchor names record "
-                                                    f"{anchor['seq']}: the tail was cut")  # fmt: skip
+            return Verdict(
+                False,
+                count,
+                count + 1,
+                f"the chain ends at record {count} but its anchor names record {anchor['seq']}: the tail was cut",
+            )
     return Verdict(True, count)
 
 
@@ -134,14 +152,23 @@ def verify(store: Any, key: bytes = b"", *, cross_check: bool = True) -> Verdict
     if verdict.ok and anchor is not None and anchor["seq"] >= 1:
         head = rows[anchor["seq"] - 1]
         if head[5] != anchor["hash"]:
-            return Verdict(False, verdict.records, anchor["seq"], f"record {anchor['seq']} is not the one its "
-                                                                  "anchor names: the chain was rewritten")  # fmt: skip
+            return Verdict(
+                False,
+                verdict.records,
+                anchor["seq"],
+                f"record {anchor['seq']} is not the one its anchor names: the chain was rewritten",
+            )
     if not verdict.ok or not cross_check:
         return verdict
     missing = missing_from_chain(store, (r[2] for r in rows), (r[3] for r in rows))
     if missing:
-        return Verdict(False, verdict.records, None, f"{len(missing)} journal entries have no audit record: "
-                                                     f"{', '.join(missing[:10])}", tuple(missing))  # fmt: skip
+        return Verdict(
+            False,
+            verdict.records,
+            None,
+            f"{len(missing)} journal entries have no audit record: {', '.join(missing[:10])}",
+            tuple(missing),
+        )
     return verdict
 
 
@@ -168,14 +195,24 @@ def missing_from_chain(store: Any, kinds: Iterable[str], records: Iterable[str])
             ordered.add(str(said["client_id"]))
         else:
             switched.add(int(said["event_id"]))
-    found = [f"fill {t}" for (t,) in store.query("SELECT deal_ticket FROM fills ORDER BY deal_ticket")
-             if int(t) not in fills]  # fmt: skip
-    found += [f"decision of {c}" for (c,) in store.query("SELECT client_id FROM decisions WHERE client_id != '' "
-                                                          "ORDER BY id") if c not in decided]  # fmt: skip
-    found += [f"order events of {c}" for (c,) in store.query("SELECT DISTINCT client_id FROM order_events "
-                                                              "ORDER BY client_id") if c not in ordered]  # fmt: skip
-    found += [f"kill-switch event {i}" for (i,) in store.query("SELECT id FROM kill_switch_events ORDER BY id")
-              if int(i) not in switched]  # fmt: skip
+    found = [
+        f"fill {t}" for (t,) in store.query("SELECT deal_ticket FROM fills ORDER BY deal_ticket") if int(t) not in fills
+    ]
+    found += [
+        f"decision of {c}"
+        for (c,) in store.query("SELECT client_id FROM decisions WHERE client_id != '' ORDER BY id")
+        if c not in decided
+    ]
+    found += [
+        f"order events of {c}"
+        for (c,) in store.query("SELECT DISTINCT client_id FROM order_events ORDER BY client_id")
+        if c not in ordered
+    ]
+    found += [
+        f"kill-switch event {i}"
+        for (i,) in store.query("SELECT id FROM kill_switch_events ORDER BY id")
+        if int(i) not in switched
+    ]
     return [entry for entry in found if entry not in recovered]
 
 
@@ -184,18 +221,26 @@ def missing_from_chain(store: Any, kinds: Iterable[str], records: Iterable[str])
 COLUMNS = ("seq", "time", "kind", "record", "prev_hash", "hash")
 
 
-def export(store: Any, out: Any, key: bytes = b"", *, start: str | None = None, end: str | None = None,
-           fmt: str = "jsonl") -> Verdict:  # fmt: skip
+def export(
+    store: Any, out: Any, key: bytes = b"", *, start: str | None = None, end: str | None = None, fmt: str = "jsonl"
+) -> Verdict:
     """Write the records between ``start`` and ``end`` (ISO times, inclusive) to ``out`` for a compliance
     officer, with the whole chain's verdict first, so the export can be checked on its own
     (:func:`verify_export`). Returns the verdict."""
     verdict = verify(store, key)
     if end is not None and len(end) == 10:  # a date alone: through the end of that day
         end += "T23:59:59.999999+99:99"
-    rows = store.query("SELECT seq, time, kind, record, prev_hash, hash FROM audit WHERE time >= ? AND time <= ? "
-                       "ORDER BY seq", (start or "", end or "9999"))  # fmt: skip
-    head = {"verdict": {"ok": verdict.ok, "records": verdict.records, "reason": verdict.reason},
-            "from": start, "to": end, "keyed": bool(key), "exported": len(rows)}  # fmt: skip
+    rows = store.query(
+        "SELECT seq, time, kind, record, prev_hash, hash FROM audit WHERE time >= ? AND time <= ? ORDER BY seq",
+        (start or "", end or "9999"),
+    )
+    head = {
+        "verdict": {"ok": verdict.ok, "records": verdict.records, "reason": verdict.reason},
+        "from": start,
+        "to": end,
+        "keyed": bool(key),
+        "exported": len(rows),
+    }
     if fmt == "csv":
         import csv
 
@@ -225,7 +270,7 @@ def verify_export(text: str, key: bytes = b"") -> Verdict:
         rows = [(int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in reader]
     else:
         try:
-            rows = [tuple(json.loads(line)[c] for c in COLUMNS) for line in lines[1:]]  # type: ignore[misc]
+            rows = [tuple(json.loads(line)[c] for c in COLUMNS) for line in lines[1:]]
         except (ValueError, KeyError) as exc:
             return Verdict(False, 0, None, f"not an audit export: {exc}")
-    return verify_rows(rows, key, excerpt=True)  # type: ignore[arg-type]
+    return verify_rows(rows, key, excerpt=True)

@@ -15,8 +15,17 @@ import numpy as np
 from tradeguard.models import Bar
 
 COLUMNS = ("time", "open", "high", "low", "close", "tick_volume", "spread")
-DTYPE = np.dtype([("time", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"),
-                  ("tick_volume", "<i8"), ("spread", "<i4")])  # fmt: skip
+DTYPE = np.dtype(
+    [
+        ("time", "<i8"),
+        ("open", "<f8"),
+        ("high", "<f8"),
+        ("low", "<f8"),
+        ("close", "<f8"),
+        ("tick_volume", "<i8"),
+        ("spread", "<i4"),
+    ]
+)
 
 
 def true_ranges(bars: np.ndarray) -> np.ndarray:
@@ -53,8 +62,7 @@ class _Series:
             keep = self.data[self.end - self.capacity + 1 : self.end].copy()
             self.data[: len(keep)] = keep
             self.start, self.end = 0, len(keep)
-        self.data[self.end] = (int(epoch), bar.open, bar.high, bar.low, bar.close,
-                               bar.tick_volume, bar.spread)  # fmt: skip
+        self.data[self.end] = (int(epoch), bar.open, bar.high, bar.low, bar.close, bar.tick_volume, bar.spread)
         self.end += 1
         self.count += 1
         self.start = max(self.start, self.end - self.capacity)

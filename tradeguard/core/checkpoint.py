@@ -69,8 +69,10 @@ class Checkpointer:
         try:
             db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         except sqlite3.Error as exc:
-            log.error("background checkpoints unavailable; the writer checkpoints itself",
-                      extra={"store": self.path, "error": str(exc)})  # fmt: skip
+            log.error(
+                "background checkpoints unavailable; the writer checkpoints itself",
+                extra={"store": self.path, "error": str(exc)},
+            )
             return
         try:
             while True:

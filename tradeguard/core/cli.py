@@ -133,8 +133,9 @@ def demo_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     )
 
 
-def replay_overrides(data: Path | None, symbol: str | None, faults: str | None,
-                     seed: int | None) -> dict[str, dict[str, Any]]:  # fmt: skip
+def replay_overrides(
+    data: Path | None, symbol: str | None, faults: str | None, seed: int | None
+) -> dict[str, dict[str, Any]]:
     """What ``replay``'s flags lay over the settings (key by key: the file's other emulator keys stay).
 
     A replay serves its metrics on a free port (it must never fail on a busy one), and journals with
@@ -153,8 +154,11 @@ def replay_overrides(data: Path | None, symbol: str | None, faults: str | None,
         fault_cfg = {**PROFILES[faults or "none"].model_dump(), "seed": seed}
     if fault_cfg is not None:
         emulator["faults"] = fault_cfg
-    overrides: dict[str, dict[str, Any]] = {"logging": {"level": "WARNING"}, "metrics_server": {"port": 0},
-                                            "store": {"synchronous": "NORMAL"}}  # fmt: skip
+    overrides: dict[str, dict[str, Any]] = {
+        "logging": {"level": "WARNING"},
+        "metrics_server": {"port": 0},
+        "store": {"synchronous": "NORMAL"},
+    }
     if emulator:
         overrides["broker"] = {"module": "emulator", "emulator": emulator}
     return overrides
@@ -188,8 +192,9 @@ def replay_cmd(
         try:
             return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp())
         except ValueError:
-            raise typer.BadParameter(f"{text!r} is not an ISO date or date-time (2017-06-01, 2017-06-01T09:00)",
-                                     param_hint=option) from None  # fmt: skip
+            raise typer.BadParameter(
+                f"{text!r} is not an ISO date or date-time (2017-06-01, 2017-06-01T09:00)", param_hint=option
+            ) from None
 
     first, last = epoch(start, "--from"), epoch(end, "--to")
     if first is not None and last is not None and first > last:
@@ -223,14 +228,24 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_j
             raise typer.BadParameter(f"after the data's last bar ({ends:%Y-%m-%dT%H:%M})", param_hint="--from")
         if last is not None and last < begins.timestamp():
             raise typer.BadParameter(f"before the data's first bar ({begins:%Y-%m-%dT%H:%M})", param_hint="--to")
-    with Progress(TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.completed} bars"),
-                  TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
-                  transient=False, disable=as_json) as bar:  # fmt: skip
+    with Progress(
+        TextColumn("[bold]replay"),
+        BarColumn(),
+        TextColumn("{task.completed} bars"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+        disable=as_json,
+    ) as bar:
         task = bar.add_task("replay", total=total, status="")
 
         def show(s: object) -> None:
-            bar.update(task, completed=s.bars,  # type: ignore[attr-defined]
-                       status=f"equity {rt.broker.account().equity:,.2f}  approved {s.approved}")  # type: ignore[attr-defined]
+            bar.update(
+                task,
+                completed=s.bars,  # type: ignore[attr-defined]
+                status=f"equity {rt.broker.account().equity:,.2f}  approved {s.approved}",
+            )
 
         try:
             summary = replay(rt, start=first, end=last, progress=show, stop=_stop_on_signals())
@@ -245,16 +260,18 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_j
     cut = " (interrupted)" if summary.interrupted else ""
     table = Table(title=f"replay {summary.first_bar[:16]} -> {summary.last_bar[:16]}{cut}", show_header=False)
     for label, value in (
-        ("bars", f"{summary.bars:,}"), ("signals", f"{summary.signals:,} ({summary.approved:,} approved)"),
+        ("bars", f"{summary.bars:,}"),
+        ("signals", f"{summary.signals:,} ({summary.approved:,} approved)"),
         ("fills (deals)", f"{summary.fills:,}"),
         ("balance", f"{summary.start_balance:,.2f} -> {summary.final_balance:,.2f}"),
-        ("final equity", f"{summary.final_equity:,.2f}"), ("max drawdown", f"{summary.max_drawdown_pct:.2f}%"),
+        ("final equity", f"{summary.final_equity:,.2f}"),
+        ("max drawdown", f"{summary.max_drawdown_pct:.2f}%"),
         ("rejections", ", ".join(f"{k} {v}" for k, v in summary.rejections.most_common(6)) or "none"),
         ("kill switch", summary.kill_switch),
         ("audit chain", _audit_line(rt)),
         ("slowest hooks", _profile_line(rt)),
         ("journal", str(getattr(rt.store, "path", "memory"))),
-    ):  # fmt: skip
+    ):
         table.add_row(label, value)
     console.print(table)
     if summary.interrupted:
@@ -297,8 +314,10 @@ def _stop_on_signals() -> Any:
 FRESH_RUN = "over the in-process emulator: replace an earlier replay's or run's journal"
 REPLAY_EMPTY = "a replay starts from an empty one"
 # the in-process emulator dies with its process: the next start is a new account at the data's first bar
-EMULATOR_EMPTY = ("the in-process emulator opens a new simulated account, its market back at the data's first bar, "
-                  "at every start, so a run over it starts from an empty journal")  # fmt: skip
+EMULATOR_EMPTY = (
+    "the in-process emulator opens a new simulated account, its market back at the data's first bar, "
+    "at every start, so a run over it starts from an empty journal"
+)
 
 
 def _emptied(rt: Runtime, fresh: bool, build: Any, why: str = REPLAY_EMPTY) -> Runtime:
@@ -318,13 +337,21 @@ def _emptied(rt: Runtime, fresh: bool, build: Any, why: str = REPLAY_EMPTY) -> R
     except TradeguardError as exc:
         raise _fail(exc) from exc
     if not fresh:
-        raise _fail(TradeguardError(f"{store.path} already holds a journal ({held}); {why}: --fresh replaces an "
-                                    "earlier replay's or simulation's, or give this one its own file "
-                                    "(TRADEGUARD_STORE__PATH=replay.db)"))  # fmt: skip
+        raise _fail(
+            TradeguardError(
+                f"{store.path} already holds a journal ({held}); {why}: --fresh replaces an "
+                "earlier replay's or simulation's, or give this one its own file "
+                "(TRADEGUARD_STORE__PATH=replay.db)"
+            )
+        )
     module = last_broker_module(store)
     if module != "emulator":
-        raise _fail(TradeguardError(f"{store.path} was not written by a replay (broker module "
-                                    f"{module or 'unknown'}); --fresh replaces emulator journals only"))  # fmt: skip
+        raise _fail(
+            TradeguardError(
+                f"{store.path} was not written by a replay (broker module "
+                f"{module or 'unknown'}); --fresh replaces emulator journals only"
+            )
+        )
     try:
         lock.acquire()  # refused while a process trades from it
     except TradeguardError as exc:
@@ -380,8 +407,11 @@ def run_cmd(
     if rt.settings.broker.module == "emulator":
         rt = _emptied(rt, fresh, lambda: _build(settings, env), EMULATOR_EMPTY)
     elif fresh:
-        raise typer.BadParameter("replaces only the in-process emulator's journals (broker.module = "
-                                 f"'emulator'; this is {rt.settings.broker.module!r})", param_hint="--fresh")
+        raise typer.BadParameter(
+            "replaces only the in-process emulator's journals (broker.module = "
+            f"'emulator'; this is {rt.settings.broker.module!r})",
+            param_hint="--fresh",
+        )
     stop = _stop_on_signals()
     try:
         bars = run_live(rt, stop)
@@ -411,8 +441,9 @@ def _store_of(settings: Path | None, env: str | None, *, existing: bool = False)
     rt = _build(settings, env, store=MemoryStore(), trading=False)
     path = journal_path(rt.settings)
     if not path.is_file():
-        raise _fail(TradeguardError(f"no journal at {path}: nothing has run with these settings "
-                                    "(runtime.data_dir, store.path)"))  # fmt: skip
+        raise _fail(
+            TradeguardError(f"no journal at {path}: nothing has run with these settings (runtime.data_dir, store.path)")
+        )
     rt.store = open_journal(rt.settings)
     return rt, rt.store
 
@@ -481,8 +512,12 @@ def reset_cmd(
     if "kill_switch" not in probe.settings or probe.pm.get_plugin("kill_switch") is None:
         raise _fail(TradeguardError("the kill_switch plugin is not loaded"))
     if not probe.settings.kill_switch.operator_secret_hash.get_secret_value():  # say so before asking for it
-        raise _fail(TradeguardError("no operator secret is configured (kill_switch.operator_secret_hash): make "
-                                    "one with `tradeguard hash-secret` and put it in .secrets.toml"))  # fmt: skip
+        raise _fail(
+            TradeguardError(
+                "no operator secret is configured (kill_switch.operator_secret_hash): make "
+                "one with `tradeguard hash-secret` and put it in .secrets.toml"
+            )
+        )
     latched = probe.store.kill_state()
     if latched is None or latched[0] == "ACTIVE":
         console.print("kill switch already ACTIVE: nothing to reset")
@@ -490,8 +525,11 @@ def reset_cmd(
     secret = os.environ.get("TRADEGUARD_OPERATOR_SECRET")
     if not secret:
         if not sys.stdin.isatty():
-            raise _fail(TradeguardError("no operator secret: set TRADEGUARD_OPERATOR_SECRET, or run from a terminal "
-                                        "to be asked for it"))  # fmt: skip
+            raise _fail(
+                TradeguardError(
+                    "no operator secret: set TRADEGUARD_OPERATOR_SECRET, or run from a terminal to be asked for it"
+                )
+            )
         secret = typer.prompt("operator secret", hide_input=True)
     probe.store.close()
     rt, owner = _operator(settings, env)
@@ -514,8 +552,9 @@ def reset_cmd(
     console.print(f"kill switch reset to ACTIVE by {operator}: {reason}{_handed_over(owner)}")
 
 
-def _operator_order(action: str, args: dict[str, Any], operator: str, reason: str, settings: Path | None,
-                    env: str | None) -> None:  # fmt: skip
+def _operator_order(
+    action: str, args: dict[str, Any], operator: str, reason: str, settings: Path | None, env: str | None
+) -> None:
     """Carry out an operator order through the trading process: the running one (handed over through the
     store, served within a second), or, with none running, one started for the moment (aligned first)."""
     import time
@@ -536,8 +575,12 @@ def _operator_order(action: str, args: dict[str, Any], operator: str, reason: st
             time.sleep(0.1)
             status, result = rt.store.request_outcome(request)
         if status == "pending" and rt.store.withdraw_request(request):
-            raise _fail(TradeguardError(f"the trading process has not taken {action} within 15 s: withdrawn, "
-                                        "nothing was sent; look at `tradeguard status` before ordering again"))
+            raise _fail(
+                TradeguardError(
+                    f"the trading process has not taken {action} within 15 s: withdrawn, "
+                    "nothing was sent; look at `tradeguard status` before ordering again"
+                )
+            )
         while status in ("pending", "running") and time.monotonic() < deadline + 60:  # taken: its outcome comes
             time.sleep(0.1)
             status, result = rt.store.request_outcome(request)
@@ -546,8 +589,12 @@ def _operator_order(action: str, args: dict[str, Any], operator: str, reason: st
         console.print(f"{action} by {operator} (carried out by the trading process): {escape(result)}")
         return
     if rt.settings.broker.module == "emulator":
-        raise _fail(TradeguardError("broker.module = 'emulator': the in-process emulator's account exists only "
-                                    "inside a replay or run; nothing to act on"))  # fmt: skip
+        raise _fail(
+            TradeguardError(
+                "broker.module = 'emulator': the in-process emulator's account exists only "
+                "inside a replay or run; nothing to act on"
+            )
+        )
     rt.hold("operator")
     try:
         rt.start()
@@ -598,8 +645,14 @@ def stops_cmd(
     env: EnvOpt = None,
 ) -> None:
     """Change one position's stop loss and take profit. Carried out by the trading process; alerted and audited."""
-    _operator_order("modify", {"ticket": ticket, "stop_loss": stop_loss, "take_profit": take_profit}, operator,
-                    reason, settings, env)  # fmt: skip
+    _operator_order(
+        "modify",
+        {"ticket": ticket, "stop_loss": stop_loss, "take_profit": take_profit},
+        operator,
+        reason,
+        settings,
+        env,
+    )
 
 
 @app.command("hash-secret")
@@ -618,8 +671,9 @@ def hash_secret_cmd() -> None:
 
 @app.command("report")
 def report_cmd(
-    out: Annotated[Path | None, typer.Option(help="folder for index.html and its charts (default: <data_dir>/report)")]
-    = None,
+    out: Annotated[
+        Path | None, typer.Option(help="folder for index.html and its charts (default: <data_dir>/report)")
+    ] = None,
     settings: SettingsOpt = None,
     env: EnvOpt = None,
 ) -> None:
@@ -653,21 +707,30 @@ def status_cmd(
         return
     table = Table(title=f"tradeguard status ({s['journal']})", show_header=False)
     k = s["kill_switch"]
-    table.add_row("kill switch", k["state"] if k["since"] is None else
-                  f"{k['state']} since {k['since'][:19]} ({k['trigger']}: {k['message']})")  # fmt: skip
+    table.add_row(
+        "kill switch",
+        k["state"] if k["since"] is None else f"{k['state']} since {k['since'][:19]} ({k['trigger']}: {k['message']})",
+    )
     if s["process"]:
         table.add_row("trading process", describe_owner(s["process"]["state"], s["process"]))
     if a := s["account"]:
-        table.add_row("account", f"balance {a['balance']:,.2f}  equity {a['equity']:,.2f}  drawdown "
-                                  f"{a['drawdown_pct']:.2f}%  today {a['daily_drawdown_pct']:.2f}%  "
-                                  f"at {a['time'][:19]}")
+        table.add_row(
+            "account",
+            f"balance {a['balance']:,.2f}  equity {a['equity']:,.2f}  drawdown "
+            f"{a['drawdown_pct']:.2f}%  today {a['daily_drawdown_pct']:.2f}%  "
+            f"at {a['time'][:19]}",
+        )
     table.add_row("orders", ", ".join(f"{state} {n}" for state, n in s["orders"].items()) or "none")
     table.add_row("fills", f"{s['fills']['deals']} deals, realised {s['fills']['realised']:,.2f}")
     if recon := s["reconciliation"]:
-        table.add_row("reconciliation", f"{'consistent' if recon['consistent'] else 'INCONSISTENT'} "
-                                        f"since {recon['time'][:19]} ({recon['cause']})")
-    held = [f"#{p['position_id']} {p['symbol']} {p['side']} {p['volume']:g} lots, opened {p['opened'][:19]}"
-            for p in s["open_positions"]]  # fmt: skip
+        table.add_row(
+            "reconciliation",
+            f"{'consistent' if recon['consistent'] else 'INCONSISTENT'} since {recon['time'][:19]} ({recon['cause']})",
+        )
+    held = [
+        f"#{p['position_id']} {p['symbol']} {p['side']} {p['volume']:g} lots, opened {p['opened'][:19]}"
+        for p in s["open_positions"]
+    ]
     table.add_row("open positions", "\n".join(held) if held else "none")
     if health := s["health"]:
         findings = "; ".join(f"{k}: {v}" for k, v in health["checks"].items() if v != "ok")
@@ -675,21 +738,64 @@ def status_cmd(
     table.add_row("decisions", f"{s['decisions']['approved']} approved, {s['decisions']['rejected']} rejected")
     table.add_row("alerts outstanding", str(s["alerts_outstanding"]))
     anchor = s["audit_anchor"]
-    table.add_row("audit anchor", f"record {anchor['seq']:,}, {anchor['hash'][:16]}"
-                  f"{' (HMAC)' if anchor['mac'] else ''}" if anchor else "none yet")  # fmt: skip
+    table.add_row(
+        "audit anchor",
+        f"record {anchor['seq']:,}, {anchor['hash'][:16]}{' (HMAC)' if anchor['mac'] else ''}"
+        if anchor
+        else "none yet",
+    )
     console.print(table)
     if s["slowest_hooks"]:
-        console.print(_rows_table("slowest plugin hooks (profiler)", s["slowest_hooks"], {
-            "plugin": "{}", "hook": "{}", "calls": "{:,}", "total_s": "{:.3f}", "mean_us": "{:.1f}",
-            "max_us": "{:.0f}"}))  # fmt: skip
+        console.print(
+            _rows_table(
+                "slowest plugin hooks (profiler)",
+                s["slowest_hooks"],
+                {
+                    "plugin": "{}",
+                    "hook": "{}",
+                    "calls": "{:,}",
+                    "total_s": "{:.3f}",
+                    "mean_us": "{:.1f}",
+                    "max_us": "{:.0f}",
+                },
+            )
+        )
     if s["insights"]:
-        console.print(_rows_table("insights memory (closed trades by setup)", s["insights"], {
-            "strategy": "{}", "symbol": "{}", "side": "{}", "session": "{}", "bucket": "{}", "count": "{:,}",
-            "win_rate": "{:.0%}", "avg_r": "{:+.2f}", "expectancy": "{:+,.2f}", "streak": "{:+d}"}))  # fmt: skip
+        console.print(
+            _rows_table(
+                "insights memory (closed trades by setup)",
+                s["insights"],
+                {
+                    "strategy": "{}",
+                    "symbol": "{}",
+                    "side": "{}",
+                    "session": "{}",
+                    "bucket": "{}",
+                    "count": "{:,}",
+                    "win_rate": "{:.0%}",
+                    "avg_r": "{:+.2f}",
+                    "expectancy": "{:+,.2f}",
+                    "streak": "{:+d}",
+                },
+            )
+        )
     if s["accuracy"]:
-        console.print(_rows_table("signal accuracy (what followed each signal)", s["accuracy"], {
-            "strategy": "{}", "taken": "{}", "n": "{:,}", "win": "{:,}", "loss": "{:,}", "expired": "{:,}",
-            "hit_rate": "{:.0%}", "avg_r": "{:+.2f}"}))  # fmt: skip
+        console.print(
+            _rows_table(
+                "signal accuracy (what followed each signal)",
+                s["accuracy"],
+                {
+                    "strategy": "{}",
+                    "taken": "{}",
+                    "n": "{:,}",
+                    "win": "{:,}",
+                    "loss": "{:,}",
+                    "expired": "{:,}",
+                    "hit_rate": "{:.0%}",
+                    "avg_r": "{:+.2f}",
+                },
+            )
+        )
 
 
 def _rows_table(title: str, rows: list[dict[str, Any]], columns: dict[str, str]) -> Table:
@@ -736,8 +842,10 @@ def audit_verify_cmd(
         key = rt.settings.audit_trail.hmac_key.get_secret_value().encode() if "audit_trail" in rt.settings else b""
         verdict = verify(store, key)
     if not verdict.ok:
-        err_console.print(f"[bold red]audit chain broken[/] after {verdict.records} good records: "
-                          f"{escape(verdict.reason)}", highlight=False)  # fmt: skip
+        err_console.print(
+            f"[bold red]audit chain broken[/] after {verdict.records} good records: {escape(verdict.reason)}",
+            highlight=False,
+        )
         raise typer.Exit(1)
     console.print(f"audit chain intact: {verdict.records} records")
 

@@ -20,8 +20,11 @@ _T0 = datetime(2017, 4, 19, 9, tzinfo=UTC)
 def demo_overrides() -> dict[str, dict[str, object]]:
     """The demo asks the gate for a minimum confidence so that one signal shows a gate refusal, keeps its
     log lines to warnings so the table stays readable, and journals into a fresh folder each run."""
-    return {"signal_validation_gate": {"min_confidence": 0.5}, "logging": {"level": "WARNING"},
-            "runtime": {"data_dir": tempfile.mkdtemp(prefix="tradeguard-demo-")}}  # fmt: skip
+    return {
+        "signal_validation_gate": {"min_confidence": 0.5},
+        "logging": {"level": "WARNING"},
+        "runtime": {"data_dir": tempfile.mkdtemp(prefix="tradeguard-demo-")},
+    }
 
 
 def run_demo(rt: Runtime) -> list[tuple[str, Decision]]:
@@ -33,8 +36,15 @@ def run_demo(rt: Runtime) -> list[tuple[str, Decision]]:
     def signal(hour: int, side: str, price: float, **kw: object) -> Signal:
         t = _T0 + timedelta(hours=hour)
         clock.set(t + timedelta(hours=1))
-        return Signal(strategy="demo", symbol="EURUSD", side=side, bar_time=t, created_at=t + timedelta(hours=1),
-                      price=price, **kw)  # type: ignore[arg-type]  # fmt: skip
+        return Signal(
+            strategy="demo",
+            symbol="EURUSD",
+            side=side,
+            bar_time=t,
+            created_at=t + timedelta(hours=1),
+            price=price,
+            **kw,
+        )
 
     rows = [
         ("buy, own stop", signal(0, "buy", 1.07219, stop_loss=1.07050, confidence=0.8)),

@@ -32,7 +32,7 @@ def picker(argnames: Sequence[str]) -> Picker:
     """A function from the hook's keyword arguments to the implementation's arguments, in its order
     (``itemgetter`` for two or more: a third of what a comprehension per call costs)."""
     if len(argnames) >= 2:
-        return operator.itemgetter(*argnames)  # type: ignore[return-value]
+        return operator.itemgetter(*argnames)
     if len(argnames) == 1:
         name = argnames[0]
         return lambda kwargs: (kwargs[name],)

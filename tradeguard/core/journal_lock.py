@@ -40,8 +40,11 @@ class JournalLock:
         except StartupError:
             self._lock.release()  # refused before anything was recorded: the last owner's record stands
             raise
-        self._store.kv_put(NAMESPACE, KEY, {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(),
-                                            "stopped": None, **self._what})  # fmt: skip
+        self._store.kv_put(
+            NAMESPACE,
+            KEY,
+            {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(), "stopped": None, **self._what},
+        )
 
     def refuse_if_held(self) -> None:
         """Raise, naming the holder, while a process trades from this journal; take nothing and record nothing."""
@@ -54,15 +57,19 @@ class JournalLock:
     def _in_use(self) -> StartupError:
         owner = self._store.kv_get(NAMESPACE, KEY) or {}
         who = f"pid {owner['pid']} on {owner['host']}, since {owner['started'][:19]}" if owner else "a process"
-        return StartupError(f"journal {self._store.path} is in use by another tradeguard process ({who}); "
-                            "one process trades from one journal")  # fmt: skip
+        return StartupError(
+            f"journal {self._store.path} is in use by another tradeguard process ({who}); "
+            "one process trades from one journal"
+        )
 
     def _same_account(self, account: tuple[int, str] | None) -> None:
         before, now = last_broker_module(self._store), self._what["broker_module"]
         if before and now and before != now:  # another terminal is another account: its journal is not this one
-            raise StartupError(f"journal {self._store.path} was written through broker module {before!r}; this "
-                               f"process drives {now!r}. A journal belongs to one account: give this one its own "
-                               "store.path (or remove a replay's journal)")  # fmt: skip
+            raise StartupError(
+                f"journal {self._store.path} was written through broker module {before!r}; this "
+                f"process drives {now!r}. A journal belongs to one account: give this one its own "
+                "store.path (or remove a replay's journal)"
+            )
         if account is None:
             return
         login, server = account
@@ -70,9 +77,11 @@ class JournalLock:
         if bound is None or (bound["login"] == login and "server" not in bound):  # bound before servers were
             self._store.kv_put(NAMESPACE, "account", {"login": login, "server": server})
         elif (bound["login"], bound.get("server")) != (login, server):  # a login may exist at two brokers
-            raise StartupError(f"journal {self._store.path} belongs to account {bound['login']} on "
-                               f"{bound.get('server') or 'an unnamed server'}; the terminal is logged in to {login} on "
-                               f"{server or 'an unnamed server'}. Give this account its own store.path")  # fmt: skip
+            raise StartupError(
+                f"journal {self._store.path} belongs to account {bound['login']} on "
+                f"{bound.get('server') or 'an unnamed server'}; the terminal is logged in to {login} on "
+                f"{server or 'an unnamed server'}. Give this account its own store.path"
+            )
 
     def drop(self) -> None:
         """Let go without recording a stop, as the system does when the process dies (tests crash so)."""
@@ -88,8 +97,13 @@ class JournalLock:
 
 def journal_contents(store: Any) -> str:
     """What a journal already holds (empty string when nothing): replays start from an empty one."""
-    tables = (("orders", "orders"), ("decisions", "decisions"), ("fills", "fills"),
-              ("account_snapshots", "account snapshots"), ("kill_switch", "kill-switch latch"))  # fmt: skip
+    tables = (
+        ("orders", "orders"),
+        ("decisions", "decisions"),
+        ("fills", "fills"),
+        ("account_snapshots", "account snapshots"),
+        ("kill_switch", "kill-switch latch"),
+    )
     counts = [(store.query(f"SELECT COUNT(*) FROM {table}")[0][0], label) for table, label in tables]
     return ", ".join(f"{n:,} {label}" for n, label in counts if n)
 

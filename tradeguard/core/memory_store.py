@@ -24,22 +24,51 @@ class MemoryStore:
     def kill_state(self) -> tuple[str, str, str, str] | None:
         return self._kill
 
-    def set_kill_state(self, state: str, trigger: str, message: str, operator: str = "",
-                       when: datetime | None = None, *, via: str = "", auth: str = "") -> int:  # fmt: skip
+    def set_kill_state(
+        self,
+        state: str,
+        trigger: str,
+        message: str,
+        operator: str = "",
+        when: datetime | None = None,
+        *,
+        via: str = "",
+        auth: str = "",
+    ) -> int:
         before = self._kill[0] if self._kill else "ACTIVE"
         self._kill = (state, trigger, message, (when or datetime.now(UTC)).isoformat())
         return self._event(before, state, trigger, message, operator, via, auth, when)
 
-    def record_kill_event(self, trigger: str, message: str, operator: str, *, via: str, auth: str,
-                          when: datetime | None = None) -> int:  # fmt: skip
+    def record_kill_event(
+        self, trigger: str, message: str, operator: str, *, via: str, auth: str, when: datetime | None = None
+    ) -> int:
         state = self._kill[0] if self._kill else "ACTIVE"
         return self._event(state, state, trigger, message, operator, via, auth, when)
 
-    def _event(self, before: str, after: str, trigger: str, message: str, operator: str, via: str, auth: str,
-               when: datetime | None) -> int:  # fmt: skip
-        self._events.append({"event_id": len(self._events) + 1, "time": (when or datetime.now(UTC)).isoformat(),
-                             "from_state": before, "to_state": after, "trigger": trigger, "message": message,
-                             "operator": operator, "via": via, "auth": auth})  # fmt: skip
+    def _event(
+        self,
+        before: str,
+        after: str,
+        trigger: str,
+        message: str,
+        operator: str,
+        via: str,
+        auth: str,
+        when: datetime | None,
+    ) -> int:
+        self._events.append(
+            {
+                "event_id": len(self._events) + 1,
+                "time": (when or datetime.now(UTC)).isoformat(),
+                "from_state": before,
+                "to_state": after,
+                "trigger": trigger,
+                "message": message,
+                "operator": operator,
+                "via": via,
+                "auth": auth,
+            }
+        )
         return len(self._events)
 
     def kill_events_after(self, event_id: int) -> list[dict[str, Any]]:

@@ -14,8 +14,27 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from tradeguard import reasons
 
 #: Latency buckets (seconds) from 10 µs to 10 s: a decision is µs, an order_send round trip is ms.
-LATENCY_BUCKETS = (1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05,
-                   0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)  # fmt: skip
+LATENCY_BUCKETS = (
+    1e-5,
+    2.5e-5,
+    5e-5,
+    1e-4,
+    2.5e-4,
+    5e-4,
+    1e-3,
+    2.5e-3,
+    5e-3,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 
 
 class Children(dict[tuple[str, ...], Any]):
@@ -75,13 +94,15 @@ class Metrics:
             ("reason", "qualifier"),
         )
         self.decisions = self.counter(
-            "tradeguard_decisions_total", "Pipeline decisions by outcome and the stage that decided",
+            "tradeguard_decisions_total",
+            "Pipeline decisions by outcome and the stage that decided",
             ("outcome", "stage"),
-        )  # fmt: skip
+        )
         self.plugin_errors = self.counter(
-            "tradeguard_plugin_errors_total", "Exceptions raised by plugins, by plugin and hook",
+            "tradeguard_plugin_errors_total",
+            "Exceptions raised by plugins, by plugin and hook",
             ("plugin", "hook"),
-        )  # fmt: skip
+        )
         self.kill_switch_active = self.gauge(
             "tradeguard_kill_switch_active", "1 while the kill switch is not ACTIVE (REDUCE_ONLY or HALTED)"
         )

@@ -30,8 +30,9 @@ class OperatorDesk:
     def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
 
-    def execute(self, action: str, args: dict[str, Any], *, operator: str, via: str, auth: str = "",
-                reason: str = "") -> OperatorAction:  # fmt: skip
+    def execute(
+        self, action: str, args: dict[str, Any], *, operator: str, via: str, auth: str = "", reason: str = ""
+    ) -> OperatorAction:
         """Carry out one operator order now (on the thread that owns the broker); audited and alerted."""
         engine = self.rt.execution
         target = str(args.get("ticket", ""))
@@ -45,13 +46,29 @@ class OperatorDesk:
             ok, result = False, f"refused: {exc}"
         except Exception as exc:  # after a send, maybe: what the journal and the broker show is the answer
             ok, result = False, f"failed ({type(exc).__name__}: {exc}); check status before ordering again"
-        done = OperatorAction(time=self.rt.clock.now(), action=action, operator=operator, via=via, auth=auth,  # type: ignore[arg-type]
-                              reason=reason, target=target, ok=ok, result=result)  # fmt: skip
+        done = OperatorAction(
+            time=self.rt.clock.now(),
+            action=action,
+            operator=operator,
+            via=via,
+            auth=auth,
+            reason=reason,
+            target=target,
+            ok=ok,
+            result=result,
+        )
         self.rt.notify("on_operator_action", action=done)
         severity = Severity.CRITICAL if action == "flatten" else Severity.WARNING
-        self.rt.alert(channel=AlertChannel.RISK, severity=severity, module="operator", error_code=f"operator_{action}",
-                      message=f"{action}{' ' + target if target else ''} by {operator} via {via} ({reason}): {result}",
-                      operator=operator, via=via, ok=ok)  # fmt: skip
+        self.rt.alert(
+            channel=AlertChannel.RISK,
+            severity=severity,
+            module="operator",
+            error_code=f"operator_{action}",
+            message=f"{action}{' ' + target if target else ''} by {operator} via {via} ({reason}): {result}",
+            operator=operator,
+            via=via,
+            ok=ok,
+        )
         log.warning("operator order", extra={"action": action, "operator": operator, "via": via, "ok": ok})
         return done
 
@@ -91,6 +108,12 @@ class OperatorDesk:
         for request in store.pending_requests():
             if not store.claim_request(request["id"], REQUEST_TTL_SECONDS):
                 continue  # expired (its operator was told it was not carried out) or withdrawn
-            done = self.execute(request["action"], request["args"], operator=request["operator"],
-                                via=request["via"], auth=request["auth"], reason=request["reason"])  # fmt: skip
+            done = self.execute(
+                request["action"],
+                request["args"],
+                operator=request["operator"],
+                via=request["via"],
+                auth=request["auth"],
+                reason=request["reason"],
+            )
             store.finish_request(request["id"], done.ok, done.result)

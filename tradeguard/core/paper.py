@@ -59,15 +59,32 @@ class PaperExecution:
         else:
             ticket, entry = self._seq, DealEntry.IN
             self._positions[ticket] = Position(
-                ticket=ticket, symbol=order.symbol, side=order.side, volume=order.volume, price_open=order.price,
-                stop_loss=order.stop_loss, take_profit=order.take_profit, magic=self._rt.settings.runtime.magic,
-                comment=client_id, client_id=client_id, opened_at=now,
-            )  # fmt: skip
+                ticket=ticket,
+                symbol=order.symbol,
+                side=order.side,
+                volume=order.volume,
+                price_open=order.price,
+                stop_loss=order.stop_loss,
+                take_profit=order.take_profit,
+                magic=self._rt.settings.runtime.magic,
+                comment=client_id,
+                client_id=client_id,
+                opened_at=now,
+            )
         fill = Fill(
-            deal_ticket=self._seq, order_ticket=self._seq, position_id=ticket, client_id=client_id,
-            symbol=order.symbol, side=order.side, entry=entry, volume=order.volume, price=order.price,
-            magic=self._rt.settings.runtime.magic, comment=client_id, time=now,
-        )  # fmt: skip
+            deal_ticket=self._seq,
+            order_ticket=self._seq,
+            position_id=ticket,
+            client_id=client_id,
+            symbol=order.symbol,
+            side=order.side,
+            entry=entry,
+            volume=order.volume,
+            price=order.price,
+            magic=self._rt.settings.runtime.magic,
+            comment=client_id,
+            time=now,
+        )
         self._unpolled.append(fill)
         self._event(client_id, OrderEventKind.FILLED, order.symbol)
         self._rt.notify("on_fill", fill=fill)

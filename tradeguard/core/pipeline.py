@@ -148,11 +148,20 @@ class Pipeline:
             return self._reject(signal, "size", [reason], scores, combined, targets)
 
         order = OrderIntent.trusted(
-            signal_id=signal.signal_id, client_id="", strategy=signal.strategy, symbol=signal.symbol,
-            side=signal.side, volume=volume, order_type=signal.order_type, price=signal.price,
-            stop_loss=targets.stop_loss, take_profit=targets.take_profit, position_ticket=None, reduce_only=False,
+            signal_id=signal.signal_id,
+            client_id="",
+            strategy=signal.strategy,
+            symbol=signal.symbol,
+            side=signal.side,
+            volume=volume,
+            order_type=signal.order_type,
+            price=signal.price,
+            stop_loss=targets.stop_loss,
+            take_profit=targets.take_profit,
+            position_ticket=None,
+            reduce_only=False,
             created_at=rt.clock.now(),
-        )  # fmt: skip  # every part is already validated (volume checked above)
+        )  # every part is already validated (volume checked above)
         reason = self.veto(order)
         if reason is not None:
             return self._reject(signal, "risk", [reason], scores, combined, targets, volume, order)
@@ -165,13 +174,30 @@ class Pipeline:
             log.error("execution refused an approved order", exc_info=True)
             reason = Reason(code="execution_refused", message=f"execution_refused: {type(exc).__name__}: {exc}")
             # an order journaled before the failure (it may have reached the broker) is named by its decision
-            return self._reject(signal, "execution", [reason], scores, combined, targets, volume, order,
-                                client_id=getattr(exc, "client_id", ""))  # fmt: skip
+            return self._reject(
+                signal,
+                "execution",
+                [reason],
+                scores,
+                combined,
+                targets,
+                volume,
+                order,
+                client_id=getattr(exc, "client_id", ""),
+            )
         return Decision.trusted(
-            signal_id=signal.signal_id, approved=True, stage="done", reasons=(), scores=tuple(scores),
-            combined_score=combined, targets=targets, volume=volume, order=order, client_id=client_id,
+            signal_id=signal.signal_id,
+            approved=True,
+            stage="done",
+            reasons=(),
+            scores=tuple(scores),
+            combined_score=combined,
+            targets=targets,
+            volume=volume,
+            order=order,
+            client_id=client_id,
             decided_at=rt.clock.now(),
-        )  # fmt: skip
+        )
 
     def veto(self, order: OrderIntent) -> Reason | None:
         """Ask the ``evaluate_risk`` chain about a complete order: None approves, else the first refusal.
@@ -226,10 +252,18 @@ class Pipeline:
         client_id: str = "",
     ) -> Decision:
         return Decision.trusted(
-            signal_id=signal.signal_id, approved=False, stage=stage, reasons=tuple(found), scores=tuple(scores),
-            combined_score=combined, targets=targets, volume=volume, order=order, client_id=client_id,
+            signal_id=signal.signal_id,
+            approved=False,
+            stage=stage,
+            reasons=tuple(found),
+            scores=tuple(scores),
+            combined_score=combined,
+            targets=targets,
+            volume=volume,
+            order=order,
+            client_id=client_id,
             decided_at=self.runtime.clock.now(),
-        )  # fmt: skip
+        )
 
     def _record(self, decision: Decision) -> None:
         rt = self.runtime

@@ -39,9 +39,15 @@ class ReplaySummary:
     interrupted: bool = False  # stopped on request before the data ended
 
 
-def replay(rt: Runtime, *, start: int | None = None, end: int | None = None,
-           progress: Callable[[ReplaySummary], None] | None = None, every: int = 250,
-           stop: Any = None) -> ReplaySummary:  # fmt: skip
+def replay(
+    rt: Runtime,
+    *,
+    start: int | None = None,
+    end: int | None = None,
+    progress: Callable[[ReplaySummary], None] | None = None,
+    every: int = 250,
+    stop: Any = None,
+) -> ReplaySummary:
     """Run ``rt`` (built with a replay clock and the emulator) over its data; ``start``/``end`` are epoch
     seconds of bar open times (UTC) bounding the bars that are traded (earlier ones only build history).
     ``stop`` (a ``threading.Event``; SIGINT/SIGTERM set it) ends the replay between two bars, never in the
@@ -165,9 +171,18 @@ def _market_time(broker: Any) -> datetime:
 def _bar(broker: Any, symbol: str, timeframe: str, raw: Any, *, trusted: bool = True) -> Bar:
     """A bar from an MT5 rates record; ``trusted`` only for data validated on loading (the emulator's)."""
     t, o, h, lo, c, volume, spread = raw.item()[:7]  # one conversion of the numpy record, not seven
-    return (Bar.trusted if trusted else Bar)(symbol=symbol, timeframe=timeframe, time=broker.to_utc(t), open=o,
-                                             high=h, low=lo, close=c, tick_volume=volume, spread=spread,
-                                             real_volume=0)  # fmt: skip
+    return (Bar.trusted if trusted else Bar)(
+        symbol=symbol,
+        timeframe=timeframe,
+        time=broker.to_utc(t),
+        open=o,
+        high=h,
+        low=lo,
+        close=c,
+        tick_volume=volume,
+        spread=spread,
+        real_volume=0,
+    )
 
 
 def _checked_bar(rt: Runtime, symbol: str, timeframe: str, raw: Any) -> Bar | None:
@@ -175,9 +190,14 @@ def _checked_bar(rt: Runtime, symbol: str, timeframe: str, raw: Any) -> Bar | No
     try:
         return _bar(rt.broker, symbol, timeframe, raw, trusted=False)
     except ValidationError as exc:
-        rt.alert(channel=AlertChannel.HEALTH, severity=Severity.ERROR, module="runtime", error_code="bad_bar",
-                 symbol=symbol, message=f"{symbol} {timeframe} bar left out: {exc.errors()[0]['loc']} "
-                                        f"{exc.errors()[0]['msg']}")  # fmt: skip
+        rt.alert(
+            channel=AlertChannel.HEALTH,
+            severity=Severity.ERROR,
+            module="runtime",
+            error_code="bad_bar",
+            symbol=symbol,
+            message=f"{symbol} {timeframe} bar left out: {exc.errors()[0]['loc']} {exc.errors()[0]['msg']}",
+        )
         return None
 
 
@@ -188,8 +208,11 @@ def _warn_strategies_elsewhere(rt: Runtime, timeframe: str) -> None:
         name = impl.plugin_name
         own = getattr(rt.settings[name], "timeframe", None) if name in rt.settings else None
         if isinstance(own, str) and own != timeframe:
-            rt.log.warning(f"{name} follows {own} bars, these are {timeframe}: it will not signal; set "
-                           f"{name}.timeframe = {timeframe!r}", extra={"plugin": name})  # fmt: skip
+            rt.log.warning(
+                f"{name} follows {own} bars, these are {timeframe}: it will not signal; set "
+                f"{name}.timeframe = {timeframe!r}",
+                extra={"plugin": name},
+            )
 
 
 def _served_emulator(rt: Runtime) -> bool:
@@ -207,5 +230,7 @@ def _replayed_symbols_only(symbols: list[str], replayed: str) -> None:
     """The in-process emulator has bars for the one symbol it replays: following another would stop the run at
     its first poll with the terminal's bare "not found" (or, the replayed one left out, never see a bar)."""
     if list(symbols) != [replayed]:
-        raise StartupError(f"runtime.symbols = {list(symbols)}: the in-process emulator replays {replayed} alone "
-                           "(broker.emulator.symbol and .data); follow just it, or serve other data")  # fmt: skip
+        raise StartupError(
+            f"runtime.symbols = {list(symbols)}: the in-process emulator replays {replayed} alone "
+            "(broker.emulator.symbol and .data); follow just it, or serve other data"
+        )

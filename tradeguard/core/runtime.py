@@ -61,9 +61,16 @@ from tradeguard.models import (
 )
 
 #: The staged start (DESIGN §3); a plugin's ``stage`` attribute puts it in one.
-STAGES = {1: "health and account", 2: "execution, reconciliation and risk", 3: "kill switch and alerting",
-          4: "signal gate and targets", 5: "confluence, memory and strategies", 6: "metrics and audit",
-          7: "state alignment", 8: "start-up checks"}  # fmt: skip
+STAGES = {
+    1: "health and account",
+    2: "execution, reconciliation and risk",
+    3: "kill switch and alerting",
+    4: "signal gate and targets",
+    5: "confluence, memory and strategies",
+    6: "metrics and audit",
+    7: "state alignment",
+    8: "start-up checks",
+}
 DEFAULT_STAGE = 4
 #: the services an operator command starts when no trading process owns the journal
 OPERATOR_SERVICES = ("kill_switch", "alert_manager", "audit_trail")
@@ -72,17 +79,41 @@ _CHANNELS = {c.value: c for c in AlertChannel}
 _SEVERITIES = {v.value: v for v in Severity}
 
 
-def _alert(time: datetime, channel: Any, severity: Any, module: Any, error_code: Any, message: Any, symbol: Any,
-           context: dict[str, Any]) -> Alert:  # fmt: skip
+def _alert(
+    time: datetime,
+    channel: Any,
+    severity: Any,
+    module: Any,
+    error_code: Any,
+    message: Any,
+    symbol: Any,
+    context: dict[str, Any],
+) -> Alert:
     """Alerts are raised on the trading thread: when every part already has its type (the usual case) the
     model is built without validating again; anything else goes through full validation, which names the field."""
     if type(module) is type(error_code) is type(message) is type(symbol) is str:
         kind, level = _CHANNELS.get(str(channel).upper()), _SEVERITIES.get(str(severity).upper())
         if kind is not None and level is not None:
-            return Alert.trusted(time=time, channel=kind, severity=level, module=module, error_code=error_code,
-                                 message=message, symbol=symbol, context=context)  # fmt: skip
-    return Alert(time=time, channel=channel, severity=severity, module=module, error_code=error_code,
-                 message=message, symbol=symbol, context=context)  # fmt: skip
+            return Alert.trusted(
+                time=time,
+                channel=kind,
+                severity=level,
+                module=module,
+                error_code=error_code,
+                message=message,
+                symbol=symbol,
+                context=context,
+            )
+    return Alert(
+        time=time,
+        channel=channel,
+        severity=severity,
+        module=module,
+        error_code=error_code,
+        message=message,
+        symbol=symbol,
+        context=context,
+    )
 
 
 _SEVERITY_LEVEL = {
@@ -272,18 +303,30 @@ class Runtime:
                 except StoreError:
                     raise  # the file is the problem, whichever plugin read it first: it names the file
                 except Exception as exc:
-                    raise StartupError(f"stage {stage} ({STAGES[stage]}): plugin {plugin!r} failed to start: "
-                                       f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
-            self.log.info("stage started", extra={"stage": stage, "stage_name": STAGES[stage],
-                                                  "started": [p for p, _, _ in members]})  # fmt: skip
+                    raise StartupError(
+                        f"stage {stage} ({STAGES[stage]}): plugin {plugin!r} failed to start: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+            self.log.info(
+                "stage started",
+                extra={"stage": stage, "stage_name": STAGES[stage], "started": [p for p, _, _ in members]},
+            )
         # a crash loses at most a second of what is written behind (decisions not sent to the broker, bars)
-        self.scheduler.add(Job(name="store.flush", every=timedelta(seconds=1), run=lambda rt: rt.store.flush_behind(),
-                               wall_clock=True))  # fmt: skip
-        self.scheduler.add(Job(name="store.watch", every=timedelta(seconds=1), run=lambda rt: rt.store_watch.check(),
-                               wall_clock=True))  # fmt: skip
+        self.scheduler.add(
+            Job(name="store.flush", every=timedelta(seconds=1), run=lambda rt: rt.store.flush_behind(), wall_clock=True)
+        )
+        self.scheduler.add(
+            Job(name="store.watch", every=timedelta(seconds=1), run=lambda rt: rt.store_watch.check(), wall_clock=True)
+        )
         if self.role == "trading":  # operator orders another process handed over (core/operator_desk.py)
-            self.scheduler.add(Job(name="operator.requests", every=timedelta(seconds=1),
-                                   run=lambda rt: rt.desk.serve_requests(), wall_clock=True))  # fmt: skip
+            self.scheduler.add(
+                Job(
+                    name="operator.requests",
+                    every=timedelta(seconds=1),
+                    run=lambda rt: rt.desk.serve_requests(),
+                    wall_clock=True,
+                )
+            )
         for plugin, jobs in self.hooks.collect("periodic_jobs", runtime=self):
             if isinstance(jobs, BaseException):
                 raise StartupError(f"plugin {plugin!r} failed to declare its jobs: {jobs}") from jobs
@@ -419,8 +462,13 @@ class Runtime:
         action = action_for(self.settings, trigger)
         if action is not None:
             if action.state == "OFF":
-                self.alert(channel=AlertChannel.RISK, severity=Severity.ERROR, module=source, error_code=trigger,
-                           message=f"{message} (nothing latched: triggers.{ROWS[trigger]}.state = OFF)")  # fmt: skip
+                self.alert(
+                    channel=AlertChannel.RISK,
+                    severity=Severity.ERROR,
+                    module=source,
+                    error_code=trigger,
+                    message=f"{message} (nothing latched: triggers.{ROWS[trigger]}.state = OFF)",
+                )
                 return None
             state, flatten = KillState(action.state), action.flatten
         event = HaltEvent(
@@ -428,9 +476,12 @@ class Runtime:
         )
         self.notify("on_halt", event=event)
         self.alert(
-            channel=AlertChannel.RISK, severity=Severity.CRITICAL, module=source, error_code=trigger,
+            channel=AlertChannel.RISK,
+            severity=Severity.CRITICAL,
+            module=source,
+            error_code=trigger,
             message=f"halt requested ({state.value}{', flatten' if flatten else ''}): {message}",
-        )  # fmt: skip
+        )
         return event
 
     def _plugin_error(self, plugin: str, hook: str, exc: BaseException) -> None:
@@ -443,9 +494,13 @@ class Runtime:
         )
         if hook != "on_alert":  # an alert channel failing must not alert through itself
             self.alert(
-                channel=AlertChannel.SYSTEM, severity=Severity.ERROR, module=plugin, error_code="plugin_error",
-                message=f"plugin {plugin} raised {type(exc).__name__} in {hook}: {exc}", hook=hook,
-            )  # fmt: skip
+                channel=AlertChannel.SYSTEM,
+                severity=Severity.ERROR,
+                module=plugin,
+                error_code="plugin_error",
+                message=f"plugin {plugin} raised {type(exc).__name__} in {hook}: {exc}",
+                hook=hook,
+            )
 
 
 def _plugin_models(pm: pluggy.PluginManager) -> dict[str, type[BaseModel]]:

@@ -37,8 +37,9 @@ class _Entry:
 
 
 class Scheduler:
-    def __init__(self, clock: Clock, on_error: Callable[[str, str, BaseException], None],
-                 wall: Clock | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, clock: Clock, on_error: Callable[[str, str, BaseException], None], wall: Clock | None = None
+    ) -> None:
         self._epochs = (_epoch_of(clock), _epoch_of(wall or WallClock()))  # the market clock's, the wall clock's
         self._on_error = on_error
         self._entries: list[_Entry] = []

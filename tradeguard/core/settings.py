@@ -91,9 +91,10 @@ class PipelineSettings(PluginSettings):
 
 class RuntimeSettings(PluginSettings):
     instance: str = Field(
-        default="tg", pattern=r"^[A-Za-z0-9]{1,6}$",
+        default="tg",
+        pattern=r"^[A-Za-z0-9]{1,6}$",
         description="short instance tag; prefixes client ids (kept short: the MT5 comment holds 26 chars)",
-    )  # fmt: skip
+    )
     magic: int = Field(default=20261125, ge=0, le=2**63 - 1, description="MT5 magic number of this instance")
     data_dir: str = Field(default="var", description="where the store, exports and reports live")
     symbols: list[str] = Field(default_factory=lambda: ["EURUSD"], description="symbols `run` follows")
@@ -101,12 +102,14 @@ class RuntimeSettings(PluginSettings):
     poll_seconds: float = Field(default=1.0, gt=0, le=60, description="how often `run` polls the broker")
     emulator_ticks_per_poll: int = Field(default=4, ge=0, description="in-process emulator: ticks per poll in `run`")
     clock: Literal["auto", "wall", "market"] = Field(
-        default="auto", validate_default=True,
+        default="auto",
+        validate_default=True,
         description="`run`'s clock: 'market' follows a simulated market's time (the emulator, in process or "
-                    "served), 'wall' is the machine's; 'auto' is the market's over the built-in emulator, outside live",
-    )  # fmt: skip
+        "served), 'wall' is the machine's; 'auto' is the market's over the built-in emulator, outside live",
+    )
     gc_tuning: bool = Field(
-        default=True, description="after start-up, freeze the start-up objects and collect young garbage less often")
+        default=True, description="after start-up, freeze the start-up objects and collect young garbage less often"
+    )
 
     @field_validator("clock")
     @classmethod
@@ -121,7 +124,8 @@ class StoreSettings(PluginSettings):
 
     path: str = Field(default="tradeguard.db", description="the store file, relative to runtime.data_dir")
     synchronous: Literal["FULL", "NORMAL"] = Field(
-        default="FULL", description="FULL survives a power cut, NORMAL a process kill")
+        default="FULL", description="FULL survives a power cut, NORMAL a process kill"
+    )
 
 
 #: The kernel's own tables.
@@ -234,8 +238,13 @@ def _environment_tables(file: Path) -> dict[str, dict[str, Any]]:
         raise ConfigError([f"{file}: cannot be read: {exc}"]) from exc
     stray = [k for k, v in data.items() if k not in ENVIRONMENTS or not isinstance(v, dict)]
     if stray:
-        raise ConfigError([f"{file}: [{k}] is not an environment: settings go in [default.<table>], "
-                           "[paper.<table>] or [live.<table>]" for k in stray])  # fmt: skip
+        raise ConfigError(
+            [
+                f"{file}: [{k}] is not an environment: settings go in [default.<table>], "
+                "[paper.<table>] or [live.<table>]"
+                for k in stray
+            ]
+        )
     return data
 
 
@@ -283,8 +292,9 @@ def _describe(table: str, model: type[BaseModel], err: Any) -> str:
     return f"{dotted} = {shown}: {err['msg'].removeprefix('Value error, ')}"  # a validator's own words
 
 
-def validate_table(table: str, model: type[BaseModel], data: Any,
-                   context: Mapping[str, Any] | None = None) -> tuple[BaseModel | None, list[str]]:  # fmt: skip
+def validate_table(
+    table: str, model: type[BaseModel], data: Any, context: Mapping[str, Any] | None = None
+) -> tuple[BaseModel | None, list[str]]:
     """One table. A model that needs to know what the settings are for (what live demands of a trading
     process) reads the validation context: ``info.context["env"]``, and ``info.context["trading"]``,
     False for the operator's commands (``kill`` must work wherever the journal can be reached)."""

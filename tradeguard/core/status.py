@@ -38,7 +38,7 @@ def read_status(store: Any) -> dict[str, Any]:
         "slowest_hooks": (store.kv_get("profiler", "table") or [])[:10],
         "insights": (store.kv_get("insights_engine", "table") or [])[:10],
         "accuracy": accuracy["strategies"] if accuracy else [],
-    }  # fmt: skip
+    }
 
 
 def kill_switch_record(latch: tuple[str, str, str, str] | None) -> dict[str, str | None]:
@@ -55,5 +55,13 @@ def open_positions(store: Any) -> list[dict[str, Any]]:
         "SELECT position_id, symbol, SUM(CASE side WHEN 'buy' THEN volume ELSE -volume END) AS net, MIN(time) "
         "FROM fills GROUP BY position_id HAVING ABS(net) > 1e-9 ORDER BY MIN(time)"
     )
-    return [{"position_id": r[0], "symbol": r[1], "side": "buy" if r[2] > 0 else "sell",
-             "volume": round(abs(r[2]), 8), "opened": r[3]} for r in rows]  # fmt: skip
+    return [
+        {
+            "position_id": r[0],
+            "symbol": r[1],
+            "side": "buy" if r[2] > 0 else "sell",
+            "volume": round(abs(r[2]), 8),
+            "opened": r[3],
+        }
+        for r in rows
+    ]

@@ -252,20 +252,44 @@ def snapshot_row(snap: AccountSnapshot) -> tuple[str, float, float, str]:
     """``(time, balance, equity, record)`` of a snapshot's row: ``time.isoformat()`` and
     ``model_dump_json()``, byte for byte, by orjson from the snapshot's fields (its fields are plain
     numbers, strings and a UTC time): a third of the cost, on a row per bar of a replay with a position open."""
-    return (orjson.dumps(snap.time)[1:-1].decode(), snap.balance, snap.equity,
-            orjson.dumps(snap.__dict__, option=orjson.OPT_UTC_Z).decode())
+    return (
+        orjson.dumps(snap.time)[1:-1].decode(),
+        snap.balance,
+        snap.equity,
+        orjson.dumps(snap.__dict__, option=orjson.OPT_UTC_Z).decode(),
+    )
 
 
 def _decision_of(order: sqlite3.Row) -> Decision:
     """The approved decision an order's row implies (a crash lost the decision's own record)."""
-    intent = OrderIntent(signal_id=order["signal_id"], client_id=order["client_id"], strategy=order["strategy"],
-                         symbol=order["symbol"], side=order["side"], volume=order["volume"],
-                         order_type=order["order_type"], price=order["price"], stop_loss=order["stop_loss"],
-                         take_profit=order["take_profit"], created_at=order["created_at"])  # fmt: skip
-    targets = None if intent.stop_loss is None else Targets(
-        stop_loss=intent.stop_loss, take_profit=intent.take_profit, method="restored from the order")  # fmt: skip
-    return Decision(signal_id=intent.signal_id, approved=True, stage="done", targets=targets, volume=intent.volume,
-                    order=intent, client_id=intent.client_id, decided_at=intent.created_at)  # fmt: skip
+    intent = OrderIntent(
+        signal_id=order["signal_id"],
+        client_id=order["client_id"],
+        strategy=order["strategy"],
+        symbol=order["symbol"],
+        side=order["side"],
+        volume=order["volume"],
+        order_type=order["order_type"],
+        price=order["price"],
+        stop_loss=order["stop_loss"],
+        take_profit=order["take_profit"],
+        created_at=order["created_at"],
+    )
+    targets = (
+        None
+        if intent.stop_loss is None
+        else Targets(stop_loss=intent.stop_loss, take_profit=intent.take_profit, method="restored from the order")
+    )
+    return Decision(
+        signal_id=intent.signal_id,
+        approved=True,
+        stage="done",
+        targets=targets,
+        volume=intent.volume,
+        order=intent,
+        client_id=intent.client_id,
+        decided_at=intent.created_at,
+    )
 
 
 class Store:
@@ -363,8 +387,9 @@ class Store:
                 self.flush()
             except StoreUnwritable as exc:  # closing anyway: what is pending is lost, and said so
                 logging.getLogger("tradeguard.store").error(
-                    "store closed with rows unwritten", extra={"error": str(exc), "decisions":
-                                                               len(self._pending_decisions)})  # fmt: skip
+                    "store closed with rows unwritten",
+                    extra={"error": str(exc), "decisions": len(self._pending_decisions)},
+                )
             if self._checkpointer is not None:
                 self._checkpointer.stop()
             self.db.close()
@@ -412,11 +437,13 @@ class Store:
         """Every recorded bar of one series, oldest first; a bar recorded again (a restart) reads as written last."""
         self.flush()
         latest: dict[int, StoredBar] = {}
-        for r in self.query("SELECT time, open, high, low, close FROM bars WHERE symbol = ? AND timeframe = ?",
-                            (symbol, timeframe)):  # fmt: skip  # rows of stores from before the blocks
+        for r in self.query(
+            "SELECT time, open, high, low, close FROM bars WHERE symbol = ? AND timeframe = ?", (symbol, timeframe)
+        ):  # rows of stores from before the blocks
             latest[int(r[0])] = StoredBar(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]))
-        for block_id, count, data in self.query("SELECT id, count, data FROM bar_blocks WHERE symbol = ? AND "
-                                                "timeframe = ? ORDER BY id", (symbol, timeframe)):  # fmt: skip
+        for block_id, count, data in self.query(
+            "SELECT id, count, data FROM bar_blocks WHERE symbol = ? AND timeframe = ? ORDER BY id", (symbol, timeframe)
+        ):
             if len(data) != count * len(StoredBar._fields) * BLOCK_DTYPE.itemsize:
                 raise StoreError(f"store {self.path}: bar block {block_id} holds {len(data)} bytes, not {count} bars")
             for t, o, h, lo, c in np.frombuffer(data, BLOCK_DTYPE).reshape(count, -1).tolist():
@@ -436,18 +463,41 @@ class Store:
             if not pending and not bars and not snaps:
                 return
             with self.tx() as db:
-                db.executemany("INSERT INTO bar_blocks (symbol, timeframe, first_time, last_time, count, data) "
-                               "VALUES (?, ?, ?, ?, ?, ?)",
-                               [(symbol, timeframe, int(rows[0][0]), int(rows[-1][0]), len(rows),
-                                 np.array(rows, BLOCK_DTYPE).tobytes()) for (symbol, timeframe), rows in bars.items()])
-                db.executemany("INSERT INTO account_snapshots (time, balance, equity, record) VALUES (?, ?, ?, ?)",
-                               [snapshot_row(s) for s in snaps])
+                db.executemany(
+                    "INSERT INTO bar_blocks (symbol, timeframe, first_time, last_time, count, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            symbol,
+                            timeframe,
+                            int(rows[0][0]),
+                            int(rows[-1][0]),
+                            len(rows),
+                            np.array(rows, BLOCK_DTYPE).tobytes(),
+                        )
+                        for (symbol, timeframe), rows in bars.items()
+                    ],
+                )
+                db.executemany(
+                    "INSERT INTO account_snapshots (time, balance, equity, record) VALUES (?, ?, ?, ?)",
+                    [snapshot_row(s) for s in snaps],
+                )
                 db.executemany(
                     "INSERT INTO decisions (signal_id, approved, stage, reasons, client_id, decided_at, record) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(d.signal_id, int(d.approved), d.stage, json.dumps([r.code for r in d.reasons]), d.client_id,
-                      iso(d.decided_at), d.model_dump_json()) for d in pending],
-                )  # fmt: skip
+                    [
+                        (
+                            d.signal_id,
+                            int(d.approved),
+                            d.stage,
+                            json.dumps([r.code for r in d.reasons]),
+                            d.client_id,
+                            iso(d.decided_at),
+                            d.model_dump_json(),
+                        )
+                        for d in pending
+                    ],
+                )
             self._pending_decisions, self._pending_snapshots = [], []
             self._pending_bars, self._pending_bar_count = {}, 0
 
@@ -457,8 +507,10 @@ class Store:
         order's row (its scores are lost with the process). Returns (from the audit, from orders)."""
         self.flush()
         newest = self.query("SELECT MAX(decided_at) FROM decisions")[0][0] or ""
-        have = {(r[0], r[1]) for r in self.query("SELECT signal_id, decided_at FROM decisions WHERE decided_at >= ?",
-                                                  (newest,))}  # fmt: skip
+        have = {
+            (r[0], r[1])
+            for r in self.query("SELECT signal_id, decided_at FROM decisions WHERE decided_at >= ?", (newest,))
+        }
         restored: list[Decision] = []
         with self._lock:  # the chain's tail, newest first, down to the newest decision written: no full scan
             for kind, stamp, text in self.db.execute("SELECT kind, time, record FROM audit ORDER BY seq DESC"):
@@ -474,9 +526,11 @@ class Store:
         restored.reverse()
         self._pending_decisions.extend(restored)
         self.flush()
-        orders = self.query("SELECT * FROM orders o WHERE o.signal_id != '' AND NOT EXISTS (SELECT 1 FROM decisions "
-                            "d WHERE d.client_id = o.client_id AND d.client_id != '') AND NOT EXISTS (SELECT 1 "
-                            "FROM decisions d2 WHERE d2.signal_id = o.signal_id)")  # fmt: skip
+        orders = self.query(
+            "SELECT * FROM orders o WHERE o.signal_id != '' AND NOT EXISTS (SELECT 1 FROM decisions "
+            "d WHERE d.client_id = o.client_id AND d.client_id != '') AND NOT EXISTS (SELECT 1 "
+            "FROM decisions d2 WHERE d2.signal_id = o.signal_id)"
+        )
         # (a signal with a decision already was decided: refused after its intent was journaled, say)
         rebuilt = [_decision_of(row) for row in orders]
         self._pending_decisions.extend(rebuilt)
@@ -493,56 +547,102 @@ class Store:
     def kill_state(self) -> tuple[str, str, str, str] | None:
         """``(state, trigger, message, since)`` or None when never latched."""
         rows = self.query("SELECT state, trigger, message, since FROM kill_switch WHERE id = 1")
-        return tuple(rows[0]) if rows else None  # type: ignore[return-value]
+        return tuple(rows[0]) if rows else None
 
-    def set_kill_state(self, state: str, trigger: str, message: str, operator: str = "",
-                       when: datetime | None = None, *, via: str = "", auth: str = "") -> int:  # fmt: skip
+    def set_kill_state(
+        self,
+        state: str,
+        trigger: str,
+        message: str,
+        operator: str = "",
+        when: datetime | None = None,
+        *,
+        via: str = "",
+        auth: str = "",
+    ) -> int:
         """Move the latch and record the move (who, ``via`` which surface, ``auth``: how they proved it was
         them); returns the event's id. The event is what the trading process announces and chains."""
         stamp = iso(when) or _now()
         with self.tx() as db:
             row = db.execute("SELECT state FROM kill_switch WHERE id = 1").fetchone()
             before = row[0] if row else "ACTIVE"
-            db.execute("INSERT INTO kill_switch (id, state, trigger, message, since) VALUES (1, ?, ?, ?, ?) "
-                       "ON CONFLICT(id) DO UPDATE SET state=excluded.state, trigger=excluded.trigger, "
-                       "message=excluded.message, since=excluded.since", (state, trigger, message, stamp))  # fmt: skip
-            cur = db.execute("INSERT INTO kill_switch_events (time, from_state, to_state, trigger, message, operator, "
-                             "via, auth) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             (stamp, before, state, trigger, message, operator, via, auth))  # fmt: skip
+            db.execute(
+                "INSERT INTO kill_switch (id, state, trigger, message, since) VALUES (1, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET state=excluded.state, trigger=excluded.trigger, "
+                "message=excluded.message, since=excluded.since",
+                (state, trigger, message, stamp),
+            )
+            cur = db.execute(
+                "INSERT INTO kill_switch_events (time, from_state, to_state, trigger, message, operator, "
+                "via, auth) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (stamp, before, state, trigger, message, operator, via, auth),
+            )
             return int(cur.lastrowid or 0)
 
-    def record_kill_event(self, trigger: str, message: str, operator: str, *, via: str, auth: str,
-                          when: datetime | None = None) -> int:  # fmt: skip
+    def record_kill_event(
+        self, trigger: str, message: str, operator: str, *, via: str, auth: str, when: datetime | None = None
+    ) -> int:
         """An operator action that leaves the latch where it is (a refused reset): recorded, announced, chained."""
         state = (self.kill_state() or ("ACTIVE",))[0]
         with self.tx() as db:
-            cur = db.execute("INSERT INTO kill_switch_events (time, from_state, to_state, trigger, message, operator, "
-                             "via, auth) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                             (iso(when) or _now(), state, state, trigger, message, operator, via, auth))  # fmt: skip
+            cur = db.execute(
+                "INSERT INTO kill_switch_events (time, from_state, to_state, trigger, message, operator, "
+                "via, auth) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (iso(when) or _now(), state, state, trigger, message, operator, via, auth),
+            )
             return int(cur.lastrowid or 0)
 
     def kill_events_after(self, event_id: int) -> list[dict[str, Any]]:
         """The kill-switch events after ``event_id``, oldest first, as plain records."""
-        rows = self.query("SELECT id, time, from_state, to_state, trigger, message, operator, via, auth "
-                          "FROM kill_switch_events WHERE id > ? ORDER BY id", (event_id,))  # fmt: skip
-        return [{"event_id": r[0], "time": r[1], "from_state": r[2], "to_state": r[3], "trigger": r[4],
-                 "message": r[5], "operator": r[6], "via": r[7], "auth": r[8]} for r in rows]  # fmt: skip
+        rows = self.query(
+            "SELECT id, time, from_state, to_state, trigger, message, operator, via, auth "
+            "FROM kill_switch_events WHERE id > ? ORDER BY id",
+            (event_id,),
+        )
+        return [
+            {
+                "event_id": r[0],
+                "time": r[1],
+                "from_state": r[2],
+                "to_state": r[3],
+                "trigger": r[4],
+                "message": r[5],
+                "operator": r[6],
+                "via": r[7],
+                "auth": r[8],
+            }
+            for r in rows
+        ]
 
     # ------------------------------------------------------------------ operator requests -------
 
     def add_request(self, action: str, args: dict[str, Any], operator: str, via: str, auth: str, reason: str) -> int:
         """Hand an operator's order to the running trading process (it owns the broker); returns its id."""
         with self.tx() as db:
-            cur = db.execute("INSERT INTO operator_requests (time, action, args, operator, via, auth, reason) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (_now(), action, json.dumps(args), operator, via, auth, reason))  # fmt: skip
+            cur = db.execute(
+                "INSERT INTO operator_requests (time, action, args, operator, via, auth, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (_now(), action, json.dumps(args), operator, via, auth, reason),
+            )
             return int(cur.lastrowid or 0)
 
     def pending_requests(self) -> list[dict[str, Any]]:
-        rows = self.query("SELECT id, action, args, operator, via, auth, reason FROM operator_requests "
-                          "WHERE status = 'pending' ORDER BY id")  # fmt: skip
-        return [{"id": r[0], "action": r[1], "args": json.loads(r[2]), "operator": r[3], "via": r[4], "auth": r[5],
-                 "reason": r[6]} for r in rows]  # fmt: skip
+        rows = self.query(
+            "SELECT id, action, args, operator, via, auth, reason FROM operator_requests "
+            "WHERE status = 'pending' ORDER BY id"
+        )
+        return [
+            {
+                "id": r[0],
+                "action": r[1],
+                "args": json.loads(r[2]),
+                "operator": r[3],
+                "via": r[4],
+                "auth": r[5],
+                "reason": r[6],
+            }
+            for r in rows
+        ]
 
     def claim_request(self, request_id: int, ttl_seconds: float) -> bool:
         """Take a pending request to carry it out, once: False when another took it, it was withdrawn, or it is
@@ -559,14 +659,17 @@ class Store:
     def withdraw_request(self, request_id: int) -> bool:
         """Take back a request nobody has started (the command that made it gave up waiting)."""
         with self.tx() as db:
-            cur = db.execute("UPDATE operator_requests SET status = 'withdrawn' WHERE id = ? AND status = 'pending'",
-                             (request_id,))  # fmt: skip
+            cur = db.execute(
+                "UPDATE operator_requests SET status = 'withdrawn' WHERE id = ? AND status = 'pending'", (request_id,)
+            )
             return cur.rowcount == 1
 
     def finish_request(self, request_id: int, ok: bool, result: str) -> None:
         with self.tx() as db:
-            db.execute("UPDATE operator_requests SET status = ?, result = ? WHERE id = ?",
-                       ("done" if ok else "failed", result, request_id))  # fmt: skip
+            db.execute(
+                "UPDATE operator_requests SET status = ?, result = ? WHERE id = ?",
+                ("done" if ok else "failed", result, request_id),
+            )
 
     def request_outcome(self, request_id: int) -> tuple[str, str]:
         """(status, result) of a request: pending, done or failed."""
@@ -581,6 +684,8 @@ class Store:
 
     def kv_put(self, namespace: str, key: str, value: Any, expires: datetime | None = None) -> None:
         with self.tx() as db:
-            db.execute("INSERT INTO kv (namespace, key, value, expires) VALUES (?, ?, ?, ?) "
-                       "ON CONFLICT(namespace, key) DO UPDATE SET value=excluded.value, expires=excluded.expires",
-                       (namespace, key, json.dumps(value, default=str), iso(expires)))  # fmt: skip
+            db.execute(
+                "INSERT INTO kv (namespace, key, value, expires) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(namespace, key) DO UPDATE SET value=excluded.value, expires=excluded.expires",
+                (namespace, key, json.dumps(value, default=str), iso(expires)),
+            )

@@ -42,8 +42,9 @@ class StoreWatch:
         """A plugin's write met the failure: logged once per plugin and hook while it lasts, not on every try."""
         if (plugin, hook) not in self._told:
             self._told.add((plugin, hook))
-            log.warning("plugin could not write to the store", extra={"plugin": plugin, "hook": hook,
-                                                                      "error": str(problem)})  # fmt: skip
+            log.warning(
+                "plugin could not write to the store", extra={"plugin": plugin, "hook": hook, "error": str(problem)}
+            )
 
     def check(self) -> None:
         """A job on the trading thread, each second: react to a failure, probe the file, recover."""
@@ -64,10 +65,14 @@ class StoreWatch:
         was, self.down = self.down, None
         self._told.clear()
         self.rt.release(HOLD)
-        self.rt.alert(channel=AlertChannel.SYSTEM, severity=Severity.WARNING, module="store",
-                      error_code="store_recovered",
-                      message=f"the store takes writes again ({imported} broker deals imported since: {was}); "
-                              "openings resume when the kill switch is reset")  # fmt: skip
+        self.rt.alert(
+            channel=AlertChannel.SYSTEM,
+            severity=Severity.WARNING,
+            module="store",
+            error_code="store_recovered",
+            message=f"the store takes writes again ({imported} broker deals imported since: {was}); "
+            "openings resume when the kill switch is reset",
+        )
 
     def _react(self, why: str) -> None:
         self.down = why

@@ -64,10 +64,14 @@ ROWS: dict[str, str] = {
 
 #: the kill switch's own thresholds and the row each fires
 KILL_SWITCH_THRESHOLDS = {
-    "daily_drawdown_pct": "daily_loss", "max_drawdown_pct": "drawdown", "connection_loss_seconds": "connection",
-    "latency_ms": "latency", "error_streak": "execution_errors", "reconciliation_issues": "reconciliation",
+    "daily_drawdown_pct": "daily_loss",
+    "max_drawdown_pct": "drawdown",
+    "connection_loss_seconds": "connection",
+    "latency_ms": "latency",
+    "error_streak": "execution_errors",
+    "reconciliation_issues": "reconciliation",
     "plugin_error_storm": "plugin_error_storm",
-}  # fmt: skip
+}
 
 #: keys this table replaced, and what to set instead (a settings file naming one gets this in its error)
 MOVED: dict[str, str] = {
@@ -89,14 +93,19 @@ def ineffective(settings: Any) -> list[str]:
     """Settings that can never take effect with the rest, one line each naming the keys."""
     table: TriggersSettings = settings.triggers
     rows = {name: getattr(table, name) for name in TriggersSettings.model_fields}
-    found = [f"triggers.{name}.flatten = true never acts: its state is OFF"
-             for name, a in rows.items() if a.flatten and a.state == "OFF"]  # fmt: skip
+    found = [
+        f"triggers.{name}.flatten = true never acts: its state is OFF"
+        for name, a in rows.items()
+        if a.flatten and a.state == "OFF"
+    ]
     ks = settings.kill_switch if "kill_switch" in settings else None
     if ks is not None and ks.flatten_on_halt:
         reduce_only = [name for name, a in rows.items() if a.state == "REDUCE_ONLY" and not a.flatten]
         if reduce_only:
-            found.append(f"kill_switch.flatten_on_halt = true never acts on {', '.join(reduce_only)} (they latch "
-                         "REDUCE_ONLY): set triggers.<name>.flatten = true to close positions on them")  # fmt: skip
+            found.append(
+                f"kill_switch.flatten_on_halt = true never acts on {', '.join(reduce_only)} (they latch "
+                "REDUCE_ONLY): set triggers.<name>.flatten = true to close positions on them"
+            )
     if ks is not None and ks.daily_loss_latch_ends == "next_server_day" and table.daily_loss.state == "OFF":
         found.append("kill_switch.daily_loss_latch_ends = next_server_day never acts: triggers.daily_loss.state is OFF")
     if ks is not None:
@@ -107,6 +116,8 @@ def ineffective(settings: Any) -> list[str]:
     halt_flattens = bool(ks is not None and ks.flatten_on_halt)
     flattening = [name for name, a in rows.items() if a.state == "HALTED" and (a.flatten or halt_flattens)]
     if engine is not None and not engine.close_when_halted and flattening:
-        found.append(f"execution_engine.close_when_halted = false refuses the closes that {', '.join(flattening)} "
-                     "ask for when they latch HALTED with a flatten")  # fmt: skip
+        found.append(
+            f"execution_engine.close_when_halted = false refuses the closes that {', '.join(flattening)} "
+            "ask for when they latch HALTED with a flatten"
+        )
     return found

@@ -74,9 +74,13 @@ log = logging.getLogger("tradeguard.execution")
 DEAL, PENDING, SLTP, REMOVE = 1, 5, 6, 8
 MARKET_EXECUTION = (2, 3)  # SYMBOL_TRADE_EXECUTION_MARKET, _EXCHANGE: the request's price is ignored
 PENDING_TYPES = {
-    (OrderType.LIMIT, Side.BUY): 2, (OrderType.LIMIT, Side.SELL): 3, (OrderType.STOP, Side.BUY): 4,
-    (OrderType.STOP, Side.SELL): 5, (OrderType.STOP_LIMIT, Side.BUY): 6, (OrderType.STOP_LIMIT, Side.SELL): 7,
-}  # fmt: skip
+    (OrderType.LIMIT, Side.BUY): 2,
+    (OrderType.LIMIT, Side.SELL): 3,
+    (OrderType.STOP, Side.BUY): 4,
+    (OrderType.STOP, Side.SELL): 5,
+    (OrderType.STOP_LIMIT, Side.BUY): 6,
+    (OrderType.STOP_LIMIT, Side.SELL): 7,
+}
 CURSOR_KEY = "deal_cursor"  # kv: the history cursor (see ExecutionEngine.poll_fills)
 ENTRIES = {0: DealEntry.IN, 1: DealEntry.OUT, 2: DealEntry.INOUT, 3: DealEntry.OUT_BY}
 
@@ -101,15 +105,19 @@ class EngineSettings(PluginSettings):
     max_ambiguous_resends: int = Field(default=2, ge=0, le=10, description="re-sends after a lookup found nothing")
     ambiguous_pause_seconds: float = Field(default=0.5, ge=0, le=60, description="wait before the second lookup")
     partial_policy: Literal["cancel_rest", "resubmit_rest"] = Field(
-        default="cancel_rest", description="what to do with the unfilled rest of an IOC partial fill")
+        default="cancel_rest", description="what to do with the unfilled rest of an IOC partial fill"
+    )
     max_partial_resubmits: int = Field(default=3, ge=0, le=20)
     pending_sla_seconds: float = Field(default=0.0, ge=0, description="cancel pending orders older than this; 0 = off")
     unconfirmed_sla_seconds: float = Field(default=60.0, gt=0, description="resolve unconfirmed orders after this")
     close_when_halted: bool = Field(default=True, description="HALTED still admits closing orders")
     poll_fills_seconds: float = Field(default=60.0, gt=0, description="how often the broker's deals are read")
     history_tolerance_seconds: float = Field(
-        default=3600.0, ge=0, description="each read of the deal history starts this long before the newest deal "
-        "seen: deals that reach the history late are still read")  # fmt: skip
+        default=3600.0,
+        ge=0,
+        description="each read of the deal history starts this long before the newest deal "
+        "seen: deals that reach the history late are still read",
+    )
     sla_check_seconds: float = Field(default=30.0, gt=0, description="how often the SLA is enforced")
 
 
@@ -141,27 +149,41 @@ class ExecutionEngine(ConfiguredPlugin):
         self._polled: int | None = None  # the broker's deal count at the last completed poll
         #: the journal's open positions: position id -> (symbol, net signed volume: buy +, sell -), from every fill
         self._held: dict[int, Held] = {
-            int(pid): Held(symbol, round(float(net), 8)) for pid, symbol, net in runtime.store.query(
+            int(pid): Held(symbol, round(float(net), 8))
+            for pid, symbol, net in runtime.store.query(
                 "SELECT position_id, MAX(symbol), SUM(CASE side WHEN 'buy' THEN volume ELSE -volume END) AS net "
-                "FROM fills GROUP BY position_id HAVING abs(net) > 1e-9")
-        }  # fmt: skip
+                "FROM fills GROUP BY position_id HAVING abs(net) > 1e-9"
+            )
+        }
         self._levels: dict[int, tuple[float, float]] = {}  # position id -> expected SL/TP (see expected_levels)
         m = runtime.metrics
         self._ok = m.counter("tradeguard_execution_submit_success_total", "Orders the broker accepted or filled")
-        self._fail = seed(m.counter("tradeguard_execution_submit_fail_total", "Orders that ended rejected or "
-                                    "unknown", ("reason",)), [("rejected",), ("unknown",)])  # fmt: skip
+        self._fail = seed(
+            m.counter("tradeguard_execution_submit_fail_total", "Orders that ended rejected or unknown", ("reason",)),
+            [("rejected",), ("unknown",)],
+        )
         self._latency = m.histogram("tradeguard_execution_latency_seconds", "order_send round trip")
         self._to_send = m.histogram("tradeguard_decision_to_send_seconds", "submit_order to order_send, in process")
-        self._slippage = m.histogram("tradeguard_slippage_points", "Deal price vs the price order_send asked, points "
-                                     "(+ worse)", ("symbol",), buckets=(-20, -5, -1, 0, 1, 5, 20, 100))  # fmt: skip
+        self._slippage = m.histogram(
+            "tradeguard_slippage_points",
+            "Deal price vs the price order_send asked, points (+ worse)",
+            ("symbol",),
+            buckets=(-20, -5, -1, 0, 1, 5, 20, 100),
+        )
         self._stop_slippage = m.histogram(
-            "tradeguard_stop_slippage_points", "Closing deal price past the stop or target it executed, points "
-            "(+ worse), by what closed it", ("closed_by",), buckets=(-20, -5, 0, 5, 20, 100, 300, 1000))  # fmt: skip
+            "tradeguard_stop_slippage_points",
+            "Closing deal price past the stop or target it executed, points (+ worse), by what closed it",
+            ("closed_by",),
+            buckets=(-20, -5, 0, 5, 20, 100, 300, 1000),
+        )
         self._r_multiple = m.histogram(
-            "tradeguard_trade_r_multiple", "Closed trades' money over the risk they were sized on",
-            buckets=(-10, -5, -3, -2, -1.5, -1, -0.5, 0, 0.5, 1, 2, 3, 5))  # fmt: skip
-        self._retcodes = m.counter("tradeguard_execution_retcodes_total", "order_send outcomes by retcode name",
-                                   ("retcode",))  # fmt: skip
+            "tradeguard_trade_r_multiple",
+            "Closed trades' money over the risk they were sized on",
+            buckets=(-10, -5, -3, -2, -1.5, -1, -0.5, 0, 0.5, 1, 2, 3, 5),
+        )
+        self._retcodes = m.counter(
+            "tradeguard_execution_retcodes_total", "order_send outcomes by retcode name", ("retcode",)
+        )
         runtime.provide_execution(self)
 
     @hookimpl
@@ -173,29 +195,52 @@ class ExecutionEngine(ConfiguredPlugin):
     def periodic_jobs(self, runtime: Any) -> list[Job]:
         cfg = self.cfg
         return [
-            Job(name="execution.poll_fills", every=timedelta(seconds=cfg.poll_fills_seconds),
-                run=lambda rt: self.poll_fills()),
-            Job(name="execution.enforce_sla", every=timedelta(seconds=cfg.sla_check_seconds),
-                run=lambda rt: self.enforce_sla()),
-        ]  # fmt: skip
+            Job(
+                name="execution.poll_fills",
+                every=timedelta(seconds=cfg.poll_fills_seconds),
+                run=lambda rt: self.poll_fills(),
+            ),
+            Job(
+                name="execution.enforce_sla",
+                every=timedelta(seconds=cfg.sla_check_seconds),
+                run=lambda rt: self.enforce_sla(),
+            ),
+        ]
 
     def _now(self) -> datetime:
         return self.rt.clock.now()
 
-    def _event(self, client_id: str, kind: OrderEventKind, symbol: str, retcode: int | None = None,
-               message: str = "") -> None:  # fmt: skip
-        event = OrderEvent.trusted(client_id=client_id, kind=kind, time=self._now(), symbol=symbol, retcode=retcode,
-                                   message=message)  # fmt: skip  # the engine's own, already typed values
+    def _event(
+        self, client_id: str, kind: OrderEventKind, symbol: str, retcode: int | None = None, message: str = ""
+    ) -> None:
+        event = OrderEvent.trusted(
+            client_id=client_id, kind=kind, time=self._now(), symbol=symbol, retcode=retcode, message=message
+        )  # the engine's own, already typed values
         self.rt.notify("on_order_event", event=event)
 
-    def _move(self, entry_id: str, state: OrderState, symbol: str, retcode: int | None = None, message: str = "",
-              broker_order: int | None = None) -> None:  # fmt: skip
-        before = self.journal.transition(entry_id, state, self._now(), retcode=retcode, message=message,
-                                         broker_order=broker_order, attempts=self._attempts or None)  # fmt: skip
+    def _move(
+        self,
+        entry_id: str,
+        state: OrderState,
+        symbol: str,
+        retcode: int | None = None,
+        message: str = "",
+        broker_order: int | None = None,
+    ) -> None:
+        before = self.journal.transition(
+            entry_id,
+            state,
+            self._now(),
+            retcode=retcode,
+            message=message,
+            broker_order=broker_order,
+            attempts=self._attempts or None,
+        )
         self._moved(entry_id, before, state, symbol, retcode, message)
 
-    def _moved(self, entry_id: str, before: OrderState, state: OrderState, symbol: str, retcode: int | None,
-               message: str) -> None:  # fmt: skip
+    def _moved(
+        self, entry_id: str, before: OrderState, state: OrderState, symbol: str, retcode: int | None, message: str
+    ) -> None:
         """Announce a committed move: its order event, and the order outcome metrics."""
         if before is not state:
             if state is not OrderState.NEW:  # every other state has its event of the same name
@@ -203,7 +248,8 @@ class ExecutionEngine(ConfiguredPlugin):
             if state is OrderState.REJECTED or state is OrderState.UNKNOWN:
                 self._fail.labels(state.value).inc()
             elif state in (OrderState.ACCEPTED, OrderState.FILLED) and before in (
-                OrderState.SUBMITTED, OrderState.UNKNOWN
+                OrderState.SUBMITTED,
+                OrderState.UNKNOWN,
             ):
                 self._ok.inc()
 
@@ -228,8 +274,12 @@ class ExecutionEngine(ConfiguredPlugin):
     def _request(self, order: OrderIntent) -> dict[str, Any]:
         """The MT5 request for ``order``, checked locally (bad input raises OrderRefused, nothing is journaled)."""
         spec = self.broker.symbol_spec(order.symbol)
-        req: dict[str, Any] = {"symbol": order.symbol, "volume": order.volume, "magic": self.magic,
-                               "deviation": self.cfg.deviation_points}  # fmt: skip
+        req: dict[str, Any] = {
+            "symbol": order.symbol,
+            "volume": order.volume,
+            "magic": self.magic,
+            "deviation": self.cfg.deviation_points,
+        }
         if order.order_type is OrderType.MARKET:
             req.update(action=DEAL, type=0 if order.side is Side.BUY else 1)
             if spec.exemode not in MARKET_EXECUTION:  # instant/request execution quotes the price it accepts
@@ -259,8 +309,13 @@ class ExecutionEngine(ConfiguredPlugin):
         try:
             check = self.broker.check(request)
             if not check.passed:
-                self._move(client_id, OrderState.REJECTED, order.symbol, check.retcode,
-                           f"{check.name}: {check.comment} (order_check)")  # fmt: skip
+                self._move(
+                    client_id,
+                    OrderState.REJECTED,
+                    order.symbol,
+                    check.retcode,
+                    f"{check.name}: {check.comment} (order_check)",
+                )
                 return client_id
             try:
                 self._send_loop(client_id, order, request)
@@ -332,13 +387,21 @@ class ExecutionEngine(ConfiguredPlugin):
                     continue
                 self._move(client_id, OrderState.UNKNOWN, order.symbol, res.retcode, f"{res.name}: outcome unknown")
                 self.rt.alert(
-                    channel=AlertChannel.EXECUTION, severity=Severity.CRITICAL, module="execution_engine",
-                    error_code="order_unknown", symbol=order.symbol,
+                    channel=AlertChannel.EXECUTION,
+                    severity=Severity.CRITICAL,
+                    module="execution_engine",
+                    error_code="order_unknown",
+                    symbol=order.symbol,
                     message=f"order {client_id}: {res.name}, not found at the broker; resolving by SLA",
                 )
                 return
-            self._move(client_id, OrderState.REJECTED, order.symbol, res.retcode,
-                       f"{res.name}: {res.comment or (res.last_error or '')}")  # fmt: skip
+            self._move(
+                client_id,
+                OrderState.REJECTED,
+                order.symbol,
+                res.retcode,
+                f"{res.name}: {res.comment or (res.last_error or '')}",
+            )
             return
 
     def _on_success(self, client_id: str, order: OrderIntent, request: dict[str, Any], res: SendResult) -> float:
@@ -370,20 +433,32 @@ class ExecutionEngine(ConfiguredPlugin):
         if rest < spec.volume_min:
             self._move(client_id, OrderState.FILLED, order.symbol, res.retcode, res.name, broker_order=res.order)
             return 0.0
-        self._move(client_id, OrderState.PARTIALLY_FILLED, order.symbol, res.retcode,
-                   f"{res.name}: {entry.filled_volume:g} of {order.volume:g}", broker_order=res.order)  # fmt: skip
+        self._move(
+            client_id,
+            OrderState.PARTIALLY_FILLED,
+            order.symbol,
+            res.retcode,
+            f"{res.name}: {entry.filled_volume:g} of {order.volume:g}",
+            broker_order=res.order,
+        )
         if request.get("type_filling") == 2:  # RETURN: the rest keeps working at the broker
             return 0.0
         if self.cfg.partial_policy == "resubmit_rest":
             return rest
-        self._move(client_id, OrderState.CANCELLED, order.symbol, res.retcode,
-                   f"rest of {rest:g} lots cancelled by the broker (IOC)")  # fmt: skip
+        self._move(
+            client_id,
+            OrderState.CANCELLED,
+            order.symbol,
+            res.retcode,
+            f"rest of {rest:g} lots cancelled by the broker (IOC)",
+        )
         return 0.0
 
     # ------------------------------------------------------------------ broker truth ------------
 
-    def _record(self, deal: BrokerDeal, client_id: str = "",
-                settle: Settle | None = None) -> tuple[Fill | None, OrderState | None]:  # fmt: skip
+    def _record(
+        self, deal: BrokerDeal, client_id: str = "", settle: Settle | None = None
+    ) -> tuple[Fill | None, OrderState | None]:
         """Journal one broker deal (with ``settle``'s transition, if any: see ``Journal.record_fill``); fire
         ``on_fill`` if it is new. Returns the fill if new, and the state the order left if it moved."""
         if deal.type not in (0, 1):
@@ -396,11 +471,25 @@ class ExecutionEngine(ConfiguredPlugin):
         held = self._held.get(deal.position_id)
         before = held.net if held else 0.0
         risk, result = self._against_plan(deal, cid if executes else "", before, side.sign * deal.volume)
-        fill = Fill(deal_ticket=deal.ticket, order_ticket=deal.order, position_id=deal.position_id, client_id=cid,
-                    symbol=deal.symbol, side=side, entry=ENTRIES.get(deal.entry, DealEntry.IN),
-                    volume=deal.volume, price=deal.price, commission=deal.commission, swap=deal.swap,
-                    profit=deal.profit, magic=deal.magic, comment=deal.comment, time=deal.time,
-                    planned_risk=risk, outcome=result)  # fmt: skip
+        fill = Fill(
+            deal_ticket=deal.ticket,
+            order_ticket=deal.order,
+            position_id=deal.position_id,
+            client_id=cid,
+            symbol=deal.symbol,
+            side=side,
+            entry=ENTRIES.get(deal.entry, DealEntry.IN),
+            volume=deal.volume,
+            price=deal.price,
+            commission=deal.commission,
+            swap=deal.swap,
+            profit=deal.profit,
+            magic=deal.magic,
+            comment=deal.comment,
+            time=deal.time,
+            planned_risk=risk,
+            outcome=result,
+        )
         new, left = self.journal.record_fill(fill, settle, executes=executes)
         if not new:
             return None, left
@@ -417,8 +506,9 @@ class ExecutionEngine(ConfiguredPlugin):
             self._foreign(fill)
         return fill, left
 
-    def _against_plan(self, deal: BrokerDeal, client_id: str, net_before: float,
-                      signed: float) -> tuple[float | None, TradeOutcome | None]:  # fmt: skip
+    def _against_plan(
+        self, deal: BrokerDeal, client_id: str, net_before: float, signed: float
+    ) -> tuple[float | None, TradeOutcome | None]:
         """The planned risk of the deal's opening lots (an order of ours, ``client_id``, that named a stop) and
         the outcome of its closing lots (see execution/outcomes.py)."""
         closing, opening = outcomes.split(net_before, signed)
@@ -465,8 +555,9 @@ class ExecutionEngine(ConfiguredPlugin):
             full = entry.filled_volume >= entry.volume - spec.volume_step / 2
             done = next((o for o in history if o.ticket == deals[0].order), None)
             rest_cancelled = done is not None and done.state == 2
-            state = (OrderState.FILLED if full else
-                     OrderState.CANCELLED if rest_cancelled else OrderState.PARTIALLY_FILLED)  # fmt: skip
+            state = (
+                OrderState.FILLED if full else OrderState.CANCELLED if rest_cancelled else OrderState.PARTIALLY_FILLED
+            )
             self._settle(entry, state, deals[0].order, "found at the broker")
             return True
         if working:
@@ -474,8 +565,12 @@ class ExecutionEngine(ConfiguredPlugin):
             return True
         if history:
             states = {2: OrderState.CANCELLED, 5: OrderState.REJECTED, 6: OrderState.EXPIRED}
-            self._settle(entry, states.get(history[-1].state, OrderState.CANCELLED), history[-1].ticket,
-                         "found in the broker's history")  # fmt: skip
+            self._settle(
+                entry,
+                states.get(history[-1].state, OrderState.CANCELLED),
+                history[-1].ticket,
+                "found in the broker's history",
+            )
             return True
         return bool(positions)
 
@@ -555,10 +650,15 @@ class ExecutionEngine(ConfiguredPlugin):
         """A deal on one of our positions that neither we nor the broker's stop, target or stop-out made: a
         person at the terminal or another EA changed it. Journaled (it is the truth), and said."""
         if fill.magic != self.magic and not fill.comment.startswith(("[sl", "[tp", "[so")):
-            self.rt.alert(channel=AlertChannel.EXECUTION, severity=Severity.WARNING, module="execution_engine",
-                          error_code="position_changed_outside", symbol=fill.symbol,
-                          message=f"position {fill.position_id}: {fill.side.value} {fill.volume:g} by magic "
-                                  f"{fill.magic} ({fill.comment or 'no comment'}), not by tradeguard")  # fmt: skip
+            self.rt.alert(
+                channel=AlertChannel.EXECUTION,
+                severity=Severity.WARNING,
+                module="execution_engine",
+                error_code="position_changed_outside",
+                symbol=fill.symbol,
+                message=f"position {fill.position_id}: {fill.side.value} {fill.volume:g} by magic "
+                f"{fill.magic} ({fill.comment or 'no comment'}), not by tradeguard",
+            )
 
     def _update_from_fills(self, client_id: str) -> None:
         entry = self.journal.get(client_id)
@@ -575,17 +675,26 @@ class ExecutionEngine(ConfiguredPlugin):
         now = self._now()
         for entry in self.journal.open_entries():
             age = (now - entry.updated_at).total_seconds()
-            if entry.state is OrderState.ACCEPTED and self.cfg.pending_sla_seconds and (
-                (now - entry.created_at).total_seconds() > self.cfg.pending_sla_seconds
+            if (
+                entry.state is OrderState.ACCEPTED
+                and self.cfg.pending_sla_seconds
+                and ((now - entry.created_at).total_seconds() > self.cfg.pending_sla_seconds)
             ):
                 self.cancel_order(entry.client_id, reason="pending SLA exceeded")
-            elif entry.state in (OrderState.NEW, OrderState.SUBMITTED, OrderState.UNKNOWN) and (
-                age > self.cfg.unconfirmed_sla_seconds
-            ) and not self.resolve(entry.client_id):
+            elif (
+                entry.state in (OrderState.NEW, OrderState.SUBMITTED, OrderState.UNKNOWN)
+                and (age > self.cfg.unconfirmed_sla_seconds)
+                and not self.resolve(entry.client_id)
+            ):
                 self.mark_lost(entry.client_id, "not found at the broker within the SLA")
-                self.rt.alert(channel=AlertChannel.EXECUTION, severity=Severity.ERROR, module="execution_engine",
-                              error_code="order_lost", symbol=entry.symbol,
-                              message=f"order {entry.client_id} never reached the broker; marked rejected")  # fmt: skip
+                self.rt.alert(
+                    channel=AlertChannel.EXECUTION,
+                    severity=Severity.ERROR,
+                    module="execution_engine",
+                    error_code="order_lost",
+                    symbol=entry.symbol,
+                    message=f"order {entry.client_id} never reached the broker; marked rejected",
+                )
 
     # ------------------------------------------------------------------ operator orders ---------
 
@@ -596,8 +705,15 @@ class ExecutionEngine(ConfiguredPlugin):
             raise ExecutionRefused(f"position {ticket}: not open")
         if position.magic != self.magic:
             raise ExecutionRefused(f"position {ticket}: magic {position.magic} is not ours; never traded against")
-        req = self.broker.prepare({"action": SLTP, "symbol": position.symbol, "position": ticket,
-                                   "sl": stop_loss or 0.0, "tp": take_profit or 0.0})  # fmt: skip
+        req = self.broker.prepare(
+            {
+                "action": SLTP,
+                "symbol": position.symbol,
+                "position": ticket,
+                "sl": stop_loss or 0.0,
+                "tp": take_profit or 0.0,
+            }
+        )
         res = self.broker.send(req)
         self._retcodes.labels(res.name).inc()
         accepted = res.klass is RetcodeClass.SUCCESS or res.retcode == 10025
@@ -620,8 +736,11 @@ class ExecutionEngine(ConfiguredPlugin):
         else:
             cid = self.journal.client_for_position(position_id)
             entry = self.journal.get(cid) if cid else None
-            found = None if entry is None or entry.position_ticket is not None else (
-                entry.stop_loss or 0.0, entry.take_profit or 0.0)  # fmt: skip
+            found = (
+                None
+                if entry is None or entry.position_ticket is not None
+                else (entry.stop_loss or 0.0, entry.take_profit or 0.0)
+            )
         if found is not None:
             self._levels[position_id] = found
         return found
@@ -646,15 +765,24 @@ class ExecutionEngine(ConfiguredPlugin):
             raise ExecutionRefused(f"position {ticket}: magic {position.magic} is not ours; never traded against")
         if volume is not None and volume > position.volume + 1e-9:  # more would open the other way (netting)
             raise ExecutionRefused(f"position {ticket}: {volume:g} lots asked, {position.volume:g} open")
-        order = OrderIntent(symbol=position.symbol, side=Side.SELL if position.is_buy else Side.BUY,
-                            volume=volume or position.volume, position_ticket=ticket, reduce_only=True,
-                            created_at=self._now(), strategy="close")  # fmt: skip
+        order = OrderIntent(
+            symbol=position.symbol,
+            side=Side.SELL if position.is_buy else Side.BUY,
+            volume=volume or position.volume,
+            position_ticket=ticket,
+            reduce_only=True,
+            created_at=self._now(),
+            strategy="close",
+        )
         return self.submit_order(order)
 
     def flatten_all(self) -> list[str]:
         """Cancel every working order of ours, then close every position of ours (the kill switch's flatten)."""
-        done = [e.client_id for e in self.journal.open_entries()
-                if e.state is OrderState.ACCEPTED and self.cancel_order(e.client_id, "flatten")]  # fmt: skip
+        done = [
+            e.client_id
+            for e in self.journal.open_entries()
+            if e.state is OrderState.ACCEPTED and self.cancel_order(e.client_id, "flatten")
+        ]
         for position in self.broker.positions():
             if position.magic == self.magic:
                 done.append(self.close_position(position.ticket))
@@ -668,9 +796,19 @@ class ExecutionEngine(ConfiguredPlugin):
     def get_positions_snapshot(self) -> list[Position]:
         """Our open positions at the broker (magic = this instance), as tradeguard models."""
         return [
-            Position(ticket=p.ticket, symbol=p.symbol, side=Side.BUY if p.is_buy else Side.SELL, volume=p.volume,
-                     price_open=p.price_open, stop_loss=p.sl or None, take_profit=p.tp or None, magic=p.magic,
-                     comment=p.comment, client_id=p.comment if self.journal.owns(p.comment) else "",
-                     opened_at=p.time)
-            for p in self.broker.positions() if p.magic == self.magic
-        ]  # fmt: skip
+            Position(
+                ticket=p.ticket,
+                symbol=p.symbol,
+                side=Side.BUY if p.is_buy else Side.SELL,
+                volume=p.volume,
+                price_open=p.price_open,
+                stop_loss=p.sl or None,
+                take_profit=p.tp or None,
+                magic=p.magic,
+                comment=p.comment,
+                client_id=p.comment if self.journal.owns(p.comment) else "",
+                opened_at=p.time,
+            )
+            for p in self.broker.positions()
+            if p.magic == self.magic
+        ]

@@ -79,13 +79,26 @@ OPEN_SQL = f"SELECT * FROM orders WHERE state IN ({', '.join('?' * len(OPEN_STAT
 def _entry(row: object) -> JournalEntry:
     r = dict(row)  # type: ignore[call-overload]
     return JournalEntry(
-        client_id=r["client_id"], signal_id=r["signal_id"], symbol=r["symbol"], side=Side(r["side"]),
-        order_type=OrderType(r["order_type"]), volume=r["volume"], price=r["price"], stop_loss=r["stop_loss"],
-        take_profit=r["take_profit"], position_ticket=r["position_ticket"], reduce_only=bool(r["reduce_only"]),
-        state=OrderState(r["state"]), broker_order=r["broker_order"], filled_volume=r["filled_volume"],
-        last_retcode=r["last_retcode"], last_message=r["last_message"], attempts=r["attempts"],
-        created_at=datetime.fromisoformat(r["created_at"]), updated_at=datetime.fromisoformat(r["updated_at"]),
-    )  # fmt: skip
+        client_id=r["client_id"],
+        signal_id=r["signal_id"],
+        symbol=r["symbol"],
+        side=Side(r["side"]),
+        order_type=OrderType(r["order_type"]),
+        volume=r["volume"],
+        price=r["price"],
+        stop_loss=r["stop_loss"],
+        take_profit=r["take_profit"],
+        position_ticket=r["position_ticket"],
+        reduce_only=bool(r["reduce_only"]),
+        state=OrderState(r["state"]),
+        broker_order=r["broker_order"],
+        filled_volume=r["filled_volume"],
+        last_retcode=r["last_retcode"],
+        last_message=r["last_message"],
+        attempts=r["attempts"],
+        created_at=datetime.fromisoformat(r["created_at"]),
+        updated_at=datetime.fromisoformat(r["updated_at"]),
+    )
 
 
 ORDER_SQL = "SELECT * FROM orders WHERE client_id = ?"
@@ -98,8 +111,9 @@ def _row(db: sqlite3.Connection, client_id: str) -> sqlite3.Row | None:
     return db.execute(ORDER_SQL, (client_id,)).fetchone()
 
 
-def _apply(db: sqlite3.Connection, client_id: str, move: Transition,
-           current: OrderState | None = None) -> tuple[OrderState, sqlite3.Row]:  # fmt: skip
+def _apply(
+    db: sqlite3.Connection, client_id: str, move: Transition, current: OrderState | None = None
+) -> tuple[OrderState, sqlite3.Row]:
     """Move an order within the open transaction (refusing illegal moves): the state it left and its new row.
     ``current``: its state, when this transaction has just read it.
 
@@ -113,8 +127,11 @@ def _apply(db: sqlite3.Connection, client_id: str, move: Transition,
         current = OrderState(row[0])
     if current is OrderState.NEW and target not in (OrderState.SUBMITTED, OrderState.REJECTED):
         check_transition(client_id, current, OrderState.SUBMITTED)
-        db.execute("INSERT INTO order_events (client_id, from_state, to_state, time, retcode, message) "
-                   "VALUES (?, 'new', 'submitted', ?, NULL, '')", (client_id, stamp))  # fmt: skip
+        db.execute(
+            "INSERT INTO order_events (client_id, from_state, to_state, time, retcode, message) "
+            "VALUES (?, 'new', 'submitted', ?, NULL, '')",
+            (client_id, stamp),
+        )
         current = OrderState.SUBMITTED
     check_transition(client_id, current, target)
     db.execute(
@@ -127,7 +144,7 @@ def _apply(db: sqlite3.Connection, client_id: str, move: Transition,
     db.execute(
         "INSERT INTO order_events (client_id, from_state, to_state, time, retcode, message) VALUES (?, ?, ?, ?, ?, ?)",
         (client_id, current.value, target.value, stamp, move.retcode, move.message),
-    )  # fmt: skip
+    )
     return current, row
 
 
@@ -149,9 +166,11 @@ class Journal:
         self.prefix = f"{instance}-"
         # the last sequence number in use: one primary-key range read at start; this process then owns it
         upper = self.prefix[:-1] + chr(ord("-") + 1)
-        rows = store.query("SELECT client_id FROM orders WHERE client_id >= ? AND client_id < ? "
-                           "ORDER BY client_id DESC LIMIT 1", (self.prefix, upper))  # fmt: skip
-        self._seq = int(rows[0][0][len(self.prefix):]) if rows else 0
+        rows = store.query(
+            "SELECT client_id FROM orders WHERE client_id >= ? AND client_id < ? ORDER BY client_id DESC LIMIT 1",
+            (self.prefix, upper),
+        )
+        self._seq = int(rows[0][0][len(self.prefix) :]) if rows else 0
         self._rows: dict[str, JournalEntry] = {}  # client id -> its row as last committed or read
         self._open: dict[str, JournalEntry] | None = None  # every open order, once read from the file
         self._owner: dict[int, str] = {}  # position id -> client id of the order that last opened or reversed it
@@ -165,16 +184,49 @@ class Journal:
                 "INSERT INTO orders (client_id, signal_id, strategy, symbol, side, order_type, volume, price, "
                 "stop_loss, take_profit, position_ticket, reduce_only, state, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (client_id, order.signal_id, order.strategy, order.symbol, order.side.value, order.order_type.value,
-                 order.volume, order.price, order.stop_loss, order.take_profit, order.position_ticket,
-                 int(order.reduce_only), OrderState.NEW.value, stamp, stamp),
-            )  # fmt: skip
+                (
+                    client_id,
+                    order.signal_id,
+                    order.strategy,
+                    order.symbol,
+                    order.side.value,
+                    order.order_type.value,
+                    order.volume,
+                    order.price,
+                    order.stop_loss,
+                    order.take_profit,
+                    order.position_ticket,
+                    int(order.reduce_only),
+                    OrderState.NEW.value,
+                    stamp,
+                    stamp,
+                ),
+            )
         self._seq += 1  # only once the row is committed
         at = datetime.fromisoformat(stamp)  # the stored text's time, as a read-back would give it
-        self._remember(JournalEntry(client_id, order.signal_id, order.symbol, order.side, order.order_type,
-                                    float(order.volume), _real(order.price), _real(order.stop_loss),
-                                    _real(order.take_profit), order.position_ticket, bool(order.reduce_only),
-                                    OrderState.NEW, 0, 0.0, None, "", 0, at, at))  # fmt: skip  # the defaults
+        self._remember(
+            JournalEntry(
+                client_id,
+                order.signal_id,
+                order.symbol,
+                order.side,
+                order.order_type,
+                float(order.volume),
+                _real(order.price),
+                _real(order.stop_loss),
+                _real(order.take_profit),
+                order.position_ticket,
+                bool(order.reduce_only),
+                OrderState.NEW,
+                0,
+                0.0,
+                None,
+                "",
+                0,
+                at,
+                at,
+            )
+        )  # the defaults
         return client_id
 
     def _remember(self, entry: JournalEntry) -> None:
@@ -217,8 +269,15 @@ class Journal:
         return [_entry(r) for r in self.store.query("SELECT * FROM orders ORDER BY client_id")]
 
     def transition(
-        self, client_id: str, target: OrderState, when: datetime, *, retcode: int | None = None, message: str = "",
-        broker_order: int | None = None, attempts: int | None = None,
+        self,
+        client_id: str,
+        target: OrderState,
+        when: datetime,
+        *,
+        retcode: int | None = None,
+        message: str = "",
+        broker_order: int | None = None,
+        attempts: int | None = None,
     ) -> OrderState:
         """Move an order to ``target`` (refusing illegal moves, see :func:`_apply`); returns the state it left."""
         move = Transition(target, when, retcode, message, broker_order, attempts)
@@ -241,15 +300,32 @@ class Journal:
                 "INSERT OR IGNORE INTO fills (deal_ticket, order_ticket, position_id, client_id, symbol, side, entry, "
                 "volume, price, commission, swap, profit, magic, comment, time, planned_risk, outcome) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (fill.deal_ticket, fill.order_ticket, fill.position_id, fill.client_id, fill.symbol, fill.side.value,
-                 fill.entry.value, fill.volume, fill.price, fill.commission, fill.swap, fill.profit, fill.magic,
-                 fill.comment, iso(fill.time), fill.planned_risk,
-                 fill.outcome.model_dump_json() if fill.outcome else None),
-            )  # fmt: skip
+                (
+                    fill.deal_ticket,
+                    fill.order_ticket,
+                    fill.position_id,
+                    fill.client_id,
+                    fill.symbol,
+                    fill.side.value,
+                    fill.entry.value,
+                    fill.volume,
+                    fill.price,
+                    fill.commission,
+                    fill.swap,
+                    fill.profit,
+                    fill.magic,
+                    fill.comment,
+                    iso(fill.time),
+                    fill.planned_risk,
+                    fill.outcome.model_dump_json() if fill.outcome else None,
+                ),
+            )
             new = cur.rowcount == 1
             if new and fill.client_id and executes:
-                db.execute("UPDATE orders SET filled_volume = round(filled_volume + ?, 8) WHERE client_id = ?",
-                           (fill.volume, fill.client_id))  # fmt: skip
+                db.execute(
+                    "UPDATE orders SET filled_volume = round(filled_volume + ?, 8) WHERE client_id = ?",
+                    (fill.volume, fill.client_id),
+                )
             if fill.client_id and ((new and executes) or settle is not None):  # the row moved, or is asked
                 row = _row(db, fill.client_id)
                 if settle is not None and row is not None:
@@ -266,20 +342,38 @@ class Journal:
     def fills(self, client_id: str | None = None) -> list[Fill]:
         sql = "SELECT * FROM fills" + (" WHERE client_id = ?" if client_id else "") + " ORDER BY deal_ticket"
         return [
-            Fill(deal_ticket=r["deal_ticket"], order_ticket=r["order_ticket"], position_id=r["position_id"],
-                 client_id=r["client_id"], symbol=r["symbol"], side=r["side"], entry=r["entry"], volume=r["volume"],
-                 price=r["price"], commission=r["commission"], swap=r["swap"], profit=r["profit"], magic=r["magic"],
-                 comment=r["comment"], time=datetime.fromisoformat(r["time"]).astimezone(UTC),
-                 planned_risk=r["planned_risk"],
-                 outcome=TradeOutcome.model_validate_json(r["outcome"]) if r["outcome"] else None)
+            Fill(
+                deal_ticket=r["deal_ticket"],
+                order_ticket=r["order_ticket"],
+                position_id=r["position_id"],
+                client_id=r["client_id"],
+                symbol=r["symbol"],
+                side=r["side"],
+                entry=r["entry"],
+                volume=r["volume"],
+                price=r["price"],
+                commission=r["commission"],
+                swap=r["swap"],
+                profit=r["profit"],
+                magic=r["magic"],
+                comment=r["comment"],
+                time=datetime.fromisoformat(r["time"]).astimezone(UTC),
+                planned_risk=r["planned_risk"],
+                outcome=TradeOutcome.model_validate_json(r["outcome"]) if r["outcome"] else None,
+            )
             for r in self.store.query(sql, (client_id,) if client_id else ())
-        ]  # fmt: skip
+        ]
 
     def position_deals(self, position_id: int) -> list[tuple[str, float, float | None, float, float, float]]:
         """The position's journaled deals in ticket order, as :func:`execution.outcomes.trade_so_far` reads them."""
-        return [tuple(r) for r in self.store.query(  # type: ignore[misc]
-            "SELECT side, volume, planned_risk, profit, commission, swap FROM fills WHERE position_id = ? "
-            "ORDER BY deal_ticket", (position_id,))]  # fmt: skip
+        return [
+            tuple(r)
+            for r in self.store.query(
+                "SELECT side, volume, planned_risk, profit, commission, swap FROM fills WHERE position_id = ? "
+                "ORDER BY deal_ticket",
+                (position_id,),
+            )
+        ]
 
     def client_for_position(self, position_id: int) -> str:
         """The client id of the order whose exposure a broker's deal on ``position_id`` changes (a stop, a target,
@@ -289,7 +383,10 @@ class Journal:
         owner = self._owner.get(position_id)
         if owner is not None:
             return owner
-        rows = self.store.query("SELECT client_id FROM fills WHERE position_id = ? AND client_id != '' "
-                                "AND comment = client_id AND entry IN ('in', 'inout') "
-                                "ORDER BY deal_ticket DESC LIMIT 1", (position_id,))  # fmt: skip
+        rows = self.store.query(
+            "SELECT client_id FROM fills WHERE position_id = ? AND client_id != '' "
+            "AND comment = client_id AND entry IN ('in', 'inout') "
+            "ORDER BY deal_ticket DESC LIMIT 1",
+            (position_id,),
+        )
         return rows[0][0] if rows else ""

@@ -16,8 +16,15 @@ from tradeguard.broker.types import BrokerDeal, SymbolSpec
 from tradeguard.models import ClosedBy, TradeOutcome
 
 #: MT5's DEAL_REASON_* codes: client (desktop), mobile, web, expert, SL, TP, stop-out
-CLOSED_BY = {0: ClosedBy.HAND, 1: ClosedBy.HAND, 2: ClosedBy.HAND, 3: ClosedBy.ORDER, 4: ClosedBy.STOP,
-             5: ClosedBy.TARGET, 6: ClosedBy.STOP_OUT}  # fmt: skip
+CLOSED_BY = {
+    0: ClosedBy.HAND,
+    1: ClosedBy.HAND,
+    2: ClosedBy.HAND,
+    3: ClosedBy.ORDER,
+    4: ClosedBy.STOP,
+    5: ClosedBy.TARGET,
+    6: ClosedBy.STOP_OUT,
+}
 EPS = 1e-9
 
 
@@ -65,8 +72,14 @@ def trade_so_far(rows: list[tuple[str, float, float | None, float, float, float]
     return trade
 
 
-def outcome(deal: BrokerDeal, net_before: float, closing: float, levels: tuple[float, float] | None,
-            spec: SymbolSpec, trade: TradeSoFar) -> TradeOutcome:  # fmt: skip
+def outcome(
+    deal: BrokerDeal,
+    net_before: float,
+    closing: float,
+    levels: tuple[float, float] | None,
+    spec: SymbolSpec,
+    trade: TradeSoFar,
+) -> TradeOutcome:
     """The outcome of a deal closing ``closing`` lots of a position at ``net_before`` (buy +), the trade's
     earlier deals summed in ``trade``."""
     closed_by = CLOSED_BY.get(deal.reason, ClosedBy.OTHER)
@@ -81,6 +94,13 @@ def outcome(deal: BrokerDeal, net_before: float, closing: float, levels: tuple[f
     share = closing / deal.volume
     money = round(trade.money + deal.profit + deal.swap + deal.commission * share, 2)
     risk = round(trade.risk, 2) or None
-    return TradeOutcome(closed_by=closed_by, level=level, slippage_points=slip_points, slippage_money=slip_money,
-                        planned_risk=risk, money=money, r_multiple=round(money / risk, 2) if risk else None,
-                        trade_closed=closing >= abs(net_before) - EPS)  # fmt: skip
+    return TradeOutcome(
+        closed_by=closed_by,
+        level=level,
+        slippage_points=slip_points,
+        slippage_money=slip_money,
+        planned_risk=risk,
+        money=money,
+        r_multiple=round(money / risk, 2) if risk else None,
+        trade_closed=closing >= abs(net_before) - EPS,
+    )

@@ -42,14 +42,26 @@ def equity_and_drawdown(data: ReportData, out: Path) -> str | None:
     bottom.fill_between(times, [-s["drawdown_pct"] for s in snaps], color=RED, alpha=0.3, label="drawdown from peak")
     bottom.plot(times, [-s["daily_drawdown_pct"] for s in snaps], color=ORANGE, lw=1, label="loss since day start")
     for limit in data.limits:
-        bottom.axhline(-limit.pct, color=ORANGE if limit.daily else RED, ls=":" if limit.daily else "--", lw=1.2,
-                       label=f"{limit.label} {limit.pct:g}%")  # fmt: skip
+        bottom.axhline(
+            -limit.pct,
+            color=ORANGE if limit.daily else RED,
+            ls=":" if limit.daily else "--",
+            lw=1.2,
+            label=f"{limit.label} {limit.pct:g}%",
+        )
     for event in data.kill_events:
         at = when(event["time"])
         for ax in (top, bottom):
             ax.axvline(at, color="black", lw=0.8, alpha=0.6)
-        top.annotate(f"{event['to_state']} ({event['trigger']})", (at, top.get_ylim()[1]), fontsize=8,
-                     rotation=90, va="top", ha="right", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})  # fmt: skip
+        top.annotate(
+            f"{event['to_state']} ({event['trigger']})",
+            (at, top.get_ylim()[1]),
+            fontsize=8,
+            rotation=90,
+            va="top",
+            ha="right",
+            bbox={"facecolor": "white", "alpha": 0.8, "lw": 0},
+        )
     bottom.set_ylabel("% (negative = loss)")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
@@ -66,18 +78,35 @@ def trades_on_price(data: ReportData, out: Path) -> list[str]:
         if len(closes) < 2:
             continue
         fig, ax = plt.subplots(figsize=(11, 4.5))
-        ax.plot([datetime.fromtimestamp(t, UTC) for t, _ in closes], [c for _, c in closes], color=GREY, lw=0.8,
-                label=f"{symbol} {timeframe} close")  # fmt: skip
+        ax.plot(
+            [datetime.fromtimestamp(t, UTC) for t, _ in closes],
+            [c for _, c in closes],
+            color=GREY,
+            lw=0.8,
+            label=f"{symbol} {timeframe} close",
+        )
         fills = [f for f in data.fills if f["symbol"] == symbol]
         for entry, side, marker, color, label in (
-            ("in", "buy", "^", GREEN, "buy entry"), ("in", "sell", "v", RED, "sell entry"),
+            ("in", "buy", "^", GREEN, "buy entry"),
+            ("in", "sell", "v", RED, "sell entry"),
             ("out", None, "x", "black", "exit"),
-        ):  # fmt: skip
-            chosen = [f for f in fills if (f["entry"] == entry or (entry == "out" and f["entry"] != "in"))
-                      and (side is None or f["side"] == side)]  # fmt: skip
+        ):
+            chosen = [
+                f
+                for f in fills
+                if (f["entry"] == entry or (entry == "out" and f["entry"] != "in"))
+                and (side is None or f["side"] == side)
+            ]
             if chosen:
-                ax.scatter([when(f["time"]) for f in chosen], [f["price"] for f in chosen], marker=marker, s=60,
-                           color=color, label=f"{label} ({len(chosen)})", zorder=3)  # fmt: skip
+                ax.scatter(
+                    [when(f["time"]) for f in chosen],
+                    [f["price"] for f in chosen],
+                    marker=marker,
+                    s=60,
+                    color=color,
+                    label=f"{label} ({len(chosen)})",
+                    zorder=3,
+                )
         ax.set_title(f"Trades on price: {symbol} {timeframe}")
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
@@ -128,19 +157,31 @@ def scores_and_calibration(data: ReportData, out: Path) -> str | None:
         return None
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     bins = [i / 20 for i in range(21)]
-    left.hist([rejected, approved], bins=bins, stacked=True, color=[RED, GREEN], alpha=0.7,
-              label=[f"rejected ({len(rejected):,})", f"approved ({len(approved):,})"])  # fmt: skip
+    left.hist(
+        [rejected, approved],
+        bins=bins,
+        stacked=True,
+        color=[RED, GREEN],
+        alpha=0.7,
+        label=[f"rejected ({len(rejected):,})", f"approved ({len(approved):,})"],
+    )
     left.set_xlabel("combined score")
     left.set_ylabel("signals")
     left.set_title("Combined confluence score")
     left.legend(fontsize=8)
     right.plot([0, 1], [0, 1], color=GREY, ls=":", lw=1, label="score = hit rate")
     if calibration:
-        right.plot([c["mean_score"] for c in calibration], [c["hit_rate"] for c in calibration], marker="o",
-                   color=BLUE, label="observed")  # fmt: skip
+        right.plot(
+            [c["mean_score"] for c in calibration],
+            [c["hit_rate"] for c in calibration],
+            marker="o",
+            color=BLUE,
+            label="observed",
+        )
         for c in calibration:
-            right.annotate(str(c["n"]), (c["mean_score"], c["hit_rate"]), xytext=(3, 3), textcoords="offset points",
-                           fontsize=7)  # fmt: skip
+            right.annotate(
+                str(c["n"]), (c["mean_score"], c["hit_rate"]), xytext=(3, 3), textcoords="offset points", fontsize=7
+            )
     right.set_xlim(0, 1)
     right.set_ylim(0, 1)
     right.set_xlabel("mean score in bucket")

@@ -97,9 +97,17 @@ def closed_trades(fills: list[dict[str, Any]]) -> list[dict[str, Any]]:
         o = json.loads(f["outcome"])
         if not o["trade_closed"]:
             continue
-        rows.append({"position": f["position_id"], "client_id": f["client_id"], "symbol": f["symbol"],
-                     "side": "sell" if f["side"] == "buy" else "buy", "opened": opened.pop(f["position_id"]),
-                     "closed": f["time"], **o})  # fmt: skip
+        rows.append(
+            {
+                "position": f["position_id"],
+                "client_id": f["client_id"],
+                "symbol": f["symbol"],
+                "side": "sell" if f["side"] == "buy" else "buy",
+                "opened": opened.pop(f["position_id"]),
+                "closed": f["time"],
+                **o,
+            }
+        )
         if f["entry"] == "inout":  # a netting reversal: the next trade opens with this deal
             opened[f["position_id"]] = f["time"]
     return rows

@@ -30,9 +30,13 @@ def write_report(store: Store, settings: Any, out: Path) -> Path:
     _decisions_csv(rows, out / "decisions.csv")
     env = Environment(loader=PackageLoader("tradeguard", "report"), autoescape=select_autoescape(["html", "j2"]))
     page = env.get_template("report.html.j2").render(
-        data=data, images=images, summary=_summary(data), rows=_table_rows(rows), version=__version__,
+        data=data,
+        images=images,
+        summary=_summary(data),
+        rows=_table_rows(rows),
+        version=__version__,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    )  # fmt: skip
+    )
     path = out / "index.html"
     path.write_text(page, encoding="utf-8")
     return path
@@ -43,9 +47,12 @@ def _summary(data: ReportData) -> list[tuple[str, str]]:
     if data.snapshots:
         first, last = data.snapshots[0], data.snapshots[-1]
         worst = max(s["drawdown_pct"] for s in data.snapshots)
-        rows += [("period", f"{first['time'][:16]} -> {last['time'][:16]}"),
-                 ("balance", f"{first['balance']:,.2f} -> {last['balance']:,.2f}"),
-                 ("final equity", f"{last['equity']:,.2f}"), ("max drawdown", f"{worst:.2f}%")]  # fmt: skip
+        rows += [
+            ("period", f"{first['time'][:16]} -> {last['time'][:16]}"),
+            ("balance", f"{first['balance']:,.2f} -> {last['balance']:,.2f}"),
+            ("final equity", f"{last['equity']:,.2f}"),
+            ("max drawdown", f"{worst:.2f}%"),
+        ]
     realised = sum(f["profit"] + f["commission"] + f["swap"] for f in data.fills)
     rows.append(("fills (deals)", f"{len(data.fills):,}, realised {realised:,.2f}"))
     if data.kill_events:
@@ -58,14 +65,20 @@ def _decision_rows(data: ReportData) -> list[dict[str, Any]]:
     rows = []
     for d in data.decisions:
         order = d.order
-        rows.append({
-            "time": d.decided_at.strftime("%Y-%m-%d %H:%M"), "signal_id": d.signal_id,
-            "strategy": order.strategy if order else "", "side": order.side if order else "",
-            "approved": "yes" if d.approved else "no", "stage": d.stage,
-            "reasons": "; ".join(r.code + (f"@{r.plugin}" if r.plugin else "") for r in d.reasons),
-            "score": "" if d.combined_score is None else f"{d.combined_score:.3f}",
-            "volume": "" if d.volume is None else f"{d.volume:g}", "client_id": d.client_id,
-        })  # fmt: skip
+        rows.append(
+            {
+                "time": d.decided_at.strftime("%Y-%m-%d %H:%M"),
+                "signal_id": d.signal_id,
+                "strategy": order.strategy if order else "",
+                "side": order.side if order else "",
+                "approved": "yes" if d.approved else "no",
+                "stage": d.stage,
+                "reasons": "; ".join(r.code + (f"@{r.plugin}" if r.plugin else "") for r in d.reasons),
+                "score": "" if d.combined_score is None else f"{d.combined_score:.3f}",
+                "volume": "" if d.volume is None else f"{d.volume:g}",
+                "client_id": d.client_id,
+            }
+        )
     return rows
 
 

@@ -25,16 +25,22 @@ from tradeguard.testing import crash, make_runtime
 
 def setup(tmp_path: Path, db: str = "acc.db", **cfg: Any) -> tuple[Any, AccountTracker]:
     tracker = AccountTracker()
-    rt = make_runtime(("account_tracker", tracker), store=Store(tmp_path / db),
-                      settings={"broker": {"server_offset_hours": 3, "emulator": {"server_offset_hours": 3}},
-                                "account_tracker": cfg,
-                                "runtime": {"data_dir": str(tmp_path)}})  # fmt: skip
+    rt = make_runtime(
+        ("account_tracker", tracker),
+        store=Store(tmp_path / db),
+        settings={
+            "broker": {"server_offset_hours": 3, "emulator": {"server_offset_hours": 3}},
+            "account_tracker": cfg,
+            "runtime": {"data_dir": str(tmp_path)},
+        },
+    )
     return rt, tracker
 
 
 def trade(rt: Any, side: int, volume: float = 1.0, **kw: Any) -> Any:
-    res = rt.broker.send(rt.broker.prepare({"action": 1, "symbol": "EURUSD", "volume": volume, "type": side,
-                                            "magic": 1, **kw}))  # fmt: skip
+    res = rt.broker.send(
+        rt.broker.prepare({"action": 1, "symbol": "EURUSD", "volume": volume, "type": side, "magic": 1, **kw})
+    )
     assert res.retcode == 10009, res
     return res
 
@@ -69,7 +75,12 @@ def test_drawdown_arithmetic_through_a_server_midnight(tmp_path: Path) -> None:
     term.admin_deposit(1000.0)  # money in is not profit: the peak moves with it, the day's anchor does not
     s = acc.capture()
     assert (s.balance, s.peak_equity, s.drawdown_money, s.day_start_equity, s.daily_drawdown_money) == (
-        11049.0, 11049.0, 0.0, 10000.0, 0.0)  # fmt: skip
+        11049.0,
+        11049.0,
+        0.0,
+        10000.0,
+        0.0,
+    )
 
     term.replay_step(45)  # tick 48: 2017-04-19 21:00 UTC = 00:00 on the server, a new broker day
     assert rt.broker.now() == datetime(2017, 4, 19, 21, tzinfo=UTC)
@@ -147,18 +158,39 @@ def test_the_first_bar_past_server_midnight_captures_the_new_day(tmp_path: Path)
     term = rt.broker.mt5
     before = acc.capture()  # 2017-04-19 09:00 UTC: the server day that ends at 21:00 UTC
     term.replay_step(47)  # tick 47: the last of bar 11 (20:00-21:00 UTC); bar 10 has closed
-    acc.on_bar(Bar(symbol="EURUSD", timeframe="H1", time=datetime(2017, 4, 19, 19, tzinfo=UTC), open=1.07,
-                   high=1.071, low=1.069, close=1.0705), rt)  # closes at 20:00, before midnight: nothing to do
+    acc.on_bar(
+        Bar(
+            symbol="EURUSD",
+            timeframe="H1",
+            time=datetime(2017, 4, 19, 19, tzinfo=UTC),
+            open=1.07,
+            high=1.071,
+            low=1.069,
+            close=1.0705,
+        ),
+        rt,
+    )  # closes at 20:00, before midnight: nothing to do
     assert acc.last == before
     term.replay_step(1)  # tick 48, 21:00 UTC: 00:00 on the server, and bar 11 has closed
-    acc.on_bar(Bar(symbol="EURUSD", timeframe="H1", time=datetime(2017, 4, 19, 20, tzinfo=UTC), open=1.07,
-                   high=1.071, low=1.069, close=1.0705), rt)  # closes at 21:00: the new day is captured
+    acc.on_bar(
+        Bar(
+            symbol="EURUSD",
+            timeframe="H1",
+            time=datetime(2017, 4, 19, 20, tzinfo=UTC),
+            open=1.07,
+            high=1.071,
+            low=1.069,
+            close=1.0705,
+        ),
+        rt,
+    )  # closes at 21:00: the new day is captured
     assert acc.last is not None and acc.last.time == datetime(2017, 4, 19, 21, tzinfo=UTC)
     assert acc.last.time == server_midnight(rt.broker.now(), rt.broker.offset)
 
 
-@pytest.mark.parametrize(("field", "value"), [("equity", float("nan")), ("margin_level", -5.0),
-                                              ("balance", float("inf"))])  # fmt: skip
+@pytest.mark.parametrize(
+    ("field", "value"), [("equity", float("nan")), ("margin_level", -5.0), ("balance", float("inf"))]
+)
 def test_a_terminal_figure_the_model_refuses_names_its_field(tmp_path: Path, field: str, value: float) -> None:
     from pydantic import ValidationError
 
@@ -186,8 +218,9 @@ def test_captured_snapshots_hold_the_models_types_and_are_stored_as_it_serialise
     assert stored == [s.model_dump_json() for s in snaps]
 
 
-@given(balance=st.floats(0, 1e7), floating=st.floats(-1e6, 1e6), margin=st.floats(0, 1e6),
-       realized=st.floats(-1e5, 1e5))  # fmt: skip
+@given(
+    balance=st.floats(0, 1e7), floating=st.floats(-1e6, 1e6), margin=st.floats(0, 1e6), realized=st.floats(-1e5, 1e5)
+)
 @example(balance=0.0, floating=-5734.0, margin=0.0, realized=-3.1895531324058835e-303)  # a day's start of 3e-303
 @settings(max_examples=60, deadline=None)
 def test_a_snapshot_built_unvalidated_is_the_one_validation_builds(
@@ -197,19 +230,42 @@ def test_a_snapshot_built_unvalidated_is_the_one_validation_builds(
     from tradeguard.broker.types import AccountState
 
     equity = balance + floating
-    account = AccountState(login=1, currency="USD", balance=balance, equity=equity, margin=margin,
-                           margin_free=equity - margin, margin_level=equity / margin * 100 if margin else 0.0,
-                           profit=floating, leverage=100, hedging=True, trade_allowed=True, trade_expert=True,
-                           margin_so_call=100.0, margin_so_so=50.0)  # fmt: skip
+    account = AccountState(
+        login=1,
+        currency="USD",
+        balance=balance,
+        equity=equity,
+        margin=margin,
+        margin_free=equity - margin,
+        margin_level=equity / margin * 100 if margin else 0.0,
+        profit=floating,
+        leverage=100,
+        hedging=True,
+        trade_allowed=True,
+        trade_expert=True,
+        margin_so_call=100.0,
+        margin_so_so=50.0,
+    )
     build = _snapshot_type(account, realized, 0.0)
     day_start, peak = balance - realized, max(balance, equity)
-    values = dict(time=datetime(2017, 4, 19, tzinfo=UTC), login=1, currency="USD", balance=balance, equity=equity,
-                  margin=margin, free_margin=equity - margin, margin_level=account.margin_level,
-                  floating_pnl=round(floating, 2), realized_pnl_day=round(realized, 2),
-                  day_start_equity=round(day_start, 2), peak_equity=round(peak, 2),
-                  drawdown_pct=AccountSnapshot.loss_pct(peak, equity), drawdown_money=round(peak - equity, 2),
-                  daily_drawdown_money=round(max(0.0, day_start - equity), 2),
-                  daily_drawdown_pct=AccountSnapshot.loss_pct(day_start, equity))  # fmt: skip
+    values = dict(
+        time=datetime(2017, 4, 19, tzinfo=UTC),
+        login=1,
+        currency="USD",
+        balance=balance,
+        equity=equity,
+        margin=margin,
+        free_margin=equity - margin,
+        margin_level=account.margin_level,
+        floating_pnl=round(floating, 2),
+        realized_pnl_day=round(realized, 2),
+        day_start_equity=round(day_start, 2),
+        peak_equity=round(peak, 2),
+        drawdown_pct=AccountSnapshot.loss_pct(peak, equity),
+        drawdown_money=round(peak - equity, 2),
+        daily_drawdown_money=round(max(0.0, day_start - equity), 2),
+        daily_drawdown_pct=AccountSnapshot.loss_pct(day_start, equity),
+    )
     if not (math.isfinite(account.margin_level) and account.margin_level >= 0):  # a tiny margin: level inf
         assert build is AccountSnapshot
         with pytest.raises(ValueError, match="margin_level"):

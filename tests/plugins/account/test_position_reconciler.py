@@ -19,9 +19,13 @@ OURS = 20261125
 
 def setup(tmp_path: Path, emulator: dict[str, Any] | None = None, **cfg: Any) -> tuple[Any, Any, PositionReconciler]:
     eng, rec = ExecutionEngine(), PositionReconciler()
-    rt = make_runtime(("kill_switch", KillSwitch()), ("execution_engine", eng), ("position_reconciler", rec),
-                      settings={"broker": {"emulator": emulator or {}}, "position_reconciler": cfg},
-                      store=Store(tmp_path / "rec.db"))  # fmt: skip
+    rt = make_runtime(
+        ("kill_switch", KillSwitch()),
+        ("execution_engine", eng),
+        ("position_reconciler", rec),
+        settings={"broker": {"emulator": emulator or {}}, "position_reconciler": cfg},
+        store=Store(tmp_path / "rec.db"),
+    )
     return rt, eng, rec
 
 
@@ -56,8 +60,10 @@ def test_what_the_brokers_history_explains_is_imported_not_reported(tmp_path: Pa
     report = rec.run_reconciliation("test")
     assert not report.consistent and report.volume_drift == {} and report.missing == ()
     assert report.unknown == (orphan,) and report.unprotected == (orphan,)
-    drift = {k: rt.metrics.registry.get_sample_value("tradeguard_reconciliation_drift", {"kind": k})
-             for k in ("missing", "unknown", "unprotected", "volume")}  # fmt: skip
+    drift = {
+        k: rt.metrics.registry.get_sample_value("tradeguard_reconciliation_drift", {"kind": k})
+        for k in ("missing", "unknown", "unprotected", "volume")
+    }
     assert drift == {"missing": 0, "unknown": 1, "unprotected": 1, "volume": 0}
     direct(rt, type=1, volume=0.2, position=ours.ticket, magic=0)  # someone closes ours by hand
     report = rec.run_reconciliation("again")
@@ -70,9 +76,23 @@ def test_what_the_brokers_history_explains_is_imported_not_reported(tmp_path: Pa
 def test_a_position_history_cannot_explain_is_missing(tmp_path: Path) -> None:
     _rt, eng, rec = setup(tmp_path)
     eng.submit_order(order(volume=0.1, stop_loss=1.0650))
-    ghost = BrokerDeal(ticket=999_999, order=777_777, position_id=777_777, symbol="EURUSD", type=0, entry=0,
-                       reason=3, volume=0.1, price=1.07, commission=0.0, swap=0.0, profit=0.0, magic=OURS,
-                       comment="tg-00000001", time=T0)  # fmt: skip
+    ghost = BrokerDeal(
+        ticket=999_999,
+        order=777_777,
+        position_id=777_777,
+        symbol="EURUSD",
+        type=0,
+        entry=0,
+        reason=3,
+        volume=0.1,
+        price=1.07,
+        commission=0.0,
+        swap=0.0,
+        profit=0.0,
+        magic=OURS,
+        comment="tg-00000001",
+        time=T0,
+    )
     eng._record(ghost)  # the journal holds a position the broker never had
     report = rec.run_reconciliation("t")
     assert report.missing == (777_777,) and not report.consistent
@@ -138,7 +158,8 @@ def test_many_inconsistencies_request_a_halt_and_a_halt_triggers_reconciliation(
 
 
 def test_a_scheduled_run_with_nothing_changed_keeps_its_report_and_a_hand_moved_level_shows_within_the_bound(
-        tmp_path: Path) -> None:  # fmt: skip
+    tmp_path: Path,
+) -> None:
     """Requests sent, positions and deals at the broker and our fills mark what can change the comparison; a level
     moved at the terminal (not through this process) marks nothing, so it shows at the next full comparison,
     at most ``every_seconds`` of real time later."""
@@ -148,8 +169,10 @@ def test_a_scheduled_run_with_nothing_changed_keeps_its_report_and_a_hand_moved_
     first = rec.run_reconciliation("schedule")
     assert first.consistent and rec.run_reconciliation("schedule") is first
     terminal = rt.broker.mt5
-    assert terminal.order_send({"action": 6, "symbol": "EURUSD", "position": ticket, "sl": 1.0670,
-                                "tp": 1.0800}).retcode == 10009  # at the terminal, behind this process  # fmt: skip
+    assert (
+        terminal.order_send({"action": 6, "symbol": "EURUSD", "position": ticket, "sl": 1.0670, "tp": 1.0800}).retcode
+        == 10009
+    )  # at the terminal, behind this process
     assert rec.run_reconciliation("schedule") is first
     assert rec.run_reconciliation("operator").sltp_mismatch == (ticket,)  # any other cause compares in full
     assert eng.modify_order(ticket, 1.0670, 1.0800)  # a request sent: compared again, consistent again

@@ -16,8 +16,14 @@ from ...receiver import Receiver
 
 
 def runtime(db: Path, destinations: dict[str, Any], **cfg: Any) -> Any:
-    settings = {"dedup_seconds": 300, "critical_rate_limit_seconds": 30, "poll_seconds": 0.02,
-                "retry_seconds": 0.05, "destinations": destinations, **cfg}  # fmt: skip
+    settings = {
+        "dedup_seconds": 300,
+        "critical_rate_limit_seconds": 30,
+        "poll_seconds": 0.02,
+        "retry_seconds": 0.05,
+        "destinations": destinations,
+        **cfg,
+    }
     return make_runtime(("alert_manager", AlertManager()), store=Store(db), settings={"alert_manager": settings})
 
 
@@ -32,10 +38,17 @@ def outbox(db: Path, column: str) -> list[Any]:
     return [r[0] for r in Store(db).query(f"SELECT {column} FROM alert_outbox ORDER BY id")]
 
 
-def raise_alert(rt: Any, severity: str = "ERROR", code: str = "order_unknown", symbol: str = "EURUSD",
-                message: str = "m") -> None:  # fmt: skip
-    rt.alert(channel="EXECUTION", severity=severity, module="execution_engine", error_code=code, message=message,
-             symbol=symbol)  # fmt: skip
+def raise_alert(
+    rt: Any, severity: str = "ERROR", code: str = "order_unknown", symbol: str = "EURUSD", message: str = "m"
+) -> None:
+    rt.alert(
+        channel="EXECUTION",
+        severity=severity,
+        module="execution_engine",
+        error_code=code,
+        message=message,
+        symbol=symbol,
+    )
 
 
 def test_dedup_counts_repeats_and_summarises_them_when_the_window_ends(tmp_path: Path, receiver: Receiver) -> None:
@@ -53,8 +66,12 @@ def test_dedup_counts_repeats_and_summarises_them_when_the_window_ends(tmp_path:
         summary = receiver.posts[2][1]
         assert summary["message"].startswith("4 more order_unknown alert(s) held back by the dedup window")
         assert summary["message"].endswith("last: attempt 4") and summary["context"]["suppressed"] == 4
-        assert rt.metrics.registry.get_sample_value("tradeguard_alerts_total",
-                                                    {"destination": "-", "outcome": "suppressed"}) == 4  # fmt: skip
+        assert (
+            rt.metrics.registry.get_sample_value(
+                "tradeguard_alerts_total", {"destination": "-", "outcome": "suppressed"}
+            )
+            == 4
+        )
     finally:
         rt.stop()
 
@@ -103,15 +120,18 @@ def test_rows_are_dead_lettered_after_max_attempts(tmp_path: Path, receiver: Rec
         raise_alert(rt)
         wait_until(lambda: outbox(db, "status") == ["dead"])
         assert outbox(db, "attempts") == [3]
-        assert rt.metrics.registry.get_sample_value("tradeguard_alerts_total",
-                                                    {"destination": "hook", "outcome": "dead"}) == 1  # fmt: skip
+        assert (
+            rt.metrics.registry.get_sample_value("tradeguard_alerts_total", {"destination": "hook", "outcome": "dead"})
+            == 1
+        )
     finally:
         rt.stop()
 
 
 def test_slack_telegram_and_alertmanager_payloads_and_telegram_429(tmp_path: Path, receiver: Receiver) -> None:
-    receiver.script = {"/bot123:SECRET/sendMessage": [(429, {"ok": False, "error_code": 429,
-                                                              "parameters": {"retry_after": 1}})]}  # fmt: skip
+    receiver.script = {
+        "/bot123:SECRET/sendMessage": [(429, {"ok": False, "error_code": 429, "parameters": {"retry_after": 1}})]
+    }
     destinations = {
         "slack": {"kind": "slack", "url": receiver.url + "/slack"},
         "tg": {"kind": "telegram", "api_url": receiver.url, "bot_token": "123:SECRET", "chat_id": "-100"},
@@ -127,11 +147,18 @@ def test_slack_telegram_and_alertmanager_payloads_and_telegram_429(tmp_path: Pat
         tg = next(body for path, body in receiver.posts if path == "/bot123:SECRET/sendMessage")
         assert tg == {"chat_id": "-100", "text": slack["text"]}
         am = next(body for path, body in receiver.posts if path == "/api/v2/alerts")
-        assert am[0]["labels"] == {"alertname": "tradeguard_connection_lost", "severity": "critical",
-                                   "channel": "EXECUTION", "module": "execution_engine", "symbol": "EURUSD"}
+        assert am[0]["labels"] == {
+            "alertname": "tradeguard_connection_lost",
+            "severity": "critical",
+            "channel": "EXECUTION",
+            "module": "execution_engine",
+            "symbol": "EURUSD",
+        }
         assert am[0]["annotations"]["summary"] == "terminal gone"
-        rows = [tuple(r) for r in Store(db).query("SELECT channel, attempts, status, last_error FROM alert_outbox "
-                                                   "ORDER BY id")]  # fmt: skip
+        rows = [
+            tuple(r)
+            for r in Store(db).query("SELECT channel, attempts, status, last_error FROM alert_outbox ORDER BY id")
+        ]
         (tg,) = [r for r in rows if r[0] == "tg"]  # the 429's error is kept until a retry delivers it, then cleared
         assert tg in (("tg", 1, "pending", "telegram: HTTP 429 rate limited"), ("tg", 2, "sent", ""))
         assert all(err == "" for name, _, status, err in rows if status == "sent") and "SECRET" not in str(rows)
@@ -161,8 +188,14 @@ def test_smtp_delivers_the_alert_as_an_email(tmp_path: Path) -> None:
     smtpd = Controller(inbox, hostname="127.0.0.1", port=port)
     smtpd.start()
     try:
-        dest = {"kind": "smtp", "smtp_host": "127.0.0.1", "smtp_port": port,
-                "starttls": False, "sender": "tradeguard@desk.test", "to": ["ops@desk.test"]}  # fmt: skip
+        dest = {
+            "kind": "smtp",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": port,
+            "starttls": False,
+            "sender": "tradeguard@desk.test",
+            "to": ["ops@desk.test"],
+        }
         rt = runtime(tmp_path / "m.db", {"mail": dest})
         try:
             raise_alert(rt, "CRITICAL", "max_drawdown", message="equity down 10%")

@@ -23,21 +23,59 @@ def memory(db: Path, **cfg: Any) -> tuple[Any, InsightsEngine]:
     return rt, engine
 
 
-def decide(rt: Any, engine: InsightsEngine, client: str, *, side: str = "buy", stop: float = 1.0950,
-           score: float | None = 0.7, strategy: str = "s") -> Any:  # fmt: skip
+def decide(
+    rt: Any,
+    engine: InsightsEngine,
+    client: str,
+    *,
+    side: str = "buy",
+    stop: float = 1.0950,
+    score: float | None = 0.7,
+    strategy: str = "s",
+) -> Any:
     sig = signal(strategy=strategy, side=side, stop_loss=stop)
-    d = Decision(signal_id=sig.signal_id, approved=True, stage="done", targets=Targets(stop_loss=stop),
-                 combined_score=score, client_id=client, decided_at=T0)  # fmt: skip
+    d = Decision(
+        signal_id=sig.signal_id,
+        approved=True,
+        stage="done",
+        targets=Targets(stop_loss=stop),
+        combined_score=score,
+        client_id=client,
+        decided_at=T0,
+    )
     engine.on_decision(d, sig, rt)
     return sig
 
 
-def fill(engine: InsightsEngine, rt: Any, position: int, entry: str, side: str, volume: float, price: float,
-         profit: float = 0.0, client: str = "") -> None:  # fmt: skip
+def fill(
+    engine: InsightsEngine,
+    rt: Any,
+    position: int,
+    entry: str,
+    side: str,
+    volume: float,
+    price: float,
+    profit: float = 0.0,
+    client: str = "",
+) -> None:
     ticket = next(_ids)
-    engine.on_fill(Fill(deal_ticket=ticket, order_ticket=ticket, position_id=position, client_id=client,
-                        symbol="EURUSD", side=side, entry=entry, volume=volume, price=price, profit=profit,
-                        commission=-1.0, time=T0 + timedelta(hours=ticket)), rt)  # fmt: skip
+    engine.on_fill(
+        Fill(
+            deal_ticket=ticket,
+            order_ticket=ticket,
+            position_id=position,
+            client_id=client,
+            symbol="EURUSD",
+            side=side,
+            entry=entry,
+            volume=volume,
+            price=price,
+            profit=profit,
+            commission=-1.0,
+            time=T0 + timedelta(hours=ticket),
+        ),
+        rt,
+    )
 
 
 def test_buckets() -> None:
@@ -62,9 +100,18 @@ def test_a_trade_is_followed_from_decision_to_flat_and_counted(tmp_path: Path) -
     fill(engine, rt, 8, "in", "buy", 1.0, 1.1000, client="c2")
     fill(engine, rt, 8, "out", "sell", 1.0, 1.0950, profit=-500.0)  # stopped: -1R
     (row,) = engine.table()
-    assert row == {"strategy": "s", "symbol": "EURUSD", "side": "buy", "session": "london", "bucket": "0.60-0.80",
-                   "count": 2, "win_rate": 0.5, "avg_r": pytest.approx(0.2), "expectancy": pytest.approx(97.5),
-                   "streak": -1}  # fmt: skip
+    assert row == {
+        "strategy": "s",
+        "symbol": "EURUSD",
+        "side": "buy",
+        "session": "london",
+        "bucket": "0.60-0.80",
+        "count": 2,
+        "win_rate": 0.5,
+        "avg_r": pytest.approx(0.2),
+        "expectancy": pytest.approx(97.5),
+        "streak": -1,
+    }
 
 
 def test_an_opening_fill_before_its_decision_is_not_lost(tmp_path: Path) -> None:

@@ -98,8 +98,18 @@ def _fill_history(rt: Any, count: int = 200) -> None:
     start = T0 - timedelta(hours=count)
     for i in range(count):  # a steady rise with a small wick; spread 10 points
         o, c = 1.0 + 0.001 * i, 1.0 + 0.001 * (i + 1)
-        rt.bars.append(Bar(symbol="EURUSD", timeframe="H1", time=start + timedelta(hours=i), open=o, high=c + 0.0005,
-                           low=o - 0.0005, close=c, spread=10))  # fmt: skip
+        rt.bars.append(
+            Bar(
+                symbol="EURUSD",
+                timeframe="H1",
+                time=start + timedelta(hours=i),
+                open=o,
+                high=c + 0.0005,
+                low=o - 0.0005,
+                close=c,
+                spread=10,
+            )
+        )
 
 
 def test_score_is_the_weighted_mean_and_each_contribution_is_recorded(runtime: Any) -> None:
@@ -148,13 +158,26 @@ class _Says:
     @hookimpl
     def generate_signals(self, bar: Bar, runtime: Any) -> list[Signal]:
         stop = bar.close - 0.01 if self.side == "buy" else bar.close + 0.01
-        return [Signal(strategy=self.name, symbol=bar.symbol, side=self.side, bar_time=bar.time,
-                       created_at=runtime.clock.now(), price=bar.close, stop_loss=stop)]  # fmt: skip
+        return [
+            Signal(
+                strategy=self.name,
+                symbol=bar.symbol,
+                side=self.side,
+                bar_time=bar.time,
+                created_at=runtime.clock.now(),
+                price=bar.close,
+                stop_loss=stop,
+            )
+        ]
 
 
 def test_strategies_that_fire_on_the_same_bar_see_each_other(runtime: Any) -> None:
-    rt = runtime(("scenario_scorer", ScenarioScorer()), ("a", _Says("a", "buy")), ("b", _Says("b", "buy")),
-                 ("c", _Says("c", "sell")))  # fmt: skip
+    rt = runtime(
+        ("scenario_scorer", ScenarioScorer()),
+        ("a", _Says("a", "buy")),
+        ("b", _Says("b", "buy")),
+        ("c", _Says("c", "sell")),
+    )
     _fill_history(rt)
     bar = Bar(symbol="EURUSD", timeframe="H1", time=T0, open=1.2, high=1.2005, low=1.1995, close=1.2, spread=10)
     rt.bars.append(bar)
@@ -167,8 +190,10 @@ def test_strategies_that_fire_on_the_same_bar_see_each_other(runtime: Any) -> No
 
 
 @settings(max_examples=150, deadline=None)
-@given(rows=st.lists(st.tuples(st.sampled_from([1, 1, 1, 1, 2, 5, 49]), st.floats(1.0, 1.2)), min_size=2, max_size=600),
-       period=st.integers(2, 25))  # fmt: skip
+@given(
+    rows=st.lists(st.tuples(st.sampled_from([1, 1, 1, 1, 2, 5, 49]), st.floats(1.0, 1.2)), min_size=2, max_size=600),
+    period=st.integers(2, 25),
+)
 def test_trend_reads_only_the_tail_it_needs_and_agrees_with_the_whole_window(
     rows: list[tuple[int, float]], period: int
 ) -> None:
@@ -190,10 +215,14 @@ def test_trend_reads_only_the_tail_it_needs_and_agrees_with_the_whole_window(
 
 
 @settings(max_examples=150, deadline=None)
-@given(rows=st.lists(st.tuples(st.sampled_from([1, 1, 1, 1, 2, 5, 49]), st.floats(1.0, 1.2)), min_size=1, max_size=400),
-       period=st.integers(2, 25), chunk=st.integers(1, 40))  # fmt: skip
-def test_the_trend_tracker_votes_as_the_resampled_tail_does(rows: list[tuple[int, float]], period: int,
-                                                            chunk: int) -> None:  # fmt: skip
+@given(
+    rows=st.lists(st.tuples(st.sampled_from([1, 1, 1, 1, 2, 5, 49]), st.floats(1.0, 1.2)), min_size=1, max_size=400),
+    period=st.integers(2, 25),
+    chunk=st.integers(1, 40),
+)
+def test_the_trend_tracker_votes_as_the_resampled_tail_does(
+    rows: list[tuple[int, float]], period: int, chunk: int
+) -> None:
     """Fed the bars a few at a time, as signals arrive, the tracker casts the same vote as
     ``trend_factor`` over every bar so far, to the bit."""
     window = bars([close for _, close in rows])
@@ -206,11 +235,16 @@ def test_the_trend_tracker_votes_as_the_resampled_tail_does(rows: list[tuple[int
 
 
 @settings(max_examples=150, deadline=None)
-@given(closes=st.lists(st.sampled_from([1.1, 1.1002, 1.1005, 1.101, 1.0998, 1.12]), min_size=1, max_size=300),
-       wick=st.sampled_from([0.0, 0.0003]), period=st.integers(2, 20), window=st.integers(10, 60),
-       chunk=st.integers(1, 40))  # fmt: skip
-def test_the_volatility_tracker_scores_as_the_tail_does(closes: list[float], wick: float, period: int, window: int,
-                                                         chunk: int) -> None:  # fmt: skip
+@given(
+    closes=st.lists(st.sampled_from([1.1, 1.1002, 1.1005, 1.101, 1.0998, 1.12]), min_size=1, max_size=300),
+    wick=st.sampled_from([0.0, 0.0003]),
+    period=st.integers(2, 20),
+    window=st.integers(10, 60),
+    chunk=st.integers(1, 40),
+)
+def test_the_volatility_tracker_scores_as_the_tail_does(
+    closes: list[float], wick: float, period: int, window: int, chunk: int
+) -> None:
     """Fed a few bars at a time, the tracker's ATR and factor are those of the tail's exact ATRs, to the
     bit; few distinct prices, so equal ATRs (the percentile's ties) are common."""
     series = bars(closes, wick=wick)
@@ -235,8 +269,18 @@ def test_the_scorer_keeps_its_trend_tracker_up_to_date_between_signals(runtime: 
     for burst in (30, 1, 1, 7, 700, 2, 120, 600, 1):
         for _ in range(burst):  # a zigzag with a period unlike any bucket's: the votes keep changing
             c = 1.1 + 0.01 * math.sin(made / 37) + 0.004 * math.sin(made / 5)
-            rt.bars.append(Bar(symbol="EURUSD", timeframe="H1", time=start + timedelta(hours=made), open=c, high=c,
-                               low=c, close=c, spread=10))  # fmt: skip
+            rt.bars.append(
+                Bar(
+                    symbol="EURUSD",
+                    timeframe="H1",
+                    time=start + timedelta(hours=made),
+                    open=c,
+                    high=c,
+                    low=c,
+                    close=c,
+                    spread=10,
+                )
+            )
             made += 1
         last = start + timedelta(hours=made - 1)
         held = rt.bars.get("EURUSD", "H1", 2000)

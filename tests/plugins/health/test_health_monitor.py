@@ -34,9 +34,14 @@ class Seen:
 def monitored(tmp_path: Path, faults: dict | None = None, **cfg: Any) -> tuple[Any, MT5HealthMonitor, Seen]:
     monitor, seen = MT5HealthMonitor(), Seen()
     settings = {"broker": {"emulator": {"faults": faults or {}}}, "mt5_health_monitor": cfg}
-    rt = make_runtime(("kill_switch", KillSwitch()), ("mt5_health_monitor", monitor), ("seen", seen),
-                      store=Store(tmp_path / "h.db"), clock=ReplayClock(datetime(2017, 4, 19, 9, tzinfo=UTC)),
-                      settings=settings)
+    rt = make_runtime(
+        ("kill_switch", KillSwitch()),
+        ("mt5_health_monitor", monitor),
+        ("seen", seen),
+        store=Store(tmp_path / "h.db"),
+        clock=ReplayClock(datetime(2017, 4, 19, 9, tzinfo=UTC)),
+        settings=settings,
+    )
     return rt, monitor, seen
 
 
@@ -52,8 +57,9 @@ def test_healthy_terminal_is_ok(tmp_path: Path) -> None:
 
 
 def test_disconnect_is_critical_then_recovers_and_a_long_outage_halts(tmp_path: Path) -> None:
-    rt, monitor, seen = monitored(tmp_path, faults={"disconnect_rate": 1.0, "disconnect_seconds": 7200},
-                                  outage_halt_seconds=3600)  # fmt: skip
+    rt, monitor, seen = monitored(
+        tmp_path, faults={"disconnect_rate": 1.0, "disconnect_seconds": 7200}, outage_halt_seconds=3600
+    )
     rt.broker.send({"action": 1, "symbol": "EURUSD", "volume": 0.1, "type": 0, "type_filling": 1})  # starts the window
     report = monitor.aggregate_health()
     assert report.status is HealthStatus.CRITICAL and not report.connected and gauge(rt) == 0

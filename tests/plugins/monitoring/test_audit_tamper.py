@@ -26,9 +26,14 @@ COLUMNS = ("seq", "time", "kind", "record", "prev_hash", "hash")
 
 def chain(db: Path, key: str = "") -> int:
     """A run that trades, halts and stops: its chain's length."""
-    rt = make_runtime(("execution_engine", ExecutionEngine()), ("kill_switch", KillSwitch()),
-                      ("position_sizing", PositionSizing()), ("audit_trail", AuditTrail()), store=Store(db),
-                      settings={"audit_trail": {"hmac_key": key}})  # fmt: skip
+    rt = make_runtime(
+        ("execution_engine", ExecutionEngine()),
+        ("kill_switch", KillSwitch()),
+        ("position_sizing", PositionSizing()),
+        ("audit_trail", AuditTrail()),
+        store=Store(db),
+        settings={"audit_trail": {"hmac_key": key}},
+    )
     rt.decide(signal(price=1.0717, stop_loss=1.0697))
     rt.request_halt("manual", "operator", source="cli")
     rt.stop()
@@ -49,8 +54,13 @@ def test_an_edit_of_any_column_of_any_record_is_located(tmp_path: Path, key: str
     db = tmp_path / "a.db"
     last = chain(db, key)
     seq = {"first": 1, "middle": last // 2, "last": last}[where]
-    value = {"seq": 10_000, "time": "2001-01-01T00:00:00+00:00", "kind": "nothing", "prev_hash": "1" * 64,
-             "hash": "f" * 64}.get(column)  # fmt: skip
+    value = {
+        "seq": 10_000,
+        "time": "2001-01-01T00:00:00+00:00",
+        "kind": "nothing",
+        "prev_hash": "1" * 64,
+        "hash": "f" * 64,
+    }.get(column)
     if column == "record":
         edit(db, "UPDATE audit SET record = replace(record, '\"seq\":', '\"seq\": ') WHERE seq = ?", seq)
     else:
@@ -80,11 +90,14 @@ def test_two_records_reordered_are_located(tmp_path: Path, key: str) -> None:
     db = tmp_path / "a.db"
     chain(db, key)
     con = sqlite3.connect(db)
-    a, b = (con.execute("SELECT time, kind, record, prev_hash, hash FROM audit WHERE seq = ?", (n,)).fetchone()
-            for n in (3, 4))  # fmt: skip
+    a, b = (
+        con.execute("SELECT time, kind, record, prev_hash, hash FROM audit WHERE seq = ?", (n,)).fetchone()
+        for n in (3, 4)
+    )
     for seq, row in ((3, b), (4, a)):
-        con.execute("UPDATE audit SET time = ?, kind = ?, record = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-                    (*row, seq))  # fmt: skip
+        con.execute(
+            "UPDATE audit SET time = ?, kind = ?, record = ?, prev_hash = ?, hash = ? WHERE seq = ?", (*row, seq)
+        )
     con.commit()
     verdict = verify(Store(db), key.encode())
     assert not verdict.ok and verdict.broken_at == 3 and "does not follow record 2" in verdict.reason
@@ -103,8 +116,11 @@ def rebuild(db: Path, key: bytes = b"", drop_kind: str = "", change: tuple[str, 
         seq += 1
         data = json.loads(record)
         data["seq"] = seq
-        text = json.dumps(data, sort_keys=True, separators=(",", ":")).replace(*change) if change[0] else (
-            json.dumps(data, sort_keys=True, separators=(",", ":")))  # fmt: skip
+        text = (
+            json.dumps(data, sort_keys=True, separators=(",", ":")).replace(*change)
+            if change[0]
+            else (json.dumps(data, sort_keys=True, separators=(",", ":")))
+        )
         digest = chain_hash(previous, text, key)
         con.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)", (seq, stamp, kind, text, previous, digest))
         previous = digest
@@ -160,8 +176,13 @@ def test_export_then_verify_the_file_on_its_own(tmp_path: Path) -> None:
     settings.write_text(f'[default.runtime]\ndata_dir = "{var}"\n[default.logging]\nlevel = "ERROR"\n')
 
     def tg(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "tradeguard", *args, "--settings", str(settings)],
-                              capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"})
+        return subprocess.run(
+            [sys.executable, "-m", "tradeguard", *args, "--settings", str(settings)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "300"},
+        )
 
     for fmt in ("jsonl", "csv"):
         out = tmp_path / f"audit.{fmt}"

@@ -21,9 +21,14 @@ from tradeguard.testing import make_runtime, signal
 
 def audited(db: Path, key: str = "") -> tuple[Any, AuditTrail]:
     audit = AuditTrail()
-    rt = make_runtime(("execution_engine", ExecutionEngine()), ("kill_switch", KillSwitch()),
-                      ("position_sizing", PositionSizing()), ("audit_trail", audit), store=Store(db),
-                      settings={"audit_trail": {"hmac_key": key}})  # fmt: skip
+    rt = make_runtime(
+        ("execution_engine", ExecutionEngine()),
+        ("kill_switch", KillSwitch()),
+        ("position_sizing", PositionSizing()),
+        ("audit_trail", audit),
+        store=Store(db),
+        settings={"audit_trail": {"hmac_key": key}},
+    )
     rt.decide(signal(price=1.0717, stop_loss=1.0697))
     rt.request_halt("manual", "operator", source="cli")
     rt.decide(signal(price=1.0717, stop_loss=1.0697, side="sell"))
@@ -37,8 +42,17 @@ def kinds(db: Path) -> list[str]:
 
 def test_everything_that_matters_is_chained_and_verifies(tmp_path: Path) -> None:
     rt, _ = audited(tmp_path / "a.db")
-    assert kinds(tmp_path / "a.db") == ["start", "order", "fill", "order", "decision", "halt", "decision",
-                                        "kill_switch", "stop"]  # fmt: skip
+    assert kinds(tmp_path / "a.db") == [
+        "start",
+        "order",
+        "fill",
+        "order",
+        "decision",
+        "halt",
+        "decision",
+        "kill_switch",
+        "stop",
+    ]
     verdict = verify(rt.store)
     assert verdict.ok and verdict.records == 9
 
@@ -50,13 +64,15 @@ def test_everything_that_matters_is_chained_and_verifies(tmp_path: Path) -> None
         ("DELETE FROM audit WHERE seq = 4", "record 4 is missing"),
         ("SWAP 5 6", "record 5 (halt) does not follow record 4"),  # seq 5 was the decision, 6 the halt
     ],
-)  # fmt: skip
+)
 def test_update_delete_and_reorder_are_detected_and_located(tmp_path: Path, tamper: str, reason: str) -> None:
     _rt, _ = audited(tmp_path / "a.db")
     con = sqlite3.connect(tmp_path / "a.db")
     if tamper.startswith("SWAP"):  # two records change places
-        a, b = (con.execute("SELECT kind, record, prev_hash, hash FROM audit WHERE seq = ?", (n,)).fetchone()
-                for n in (5, 6))  # fmt: skip
+        a, b = (
+            con.execute("SELECT kind, record, prev_hash, hash FROM audit WHERE seq = ?", (n,)).fetchone()
+            for n in (5, 6)
+        )
         for seq, row in ((5, b), (6, a)):
             con.execute("UPDATE audit SET kind = ?, record = ?, prev_hash = ?, hash = ? WHERE seq = ?", (*row, seq))
     else:
@@ -79,13 +95,21 @@ def test_the_chain_continues_across_a_restart_and_the_cli_verifies_it(tmp_path: 
     assert kinds(tmp_path / "var" / "tradeguard.db").count("start") == 2
     settings = tmp_path / "s.toml"
     settings.write_text(f'[default.runtime]\ndata_dir = "{tmp_path / "var"}"\n')
-    ok = subprocess.run([sys.executable, "-m", "tradeguard", "audit", "verify", "--settings", str(settings)],
-                        capture_output=True, text=True, timeout=60)  # fmt: skip
+    ok = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "audit", "verify", "--settings", str(settings)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     # the second run starts with the latch restored HALTED: its first signal makes no order: 9 + 5 records
     assert ok.returncode == 0 and "audit chain intact: 14 records" in ok.stdout
     con = sqlite3.connect(tmp_path / "var" / "tradeguard.db")
     con.execute("UPDATE audit SET record = replace(record, 'operator', 'nobody') WHERE kind = 'halt'")
     con.commit()
-    bad = subprocess.run([sys.executable, "-m", "tradeguard", "audit", "verify", "--settings", str(settings)],
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "audit", "verify", "--settings", str(settings)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 1 and "(halt) was altered" in bad.stderr

@@ -30,10 +30,19 @@ def scrape(port: int) -> dict[str, float]:
 
 def test_scrape_shows_the_base_metrics_with_the_values_the_events_imply(tmp_path: Path) -> None:
     server = MetricsServer()
-    plugins = [("execution_engine", ExecutionEngine()), ("kill_switch", KillSwitch()), ("risk_guard", RiskGuard()),
-               ("position_sizing", PositionSizing()), ("account_tracker", AccountTracker()), ("metrics_server", server)]
-    rt = make_runtime(*plugins, store=Store(tmp_path / "m.db"),
-                      settings={"metrics_server": {"port": 0}, "risk_guard": {"max_positions_per_symbol": 1}})
+    plugins = [
+        ("execution_engine", ExecutionEngine()),
+        ("kill_switch", KillSwitch()),
+        ("risk_guard", RiskGuard()),
+        ("position_sizing", PositionSizing()),
+        ("account_tracker", AccountTracker()),
+        ("metrics_server", server),
+    ]
+    rt = make_runtime(
+        *plugins,
+        store=Store(tmp_path / "m.db"),
+        settings={"metrics_server": {"port": 0}, "risk_guard": {"max_positions_per_symbol": 1}},
+    )
     try:
         assert rt.decide(signal(price=1.0717, stop_loss=1.0697)).approved  # filled: one success
         rejected = rt.decide(signal(price=1.0717, stop_loss=1.0697, side="sell"))  # one per symbol: refused
@@ -54,32 +63,50 @@ def test_scrape_shows_the_base_metrics_with_the_values_the_events_imply(tmp_path
 
 def test_a_non_loopback_address_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StartupError, match="not a loopback address"):
-        make_runtime(("metrics_server", MetricsServer()), store=Store(tmp_path / "m.db"),
-                     settings={"metrics_server": {"host": "0.0.0.0", "port": 0}})  # fmt: skip
+        make_runtime(
+            ("metrics_server", MetricsServer()),
+            store=Store(tmp_path / "m.db"),
+            settings={"metrics_server": {"host": "0.0.0.0", "port": 0}},
+        )
 
 
 def test_latency_and_broker_metrics_follow_real_orders(tmp_path: Path) -> None:
     from tradeguard.plugins.monitoring.broker_metrics import BrokerMetrics
     from tradeguard.plugins.monitoring.latency_metrics import LatencyMetrics
 
-    plugins = [("execution_engine", ExecutionEngine()), ("position_sizing", PositionSizing()),
-               ("latency_metrics", LatencyMetrics()), ("broker_metrics", BrokerMetrics())]  # fmt: skip
-    rt = make_runtime(*plugins, store=Store(tmp_path / "b.db"), settings={
-        "broker": {"emulator": {"slippage_points": 3, "faults": {"seed": 1, "requote_rate": 0.3, "reject_rate": 0.2}}},
-        "execution_engine": {"max_price_retries": 0}})  # fmt: skip
+    plugins = [
+        ("execution_engine", ExecutionEngine()),
+        ("position_sizing", PositionSizing()),
+        ("latency_metrics", LatencyMetrics()),
+        ("broker_metrics", BrokerMetrics()),
+    ]
+    rt = make_runtime(
+        *plugins,
+        store=Store(tmp_path / "b.db"),
+        settings={
+            "broker": {
+                "emulator": {"slippage_points": 3, "faults": {"seed": 1, "requote_rate": 0.3, "reject_rate": 0.2}}
+            },
+            "execution_engine": {"max_price_retries": 0},
+        },
+    )
     for n in range(30):
         buy = n % 2 == 1
-        rt.decide(signal(price=1.0717, stop_loss=1.0697 if buy else 1.0737, side="buy" if buy else "sell",
-                         signal_id=f"s{n}"))  # fmt: skip
+        rt.decide(
+            signal(price=1.0717, stop_loss=1.0697 if buy else 1.0737, side="buy" if buy else "sell", signal_id=f"s{n}")
+        )
     value = rt.metrics.registry.get_sample_value
     filled = value("tradeguard_execution_submit_success_total")
     rejected = value("tradeguard_execution_submit_fail_total", {"reason": "rejected"})
     assert filled and rejected and value("tradeguard_broker_fill_ratio") == pytest.approx(filled / (filled + rejected))
-    retcodes = {code: value("tradeguard_execution_retcodes_total", {"retcode": code}) or 0.0
-                for code in ("DONE", "REQUOTE", "PRICE_CHANGED", "REJECT")}  # fmt: skip
+    retcodes = {
+        code: value("tradeguard_execution_retcodes_total", {"retcode": code}) or 0.0
+        for code in ("DONE", "REQUOTE", "PRICE_CHANGED", "REJECT")
+    }
     assert retcodes["REQUOTE"] + retcodes["PRICE_CHANGED"] > 0
     assert value("tradeguard_broker_requote_rate") == pytest.approx(
-        (retcodes["REQUOTE"] + retcodes["PRICE_CHANGED"]) / sum(retcodes.values()))  # fmt: skip
+        (retcodes["REQUOTE"] + retcodes["PRICE_CHANGED"]) / sum(retcodes.values())
+    )
     assert value("tradeguard_slippage_points_count", {"symbol": "EURUSD"}) == filled
     # the emulator slips by 0..3 points, always against us; negative buckets mean the client exports no _sum
     assert value("tradeguard_slippage_points_bucket", {"symbol": "EURUSD", "le": "-1.0"}) == 0
@@ -97,5 +124,8 @@ def test_a_port_in_use_is_named_with_the_setting_to_change(tmp_path: Path) -> No
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(StartupError, match=rf"cannot listen on 127\.0\.0\.1:{port} .*metrics_server\.port"):
-            make_runtime(("metrics_server", MetricsServer()), store=Store(tmp_path / "m.db"),
-                         settings={"metrics_server": {"port": port}})  # fmt: skip
+            make_runtime(
+                ("metrics_server", MetricsServer()),
+                store=Store(tmp_path / "m.db"),
+                settings={"metrics_server": {"port": port}},
+            )

@@ -29,9 +29,14 @@ def test_the_slow_plugin_is_named_on_metrics_and_in_status(tmp_path: Path) -> No
     settings = tmp_path / "settings.toml"
     settings.write_text(f'[default.runtime]\ndata_dir = "{tmp_path}"\n[default.logging]\nlevel = "ERROR"\n')
     server, profiler = MetricsServer(), Profiler()
-    rt = make_runtime(("kill_switch", KillSwitch()), ("slow_observer", SlowObserver()), ("profiler", profiler),
-                      ("metrics_server", server), store=Store(tmp_path / "tradeguard.db"),
-                      settings={"metrics_server": {"port": 0}})  # fmt: skip
+    rt = make_runtime(
+        ("kill_switch", KillSwitch()),
+        ("slow_observer", SlowObserver()),
+        ("profiler", profiler),
+        ("metrics_server", server),
+        store=Store(tmp_path / "tradeguard.db"),
+        settings={"metrics_server": {"port": 0}},
+    )
     try:
         for n in range(5):
             rt.decide(signal(signal_id=f"s{n}"))
@@ -46,8 +51,10 @@ def test_the_slow_plugin_is_named_on_metrics_and_in_status(tmp_path: Path) -> No
     assert status.returncode == 0, status.stderr
     assert "slowest plugin hooks" in status.stdout
     lines = status.stdout.splitlines()
-    row = {name: next(i for i, line in enumerate(lines) if f"│ {name} " in line)
-           for name in ("slow_observer", "kill_switch")}  # fmt: skip
+    row = {
+        name: next(i for i, line in enumerate(lines) if f"│ {name} " in line)
+        for name in ("slow_observer", "kill_switch")
+    }
     assert row["slow_observer"] < row["kill_switch"]  # most total time first
     assert "on_decision" in lines[row["slow_observer"]] and "│     5 │" in lines[row["slow_observer"]]
 

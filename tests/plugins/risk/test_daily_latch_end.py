@@ -15,19 +15,26 @@ from tradeguard.testing import T0, make_runtime
 
 
 def snapshot(hours: float) -> AccountSnapshot:
-    return AccountSnapshot(time=T0 + timedelta(hours=hours), balance=9_500, equity=9_500, day_start_equity=9_500,
-                           peak_equity=10_000)  # fmt: skip
+    return AccountSnapshot(
+        time=T0 + timedelta(hours=hours), balance=9_500, equity=9_500, day_start_equity=9_500, peak_equity=10_000
+    )
 
 
-@pytest.mark.parametrize(("ends", "trigger", "lifted"), [
-    ("next_server_day", "daily_loss_limit", True),
-    ("operator", "daily_loss_limit", False),
-    ("next_server_day", "max_drawdown", False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("ends", "trigger", "lifted"),
+    [
+        ("next_server_day", "daily_loss_limit", True),
+        ("operator", "daily_loss_limit", False),
+        ("next_server_day", "max_drawdown", False),
+    ],
+)
 def test_a_daily_loss_latch_ends_as_configured(tmp_path: Path, ends: str, trigger: str, lifted: bool) -> None:
     switch = KillSwitch()
-    rt = make_runtime(("kill_switch", switch), store=Store(tmp_path / "k.db"),
-                      settings={"kill_switch": {"daily_loss_latch_ends": ends}})  # fmt: skip
+    rt = make_runtime(
+        ("kill_switch", switch),
+        store=Store(tmp_path / "k.db"),
+        settings={"kill_switch": {"daily_loss_latch_ends": ends}},
+    )
     rt.request_halt(trigger, "5% lost", source="risk_guard", state=KillState.REDUCE_ONLY)
     switch.on_account_snapshot(snapshot(hours=1), rt)  # the same server day (T0 is 10:00)
     assert switch.state is KillState.REDUCE_ONLY

@@ -32,8 +32,12 @@ HASH = hash_secret(SECRET, salt=bytes(16))
 
 def setup(db: Path, **cfg: Any) -> tuple[Any, KillSwitch, ExecutionEngine]:
     ks, eng = KillSwitch(), ExecutionEngine()
-    rt = make_runtime(("execution_engine", eng), ("kill_switch", ks), store=Store(db),
-                      settings={"kill_switch": {"operator_secret_hash": HASH, **cfg}})  # fmt: skip
+    rt = make_runtime(
+        ("execution_engine", eng),
+        ("kill_switch", ks),
+        store=Store(db),
+        settings={"kill_switch": {"operator_secret_hash": HASH, **cfg}},
+    )
     return rt, ks, eng
 
 
@@ -46,30 +50,56 @@ def snap(daily: float = 0.0, dd: float = 0.0) -> AccountSnapshot:
 
 
 def health(connected: bool, seconds: float, ping: float = 1.0) -> HealthReport:
-    return HealthReport(time=T0 + timedelta(seconds=seconds), status=HealthStatus.OK if connected else
-                        HealthStatus.CRITICAL, connected=connected, trade_allowed=True, ping_ms=ping)  # fmt: skip
+    return HealthReport(
+        time=T0 + timedelta(seconds=seconds),
+        status=HealthStatus.OK if connected else HealthStatus.CRITICAL,
+        connected=connected,
+        trade_allowed=True,
+        ping_ms=ping,
+    )
 
 
 @pytest.mark.parametrize(
     ("cfg", "fire", "trigger"),
     [
-        ({"daily_drawdown_pct": 3.0}, lambda rt: rt.notify("on_account_snapshot", snapshot=snap(daily=3.0)),
-         "daily_drawdown"),
-        ({"max_drawdown_pct": 8.0}, lambda rt: rt.notify("on_account_snapshot", snapshot=snap(dd=8.5)),
-         "max_drawdown"),
-        ({"connection_loss_seconds": 30}, lambda rt: [rt.notify("on_health", report=health(False, s))
-                                                      for s in (0, 10, 30)], "connection_lost"),
+        (
+            {"daily_drawdown_pct": 3.0},
+            lambda rt: rt.notify("on_account_snapshot", snapshot=snap(daily=3.0)),
+            "daily_drawdown",
+        ),
+        ({"max_drawdown_pct": 8.0}, lambda rt: rt.notify("on_account_snapshot", snapshot=snap(dd=8.5)), "max_drawdown"),
+        (
+            {"connection_loss_seconds": 30},
+            lambda rt: [rt.notify("on_health", report=health(False, s)) for s in (0, 10, 30)],
+            "connection_lost",
+        ),
         ({"latency_ms": 500}, lambda rt: rt.notify("on_health", report=health(True, 0, ping=750)), "latency"),
-        ({"error_streak": 3}, lambda rt: [rt.notify("on_order_event", event=OrderEvent(
-            client_id=f"c{i}", kind="rejected", time=T0)) for i in range(3)], "execution_errors"),
-        ({"reconciliation_issues": 2}, lambda rt: rt.notify("on_reconciliation", report=ReconciliationReport(
-            time=T0, cause="t", consistent=False, unknown=(1, 2))), "reconciliation"),
-        ({"plugin_error_storm": 3}, lambda rt: [rt.alert(channel="SYSTEM", severity="ERROR", module="x",
-                                                          error_code="plugin_error", message="boom")
-                                                for _ in range(3)], "plugin_error_storm"),
+        (
+            {"error_streak": 3},
+            lambda rt: [
+                rt.notify("on_order_event", event=OrderEvent(client_id=f"c{i}", kind="rejected", time=T0))
+                for i in range(3)
+            ],
+            "execution_errors",
+        ),
+        (
+            {"reconciliation_issues": 2},
+            lambda rt: rt.notify(
+                "on_reconciliation", report=ReconciliationReport(time=T0, cause="t", consistent=False, unknown=(1, 2))
+            ),
+            "reconciliation",
+        ),
+        (
+            {"plugin_error_storm": 3},
+            lambda rt: [
+                rt.alert(channel="SYSTEM", severity="ERROR", module="x", error_code="plugin_error", message="boom")
+                for _ in range(3)
+            ],
+            "plugin_error_storm",
+        ),
         ({}, lambda rt: rt.request_halt("manual", "operator", source="cli"), "manual"),
     ],
-)  # fmt: skip
+)
 def test_each_trigger_latches_and_persists(tmp_path: Path, cfg: dict, fire: Any, trigger: str) -> None:
     rt, ks, _ = setup(tmp_path / "k.db", **cfg)
     fire(rt)
@@ -102,8 +132,11 @@ def test_reduce_only_admits_a_close_and_refuses_an_opening_order(tmp_path: Path)
 
 def test_halted_cancels_working_orders_and_can_flatten(tmp_path: Path) -> None:
     rt, _ks, eng = setup(tmp_path / "k.db")
-    eng.submit_order(OrderIntent(symbol="EURUSD", side="buy", volume=0.1, order_type="limit", price=1.06,
-                                 stop_loss=1.05, created_at=T0))  # fmt: skip
+    eng.submit_order(
+        OrderIntent(
+            symbol="EURUSD", side="buy", volume=0.1, order_type="limit", price=1.06, stop_loss=1.05, created_at=T0
+        )
+    )
     eng.submit_order(opening())
     rt.request_halt("manual", "stop", source="cli")
     assert rt.broker.orders() == [] and len(eng.get_positions_snapshot()) == 1  # pending cancelled, position kept

@@ -20,10 +20,17 @@ from ...receiver import Receiver
 def test_a_slide_into_a_stop_out_latches_reduce_only_then_halted(tmp_path: Path, receiver: Receiver) -> None:
     eng, switch, tracker = ExecutionEngine(), KillSwitch(), AccountTracker()
     destinations = {"desk": {"kind": "webhook", "url": receiver.url, "min_severity": "ERROR"}}
-    rt = make_runtime(("kill_switch", switch), ("execution_engine", eng), ("account_tracker", tracker),
-                      ("alert_manager", AlertManager()), store=Store(tmp_path / "m.db"),
-                      settings={"broker": {"emulator": {"balance": 1000.0, "leverage": 100}},
-                                "alert_manager": {"destinations": destinations, "poll_seconds": 0.02}})  # fmt: skip
+    rt = make_runtime(
+        ("kill_switch", switch),
+        ("execution_engine", eng),
+        ("account_tracker", tracker),
+        ("alert_manager", AlertManager()),
+        store=Store(tmp_path / "m.db"),
+        settings={
+            "broker": {"emulator": {"balance": 1000.0, "leverage": 100}},
+            "alert_manager": {"destinations": destinations, "poll_seconds": 0.02},
+        },
+    )
     eng.submit_order(OrderIntent(symbol="EURUSD", side="sell", volume=0.8, created_at=T0))  # no stop: a slide
     term, states = rt.broker.mt5, []
     while rt.broker.positions():

@@ -17,9 +17,15 @@ from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.plugins.risk.risk_guard import Approved, RiskGuard
 from tradeguard.testing import T0
 
-OFF = {"max_risk_per_trade_pct": 0.0, "daily_loss_limit_pct": 0.0, "max_drawdown_pct": 0.0,
-       "min_margin_level_pct": 0.0, "max_orders_per_minute": 0, "max_open_positions": 100,
-       "max_positions_per_symbol": 100}  # fmt: skip
+OFF = {
+    "max_risk_per_trade_pct": 0.0,
+    "daily_loss_limit_pct": 0.0,
+    "max_drawdown_pct": 0.0,
+    "min_margin_level_pct": 0.0,
+    "max_orders_per_minute": 0,
+    "max_open_positions": 100,
+    "max_positions_per_symbol": 100,
+}
 
 
 def guard(runtime: Any, emulator: dict | None = None, **cfg: Any) -> tuple[Any, RiskGuard]:
@@ -28,8 +34,14 @@ def guard(runtime: Any, emulator: dict | None = None, **cfg: Any) -> tuple[Any, 
     return rt, g
 
 
-def order(volume: float = 0.1, side: str = "buy", symbol: str = "EURUSD", price: float = 1.0717,
-          stop: float | None = 1.0697, **kw: Any) -> OrderIntent:  # fmt: skip
+def order(
+    volume: float = 0.1,
+    side: str = "buy",
+    symbol: str = "EURUSD",
+    price: float = 1.0717,
+    stop: float | None = 1.0697,
+    **kw: Any,
+) -> OrderIntent:
     return OrderIntent(symbol=symbol, side=side, volume=volume, price=price, stop_loss=stop, created_at=T0, **kw)
 
 
@@ -48,8 +60,10 @@ def test_risk_per_trade_at_and_above_the_limit(runtime: Any) -> None:
     assert code(g.evaluate(order(0.5))) == "approved"  # 0.5 lots x 200 points x 1 USD = 100.00
     verdict = g.evaluate(order(0.51))
     assert verdict.reason == "max_risk_per_trade"
-    assert verdict.message == ("max_risk_per_trade: 102.00 at risk > limit 100.00 (1% of equity 10000.00) "
-                               "(rule max_risk_per_trade; off with risk_guard.max_risk_per_trade_pct = 0)")
+    assert verdict.message == (
+        "max_risk_per_trade: 102.00 at risk > limit 100.00 (1% of equity 10000.00) "
+        "(rule max_risk_per_trade; off with risk_guard.max_risk_per_trade_pct = 0)"
+    )
     assert code(g.evaluate(order(stop=None))) == "missing_stop"
 
 
@@ -74,12 +88,20 @@ def test_exposure_per_symbol_and_currency(runtime: Any) -> None:
     fill_at(rt, 1.0)
     assert code(g.evaluate(order(0.5, symbol="USDJPY", price=150.012, stop=149.5))) == "approved"  # USD 1.5
     assert g.evaluate(order(0.6, symbol="USDJPY", price=150.012, stop=149.5)).message.startswith(
-        "max_exposure_currency: 1.6 lots touching USD > limit 1.5")  # fmt: skip
+        "max_exposure_currency: 1.6 lots touching USD > limit 1.5"
+    )
 
 
 def snapshot(daily: float = 0.0, dd: float = 0.0) -> AccountSnapshot:
-    return AccountSnapshot(time=T0, balance=10_000, equity=10_000, day_start_equity=10_000, peak_equity=10_000,
-                           daily_drawdown_pct=daily, drawdown_pct=dd)  # fmt: skip
+    return AccountSnapshot(
+        time=T0,
+        balance=10_000,
+        equity=10_000,
+        day_start_equity=10_000,
+        peak_equity=10_000,
+        daily_drawdown_pct=daily,
+        drawdown_pct=dd,
+    )
 
 
 def test_daily_loss_and_drawdown_are_hard_limits_that_request_a_halt(runtime: Any) -> None:
@@ -90,8 +112,12 @@ def test_daily_loss_and_drawdown_are_hard_limits_that_request_a_halt(runtime: An
     assert g.evaluate(order()).message.startswith("daily_loss_limit: 5.00% lost since server midnight (limit 5%)")
     assert rt.store.kill_state()[:2] == ("REDUCE_ONLY", "daily_loss_limit")
     g = RiskGuard()
-    rt = runtime(("kill_switch", KillSwitch()), ("risk_guard", g), risk_guard={**OFF, "max_drawdown_pct": 10.0},
-                 triggers={"drawdown": {"state": "HALTED"}})  # what the trip latches is the triggers table's
+    rt = runtime(
+        ("kill_switch", KillSwitch()),
+        ("risk_guard", g),
+        risk_guard={**OFF, "max_drawdown_pct": 10.0},
+        triggers={"drawdown": {"state": "HALTED"}},
+    )  # what the trip latches is the triggers table's
     g.update_equity(snapshot(dd=10.0))
     assert code(g.evaluate(order())) == "max_drawdown" and rt.store.kill_state()[:2] == ("HALTED", "max_drawdown")
 
@@ -101,15 +127,19 @@ def test_worst_case_loss_if_every_stop_is_hit(runtime: Any) -> None:
     fill_at(rt, 1.0, sl=1.0696)  # from bid 1.0716 to its stop: 20 points x 1 lot = 200 USD; the spread cost 10
     assert code(g.evaluate(order(0.49))) == "approved"  # 200 + 98 = 298 <= 3% of equity 9,990 = 299.70
     assert g.evaluate(order(0.5)).message.startswith(
-        "max_total_stop_risk: 300.00 lost if every stop is hit > 3% of equity 9990.00")  # fmt: skip
+        "max_total_stop_risk: 300.00 lost if every stop is hit > 3% of equity 9990.00"
+    )
     fill_at(rt, 0.1)  # no stop: the worst case is unbounded
     assert "has no stop" in g.evaluate(order(0.01)).message
 
 
 def test_worst_case_must_fit_what_is_left_of_the_daily_limit(runtime: Any) -> None:
     _rt, g = guard(runtime, daily_loss_limit_pct=2.0)  # 200 USD a day
-    g.update_equity(AccountSnapshot(time=T0, balance=10_000, equity=10_000, day_start_equity=10_150,
-                                    peak_equity=10_150, daily_drawdown_pct=1.48))  # fmt: skip
+    g.update_equity(
+        AccountSnapshot(
+            time=T0, balance=10_000, equity=10_000, day_start_equity=10_150, peak_equity=10_150, daily_drawdown_pct=1.48
+        )
+    )
     # 203 allowed today, 150 already lost: 53 left; 0.26 lots x 200 points = 52
     assert code(g.evaluate(order(0.26))) == "approved"
     refused = g.evaluate(order(0.27))  # governed by the daily limit: named so (max_total_stop_risk_pct is 0 here)
@@ -136,8 +166,18 @@ def test_consecutive_losses_pause(runtime: Any) -> None:
     rt, g = guard(runtime, consecutive_losses=2, pause_minutes=30)
 
     def close(profit: float, n: int) -> Fill:
-        return Fill(deal_ticket=n, order_ticket=n, position_id=1, symbol="EURUSD", side="sell", entry=DealEntry.OUT,
-                    volume=0.1, price=1.07, profit=profit, time=T0)  # fmt: skip
+        return Fill(
+            deal_ticket=n,
+            order_ticket=n,
+            position_id=1,
+            symbol="EURUSD",
+            side="sell",
+            entry=DealEntry.OUT,
+            volume=0.1,
+            price=1.07,
+            profit=profit,
+            time=T0,
+        )
 
     g.register_fill(close(-5, 1))
     g.register_fill(close(+3, 2))  # a win resets the streak
@@ -155,7 +195,8 @@ def test_same_direction_exposure_per_sector(runtime: Any) -> None:
     gbp = {"symbol": "GBPUSD", "price": 1.27012, "stop": 1.268}
     assert code(g.evaluate(order(0.5, **gbp))) == "approved"
     assert g.evaluate(order(0.6, **gbp)).message.startswith(
-        "sector_exposure: 1.1 lots moving with GBPUSD buy > group cap 1")
+        "sector_exposure: 1.1 lots moving with GBPUSD buy > group cap 1"
+    )
     assert code(g.evaluate(order(0.6, side="sell", symbol="GBPUSD", price=1.27, stop=1.272))) == "approved"
     assert code(g.evaluate(order(0.6, symbol="XAUUSD", price=2000.25, stop=1990))) == "approved"  # another group
 
@@ -180,9 +221,15 @@ def test_unfilled_rest_of_a_partial_fill_is_committed(runtime: Any) -> None:
     from tradeguard.execution.engine import ExecutionEngine
 
     eng, g = ExecutionEngine(), RiskGuard()
-    runtime(("execution_engine", eng), ("risk_guard", g), emulator={"liquidity_lots": 0.3,
-                 "symbols": {"EURUSD": {"exemode": 3, "filling_mode": 0}}},  # exchange execution: RETURN filling
-                 risk_guard={**OFF, "max_lots_per_symbol": 1.5})  # fmt: skip
+    runtime(
+        ("execution_engine", eng),
+        ("risk_guard", g),
+        emulator={
+            "liquidity_lots": 0.3,
+            "symbols": {"EURUSD": {"exemode": 3, "filling_mode": 0}},
+        },  # exchange execution: RETURN filling
+        risk_guard={**OFF, "max_lots_per_symbol": 1.5},
+    )
     eng.submit_order(OrderIntent(symbol="EURUSD", side="buy", volume=1.2, stop_loss=1.06, created_at=T0))
     assert g._committed().gross["EURUSD"] == pytest.approx(1.2)  # 0.3 filled + 0.9 still working
     assert code(g.evaluate(order(0.3))) == "approved" and code(g.evaluate(order(0.31))) == "max_exposure_symbol"
@@ -200,7 +247,8 @@ def test_a_stalled_account_tracker_cannot_hide_a_loss_from_the_hard_limits(runti
     lost = round((10_000 - equity) / 100, 4)
     assert lost == 0.04  # a daily loss past its limit, a drawdown not yet past its own
     assert g.evaluate(tight).message.startswith(
-        f"daily_loss_limit: {lost:.2f}% lost since server midnight (limit 0.03%)")
+        f"daily_loss_limit: {lost:.2f}% lost since server midnight (limit 0.03%)"
+    )
 
 
 def test_openings_wait_for_the_new_server_days_first_snapshot(runtime: Any) -> None:
@@ -208,8 +256,9 @@ def test_openings_wait_for_the_new_server_days_first_snapshot(runtime: Any) -> N
     loss short, so with a daily limit set openings wait until the tracker captures the new day."""
     rt, g = guard(runtime, daily_loss_limit_pct=3.0)
     midnight = server_midnight(rt.broker.now(), rt.broker.offset)
-    before = AccountSnapshot(time=midnight - timedelta(seconds=1), balance=10_000, equity=10_000,
-                             day_start_equity=9_000, peak_equity=10_000)  # fmt: skip
+    before = AccountSnapshot(
+        time=midnight - timedelta(seconds=1), balance=10_000, equity=10_000, day_start_equity=9_000, peak_equity=10_000
+    )
     g.update_equity(before)
     verdict = g.evaluate(order())
     assert verdict.reason == "account_stale"

@@ -11,8 +11,9 @@ from tradeguard.plugins.risk.sizing import PositionSizing, floor_to_step
 from tradeguard.testing import signal
 
 
-def size(runtime: Any, symbol: str, price: float, stop: float, emulator: dict | None = None, side: str = "buy",
-         **cfg: Any) -> float | Rejected:  # fmt: skip
+def size(
+    runtime: Any, symbol: str, price: float, stop: float, emulator: dict | None = None, side: str = "buy", **cfg: Any
+) -> float | Rejected:
     sizing = PositionSizing()
     hint = cfg.pop("hint", None)
     rt = runtime(("position_sizing", sizing), emulator=emulator, position_sizing=cfg)
@@ -30,8 +31,9 @@ def size(runtime: Any, symbol: str, price: float, stop: float, emulator: dict | 
         ("US500", 5000.5, 4980.5, 5.0, "20.0 / 0.01 x 0.01 (1 x 0.01) = 20 per lot; step 0.1"),
     ],
 )
-def test_fixed_fractional_risk_of_one_percent(runtime: Any, symbol: str, price: float, stop: float, expected: float,
-                                              why: str) -> None:  # fmt: skip
+def test_fixed_fractional_risk_of_one_percent(
+    runtime: Any, symbol: str, price: float, stop: float, expected: float, why: str
+) -> None:
     assert size(runtime, symbol, price, stop, check_margin=False) == expected, why
 
 

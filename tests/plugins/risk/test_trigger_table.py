@@ -22,8 +22,13 @@ from .test_risk_guard import OFF, snapshot
 
 def started(runtime: Any, **triggers: Any) -> tuple[Any, KillSwitch, ExecutionEngine, RiskGuard]:
     ks, eng, guard = KillSwitch(), ExecutionEngine(), RiskGuard()
-    rt = runtime(("kill_switch", ks), ("execution_engine", eng), ("risk_guard", guard),
-                 risk_guard={**OFF, "daily_loss_limit_pct": 5.0}, triggers=triggers)  # fmt: skip
+    rt = runtime(
+        ("kill_switch", ks),
+        ("execution_engine", eng),
+        ("risk_guard", guard),
+        risk_guard={**OFF, "daily_loss_limit_pct": 5.0},
+        triggers=triggers,
+    )
     eng.submit_order(OrderIntent(symbol="EURUSD", side="buy", volume=0.1, created_at=T0))
     return rt, ks, eng, guard
 
@@ -59,26 +64,43 @@ def test_every_row_is_named_by_a_trigger_and_every_kill_switch_threshold_by_a_ro
 
 
 SETTINGS: list[tuple[str, str]] = [
-    ("[default.kill_switch]\nflatten_on_halt = true\n", "kill_switch.flatten_on_halt = true never acts on daily_loss, "
-     "drawdown, margin_call, store_failure (they latch REDUCE_ONLY)"),
-    ("[default.triggers]\nstop_out = { state = \"OFF\", flatten = true }\n",
-     "triggers.stop_out.flatten = true never acts: its state is OFF"),
-    ("[default.kill_switch]\nlatency_ms = 500\n[default.triggers]\nlatency = { state = \"OFF\" }\n",
-     "kill_switch.latency_ms = 500 never acts: triggers.latency.state is OFF"),
-    ("[default.kill_switch]\ndaily_loss_latch_ends = \"next_server_day\"\n[default.triggers]\n"
-     "daily_loss = { state = \"OFF\" }\n", "kill_switch.daily_loss_latch_ends = next_server_day never acts"),
-    ("[default.execution_engine]\nclose_when_halted = false\n[default.triggers]\n"
-     "stop_out = { state = \"HALTED\", flatten = true }\n",
-     "execution_engine.close_when_halted = false refuses the closes that stop_out ask for"),
-]  # fmt: skip
+    (
+        "[default.kill_switch]\nflatten_on_halt = true\n",
+        "kill_switch.flatten_on_halt = true never acts on daily_loss, "
+        "drawdown, margin_call, store_failure (they latch REDUCE_ONLY)",
+    ),
+    (
+        '[default.triggers]\nstop_out = { state = "OFF", flatten = true }\n',
+        "triggers.stop_out.flatten = true never acts: its state is OFF",
+    ),
+    (
+        '[default.kill_switch]\nlatency_ms = 500\n[default.triggers]\nlatency = { state = "OFF" }\n',
+        "kill_switch.latency_ms = 500 never acts: triggers.latency.state is OFF",
+    ),
+    (
+        '[default.kill_switch]\ndaily_loss_latch_ends = "next_server_day"\n[default.triggers]\n'
+        'daily_loss = { state = "OFF" }\n',
+        "kill_switch.daily_loss_latch_ends = next_server_day never acts",
+    ),
+    (
+        "[default.execution_engine]\nclose_when_halted = false\n[default.triggers]\n"
+        'stop_out = { state = "HALTED", flatten = true }\n',
+        "execution_engine.close_when_halted = false refuses the closes that stop_out ask for",
+    ),
+]
 
 
 @pytest.mark.parametrize(("text", "warning"), SETTINGS, ids=[f"s{i}" for i in range(len(SETTINGS))])
 def test_config_check_names_a_setting_that_never_takes_effect(tmp_path: Path, text: str, warning: str) -> None:
     path = tmp_path / "settings.toml"
     path.write_text(text)
-    done = subprocess.run([sys.executable, "-m", "tradeguard", "config", "check", "--settings", str(path)],
-                          capture_output=True, text=True, timeout=60, env={"COLUMNS": "400", "PATH": ""})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "config", "check", "--settings", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "400", "PATH": ""},
+    )
     assert done.returncode == 0, done.stderr
     assert f"warning: {warning}" in done.stdout
 
@@ -91,7 +113,12 @@ def test_the_shipped_settings_have_nothing_that_never_acts(runtime: Any) -> None
 def test_a_settings_file_with_a_key_the_table_replaced_says_where_it_went(tmp_path: Path) -> None:
     path = tmp_path / "settings.toml"
     path.write_text('[default.kill_switch]\nstop_out_state = "HALTED"\n')
-    done = subprocess.run([sys.executable, "-m", "tradeguard", "config", "check", "--settings", str(path)],
-                          capture_output=True, text=True, timeout=60, env={"COLUMNS": "400", "PATH": ""})  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "config", "check", "--settings", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "400", "PATH": ""},
+    )
     assert done.returncode == 1
     assert "kill_switch.stop_out_state: moved to [default.triggers]; set triggers.stop_out.state" in done.stderr

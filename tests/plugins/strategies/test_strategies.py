@@ -26,8 +26,15 @@ class Runtime:
 def feed(strategy: Any, closes: list[float], symbol: str = "EURUSD", timeframe: str = "H1") -> list[Any]:
     rt, signals = Runtime(), []
     for i, close in enumerate(closes):
-        bar = Bar(symbol=symbol, timeframe=timeframe, time=T0 - timedelta(hours=len(closes) - i), open=close,
-                  high=close + 0.0005, low=close - 0.0005, close=close)  # fmt: skip
+        bar = Bar(
+            symbol=symbol,
+            timeframe=timeframe,
+            time=T0 - timedelta(hours=len(closes) - i),
+            open=close,
+            high=close + 0.0005,
+            low=close - 0.0005,
+            close=close,
+        )
         rt.bars.append(bar)
         signals += strategy.generate_signals(bar, rt)
     return signals
@@ -67,8 +74,15 @@ def test_a_strategy_that_missed_bars_rebuilds_its_averages_from_the_history() ->
     rt, gapped, fresh = Runtime(), configured(MovingAverageCrossover(), cfg), configured(MovingAverageCrossover(), cfg)
     said: dict[str, list[Any]] = {"gapped": [], "fresh": []}
     for i, close in enumerate(closes):
-        bar = Bar(symbol="EURUSD", timeframe="H1", time=T0 + timedelta(hours=i), open=close, high=close + 0.0002,
-                  low=close - 0.0002, close=close)  # fmt: skip
+        bar = Bar(
+            symbol="EURUSD",
+            timeframe="H1",
+            time=T0 + timedelta(hours=i),
+            open=close,
+            high=close + 0.0002,
+            low=close - 0.0002,
+            close=close,
+        )
         rt.bars.append(bar)
         if i < 20 or i >= 45:  # the gapped one misses bars 20-44, the fresh one starts at 45
             got = gapped.generate_signals(bar, rt)
@@ -77,4 +91,5 @@ def test_a_strategy_that_missed_bars_rebuilds_its_averages_from_the_history() ->
                 said["fresh"] += fresh.generate_signals(bar, rt)
     assert [s.side for s in said["gapped"]] == ["buy"]
     assert [(s.side, s.bar_time, s.stop_loss) for s in said["gapped"]] == [
-        (s.side, s.bar_time, s.stop_loss) for s in said["fresh"]]  # fmt: skip
+        (s.side, s.bar_time, s.stop_loss) for s in said["fresh"]
+    ]

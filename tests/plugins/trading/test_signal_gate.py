@@ -96,9 +96,12 @@ def test_trading_hours_and_news_blackouts(runtime: Any) -> None:
 
 @pytest.mark.parametrize(
     ("key", "value", "message"),
-    [("trading_hours", ["weekdays 7-20"], "expected like"), ("blackouts", ["2024-01-08T10:00/2024-01-08T11:00"],
-      "need a time zone"), ("higher_timeframe", "H5", "not an MT5 timeframe")],
-)  # fmt: skip
+    [
+        ("trading_hours", ["weekdays 7-20"], "expected like"),
+        ("blackouts", ["2024-01-08T10:00/2024-01-08T11:00"], "need a time zone"),
+        ("higher_timeframe", "H5", "not an MT5 timeframe"),
+    ],
+)
 def test_bad_gate_settings_are_refused(runtime: Any, key: str, value: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         gate(runtime, **{key: value})

@@ -23,23 +23,44 @@ def accuracy(db: Path, **cfg: Any) -> tuple[Any, AccuracyMetrics]:
     return rt, plugin
 
 
-def decided(rt: Any, plugin: AccuracyMetrics, *, approved: bool = True, reason: str = "max_open_positions",
-            score: float | None = None, target: float | None = 1.1100, **fields: Any) -> Any:  # fmt: skip
+def decided(
+    rt: Any,
+    plugin: AccuracyMetrics,
+    *,
+    approved: bool = True,
+    reason: str = "max_open_positions",
+    score: float | None = None,
+    target: float | None = 1.1100,
+    **fields: Any,
+) -> Any:
     sig = signal(**fields)
     targets = Targets(stop_loss=sig.stop_loss, take_profit=target) if approved and sig.stop_loss else None
     reasons = () if approved else (Reason(code=reason, message=f"{reason}: test"),)
-    d = Decision(signal_id=sig.signal_id, approved=approved, stage="done" if approved else "risk", reasons=reasons,
-                 targets=targets, combined_score=score, decided_at=T0)  # fmt: skip
+    d = Decision(
+        signal_id=sig.signal_id,
+        approved=approved,
+        stage="done" if approved else "risk",
+        reasons=reasons,
+        targets=targets,
+        combined_score=score,
+        decided_at=T0,
+    )
     plugin.on_decision(d, sig, rt)
     return sig
 
 
-def bar(hours_after_signal_bar: int, high: float, low: float, close: float | None = None,
-        open_: float = 1.1000) -> Bar:  # fmt: skip
+def bar(hours_after_signal_bar: int, high: float, low: float, close: float | None = None, open_: float = 1.1000) -> Bar:
     """A bar opening at the signals' entry (1.1000) unless told: no gap past a level."""
     close = (high + low) / 2 if close is None else close
-    return Bar(symbol="EURUSD", timeframe="H1", time=SIGNAL_BAR + timedelta(hours=hours_after_signal_bar),
-               open=min(max(open_, low), high), high=high, low=low, close=close)  # fmt: skip
+    return Bar(
+        symbol="EURUSD",
+        timeframe="H1",
+        time=SIGNAL_BAR + timedelta(hours=hours_after_signal_bar),
+        open=min(max(open_, low), high),
+        high=high,
+        low=low,
+        close=close,
+    )
 
 
 def labels(plugin: AccuracyMetrics) -> list[tuple[str, float]]:
@@ -76,8 +97,7 @@ def test_no_look_ahead_only_bars_after_the_signal_bar_count(tmp_path: Path) -> N
     decided(rt, plugin)
     plugin.on_bar(bar(0, 1.1200, 1.0990), rt)  # the signal bar itself reaches the target: not evidence
     plugin.on_bar(bar(-5, 1.0900, 1.0800), rt)  # an older bar (a late delivery) hits the stop: ignored
-    other = Bar(symbol="GBPUSD", timeframe="H1", time=SIGNAL_BAR + timedelta(hours=1), open=1, high=2, low=0.5,
-                close=1)  # fmt: skip
+    other = Bar(symbol="GBPUSD", timeframe="H1", time=SIGNAL_BAR + timedelta(hours=1), open=1, high=2, low=0.5, close=1)
     plugin.on_bar(other, rt)  # another symbol
     assert not plugin.labelled and plugin.tables()["pending"] == 1
     plugin.on_bar(bar(1, 1.1010, 1.0940), rt)
@@ -100,8 +120,17 @@ def test_tables_split_taken_from_rejected_and_calibrate_the_score(tmp_path: Path
     rt, plugin = accuracy(tmp_path / "a.db", score_buckets=5)
     decided(rt, plugin, score=0.9)  # taken, wins
     decided(rt, plugin, strategy="s2", score=0.7)  # taken, wins
-    decided(rt, plugin, approved=False, reason="kill_switch_reduce_only", strategy="s3", score=0.3, side="sell",
-            price=1.1000, stop_loss=1.1050)  # rejected: would have lost -> the gate saved 1R  # fmt: skip
+    decided(
+        rt,
+        plugin,
+        approved=False,
+        reason="kill_switch_reduce_only",
+        strategy="s3",
+        score=0.3,
+        side="sell",
+        price=1.1000,
+        stop_loss=1.1050,
+    )  # rejected: would have lost -> the gate saved 1R
     plugin.on_bar(bar(1, 1.1110, 1.1000), rt)
     tables = plugin.tables()
     taken = {(r["strategy"], r["taken"]): r for r in tables["strategies"]}

@@ -73,7 +73,19 @@ admin_add_position = terminal.admin_add_position
 admin_state = terminal.admin_state
 
 __all__ = [
-    "PROFILES", "AccountInfo", "EmulatorConfig", "FaultProfile", "OrderCheckResult", "OrderSendResult",
-    "SymbolInfo", "Terminal", "TerminalInfo", "Tick", "TradeDeal", "TradeOrder", "TradePosition", "TradeRequest",
+    "PROFILES",
+    "AccountInfo",
+    "EmulatorConfig",
+    "FaultProfile",
+    "OrderCheckResult",
+    "OrderSendResult",
+    "SymbolInfo",
+    "Terminal",
+    "TerminalInfo",
+    "Tick",
+    "TradeDeal",
+    "TradeOrder",
+    "TradePosition",
+    "TradeRequest",
     "terminal",
-]  # fmt: skip
+]

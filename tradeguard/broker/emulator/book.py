@@ -34,13 +34,26 @@ class Position:
 
     def as_tuple(self, profit: float) -> TradePosition:
         return TradePosition(
-            ticket=self.ticket, time=self.time_msc // 1000, time_msc=self.time_msc,
-            time_update=self.time_update_msc // 1000, time_update_msc=self.time_update_msc,
-            type=c.POSITION_TYPE_BUY if self.is_buy else c.POSITION_TYPE_SELL, magic=self.magic,
-            identifier=self.identifier, reason=self.reason, volume=self.volume, price_open=self.price_open,
-            sl=self.sl, tp=self.tp, price_current=self.price_current, swap=0.0, profit=profit, symbol=self.symbol,
-            comment=self.comment, external_id="",
-        )  # fmt: skip
+            ticket=self.ticket,
+            time=self.time_msc // 1000,
+            time_msc=self.time_msc,
+            time_update=self.time_update_msc // 1000,
+            time_update_msc=self.time_update_msc,
+            type=c.POSITION_TYPE_BUY if self.is_buy else c.POSITION_TYPE_SELL,
+            magic=self.magic,
+            identifier=self.identifier,
+            reason=self.reason,
+            volume=self.volume,
+            price_open=self.price_open,
+            sl=self.sl,
+            tp=self.tp,
+            price_current=self.price_current,
+            swap=0.0,
+            profit=profit,
+            symbol=self.symbol,
+            comment=self.comment,
+            external_id="",
+        )
 
 
 @dataclass(slots=True)
@@ -73,15 +86,31 @@ class Order:
 
     def as_tuple(self) -> TradeOrder:
         return TradeOrder(
-            ticket=self.ticket, time_setup=self.time_setup_msc // 1000, time_setup_msc=self.time_setup_msc,
-            time_done=self.time_done_msc // 1000, time_done_msc=self.time_done_msc,
-            time_expiration=self.time_expiration, type=self.type, type_time=self.type_time,
-            type_filling=self.type_filling, state=self.state, magic=self.magic, position_id=self.position_id,
-            position_by_id=self.position_by_id, reason=self.reason, volume_initial=self.volume_initial,
-            volume_current=self.volume_current, price_open=self.price_open, sl=self.sl, tp=self.tp,
-            price_current=self.price_current, price_stoplimit=self.price_stoplimit, symbol=self.symbol,
-            comment=self.comment, external_id="",
-        )  # fmt: skip
+            ticket=self.ticket,
+            time_setup=self.time_setup_msc // 1000,
+            time_setup_msc=self.time_setup_msc,
+            time_done=self.time_done_msc // 1000,
+            time_done_msc=self.time_done_msc,
+            time_expiration=self.time_expiration,
+            type=self.type,
+            type_time=self.type_time,
+            type_filling=self.type_filling,
+            state=self.state,
+            magic=self.magic,
+            position_id=self.position_id,
+            position_by_id=self.position_by_id,
+            reason=self.reason,
+            volume_initial=self.volume_initial,
+            volume_current=self.volume_current,
+            price_open=self.price_open,
+            sl=self.sl,
+            tp=self.tp,
+            price_current=self.price_current,
+            price_stoplimit=self.price_stoplimit,
+            symbol=self.symbol,
+            comment=self.comment,
+            external_id="",
+        )
 
 
 @dataclass(slots=True)
@@ -103,11 +132,25 @@ class Deal:
 
     def as_tuple(self) -> TradeDeal:
         return TradeDeal(
-            ticket=self.ticket, order=self.order, time=self.time_msc // 1000, time_msc=self.time_msc, type=self.type,
-            entry=self.entry, magic=self.magic, position_id=self.position_id, reason=self.reason,
-            volume=self.volume, price=self.price, commission=self.commission, swap=0.0, profit=self.profit, fee=0.0,
-            symbol=self.symbol, comment=self.comment, external_id="",
-        )  # fmt: skip
+            ticket=self.ticket,
+            order=self.order,
+            time=self.time_msc // 1000,
+            time_msc=self.time_msc,
+            type=self.type,
+            entry=self.entry,
+            magic=self.magic,
+            position_id=self.position_id,
+            reason=self.reason,
+            volume=self.volume,
+            price=self.price,
+            commission=self.commission,
+            swap=0.0,
+            profit=self.profit,
+            fee=0.0,
+            symbol=self.symbol,
+            comment=self.comment,
+            external_id="",
+        )
 
 
 @dataclass

@@ -40,15 +40,31 @@ class FaultProfile(BaseModel):
 PROFILES: dict[str, FaultProfile] = {
     "none": FaultProfile(),
     "flaky": FaultProfile(
-        disconnect_rate=0.01, disconnect_seconds=30, requote_rate=0.03, price_changed_rate=0.03, reject_rate=0.01,
-        timeout_executed_rate=0.02, timeout_lost_rate=0.01, too_many_requests_rate=0.01, stale_tick_rate=0.01,
+        disconnect_rate=0.01,
+        disconnect_seconds=30,
+        requote_rate=0.03,
+        price_changed_rate=0.03,
+        reject_rate=0.01,
+        timeout_executed_rate=0.02,
+        timeout_lost_rate=0.01,
+        too_many_requests_rate=0.01,
+        stale_tick_rate=0.01,
     ),
     "hostile": FaultProfile(
-        disconnect_rate=0.05, disconnect_seconds=60, requote_rate=0.1, price_changed_rate=0.1, reject_rate=0.05,
-        timeout_executed_rate=0.08, timeout_lost_rate=0.04, too_many_requests_rate=0.05, market_closed_rate=0.02,
-        autotrading_off_rate=0.01, autotrading_off_seconds=120, stale_tick_rate=0.05,
+        disconnect_rate=0.05,
+        disconnect_seconds=60,
+        requote_rate=0.1,
+        price_changed_rate=0.1,
+        reject_rate=0.05,
+        timeout_executed_rate=0.08,
+        timeout_lost_rate=0.04,
+        too_many_requests_rate=0.05,
+        market_closed_rate=0.02,
+        autotrading_off_rate=0.01,
+        autotrading_off_seconds=120,
+        stale_tick_rate=0.05,
     ),
-}  # fmt: skip
+}
 
 
 class Fault(Enum):
@@ -98,11 +114,14 @@ class FaultInjector:
             self.autotrading_off_until_ms = now_ms + int(p.autotrading_off_seconds * 1000)
             return self._count(Fault.AUTOTRADING_OFF)
         for fault, rate in (
-            (Fault.MARKET_CLOSED, p.market_closed_rate), (Fault.TOO_MANY_REQUESTS, p.too_many_requests_rate),
-            (Fault.REQUOTE, p.requote_rate), (Fault.PRICE_CHANGED, p.price_changed_rate),
-            (Fault.REJECT, p.reject_rate), (Fault.TIMEOUT_EXECUTED, p.timeout_executed_rate),
+            (Fault.MARKET_CLOSED, p.market_closed_rate),
+            (Fault.TOO_MANY_REQUESTS, p.too_many_requests_rate),
+            (Fault.REQUOTE, p.requote_rate),
+            (Fault.PRICE_CHANGED, p.price_changed_rate),
+            (Fault.REJECT, p.reject_rate),
+            (Fault.TIMEOUT_EXECUTED, p.timeout_executed_rate),
             (Fault.TIMEOUT_LOST, p.timeout_lost_rate),
-        ):  # fmt: skip
+        ):
             if self._hit(rate):
                 return self._count(fault)
         return None

@@ -14,12 +14,27 @@ from tradeguard.broker.emulator import constants as c
 from tradeguard.broker.emulator.structures import RATES_DTYPE
 
 TIMEFRAME_SECONDS = {
-    c.TIMEFRAME_M1: 60, c.TIMEFRAME_M2: 120, c.TIMEFRAME_M3: 180, c.TIMEFRAME_M4: 240, c.TIMEFRAME_M5: 300,
-    c.TIMEFRAME_M6: 360, c.TIMEFRAME_M10: 600, c.TIMEFRAME_M12: 720, c.TIMEFRAME_M15: 900, c.TIMEFRAME_M20: 1200,
-    c.TIMEFRAME_M30: 1800, c.TIMEFRAME_H1: 3600, c.TIMEFRAME_H2: 7200, c.TIMEFRAME_H3: 10800,
-    c.TIMEFRAME_H4: 14400, c.TIMEFRAME_H6: 21600, c.TIMEFRAME_H8: 28800, c.TIMEFRAME_H12: 43200,
-    c.TIMEFRAME_D1: 86400, c.TIMEFRAME_W1: 604800,
-}  # fmt: skip
+    c.TIMEFRAME_M1: 60,
+    c.TIMEFRAME_M2: 120,
+    c.TIMEFRAME_M3: 180,
+    c.TIMEFRAME_M4: 240,
+    c.TIMEFRAME_M5: 300,
+    c.TIMEFRAME_M6: 360,
+    c.TIMEFRAME_M10: 600,
+    c.TIMEFRAME_M12: 720,
+    c.TIMEFRAME_M15: 900,
+    c.TIMEFRAME_M20: 1200,
+    c.TIMEFRAME_M30: 1800,
+    c.TIMEFRAME_H1: 3600,
+    c.TIMEFRAME_H2: 7200,
+    c.TIMEFRAME_H3: 10800,
+    c.TIMEFRAME_H4: 14400,
+    c.TIMEFRAME_H6: 21600,
+    c.TIMEFRAME_H8: 28800,
+    c.TIMEFRAME_H12: 43200,
+    c.TIMEFRAME_D1: 86400,
+    c.TIMEFRAME_W1: 604800,
+}
 TICKS_PER_BAR = 4
 
 
@@ -38,8 +53,16 @@ def detect_timeframe(times: np.ndarray) -> int:
 class Feed:
     """Tick arrays (bid, ask, time) and the bars they form, with the mapping between the two."""
 
-    def __init__(self, symbol: str, bars: np.ndarray, bid: np.ndarray, ask: np.ndarray, time_msc: np.ndarray,
-                 bar_of_tick: np.ndarray, from_ticks: bool) -> None:  # fmt: skip
+    def __init__(
+        self,
+        symbol: str,
+        bars: np.ndarray,
+        bid: np.ndarray,
+        ask: np.ndarray,
+        time_msc: np.ndarray,
+        bar_of_tick: np.ndarray,
+        from_ticks: bool,
+    ) -> None:
         self.symbol = symbol
         self.bars = bars
         self.timeframe = detect_timeframe(bars["time"]) if not from_ticks else self._tf_of(bars)
@@ -56,8 +79,7 @@ class Feed:
         return bars.dtype.metadata["timeframe"] if bars.dtype.metadata else c.TIMEFRAME_H1
 
     @classmethod
-    def from_bars(cls, symbol: str, bars: np.ndarray, digits: int, spread_points: int,
-                  offset_seconds: int = 0) -> Feed:  # fmt: skip
+    def from_bars(cls, symbol: str, bars: np.ndarray, digits: int, spread_points: int, offset_seconds: int = 0) -> Feed:
         """Each bar becomes open -> nearer extreme -> other extreme -> close."""
         if bars.dtype != RATES_DTYPE:
             raise TypeError("bars must use the MT5 rates dtype")
@@ -77,8 +99,7 @@ class Feed:
         return cls(symbol, bars, bid, ask, time_msc, np.repeat(np.arange(len(bars)), TICKS_PER_BAR), False)
 
     @classmethod
-    def from_ticks(cls, symbol: str, ticks: np.ndarray, digits: int, timeframe: int,
-                   offset_seconds: int = 0) -> Feed:  # fmt: skip
+    def from_ticks(cls, symbol: str, ticks: np.ndarray, digits: int, timeframe: int, offset_seconds: int = 0) -> Feed:
         """Replay the ticks as they are; bars of ``timeframe`` are built from their bids."""
         seconds = TIMEFRAME_SECONDS[timeframe]
         time_msc = ticks["time_msc"] + offset_seconds * 1000

@@ -43,12 +43,15 @@ def _ticker(terminal: Any, ticks_per_second: float, stop: threading.Event) -> No
             return
 
 
-def make_server(host: str = "127.0.0.1", port: int = 18812, *, allow_remote: bool = False,
-                config: dict[str, Any] | None = None) -> Any:  # fmt: skip
+def make_server(
+    host: str = "127.0.0.1", port: int = 18812, *, allow_remote: bool = False, config: dict[str, Any] | None = None
+) -> Any:
     """Build (not start) the RPyC server, with the module-level terminal initialised from ``config``."""
     if not is_loopback(host) and not allow_remote:
-        raise ValueError(f"refusing to serve on {host}: the RPyC classic protocol runs any code a peer sends; "
-                         "bind to 127.0.0.1, or pass allow_remote explicitly")  # fmt: skip
+        raise ValueError(
+            f"refusing to serve on {host}: the RPyC classic protocol runs any code a peer sends; "
+            "bind to 127.0.0.1, or pass allow_remote explicitly"
+        )
     from rpyc.core.service import SlaveService
     from rpyc.utils.server import ThreadedServer
 
@@ -63,12 +66,19 @@ def make_server(host: str = "127.0.0.1", port: int = 18812, *, allow_remote: boo
             super().__init__()
             self.namespace["datetime"] = datetime  # mt5linux sends dates as repr(datetime)
 
-    return ThreadedServer(EmulatorService, hostname=host, port=port, reuse_addr=True,
-                          protocol_config={"sync_request_timeout": 120})  # fmt: skip
+    return ThreadedServer(
+        EmulatorService, hostname=host, port=port, reuse_addr=True, protocol_config={"sync_request_timeout": 120}
+    )
 
 
-def serve(host: str = "127.0.0.1", port: int = 18812, *, allow_remote: bool = False,
-          config: dict[str, Any] | None = None, ticks_per_second: float = 0.0) -> None:  # fmt: skip
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 18812,
+    *,
+    allow_remote: bool = False,
+    config: dict[str, Any] | None = None,
+    ticks_per_second: float = 0.0,
+) -> None:
     """Run until interrupted. ``ticks_per_second`` > 0 advances the replay on its own."""
     import tradeguard.broker.emulator as emulator
 

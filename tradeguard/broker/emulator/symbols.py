@@ -60,20 +60,80 @@ class SymbolSpec:
 CATALOGUE: dict[str, SymbolSpec] = {
     s.name: s
     for s in (
-        SymbolSpec("EURUSD", "Euro vs US Dollar", 5, 100_000, "EUR", "USD", "EUR", spread=10, stops_level=10,
-                   static_bid=1.08, path="Forex\\Majors\\EURUSD"),
-        SymbolSpec("GBPUSD", "Great Britain Pound vs US Dollar", 5, 100_000, "GBP", "USD", "GBP", spread=12,
-                   stops_level=10, static_bid=1.27, path="Forex\\Majors\\GBPUSD"),
-        SymbolSpec("USDJPY", "US Dollar vs Japanese Yen", 3, 100_000, "USD", "JPY", "USD", spread=12, stops_level=10,
-                   static_bid=150.0, path="Forex\\Majors\\USDJPY"),
-        SymbolSpec("XAUUSD", "Gold vs US Dollar", 2, 100, "XAU", "USD", "XAU", volume_max=50.0, spread=25,
-                   stops_level=50, static_bid=2000.0, calc_mode=c.SYMBOL_CALC_MODE_CFDLEVERAGE,
-                   path="Metals\\XAUUSD"),
-        SymbolSpec("US500", "US 500 Cash Index", 2, 1, "USD", "USD", "USD", calc_mode=c.SYMBOL_CALC_MODE_CFDINDEX,
-                   volume_min=0.1, volume_max=500.0, volume_step=0.1, spread=50, stops_level=100,
-                   margin_rate=0.05, static_bid=5000.0, path="Indices\\US500"),
+        SymbolSpec(
+            "EURUSD",
+            "Euro vs US Dollar",
+            5,
+            100_000,
+            "EUR",
+            "USD",
+            "EUR",
+            spread=10,
+            stops_level=10,
+            static_bid=1.08,
+            path="Forex\\Majors\\EURUSD",
+        ),
+        SymbolSpec(
+            "GBPUSD",
+            "Great Britain Pound vs US Dollar",
+            5,
+            100_000,
+            "GBP",
+            "USD",
+            "GBP",
+            spread=12,
+            stops_level=10,
+            static_bid=1.27,
+            path="Forex\\Majors\\GBPUSD",
+        ),
+        SymbolSpec(
+            "USDJPY",
+            "US Dollar vs Japanese Yen",
+            3,
+            100_000,
+            "USD",
+            "JPY",
+            "USD",
+            spread=12,
+            stops_level=10,
+            static_bid=150.0,
+            path="Forex\\Majors\\USDJPY",
+        ),
+        SymbolSpec(
+            "XAUUSD",
+            "Gold vs US Dollar",
+            2,
+            100,
+            "XAU",
+            "USD",
+            "XAU",
+            volume_max=50.0,
+            spread=25,
+            stops_level=50,
+            static_bid=2000.0,
+            calc_mode=c.SYMBOL_CALC_MODE_CFDLEVERAGE,
+            path="Metals\\XAUUSD",
+        ),
+        SymbolSpec(
+            "US500",
+            "US 500 Cash Index",
+            2,
+            1,
+            "USD",
+            "USD",
+            "USD",
+            calc_mode=c.SYMBOL_CALC_MODE_CFDINDEX,
+            volume_min=0.1,
+            volume_max=500.0,
+            volume_step=0.1,
+            spread=50,
+            stops_level=100,
+            margin_rate=0.05,
+            static_bid=5000.0,
+            path="Indices\\US500",
+        ),
     )
-}  # fmt: skip
+}
 
 
 def to_account(amount: float, currency: str, account_currency: str, price_of: Any) -> float:
@@ -93,15 +153,21 @@ def to_account(amount: float, currency: str, account_currency: str, price_of: An
     raise ValueError(f"no quote to convert {currency} into {account_currency}")
 
 
-def profit(spec: SymbolSpec, is_buy: bool, volume: float, price_open: float, price_close: float,
-           account_currency: str, price_of: Any) -> float:  # fmt: skip
+def profit(
+    spec: SymbolSpec,
+    is_buy: bool,
+    volume: float,
+    price_open: float,
+    price_close: float,
+    account_currency: str,
+    price_of: Any,
+) -> float:
     """P&L in account currency of ``volume`` lots from ``price_open`` to ``price_close``."""
     diff = (price_close - price_open) if is_buy else (price_open - price_close)
     return to_account(diff * spec.contract_size * volume, spec.currency_profit, account_currency, price_of)
 
 
-def margin(spec: SymbolSpec, volume: float, price: float, leverage: int, account_currency: str,
-           price_of: Any) -> float:  # fmt: skip
+def margin(spec: SymbolSpec, volume: float, price: float, leverage: int, account_currency: str, price_of: Any) -> float:
     """Initial margin in account currency, by the symbol's calculation mode."""
     mode = spec.calc_mode
     if mode == c.SYMBOL_CALC_MODE_FOREX:
@@ -120,22 +186,60 @@ def tick_value(spec: SymbolSpec, account_currency: str, price_of: Any) -> float:
     return to_account(spec.tick_size * spec.contract_size, spec.currency_profit, account_currency, price_of)
 
 
-def symbol_info(spec: SymbolSpec, bid: float, ask: float, time: int, selected: bool, account_currency: str,
-                price_of: Any) -> SymbolInfo:  # fmt: skip
+def symbol_info(
+    spec: SymbolSpec, bid: float, ask: float, time: int, selected: bool, account_currency: str, price_of: Any
+) -> SymbolInfo:
     tv = tick_value(spec, account_currency, price_of)
     values: dict[str, Any] = dict.fromkeys(SymbolInfo._fields, 0)
     values.update(
-        custom=False, select=selected, visible=selected, time=time, digits=spec.digits,
-        spread=round((ask - bid) / spec.point), spread_float=True, trade_calc_mode=spec.calc_mode,
-        trade_mode=spec.trade_mode, trade_stops_level=spec.stops_level, trade_freeze_level=spec.freeze_level,
-        trade_exemode=spec.exemode, expiration_mode=spec.expiration_mode, filling_mode=spec.filling_mode,
-        order_mode=spec.order_mode, bid=bid, bidhigh=bid, bidlow=bid, ask=ask, askhigh=ask, asklow=ask,
-        last=0.0, point=spec.point, trade_tick_value=tv, trade_tick_value_profit=tv, trade_tick_value_loss=tv,
-        trade_tick_size=spec.tick_size, trade_contract_size=spec.contract_size, volume_min=spec.volume_min,
-        volume_max=spec.volume_max, volume_step=spec.volume_step, volume_limit=spec.volume_limit,
-        margin_initial=0.0, margin_hedged=spec.contract_size, currency_base=spec.currency_base,
-        currency_profit=spec.currency_profit, currency_margin=spec.currency_margin, bank="", basis="",
-        category=spec.category, description=spec.description, exchange="", formula="", isin="", name=spec.name,
-        page="", path=spec.path, session_open=0.0, session_close=0.0,
-    )  # fmt: skip
+        custom=False,
+        select=selected,
+        visible=selected,
+        time=time,
+        digits=spec.digits,
+        spread=round((ask - bid) / spec.point),
+        spread_float=True,
+        trade_calc_mode=spec.calc_mode,
+        trade_mode=spec.trade_mode,
+        trade_stops_level=spec.stops_level,
+        trade_freeze_level=spec.freeze_level,
+        trade_exemode=spec.exemode,
+        expiration_mode=spec.expiration_mode,
+        filling_mode=spec.filling_mode,
+        order_mode=spec.order_mode,
+        bid=bid,
+        bidhigh=bid,
+        bidlow=bid,
+        ask=ask,
+        askhigh=ask,
+        asklow=ask,
+        last=0.0,
+        point=spec.point,
+        trade_tick_value=tv,
+        trade_tick_value_profit=tv,
+        trade_tick_value_loss=tv,
+        trade_tick_size=spec.tick_size,
+        trade_contract_size=spec.contract_size,
+        volume_min=spec.volume_min,
+        volume_max=spec.volume_max,
+        volume_step=spec.volume_step,
+        volume_limit=spec.volume_limit,
+        margin_initial=0.0,
+        margin_hedged=spec.contract_size,
+        currency_base=spec.currency_base,
+        currency_profit=spec.currency_profit,
+        currency_margin=spec.currency_margin,
+        bank="",
+        basis="",
+        category=spec.category,
+        description=spec.description,
+        exchange="",
+        formula="",
+        isin="",
+        name=spec.name,
+        page="",
+        path=spec.path,
+        session_open=0.0,
+        session_close=0.0,
+    )
     return SymbolInfo(**values)

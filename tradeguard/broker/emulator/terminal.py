@@ -19,74 +19,22 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tradeguard.broker.data import SAMPLE, is_tick_file, load_bars, load_ticks
+from tradeguard.broker.data import is_tick_file, load_bars, load_ticks
 from tradeguard.broker.emulator import constants as c
 from tradeguard.broker.emulator import symbols as sy
 from tradeguard.broker.emulator.api import NO_IPC, OK, api
 from tradeguard.broker.emulator.book import Book, Order, Position, group_match
+from tradeguard.broker.emulator.config import EmulatorConfig
 from tradeguard.broker.emulator.faults import PROFILES, FaultInjector, FaultProfile
 from tradeguard.broker.emulator.feed import TIMEFRAME_SECONDS, Feed
 from tradeguard.broker.emulator.structures import RATES_DTYPE, TICKS_DTYPE, AccountInfo, TerminalInfo, Tick
-from tradeguard.broker.emulator.trading import Trading
+from tradeguard.broker.emulator.trading import TradeServer
 
 INF = float("inf")
 
 
-class EmulatorConfig(BaseModel):
-    """What ``initialize(...)`` (or settings) may choose: data, account, costs, faults."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    data: str = Field(default=str(SAMPLE), description="bars or ticks file (MT5 export, CSV or Parquet); times UTC")
-    data_kind: str = Field(default="auto", pattern="^(auto|bars|ticks)$", description="auto: ticks if bid/ask columns")
-    timeframe: str = Field(default="H1", description="bar timeframe built from a ticks file")
-    symbol: str = Field(default="EURUSD", description="the symbol the data file holds")
-    symbols: dict[str, dict[str, Any]] = Field(default_factory=dict, description="spec overrides per symbol")
-    server_offset_hours: float = Field(default=0.0, ge=-12, le=14, description="server clock = UTC + offset")
-    login: int = 5_000_001
-    password: str = ""
-    server: str = "Tradeguard-Emulator"
-    name: str = "tradeguard demo"
-    company: str = "tradeguard emulator"
-    currency: str = "USD"
-    balance: float = Field(default=10_000.0, ge=0)
-    leverage: int = Field(default=100, ge=1)
-    margin_mode: str = Field(default="hedging", pattern="^(hedging|netting)$")
-    margin_so_call: float = Field(default=100.0, ge=0)
-    margin_so_so: float = Field(default=50.0, ge=0)
-    commission_per_lot: float = Field(default=0.0, ge=0, description="charged per lot on every deal, each side")
-    slippage_points: int = Field(default=0, ge=0, description="largest adverse slippage on market fills")
-    liquidity_lots: float = Field(default=0.0, ge=0, description="volume fillable per tick; 0 = unlimited")
-    limit_orders: int = Field(default=200, ge=0)
-    limit_positions: int = Field(default=0, ge=0, description="0 = no limit")
-    faults: FaultProfile | str = "none"
-
-    @field_validator("symbol")
-    @classmethod
-    def _known_symbol(cls, name: str) -> str:
-        if name not in sy.CATALOGUE:
-            raise ValueError(f"{name!r} is not in the emulator's catalogue ({', '.join(sy.CATALOGUE)})")
-        return name
-
-    @field_validator("symbols")
-    @classmethod
-    def _known_symbols(cls, overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        unknown = [name for name in overrides if name not in sy.CATALOGUE]
-        if unknown:
-            raise ValueError(f"{', '.join(unknown)}: not in the emulator's catalogue ({', '.join(sy.CATALOGUE)})")
-        return overrides
-
-    @field_validator("faults")
-    @classmethod
-    def _known_profile(cls, faults: FaultProfile | str) -> FaultProfile | str:
-        if isinstance(faults, str) and faults not in PROFILES:
-            raise ValueError(f"unknown fault profile {faults!r}; known: {', '.join(PROFILES)}")
-        return faults
-
-
-class Terminal(Trading):
+class Terminal(TradeServer):
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self.initialized = False
@@ -155,18 +103,21 @@ class Terminal(Trading):
         self.loaded = True
         self._advance_one()
 
-    def now_msc(self) -> int:
-        return int(self.quotes[self.config.symbol][2])
-
-    def price_of(self, symbol: str) -> float | None:
-        q = self.quotes.get(symbol)
-        return q[0] if q else None
-
     # ------------------------------------------------------------------ session ---------------
 
-    def initialize(self, path: str | None = None, *, login: int | None = None, password: str | None = None,
-                   server: str | None = None, timeout: int = 60000, portable: bool = False, reset: bool = False,
-                   config: dict[str, Any] | None = None, **options: Any) -> bool:  # fmt: skip
+    def initialize(
+        self,
+        path: str | None = None,
+        *,
+        login: int | None = None,
+        password: str | None = None,
+        server: str | None = None,
+        timeout: int = 60000,
+        portable: bool = False,
+        reset: bool = False,
+        config: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> bool:
         """Connect; the first call (or ``reset=True``) builds the market and account from ``config``.
 
         ``config`` and extra keyword arguments are the emulator's :class:`EmulatorConfig`; without any,
@@ -187,8 +138,7 @@ class Terminal(Trading):
             return True
 
     @api(False)
-    def login(self, login: int, password: str | None = None, server: str | None = None,
-              timeout: int = 60000) -> bool:  # fmt: skip
+    def login(self, login: int, password: str | None = None, server: str | None = None, timeout: int = 60000) -> bool:
         cfg = self.config
         if login != cfg.login or (cfg.password and password != cfg.password) or (server and server != cfg.server):
             self._last_error = (c.RES_E_AUTH_FAILED, "Terminal: Authorization failed")
@@ -214,14 +164,29 @@ class Terminal(Trading):
         if self._terminal_info is not None and self._terminal_info[0] == state:  # immutable: the same one will do
             return self._terminal_info[1]
         info = TerminalInfo(
-            community_account=False, community_connection=False, connected=state[0],
-            dlls_allowed=False, trade_allowed=state[1],
-            tradeapi_disabled=False, email_enabled=False, ftp_enabled=False, notifications_enabled=False,
-            mqid=False, build=5735, maxbars=100000, codepage=0,
-            ping_last=int(self.faults.profile.latency_ms * 1000), community_balance=0.0, retransmission=0.0,
-            company=self.config.company, name=c.TERMINAL_NAME, language="English",
-            path="emulator", data_path="emulator", commondata_path="emulator",
-        )  # fmt: skip
+            community_account=False,
+            community_connection=False,
+            connected=state[0],
+            dlls_allowed=False,
+            trade_allowed=state[1],
+            tradeapi_disabled=False,
+            email_enabled=False,
+            ftp_enabled=False,
+            notifications_enabled=False,
+            mqid=False,
+            build=5735,
+            maxbars=100000,
+            codepage=0,
+            ping_last=int(self.faults.profile.latency_ms * 1000),
+            community_balance=0.0,
+            retransmission=0.0,
+            company=self.config.company,
+            name=c.TERMINAL_NAME,
+            language="English",
+            path="emulator",
+            data_path="emulator",
+            commondata_path="emulator",
+        )
         self._terminal_info = (state, info)
         return info
 
@@ -238,22 +203,37 @@ class Terminal(Trading):
             cents = self._cents = (self.balance, margin, round(self.balance, 2), round(margin, 2))
         margin_mode = c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING if self.hedging else c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
         info = AccountInfo(  # by position (a third of the keyword build's cost): asked on every capture
-            cfg.login, c.ACCOUNT_TRADE_MODE_DEMO, cfg.leverage, cfg.limit_orders, c.ACCOUNT_STOPOUT_MODE_PERCENT,
-            True, self.trade_expert, margin_mode, 2, False,  # trade_allowed .. fifo_close
-            cents[2], self.credit, round(self.floating, 2), round(equity, 2), cents[3],
-            round(equity - margin, 2), round(equity / margin * 100, 2) if margin else 0.0,  # balance .. margin_level
-            cfg.margin_so_call, cfg.margin_so_so, 0.0, 0.0, 0.0, 0.0, 0.0,  # margin_so_call .. commission_blocked
-            cfg.name, cfg.server, cfg.currency, cfg.company,
-        )  # fmt: skip
+            cfg.login,
+            c.ACCOUNT_TRADE_MODE_DEMO,
+            cfg.leverage,
+            cfg.limit_orders,
+            c.ACCOUNT_STOPOUT_MODE_PERCENT,
+            True,
+            self.trade_expert,
+            margin_mode,
+            2,
+            False,  # trade_allowed .. fifo_close
+            cents[2],
+            self.credit,
+            round(self.floating, 2),
+            round(equity, 2),
+            cents[3],
+            round(equity - margin, 2),
+            round(equity / margin * 100, 2) if margin else 0.0,  # balance .. margin_level
+            cfg.margin_so_call,
+            cfg.margin_so_so,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            0.0,  # margin_so_call .. commission_blocked
+            cfg.name,
+            cfg.server,
+            cfg.currency,
+            cfg.company,
+        )
         self._account_info = (state, info)
         return info
-
-    @property
-    def hedging(self) -> bool:
-        return self.config.margin_mode == "hedging"
-
-    def equity(self) -> float:
-        return self.balance + self.credit + self.floating
 
     # ------------------------------------------------------------------ symbols and quotes -----
 
@@ -275,8 +255,9 @@ class Terminal(Trading):
 
     def _symbol_info(self, symbol: str) -> Any:
         bid, ask, t = self._published(symbol)
-        return sy.symbol_info(self.specs[symbol], bid, ask, t // 1000, symbol in self.selected, self.config.currency,
-                              self.price_of)  # fmt: skip
+        return sy.symbol_info(
+            self.specs[symbol], bid, ask, t // 1000, symbol in self.selected, self.config.currency, self.price_of
+        )
 
     def _published(self, symbol: str) -> tuple[float, float, int]:
         """The quote clients see: the live one, or the last published one while ticks are stale."""
@@ -407,16 +388,17 @@ class Terminal(Trading):
             return [x for x in items if x.ticket == ticket]
         return list(items)
 
-    def position_profit(self, p: Position) -> float:
-        bid, ask, _ = self.quotes[p.symbol]
-        p.price_current = bid if p.is_buy else ask
-        spec = self.specs[p.symbol]
-        return round(sy.profit(spec, p.is_buy, p.volume, p.price_open, p.price_current, self.config.currency,
-                               self.price_of), 2)  # fmt: skip
-
-    def _history(self, items: list[Any], times: list[int], by_ticket: Any, by_position: dict[int, list[Any]],
-                 args: tuple[Any, ...], group: str | None, ticket: int | None,
-                 position: int | None) -> list[Any] | None:  # fmt: skip
+    def _history(
+        self,
+        items: list[Any],
+        times: list[int],
+        by_ticket: Any,
+        by_position: dict[int, list[Any]],
+        args: tuple[Any, ...],
+        group: str | None,
+        ticket: int | None,
+        position: int | None,
+    ) -> list[Any] | None:
         """The three MT5 call forms: ``(from, to[, group=])``, ``(ticket=)`` or ``(position=)``."""
         if ticket is not None:
             return list(by_ticket(ticket))
@@ -429,12 +411,20 @@ class Terminal(Trading):
         return [x for x in chosen if group_match(x.symbol, group)] if group else chosen
 
     @api()
-    def history_orders_get(self, *args: Any, group: str | None = None, ticket: int | None = None,
-                           position: int | None = None) -> Any:  # fmt: skip
+    def history_orders_get(
+        self, *args: Any, group: str | None = None, ticket: int | None = None, position: int | None = None
+    ) -> Any:
         b = self.book
-        found = self._history(b.history_orders, b.order_times,
-                              lambda t: [b.orders_by_ticket[t]] if t in b.orders_by_ticket else [],
-                              b.orders_by_position, args, group, ticket, position)  # fmt: skip
+        found = self._history(
+            b.history_orders,
+            b.order_times,
+            lambda t: [b.orders_by_ticket[t]] if t in b.orders_by_ticket else [],
+            b.orders_by_position,
+            args,
+            group,
+            ticket,
+            position,
+        )
         return None if found is None else tuple(o.as_tuple() for o in found)
 
     @api()
@@ -443,12 +433,21 @@ class Terminal(Trading):
         return hi - lo
 
     @api()
-    def history_deals_get(self, *args: Any, group: str | None = None, ticket: int | None = None,
-                          position: int | None = None) -> Any:  # fmt: skip
+    def history_deals_get(
+        self, *args: Any, group: str | None = None, ticket: int | None = None, position: int | None = None
+    ) -> Any:
         """``ticket`` selects deals by their ORDER ticket (``deal.order``), as the real API does."""
         b = self.book
-        found = self._history(b.deals, b.deal_times, lambda t: b.deals_by_order.get(t, ()), b.deals_by_position,
-                              args, group, ticket, position)  # fmt: skip
+        found = self._history(
+            b.deals,
+            b.deal_times,
+            lambda t: b.deals_by_order.get(t, ()),
+            b.deals_by_position,
+            args,
+            group,
+            ticket,
+            position,
+        )
         return None if found is None else tuple(d.as_tuple() for d in found)
 
     @api()
@@ -458,10 +457,6 @@ class Terminal(Trading):
         return hi - lo
 
     # ------------------------------------------------------------------ replay ------------------
-
-    @property
-    def replay_finished(self) -> bool:
-        return self.index >= len(self._bids) - 1
 
     def replay_step(self, ticks: int = 1) -> int:
         """Process up to ``ticks`` ticks; return how many were processed (0 at the end of the data)."""
@@ -515,12 +510,6 @@ class Terminal(Trading):
         if self.book.orders:
             self.expire_orders(t)
 
-    def conversion(self, symbol: str) -> float:
-        """Factor from the symbol's profit currency to the account currency, at current quotes."""
-        spec = self.specs[symbol]
-        return 1.0 if spec.currency_profit == self.config.currency else sy.to_account(
-            1.0, spec.currency_profit, self.config.currency, self.price_of)  # fmt: skip
-
     # ------------------------------------------------------------------ admin -------------------
 
     def admin_deposit(self, amount: float, comment: str = "deposit") -> int:
@@ -539,9 +528,15 @@ class Terminal(Trading):
     def admin_add_position(self, symbol: str, is_buy: bool, volume: float, magic: int = 0, comment: str = "") -> int:
         """Open a position as another EA or a person at the terminal would (magic 0 = manual)."""
         with self._lock:
-            request = {"action": c.TRADE_ACTION_DEAL, "symbol": symbol, "volume": volume, "magic": magic,
-                       "type": c.ORDER_TYPE_BUY if is_buy else c.ORDER_TYPE_SELL, "comment": comment,
-                       "type_filling": c.ORDER_FILLING_IOC}  # fmt: skip
+            request = {
+                "action": c.TRADE_ACTION_DEAL,
+                "symbol": symbol,
+                "volume": volume,
+                "magic": magic,
+                "type": c.ORDER_TYPE_BUY if is_buy else c.ORDER_TYPE_SELL,
+                "comment": comment,
+                "type_filling": c.ORDER_FILLING_IOC,
+            }
             result = self.execute_request(request, reason=c.DEAL_REASON_CLIENT if magic == 0 else c.DEAL_REASON_EXPERT)
             if result.retcode != c.TRADE_RETCODE_DONE:
                 raise RuntimeError(f"admin_add_position failed: {result.retcode} {result.comment}")
@@ -554,9 +549,15 @@ class Terminal(Trading):
             held = self.book.positions.get(ticket)
             if held is None:
                 return 0
-            request = {"action": c.TRADE_ACTION_DEAL, "symbol": held.symbol, "volume": volume or held.volume,
-                       "magic": 0, "type": c.ORDER_TYPE_SELL if held.is_buy else c.ORDER_TYPE_BUY,
-                       "type_filling": c.ORDER_FILLING_IOC, "comment": "closed at the terminal"}  # fmt: skip
+            request = {
+                "action": c.TRADE_ACTION_DEAL,
+                "symbol": held.symbol,
+                "volume": volume or held.volume,
+                "magic": 0,
+                "type": c.ORDER_TYPE_SELL if held.is_buy else c.ORDER_TYPE_BUY,
+                "type_filling": c.ORDER_FILLING_IOC,
+                "comment": "closed at the terminal",
+            }
             if self.hedging:
                 request["position"] = ticket
             result = self.execute_request(request, reason=c.DEAL_REASON_CLIENT)
@@ -571,10 +572,16 @@ class Terminal(Trading):
     def admin_state(self) -> dict[str, Any]:
         """A plain summary for assertions and the served process's health line."""
         with self._lock:
-            return {"index": self.index, "time_msc": self.now_msc(), "balance": round(self.balance, 2),
-                    "equity": round(self.equity(), 2), "positions": len(self.book.positions),
-                    "orders": len(self.book.orders), "deals": len(self.book.deals),
-                    "faults": dict(self.faults.injected)}  # fmt: skip
+            return {
+                "index": self.index,
+                "time_msc": self.now_msc(),
+                "balance": round(self.balance, 2),
+                "equity": round(self.equity(), 2),
+                "positions": len(self.book.positions),
+                "orders": len(self.book.orders),
+                "deals": len(self.book.deals),
+                "faults": dict(self.faults.injected),
+            }
 
 
 def _window(items: list[Any], times: list[int], date_from: Any, date_to: Any) -> list[Any]:

@@ -9,13 +9,15 @@ documented terminal behaviour (MT5_API.md §5-6): 10014 bad volume, 10016 bad st
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+import random
+from typing import Any
 
 from tradeguard.broker.emulator import constants as c
 from tradeguard.broker.emulator import symbols as sy
 from tradeguard.broker.emulator.api import api
-from tradeguard.broker.emulator.book import Deal, Order, Position
-from tradeguard.broker.emulator.faults import Fault
+from tradeguard.broker.emulator.book import Book, Deal, Order, Position
+from tradeguard.broker.emulator.config import EmulatorConfig
+from tradeguard.broker.emulator.faults import Fault, FaultInjector
 from tradeguard.broker.emulator.structures import (
     REQUEST_DEFAULTS,
     OrderCheckResult,
@@ -23,45 +25,72 @@ from tradeguard.broker.emulator.structures import (
     TradeRequest,
 )
 
-if TYPE_CHECKING:
-    from tradeguard.broker.emulator.terminal import Terminal
-
 INF = float("inf")
 MARKET_TYPES = (c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL)
-PENDING_TYPES = (c.ORDER_TYPE_BUY_LIMIT, c.ORDER_TYPE_SELL_LIMIT, c.ORDER_TYPE_BUY_STOP, c.ORDER_TYPE_SELL_STOP,
-                 c.ORDER_TYPE_BUY_STOP_LIMIT, c.ORDER_TYPE_SELL_STOP_LIMIT)  # fmt: skip
-ORDER_MODE_BIT = {c.ORDER_TYPE_BUY: c.SYMBOL_ORDER_MARKET, c.ORDER_TYPE_SELL: c.SYMBOL_ORDER_MARKET,
-                  c.ORDER_TYPE_BUY_LIMIT: c.SYMBOL_ORDER_LIMIT, c.ORDER_TYPE_SELL_LIMIT: c.SYMBOL_ORDER_LIMIT,
-                  c.ORDER_TYPE_BUY_STOP: c.SYMBOL_ORDER_STOP, c.ORDER_TYPE_SELL_STOP: c.SYMBOL_ORDER_STOP,
-                  c.ORDER_TYPE_BUY_STOP_LIMIT: c.SYMBOL_ORDER_STOP_LIMIT,
-                  c.ORDER_TYPE_SELL_STOP_LIMIT: c.SYMBOL_ORDER_STOP_LIMIT}  # fmt: skip
+PENDING_TYPES = (
+    c.ORDER_TYPE_BUY_LIMIT,
+    c.ORDER_TYPE_SELL_LIMIT,
+    c.ORDER_TYPE_BUY_STOP,
+    c.ORDER_TYPE_SELL_STOP,
+    c.ORDER_TYPE_BUY_STOP_LIMIT,
+    c.ORDER_TYPE_SELL_STOP_LIMIT,
+)
+ORDER_MODE_BIT = {
+    c.ORDER_TYPE_BUY: c.SYMBOL_ORDER_MARKET,
+    c.ORDER_TYPE_SELL: c.SYMBOL_ORDER_MARKET,
+    c.ORDER_TYPE_BUY_LIMIT: c.SYMBOL_ORDER_LIMIT,
+    c.ORDER_TYPE_SELL_LIMIT: c.SYMBOL_ORDER_LIMIT,
+    c.ORDER_TYPE_BUY_STOP: c.SYMBOL_ORDER_STOP,
+    c.ORDER_TYPE_SELL_STOP: c.SYMBOL_ORDER_STOP,
+    c.ORDER_TYPE_BUY_STOP_LIMIT: c.SYMBOL_ORDER_STOP_LIMIT,
+    c.ORDER_TYPE_SELL_STOP_LIMIT: c.SYMBOL_ORDER_STOP_LIMIT,
+}
 COMMENTS = {
-    0: "Done", c.TRADE_RETCODE_REQUOTE: "Requote", c.TRADE_RETCODE_REJECT: "Request rejected",
-    c.TRADE_RETCODE_PLACED: "Request executed", c.TRADE_RETCODE_DONE: "Request executed",
-    c.TRADE_RETCODE_DONE_PARTIAL: "Request executed partially", c.TRADE_RETCODE_TIMEOUT: "Request timed out",
-    c.TRADE_RETCODE_INVALID: "Invalid request", c.TRADE_RETCODE_INVALID_VOLUME: "Invalid volume",
-    c.TRADE_RETCODE_INVALID_PRICE: "Invalid price", c.TRADE_RETCODE_INVALID_STOPS: "Invalid stops",
-    c.TRADE_RETCODE_TRADE_DISABLED: "Trade disabled", c.TRADE_RETCODE_MARKET_CLOSED: "Market closed",
-    c.TRADE_RETCODE_NO_MONEY: "No money", c.TRADE_RETCODE_PRICE_CHANGED: "Prices changed",
-    c.TRADE_RETCODE_INVALID_EXPIRATION: "Invalid expiration", c.TRADE_RETCODE_TOO_MANY_REQUESTS: "Too many requests",
-    c.TRADE_RETCODE_NO_CHANGES: "No changes", c.TRADE_RETCODE_SERVER_DISABLES_AT: "AutoTrading disabled by server",
-    c.TRADE_RETCODE_CLIENT_DISABLES_AT: "AutoTrading disabled by client", c.TRADE_RETCODE_FROZEN: "Frozen",
-    c.TRADE_RETCODE_INVALID_FILL: "Unsupported filling mode", c.TRADE_RETCODE_CONNECTION: "No connection",
-    c.TRADE_RETCODE_LIMIT_ORDERS: "Too many orders", c.TRADE_RETCODE_LIMIT_VOLUME: "Volume limit reached",
-    c.TRADE_RETCODE_INVALID_ORDER: "Invalid order", c.TRADE_RETCODE_POSITION_CLOSED: "Position already closed",
-    c.TRADE_RETCODE_INVALID_CLOSE_VOLUME: "Invalid close volume", c.TRADE_RETCODE_LIMIT_POSITIONS: "Too many positions",
-    c.TRADE_RETCODE_LONG_ONLY: "Long only", c.TRADE_RETCODE_SHORT_ONLY: "Short only",
+    0: "Done",
+    c.TRADE_RETCODE_REQUOTE: "Requote",
+    c.TRADE_RETCODE_REJECT: "Request rejected",
+    c.TRADE_RETCODE_PLACED: "Request executed",
+    c.TRADE_RETCODE_DONE: "Request executed",
+    c.TRADE_RETCODE_DONE_PARTIAL: "Request executed partially",
+    c.TRADE_RETCODE_TIMEOUT: "Request timed out",
+    c.TRADE_RETCODE_INVALID: "Invalid request",
+    c.TRADE_RETCODE_INVALID_VOLUME: "Invalid volume",
+    c.TRADE_RETCODE_INVALID_PRICE: "Invalid price",
+    c.TRADE_RETCODE_INVALID_STOPS: "Invalid stops",
+    c.TRADE_RETCODE_TRADE_DISABLED: "Trade disabled",
+    c.TRADE_RETCODE_MARKET_CLOSED: "Market closed",
+    c.TRADE_RETCODE_NO_MONEY: "No money",
+    c.TRADE_RETCODE_PRICE_CHANGED: "Prices changed",
+    c.TRADE_RETCODE_INVALID_EXPIRATION: "Invalid expiration",
+    c.TRADE_RETCODE_TOO_MANY_REQUESTS: "Too many requests",
+    c.TRADE_RETCODE_NO_CHANGES: "No changes",
+    c.TRADE_RETCODE_SERVER_DISABLES_AT: "AutoTrading disabled by server",
+    c.TRADE_RETCODE_CLIENT_DISABLES_AT: "AutoTrading disabled by client",
+    c.TRADE_RETCODE_FROZEN: "Frozen",
+    c.TRADE_RETCODE_INVALID_FILL: "Unsupported filling mode",
+    c.TRADE_RETCODE_CONNECTION: "No connection",
+    c.TRADE_RETCODE_LIMIT_ORDERS: "Too many orders",
+    c.TRADE_RETCODE_LIMIT_VOLUME: "Volume limit reached",
+    c.TRADE_RETCODE_INVALID_ORDER: "Invalid order",
+    c.TRADE_RETCODE_POSITION_CLOSED: "Position already closed",
+    c.TRADE_RETCODE_INVALID_CLOSE_VOLUME: "Invalid close volume",
+    c.TRADE_RETCODE_LIMIT_POSITIONS: "Too many positions",
+    c.TRADE_RETCODE_LONG_ONLY: "Long only",
+    c.TRADE_RETCODE_SHORT_ONLY: "Short only",
     c.TRADE_RETCODE_CLOSE_ONLY: "Close only",
-}  # fmt: skip
+}
 
 
 #: What each injected fault looks like to the client (disconnects and executed timeouts are special).
 FAULT_RETCODES = {
-    Fault.AUTOTRADING_OFF: c.TRADE_RETCODE_CLIENT_DISABLES_AT, Fault.MARKET_CLOSED: c.TRADE_RETCODE_MARKET_CLOSED,
-    Fault.TOO_MANY_REQUESTS: c.TRADE_RETCODE_TOO_MANY_REQUESTS, Fault.REQUOTE: c.TRADE_RETCODE_REQUOTE,
-    Fault.PRICE_CHANGED: c.TRADE_RETCODE_PRICE_CHANGED, Fault.REJECT: c.TRADE_RETCODE_REJECT,
+    Fault.AUTOTRADING_OFF: c.TRADE_RETCODE_CLIENT_DISABLES_AT,
+    Fault.MARKET_CLOSED: c.TRADE_RETCODE_MARKET_CLOSED,
+    Fault.TOO_MANY_REQUESTS: c.TRADE_RETCODE_TOO_MANY_REQUESTS,
+    Fault.REQUOTE: c.TRADE_RETCODE_REQUOTE,
+    Fault.PRICE_CHANGED: c.TRADE_RETCODE_PRICE_CHANGED,
+    Fault.REJECT: c.TRADE_RETCODE_REJECT,
     Fault.TIMEOUT_LOST: c.TRADE_RETCODE_TIMEOUT,
-}  # fmt: skip
+}
 
 
 class Rejection(Exception):
@@ -76,30 +105,102 @@ def _on_step(volume: float, step: float) -> bool:
     return abs(round(volume / step) * step - volume) < step * 1e-6
 
 
-class Trading:
-    """Mixed into :class:`~tradeguard.broker.emulator.terminal.Terminal`; uses its state."""
+class TradeServer:
+    """The broker's side of the emulated terminal: order checks and execution, fills, the trigger levels of
+    stops, targets and pending orders, the account's margin and stop-out. :class:`Terminal` is one, with the
+    market data and the replay loop; the state both work on is declared here and set up by ``Terminal._load``.
+    """
+
+    config: EmulatorConfig
+    faults: FaultInjector
+    _slip_rng: random.Random
+    _last_error: tuple[int, str]
+    specs: dict[str, sy.SymbolSpec]
+    #: live quotes: symbol -> [bid, ask, time_msc]
+    quotes: dict[str, list[float]]
+    book: Book
+    balance: float
+    credit: float
+    algo_trading: bool
+    trade_expert: bool
+    index: int
+    _bids: list[float]
+    #: trigger levels per symbol: [lo_bid, hi_bid, lo_ask, hi_ask]
+    levels: dict[str, list[float]]
+    #: per symbol: [kb, cb, ks, cs, floating in account currency, margin]
+    agg: dict[str, list[float]]
+    floating: float
+    margin_used: float
+    request_id: int
+
+    def now_msc(self) -> int:
+        return int(self.quotes[self.config.symbol][2])
+
+    def price_of(self, symbol: str) -> float | None:
+        q = self.quotes.get(symbol)
+        return q[0] if q else None
+
+    @property
+    def hedging(self) -> bool:
+        return self.config.margin_mode == "hedging"
+
+    def equity(self) -> float:
+        return self.balance + self.credit + self.floating
+
+    def position_profit(self, p: Position) -> float:
+        bid, ask, _ = self.quotes[p.symbol]
+        p.price_current = bid if p.is_buy else ask
+        spec = self.specs[p.symbol]
+        return round(
+            sy.profit(spec, p.is_buy, p.volume, p.price_open, p.price_current, self.config.currency, self.price_of), 2
+        )
+
+    @property
+    def replay_finished(self) -> bool:
+        return self.index >= len(self._bids) - 1
+
+    def conversion(self, symbol: str) -> float:
+        """Factor from the symbol's profit currency to the account currency, at current quotes."""
+        spec = self.specs[symbol]
+        return (
+            1.0
+            if spec.currency_profit == self.config.currency
+            else sy.to_account(1.0, spec.currency_profit, self.config.currency, self.price_of)
+        )
 
     # ------------------------------------------------------------------ API ---------------------
 
     @api()
-    def order_calc_margin(self: Terminal, action: int, symbol: str, volume: float, price: float) -> float | None:
+    def order_calc_margin(self, action: int, symbol: str, volume: float, price: float) -> float | None:
         if symbol not in self.specs or action not in MARKET_TYPES + PENDING_TYPES:
             self._last_error = (c.RES_E_INVALID_PARAMS, "Invalid arguments")
             return None
-        return round(sy.margin(self.specs[symbol], volume, price, self.config.leverage, self.config.currency,
-                               self.price_of), 2)  # fmt: skip
+        return round(
+            sy.margin(self.specs[symbol], volume, price, self.config.leverage, self.config.currency, self.price_of), 2
+        )
 
     @api()
-    def order_calc_profit(self: Terminal, action: int, symbol: str, volume: float, price_open: float,
-                          price_close: float) -> float | None:  # fmt: skip
+    def order_calc_profit(
+        self, action: int, symbol: str, volume: float, price_open: float, price_close: float
+    ) -> float | None:
         if symbol not in self.specs or action not in MARKET_TYPES:
             self._last_error = (c.RES_E_INVALID_PARAMS, "Invalid arguments")
             return None
-        return round(sy.profit(self.specs[symbol], action == c.ORDER_TYPE_BUY, volume, price_open, price_close,
-                               self.config.currency, self.price_of), 2)  # fmt: skip
+        return round(
+            sy.profit(
+                self.specs[symbol],
+                action == c.ORDER_TYPE_BUY,
+                volume,
+                price_open,
+                price_close,
+                self.config.currency,
+                self.price_of,
+            ),
+            2,
+        )
 
     @api()
-    def order_check(self: Terminal, request: dict[str, Any]) -> OrderCheckResult | None:
+    def order_check(self, request: dict[str, Any]) -> OrderCheckResult | None:
         req = self._parse(request)
         if req is None:
             return None
@@ -108,15 +209,33 @@ class Trading:
         try:
             plan = self._validate(req)
         except Rejection as rej:
-            return OrderCheckResult(rej.retcode, round(self.balance, 2), round(equity, 2), round(self.floating, 2),
-                                    round(margin, 2), round(equity - margin, 2), 0.0, str(rej), echo)  # fmt: skip
+            return OrderCheckResult(
+                rej.retcode,
+                round(self.balance, 2),
+                round(equity, 2),
+                round(self.floating, 2),
+                round(margin, 2),
+                round(equity - margin, 2),
+                0.0,
+                str(rej),
+                echo,
+            )
         after = margin + plan.get("margin", 0.0)
         level = round(equity / after * 100, 2) if after else 0.0
-        return OrderCheckResult(0, round(self.balance, 2), round(equity, 2), round(self.floating, 2),
-                                round(after, 2), round(equity - after, 2), level, "Done", echo)  # fmt: skip
+        return OrderCheckResult(
+            0,
+            round(self.balance, 2),
+            round(equity, 2),
+            round(self.floating, 2),
+            round(after, 2),
+            round(equity - after, 2),
+            level,
+            "Done",
+            echo,
+        )
 
     @api()
-    def order_send(self: Terminal, request: dict[str, Any]) -> OrderSendResult | None:
+    def order_send(self, request: dict[str, Any]) -> OrderSendResult | None:
         req = self._parse(request)
         if req is None:
             return None
@@ -127,26 +246,32 @@ class Trading:
                 return None
             return self._result(c.TRADE_RETCODE_CONNECTION, req)
         if fault in FAULT_RETCODES:
-            return self._result(FAULT_RETCODES[fault], req)  # type: ignore[index]
+            return self._result(FAULT_RETCODES[fault], req)
         result = self.execute_request(req)
         if fault is Fault.TIMEOUT_EXECUTED and result.retcode in (
-            c.TRADE_RETCODE_DONE, c.TRADE_RETCODE_PLACED, c.TRADE_RETCODE_DONE_PARTIAL
+            c.TRADE_RETCODE_DONE,
+            c.TRADE_RETCODE_PLACED,
+            c.TRADE_RETCODE_DONE_PARTIAL,
         ):  # the order went through; the answer never came back
             return self._result(c.TRADE_RETCODE_TIMEOUT, req)
         return result
 
     # ------------------------------------------------------------------ parsing and results -----
 
-    def _parse(self: Terminal, request: Any) -> dict[str, Any] | None:
+    def _parse(self, request: Any) -> dict[str, Any] | None:
         """Client-side checks: a bad argument returns None with ``(-2, 'Invalid "x" argument')``."""
         if not isinstance(request, dict):
             self._last_error = (c.RES_E_INVALID_PARAMS, 'Invalid "request" argument')
             return None
         for key, value in request.items():
             default = REQUEST_DEFAULTS.get(key)
-            if default is None or (isinstance(default, int) and not isinstance(value, int)) or (
-                isinstance(default, float) and not isinstance(value, int | float)
-            ) or (isinstance(default, str) and not isinstance(value, str)) or isinstance(value, bool):
+            if (
+                default is None
+                or (isinstance(default, int) and not isinstance(value, int))
+                or (isinstance(default, float) and not isinstance(value, int | float))
+                or (isinstance(default, str) and not isinstance(value, str))
+                or isinstance(value, bool)
+            ):
                 self._last_error = (c.RES_E_INVALID_PARAMS, f'Invalid "{key}" argument')
                 return None
         if len(request.get("comment", "")) > 31 or not request.get("comment", "").isascii():
@@ -157,28 +282,49 @@ class Trading:
             req[key] = float(req[key])
         return req
 
-    def _result(self: Terminal, retcode: int, req: dict[str, Any], deal: int = 0, order: int = 0,
-                volume: float = 0.0, price: float = 0.0, comment: str | None = None) -> OrderSendResult:  # fmt: skip
+    def _result(
+        self,
+        retcode: int,
+        req: dict[str, Any],
+        deal: int = 0,
+        order: int = 0,
+        volume: float = 0.0,
+        price: float = 0.0,
+        comment: str | None = None,
+    ) -> OrderSendResult:
         self.request_id += 1
-        bid, ask = (self.quotes[req["symbol"]][:2] if req["symbol"] in self.quotes else (0.0, 0.0))
-        return OrderSendResult(retcode=retcode, deal=deal, order=order, volume=volume, price=price, bid=bid, ask=ask,
-                               comment=comment or COMMENTS.get(retcode, ""), request_id=self.request_id,
-                               retcode_external=0, request=TradeRequest(**req))  # fmt: skip
+        bid, ask = self.quotes[req["symbol"]][:2] if req["symbol"] in self.quotes else (0.0, 0.0)
+        return OrderSendResult(
+            retcode=retcode,
+            deal=deal,
+            order=order,
+            volume=volume,
+            price=price,
+            bid=bid,
+            ask=ask,
+            comment=comment or COMMENTS.get(retcode, ""),
+            request_id=self.request_id,
+            retcode_external=0,
+            request=TradeRequest(**req),
+        )
 
     # ------------------------------------------------------------------ validation --------------
 
-    def _spec(self: Terminal, req: dict[str, Any]) -> sy.SymbolSpec:
+    def _spec(self, req: dict[str, Any]) -> sy.SymbolSpec:
         spec = self.specs.get(req["symbol"])
         if spec is None:
             raise Rejection(c.TRADE_RETCODE_INVALID, f"Invalid request: unknown symbol {req['symbol']!r}")
         return spec
 
-    def _check_volume(self: Terminal, spec: sy.SymbolSpec, volume: float) -> None:
-        if not (math.isfinite(volume) and spec.volume_min <= volume <= spec.volume_max
-                and _on_step(volume, spec.volume_step)):  # fmt: skip
+    def _check_volume(self, spec: sy.SymbolSpec, volume: float) -> None:
+        if not (
+            math.isfinite(volume)
+            and spec.volume_min <= volume <= spec.volume_max
+            and _on_step(volume, spec.volume_step)
+        ):
             raise Rejection(c.TRADE_RETCODE_INVALID_VOLUME)
 
-    def _check_stops(self: Terminal, spec: sy.SymbolSpec, is_buy: bool, ref: float, sl: float, tp: float) -> None:
+    def _check_stops(self, spec: sy.SymbolSpec, is_buy: bool, ref: float, sl: float, tp: float) -> None:
         """SL/TP against the reference price (bid for a buy position, ask for a sell; the order price
         for a pending order): on the right side and at least the stops level away, else 10016."""
         if not (math.isfinite(sl) and math.isfinite(tp)) or sl < 0 or tp < 0:
@@ -188,7 +334,7 @@ class Trading:
             if level and (distance <= 0 or distance < need):
                 raise Rejection(c.TRADE_RETCODE_INVALID_STOPS)
 
-    def _check_trade_mode(self: Terminal, spec: sy.SymbolSpec, is_buy: bool, opening: bool) -> None:
+    def _check_trade_mode(self, spec: sy.SymbolSpec, is_buy: bool, opening: bool) -> None:
         mode = spec.trade_mode
         if mode == c.SYMBOL_TRADE_MODE_DISABLED:
             raise Rejection(c.TRADE_RETCODE_TRADE_DISABLED)
@@ -199,10 +345,12 @@ class Trading:
         if opening and mode == c.SYMBOL_TRADE_MODE_SHORTONLY and is_buy:
             raise Rejection(c.TRADE_RETCODE_SHORT_ONLY)
 
-    def _check_filling(self: Terminal, spec: sy.SymbolSpec, order_type: int, filling: int) -> None:
+    def _check_filling(self, spec: sy.SymbolSpec, order_type: int, filling: int) -> None:
         flags = spec.filling_mode
-        if order_type in MARKET_TYPES and spec.exemode in (c.SYMBOL_TRADE_EXECUTION_MARKET,
-                                                          c.SYMBOL_TRADE_EXECUTION_EXCHANGE):  # fmt: skip
+        if order_type in MARKET_TYPES and spec.exemode in (
+            c.SYMBOL_TRADE_EXECUTION_MARKET,
+            c.SYMBOL_TRADE_EXECUTION_EXCHANGE,
+        ):
             allowed = {c.ORDER_FILLING_FOK} if flags & c.SYMBOL_FILLING_FOK else set()
             if flags & c.SYMBOL_FILLING_IOC:
                 allowed.add(c.ORDER_FILLING_IOC)
@@ -212,19 +360,22 @@ class Trading:
             allowed = {c.ORDER_FILLING_FOK}
         else:
             allowed = {c.ORDER_FILLING_RETURN}
-            if flags & c.SYMBOL_FILLING_BOC and order_type in (c.ORDER_TYPE_BUY_LIMIT, c.ORDER_TYPE_SELL_LIMIT,
-                                                              c.ORDER_TYPE_BUY_STOP_LIMIT,
-                                                              c.ORDER_TYPE_SELL_STOP_LIMIT):  # fmt: skip
+            if flags & c.SYMBOL_FILLING_BOC and order_type in (
+                c.ORDER_TYPE_BUY_LIMIT,
+                c.ORDER_TYPE_SELL_LIMIT,
+                c.ORDER_TYPE_BUY_STOP_LIMIT,
+                c.ORDER_TYPE_SELL_STOP_LIMIT,
+            ):
                 allowed.add(c.ORDER_FILLING_BOC)
         if filling not in allowed:
             raise Rejection(c.TRADE_RETCODE_INVALID_FILL)
 
-    def _check_frozen(self: Terminal, spec: sy.SymbolSpec, ref: float, *levels: float) -> None:
+    def _check_frozen(self, spec: sy.SymbolSpec, ref: float, *levels: float) -> None:
         gap = spec.freeze_level * spec.point
         if gap and any(lv and abs(ref - lv) < gap for lv in levels):
             raise Rejection(c.TRADE_RETCODE_FROZEN)
 
-    def _check_session(self: Terminal) -> None:
+    def _check_session(self) -> None:
         if self.replay_finished and self.index > 0:
             raise Rejection(c.TRADE_RETCODE_MARKET_CLOSED, "Market closed: the replay has no more data")
         if not self.algo_trading:
@@ -232,25 +383,30 @@ class Trading:
         if not self.trade_expert:
             raise Rejection(c.TRADE_RETCODE_SERVER_DISABLES_AT)
 
-    def _validate(self: Terminal, req: dict[str, Any]) -> dict[str, Any]:
+    def _validate(self, req: dict[str, Any]) -> dict[str, Any]:
         """Every server-side check; returns the execution plan or raises :class:`Rejection`."""
         action = req["action"]
-        handlers = {c.TRADE_ACTION_DEAL: self._plan_deal, c.TRADE_ACTION_PENDING: self._plan_pending,
-                    c.TRADE_ACTION_SLTP: self._plan_sltp, c.TRADE_ACTION_MODIFY: self._plan_modify,
-                    c.TRADE_ACTION_REMOVE: self._plan_remove, c.TRADE_ACTION_CLOSE_BY: self._plan_close_by}  # fmt: skip
+        handlers = {
+            c.TRADE_ACTION_DEAL: self._plan_deal,
+            c.TRADE_ACTION_PENDING: self._plan_pending,
+            c.TRADE_ACTION_SLTP: self._plan_sltp,
+            c.TRADE_ACTION_MODIFY: self._plan_modify,
+            c.TRADE_ACTION_REMOVE: self._plan_remove,
+            c.TRADE_ACTION_CLOSE_BY: self._plan_close_by,
+        }
         if action not in handlers:
             raise Rejection(c.TRADE_RETCODE_INVALID, f"Invalid request: unknown action {action}")
         self._check_session()
         return handlers[action](req)
 
-    def _position(self: Terminal, ticket: int) -> Position:
+    def _position(self, ticket: int) -> Position:
         pos = self.book.positions.get(ticket)
         if pos is None:
             code = c.TRADE_RETCODE_POSITION_CLOSED if ticket in self.book.closed_positions else c.TRADE_RETCODE_INVALID
             raise Rejection(code, f"{COMMENTS[code]}: position {ticket}")
         return pos
 
-    def _plan_deal(self: Terminal, req: dict[str, Any]) -> dict[str, Any]:
+    def _plan_deal(self, req: dict[str, Any]) -> dict[str, Any]:
         spec = self._spec(req)
         if req["type"] not in MARKET_TYPES:
             raise Rejection(c.TRADE_RETCODE_INVALID_ORDER)
@@ -296,7 +452,7 @@ class Trading:
             plan["margin"] = need
         return plan
 
-    def _plan_pending(self: Terminal, req: dict[str, Any], replacing: Order | None = None) -> dict[str, Any]:
+    def _plan_pending(self, req: dict[str, Any], replacing: Order | None = None) -> dict[str, Any]:
         spec = self._spec(req)
         kind = req["type"]
         if kind not in PENDING_TYPES or not spec.order_mode & ORDER_MODE_BIT[kind]:
@@ -328,7 +484,7 @@ class Trading:
             raise Rejection(c.TRADE_RETCODE_LIMIT_ORDERS)
         return {"spec": spec, "is_buy": is_buy}
 
-    def _plan_sltp(self: Terminal, req: dict[str, Any]) -> dict[str, Any]:
+    def _plan_sltp(self, req: dict[str, Any]) -> dict[str, Any]:
         pos = self._position(req["position"])
         if req["symbol"] and req["symbol"] != pos.symbol:
             raise Rejection(c.TRADE_RETCODE_INVALID, "Invalid request: symbol does not match the position")
@@ -341,35 +497,44 @@ class Trading:
         self._check_frozen(spec, ref, pos.sl, pos.tp)
         return {"position": pos}
 
-    def _working(self: Terminal, ticket: int) -> Order:
+    def _working(self, ticket: int) -> Order:
         order = self.book.orders.get(ticket)
         if order is None or order.type in MARKET_TYPES:
             raise Rejection(c.TRADE_RETCODE_INVALID, f"Invalid request: no working order {ticket}")
         return order
 
-    def _plan_modify(self: Terminal, req: dict[str, Any]) -> dict[str, Any]:
+    def _plan_modify(self, req: dict[str, Any]) -> dict[str, Any]:
         order = self._working(req["order"])
         spec = self.specs[order.symbol]
         bid, ask, _ = self.quotes[order.symbol]
         self._check_frozen(spec, ask if order.is_buy else bid, order.price_open)
         if (req["price"], req["sl"], req["tp"], req["type_time"], req["expiration"]) == (
-            order.price_open, order.sl, order.tp, order.type_time, order.time_expiration
+            order.price_open,
+            order.sl,
+            order.tp,
+            order.type_time,
+            order.time_expiration,
         ):
             raise Rejection(c.TRADE_RETCODE_NO_CHANGES)
-        merged = {**req, "symbol": order.symbol, "type": order.type, "volume": order.volume_current,
-                  "type_filling": order.type_filling,
-                  "stoplimit": req["stoplimit"] or order.price_stoplimit}  # fmt: skip
+        merged = {
+            **req,
+            "symbol": order.symbol,
+            "type": order.type,
+            "volume": order.volume_current,
+            "type_filling": order.type_filling,
+            "stoplimit": req["stoplimit"] or order.price_stoplimit,
+        }
         self._plan_pending(merged, replacing=order)
         return {"order": order, "merged": merged}
 
-    def _plan_remove(self: Terminal, req: dict[str, Any]) -> dict[str, Any]:
+    def _plan_remove(self, req: dict[str, Any]) -> dict[str, Any]:
         order = self._working(req["order"])
         spec = self.specs[order.symbol]
         bid, ask, _ = self.quotes[order.symbol]
         self._check_frozen(spec, ask if order.is_buy else bid, order.price_open)
         return {"order": order}
 
-    def _plan_close_by(self: Terminal, req: dict[str, Any]) -> dict[str, Any]:
+    def _plan_close_by(self, req: dict[str, Any]) -> dict[str, Any]:
         if not self.hedging:
             raise Rejection(c.TRADE_RETCODE_INVALID_ORDER, "Invalid order: close by needs a hedging account")
         pos, by = self._position(req["position"]), self._position(req["position_by"])
@@ -379,7 +544,7 @@ class Trading:
 
     # ------------------------------------------------------------------ execution ---------------
 
-    def execute_request(self: Terminal, req: dict[str, Any], reason: int = c.DEAL_REASON_EXPERT) -> OrderSendResult:
+    def execute_request(self, req: dict[str, Any], reason: int = c.DEAL_REASON_EXPERT) -> OrderSendResult:
         """Validate and carry out one request, no faults (the trade server's own logic)."""
         req = {**REQUEST_DEFAULTS, **req}
         try:
@@ -408,7 +573,7 @@ class Trading:
             return self._result(c.TRADE_RETCODE_DONE, req, order=plan["order"].ticket)
         return self._close_by(req, plan)
 
-    def _fill_price(self: Terminal, spec: sy.SymbolSpec, is_buy: bool, deviation: int) -> float:
+    def _fill_price(self, spec: sy.SymbolSpec, is_buy: bool, deviation: int) -> float:
         bid, ask, _ = self.quotes[spec.name]
         price = ask if is_buy else bid
         if self.config.slippage_points:
@@ -418,7 +583,7 @@ class Trading:
             price += (slip if is_buy else -slip) * spec.point
         return round(price, spec.digits)
 
-    def _execute_deal(self: Terminal, req: dict[str, Any], plan: dict[str, Any], reason: int) -> OrderSendResult:
+    def _execute_deal(self, req: dict[str, Any], plan: dict[str, Any], reason: int) -> OrderSendResult:
         spec, is_buy, volume = plan["spec"], plan["is_buy"], plan["volume"]
         filled, rest_policy = volume, None
         liquidity = self.config.liquidity_lots
@@ -429,11 +594,24 @@ class Trading:
             rest_policy = req["type_filling"]
         price = self._fill_price(spec, is_buy, req["deviation"])
         now = self.now_msc()
-        order = Order(ticket=self.book.order_ticket(), symbol=spec.name, type=req["type"], volume_initial=volume,
-                      volume_current=round(volume - filled, 8), price_open=price, sl=req["sl"], tp=req["tp"],
-                      price_stoplimit=0.0, magic=req["magic"], comment=req["comment"],
-                      type_filling=req["type_filling"], type_time=c.ORDER_TIME_GTC, time_expiration=0,
-                      time_setup_msc=now, reason=reason)  # fmt: skip
+        order = Order(
+            ticket=self.book.order_ticket(),
+            symbol=spec.name,
+            type=req["type"],
+            volume_initial=volume,
+            volume_current=round(volume - filled, 8),
+            price_open=price,
+            sl=req["sl"],
+            tp=req["tp"],
+            price_stoplimit=0.0,
+            magic=req["magic"],
+            comment=req["comment"],
+            type_filling=req["type_filling"],
+            type_time=c.ORDER_TIME_GTC,
+            time_expiration=0,
+            time_setup_msc=now,
+            reason=reason,
+        )
         deal = self.fill(order, plan["closing"], filled, price, reason)
         if rest_policy == c.ORDER_FILLING_RETURN:
             order.state = c.ORDER_STATE_PARTIAL
@@ -444,26 +622,46 @@ class Trading:
         code = c.TRADE_RETCODE_DONE if rest_policy is None else c.TRADE_RETCODE_DONE_PARTIAL
         return self._result(code, req, deal=deal.ticket, order=order.ticket, volume=filled, price=price)
 
-    def _place(self: Terminal, req: dict[str, Any], plan: dict[str, Any]) -> OrderSendResult:
-        order = Order(ticket=self.book.order_ticket(), symbol=req["symbol"], type=req["type"],
-                      volume_initial=req["volume"], volume_current=req["volume"], price_open=req["price"],
-                      sl=req["sl"], tp=req["tp"], price_stoplimit=req["stoplimit"], magic=req["magic"],
-                      comment=req["comment"], type_filling=req["type_filling"], type_time=req["type_time"],
-                      time_expiration=req["expiration"], time_setup_msc=self.now_msc())  # fmt: skip
+    def _place(self, req: dict[str, Any], plan: dict[str, Any]) -> OrderSendResult:
+        order = Order(
+            ticket=self.book.order_ticket(),
+            symbol=req["symbol"],
+            type=req["type"],
+            volume_initial=req["volume"],
+            volume_current=req["volume"],
+            price_open=req["price"],
+            sl=req["sl"],
+            tp=req["tp"],
+            price_stoplimit=req["stoplimit"],
+            magic=req["magic"],
+            comment=req["comment"],
+            type_filling=req["type_filling"],
+            type_time=req["type_time"],
+            time_expiration=req["expiration"],
+            time_setup_msc=self.now_msc(),
+        )
         self.book.orders[order.ticket] = order
         self.rearm(order.symbol)
-        return self._result(c.TRADE_RETCODE_PLACED, req, order=order.ticket, volume=order.volume_initial,
-                            price=order.price_open)  # fmt: skip
+        return self._result(
+            c.TRADE_RETCODE_PLACED, req, order=order.ticket, volume=order.volume_initial, price=order.price_open
+        )
 
-    def _retire(self: Terminal, order: Order, state: int, listed: bool = True) -> None:
+    def _retire(self, order: Order, state: int, listed: bool = True) -> None:
         order.state, order.time_done_msc = state, self.now_msc()
         if listed:
             self.book.orders.pop(order.ticket, None)
             self.rearm(order.symbol)
         self.book.add_history_order(order)
 
-    def fill(self: Terminal, order: Order, closing: Position | None, volume: float, price: float,
-             reason: int, comment: str | None = None) -> Deal:  # fmt: skip
+    def fill(
+        self,
+        order: Order,
+        closing: Position | None,
+        volume: float,
+        price: float,
+        reason: int,
+        comment: str | None = None,
+    ) -> Deal:
         """Book one deal of ``order`` for ``volume`` at ``price``: open, add, reduce, close or reverse."""
         spec = self.specs[order.symbol]
         is_buy = order.is_buy
@@ -476,9 +674,20 @@ class Trading:
             held = self.book.positions[order.ticket]
         entry, pnl = c.DEAL_ENTRY_IN, 0.0
         if held is None:
-            pos = Position(ticket=order.ticket, identifier=order.ticket, symbol=order.symbol, is_buy=is_buy,
-                           volume=volume, price_open=price, sl=order.sl, tp=order.tp, magic=order.magic,
-                           comment=order.comment, time_msc=now, time_update_msc=now)  # fmt: skip
+            pos = Position(
+                ticket=order.ticket,
+                identifier=order.ticket,
+                symbol=order.symbol,
+                is_buy=is_buy,
+                volume=volume,
+                price_open=price,
+                sl=order.sl,
+                tp=order.tp,
+                magic=order.magic,
+                comment=order.comment,
+                time_msc=now,
+                time_update_msc=now,
+            )
             self.book.positions[pos.ticket] = pos
         elif held.is_buy == is_buy:  # netting: add to the position at the average price
             pos = held
@@ -489,8 +698,9 @@ class Trading:
         else:
             pos = held
             closed = min(volume, pos.volume)
-            pnl = round(sy.profit(spec, pos.is_buy, closed, pos.price_open, price, self.config.currency,
-                                  self.price_of), 2)  # fmt: skip
+            pnl = round(
+                sy.profit(spec, pos.is_buy, closed, pos.price_open, price, self.config.currency, self.price_of), 2
+            )
             left = round(pos.volume - volume, 8)
             if left > 1e-9:
                 entry, pos.volume, pos.time_update_msc = c.DEAL_ENTRY_OUT, left, now
@@ -505,62 +715,121 @@ class Trading:
                 pos.ticket, pos.is_buy, pos.volume, pos.price_open = order.ticket, is_buy, -left, price
                 pos.sl, pos.tp, pos.time_update_msc = order.sl, order.tp, now
                 self.book.positions[pos.ticket] = pos
-        pos.margin = sy.margin(spec, pos.volume, pos.price_open, self.config.leverage, self.config.currency,
-                               self.price_of)  # fmt: skip
+        pos.margin = sy.margin(
+            spec, pos.volume, pos.price_open, self.config.leverage, self.config.currency, self.price_of
+        )
         order.position_id = pos.identifier
-        deal = Deal(ticket=self.book.deal_ticket(), order=order.ticket, time_msc=now,
-                    type=c.DEAL_TYPE_BUY if is_buy else c.DEAL_TYPE_SELL, entry=entry, magic=order.magic,
-                    position_id=pos.identifier, reason=reason, volume=volume, price=price, commission=commission,
-                    profit=pnl, symbol=order.symbol, comment=order.comment if comment is None else comment)  # fmt: skip
+        deal = Deal(
+            ticket=self.book.deal_ticket(),
+            order=order.ticket,
+            time_msc=now,
+            type=c.DEAL_TYPE_BUY if is_buy else c.DEAL_TYPE_SELL,
+            entry=entry,
+            magic=order.magic,
+            position_id=pos.identifier,
+            reason=reason,
+            volume=volume,
+            price=price,
+            commission=commission,
+            profit=pnl,
+            symbol=order.symbol,
+            comment=order.comment if comment is None else comment,
+        )
         self.book.add_deal(deal)
         self.balance = round(self.balance + pnl + commission, 2)
         self.reaggregate(order.symbol)
         return deal
 
-    def _close_by(self: Terminal, req: dict[str, Any], plan: dict[str, Any]) -> OrderSendResult:
+    def _close_by(self, req: dict[str, Any], plan: dict[str, Any]) -> OrderSendResult:
         pos, by = plan["position"], plan["by"]
         volume = min(pos.volume, by.volume)
-        order = Order(ticket=self.book.order_ticket(), symbol=pos.symbol, type=c.ORDER_TYPE_CLOSE_BY,
-                      volume_initial=volume, volume_current=0.0, price_open=by.price_open, sl=0.0, tp=0.0,
-                      price_stoplimit=0.0, magic=req["magic"], comment=req["comment"],
-                      type_filling=c.ORDER_FILLING_FOK, type_time=c.ORDER_TIME_GTC, time_expiration=0,
-                      time_setup_msc=self.now_msc(), position_id=pos.identifier,
-                      position_by_id=by.identifier)  # fmt: skip
+        order = Order(
+            ticket=self.book.order_ticket(),
+            symbol=pos.symbol,
+            type=c.ORDER_TYPE_CLOSE_BY,
+            volume_initial=volume,
+            volume_current=0.0,
+            price_open=by.price_open,
+            sl=0.0,
+            tp=0.0,
+            price_stoplimit=0.0,
+            magic=req["magic"],
+            comment=req["comment"],
+            type_filling=c.ORDER_FILLING_FOK,
+            type_time=c.ORDER_TIME_GTC,
+            time_expiration=0,
+            time_setup_msc=self.now_msc(),
+            position_id=pos.identifier,
+            position_by_id=by.identifier,
+        )
         spec = self.specs[pos.symbol]
         now = self.now_msc()
         first = None
         for p, price in ((pos, by.price_open), (by, by.price_open)):
-            pnl = round(sy.profit(spec, p.is_buy, volume, p.price_open, price, self.config.currency,
-                                  self.price_of), 2)  # fmt: skip
-            deal = Deal(ticket=self.book.deal_ticket(), order=order.ticket, time_msc=now,
-                        type=c.DEAL_TYPE_SELL if p.is_buy else c.DEAL_TYPE_BUY, entry=c.DEAL_ENTRY_OUT_BY,
-                        magic=p.magic, position_id=p.identifier, reason=c.DEAL_REASON_EXPERT, volume=volume,
-                        price=price, commission=0.0, profit=pnl, symbol=p.symbol, comment=req["comment"])  # fmt: skip
+            pnl = round(sy.profit(spec, p.is_buy, volume, p.price_open, price, self.config.currency, self.price_of), 2)
+            deal = Deal(
+                ticket=self.book.deal_ticket(),
+                order=order.ticket,
+                time_msc=now,
+                type=c.DEAL_TYPE_SELL if p.is_buy else c.DEAL_TYPE_BUY,
+                entry=c.DEAL_ENTRY_OUT_BY,
+                magic=p.magic,
+                position_id=p.identifier,
+                reason=c.DEAL_REASON_EXPERT,
+                volume=volume,
+                price=price,
+                commission=0.0,
+                profit=pnl,
+                symbol=p.symbol,
+                comment=req["comment"],
+            )
             self.book.add_deal(deal)
             first = first or deal
             self.balance = round(self.balance + pnl, 2)
             p.volume = round(p.volume - volume, 8)
-            p.margin = sy.margin(spec, p.volume, p.price_open, self.config.leverage, self.config.currency,
-                                 self.price_of) if p.volume > 1e-9 else 0.0  # fmt: skip
+            p.margin = (
+                sy.margin(spec, p.volume, p.price_open, self.config.leverage, self.config.currency, self.price_of)
+                if p.volume > 1e-9
+                else 0.0
+            )
             if p.volume <= 1e-9:
                 del self.book.positions[p.ticket]
                 self.book.closed_positions.add(p.ticket)
         self._retire(order, c.ORDER_STATE_FILLED, listed=False)
         self.reaggregate(pos.symbol)
-        return self._result(c.TRADE_RETCODE_DONE, req, deal=first.ticket if first else 0, order=order.ticket,
-                            volume=volume, price=by.price_open)  # fmt: skip
+        return self._result(
+            c.TRADE_RETCODE_DONE,
+            req,
+            deal=first.ticket if first else 0,
+            order=order.ticket,
+            volume=volume,
+            price=by.price_open,
+        )
 
-    def balance_deal(self: Terminal, amount: float, comment: str) -> int:
-        deal = Deal(ticket=self.book.deal_ticket(), order=0, time_msc=self.now_msc(), type=c.DEAL_TYPE_BALANCE,
-                    entry=c.DEAL_ENTRY_IN, magic=0, position_id=0, reason=c.DEAL_REASON_CLIENT, volume=0.0,
-                    price=0.0, commission=0.0, profit=round(amount, 2), symbol="", comment=comment)  # fmt: skip
+    def balance_deal(self, amount: float, comment: str) -> int:
+        deal = Deal(
+            ticket=self.book.deal_ticket(),
+            order=0,
+            time_msc=self.now_msc(),
+            type=c.DEAL_TYPE_BALANCE,
+            entry=c.DEAL_ENTRY_IN,
+            magic=0,
+            position_id=0,
+            reason=c.DEAL_REASON_CLIENT,
+            volume=0.0,
+            price=0.0,
+            commission=0.0,
+            profit=round(amount, 2),
+            symbol="",
+            comment=comment,
+        )
         self.book.add_deal(deal)
         self.balance = round(self.balance + amount, 2)
         return deal.ticket
 
     # ------------------------------------------------------------------ triggers ----------------
 
-    def reaggregate(self: Terminal, symbol: str) -> None:
+    def reaggregate(self, symbol: str) -> None:
         """Recompute the floating-P&L coefficients and margin after the symbol's positions changed."""
         kb = cb = ks = cs = margin = 0.0
         spec = self.specs[symbol]
@@ -583,7 +852,7 @@ class Trading:
         self.margin_used = sum(agg[5] for agg in self.agg.values())
         self.rearm(symbol)
 
-    def rearm(self: Terminal, symbol: str) -> None:
+    def rearm(self, symbol: str) -> None:
         """Recompute the four price levels whose crossing needs attention on this symbol."""
         lo_bid, hi_bid, lo_ask, hi_ask = -INF, INF, -INF, INF
         for p in self.book.positions.values():
@@ -609,7 +878,7 @@ class Trading:
                 lo_bid = max(lo_bid, o.price_open)
         self.levels[symbol] = [lo_bid, hi_bid, lo_ask, hi_ask]
 
-    def on_levels_crossed(self: Terminal, symbol: str, gap: bool = True) -> None:
+    def on_levels_crossed(self, symbol: str, gap: bool = True) -> None:
         """Trigger stops, targets and pending orders the current tick crossed.
 
         Between two modelled ticks of a bar the price moves continuously, so it passed through the
@@ -635,9 +904,12 @@ class Trading:
             elif t == c.ORDER_TYPE_SELL_STOP_LIMIT and bid <= price:
                 o.type, o.price_open = c.ORDER_TYPE_SELL_LIMIT, o.price_stoplimit
                 t, price = o.type, o.price_open
-            triggered = ((t == c.ORDER_TYPE_BUY_LIMIT and ask <= price) or (t == c.ORDER_TYPE_BUY_STOP and ask >= price)
-                         or (t == c.ORDER_TYPE_SELL_LIMIT and bid >= price)
-                         or (t == c.ORDER_TYPE_SELL_STOP and bid <= price))  # fmt: skip
+            triggered = (
+                (t == c.ORDER_TYPE_BUY_LIMIT and ask <= price)
+                or (t == c.ORDER_TYPE_BUY_STOP and ask >= price)
+                or (t == c.ORDER_TYPE_SELL_LIMIT and bid >= price)
+                or (t == c.ORDER_TYPE_SELL_STOP and bid <= price)
+            )
             if triggered:
                 del self.book.orders[o.ticket]
                 fill_price = (ask if o.is_buy else bid) if gap else price
@@ -646,21 +918,34 @@ class Trading:
                 self._retire(o, c.ORDER_STATE_FILLED, listed=False)
         self.rearm(symbol)
 
-    def close_at_market(self: Terminal, p: Position, reason: int, comment: str, price: float | None = None) -> Deal:
+    def close_at_market(self, p: Position, reason: int, comment: str, price: float | None = None) -> Deal:
         """Close ``p`` at ``price``, or at the market (bid for a buy, ask for a sell) when not given."""
         bid, ask, _ = self.quotes[p.symbol]
         if price is None:
             price = bid if p.is_buy else ask
-        order = Order(ticket=self.book.order_ticket(), symbol=p.symbol,
-                      type=c.ORDER_TYPE_SELL if p.is_buy else c.ORDER_TYPE_BUY, volume_initial=p.volume,
-                      volume_current=0.0, price_open=price, sl=0.0, tp=0.0, price_stoplimit=0.0,
-                      magic=p.magic, comment=comment, type_filling=c.ORDER_FILLING_IOC, type_time=c.ORDER_TIME_GTC,
-                      time_expiration=0, time_setup_msc=self.now_msc(), reason=reason)  # fmt: skip
+        order = Order(
+            ticket=self.book.order_ticket(),
+            symbol=p.symbol,
+            type=c.ORDER_TYPE_SELL if p.is_buy else c.ORDER_TYPE_BUY,
+            volume_initial=p.volume,
+            volume_current=0.0,
+            price_open=price,
+            sl=0.0,
+            tp=0.0,
+            price_stoplimit=0.0,
+            magic=p.magic,
+            comment=comment,
+            type_filling=c.ORDER_FILLING_IOC,
+            type_time=c.ORDER_TIME_GTC,
+            time_expiration=0,
+            time_setup_msc=self.now_msc(),
+            reason=reason,
+        )
         deal = self.fill(order, p, p.volume, order.price_open, reason, comment)
         self._retire(order, c.ORDER_STATE_FILLED, listed=False)
         return deal
 
-    def stop_out(self: Terminal) -> None:
+    def stop_out(self) -> None:
         """Close the worst-losing position until the margin level is back above the stop-out level."""
         while self.book.positions and self.margin_used:
             level = self.equity() / self.margin_used * 100
@@ -669,13 +954,15 @@ class Trading:
             worst = min(self.book.positions.values(), key=self.position_profit)
             self.close_at_market(worst, c.DEAL_REASON_SO, f"[so {level:.2f}%]")
 
-    def expire_orders(self: Terminal, now_msc: int) -> None:
+    def expire_orders(self, now_msc: int) -> None:
         """Expire timed pending orders and feed liquidity to partially filled market orders."""
         day = now_msc // 86_400_000
         for o in list(self.book.orders.values()):
-            expired = (o.type_time in (c.ORDER_TIME_SPECIFIED, c.ORDER_TIME_SPECIFIED_DAY)
-                       and o.time_expiration and now_msc // 1000 >= o.time_expiration) or (
-                o.type_time == c.ORDER_TIME_DAY and day > o.time_setup_msc // 86_400_000)  # fmt: skip
+            expired = (
+                o.type_time in (c.ORDER_TIME_SPECIFIED, c.ORDER_TIME_SPECIFIED_DAY)
+                and o.time_expiration
+                and now_msc // 1000 >= o.time_expiration
+            ) or (o.type_time == c.ORDER_TIME_DAY and day > o.time_setup_msc // 86_400_000)
             if expired and o.type not in MARKET_TYPES:
                 self._retire(o, c.ORDER_STATE_EXPIRED)
             elif o.type in MARKET_TYPES and o.state == c.ORDER_STATE_PARTIAL:

@@ -63,8 +63,15 @@ def _snapshot_type(account: Any, realized: float, moved_in: float) -> Any:
     the terminal are finite and the margin level is not negative, which is all the model asks of them
     (everything else is this plugin's arithmetic on them); otherwise validated, so the error names the field.
     A capture per bar with a position open made the validation a tenth of the replay's account work."""
-    figures = (account.balance, account.equity, account.margin, account.margin_free, account.margin_level,
-               realized, moved_in)  # fmt: skip
+    figures = (
+        account.balance,
+        account.equity,
+        account.margin,
+        account.margin_free,
+        account.margin_level,
+        realized,
+        moved_in,
+    )
     sound = all(map(math.isfinite, figures)) and account.margin_level >= 0
     return AccountSnapshot.trusted if sound else AccountSnapshot
 
@@ -109,8 +116,14 @@ class AccountTracker(ConfiguredPlugin):
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
-        return [Job(name="account.capture", every=timedelta(seconds=self.cfg.capture_seconds),
-                    run=lambda rt: self.capture(), run_at_start=True)]  # fmt: skip
+        return [
+            Job(
+                name="account.capture",
+                every=timedelta(seconds=self.cfg.capture_seconds),
+                run=lambda rt: self.capture(),
+                run_at_start=True,
+            )
+        ]
 
     @hookimpl
     def on_fill(self, fill: Fill, runtime: Any) -> None:
@@ -145,9 +158,13 @@ class AccountTracker(ConfiguredPlugin):
             midnight = self._midnight = server_midnight(now, broker.offset)
             self._next_midnight = midnight + timedelta(days=1)
         last = self.last
-        if (last is not None and account.margin == 0 and midnight <= last.time
-                and account.equity == account.balance == last.equity == last.balance
-                and time.monotonic() - self._written_at < self.cfg.heartbeat_seconds):  # fmt: skip
+        if (
+            last is not None
+            and account.margin == 0
+            and midnight <= last.time
+            and account.equity == account.balance == last.equity == last.balance
+            and time.monotonic() - self._written_at < self.cfg.heartbeat_seconds
+        ):
             return last
         realized, moved_in, realized_cents, new_deals = self._deals(midnight)
         day_start = account.balance - realized - moved_in
@@ -161,15 +178,23 @@ class AccountTracker(ConfiguredPlugin):
         dd = max(0.0, self.peak_equity - account.equity)
         daily = max(0.0, day_start - account.equity)
         snap = _snapshot_type(account, realized, moved_in)(
-            time=now, login=account.login, currency=account.currency, balance=account.balance, equity=account.equity,
-            margin=account.margin, free_margin=account.margin_free, margin_level=account.margin_level,
-            floating_pnl=round(account.equity - account.balance, 2), realized_pnl_day=realized_cents,
-            day_start_equity=round(day_start, 2), peak_equity=self._peak_shown[1],
+            time=now,
+            login=account.login,
+            currency=account.currency,
+            balance=account.balance,
+            equity=account.equity,
+            margin=account.margin,
+            free_margin=account.margin_free,
+            margin_level=account.margin_level,
+            floating_pnl=round(account.equity - account.balance, 2),
+            realized_pnl_day=realized_cents,
+            day_start_equity=round(day_start, 2),
+            peak_equity=self._peak_shown[1],
             drawdown_pct=AccountSnapshot.loss_pct(self.peak_equity, account.equity),
             drawdown_money=round(dd, 2) if dd else 0.0,
             daily_drawdown_pct=AccountSnapshot.loss_pct(day_start, account.equity),
             daily_drawdown_money=round(daily, 2) if daily else 0.0,
-        )  # fmt: skip  # in the model's field order: an unvalidated snapshot serialises its fields in this order
+        )  # in the model's field order: an unvalidated snapshot serialises its fields in this order
         self._store(snap)
         if self.last is not None:
             self._record_anomalies(self._check(self.last, snap, new_deals))
@@ -210,31 +235,51 @@ class AccountTracker(ConfiguredPlugin):
         else:  # most captures: the round would give 0.0
             unexplained = 0.0
         if abs(unexplained) >= 0.01:
-            found.append(Anomaly("balance_without_deal", after.time, unexplained,
-                                 f"balance moved {unexplained:+.2f} with no trade behind it (deposit, withdrawal "
-                                 "or broker adjustment)"))  # fmt: skip
+            found.append(
+                Anomaly(
+                    "balance_without_deal",
+                    after.time,
+                    unexplained,
+                    f"balance moved {unexplained:+.2f} with no trade behind it (deposit, withdrawal "
+                    "or broker adjustment)",
+                )
+            )
         if before.equity > 0:
             jump = (after.equity - before.equity - unexplained) / before.equity * 100
             if abs(jump) > self.cfg.equity_jump_pct:
-                found.append(Anomaly("equity_jump", after.time, round(jump, 2),
-                                     f"equity moved {jump:+.2f}% between captures"))  # fmt: skip
+                found.append(
+                    Anomaly("equity_jump", after.time, round(jump, 2), f"equity moved {jump:+.2f}% between captures")
+                )
         floor = self.cfg.margin_level_floor
         was_below = before.margin > 0 and before.margin_level < floor
         if after.margin > 0 and after.margin_level < floor and not was_below:
-            found.append(Anomaly("margin_collapse", after.time, after.margin_level,
-                                 f"margin level {after.margin_level:.1f}% < floor {floor}%"))  # fmt: skip
+            found.append(
+                Anomaly(
+                    "margin_collapse",
+                    after.time,
+                    after.margin_level,
+                    f"margin level {after.margin_level:.1f}% < floor {floor}%",
+                )
+            )
         return found
 
     def _record_anomalies(self, found: list[Anomaly]) -> None:
         if not found:
             return
         known = self.rt.store.kv_get("account", "anomalies") or []
-        known.extend({"kind": a.kind, "time": a.time.isoformat(), "amount": a.amount, "detail": a.detail}
-                     for a in found)  # fmt: skip
+        known.extend(
+            {"kind": a.kind, "time": a.time.isoformat(), "amount": a.amount, "detail": a.detail} for a in found
+        )
         self.rt.store.kv_put("account", "anomalies", known)
         for a in found:
-            self.rt.alert(channel="RISK", severity="WARNING", module="account_tracker", error_code=a.kind,
-                          message=a.detail, amount=a.amount)  # fmt: skip
+            self.rt.alert(
+                channel="RISK",
+                severity="WARNING",
+                module="account_tracker",
+                error_code=a.kind,
+                message=a.detail,
+                amount=a.amount,
+            )
 
     def _store(self, snap: AccountSnapshot) -> None:
         self.rt.store.record_snapshot(snap)
@@ -277,8 +322,10 @@ class AccountTracker(ConfiguredPlugin):
     def detect_anomalies(self) -> list[Anomaly]:
         """Balance changes no trade explains, equity jumps and margin collapse (found at each capture and
         kept in the store), and a frozen account: equity unchanged too long while positions are open."""
-        found = [Anomaly(a["kind"], datetime.fromisoformat(a["time"]), a["amount"], a["detail"])
-                 for a in self.rt.store.kv_get("account", "anomalies") or []]  # fmt: skip
+        found = [
+            Anomaly(a["kind"], datetime.fromisoformat(a["time"]), a["amount"], a["detail"])
+            for a in self.rt.store.kv_get("account", "anomalies") or []
+        ]
         snaps = self.snapshots()
         if len(snaps) >= 2 and self.rt.broker.positions():
             last = snaps[-1]

@@ -50,7 +50,8 @@ HEAL_PASSES = 3
 class ReconcilerSettings(PluginSettings):
     every_seconds: float = Field(default=300.0, gt=0, description="how often the journal is reconciled")
     foreign_policy: Literal["adopt", "ignore", "alert"] = Field(
-        default="alert", description="positions of other EAs or manual trades: adopt, ignore or alert")
+        default="alert", description="positions of other EAs or manual trades: adopt, ignore or alert"
+    )
     rearm_missing_stops: bool = Field(default=False, description="apply_corrections() sets a stop where none is")
     rearm_stop_points: int = Field(default=200, gt=0, description="distance of a re-armed stop, in points")
     exposure_tolerance_lots: float = Field(default=0.0, ge=0, description="volume differences up to this are fine")
@@ -74,8 +75,11 @@ class PositionReconciler(ConfiguredPlugin):
         super().tradeguard_startup(runtime)
         self.rt = runtime
         self._adopted: set[int] = set(runtime.store.kv_get("reconciler", "adopted") or [])
-        drift = runtime.metrics.gauge("tradeguard_reconciliation_drift", "Discrepancies in the last "
-                                      "reconciliation, by kind (volume: lots)", ("kind",))  # fmt: skip
+        drift = runtime.metrics.gauge(
+            "tradeguard_reconciliation_drift",
+            "Discrepancies in the last reconciliation, by kind (volume: lots)",
+            ("kind",),
+        )
         self._drift = Children(drift)
         if hasattr(runtime.execution, "held_positions"):
             self.run_reconciliation("startup")
@@ -86,8 +90,13 @@ class PositionReconciler(ConfiguredPlugin):
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
-        return [Job(name="reconciler.run", every=timedelta(seconds=self.cfg.every_seconds),
-                    run=lambda rt: self.run_reconciliation("schedule"))]  # fmt: skip
+        return [
+            Job(
+                name="reconciler.run",
+                every=timedelta(seconds=self.cfg.every_seconds),
+                run=lambda rt: self.run_reconciliation("schedule"),
+            )
+        ]
 
     @hookimpl
     def on_halt(self, event: HaltEvent, runtime: Any) -> None:
@@ -115,8 +124,12 @@ class PositionReconciler(ConfiguredPlugin):
         engine = self.rt.execution
         broker = engine.broker
         cfg = self.cfg
-        if (cause == "schedule" and self.last_report is not None and self._marker == self._marker_now(broker)
-                and time.monotonic() - self._compared_at < cfg.every_seconds):  # fmt: skip
+        if (
+            cause == "schedule"
+            and self.last_report is not None
+            and self._marker == self._marker_now(broker)
+            and time.monotonic() - self._compared_at < cfg.every_seconds
+        ):
             return self.last_report
         hedging = broker.account().hedging
         tol = cfg.exposure_tolerance_lots + 1e-9
@@ -149,26 +162,40 @@ class PositionReconciler(ConfiguredPlugin):
         if unexpected:
             details["unexpected_symbols"] = ",".join(unexpected)
         report = ReconciliationReport(
-            time=self.rt.clock.now(), cause=cause, consistent=not (missing or unknown or drift or mismatch),
-            missing=missing, unknown=unknown, volume_drift=drift, sltp_mismatch=tuple(mismatch),
-            unprotected=tuple(unprotected), foreign=tuple(p.ticket for p in others), details=details,
-        )  # fmt: skip
+            time=self.rt.clock.now(),
+            cause=cause,
+            consistent=not (missing or unknown or drift or mismatch),
+            missing=missing,
+            unknown=unknown,
+            volume_drift=drift,
+            sltp_mismatch=tuple(mismatch),
+            unprotected=tuple(unprotected),
+            foreign=tuple(p.ticket for p in others),
+            details=details,
+        )
         # taken after the comparison (a fills poll it made is part of what it saw), before anything reacts
         self._marker, self._compared_at = self._marker_now(broker), time.monotonic()
         previous, self.last_report = self.last_report, report
         if previous is None or _verdict(report) != _verdict(previous):  # persisted when it changes, not every run
             self.rt.store.kv_put("reconciliation", "last", report.model_dump(mode="json"))
         self._raise_alerts(report)
-        for kind, value in (("missing", len(missing)), ("unknown", len(unknown)), ("sltp_mismatch", len(mismatch)),
-                            ("unprotected", len(unprotected)), ("foreign", len(others)),
-                            ("volume", sum(abs(v) for v in drift.values()))):  # fmt: skip
+        for kind, value in (
+            ("missing", len(missing)),
+            ("unknown", len(unknown)),
+            ("sltp_mismatch", len(mismatch)),
+            ("unprotected", len(unprotected)),
+            ("foreign", len(others)),
+            ("volume", sum(abs(v) for v in drift.values())),
+        ):
             self._drift[kind,].set(value)
         self.rt.notify("on_reconciliation", report=report)
         issues = len(missing) + len(unknown) + len(drift) + len(mismatch)
         if issues >= cfg.halt_after_issues:
-            self.rt.request_halt("reconciliation_inconsistent",
-                                 f"{issues} inconsistencies between journal and broker ({cause})",
-                                 source="position_reconciler")  # fmt: skip
+            self.rt.request_halt(
+                "reconciliation_inconsistent",
+                f"{issues} inconsistencies between journal and broker ({cause})",
+                source="position_reconciler",
+            )
         log.info("reconciled", extra={"cause": cause, "consistent": report.consistent, "issues": issues})
         return report
 
@@ -182,24 +209,34 @@ class PositionReconciler(ConfiguredPlugin):
             actual[p.identifier if hedging else p.symbol] += p.volume if p.is_buy else -p.volume
         return positions, ours, others, actual
 
-    def _differences(self, hedging: bool, ours: list[Any], actual: dict[Any, float],
-                     tol: float) -> tuple[tuple[Any, ...], tuple[int, ...], dict[str, float]]:  # fmt: skip
+    def _differences(
+        self, hedging: bool, ours: list[Any], actual: dict[Any, float], tol: float
+    ) -> tuple[tuple[Any, ...], tuple[int, ...], dict[str, float]]:
         """(missing, unknown, volume drift) of the journal's positions against the broker's."""
         expected = self._expected(hedging)
         missing = tuple(k for k in expected if k not in actual) if hedging else ()
         unknown = tuple(p.ticket for p in ours if (p.identifier if hedging else p.symbol) not in expected)
-        drift = {str(k): round(actual.get(k, 0.0) - v, 8) for k, v in expected.items()
-                 if (k in actual or not hedging) and abs(actual.get(k, 0.0) - v) > tol}  # fmt: skip
+        drift = {
+            str(k): round(actual.get(k, 0.0) - v, 8)
+            for k, v in expected.items()
+            if (k in actual or not hedging) and abs(actual.get(k, 0.0) - v) > tol
+        }
         return missing, unknown, drift
 
     def _raise_alerts(self, r: ReconciliationReport) -> None:
         def alert(code: str, message: str, severity: Severity = Severity.WARNING) -> None:
-            self.rt.alert(channel=AlertChannel.EXECUTION, severity=severity, module="position_reconciler",
-                          error_code=code, message=message)  # fmt: skip
+            self.rt.alert(
+                channel=AlertChannel.EXECUTION,
+                severity=severity,
+                module="position_reconciler",
+                error_code=code,
+                message=message,
+            )
 
         if r.unknown:
-            alert("orphan_positions", f"positions with our magic the journal never saw: {list(r.unknown)}",
-                  Severity.ERROR)  # fmt: skip
+            alert(
+                "orphan_positions", f"positions with our magic the journal never saw: {list(r.unknown)}", Severity.ERROR
+            )
         if r.missing:
             alert("missing_positions", f"journal positions gone at the broker: {list(r.missing)}", Severity.ERROR)
         if r.volume_drift:

@@ -28,7 +28,8 @@ log = logging.getLogger("tradeguard.state_alignment")
 
 class AlignmentSettings(PluginSettings):
     foreign_positions: Literal["alert", "ignore"] = Field(
-        default="alert", description="positions of other EAs or manual trades found at start-up")
+        default="alert", description="positions of other EAs or manual trades found at start-up"
+    )
 
 
 @dataclass
@@ -77,22 +78,41 @@ class StateAlignment(ConfiguredPlugin):
         ours = engine.magic
         report.foreign_positions = [p.ticket for p in engine.broker.positions() if p.magic != ours]
         report.seconds = time.perf_counter() - started
-        log.info("aligned with the broker", extra={
-            "imported_fills": report.imported_fills, "resolved": len(report.resolved), "lost": report.lost,
-            "decisions_restored": report.decisions_restored, "decisions_rebuilt": report.decisions_rebuilt,
-            "foreign_positions": report.foreign_positions, "seconds": round(report.seconds, 4)})  # fmt: skip
+        log.info(
+            "aligned with the broker",
+            extra={
+                "imported_fills": report.imported_fills,
+                "resolved": len(report.resolved),
+                "lost": report.lost,
+                "decisions_restored": report.decisions_restored,
+                "decisions_rebuilt": report.decisions_rebuilt,
+                "foreign_positions": report.foreign_positions,
+                "seconds": round(report.seconds, 4),
+            },
+        )
         if report.lost:
-            runtime.alert(channel=AlertChannel.EXECUTION, severity=Severity.WARNING, module="state_alignment",
-                          error_code="orders_lost_in_restart",
-                          message=f"{len(report.lost)} journaled orders never reached the broker: "
-                                  f"{', '.join(report.lost[:10])}")  # fmt: skip
+            runtime.alert(
+                channel=AlertChannel.EXECUTION,
+                severity=Severity.WARNING,
+                module="state_alignment",
+                error_code="orders_lost_in_restart",
+                message=f"{len(report.lost)} journaled orders never reached the broker: {', '.join(report.lost[:10])}",
+            )
         if report.decisions_rebuilt:
-            runtime.alert(channel=AlertChannel.SYSTEM, severity=Severity.WARNING, module="state_alignment",
-                          error_code="decisions_rebuilt",
-                          message=f"{report.decisions_rebuilt} decisions of orders sent before a crash were lost "
-                                  "with the process; rebuilt from the orders, without their scores")  # fmt: skip
+            runtime.alert(
+                channel=AlertChannel.SYSTEM,
+                severity=Severity.WARNING,
+                module="state_alignment",
+                error_code="decisions_rebuilt",
+                message=f"{report.decisions_rebuilt} decisions of orders sent before a crash were lost "
+                "with the process; rebuilt from the orders, without their scores",
+            )
         if report.foreign_positions and self.cfg.foreign_positions == "alert":
-            runtime.alert(channel=AlertChannel.EXECUTION, severity=Severity.WARNING, module="state_alignment",
-                          error_code="foreign_positions",
-                          message=f"positions not opened by this instance: {report.foreign_positions}")  # fmt: skip
+            runtime.alert(
+                channel=AlertChannel.EXECUTION,
+                severity=Severity.WARNING,
+                module="state_alignment",
+                error_code="foreign_positions",
+                message=f"positions not opened by this instance: {report.foreign_positions}",
+            )
         return report

@@ -60,8 +60,10 @@ def routes(dest: Destination, record: dict[str, Any]) -> bool:
 
 def text(record: dict[str, Any]) -> str:
     where = f" {record['symbol']}" if record.get("symbol") else ""
-    return (f"[{record['severity']}] {record['channel']} {record['module']}/{record['error_code']}{where}: "
-            f"{record['message']}")  # fmt: skip
+    return (
+        f"[{record['severity']}] {record['channel']} {record['module']}/{record['error_code']}{where}: "
+        f"{record['message']}"
+    )
 
 
 def _post(dest: Destination, url: str, payload: Any, what: str) -> None:
@@ -92,11 +94,25 @@ def send(dest: Destination, record: dict[str, Any]) -> None:
         url = f"{dest.api_url.rstrip('/')}/bot{dest.bot_token.get_secret_value()}/sendMessage"
         _post(dest, url, {"chat_id": dest.chat_id, "text": text(record)}, "telegram")
     elif dest.kind == "alertmanager":
-        labels = {"alertname": f"tradeguard_{record['error_code']}", "severity": record["severity"].lower(),
-                  "channel": record["channel"], "module": record["module"], "symbol": record.get("symbol", "")}
-        _post(dest, f"{dest.url.rstrip('/')}/api/v2/alerts",
-              [{"labels": {k: v for k, v in labels.items() if v}, "annotations": {"summary": record["message"]},
-                "startsAt": record["time"]}], "alertmanager")  # fmt: skip
+        labels = {
+            "alertname": f"tradeguard_{record['error_code']}",
+            "severity": record["severity"].lower(),
+            "channel": record["channel"],
+            "module": record["module"],
+            "symbol": record.get("symbol", ""),
+        }
+        _post(
+            dest,
+            f"{dest.url.rstrip('/')}/api/v2/alerts",
+            [
+                {
+                    "labels": {k: v for k, v in labels.items() if v},
+                    "annotations": {"summary": record["message"]},
+                    "startsAt": record["time"],
+                }
+            ],
+            "alertmanager",
+        )
     else:
         _smtp(dest, record)
 

@@ -69,9 +69,11 @@ class AlertManager(ConfiguredPlugin):
         self.outbox = Outbox(runtime.store)
         self._dedup = timedelta(seconds=self.cfg.dedup_seconds)
         self._rate = timedelta(seconds=self.cfg.critical_rate_limit_seconds)
-        counter = runtime.metrics.counter("tradeguard_alerts_total", "Alerts by destination and outcome "
-                                          "(sent, failed, dead; suppressed under destination '-')",
-                                          ("destination", "outcome"))  # fmt: skip
+        counter = runtime.metrics.counter(
+            "tradeguard_alerts_total",
+            "Alerts by destination and outcome (sent, failed, dead; suppressed under destination '-')",
+            ("destination", "outcome"),
+        )
         self._count = counter
         self._suppressed = counter.labels("-", "suppressed")
         self._thread = threading.Thread(target=self._run, name="tradeguard-alerts", daemon=True)
@@ -84,8 +86,9 @@ class AlertManager(ConfiguredPlugin):
         now = alert.time
         if self._held(("dedup", *alert.dedup_key), self._dedup, alert, now):
             return
-        if alert.severity is Severity.CRITICAL and self._held(("rate", alert.module, alert.error_code), self._rate,
-                                                               alert, now):  # fmt: skip
+        if alert.severity is Severity.CRITICAL and self._held(
+            ("rate", alert.module, alert.error_code), self._rate, alert, now
+        ):
             return
         self.queue.put(alert)
 
@@ -109,14 +112,20 @@ class AlertManager(ConfiguredPlugin):
         if not window.suppressed or window.last is None:
             return
         last = window.last
-        self.queue.put({
-            "time": last.time.isoformat(), "channel": last.channel.value, "severity": window.worst.value,
-            "module": last.module, "error_code": last.error_code, "symbol": last.symbol if key[0] == "dedup" else "",
-            "message": f"{window.suppressed} more {last.error_code} alert(s) held back by the "
-                       f"{'dedup' if key[0] == 'dedup' else 'rate limit'} window since {window.opened:%H:%M:%S}; "
-                       f"last: {last.message}",
-            "context": {"suppressed": window.suppressed, "summary": True},
-        })  # fmt: skip
+        self.queue.put(
+            {
+                "time": last.time.isoformat(),
+                "channel": last.channel.value,
+                "severity": window.worst.value,
+                "module": last.module,
+                "error_code": last.error_code,
+                "symbol": last.symbol if key[0] == "dedup" else "",
+                "message": f"{window.suppressed} more {last.error_code} alert(s) held back by the "
+                f"{'dedup' if key[0] == 'dedup' else 'rate limit'} window since {window.opened:%H:%M:%S}; "
+                f"last: {last.message}",
+                "context": {"suppressed": window.suppressed, "summary": True},
+            }
+        )
 
     def close_windows(self, now: datetime) -> None:
         """Send the summaries of every window that has ended (a periodic job, on the runtime clock)."""
@@ -174,8 +183,10 @@ class AlertManager(ConfiguredPlugin):
                 self._count.labels(name, "sent").inc()
             except DeliveryError as exc:
                 self._count.labels(name, "failed").inc()
-                log.error("alert not delivered", extra={"destination": name, "error": str(exc),
-                                                        "error_code": record.get("error_code")})  # fmt: skip
+                log.error(
+                    "alert not delivered",
+                    extra={"destination": name, "error": str(exc), "error_code": record.get("error_code")},
+                )
 
     def deliver_due(self) -> int:
         """Try every outbox row whose time has come; return how many were sent."""
@@ -194,14 +205,23 @@ class AlertManager(ConfiguredPlugin):
             except DeliveryError as exc:
                 tries = attempts + 1
                 dead = tries >= self.cfg.max_attempts
-                retry_at = None if dead else wall_now() + (
-                    timedelta(seconds=exc.retry_after) if exc.retry_after is not None
-                    else backoff(tries, self.cfg.retry_seconds))  # fmt: skip
+                retry_at = (
+                    None
+                    if dead
+                    else wall_now()
+                    + (
+                        timedelta(seconds=exc.retry_after)
+                        if exc.retry_after is not None
+                        else backoff(tries, self.cfg.retry_seconds)
+                    )
+                )
                 self.outbox.failed(row_id, str(exc), retry_at)
                 self._count.labels(name, "dead" if dead else "failed").inc()
                 if dead:
-                    log.error("alert dead-lettered", extra={"destination": name, "error": str(exc),
-                                                            "error_code": record.get("error_code")})  # fmt: skip
+                    log.error(
+                        "alert dead-lettered",
+                        extra={"destination": name, "error": str(exc), "error_code": record.get("error_code")},
+                    )
                 continue
             self._count.labels(name, "sent").inc()
             sent += 1

@@ -110,8 +110,13 @@ class Stats:
 
     def row(self) -> dict[str, float | int]:
         n = self.count
-        return {"count": n, "win_rate": self.wins / n if n else 0.0, "avg_r": self.sum_r / n if n else 0.0,
-                "expectancy": self.money / n if n else 0.0, "streak": self.streak}  # fmt: skip
+        return {
+            "count": n,
+            "win_rate": self.wins / n if n else 0.0,
+            "avg_r": self.sum_r / n if n else 0.0,
+            "expectancy": self.money / n if n else 0.0,
+            "streak": self.streak,
+        }
 
 
 class InsightsEngine(WriteBehindPlugin):
@@ -158,10 +163,13 @@ class InsightsEngine(WriteBehindPlugin):
         if not (decision.approved and decision.client_id and decision.targets):
             return
         self.planned[decision.client_id] = Trade(
-            strategy=signal.strategy, symbol=signal.symbol, side=signal.side,
+            strategy=signal.strategy,
+            symbol=signal.symbol,
+            side=signal.side,
             session=session_of(signal.bar_close, runtime.settings.pipeline.sessions),
-            bucket=score_bucket(decision.combined_score, self.cfg.score_buckets), stop=decision.targets.stop_loss,
-        )  # fmt: skip
+            bucket=score_bucket(decision.combined_score, self.cfg.score_buckets),
+            stop=decision.targets.stop_loss,
+        )
         self._keep_newest(self.planned)  # orders the broker refused never fill
         self.dirty = True
         for fill, volume in self.early.pop(decision.client_id, []):
@@ -220,8 +228,10 @@ class InsightsEngine(WriteBehindPlugin):
 
     def table(self) -> list[dict[str, Any]]:
         """One row per (strategy, symbol, side, session, score bucket), most trades first."""
-        rows = [dict(zip(("strategy", "symbol", "side", "session", "bucket"), k, strict=True), **s.row())
-                for k, s in self.stats.items()]  # fmt: skip
+        rows = [
+            dict(zip(("strategy", "symbol", "side", "session", "bucket"), k, strict=True), **s.row())
+            for k, s in self.stats.items()
+        ]
         return sorted(rows, key=lambda r: (-r["count"], r["strategy"], r["symbol"], r["side"], r["session"]))
 
     def recent_expectancy(self, strategy: str, symbol: str, side: str, session: str) -> tuple[float, int] | None:

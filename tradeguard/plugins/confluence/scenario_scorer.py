@@ -134,9 +134,11 @@ class TrendTracker:
         self.period = period
         self.count = 0  # bars of the series taken in
         # (seconds, closes of the last buckets, the newest bucket): own first, lower timeframes left out
-        self.frames = [(seconds, deque[float](maxlen=period), [-1])
-                       for seconds in [own_seconds, *(TIMEFRAME_SECONDS[tf] for tf in timeframes)]
-                       if seconds >= own_seconds]  # fmt: skip
+        self.frames = [
+            (seconds, deque[float](maxlen=period), [-1])
+            for seconds in [own_seconds, *(TIMEFRAME_SECONDS[tf] for tf in timeframes)]
+            if seconds >= own_seconds
+        ]
 
     def take(self, bars: np.ndarray) -> None:
         """Take in ``bars``, the series' bars after those already taken, oldest first."""

@@ -53,9 +53,14 @@ class SignalDeduplicator(WriteBehindPlugin):
             expiry = self.seen.get(key)
             if expiry is not None and expiry > now:
                 seen_at = expiry - timedelta(seconds=self.cfg.ttl_seconds)
-                return [Reason.trusted(code="duplicate_signal", plugin="",
-                                       message=f"duplicate_signal: same {what} as a signal at {seen_at.isoformat()} "
-                                               f"(window {self.cfg.ttl_seconds:.0f} s)")]  # fmt: skip
+                return [
+                    Reason.trusted(
+                        code="duplicate_signal",
+                        plugin="",
+                        message=f"duplicate_signal: same {what} as a signal at {seen_at.isoformat()} "
+                        f"(window {self.cfg.ttl_seconds:.0f} s)",
+                    )
+                ]
         expiry = now + timedelta(seconds=self.cfg.ttl_seconds)
         self.seen[signal.signal_id] = expiry
         self.seen[fingerprint] = expiry

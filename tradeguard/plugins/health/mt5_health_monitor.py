@@ -68,17 +68,27 @@ class MT5HealthMonitor(ConfiguredPlugin):
         self.rt = runtime
         self._symbols = tuple(runtime.settings.runtime.symbols)
         m = runtime.metrics  # the last check's readings, read when scraped
-        on_scrape(m.gauge("tradeguard_health_connection_status", "Terminal health: 2 OK, 1 DEGRADED, 0 CRITICAL"),
-               lambda: self.last.status.gauge if self.last else 0)  # fmt: skip
-        on_scrape(m.gauge("tradeguard_terminal_ping_seconds", "Terminal ping to its trade server, seconds"),
-                  lambda: self._ping / 1000)  # fmt: skip
+        on_scrape(
+            m.gauge("tradeguard_health_connection_status", "Terminal health: 2 OK, 1 DEGRADED, 0 CRITICAL"),
+            lambda: self.last.status.gauge if self.last else 0,
+        )
+        on_scrape(
+            m.gauge("tradeguard_terminal_ping_seconds", "Terminal ping to its trade server, seconds"),
+            lambda: self._ping / 1000,
+        )
         self._age = Readings(m.gauge("tradeguard_tick_age_seconds", "Age of the latest quote, seconds", ("symbol",)))
         self._spread = Readings(m.gauge("tradeguard_spread_points", "Current spread, points", ("symbol",)))
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
-        return [Job(name="health.check", every=timedelta(seconds=self.cfg.check_seconds),
-                    run=lambda rt: self.aggregate_health(), run_at_start=True)]  # fmt: skip
+        return [
+            Job(
+                name="health.check",
+                every=timedelta(seconds=self.cfg.check_seconds),
+                run=lambda rt: self.aggregate_health(),
+                run_at_start=True,
+            )
+        ]
 
     # ------------------------------------------------------------------ the spec's API ----------
 
@@ -123,13 +133,15 @@ class MT5HealthMonitor(ConfiguredPlugin):
             checks["outage"] = f"disconnected for {down:.0f} s"
             if down >= cfg.outage_halt_seconds and not self._halted:
                 self._halted = True
-                self.rt.request_halt("connection_lost", f"terminal disconnected for {down:.0f} s",
-                                     source="mt5_health_monitor")  # fmt: skip
+                self.rt.request_halt(
+                    "connection_lost", f"terminal disconnected for {down:.0f} s", source="mt5_health_monitor"
+                )
         else:
             self._halted = False
         # every part is typed already: the adapter converted what the terminal said, the rest is ours
-        report = HealthReport.trusted(time=now, status=_BY_RANK[rank], connected=connected, trade_allowed=allowed,
-                                      ping_ms=ping, checks=checks)  # fmt: skip
+        report = HealthReport.trusted(
+            time=now, status=_BY_RANK[rank], connected=connected, trade_allowed=allowed, ping_ms=ping, checks=checks
+        )
         self._publish(report)
         return report
 
@@ -145,8 +157,11 @@ class MT5HealthMonitor(ConfiguredPlugin):
             self._reconnect()
             return False, False, f"terminal unreachable: {exc}", None
         allowed = terminal.trade_allowed and account.trade_allowed and account.trade_expert
-        detail = "ok" if terminal.connected and allowed else (
-            "no trade-server connection" if not terminal.connected else "Algo Trading is disabled")  # fmt: skip
+        detail = (
+            "ok"
+            if terminal.connected and allowed
+            else ("no trade-server connection" if not terminal.connected else "Algo Trading is disabled")
+        )
         return terminal.connected, allowed, detail, terminal
 
     def _freshness(self, now: datetime, quote: Any) -> float:
@@ -196,7 +211,11 @@ class MT5HealthMonitor(ConfiguredPlugin):
         worse = previous is None or _RANK[report.status] > _RANK[previous.status]
         if worse and report.status is not HealthStatus.OK:  # every degradation is alerted, once
             severity = Severity.CRITICAL if report.status is HealthStatus.CRITICAL else Severity.WARNING
-            self.rt.alert(channel=AlertChannel.HEALTH, severity=severity, module="mt5_health_monitor",
-                          error_code=f"health_{report.status.value.lower()}",
-                          message=f"terminal health {report.status.value}: {report.checks}")  # fmt: skip
+            self.rt.alert(
+                channel=AlertChannel.HEALTH,
+                severity=severity,
+                module="mt5_health_monitor",
+                error_code=f"health_{report.status.value.lower()}",
+                message=f"terminal health {report.status.value}: {report.checks}",
+            )
         self.rt.notify("on_health", report=report)

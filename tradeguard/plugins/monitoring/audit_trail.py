@@ -76,11 +76,14 @@ class AuditTrail(ConfiguredPlugin):
         self._recovered = getattr(runtime, "role", "trading") != "trading"  # a trading start checks, once
         settings = json.dumps(runtime.settings.redacted(), sort_keys=True, default=str)
         start = {
-            "environment": runtime.settings.env, "role": getattr(runtime, "role", "trading"),
+            "environment": runtime.settings.env,
+            "role": getattr(runtime, "role", "trading"),
             "settings_sha256": hashlib.sha256(settings.encode()).hexdigest(),
-            "plugins": [{"name": r.name, "distribution": r.distribution, "version": r.version, "status": r.status}
-                        for r in runtime.plugins],
-        }  # fmt: skip
+            "plugins": [
+                {"name": r.name, "distribution": r.distribution, "version": r.version, "status": r.status}
+                for r in runtime.plugins
+            ],
+        }
         self.append("start", start)
         if start["role"] == "trading":
             self._compare_with_last_start(start)
@@ -107,11 +110,19 @@ class AuditTrail(ConfiguredPlugin):
         if not changes:
             return
         self.append("configuration_changed", changes)
-        what = "; ".join(f"plugins enabled {c['enabled']}, disabled {c['disabled']}" if k == "plugins"
-                         else f"settings digest {str(c['before'])[:12]} -> {str(c['after'])[:12]}"
-                         for k, c in changes.items())  # fmt: skip
-        self.rt.alert(channel=AlertChannel.SYSTEM, severity=Severity.WARNING, module="audit_trail",
-                      error_code="configuration_changed", message=f"since the last start: {what}")  # fmt: skip
+        what = "; ".join(
+            f"plugins enabled {c['enabled']}, disabled {c['disabled']}"
+            if k == "plugins"
+            else f"settings digest {str(c['before'])[:12]} -> {str(c['after'])[:12]}"
+            for k, c in changes.items()
+        )
+        self.rt.alert(
+            channel=AlertChannel.SYSTEM,
+            severity=Severity.WARNING,
+            module="audit_trail",
+            error_code="configuration_changed",
+            message=f"since the last start: {what}",
+        )
 
     def _chain_kill_events(self) -> None:
         """Chain the kill-switch events recorded since the last one chained: this process's, and those an
@@ -122,8 +133,14 @@ class AuditTrail(ConfiguredPlugin):
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
-        return [Job(name="audit.flush", every=timedelta(seconds=self.cfg.flush_seconds), run=lambda rt: self._flush(),
-                    wall_clock=True)]
+        return [
+            Job(
+                name="audit.flush",
+                every=timedelta(seconds=self.cfg.flush_seconds),
+                run=lambda rt: self._flush(),
+                wall_clock=True,
+            )
+        ]
 
     def _flush(self) -> None:
         """The scheduled flush: a store that takes no writes is reported by the runtime, not once a second here."""
@@ -169,10 +186,14 @@ class AuditTrail(ConfiguredPlugin):
         if pending:
             store = self.rt.store
             with store.tx() as db:
-                db.executemany("INSERT INTO audit (seq, time, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)",
-                               pending)  # fmt: skip
-                db.execute("INSERT INTO kv (namespace, key, value) VALUES ('audit', 'kill_switch_events', ?) "
-                           "ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value", (str(self._chained),))
+                db.executemany(
+                    "INSERT INTO audit (seq, time, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)", pending
+                )
+                db.execute(
+                    "INSERT INTO kv (namespace, key, value) VALUES ('audit', 'kill_switch_events', ?) "
+                    "ON CONFLICT(namespace, key) DO UPDATE SET value = excluded.value",
+                    (str(self._chained),),
+                )
             head_seq, head_hash = pending[-1][0], pending[-1][5]
             del pending[:]
             if store.path != ":memory:":  # the head, named beside the store: a cut tail shows (core/audit.py)
@@ -183,8 +204,14 @@ class AuditTrail(ConfiguredPlugin):
     @hookimpl
     def on_decision(self, decision: Decision, signal: Signal, runtime: Any) -> None:
         order = decision.order.model_dump(mode="json") if decision.order else None
-        self.append("decision", {"signal": signal.model_dump(mode="json"), "order": order,
-                                 "decision": decision.model_dump(mode="json", exclude={"order"})})  # fmt: skip
+        self.append(
+            "decision",
+            {
+                "signal": signal.model_dump(mode="json"),
+                "order": order,
+                "decision": decision.model_dump(mode="json", exclude={"order"}),
+            },
+        )
 
     @hookimpl
     def on_order_event(self, event: OrderEvent, runtime: Any) -> None:
@@ -201,4 +228,3 @@ class AuditTrail(ConfiguredPlugin):
     @hookimpl
     def on_halt(self, event: HaltEvent, runtime: Any) -> None:
         self.append("halt", event.model_dump(mode="json"))
-

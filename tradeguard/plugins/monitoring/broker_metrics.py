@@ -35,7 +35,8 @@ class BrokerMetrics:
     def tradeguard_startup(self, runtime: Any) -> None:
         # get-or-create: the engine's own counter when it is loaded (it starts first)
         self._retcodes = runtime.metrics.counter(
-            "tradeguard_execution_retcodes_total", "order_send outcomes by retcode name", ("retcode",))  # fmt: skip
+            "tradeguard_execution_retcodes_total", "order_send outcomes by retcode name", ("retcode",)
+        )
         runtime.metrics.registry.register(self)
 
     @hookimpl
@@ -47,16 +48,26 @@ class BrokerMetrics:
         """The ratios, from the counts as they stand at scrape time."""
         from prometheus_client.core import GaugeMetricFamily
 
-        sends = {s.labels["retcode"]: s.value for metric in self._retcodes.collect() for s in metric.samples
-                 if s.name.endswith("_total")}  # fmt: skip
+        sends = {
+            s.labels["retcode"]: s.value
+            for metric in self._retcodes.collect()
+            for s in metric.samples
+            if s.name.endswith("_total")
+        }
         total, outcomes = sum(sends.values()), sum(self.outcomes.values())
         rates = {
-            "tradeguard_broker_fill_ratio": ("Orders filled / orders with an outcome",
-                                             self.outcomes.get("filled", 0) / outcomes if outcomes else 0.0),
-            "tradeguard_broker_requote_rate": ("Requotes and price changes / order_send calls",
-                                               sum(sends.get(k, 0) for k in REQUOTES) / total if total else 0.0),
-            "tradeguard_broker_reject_rate": ("Final refusals / order_send calls",
-                                              sum(sends.get(k, 0) for k in REFUSALS) / total if total else 0.0),
-        }  # fmt: skip
+            "tradeguard_broker_fill_ratio": (
+                "Orders filled / orders with an outcome",
+                self.outcomes.get("filled", 0) / outcomes if outcomes else 0.0,
+            ),
+            "tradeguard_broker_requote_rate": (
+                "Requotes and price changes / order_send calls",
+                sum(sends.get(k, 0) for k in REQUOTES) / total if total else 0.0,
+            ),
+            "tradeguard_broker_reject_rate": (
+                "Final refusals / order_send calls",
+                sum(sends.get(k, 0) for k in REFUSALS) / total if total else 0.0,
+            ),
+        }
         for name, (doc, value) in rates.items():
             yield GaugeMetricFamily(name, doc, value=value)

@@ -22,8 +22,12 @@ BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 NAMESPACE = "latency_metrics"
 SAVE_EVERY = timedelta(minutes=5)
 #: the histograms the report draws: this plugin's and the execution engine's
-SAVED = ("tradeguard_signal_to_decision_seconds", "tradeguard_decision_to_send_seconds",
-         "tradeguard_execution_latency_seconds", "tradeguard_fill_to_journal_seconds")  # fmt: skip
+SAVED = (
+    "tradeguard_signal_to_decision_seconds",
+    "tradeguard_decision_to_send_seconds",
+    "tradeguard_execution_latency_seconds",
+    "tradeguard_fill_to_journal_seconds",
+)
 
 
 class LatencyMetrics:
@@ -36,10 +40,12 @@ class LatencyMetrics:
         self.rt = runtime
         self._saved = 0.0
         m = runtime.metrics
-        self._decide = m.histogram("tradeguard_signal_to_decision_seconds", "Signal creation to decision",
-                                   buckets=BUCKETS)  # fmt: skip
-        self._journal = m.histogram("tradeguard_fill_to_journal_seconds", "Broker deal time to journal",
-                                    buckets=BUCKETS)  # fmt: skip
+        self._decide = m.histogram(
+            "tradeguard_signal_to_decision_seconds", "Signal creation to decision", buckets=BUCKETS
+        )
+        self._journal = m.histogram(
+            "tradeguard_fill_to_journal_seconds", "Broker deal time to journal", buckets=BUCKETS
+        )
 
     @hookimpl
     def on_decision(self, decision: Decision, signal: Signal, runtime: Any) -> None:
@@ -86,6 +92,11 @@ def histograms(series: list[Any]) -> dict[str, dict[str, Any]]:
             continue
         bounds = sorted(cumulative)
         counts = [cumulative[b] - (cumulative[bounds[i - 1]] if i else 0.0) for i, b in enumerate(bounds)]
-        out[family.name] = {"bounds": bounds, "counts": counts, "count": count, "sum": total,
-                            "help": family.documentation}  # fmt: skip
+        out[family.name] = {
+            "bounds": bounds,
+            "counts": counts,
+            "count": count,
+            "sum": total,
+            "help": family.documentation,
+        }
     return out

@@ -69,10 +69,13 @@ class MetricsServer(ConfiguredPlugin):
         try:
             self.server = make_server(cfg.host, cfg.port, app, server_class=_Server, handler_class=_QuietHandler)
         except OSError as exc:  # most often another process (another instance?) serves there already
-            raise OSError(f"metrics_server: cannot listen on {cfg.host}:{cfg.port} ({exc.strerror}); choose "
-                          "another metrics_server.port (0 takes a free one)") from exc  # fmt: skip
-        threading.Thread(target=self.server.serve_forever, args=(POLL_SECONDS,), name="tradeguard-metrics",
-                         daemon=True).start()  # fmt: skip
+            raise OSError(
+                f"metrics_server: cannot listen on {cfg.host}:{cfg.port} ({exc.strerror}); choose "
+                "another metrics_server.port (0 takes a free one)"
+            ) from exc
+        threading.Thread(
+            target=self.server.serve_forever, args=(POLL_SECONDS,), name="tradeguard-metrics", daemon=True
+        ).start()
         self.port = self.server.server_address[1]
         log.info("metrics served", extra={"url": f"http://{cfg.host}:{self.port}/metrics"})
 

@@ -35,8 +35,9 @@ class _Collector:
         labels = ["plugin", "hook"]
         seconds = CounterMetricFamily("tradeguard_plugin_hook_seconds", "Time in each plugin's hook", labels=labels)
         calls = CounterMetricFamily("tradeguard_plugin_hook_calls", "Calls of each plugin's hook", labels=labels)
-        slowest = GaugeMetricFamily("tradeguard_plugin_hook_max_seconds", "Slowest call of each plugin's hook",
-                                    labels=labels)  # fmt: skip
+        slowest = GaugeMetricFamily(
+            "tradeguard_plugin_hook_max_seconds", "Slowest call of each plugin's hook", labels=labels
+        )
         for (plugin, hook), s in list(self.stats.items()):
             if s.calls:
                 seconds.add_metric([plugin, hook], s.total)
@@ -59,9 +60,18 @@ class Profiler(WriteBehindPlugin):
 
     def table(self) -> list[dict[str, Any]]:
         """Every timed (plugin, hook), most total time first."""
-        rows = [{"plugin": plugin, "hook": hook, "calls": s.calls, "total_s": s.total,
-                 "mean_us": s.total / s.calls * 1e6, "max_us": s.max * 1e6}
-                for (plugin, hook), s in list(self.stats.items()) if s.calls]  # fmt: skip
+        rows = [
+            {
+                "plugin": plugin,
+                "hook": hook,
+                "calls": s.calls,
+                "total_s": s.total,
+                "mean_us": s.total / s.calls * 1e6,
+                "max_us": s.max * 1e6,
+            }
+            for (plugin, hook), s in list(self.stats.items())
+            if s.calls
+        ]
         return sorted(rows, key=lambda r: r["total_s"], reverse=True)
 
     def flush(self) -> None:

@@ -57,6 +57,8 @@ log = logging.getLogger("tradeguard.kill_switch")
 _RANK = {KillState.ACTIVE: 0, KillState.REDUCE_ONLY: 1, KillState.HALTED: 2}
 #: the triggers of a daily loss (the risk guard's hard limit, the kill switch's own): daily_loss_latch_ends applies
 DAILY_LOSS_TRIGGERS = ("daily_loss_limit", "daily_drawdown")
+
+
 class ResetRefused(TradeguardError):
     """The kill switch stays latched: wrong secret, no secret configured, or the trigger still holds."""
 
@@ -66,8 +68,10 @@ class KillSwitchSettings(PluginSettings):
     cancel_pending_on_halt: bool = Field(default=True, description="entering HALTED cancels our working orders")
     flatten_on_halt: bool = Field(default=False, description="entering HALTED also closes every position of ours")
     daily_loss_latch_ends: Literal["operator", "next_server_day"] = Field(
-        default="operator", description="a daily-loss latch ends by an operator's reset, or at the next server "
-        "midnight (as prop-firm rules work; audited and alerted); drawdown, stop-out and manual latches stay")
+        default="operator",
+        description="a daily-loss latch ends by an operator's reset, or at the next server "
+        "midnight (as prop-firm rules work; audited and alerted); drawdown, stop-out and manual latches stay",
+    )
     daily_drawdown_pct: float = Field(default=0.0, ge=0, le=100, description="trip at this daily loss; 0 = off")
     max_drawdown_pct: float = Field(default=0.0, ge=0, le=100, description="trip at this drawdown; 0 = off")
     connection_loss_seconds: float = Field(default=0.0, ge=0, description="trip when disconnected this long; 0 = off")
@@ -77,8 +81,11 @@ class KillSwitchSettings(PluginSettings):
     plugin_error_storm: int = Field(default=0, ge=0, description="trip after this many plugin errors in the window")
     plugin_error_window_seconds: float = Field(default=60.0, gt=0)
     latch_refresh_seconds: float = Field(default=1.0, gt=0, description="how often the store's latch is re-read")
-    operator_secret_hash: SecretStr = Field(default=SecretStr(""), validate_default=True,
-                                            description="scrypt hash from `tradeguard hash-secret`; required live")
+    operator_secret_hash: SecretStr = Field(
+        default=SecretStr(""),
+        validate_default=True,
+        description="scrypt hash from `tradeguard hash-secret`; required live",
+    )
 
     @field_validator("operator_secret_hash")
     @classmethod
@@ -86,8 +93,10 @@ class KillSwitchSettings(PluginSettings):
         """Live, a latched switch with no secret to check could never be reset: `config check` says so. The
         operator's commands (``kill`` above all) are not held to it: they trade nothing."""
         if validated_for_live(info, trading=True) and not value.get_secret_value():
-            raise ValueError("not set: live, a latched kill switch could never be reset "
-                             "(tradeguard hash-secret makes one for .secrets.toml)")  # fmt: skip
+            raise ValueError(
+                "not set: live, a latched kill switch could never be reset "
+                "(tradeguard hash-secret makes one for .secrets.toml)"
+            )
         return value
 
 
@@ -153,20 +162,32 @@ class KillSwitch(ConfiguredPlugin):
         events = self._store.kill_events_after(self._announced)
         for event in events:
             if event["via"] != "automatic":
-                code = {"reset": "kill_switch_reset", "reset_refused": "reset_refused"}.get(event["trigger"],
-                                                                                           "kill_switch_latched")
+                code = {"reset": "kill_switch_reset", "reset_refused": "reset_refused"}.get(
+                    event["trigger"], "kill_switch_latched"
+                )
                 who = f"{event['operator'] or 'unnamed'} via {event['via'] or 'the store'}"
-                self.rt.alert(channel=AlertChannel.RISK, severity=Severity.CRITICAL, module="kill_switch",
-                              error_code=code, message=f"{event['from_state']} -> {event['to_state']} by {who}: "
-                              f"{event['message']}", **{k: event[k] for k in ("event_id", "operator", "via", "auth")})
+                self.rt.alert(
+                    channel=AlertChannel.RISK,
+                    severity=Severity.CRITICAL,
+                    module="kill_switch",
+                    error_code=code,
+                    message=f"{event['from_state']} -> {event['to_state']} by {who}: {event['message']}",
+                    **{k: event[k] for k in ("event_id", "operator", "via", "auth")},
+                )
         if events:
             self._store.kv_put("kill_switch", "announced", events[-1]["event_id"])
             self._announced = events[-1]["event_id"]
 
     @hookimpl
     def periodic_jobs(self, runtime: Any) -> list[Job]:
-        return [Job(name="kill_switch.refresh", every=timedelta(seconds=self.cfg.latch_refresh_seconds),
-                    run=lambda rt: self.refresh_latch(), wall_clock=True)]  # fmt: skip  (another process's `kill`)
+        return [
+            Job(
+                name="kill_switch.refresh",
+                every=timedelta(seconds=self.cfg.latch_refresh_seconds),
+                run=lambda rt: self.refresh_latch(),
+                wall_clock=True,
+            )
+        ]  # (another process's `kill`)
 
     def refresh_latch(self) -> None:
         """Adopt the store's latch: another process (``tradeguard kill`` / ``reset``) may have moved it. A latch
@@ -198,8 +219,16 @@ class KillSwitch(ConfiguredPlugin):
 
     # ------------------------------------------------------------------ transitions -------------
 
-    def transition(self, state: KillState, trigger: str, message: str, flatten: bool = False, *,
-                   operator: str = "", via: str = "automatic") -> bool:  # fmt: skip
+    def transition(
+        self,
+        state: KillState,
+        trigger: str,
+        message: str,
+        flatten: bool = False,
+        *,
+        operator: str = "",
+        via: str = "automatic",
+    ) -> bool:
         """Latch to ``state`` if it is tighter than the current one; return whether anything changed."""
         self._latched_by.add(trigger)  # every trigger that asked, also one the latch already covers
         if _RANK[state] <= _RANK[self.state]:
@@ -209,9 +238,15 @@ class KillSwitch(ConfiguredPlugin):
             return False
         previous, self.state, self.trigger = self.state, state, trigger
         if self._store is not None:
-            latch = {"state": state.value, "trigger": trigger, "message": message, "operator": operator,
-                     "when": self.rt.clock.now() if self.rt else None, "via": via,
-                     "auth": "none" if via != "automatic" else ""}  # fmt: skip
+            latch = {
+                "state": state.value,
+                "trigger": trigger,
+                "message": message,
+                "operator": operator,
+                "when": self.rt.clock.now() if self.rt else None,
+                "via": via,
+                "auth": "none" if via != "automatic" else "",
+            }
             try:
                 self._store.set_kill_state(**latch)
             except TradeguardError as exc:  # the store cannot take it now: latched here, written when it can
@@ -233,8 +268,10 @@ class KillSwitch(ConfiguredPlugin):
     def _engine(self) -> Any:
         engine = self.rt.execution if self.rt is not None else None
         if engine is None or not hasattr(engine, "flatten_all"):  # no broker behind it (an operator command)
-            log.warning("kill switch latched with no execution engine here: working orders were not cancelled nor "
-                        "positions closed; the trading process does it when it adopts the latch")  # fmt: skip
+            log.warning(
+                "kill switch latched with no execution engine here: working orders were not cancelled nor "
+                "positions closed; the trading process does it when it adopts the latch"
+            )
             return None
         return engine
 
@@ -265,16 +302,21 @@ class KillSwitch(ConfiguredPlugin):
     def condition_holds(self) -> str:
         """Why the current trigger still holds ('' when it does not): a reset waits for it to clear."""
         cfg, s, t = self.cfg, self.snapshot, self.trigger
-        if t in ("daily_drawdown", "daily_loss_limit") and s is not None and cfg.daily_drawdown_pct and (
-            s.daily_drawdown_pct >= cfg.daily_drawdown_pct
+        if (
+            t in ("daily_drawdown", "daily_loss_limit")
+            and s is not None
+            and cfg.daily_drawdown_pct
+            and (s.daily_drawdown_pct >= cfg.daily_drawdown_pct)
         ):
             return f"daily drawdown {s.daily_drawdown_pct:.2f}% >= {cfg.daily_drawdown_pct:g}%"
         if t in ("max_drawdown",) and s is not None and cfg.max_drawdown_pct and s.drawdown_pct >= cfg.max_drawdown_pct:
             return f"drawdown {s.drawdown_pct:.2f}% >= {cfg.max_drawdown_pct:g}%"
         if t == "connection_lost" and self._disconnected_since is not None:
             return f"terminal disconnected since {self._disconnected_since.isoformat()}"
-        if t in ("reconciliation", "reconciliation_inconsistent") and self.reconciliation is not None and (
-            not self.reconciliation.consistent
+        if (
+            t in ("reconciliation", "reconciliation_inconsistent")
+            and self.reconciliation is not None
+            and (not self.reconciliation.consistent)
         ):
             return "the last reconciliation was inconsistent"
         return ""
@@ -291,8 +333,12 @@ class KillSwitch(ConfiguredPlugin):
             raise ResetRefused("wrong operator secret")
         holding = self.condition_holds()
         if holding and not force:
-            self._refused(operator, f"reset by {operator} refused: the trigger {self.trigger} still holds "
-                                    f"({holding})", via, "operator secret")  # fmt: skip
+            self._refused(
+                operator,
+                f"reset by {operator} refused: the trigger {self.trigger} still holds ({holding})",
+                via,
+                "operator secret",
+            )
             raise ResetRefused(f"the trigger {self.trigger} still holds ({holding}); force it with a reason")
         if self.state is KillState.ACTIVE and (self._store.kill_state() or ("ACTIVE",))[0] == "ACTIVE":
             raise ResetRefused("the kill switch is already ACTIVE: nothing to reset")
@@ -305,8 +351,9 @@ class KillSwitch(ConfiguredPlugin):
 
     def _to_active(self, note: str, operator: str, when: datetime, via: str, auth: str) -> None:
         """Back to ACTIVE, in the store first (a reset by an operator or by the schedule)."""
-        self._store.set_kill_state(KillState.ACTIVE.value, "reset", note, operator=operator, when=when, via=via,
-                                   auth=auth)  # fmt: skip
+        self._store.set_kill_state(
+            KillState.ACTIVE.value, "reset", note, operator=operator, when=when, via=via, auth=auth
+        )
         self.state, self.trigger = KillState.ACTIVE, ""
         self._latched_by.clear()
         if self._gauge is not None:
@@ -330,8 +377,10 @@ class KillSwitch(ConfiguredPlugin):
         self._new_day(snapshot)
         self._margin_call(snapshot)
         if cfg.daily_drawdown_pct and snapshot.daily_drawdown_pct >= cfg.daily_drawdown_pct:
-            self._trip("daily_drawdown", f"{snapshot.daily_drawdown_pct:.2f}% since server midnight "
-                                         f">= {cfg.daily_drawdown_pct:g}%")  # fmt: skip
+            self._trip(
+                "daily_drawdown",
+                f"{snapshot.daily_drawdown_pct:.2f}% since server midnight >= {cfg.daily_drawdown_pct:g}%",
+            )
         if cfg.max_drawdown_pct and snapshot.drawdown_pct >= cfg.max_drawdown_pct:
             self._trip("max_drawdown", f"{snapshot.drawdown_pct:.2f}% from peak >= {cfg.max_drawdown_pct:g}%")
 
@@ -343,8 +392,9 @@ class KillSwitch(ConfiguredPlugin):
         latched = self._store.kill_state()
         if latched is None or latched[1] not in DAILY_LOSS_TRIGGERS:
             return
-        midnight = server_midnight(snapshot.time, self.rt.broker.offset if self.rt._broker is not None else
-                                   timedelta(0))  # fmt: skip
+        midnight = server_midnight(
+            snapshot.time, self.rt.broker.offset if self.rt._broker is not None else timedelta(0)
+        )
         if datetime.fromisoformat(latched[3]) >= midnight:
             return
         note = f"the daily-loss latch of {latched[3][:16]} ends with the server day (daily_loss_latch_ends)"
@@ -365,8 +415,13 @@ class KillSwitch(ConfiguredPlugin):
             below = 0 < snapshot.margin_level <= call
             if below and not self._below_margin_call:
                 message = f"margin level {snapshot.margin_level:.2f}% reached the broker's margin call at {call:g}%"
-                self.rt.alert(channel=AlertChannel.RISK, severity=Severity.ERROR, module="kill_switch",
-                              error_code="margin_call", message=message)  # fmt: skip
+                self.rt.alert(
+                    channel=AlertChannel.RISK,
+                    severity=Severity.ERROR,
+                    module="kill_switch",
+                    error_code="margin_call",
+                    message=message,
+                )
                 action = self.rt.settings.triggers.margin_call
                 if action.state != "OFF":  # the ERROR above says it: no second, CRITICAL, alert of a request
                     self.transition(KillState(action.state), "margin_call", message, flatten=action.flatten)
@@ -379,13 +434,19 @@ class KillSwitch(ConfiguredPlugin):
         if not fill.comment.startswith("[so"):
             return
         action = self.rt.settings.triggers.stop_out
-        message = f"stop-out: the broker closed {fill.volume:g} {fill.symbol} for margin {fill.comment} " \
-                  f"({fill.profit:+.2f})"  # fmt: skip
+        message = (
+            f"stop-out: the broker closed {fill.volume:g} {fill.symbol} for margin {fill.comment} ({fill.profit:+.2f})"
+        )
         if action.state != "OFF" and _RANK[KillState(action.state)] > _RANK[self.state]:
             self.rt.request_halt("stop_out", message, source="kill_switch")
             return
-        self.rt.alert(channel=AlertChannel.RISK, severity=Severity.CRITICAL, module="kill_switch",
-                      error_code="stop_out", message=message)  # latched already, or OFF: still news  # fmt: skip
+        self.rt.alert(
+            channel=AlertChannel.RISK,
+            severity=Severity.CRITICAL,
+            module="kill_switch",
+            error_code="stop_out",
+            message=message,
+        )  # latched already, or OFF: still news
         if action.state != "OFF" and action.flatten:
             self._flatten()
 
@@ -429,8 +490,10 @@ class KillSwitch(ConfiguredPlugin):
         while (now - self._plugin_errors[0]).total_seconds() > self.cfg.plugin_error_window_seconds:
             self._plugin_errors.popleft()
         if len(self._plugin_errors) >= self.cfg.plugin_error_storm:
-            self._trip("plugin_error_storm", f"{len(self._plugin_errors)} plugin errors in "
-                                             f"{self.cfg.plugin_error_window_seconds:g} s")  # fmt: skip
+            self._trip(
+                "plugin_error_storm",
+                f"{len(self._plugin_errors)} plugin errors in {self.cfg.plugin_error_window_seconds:g} s",
+            )
 
     # ------------------------------------------------------------------ the veto ----------------
 

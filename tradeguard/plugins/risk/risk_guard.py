@@ -49,11 +49,22 @@ BUY_ORDER_TYPES = (0, 2, 4, 6)
 
 #: the value that switches a rule off, per settings key (a key missing here cannot be switched off, only moved)
 SWITCHED_OFF_BY: dict[str, object] = {
-    "require_stop": "false", "max_risk_per_trade_pct": 0, "max_open_positions": 0, "max_positions_per_symbol": 0,
-    "max_lots_per_symbol": 0, "max_notional_per_symbol": 0, "max_lots_per_currency": 0, "daily_loss_limit_pct": 0,
-    "max_drawdown_pct": 0, "max_total_stop_risk_pct": 0, "min_margin_level_pct": 0, "max_orders_per_minute": 0,
-    "consecutive_losses": 0, "max_group_lots": 0, "volatility_multiple": 0,
-}  # fmt: skip
+    "require_stop": "false",
+    "max_risk_per_trade_pct": 0,
+    "max_open_positions": 0,
+    "max_positions_per_symbol": 0,
+    "max_lots_per_symbol": 0,
+    "max_notional_per_symbol": 0,
+    "max_lots_per_currency": 0,
+    "daily_loss_limit_pct": 0,
+    "max_drawdown_pct": 0,
+    "max_total_stop_risk_pct": 0,
+    "min_margin_level_pct": 0,
+    "max_orders_per_minute": 0,
+    "consecutive_losses": 0,
+    "max_group_lots": 0,
+    "volatility_multiple": 0,
+}
 
 
 class RiskGuardSettings(PluginSettings):
@@ -67,8 +78,9 @@ class RiskGuardSettings(PluginSettings):
     max_lots_per_currency: float = Field(default=0.0, ge=0, description="committed lots touching one currency; 0 = off")
     daily_loss_limit_pct: float = Field(default=5.0, ge=0, le=100, description="loss since server midnight; 0 = off")
     max_drawdown_pct: float = Field(default=10.0, ge=0, le=100, description="drawdown from peak equity; 0 = off")
-    max_total_stop_risk_pct: float = Field(default=0.0, ge=0, le=100,
-                                           description="loss if every stop is hit, % of equity; 0 = off")  # fmt: skip
+    max_total_stop_risk_pct: float = Field(
+        default=0.0, ge=0, le=100, description="loss if every stop is hit, % of equity; 0 = off"
+    )
     min_margin_level_pct: float = Field(default=200.0, ge=0, description="margin level after the order; 0 = off")
     max_orders_per_minute: int = Field(default=30, ge=0, description="approved orders per minute; 0 = off")
     consecutive_losses: int = Field(default=0, ge=0, description="losing closes in a row that pause; 0 = off")
@@ -82,8 +94,12 @@ class RiskGuardSettings(PluginSettings):
     volatility_timeframe: str = Field(default="H1")
     atr_period: int = Field(default=14, ge=2, le=200)
     volatility_norm_bars: int = Field(default=100, ge=10, le=5000)
-    loss_alert_r: float = Field(default=1.5, ge=0, description="ERROR alert when a closed trade lost more than this "
-                                "many times the risk it was sized on (a stop filled past a gap); 0 = off")  # fmt: skip
+    loss_alert_r: float = Field(
+        default=1.5,
+        ge=0,
+        description="ERROR alert when a closed trade lost more than this "
+        "many times the risk it was sized on (a stop filled past a gap); 0 = off",
+    )
 
 
 @dataclass(frozen=True)
@@ -124,8 +140,11 @@ class RiskGuard(ConfiguredPlugin):
     def tradeguard_startup(self, runtime: Any) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
-        limits = runtime.metrics.gauge("tradeguard_risk_limit_pct", "Configured loss limits, percent (0 = off); "
-                                       "for alert rules such as drawdown near its limit", ("limit",))  # fmt: skip
+        limits = runtime.metrics.gauge(
+            "tradeguard_risk_limit_pct",
+            "Configured loss limits, percent (0 = off); for alert rules such as drawdown near its limit",
+            ("limit",),
+        )
         limits.labels("max_drawdown").set(self.cfg.max_drawdown_pct)
         limits.labels("daily_loss").set(self.cfg.daily_loss_limit_pct)
 
@@ -145,8 +164,10 @@ class RiskGuard(ConfiguredPlugin):
         self.loss_streak = self.loss_streak + 1 if pnl < 0 else 0
         if self.cfg.consecutive_losses and self.loss_streak >= self.cfg.consecutive_losses:
             self.paused_until = fill.time + timedelta(minutes=self.cfg.pause_minutes)
-            log.warning("trading paused after losses", extra={"streak": self.loss_streak,
-                                                               "until": self.paused_until.isoformat()})  # fmt: skip
+            log.warning(
+                "trading paused after losses",
+                extra={"streak": self.loss_streak, "until": self.paused_until.isoformat()},
+            )
 
     def _beyond_plan(self, fill: Fill) -> None:
         result, limit = fill.outcome, self.cfg.loss_alert_r
@@ -156,13 +177,20 @@ class RiskGuard(ConfiguredPlugin):
             return
         slipped = ""
         if result.slippage_points is not None:
-            slipped = (f"; its {result.closed_by.value} filled {result.slippage_points:+,.1f} points "
-                       f"({result.slippage_money:+,.2f}) past {result.level:g}")  # fmt: skip
-        self.rt.alert(channel=AlertChannel.RISK, severity=Severity.ERROR, module="risk_guard",
-                      error_code="loss_beyond_plan", symbol=fill.symbol,
-                      message=f"position {fill.position_id} ({fill.client_id or 'not ours'}) closed at "
-                              f"{result.r_multiple:+.2f}R: {result.money:+,.2f} against {result.planned_risk:,.2f} "
-                              f"planned{slipped} (risk_guard.loss_alert_r = {limit:g})")  # fmt: skip
+            slipped = (
+                f"; its {result.closed_by.value} filled {result.slippage_points:+,.1f} points "
+                f"({result.slippage_money:+,.2f}) past {result.level:g}"
+            )
+        self.rt.alert(
+            channel=AlertChannel.RISK,
+            severity=Severity.ERROR,
+            module="risk_guard",
+            error_code="loss_beyond_plan",
+            symbol=fill.symbol,
+            message=f"position {fill.position_id} ({fill.client_id or 'not ours'}) closed at "
+            f"{result.r_multiple:+.2f}R: {result.money:+,.2f} against {result.planned_risk:,.2f} "
+            f"planned{slipped} (risk_guard.loss_alert_r = {limit:g})",
+        )
 
     def evaluate(self, order: OrderIntent) -> Approved | Rejected:
         if order.reduces_exposure:
@@ -194,17 +222,30 @@ class RiskGuard(ConfiguredPlugin):
         """Remember which orders have an unfilled rest that may still fill (it counts as committed)."""
         if event.kind is OrderEventKind.PARTIALLY_FILLED:
             self._partial.add(event.client_id)
-        elif event.kind in (OrderEventKind.FILLED, OrderEventKind.CANCELLED, OrderEventKind.EXPIRED,
-                            OrderEventKind.REJECTED):  # fmt: skip
+        elif event.kind in (
+            OrderEventKind.FILLED,
+            OrderEventKind.CANCELLED,
+            OrderEventKind.EXPIRED,
+            OrderEventKind.REJECTED,
+        ):
             self._partial.discard(event.client_id)
 
     # ------------------------------------------------------------------ context -----------------
 
     @property
     def _rules(self) -> tuple[Any, ...]:
-        return (self._stop_and_risk, self._volume, self._counts_and_exposure, self._hard_limits,
-                self._stop_risk_total, self._margin_level, self._pace, self._streak, self._groups,
-                self._volatility)  # fmt: skip
+        return (
+            self._stop_and_risk,
+            self._volume,
+            self._counts_and_exposure,
+            self._hard_limits,
+            self._stop_risk_total,
+            self._margin_level,
+            self._pace,
+            self._streak,
+            self._groups,
+            self._volatility,
+        )
 
     def _committed(self) -> Exposure:
         broker = self.rt.broker
@@ -248,15 +289,18 @@ class RiskGuard(ConfiguredPlugin):
         limit = equity * cfg.max_risk_per_trade_pct / 100
         if risk > limit + 1e-9:
             share = f"{cfg.max_risk_per_trade_pct:g}% of equity {equity:.2f}"
-            return self._reject("max_risk_per_trade", f"{risk:.2f} at risk > limit {limit:.2f} ({share})",
-                                "max_risk_per_trade_pct")
+            return self._reject(
+                "max_risk_per_trade", f"{risk:.2f} at risk > limit {limit:.2f} ({share})", "max_risk_per_trade_pct"
+            )
         return None
 
     def _volume(self, order: OrderIntent) -> Rejected | None:
         if order.volume > self.cfg.max_volume_per_order:
-            return self._reject("volume_above_maximum",
-                                f"{order.volume:g} lots > limit {self.cfg.max_volume_per_order:g}",
-                                "max_volume_per_order")  # fmt: skip
+            return self._reject(
+                "volume_above_maximum",
+                f"{order.volume:g} lots > limit {self.cfg.max_volume_per_order:g}",
+                "max_volume_per_order",
+            )
         return None
 
     def _counts_and_exposure(self, order: OrderIntent) -> Rejected | None:
@@ -265,24 +309,31 @@ class RiskGuard(ConfiguredPlugin):
         self._exposure = exp
         total = sum(exp.count.values())
         if total >= cfg.max_open_positions:
-            return self._reject("max_open_positions", f"{total} open, limit {cfg.max_open_positions}",
-                                "max_open_positions")
+            return self._reject(
+                "max_open_positions", f"{total} open, limit {cfg.max_open_positions}", "max_open_positions"
+            )
         on_symbol = exp.count[order.symbol]
         if on_symbol >= cfg.max_positions_per_symbol:
-            return self._reject("max_open_positions", f"{on_symbol} open on {order.symbol}, limit "
-                                                      f"{cfg.max_positions_per_symbol} per symbol",
-                                "max_positions_per_symbol")  # fmt: skip
+            return self._reject(
+                "max_open_positions",
+                f"{on_symbol} open on {order.symbol}, limit {cfg.max_positions_per_symbol} per symbol",
+                "max_positions_per_symbol",
+            )
         lots = exp.gross[order.symbol] + order.volume
         if cfg.max_lots_per_symbol and lots > cfg.max_lots_per_symbol + 1e-9:
-            return self._reject("max_exposure_symbol", f"{lots:g} lots on {order.symbol} > limit "
-                                                       f"{cfg.max_lots_per_symbol:g}",
-                                "max_lots_per_symbol")  # fmt: skip
+            return self._reject(
+                "max_exposure_symbol",
+                f"{lots:g} lots on {order.symbol} > limit {cfg.max_lots_per_symbol:g}",
+                "max_lots_per_symbol",
+            )
         if cfg.max_notional_per_symbol and order.price:
             notional = self._money(order.symbol, order.price, lots)
             if notional > cfg.max_notional_per_symbol:
-                return self._reject("max_exposure_symbol", f"notional {notional:,.0f} on {order.symbol} > limit "
-                                                           f"{cfg.max_notional_per_symbol:,.0f}",
-                                    "max_notional_per_symbol")  # fmt: skip
+                return self._reject(
+                    "max_exposure_symbol",
+                    f"notional {notional:,.0f} on {order.symbol} > limit {cfg.max_notional_per_symbol:,.0f}",
+                    "max_notional_per_symbol",
+                )
         if cfg.max_lots_per_currency:
             per_ccy: dict[str, float] = defaultdict(float)
             broker = self.rt.broker
@@ -293,9 +344,11 @@ class RiskGuard(ConfiguredPlugin):
             spec = broker.symbol_spec(order.symbol)
             for ccy in (spec.currency_base, spec.currency_profit):
                 if per_ccy[ccy] > cfg.max_lots_per_currency + 1e-9:
-                    return self._reject("max_exposure_currency", f"{per_ccy[ccy]:g} lots touching {ccy} > limit "
-                                                                 f"{cfg.max_lots_per_currency:g}",
-                                            "max_lots_per_currency")  # fmt: skip
+                    return self._reject(
+                        "max_exposure_currency",
+                        f"{per_ccy[ccy]:g} lots touching {ccy} > limit {cfg.max_lots_per_currency:g}",
+                        "max_lots_per_currency",
+                    )
         return None
 
     def _hard_limits(self, order: OrderIntent) -> Rejected | None:
@@ -312,29 +365,38 @@ class RiskGuard(ConfiguredPlugin):
             return None
         cfg, broker = self.cfg, self.rt.broker
         if cfg.daily_loss_limit_pct and s.time < (midnight := server_midnight(broker.now(), broker.offset)):
-            return self._reject("account_stale", f"the last account snapshot ({s.time:%Y-%m-%d %H:%M} UTC) is "
-                                                 f"from before server midnight ({midnight:%Y-%m-%d %H:%M} UTC): "
-                                                 "the day's opening equity is not known yet",
-                                "daily_loss_limit_pct")  # fmt: skip
+            return self._reject(
+                "account_stale",
+                f"the last account snapshot ({s.time:%Y-%m-%d %H:%M} UTC) is "
+                f"from before server midnight ({midnight:%Y-%m-%d %H:%M} UTC): "
+                "the day's opening equity is not known yet",
+                "daily_loss_limit_pct",
+            )
         equity = broker.account().equity
         daily = max(s.daily_drawdown_pct, AccountSnapshot.loss_pct(s.day_start_equity, equity))
         peak = max(s.peak_equity, equity)
         drawdown = max(s.drawdown_pct, AccountSnapshot.loss_pct(peak, equity))
         if cfg.daily_loss_limit_pct and daily >= cfg.daily_loss_limit_pct:
-            return self._reject("daily_loss_limit", f"{daily:.2f}% lost since server midnight "
-                                                    f"(limit {cfg.daily_loss_limit_pct:g}%)",
-                                "daily_loss_limit_pct")  # fmt: skip
+            return self._reject(
+                "daily_loss_limit",
+                f"{daily:.2f}% lost since server midnight (limit {cfg.daily_loss_limit_pct:g}%)",
+                "daily_loss_limit_pct",
+            )
         if cfg.max_drawdown_pct and drawdown >= cfg.max_drawdown_pct:
-            return self._reject("max_drawdown", f"{drawdown:.2f}% below peak equity "
-                                                f"{peak:.2f} (limit {cfg.max_drawdown_pct:g}%)",
-                                "max_drawdown_pct")  # fmt: skip
+            return self._reject(
+                "max_drawdown",
+                f"{drawdown:.2f}% below peak equity {peak:.2f} (limit {cfg.max_drawdown_pct:g}%)",
+                "max_drawdown_pct",
+            )
         return None
 
     def _check_hard_limits(self, s: AccountSnapshot) -> None:
         """A hard limit breached by the account itself requests a halt (once per breach)."""
         cfg = self.cfg
-        for code, value, limit in (("daily_loss_limit", s.daily_drawdown_pct, cfg.daily_loss_limit_pct),
-                                   ("max_drawdown", s.drawdown_pct, cfg.max_drawdown_pct)):  # fmt: skip
+        for code, value, limit in (
+            ("daily_loss_limit", s.daily_drawdown_pct, cfg.daily_loss_limit_pct),
+            ("max_drawdown", s.drawdown_pct, cfg.max_drawdown_pct),
+        ):
             if limit and value >= limit:
                 if code not in self._tripped:
                     self._tripped.add(code)
@@ -363,15 +425,18 @@ class RiskGuard(ConfiguredPlugin):
         equity = broker.account().equity
         if cfg.max_total_stop_risk_pct and total > equity * cfg.max_total_stop_risk_pct / 100:
             share = f"{cfg.max_total_stop_risk_pct:g}% of equity {equity:.2f}"
-            return self._reject("max_total_stop_risk", f"{total:.2f} lost if every stop is hit > {share}",
-                                "max_total_stop_risk_pct")
+            return self._reject(
+                "max_total_stop_risk", f"{total:.2f} lost if every stop is hit > {share}", "max_total_stop_risk_pct"
+            )
         if daily_aware:
             s = self.snapshot
             allowance = s.day_start_equity * cfg.daily_loss_limit_pct / 100 - max(0.0, s.day_start_equity - equity)
             if total > allowance:
-                return self._reject("daily_loss_limit", f"{total:.2f} lost if every stop is hit > the "
-                                                        f"{allowance:.2f} left of today's loss limit",
-                                    "daily_loss_limit_pct")  # fmt: skip
+                return self._reject(
+                    "daily_loss_limit",
+                    f"{total:.2f} lost if every stop is hit > the {allowance:.2f} left of today's loss limit",
+                    "daily_loss_limit_pct",
+                )
         return None
 
     def _margin_level(self, order: OrderIntent) -> Rejected | None:
@@ -384,8 +449,11 @@ class RiskGuard(ConfiguredPlugin):
         after = account.margin + need
         level = account.equity / after * 100 if after else float("inf")
         if level < floor:
-            return self._reject("margin_level_floor", f"margin level after the order {level:.1f}% < floor {floor:g}%",
-                                "min_margin_level_pct")
+            return self._reject(
+                "margin_level_floor",
+                f"margin level after the order {level:.1f}% < floor {floor:g}%",
+                "min_margin_level_pct",
+            )
         return None
 
     def _pace(self, order: OrderIntent) -> Rejected | None:
@@ -396,15 +464,20 @@ class RiskGuard(ConfiguredPlugin):
         while self._approved and (now - self._approved[0]).total_seconds() >= 60:
             self._approved.popleft()
         if len(self._approved) >= limit:
-            return self._reject("orders_per_minute", f"{len(self._approved)} orders in the last minute, limit {limit}",
-                                "max_orders_per_minute")
+            return self._reject(
+                "orders_per_minute",
+                f"{len(self._approved)} orders in the last minute, limit {limit}",
+                "max_orders_per_minute",
+            )
         return None
 
     def _streak(self, order: OrderIntent) -> Rejected | None:
         if self.paused_until is not None and self.rt.clock.now() < self.paused_until:
-            return self._reject("consecutive_losses", f"{self.loss_streak} losing trades in a row; paused until "
-                                                      f"{self.paused_until.isoformat()}",
-                                "consecutive_losses")  # fmt: skip
+            return self._reject(
+                "consecutive_losses",
+                f"{self.loss_streak} losing trades in a row; paused until {self.paused_until.isoformat()}",
+                "consecutive_losses",
+            )
         return None
 
     def _group_sign(self, symbol: str, other: str) -> float | None:
@@ -438,8 +511,11 @@ class RiskGuard(ConfiguredPlugin):
             if sign is not None and signed * sign * direction > 0:
                 same += abs(signed)
         if same > cap + 1e-9:
-            return self._reject("sector_exposure", f"{same:g} lots moving with {order.symbol} {order.side.value} > "
-                                                   f"group cap {cap:g}", "max_group_lots")  # fmt: skip
+            return self._reject(
+                "sector_exposure",
+                f"{same:g} lots moving with {order.symbol} {order.side.value} > group cap {cap:g}",
+                "max_group_lots",
+            )
         return None
 
     def _volatility(self, order: OrderIntent) -> Rejected | None:
@@ -453,6 +529,9 @@ class RiskGuard(ConfiguredPlugin):
             return None
         now, norm = float(series[-1]), float(np.median(series))
         if norm > 0 and now > cfg.volatility_multiple * norm:
-            return self._reject("volatility_halt", f"ATR({cfg.atr_period}) {now:.5f} > {cfg.volatility_multiple:g} x "
-                                                   f"its median {norm:.5f}", "volatility_multiple")  # fmt: skip
+            return self._reject(
+                "volatility_halt",
+                f"ATR({cfg.atr_period}) {now:.5f} > {cfg.volatility_multiple:g} x its median {norm:.5f}",
+                "volatility_multiple",
+            )
         return None

@@ -65,16 +65,20 @@ class PositionSizing(ConfiguredPlugin):
         volume = floor_to_step(min(wanted, cfg.max_lots, spec.volume_max), spec.volume_step)
         if volume < spec.volume_min:
             limit = f"budget {budget:.2f} buys {wanted:.4f} lots" if budget is not None else f"{wanted:g} lots"
-            return Rejected(reason="volume_below_minimum",
-                            message=f"volume_below_minimum: {limit} < minimum {spec.volume_min:g} "
-                                    f"({money_per_lot:.2f} per lot at risk)")  # fmt: skip
+            return Rejected(
+                reason="volume_below_minimum",
+                message=f"volume_below_minimum: {limit} < minimum {spec.volume_min:g} "
+                f"({money_per_lot:.2f} per lot at risk)",
+            )
         if cfg.check_margin:
             per_lot = broker.calc_margin(signal.side.value == "buy", signal.symbol, 1.0, signal.price)
             if per_lot > 0 and volume * per_lot > account.margin_free:
                 volume = floor_to_step(account.margin_free / per_lot, spec.volume_step)
                 if volume < spec.volume_min:
                     need = spec.volume_min * per_lot
-                    return Rejected(reason="margin_insufficient",
-                                    message=f"margin_insufficient: free margin {account.margin_free:.2f} < {need:.2f} "
-                                            f"for the minimum {spec.volume_min:g} lots")  # fmt: skip
+                    return Rejected(
+                        reason="margin_insufficient",
+                        message=f"margin_insufficient: free margin {account.margin_free:.2f} < {need:.2f} "
+                        f"for the minimum {spec.volume_min:g} lots",
+                    )
         return volume

@@ -58,6 +58,18 @@ class DonchianBreakout(ConfiguredPlugin):
             return []
         atr, middle = state.atr.value, (high + low) / 2
         stop = max(middle, bar.close - cfg.stop_atr * atr) if sign > 0 else min(middle, bar.close + cfg.stop_atr * atr)
-        return [Signal(strategy="donchian_breakout", symbol=bar.symbol, side=side, timeframe=bar.timeframe,
-                       bar_time=bar.time, created_at=runtime.clock.now(), price=bar.close, stop_loss=stop, atr=atr,
-                       confidence=0.6, metadata={"level_confirmed": True})]  # fmt: skip
+        return [
+            Signal(
+                strategy="donchian_breakout",
+                symbol=bar.symbol,
+                side=side,
+                timeframe=bar.timeframe,
+                bar_time=bar.time,
+                created_at=runtime.clock.now(),
+                price=bar.close,
+                stop_loss=stop,
+                atr=atr,
+                confidence=0.6,
+                metadata={"level_confirmed": True},
+            )
+        ]

@@ -64,9 +64,17 @@ class MovingAverageCrossover(ConfiguredPlugin):
         if not (crossed_up or crossed_down):
             return []
         atr, sign = state.atr.value, 1 if crossed_up else -1
-        return [Signal(
-            strategy="ma_crossover", symbol=bar.symbol, side="buy" if crossed_up else "sell",
-            timeframe=bar.timeframe, bar_time=bar.time, created_at=runtime.clock.now(), price=bar.close,
-            stop_loss=bar.close - sign * cfg.stop_atr * atr, atr=atr,
-            confidence=float(min(1.0, abs(fast_now - slow_now) / atr)) if atr > 0 else 0.5,
-        )]  # fmt: skip
+        return [
+            Signal(
+                strategy="ma_crossover",
+                symbol=bar.symbol,
+                side="buy" if crossed_up else "sell",
+                timeframe=bar.timeframe,
+                bar_time=bar.time,
+                created_at=runtime.clock.now(),
+                price=bar.close,
+                stop_loss=bar.close - sign * cfg.stop_atr * atr,
+                atr=atr,
+                confidence=float(min(1.0, abs(fast_now - slow_now) / atr)) if atr > 0 else 0.5,
+            )
+        ]

@@ -114,8 +114,9 @@ class SignalValidationGate(ConfiguredPlugin):
         now = runtime.clock.now()
         found: list[Reason] = []
         if signal.confidence < cfg.min_confidence:
-            found.append(_reason("confidence_below_minimum",
-                                 f"{signal.confidence:.3f} < minimum {cfg.min_confidence:.3f}"))  # fmt: skip
+            found.append(
+                _reason("confidence_below_minimum", f"{signal.confidence:.3f} < minimum {cfg.min_confidence:.3f}")
+            )
         if cfg.symbols and signal.symbol not in cfg.symbols:
             found.append(_reason("symbol_not_allowed", f"{signal.symbol} not in {', '.join(cfg.symbols)}"))
         bar_seconds = TIMEFRAME_SECONDS[signal.timeframe]
@@ -142,8 +143,12 @@ class SignalValidationGate(ConfiguredPlugin):
         cfg = self.cfg
         rates = runtime.broker.rates(signal.symbol, cfg.higher_timeframe, cfg.trend_period)
         if len(rates) < cfg.trend_period:
-            return [_reason("trend_disagrees", f"only {len(rates)} {cfg.higher_timeframe} bars for a "
-                                               f"{cfg.trend_period}-bar trend")]  # fmt: skip
+            return [
+                _reason(
+                    "trend_disagrees",
+                    f"only {len(rates)} {cfg.higher_timeframe} bars for a {cfg.trend_period}-bar trend",
+                )
+            ]
         average = float(rates["close"].mean())
         last = float(rates["close"][-1])
         up = last > average
@@ -159,11 +164,14 @@ class SignalValidationGate(ConfiguredPlugin):
         found = []
         mode = spec.trade_mode
         buy = signal.side.sign > 0
-        if cfg.check_trade_mode and (mode in (TRADE_MODE_DISABLED, TRADE_MODE_CLOSEONLY)
-                                     or (mode == TRADE_MODE_LONGONLY and not buy)
-                                     or (mode == TRADE_MODE_SHORTONLY and buy)):  # fmt: skip
-            found.append(_reason("symbol_not_tradable", f"{signal.symbol} trade mode {mode} refuses a new "
-                                                        f"{signal.side.value}"))  # fmt: skip
+        if cfg.check_trade_mode and (
+            mode in (TRADE_MODE_DISABLED, TRADE_MODE_CLOSEONLY)
+            or (mode == TRADE_MODE_LONGONLY and not buy)
+            or (mode == TRADE_MODE_SHORTONLY and buy)
+        ):
+            found.append(
+                _reason("symbol_not_tradable", f"{signal.symbol} trade mode {mode} refuses a new {signal.side.value}")
+            )
         if cfg.max_spread_points:
             quote = runtime.broker.quote(signal.symbol)
             spread = round(quote.spread / spec.point)
@@ -173,10 +181,15 @@ class SignalValidationGate(ConfiguredPlugin):
 
     def _calendar(self, signal: Signal, now: datetime) -> list[Reason]:
         found = []
-        if self._hours and not any(now.weekday() in days and start <= now.time() < end
-                                   for days, start, end in self._hours):  # fmt: skip
-            found.append(_reason("outside_trading_hours", f"{now.strftime('%a %H:%M')} UTC is outside "
-                                                          f"{', '.join(self.cfg.trading_hours)}"))  # fmt: skip
+        if self._hours and not any(
+            now.weekday() in days and start <= now.time() < end for days, start, end in self._hours
+        ):
+            found.append(
+                _reason(
+                    "outside_trading_hours",
+                    f"{now.strftime('%a %H:%M')} UTC is outside {', '.join(self.cfg.trading_hours)}",
+                )
+            )
         for start, end in self._blackouts:
             if start <= now < end:
                 window = f"{start.isoformat()}/{end.isoformat()}"
@@ -190,13 +203,21 @@ class SignalValidationGate(ConfiguredPlugin):
         last = self._last.get(key)
         if cfg.cooldown_seconds and last is not None and (now - last).total_seconds() < cfg.cooldown_seconds:
             wait = cfg.cooldown_seconds - (now - last).total_seconds()
-            return [_reason("cooldown_active", f"{key[0]} {key[1]} passed {int((now - last).total_seconds())} s ago; "
-                                               f"{wait:.0f} s to go")]  # fmt: skip
+            return [
+                _reason(
+                    "cooldown_active",
+                    f"{key[0]} {key[1]} passed {int((now - last).total_seconds())} s ago; {wait:.0f} s to go",
+                )
+            ]
         while self._passed and (now - self._passed[0]).total_seconds() >= cfg.window_seconds:
             self._passed.popleft()
         if cfg.max_signals and len(self._passed) >= cfg.max_signals:
-            return [_reason("too_many_signals", f"{len(self._passed)} in the last {cfg.window_seconds:.0f} s, "
-                                                f"limit {cfg.max_signals}")]  # fmt: skip
+            return [
+                _reason(
+                    "too_many_signals",
+                    f"{len(self._passed)} in the last {cfg.window_seconds:.0f} s, limit {cfg.max_signals}",
+                )
+            ]
         self._last[key] = now
         self._passed.append(now)
         return []

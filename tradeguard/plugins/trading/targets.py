@@ -25,7 +25,8 @@ log = logging.getLogger("tradeguard.targets")
 
 class TargetSettings(PluginSettings):
     stop_methods: list[Literal["signal", "atr", "points"]] = Field(
-        default_factory=lambda: ["signal", "atr", "points"], description="tried in order; the first that applies")
+        default_factory=lambda: ["signal", "atr", "points"], description="tried in order; the first that applies"
+    )
     atr_multiple: float = Field(default=2.0, gt=0, le=50, description="stop distance in ATRs")
     stop_points: int = Field(default=0, ge=0, description="fixed stop distance in points; 0 = method off")
     take_profit: Literal["r_multiple", "points", "signal", "none"] = Field(default="r_multiple")
@@ -67,11 +68,13 @@ class TargetStopEngine(ConfiguredPlugin):
                 break
         if stop is None:
             methods = ", ".join(cfg.stop_methods)
-            return Rejected(reason="stop_not_placeable",
-                            message=f"stop_not_placeable: none of {methods} applies to this signal")  # fmt: skip
+            return Rejected(
+                reason="stop_not_placeable", message=f"stop_not_placeable: none of {methods} applies to this signal"
+            )
         if sign * (entry - stop) <= 0 or stop <= 0:
-            return Rejected(reason="stop_wrong_side",
-                            message=f"stop_wrong_side: {signal.side.value} at {entry} with stop {stop}")  # fmt: skip
+            return Rejected(
+                reason="stop_wrong_side", message=f"stop_wrong_side: {signal.side.value} at {entry} with stop {stop}"
+            )
         gap = spec.stops_distance + spec.point  # at least one point beyond the stops level
         if sign * (ref - stop) < gap:
             stop = ref - sign * gap
@@ -101,8 +104,13 @@ class TargetStopEngine(ConfiguredPlugin):
     def periodic_jobs(self, runtime: Any) -> list[Job]:
         if not (self.cfg.break_even_at_r or self.cfg.trail_at_r):
             return []
-        return [Job(name="targets.manage", every=timedelta(seconds=self.cfg.manage_every_seconds),
-                    run=lambda rt: self.manage_positions())]  # fmt: skip
+        return [
+            Job(
+                name="targets.manage",
+                every=timedelta(seconds=self.cfg.manage_every_seconds),
+                run=lambda rt: self.manage_positions(),
+            )
+        ]
 
     def manage_positions(self) -> list[tuple[int, float]]:
         """Tighten stops (break-even, trailing) on our positions; returns ``(ticket, new stop)`` moves."""
@@ -133,8 +141,9 @@ class TargetStopEngine(ConfiguredPlugin):
             candidate = spec.round_price(candidate)
             if sign * (price - candidate) < spec.stops_distance + spec.point:
                 continue  # too close to the market to place now
-            if sign * (candidate - p.stop_loss) > spec.point / 2 and engine.modify_order(p.ticket, candidate,
-                                                                                       p.take_profit):  # fmt: skip
+            if sign * (candidate - p.stop_loss) > spec.point / 2 and engine.modify_order(
+                p.ticket, candidate, p.take_profit
+            ):
                 moves.append((p.ticket, candidate))
         return moves
 

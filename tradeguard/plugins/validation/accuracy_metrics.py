@@ -114,8 +114,14 @@ class Tally:
 
     def row(self) -> dict[str, float | int]:
         n = self.n
-        return {"n": n, "win": self.win, "loss": self.loss, "expired": self.expired,
-                "hit_rate": self.win / n if n else 0.0, "avg_r": self.sum_r / n if n else 0.0}  # fmt: skip
+        return {
+            "n": n,
+            "win": self.win,
+            "loss": self.loss,
+            "expired": self.expired,
+            "hit_rate": self.win / n if n else 0.0,
+            "avg_r": self.sum_r / n if n else 0.0,
+        }
 
 
 @dataclass
@@ -146,17 +152,28 @@ class AccuracyMetrics(WriteBehindPlugin):
         self.rt = runtime
         self.labelled = deque(self.labelled, maxlen=self.cfg.max_outcomes_kept)
         m = runtime.metrics
-        self._outcomes = Children(m.counter("tradeguard_signal_outcomes_total",
-                                            "Labelled outcomes of decided signals, by strategy and whether they "
-                                            "were taken", ("strategy", "taken", "outcome")))  # fmt: skip
-        self._reasons = Children(m.counter("tradeguard_rejection_outcomes_total",
-                                           "What followed rejected signals, by the first rejection reason",
-                                           ("reason", "outcome")))  # fmt: skip
-        self._hit_rate = Children(m.gauge("tradeguard_signal_hit_rate",
-                                          "Share of labelled signals that reached the target",
-                                          ("strategy", "taken")))  # fmt: skip
-        self._calibration = Children(m.gauge("tradeguard_score_calibration_hit_rate",
-                                             "Observed hit rate per combined-score bucket", ("bucket",)))  # fmt: skip
+        self._outcomes = Children(
+            m.counter(
+                "tradeguard_signal_outcomes_total",
+                "Labelled outcomes of decided signals, by strategy and whether they were taken",
+                ("strategy", "taken", "outcome"),
+            )
+        )
+        self._reasons = Children(
+            m.counter(
+                "tradeguard_rejection_outcomes_total",
+                "What followed rejected signals, by the first rejection reason",
+                ("reason", "outcome"),
+            )
+        )
+        self._hit_rate = Children(
+            m.gauge(
+                "tradeguard_signal_hit_rate", "Share of labelled signals that reached the target", ("strategy", "taken")
+            )
+        )
+        self._calibration = Children(
+            m.gauge("tradeguard_score_calibration_hit_rate", "Observed hit rate per combined-score bucket", ("bucket",))
+        )
         self._brier = m.gauge("tradeguard_score_brier", "Brier score of the combined score against win outcomes")
         self._load(runtime.store.kv_get(NAMESPACE, "state") or {})
 
@@ -175,11 +192,14 @@ class AccuracyMetrics(WriteBehindPlugin):
         book = self.book
         state = {  # vars(), not asdict(): flat records, and asdict's deep copies cost a millisecond a flush
             "pending": [vars(p) for waiting in self.pending.values() for p in waiting],
-            "book": {"by_strategy": {k: vars(v) for k, v in book.by_strategy.items()},
-                     "by_reason": {k: vars(v) for k, v in book.by_reason.items()},
-                     "by_bucket": {k: vars(v) for k, v in book.by_bucket.items()},
-                     "scored": vars(book.scored), "unjudged": book.unjudged},
-        }  # fmt: skip
+            "book": {
+                "by_strategy": {k: vars(v) for k, v in book.by_strategy.items()},
+                "by_reason": {k: vars(v) for k, v in book.by_reason.items()},
+                "by_bucket": {k: vars(v) for k, v in book.by_bucket.items()},
+                "scored": vars(book.scored),
+                "unjudged": book.unjudged,
+            },
+        }
         self.rt.store.kv_put(NAMESPACE, "state", state)
         self.rt.store.kv_put(NAMESPACE, "tables", self.tables())
 
@@ -192,12 +212,22 @@ class AccuracyMetrics(WriteBehindPlugin):
             self.book.unjudged += 1
             return
         stop, target = levels
-        self.pending[(signal.symbol, signal.timeframe)].append(Pending(
-            signal_id=signal.signal_id, strategy=signal.strategy, symbol=signal.symbol, timeframe=signal.timeframe,
-            side=signal.side, bar_time=int(signal.bar_time.timestamp()), taken=decision.approved,
-            reason="" if decision.approved or not decision.reasons else decision.reasons[0].base,
-            score=decision.combined_score, entry=signal.price, stop=stop, target=target,
-        ))  # fmt: skip
+        self.pending[(signal.symbol, signal.timeframe)].append(
+            Pending(
+                signal_id=signal.signal_id,
+                strategy=signal.strategy,
+                symbol=signal.symbol,
+                timeframe=signal.timeframe,
+                side=signal.side,
+                bar_time=int(signal.bar_time.timestamp()),
+                taken=decision.approved,
+                reason="" if decision.approved or not decision.reasons else decision.reasons[0].base,
+                score=decision.combined_score,
+                entry=signal.price,
+                stop=stop,
+                target=target,
+            )
+        )
         self.dirty = True
 
     def _levels(self, decision: Decision, signal: Signal) -> tuple[float, float] | None:
@@ -258,9 +288,16 @@ class AccuracyMetrics(WriteBehindPlugin):
             strategy, taken = key.split("|")
             strategies.append({"strategy": strategy, "taken": taken, **tally.row()})
         reasons = [{"reason": r, **t.row(), "saved_r": -t.sum_r} for r, t in sorted(book.by_reason.items())]
-        calibration = [{"bucket": b, **t.row(), "mean_score": t.sum_score / t.n if t.n else 0.0}
-                       for b, t in sorted(book.by_bucket.items())]  # fmt: skip
+        calibration = [
+            {"bucket": b, **t.row(), "mean_score": t.sum_score / t.n if t.n else 0.0}
+            for b, t in sorted(book.by_bucket.items())
+        ]
         scored = book.scored
-        return {"strategies": strategies, "reasons": reasons, "calibration": calibration,
-                "brier": scored.brier / scored.n if scored.n else None, "unjudged": book.unjudged,
-                "pending": sum(len(w) for w in self.pending.values())}  # fmt: skip
+        return {
+            "strategies": strategies,
+            "reasons": reasons,
+            "calibration": calibration,
+            "brier": scored.brier / scored.n if scored.n else None,
+            "unjudged": book.unjudged,
+            "pending": sum(len(w) for w in self.pending.values()),
+        }

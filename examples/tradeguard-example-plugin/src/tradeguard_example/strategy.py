@@ -27,9 +27,15 @@ class MomentumStrategy:
         buy = body > 0
         return [
             Signal(
-                strategy="example_momentum", symbol=bar.symbol, side="buy" if buy else "sell",
-                timeframe=bar.timeframe, bar_time=bar.time, created_at=runtime.clock.now(), price=bar.close,
-                stop_loss=bar.low if buy else bar.high, confidence=abs(body) / span,
+                strategy="example_momentum",
+                symbol=bar.symbol,
+                side="buy" if buy else "sell",
+                timeframe=bar.timeframe,
+                bar_time=bar.time,
+                created_at=runtime.clock.now(),
+                price=bar.close,
+                stop_loss=bar.low if buy else bar.high,
+                confidence=abs(body) / span,
                 metadata={"spread_points": bar.spread},
             )
-        ]  # fmt: skip
+        ]
