@@ -21,6 +21,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check tradeguard tests benchmarks examples
 	$(BIN)/ruff format --check tradeguard tests benchmarks examples
+	$(BIN)/mypy
 	$(BIN)/lint-imports
 
 test: lint

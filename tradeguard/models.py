@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AwareDatetime,
@@ -77,7 +77,7 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
     @classmethod
-    def trusted(cls, **values: Any) -> Any:
+    def trusted(cls, **values: Any) -> Self:
         """Build from parts that are already validated, without validating again (the kernel's hot path).
 
         Every field must be given: this is ``model_construct`` without its default handling, which
@@ -301,6 +301,28 @@ class Decision(_Frozen):
     order: OrderIntent | None = None
     client_id: str = ""
     decided_at: AwareDatetime
+
+
+class OrderState(StrEnum):
+    """Where an order stands in the journal (the moves between states: execution/states.py)."""
+
+    NEW = "new"
+    SUBMITTED = "submitted"
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+
+    @property
+    def terminal(self) -> bool:
+        """No move leaves it (execution/states.py has the moves)."""
+        return self in _TERMINAL_STATES
+
+
+_TERMINAL_STATES = frozenset({OrderState.FILLED, OrderState.REJECTED, OrderState.CANCELLED, OrderState.EXPIRED})
 
 
 class OrderEventKind(StrEnum):

@@ -11,7 +11,8 @@ from tradeguard import IllegalStateTransition, KillState
 from tradeguard.broker.types import OrderRefused
 from tradeguard.execution.engine import ExecutionRefused
 from tradeguard.execution.journal import Journal
-from tradeguard.execution.states import OrderState, check_transition
+from tradeguard.execution.states import check_transition
+from tradeguard.models import OrderState
 from tradeguard.testing import crash
 
 from .conftest import buy, sell

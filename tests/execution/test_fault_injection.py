@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta
 
-from tradeguard.execution.states import OrderState
+from tradeguard.models import OrderState
 
 from .conftest import buy, sell
 

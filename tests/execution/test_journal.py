@@ -19,8 +19,7 @@ from hypothesis import strategies as st
 from tradeguard import Fill, IllegalStateTransition, OrderIntent
 from tradeguard.core.store import Store
 from tradeguard.execution.journal import Journal, Transition
-from tradeguard.execution.states import OrderState
-from tradeguard.models import OrderType, Side
+from tradeguard.models import OrderState, OrderType, Side
 
 prices = st.none() | st.floats(min_value=1e-5, max_value=1e6) | st.integers(1, 5)
 orders = st.builds(

@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -204,7 +205,7 @@ def _load_parquet(path: Path) -> np.ndarray:
     index = _columns(path, header, row=0)
     cols = {name: table.column(i).to_pylist() for name, i in index.items()}
 
-    def rows():  # type: ignore[no-untyped-def]
+    def rows() -> Iterator[tuple[Any, ...]]:
         for n in range(table.num_rows):
             row = n + 1
             raw_t = cols["time"][n]

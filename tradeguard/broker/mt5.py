@@ -15,8 +15,9 @@ import importlib
 import logging
 import time
 import types
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
@@ -30,6 +31,7 @@ from tradeguard.broker.types import (
     AccountState,
     BrokerDeal,
     BrokerError,
+    BrokerFindings,
     BrokerOrder,
     BrokerPosition,
     CheckResult,
@@ -41,8 +43,8 @@ from tradeguard.broker.types import (
 )
 from tradeguard.core.schema import PluginSettings, validated_for_live
 
+T = TypeVar("T")
 log = logging.getLogger("tradeguard.broker")
-_UNREAD = object()  # a read the scope has not made yet (a read may answer anything, None included)
 #: ``initialize`` answers no retry can change: invalid arguments, authorization failed
 FINAL_INIT_ERRORS = frozenset({_constants.RES_E_INVALID_PARAMS, _constants.RES_E_AUTH_FAILED})
 
@@ -55,10 +57,6 @@ MAX_COMMENT = 26  # builds cut the comment between 27 and 31 characters (MT5_API
 TIMEFRAME_CODES = {
     name.removeprefix("TIMEFRAME_"): value for name, value in vars(_constants).items() if name.startswith("TIMEFRAME_")
 }
-
-
-#: (working orders, positions, history orders, deals) that carry one client id.
-BrokerFindings = tuple[list[BrokerOrder], list[BrokerPosition], list[BrokerOrder], list[BrokerDeal]]
 
 
 class BrokerSettings(PluginSettings):
@@ -174,7 +172,7 @@ def _account_state(a: Any) -> AccountState:
 
 
 def _terminal_state(t: Any) -> TerminalState:
-    return TerminalState(bool(t.connected), bool(t.trade_allowed), int(t.ping_last) / 1000, int(t.build))
+    return TerminalState(bool(t.connected), bool(t.trade_allowed), int(t.ping_last) / 1000, int(t.build), str(t.name))
 
 
 class MT5Adapter:
@@ -209,15 +207,16 @@ class MT5Adapter:
         if self._memo is not None:
             self._memo = {}
 
-    def _memoised(self, key: Any, read: Any, *args: Any) -> Any:
+    def _memoised(self, key: Any, read: Callable[..., T], *args: Any) -> T:
         """``read(*args)``, once per scope for ``key`` (no closure to build: a quote is asked every bar)."""
         memo = self._memo
         if memo is None:
             return read(*args)
-        found = memo.get(key, _UNREAD)
-        if found is _UNREAD:
-            found = memo[key] = read(*args)
-        return found
+        if key in memo:
+            found: T = memo[key]
+            return found
+        value = memo[key] = read(*args)
+        return value
 
     # ------------------------------------------------------------------ session ---------------
 
@@ -352,7 +351,7 @@ class MT5Adapter:
         rates = self.mt5.copy_rates_from_pos(symbol, code, 0, count)
         if rates is None:
             raise BrokerError(f"copy_rates_from_pos({symbol}, {timeframe}) failed", self.last_error())
-        return rates
+        return np.asarray(rates)
 
     def calc_margin(self, is_buy: bool, symbol: str, volume: float, price: float) -> float:
         return self._memoised(
@@ -397,12 +396,13 @@ class MT5Adapter:
             raise BrokerError("terminal_info failed", self.last_error())
         return self._converted_once("terminal", t, _terminal_state)
 
-    def _converted_once(self, kind: str, raw: Any, convert: Any) -> Any:
+    def _converted_once(self, kind: str, raw: Any, convert: Callable[[Any], T]) -> T:
         """``convert(raw)``, unless ``raw`` is the very structure converted last time (immutable, so the
         same answer): the emulator answers with the same one while nothing it shows has moved."""
         last = self._converted.get(kind)
         if last is not None and last[0] is raw:
-            return last[1]
+            same: T = last[1]
+            return same
         value = convert(raw)
         self._converted[kind] = (raw, value)
         return value

@@ -120,6 +120,7 @@ class TerminalState(NamedTuple):
     trade_allowed: bool
     ping_ms: float
     build: int
+    name: str = ""
 
 
 class BrokerPosition(NamedTuple):
@@ -201,3 +202,7 @@ class CheckResult:
     margin_free: float
     margin_level: float
     comment: str
+
+
+#: (working orders, positions, history orders, deals) that carry one client id.
+BrokerFindings = tuple[list[BrokerOrder], list[BrokerPosition], list[BrokerOrder], list[BrokerDeal]]

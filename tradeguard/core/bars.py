@@ -31,7 +31,8 @@ DTYPE = np.dtype(
 def true_ranges(bars: np.ndarray) -> np.ndarray:
     """True range of every bar but the first (which has no previous close)."""
     prev = bars["close"][:-1]  # max(h - lo, |h - prev|, |lo - prev|), in three array operations instead of seven
-    return np.maximum(bars["high"][1:], prev) - np.minimum(bars["low"][1:], prev)
+    ranges: np.ndarray = np.maximum(bars["high"][1:], prev) - np.minimum(bars["low"][1:], prev)
+    return ranges
 
 
 def rolling_atr(bars: np.ndarray, period: int) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -207,7 +208,7 @@ def replay_cmd(
     try:
         _replay_and_summarise(rt, first, last, as_json)
     finally:
-        rt.store.close()  # a clean stop leaves one self-contained file, no write-ahead log beside it
+        rt.sqlite_store().close()  # a clean stop leaves one self-contained file, no write-ahead log beside it
 
 
 def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_json: bool = False) -> None:
@@ -215,12 +216,15 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_j
     object on standard output, for a pipeline to read); exit 130 when it was interrupted."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tradeguard.core.replay import replay
+    from tradeguard.core.replay import ReplaySummary, replay
 
     try:
-        times = rt.broker.mt5.feed.bars["time"]  # connects: the data file is read here
+        terminal = rt.emulator()  # connects: the data file is read here
     except TradeguardError as exc:
         raise _fail(exc) from exc
+    if terminal is None:
+        raise _fail(TradeguardError("replay needs the in-process emulator (broker.module = 'emulator')"))
+    times = terminal.feed.bars["time"]
     total = len(times)
     if total:  # a window the data does not reach trades nothing: a mistyped date, said so
         begins, ends = (rt.broker.to_utc(int(t)) for t in (times[0], times[-1]))
@@ -240,10 +244,10 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_j
     ) as bar:
         task = bar.add_task("replay", total=total, status="")
 
-        def show(s: object) -> None:
+        def show(s: ReplaySummary) -> None:
             bar.update(
                 task,
-                completed=s.bars,  # type: ignore[attr-defined]
+                completed=s.bars,
                 status=f"equity {rt.broker.account().equity:,.2f}  approved {s.approved}",
             )
 
@@ -320,7 +324,7 @@ EMULATOR_EMPTY = (
 )
 
 
-def _emptied(rt: Runtime, fresh: bool, build: Any, why: str = REPLAY_EMPTY) -> Runtime:
+def _emptied(rt: Runtime, fresh: bool, build: Callable[[], Runtime], why: str = REPLAY_EMPTY) -> Runtime:
     """``rt`` over an empty journal: as built when it is empty; rebuilt over a new file when ``fresh`` and
     the old one is an earlier simulation's (the emulator's: never an account's, never one a running process
     holds). ``why`` says, in the refusal, why this command needs an empty journal."""
@@ -328,7 +332,9 @@ def _emptied(rt: Runtime, fresh: bool, build: Any, why: str = REPLAY_EMPTY) -> R
     from tradeguard.core.store import Store
 
     store = rt.store
-    held = journal_contents(store) if isinstance(store, Store) else ""
+    if not isinstance(store, Store):
+        return rt
+    held = journal_contents(store)
     if not held:
         return rt
     lock = JournalLock(store)
@@ -419,7 +425,7 @@ def run_cmd(
     except TradeguardError as exc:
         raise _fail(exc) from exc
     finally:
-        rt.store.close()  # a clean stop leaves one self-contained file, no write-ahead log beside it
+        rt.sqlite_store().close()  # a clean stop leaves one self-contained file, no write-ahead log beside it
     state = "ACTIVE" if latch is None else latch[0]
     why = "" if stop.is_set() else " (the emulator's market data ended)"
     journal = getattr(rt.store, "path", "")
@@ -531,13 +537,13 @@ def reset_cmd(
                 )
             )
         secret = typer.prompt("operator secret", hide_input=True)
-    probe.store.close()
+    probe.sqlite_store().close()
     rt, owner = _operator(settings, env)
-    kill_switch = rt.pm.get_plugin("kill_switch")
+    kill_switch: Any = rt.pm.get_plugin("kill_switch")  # loaded: it is a required plugin
     try:
         if not owner:
             kill_switch.attach(rt, announces=False)  # the running process announces what this records
-        rows = rt.store.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
+        rows = rt.sqlite_store().query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
         if rows:  # the trigger's condition is judged on the last account snapshot and reconciliation
             kill_switch.snapshot = AccountSnapshot.model_validate_json(rows[0][0])
         last = rt.store.kv_get("reconciliation", "last")
@@ -568,13 +574,14 @@ def _operator_order(
         except TradeguardError:
             running = True
     if running:
-        request = rt.store.add_request(action, args, operator, "cli", "none", reason)
+        journal = rt.sqlite_store()
+        request = journal.add_request(action, args, operator, "cli", "none", reason)
         deadline = time.monotonic() + 15
         status, result = "pending", ""
         while status == "pending" and time.monotonic() < deadline:
             time.sleep(0.1)
-            status, result = rt.store.request_outcome(request)
-        if status == "pending" and rt.store.withdraw_request(request):
+            status, result = journal.request_outcome(request)
+        if status == "pending" and journal.withdraw_request(request):
             raise _fail(
                 TradeguardError(
                     f"the trading process has not taken {action} within 15 s: withdrawn, "
@@ -583,7 +590,7 @@ def _operator_order(
             )
         while status in ("pending", "running") and time.monotonic() < deadline + 60:  # taken: its outcome comes
             time.sleep(0.1)
-            status, result = rt.store.request_outcome(request)
+            status, result = journal.request_outcome(request)
         if status != "done":
             raise _fail(TradeguardError(f"{action}: {result}"))
         console.print(f"{action} by {operator} (carried out by the trading process): {escape(result)}")

@@ -108,10 +108,10 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str = "INFO", file: str | Path = "") -> None:
     """Route the ``tradeguard`` logger tree to JSON lines on stderr or a file (idempotent)."""
     root = logging.getLogger("tradeguard")
-    for handler in list(root.handlers):
-        if getattr(handler, "_tradeguard", False):
-            root.removeHandler(handler)
-            handler.close()
+    for old in list(root.handlers):
+        if getattr(old, "_tradeguard", False):
+            root.removeHandler(old)
+            old.close()
     if file:
         Path(file).parent.mkdir(parents=True, exist_ok=True)
         handler: logging.Handler = logging.FileHandler(file, encoding="utf-8")

@@ -7,11 +7,13 @@ Plugins get their own series through :meth:`Metrics.counter` / :meth:`gauge` /
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from tradeguard import reasons
+
+M = TypeVar("M", Counter, Gauge, Histogram)
 
 #: Latency buckets (seconds) from 10 µs to 10 s: a decision is µs, an order_send round trip is ms.
 LATENCY_BUCKETS = (
@@ -126,7 +128,7 @@ class Metrics:
         """A series registered under ``name`` (counters without ``_total``), or None."""
         return self._series.get(name.removesuffix("_total"))
 
-    def _get(self, kind: type, name: str, doc: str, labels: Sequence[str], **kw: object):  # type: ignore[no-untyped-def]
+    def _get(self, kind: type[M], name: str, doc: str, labels: Sequence[str], **kw: Any) -> M:
         key = name.removesuffix("_total") if kind is Counter else name
         existing = self._series.get(key)
         if existing is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from tradeguard.core.store import Store
 from tradeguard.errors import TradeguardError
 from tradeguard.models import AlertChannel, OperatorAction, Severity
 
@@ -39,7 +40,7 @@ class OperatorDesk:
         try:
             if action not in ACTIONS:
                 raise TradeguardError(f"unknown operator order {action!r} (one of {', '.join(ACTIONS)})")
-            if not hasattr(engine, "flatten_all"):
+            if engine.journal is None:
                 raise TradeguardError("no execution engine: nothing to trade through")
             ok, result = getattr(self, f"_{action}")(engine, args)
         except (TradeguardError, KeyError, ValueError, TypeError) as exc:  # refused before anything was sent
@@ -103,7 +104,7 @@ class OperatorDesk:
     def serve_requests(self) -> None:
         """A job of the trading process: carry out the orders other processes handed over, oldest first."""
         store = self.rt.store
-        if not hasattr(store, "pending_requests"):
+        if not isinstance(store, Store):  # orders are handed over through the journal's table
             return
         for request in store.pending_requests():
             if not store.claim_request(request["id"], REQUEST_TTL_SECONDS):

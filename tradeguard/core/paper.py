@@ -1,10 +1,9 @@
 """Paper execution: fills market orders in-process at their price, with no broker behind it.
 
-It offers the execution engine's public API (``submit_order``, ``modify_order``,
-``cancel_order``, ``poll_fills``, ``get_open_orders``, ``get_positions_snapshot``) and fires the
-same hooks (``on_order_event``, ``on_fill`` once per deal), so the pipeline, the risk plugins
-and their tests run end to end before a terminal is configured. It has no price feed, so it
-refuses pending orders rather than pretending to work them.
+It is an ``Execution`` (tradeguard/ports.py) and fires the same hooks (``on_order_event``, ``on_fill``
+once per deal), so the pipeline, the risk plugins and their tests run end to end before a terminal is
+configured. It has no price feed, so it refuses pending orders rather than pretending to work them,
+and no journal (``journal`` is None): there is nothing to align or resolve after a restart.
 """
 
 from __future__ import annotations
@@ -19,7 +18,9 @@ from tradeguard.models import (
     OrderIntent,
     OrderType,
     Position,
+    Side,
 )
+from tradeguard.ports import Held, JournalEntry, JournalView
 
 if TYPE_CHECKING:
     from tradeguard.core.runtime import Runtime
@@ -98,16 +99,56 @@ class PaperExecution:
         self._positions[ticket] = held.model_copy(update={"stop_loss": stop_loss, "take_profit": take_profit})
         return True
 
-    def cancel_order(self, client_id: str) -> bool:
+    @property
+    def journal(self) -> JournalView | None:
+        """Nothing is journaled: paper orders fill or fail within ``submit_order``."""
+        return None
+
+    def cancel_order(self, client_id: str, reason: str = "cancelled") -> bool:
         """Paper execution never has working orders, so there is nothing to cancel."""
         return False
 
-    def poll_fills(self) -> list[Fill]:
+    def close_position(self, ticket: int, volume: float | None = None) -> str:
+        """Close at the broker's current quote (paper fills at the order's price: here, the market's)."""
+        held = self._positions.get(ticket)
+        if held is None:
+            raise ValueError(f"position {ticket}: not open")
+        quote = self._rt.broker.quote(held.symbol)
+        order = OrderIntent(
+            symbol=held.symbol,
+            side=held.side.opposite,
+            volume=volume or held.volume,
+            price=quote.bid if held.side is Side.BUY else quote.ask,
+            position_ticket=ticket,
+            reduce_only=True,
+            created_at=self._rt.clock.now(),
+            strategy="close",
+        )
+        return self.submit_order(order)
+
+    def flatten_all(self) -> list[str]:
+        return [self.close_position(ticket) for ticket in list(self._positions)]
+
+    def poll_fills(self, *, heal: bool = False) -> list[Fill]:
         fills, self._unpolled = self._unpolled, []
         return fills
 
-    def get_open_orders(self) -> list[OrderIntent]:
+    def get_open_orders(self) -> list[JournalEntry]:
         return []
 
     def get_positions_snapshot(self) -> list[Position]:
         return list(self._positions.values())
+
+    def held_positions(self) -> dict[int, Held]:
+        return {t: Held(p.symbol, p.volume if p.side is Side.BUY else -p.volume) for t, p in self._positions.items()}
+
+    def expected_levels(self, position_id: int) -> tuple[float, float] | None:
+        held = self._positions.get(position_id)
+        return None if held is None else (held.stop_loss or 0.0, held.take_profit or 0.0)
+
+    def resolve(self, client_id: str) -> bool:
+        """Paper orders are final when ``submit_order`` returns: none is ever in doubt."""
+        raise KeyError(client_id)
+
+    def mark_lost(self, client_id: str, why: str) -> None:
+        raise KeyError(client_id)

@@ -162,9 +162,9 @@ class Pipeline:
             reduce_only=False,
             created_at=rt.clock.now(),
         )  # every part is already validated (volume checked above)
-        reason = self.veto(order)
-        if reason is not None:
-            return self._reject(signal, "risk", [reason], scores, combined, targets, volume, order)
+        vetoed = self.veto(order)
+        if vetoed is not None:
+            return self._reject(signal, "risk", [vetoed], scores, combined, targets, volume, order)
 
         if rt._broker is not None:  # the execution engine reads the broker afresh
             rt._broker.end_scope()

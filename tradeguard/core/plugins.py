@@ -127,7 +127,7 @@ def load(pm: pluggy.PluginManager, cfg: PluginsSettings, env: str) -> list[Plugi
     # stevedore memoises a namespace's entry points for the life of the process; discovery must
     # see what is installed now (a plugin pip-installed since the last build), as candidates() does.
     ExtensionManager.ENTRY_POINT_CACHE.pop(NAMESPACE, None)
-    mgr = NamedExtensionManager(
+    mgr: Any = NamedExtensionManager(  # stevedore is untyped
         NAMESPACE, names=wanted, name_order=True, on_load_failure_callback=_failed, propagate_map_exceptions=False
     )
     records: list[PluginRecord] = []

@@ -12,14 +12,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from pydantic import ValidationError
 
+from tradeguard.broker.emulator.terminal import Terminal
 from tradeguard.core.clock import ReplayClock
 from tradeguard.core.runtime import Runtime
 from tradeguard.errors import StartupError
 from tradeguard.models import TIMEFRAME_SECONDS, AlertChannel, Bar, Severity
+from tradeguard.ports import Broker
 
 
 @dataclass
@@ -53,14 +56,16 @@ def replay(
     ``stop`` (a ``threading.Event``; SIGINT/SIGTERM set it) ends the replay between two bars, never in the
     middle of one's orders, and the runtime still stops cleanly."""
     broker = rt.broker
-    terminal = broker.mt5
-    if not hasattr(terminal, "replay_bars"):
+    terminal, clock = rt.emulator(), rt.clock
+    if terminal is None:
         raise TypeError("replay needs broker.module = 'emulator'")
+    if not isinstance(clock, ReplayClock):
+        raise TypeError("replay needs the runtime built with a replay clock")
     feed = terminal.feed
     timeframe = next(k for k, v in TIMEFRAME_SECONDS.items() if v == feed.bar_seconds)
     summary = ReplaySummary(start_balance=broker.account().balance)
     _warn_strategies_elsewhere(rt, timeframe)
-    rt.clock.set(broker.now())
+    clock.set(broker.now())
     rt.start()
     peak = broker.account().equity
     step = timedelta(seconds=feed.bar_seconds)
@@ -71,7 +76,7 @@ def replay(
             break
         bar = _bar(broker, feed.symbol, timeframe, raw)
         when, epoch = bar.time, bar.time.timestamp()
-        rt.clock.set(max(rt.clock.now(), when + step))
+        clock.set(max(clock.now(), when + step))
         rt.bars.append(bar, epoch)
         if end is not None and epoch > end:
             break
@@ -89,15 +94,15 @@ def replay(
         if progress is not None and summary.bars % every == 0:
             progress(summary)
     summary.first_bar, summary.last_bar = (first.isoformat(), last.isoformat()) if first and last else ("", "")
-    if hasattr(rt.execution, "poll_fills"):
-        rt.execution.poll_fills()
+    rt.execution.poll_fills()
     rt.stop()
     account = broker.account()
     summary.final_balance, summary.final_equity = account.balance, account.equity
     latched = rt.store.kill_state()
     if latched is not None and latched[0] != "ACTIVE":
         summary.kill_switch = f"{latched[0]} since {latched[3][:16]} ({latched[1]}: {latched[2]})"
-    summary.fills = len(rt.execution.journal.fills()) if hasattr(rt.execution, "journal") else 0
+    journal = rt.execution.journal
+    summary.fills = len(journal.fills()) if journal is not None else 0
     return summary
 
 
@@ -116,12 +121,14 @@ def run_live(rt: Runtime, stop: Any) -> int:
     """
     cfg = rt.settings.runtime
     broker = rt.broker
-    terminal = broker.mt5
-    simulated = hasattr(terminal, "replay_step")  # the in-process emulator: its market keeps its own time
-    if simulated:
+    terminal = rt.emulator()  # in process: its market keeps its own time
+    simulated = terminal is not None
+    stepper = None
+    market_time: Callable[[], datetime] = broker.now
+    if terminal is not None:
         _replayed_symbols_only(cfg.symbols, terminal.feed.symbol)
-    stepper = terminal.replay_step if simulated and cfg.emulator_ticks_per_poll else None
-    market_time = (lambda: _market_time(broker)) if simulated else broker.now
+        stepper = terminal.replay_step if cfg.emulator_ticks_per_poll else None
+        market_time = partial(_market_time, broker, terminal)
     follows = cfg.clock == "market" or (cfg.clock == "auto" and (simulated or _served_emulator(rt)))
     market = ReplayClock(market_time()) if follows else None
     _warn_strategies_elsewhere(rt, cfg.timeframe)
@@ -162,10 +169,10 @@ def run_live(rt: Runtime, stop: Any) -> int:
     return handled
 
 
-def _market_time(broker: Any) -> datetime:
+def _market_time(broker: Broker, terminal: Terminal) -> datetime:
     """Where the in-process emulator's market is, in UTC: its latest tick, published or withheld (a stale
     feed must still age against it)."""
-    return broker.to_utc(broker.mt5.now_msc() / 1000)
+    return broker.to_utc(terminal.now_msc() / 1000)
 
 
 def _bar(broker: Any, symbol: str, timeframe: str, raw: Any, *, trusted: bool = True) -> Bar:
@@ -222,8 +229,7 @@ def _served_emulator(rt: Runtime) -> bool:
 
     if rt.settings.env == "live":
         return False
-    info = rt.broker.mt5.terminal_info()
-    return info is not None and str(info.name) == TERMINAL_NAME
+    return rt.broker.terminal().name == TERMINAL_NAME
 
 
 def _replayed_symbols_only(symbols: list[str], replayed: str) -> None:

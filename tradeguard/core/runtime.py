@@ -22,11 +22,12 @@ from typing import Any
 import pluggy
 from pydantic import BaseModel
 
+from tradeguard.broker.emulator.terminal import Terminal
 from tradeguard.core import logging as tglog
 from tradeguard.core import plugins as plugin_loader
 from tradeguard.core.bars import BarHistory
 from tradeguard.core.clock import Clock, WallClock
-from tradeguard.core.hooks import HookRunner
+from tradeguard.core.hooks import HookRunner, HookStats
 from tradeguard.core.journal_lock import JournalLock
 from tradeguard.core.memory_store import MemoryStore
 from tradeguard.core.metrics import Metrics
@@ -59,6 +60,7 @@ from tradeguard.models import (
     Severity,
     Signal,
 )
+from tradeguard.ports import Broker, Execution
 
 #: The staged start (DESIGN §3); a plugin's ``stage`` attribute puts it in one.
 STAGES = {
@@ -126,7 +128,7 @@ _SEVERITY_LEVEL = {
 
 def journal_path(settings: Settings) -> Path:
     """The store file the settings name: ``store.path`` under ``runtime.data_dir`` unless absolute."""
-    return Path(settings.runtime.data_dir) / settings.store.path
+    return Path(settings.runtime.data_dir) / str(settings.store.path)
 
 
 def open_journal(settings: Settings) -> Store:
@@ -141,9 +143,9 @@ class Runtime:
         pm: pluggy.PluginManager,
         records: list[plugin_loader.PluginRecord] | None = None,
         clock: Clock | None = None,
-        store: Any = None,
-        execution: Any = None,
-        broker: Any = None,
+        store: Store | MemoryStore | None = None,
+        execution: Execution | None = None,
+        broker: Broker | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
@@ -152,12 +154,12 @@ class Runtime:
         self.clock: Clock = clock or WallClock()
         self.metrics = metrics or Metrics()
         self.log = logging.getLogger("tradeguard.runtime")
-        self.store = store if store is not None else MemoryStore()
+        self.store: Store | MemoryStore = store if store is not None else MemoryStore()
         self._broker = broker
         self.hooks = HookRunner(pm, self._plugin_error)
         self.scheduler = Scheduler(self.clock, self._plugin_error)
         self.pipeline = Pipeline(self, self.hooks)
-        self.execution = execution if execution is not None else PaperExecution(self)
+        self.execution: Execution = execution if execution is not None else PaperExecution(self)
         self.started = False
         #: "trading" for a process that trades, "operator" for an operator command's (see start_operator)
         self.role = "trading"
@@ -224,7 +226,7 @@ class Runtime:
     # -- services ------------------------------------------------------------------------------
 
     @property
-    def broker(self) -> Any:
+    def broker(self) -> Broker:
         """The MT5 adapter, connected on first use (commands that never trade never connect)."""
         if self._broker is None:
             from tradeguard.broker.mt5 import MT5Adapter, load_module
@@ -236,8 +238,33 @@ class Runtime:
         return self._broker
 
     @broker.setter
-    def broker(self, adapter: Any) -> None:
+    def broker(self, adapter: Broker) -> None:
         self._broker = adapter
+
+    def emulator(self) -> Terminal | None:
+        """The emulator's terminal when it runs in this process behind the broker (a replay steps its market);
+        None over any other terminal, a served emulator included."""
+        from tradeguard.broker.mt5 import MT5Adapter
+
+        broker = self.broker
+        terminal = broker.mt5 if isinstance(broker, MT5Adapter) else None
+        return terminal if isinstance(terminal, Terminal) else None
+
+    @property
+    def has_broker(self) -> bool:
+        """A broker is connected: reading ``broker`` will not connect one."""
+        return self._broker is not None
+
+    def sqlite_store(self) -> Store:
+        """The SQLite store, for the plugins that keep their records in its tables (the execution journal, the
+        audit chain); a runtime that keeps its state in memory cannot run them."""
+        if not isinstance(self.store, Store):
+            raise StartupError("this plugin needs the SQLite store (settings [store]); this runtime keeps memory")
+        return self.store
+
+    def hook_timings(self) -> dict[tuple[str, str], HookStats]:
+        """Time every hook implementation from now on (the profiler's switch); the live stats, by plugin and hook."""
+        return self.hooks.profile()
 
     def hold(self, reason: str) -> None:
         """Hold the pipeline: every signal is rejected (``not_aligned``) until :meth:`release`."""
@@ -246,7 +273,7 @@ class Runtime:
     def release(self, reason: str) -> None:
         self.holds.discard(reason)
 
-    def provide_execution(self, engine: Any) -> None:
+    def provide_execution(self, engine: Execution) -> None:
         """The execution plugin installs itself as the execution service (replacing paper execution)."""
         self.execution = engine
         self.log.info("execution service provided", extra={"service": type(engine).__name__})

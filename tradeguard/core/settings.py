@@ -233,7 +233,7 @@ def _environment_tables(file: Path) -> dict[str, dict[str, Any]]:
 
     try:
         with file.open("rb") as fh:
-            data = _lower_keys(tomllib.load(fh))
+            data: dict[str, dict[str, Any]] = _lower_keys(tomllib.load(fh))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError([f"{file}: cannot be read: {exc}"]) from exc
     stray = [k for k, v in data.items() if k not in ENVIRONMENTS or not isinstance(v, dict)]
@@ -252,7 +252,10 @@ def _environment_variables() -> dict[str, Any]:
     from dynaconf import Dynaconf  # deferred: dynaconf import costs ~50 ms, only start-up needs it
 
     try:
-        return _lower_keys(Dynaconf(envvar_prefix="TRADEGUARD", environments=False, load_dotenv=False).as_dict())
+        tables: dict[str, Any] = _lower_keys(
+            Dynaconf(envvar_prefix="TRADEGUARD", environments=False, load_dotenv=False).as_dict()
+        )
+        return tables
     except Exception as exc:  # dynaconf raises many types for a value it cannot parse
         raise ConfigError([f"environment variables TRADEGUARD_*: cannot be read: {exc}"]) from exc
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from tradeguard.core.store import StoreError, StoreUnwritable
+from tradeguard.core.store import Store, StoreError, StoreUnwritable
 from tradeguard.models import AlertChannel, Severity
 
 if TYPE_CHECKING:
@@ -49,11 +49,12 @@ class StoreWatch:
     def check(self) -> None:
         """A job on the trading thread, each second: react to a failure, probe the file, recover."""
         store = self.rt.store
+        failure = store.failure if isinstance(store, Store) else None  # memory cannot fill up
         noted, self._noted = self._noted, None
-        if self.down is None and store.failure is None and noted is None:
+        if self.down is None and failure is None and noted is None:
             return
         if self.down is None:
-            self._react(store.failure or noted or "")
+            self._react(failure or noted or "")
             return
         try:  # the probe is the pending work itself: a small write that fits proves nothing about a flush
             store.kv_put("store", "probe", self.rt.clock.now().isoformat())
@@ -82,6 +83,6 @@ class StoreWatch:
     def _catch_up(self) -> int:
         """Import the broker's deals of the outage (and read every disagreeing position by id)."""
         execution = self.rt.execution
-        if not hasattr(execution, "held_positions"):
+        if execution.journal is None:  # paper execution: no broker to catch up with
             return 0
         return len(execution.poll_fills(heal=True))

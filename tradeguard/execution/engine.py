@@ -36,7 +36,7 @@ import math
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -53,6 +53,7 @@ from tradeguard import (
     OrderType,
     PluginSettings,
     Position,
+    Runtime,
     Severity,
     Side,
     TradeOutcome,
@@ -66,8 +67,9 @@ from tradeguard.core.metrics import seed
 from tradeguard.core.store import Store
 from tradeguard.errors import StartupError, TradeguardError
 from tradeguard.execution import outcomes
-from tradeguard.execution.journal import Journal, JournalEntry, Settle, Transition
-from tradeguard.execution.states import OrderState
+from tradeguard.execution.journal import Journal, Settle, Transition
+from tradeguard.models import OrderState
+from tradeguard.ports import Held, JournalEntry
 
 log = logging.getLogger("tradeguard.execution")
 
@@ -83,13 +85,6 @@ PENDING_TYPES = {
 }
 CURSOR_KEY = "deal_cursor"  # kv: the history cursor (see ExecutionEngine.poll_fills)
 ENTRIES = {0: DealEntry.IN, 1: DealEntry.OUT, 2: DealEntry.INOUT, 3: DealEntry.OUT_BY}
-
-
-class Held(NamedTuple):
-    """A position the journal holds open: its symbol and net signed volume (buy +, sell -)."""
-
-    symbol: str
-    net: float
 
 
 class ExecutionRefused(TradeguardError):
@@ -132,7 +127,7 @@ class ExecutionEngine(ConfiguredPlugin):
     # ------------------------------------------------------------------ lifecycle ---------------
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self._attempts = 0
         self._submitted_at = 0.0
@@ -187,12 +182,12 @@ class ExecutionEngine(ConfiguredPlugin):
         runtime.provide_execution(self)
 
     @hookimpl
-    def tradeguard_shutdown(self, runtime: Any) -> None:
+    def tradeguard_shutdown(self, runtime: Runtime) -> None:
         """Journal the deals the broker made since the last poll before the process goes away."""
         self.poll_fills()
 
     @hookimpl
-    def periodic_jobs(self, runtime: Any) -> list[Job]:
+    def periodic_jobs(self, runtime: Runtime) -> list[Job]:
         cfg = self.cfg
         return [
             Job(

@@ -23,32 +23,9 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from tradeguard.core.store import Store, iso
-from tradeguard.execution.states import OrderState, check_transition
-from tradeguard.models import DealEntry, Fill, OrderIntent, OrderType, Side, TradeOutcome
-
-
-class JournalEntry(NamedTuple):
-    """One order as the journal holds it (a named tuple: read on every fill and state change)."""
-
-    client_id: str
-    signal_id: str
-    symbol: str
-    side: Side
-    order_type: OrderType
-    volume: float
-    price: float | None
-    stop_loss: float | None
-    take_profit: float | None
-    position_ticket: int | None
-    reduce_only: bool
-    state: OrderState
-    broker_order: int
-    filled_volume: float
-    last_retcode: int | None
-    last_message: str
-    attempts: int
-    created_at: datetime
-    updated_at: datetime
+from tradeguard.execution.states import check_transition
+from tradeguard.models import DealEntry, Fill, OrderIntent, OrderState, OrderType, Side, TradeOutcome
+from tradeguard.ports import JournalEntry
 
 
 class Transition(NamedTuple):
@@ -108,7 +85,8 @@ MIRROR_ROWS = 4096
 
 def _row(db: sqlite3.Connection, client_id: str) -> sqlite3.Row | None:
     """An order's row as the open transaction leaves it."""
-    return db.execute(ORDER_SQL, (client_id,)).fetchone()
+    row: sqlite3.Row | None = db.execute(ORDER_SQL, (client_id,)).fetchone()
+    return row
 
 
 def _apply(
@@ -141,6 +119,8 @@ def _apply(
         (target.value, stamp, move.retcode, move.message, move.broker_order, move.attempts, client_id),
     )
     row = _row(db, client_id)
+    if row is None:  # the UPDATE above matched no order
+        raise KeyError(client_id)
     db.execute(
         "INSERT INTO order_events (client_id, from_state, to_state, time, retcode, message) VALUES (?, ?, ?, ?, ?, ?)",
         (client_id, current.value, target.value, stamp, move.retcode, move.message),
@@ -203,7 +183,7 @@ class Journal:
                 ),
             )
         self._seq += 1  # only once the row is committed
-        at = datetime.fromisoformat(stamp)  # the stored text's time, as a read-back would give it
+        at = datetime.fromisoformat(str(stamp))  # the stored text's time, as a read-back would give it
         self._remember(
             JournalEntry(
                 client_id,

@@ -8,41 +8,58 @@ found nothing yet; it resolves to any state the broker later shows.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from tradeguard.errors import IllegalStateTransition
+from tradeguard.models import OrderState
 
-
-class OrderState(StrEnum):
-    NEW = "new"
-    SUBMITTED = "submitted"
-    ACCEPTED = "accepted"
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    UNKNOWN = "unknown"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL
-
-
-S = OrderState
-TERMINAL = frozenset({S.FILLED, S.REJECTED, S.CANCELLED, S.EXPIRED})
 ALLOWED: dict[OrderState, frozenset[OrderState]] = {
-    S.NEW: frozenset({S.SUBMITTED, S.REJECTED}),
-    S.SUBMITTED: frozenset({S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELLED, S.UNKNOWN}),
-    S.ACCEPTED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED, S.REJECTED, S.UNKNOWN}),
-    S.PARTIALLY_FILLED: frozenset({S.SUBMITTED, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.EXPIRED, S.UNKNOWN}),
-    S.UNKNOWN: frozenset(
-        {S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELLED, S.EXPIRED, S.UNKNOWN}
+    OrderState.NEW: frozenset({OrderState.SUBMITTED, OrderState.REJECTED}),
+    OrderState.SUBMITTED: frozenset(
+        {
+            OrderState.SUBMITTED,
+            OrderState.ACCEPTED,
+            OrderState.PARTIALLY_FILLED,
+            OrderState.FILLED,
+            OrderState.REJECTED,
+            OrderState.CANCELLED,
+            OrderState.UNKNOWN,
+        }
     ),
-    S.FILLED: frozenset(),
-    S.REJECTED: frozenset(),
-    S.CANCELLED: frozenset(),
-    S.EXPIRED: frozenset(),
+    OrderState.ACCEPTED: frozenset(
+        {
+            OrderState.PARTIALLY_FILLED,
+            OrderState.FILLED,
+            OrderState.CANCELLED,
+            OrderState.EXPIRED,
+            OrderState.REJECTED,
+            OrderState.UNKNOWN,
+        }
+    ),
+    OrderState.PARTIALLY_FILLED: frozenset(
+        {
+            OrderState.SUBMITTED,
+            OrderState.PARTIALLY_FILLED,
+            OrderState.FILLED,
+            OrderState.CANCELLED,
+            OrderState.EXPIRED,
+            OrderState.UNKNOWN,
+        }
+    ),
+    OrderState.UNKNOWN: frozenset(
+        {
+            OrderState.SUBMITTED,
+            OrderState.ACCEPTED,
+            OrderState.PARTIALLY_FILLED,
+            OrderState.FILLED,
+            OrderState.REJECTED,
+            OrderState.CANCELLED,
+            OrderState.EXPIRED,
+            OrderState.UNKNOWN,
+        }
+    ),
+    OrderState.FILLED: frozenset(),
+    OrderState.REJECTED: frozenset(),
+    OrderState.CANCELLED: frozenset(),
+    OrderState.EXPIRED: frozenset(),
 }
 
 

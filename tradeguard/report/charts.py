@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from tradeguard.report.data import ReportData, when
 
@@ -21,7 +22,7 @@ DPI = 100
 GREEN, RED, GREY, BLUE, ORANGE = "#2e7d32", "#c62828", "#616161", "#1565c0", "#ef6c00"
 
 
-def _save(fig: plt.Figure, out: Path, name: str) -> str:
+def _save(fig: Figure, out: Path, name: str) -> str:
     fig.tight_layout()
     fig.savefig(out / name, dpi=DPI)
     plt.close(fig)
@@ -79,7 +80,7 @@ def trades_on_price(data: ReportData, out: Path) -> list[str]:
             continue
         fig, ax = plt.subplots(figsize=(11, 4.5))
         ax.plot(
-            [datetime.fromtimestamp(t, UTC) for t, _ in closes],
+            [datetime.fromtimestamp(t, UTC) for t, _ in closes],  # type: ignore[arg-type]  # dates: matplotlib converts
             [c for _, c in closes],
             color=GREY,
             lw=0.8,
@@ -99,7 +100,7 @@ def trades_on_price(data: ReportData, out: Path) -> list[str]:
             ]
             if chosen:
                 ax.scatter(
-                    [when(f["time"]) for f in chosen],
+                    [when(f["time"]) for f in chosen],  # type: ignore[arg-type]  # dates: matplotlib converts
                     [f["price"] for f in chosen],
                     marker=marker,
                     s=60,

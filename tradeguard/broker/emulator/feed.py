@@ -72,7 +72,6 @@ class Feed:
         self.bar_end = np.r_[bar_of_tick[1:] != bar_of_tick[:-1], True]
         self.bar_start = np.r_[True, bar_of_tick[1:] != bar_of_tick[:-1]]
         self.first_tick = np.flatnonzero(self.bar_start)
-        self.from_ticks = from_ticks
 
     @staticmethod
     def _tf_of(bars: np.ndarray) -> int:

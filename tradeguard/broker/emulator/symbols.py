@@ -146,10 +146,10 @@ def to_account(amount: float, currency: str, account_currency: str, price_of: An
         return amount
     direct = price_of(currency + account_currency)
     if direct:
-        return amount * direct
+        return amount * float(direct)
     inverse = price_of(account_currency + currency)
     if inverse:
-        return amount / inverse
+        return amount / float(inverse)
     raise ValueError(f"no quote to convert {currency} into {account_currency}")
 
 

@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tradeguard import AccountSnapshot, Bar, ConfiguredPlugin, Fill, Job, PluginSettings, hookimpl
+from tradeguard import AccountSnapshot, Bar, ConfiguredPlugin, Fill, Job, PluginSettings, Runtime, hookimpl
 from tradeguard.broker.types import HISTORY_END
 from tradeguard.core.clock import server_midnight
 from tradeguard.core.metrics import on_scrape
@@ -58,7 +59,7 @@ class Anomaly:
     detail: str
 
 
-def _snapshot_type(account: Any, realized: float, moved_in: float) -> Any:
+def _snapshot_type(account: Any, realized: float, moved_in: float) -> Callable[..., AccountSnapshot]:
     """How to build this capture's snapshot: without validating it again when the figures that came from
     the terminal are finite and the margin level is not negative, which is all the model asks of them
     (everything else is this plugin's arithmetic on them); otherwise validated, so the error names the field.
@@ -98,10 +99,11 @@ class AccountTracker(ConfiguredPlugin):
         self._offset: timedelta | None = None
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
-        rows = runtime.store.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
+        self.db = runtime.sqlite_store()  # the snapshots are a table of the journal
+        rows = self.db.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
         if rows:  # the peak survives restarts
             self.last = AccountSnapshot.model_validate_json(rows[0][0])
             self.peak_equity = self.last.peak_equity
@@ -112,10 +114,14 @@ class AccountTracker(ConfiguredPlugin):
             ("tradeguard_account_equity", "Account equity", "equity"),
             ("tradeguard_account_balance", "Account balance", "balance"),
         ):
-            on_scrape(m.gauge(name, doc), lambda field=field: getattr(self.last, field) if self.last else 0.0)
+            on_scrape(m.gauge(name, doc), self._reader(field))
+
+    def _reader(self, field: str) -> Callable[[], float]:
+        """The last snapshot's ``field``, read when Prometheus scrapes (0 before the first)."""
+        return lambda: float(getattr(self.last, field)) if self.last else 0.0
 
     @hookimpl
-    def periodic_jobs(self, runtime: Any) -> list[Job]:
+    def periodic_jobs(self, runtime: Runtime) -> list[Job]:
         return [
             Job(
                 name="account.capture",
@@ -126,11 +132,11 @@ class AccountTracker(ConfiguredPlugin):
         ]
 
     @hookimpl
-    def on_fill(self, fill: Fill, runtime: Any) -> None:
+    def on_fill(self, fill: Fill, runtime: Runtime) -> None:
         self.capture()
 
     @hookimpl
-    def on_bar(self, bar: Bar, runtime: Any) -> None:
+    def on_bar(self, bar: Bar, runtime: Runtime) -> None:
         """The first bar to close past server midnight captures the new day at once, before its signals.
 
         The risk guard's daily limit waits for the day's first snapshot; the schedule may be a minute
@@ -153,7 +159,13 @@ class AccountTracker(ConfiguredPlugin):
         account = broker.account()
         now = broker.now()
         midnight = self._midnight
-        if not (midnight is not None and midnight <= now < self._next_midnight and self._offset == broker.offset):
+        following = self._next_midnight
+        if not (
+            midnight is not None
+            and following is not None
+            and midnight <= now < following
+            and self._offset == broker.offset
+        ):
             self._offset = broker.offset
             midnight = self._midnight = server_midnight(now, broker.offset)
             self._next_midnight = midnight + timedelta(days=1)
@@ -282,7 +294,7 @@ class AccountTracker(ConfiguredPlugin):
             )
 
     def _store(self, snap: AccountSnapshot) -> None:
-        self.rt.store.record_snapshot(snap)
+        self.db.record_snapshot(snap)
         self._written_at = time.monotonic()
         if self.cfg.export != "none":
             self._export(snap)
@@ -311,8 +323,8 @@ class AccountTracker(ConfiguredPlugin):
     # ------------------------------------------------------------------ analysis ----------------
 
     def snapshots(self) -> list[AccountSnapshot]:
-        self.rt.store.flush()
-        rows = self.rt.store.query("SELECT record FROM account_snapshots ORDER BY id")
+        self.db.flush()
+        rows = self.db.query("SELECT record FROM account_snapshots ORDER BY id")
         return [AccountSnapshot.model_validate_json(r[0]) for r in rows]
 
     def compute_drawdown_series(self) -> list[tuple[datetime, float, float, float]]:

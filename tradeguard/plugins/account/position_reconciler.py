@@ -37,6 +37,7 @@ from tradeguard import (
     Job,
     PluginSettings,
     ReconciliationReport,
+    Runtime,
     Severity,
     hookimpl,
 )
@@ -71,7 +72,7 @@ class PositionReconciler(ConfiguredPlugin):
         self._compared_at = 0.0  # time.monotonic() of the last full comparison
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
         self._adopted: set[int] = set(runtime.store.kv_get("reconciler", "adopted") or [])
@@ -85,11 +86,11 @@ class PositionReconciler(ConfiguredPlugin):
             self.run_reconciliation("startup")
 
     @hookimpl
-    def on_fill(self, fill: Any, runtime: Any) -> None:
+    def on_fill(self, fill: Any, runtime: Runtime) -> None:
         self._fills += 1
 
     @hookimpl
-    def periodic_jobs(self, runtime: Any) -> list[Job]:
+    def periodic_jobs(self, runtime: Runtime) -> list[Job]:
         return [
             Job(
                 name="reconciler.run",
@@ -99,7 +100,7 @@ class PositionReconciler(ConfiguredPlugin):
         ]
 
     @hookimpl
-    def on_halt(self, event: HaltEvent, runtime: Any) -> None:
+    def on_halt(self, event: HaltEvent, runtime: Runtime) -> None:
         if event.trigger != "reconciliation_inconsistent" and hasattr(runtime.execution, "held_positions"):
             self.run_reconciliation("halt")
 
@@ -121,8 +122,7 @@ class PositionReconciler(ConfiguredPlugin):
         return broker.sent, broker.positions_total(), broker.deals_count(), self._fills
 
     def run_reconciliation(self, cause: str) -> ReconciliationReport:
-        engine = self.rt.execution
-        broker = engine.broker
+        engine, broker, magic = self.rt.execution, self.rt.broker, int(self.rt.settings.runtime.magic)
         cfg = self.cfg
         if (
             cause == "schedule"
@@ -133,7 +133,7 @@ class PositionReconciler(ConfiguredPlugin):
             return self.last_report
         hedging = broker.account().hedging
         tol = cfg.exposure_tolerance_lots + 1e-9
-        positions, ours, others, actual = self._read(broker, engine.magic, hedging)
+        positions, ours, others, actual = self._read(broker, magic, hedging)
         missing, unknown, drift = self._differences(hedging, ours, actual, tol)
         for _ in range(HEAL_PASSES):
             if not (missing or unknown or drift):
@@ -145,7 +145,7 @@ class PositionReconciler(ConfiguredPlugin):
             broker.forget_reads()  # the import compares the journal with positions read now, not the pass's
             imported = engine.poll_fills(heal=True)
             broker.forget_reads()
-            positions, ours, others, actual = self._read(broker, engine.magic, hedging)
+            positions, ours, others, actual = self._read(broker, magic, hedging)
             missing, unknown, drift = self._differences(hedging, ours, actual, tol)
             if not imported:
                 break
@@ -264,9 +264,9 @@ class PositionReconciler(ConfiguredPlugin):
             self.rt.store.kv_put("reconciler", "adopted", sorted(self._adopted))
             done += [f"adopted {t}" for t in report.foreign]
         if self.cfg.rearm_missing_stops:
-            engine = self.rt.execution
-            for p in engine.broker.positions():
-                if p.ticket in report.unprotected and p.magic == engine.magic:
+            engine, magic = self.rt.execution, int(self.rt.settings.runtime.magic)
+            for p in self.rt.broker.positions():
+                if p.ticket in report.unprotected and p.magic == magic:
                     done.append(self._rearm(engine, p))
         return done
 

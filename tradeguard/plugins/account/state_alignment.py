@@ -17,11 +17,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from tradeguard import AlertChannel, ConfiguredPlugin, PluginSettings, Severity, StartupError, hookimpl
+from tradeguard import AlertChannel, ConfiguredPlugin, PluginSettings, Runtime, Severity, StartupError, hookimpl
 
 log = logging.getLogger("tradeguard.state_alignment")
 
@@ -52,7 +52,7 @@ class StateAlignment(ConfiguredPlugin):
         self.last_report: AlignmentReport | None = None
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         runtime.hold("state_alignment")
         try:
@@ -61,7 +61,7 @@ class StateAlignment(ConfiguredPlugin):
             raise StartupError(f"state alignment failed, not trading: {type(exc).__name__}: {exc}") from exc
         runtime.release("state_alignment")
 
-    def align(self, runtime: Any) -> AlignmentReport:
+    def align(self, runtime: Runtime) -> AlignmentReport:
         started = time.perf_counter()
         report = AlignmentReport()
         engine = runtime.execution
@@ -74,9 +74,9 @@ class StateAlignment(ConfiguredPlugin):
             else:
                 engine.mark_lost(entry.client_id, "not found at the broker after restart")
                 report.lost.append(entry.client_id)
-        report.decisions_restored, report.decisions_rebuilt = runtime.store.restore_decisions()
-        ours = engine.magic
-        report.foreign_positions = [p.ticket for p in engine.broker.positions() if p.magic != ours]
+        report.decisions_restored, report.decisions_rebuilt = runtime.sqlite_store().restore_decisions()
+        ours = int(runtime.settings.runtime.magic)
+        report.foreign_positions = [p.ticket for p in runtime.broker.positions() if p.magic != ours]
         report.seconds = time.perf_counter() - started
         log.info(
             "aligned with the broker",

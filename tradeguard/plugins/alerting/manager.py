@@ -20,13 +20,13 @@ from typing import Any
 
 from pydantic import Field
 
-from tradeguard import Alert, ConfiguredPlugin, Job, PluginSettings, Severity, hookimpl
+from tradeguard import Alert, ConfiguredPlugin, Job, PluginSettings, Runtime, Severity, hookimpl
 from tradeguard.core.clock import backoff
 from tradeguard.core.store import Store, StoreUnwritable
 from tradeguard.plugins.alerting.channels import SEVERITY_RANK, DeliveryError, Destination, routes, send
 from tradeguard.plugins.alerting.outbox import Outbox, wall_now
 
-WAKE = object()  # put on the queue at shutdown so the delivery thread stops waiting
+WAKE: dict[str, Any] = {}  # put on the queue at shutdown so the delivery thread stops waiting (by identity)
 log = logging.getLogger("tradeguard.alert.manager")
 
 
@@ -61,7 +61,7 @@ class AlertManager(ConfiguredPlugin):
         self._unrecorded: set[int] = set()  # outbox rows delivered whose 'sent' the store could not take yet
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         if not isinstance(runtime.store, Store):
             raise ValueError("alert_manager needs the SQLite store: its outbox must survive a restart")
@@ -82,7 +82,7 @@ class AlertManager(ConfiguredPlugin):
     # ------------------------------------------------------------------ trading thread ----------
 
     @hookimpl
-    def on_alert(self, alert: Alert, runtime: Any) -> None:
+    def on_alert(self, alert: Alert, runtime: Runtime) -> None:
         now = alert.time
         if self._held(("dedup", *alert.dedup_key), self._dedup, alert, now):
             return
@@ -135,7 +135,7 @@ class AlertManager(ConfiguredPlugin):
                 self._summarise(key, window)
 
     @hookimpl
-    def periodic_jobs(self, runtime: Any) -> list[Job]:
+    def periodic_jobs(self, runtime: Runtime) -> list[Job]:
         every = timedelta(seconds=max(1.0, min(self.cfg.dedup_seconds, self.cfg.critical_rate_limit_seconds) / 3))
         return [Job(name="alerting.summaries", every=every, run=lambda rt: self.close_windows(rt.clock.now()))]
 
@@ -233,7 +233,7 @@ class AlertManager(ConfiguredPlugin):
         return sent
 
     @hookimpl
-    def tradeguard_shutdown(self, runtime: Any) -> None:
+    def tradeguard_shutdown(self, runtime: Runtime) -> None:
         self._stop.set()
         self.queue.put(WAKE)  # the delivery thread may be waiting on the queue: wake it now
         if self._thread is not None:

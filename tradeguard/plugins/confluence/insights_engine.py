@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tradeguard import Decision, Fill, PluginSettings, Score, Signal, WriteBehindPlugin, hookimpl
+from tradeguard import Decision, Fill, PluginSettings, Runtime, Score, Signal, WriteBehindPlugin, hookimpl
 from tradeguard.core.pipeline import score_bucket
 from tradeguard.core.sessions import session_of
 from tradeguard.models import DealEntry
@@ -136,7 +136,7 @@ class InsightsEngine(WriteBehindPlugin):
     # -- lifecycle --------------------------------------------------------------------------
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
         self.closed = deque(self.closed, maxlen=self.cfg.max_trades_kept)
@@ -159,7 +159,7 @@ class InsightsEngine(WriteBehindPlugin):
     # -- following trades -------------------------------------------------------------------
 
     @hookimpl
-    def on_decision(self, decision: Decision, signal: Signal, runtime: Any) -> None:
+    def on_decision(self, decision: Decision, signal: Signal, runtime: Runtime) -> None:
         if not (decision.approved and decision.client_id and decision.targets):
             return
         self.planned[decision.client_id] = Trade(
@@ -176,7 +176,7 @@ class InsightsEngine(WriteBehindPlugin):
             self._open(fill, volume)
 
     @hookimpl
-    def on_fill(self, fill: Fill, runtime: Any) -> None:
+    def on_fill(self, fill: Fill, runtime: Runtime) -> None:
         volume = fill.volume
         trade = self.open.get(fill.position_id)
         if trade is not None and fill.entry != DealEntry.IN:  # OUT, OUT_BY, or the closing part of INOUT
@@ -242,7 +242,7 @@ class InsightsEngine(WriteBehindPlugin):
         return sum(stats.recent_r) / len(stats.recent_r), len(stats.recent_r)
 
     @hookimpl
-    def score_signal(self, signal: Signal, runtime: Any) -> Score | None:
+    def score_signal(self, signal: Signal, runtime: Runtime) -> Score | None:
         mode = self.cfg.score_mode
         if mode == "off":
             return None

@@ -21,12 +21,11 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from tradeguard import ConfiguredPlugin, PluginSettings, Score, Signal, hookimpl
+from tradeguard import ConfiguredPlugin, PluginSettings, Runtime, Score, Signal, hookimpl
 from tradeguard.core.bars import true_ranges
 from tradeguard.core.sessions import OFF, session_of
 from tradeguard.core.windows import SortedWindow, percentile
@@ -279,14 +278,14 @@ class ScenarioScorer(ConfiguredPlugin):
         return tracked
 
     @hookimpl
-    def score_signal(self, signal: Signal, runtime: Any) -> Score:
+    def score_signal(self, signal: Signal, runtime: Runtime) -> Score:
         values = self.factors(signal, runtime)
         weights = self.cfg.weights
         total = sum(weights.get(f, 0.0) for f in FACTORS)
         contributions = {f: weights.get(f, 0.0) * values[f] / total for f in FACTORS}
         return Score(name="scenario_scorer", value=min(1.0, sum(contributions.values())), factors=contributions)
 
-    def factors(self, signal: Signal, runtime: Any) -> dict[str, float]:
+    def factors(self, signal: Signal, runtime: Runtime) -> dict[str, float]:
         """Every factor's value in [0, 1] for ``signal``, from the bars up to its bar."""
         cfg = self.cfg
         own = TIMEFRAME_SECONDS[signal.timeframe]

@@ -9,11 +9,10 @@ at start-up, expired entries dropped, so a restart cannot replay the last signal
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import Field
 
-from tradeguard import PluginSettings, Reason, Signal, WriteBehindPlugin, hookimpl
+from tradeguard import PluginSettings, Reason, Runtime, Signal, WriteBehindPlugin, hookimpl
 
 NAMESPACE = "signal_dedup"
 
@@ -33,7 +32,7 @@ class SignalDeduplicator(WriteBehindPlugin):
         self.seen: dict[str, datetime] = {}  # signal id or fingerprint -> expiry
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
         now = runtime.clock.now()
@@ -46,7 +45,7 @@ class SignalDeduplicator(WriteBehindPlugin):
         self.rt.store.kv_put(NAMESPACE, "seen", {k: e.isoformat() for k, e in self.seen.items()})
 
     @hookimpl
-    def validate_signal(self, signal: Signal, runtime: Any) -> list[Reason]:
+    def validate_signal(self, signal: Signal, runtime: Runtime) -> list[Reason]:
         now = runtime.clock.now()
         fingerprint = signal.fingerprint
         for key, what in ((signal.signal_id, "id"), (fingerprint, "content")):

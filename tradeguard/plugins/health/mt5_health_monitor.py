@@ -25,6 +25,7 @@ from tradeguard import (
     HealthStatus,
     Job,
     PluginSettings,
+    Runtime,
     Severity,
     hookimpl,
 )
@@ -63,7 +64,7 @@ class MT5HealthMonitor(ConfiguredPlugin):
         self._ping = 0.0  # the last ping read, ms
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
         self._symbols = tuple(runtime.settings.runtime.symbols)
@@ -80,7 +81,7 @@ class MT5HealthMonitor(ConfiguredPlugin):
         self._spread = Readings(m.gauge("tradeguard_spread_points", "Current spread, points", ("symbol",)))
 
     @hookimpl
-    def periodic_jobs(self, runtime: Any) -> list[Job]:
+    def periodic_jobs(self, runtime: Runtime) -> list[Job]:
         return [
             Job(
                 name="health.check",

@@ -37,6 +37,7 @@ from tradeguard import (
     OperatorAction,
     OrderEvent,
     PluginSettings,
+    Runtime,
     Severity,
     Signal,
     hookimpl,
@@ -64,11 +65,11 @@ class AuditTrail(ConfiguredPlugin):
         self._seq = 0
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
         self._key = self.cfg.hmac_key.get_secret_value().encode()
-        store = runtime.store
+        store = self.db = runtime.sqlite_store()  # the chain is a table of the journal
         rows = store.query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
         if rows:
             self._seq, self._last = int(rows[0][0]), rows[0][1]
@@ -92,7 +93,7 @@ class AuditTrail(ConfiguredPlugin):
     def _compare_with_last_start(self, start: dict[str, Any]) -> None:
         """A change of settings or of the plugins loaded since the last trading start: chained and alerted."""
         last = None
-        for (text,) in self.rt.store.query("SELECT record FROM audit WHERE kind = 'start' ORDER BY seq DESC"):
+        for (text,) in self.db.query("SELECT record FROM audit WHERE kind = 'start' ORDER BY seq DESC"):
             record = json.loads(text)
             record = record.get("data", record)  # chains from before the record's data had a key of its own
             if record.get("role", "trading") == "trading":
@@ -132,7 +133,7 @@ class AuditTrail(ConfiguredPlugin):
             self.append("kill_switch", event)
 
     @hookimpl
-    def periodic_jobs(self, runtime: Any) -> list[Job]:
+    def periodic_jobs(self, runtime: Runtime) -> list[Job]:
         return [
             Job(
                 name="audit.flush",
@@ -154,7 +155,7 @@ class AuditTrail(ConfiguredPlugin):
         """Once, after start-up and alignment: name the journal entries the chain lacks (a crash lost the last
         second of records, alignment rebuilt decisions) in one ``recovered`` record, so the gap is on the record."""
         self.flush()
-        store = self.rt.store
+        store = self.db
         rows = store.query("SELECT kind, record FROM audit ORDER BY seq")
         missing = missing_from_chain(store, (r[0] for r in rows), (r[1] for r in rows))
         self._recovered = True
@@ -163,7 +164,7 @@ class AuditTrail(ConfiguredPlugin):
             log.warning("journal entries without audit records chained as recovered", extra={"count": len(missing)})
 
     @hookimpl
-    def tradeguard_shutdown(self, runtime: Any) -> None:
+    def tradeguard_shutdown(self, runtime: Runtime) -> None:
         self._chain_kill_events()
         self.append("stop", {})
         self.flush()
@@ -184,7 +185,7 @@ class AuditTrail(ConfiguredPlugin):
         """Write the pending records; if the store cannot take them they stay pending, in order, for the next."""
         pending = self._pending
         if pending:
-            store = self.rt.store
+            store = self.db
             with store.tx() as db:
                 db.executemany(
                     "INSERT INTO audit (seq, time, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)", pending
@@ -202,7 +203,7 @@ class AuditTrail(ConfiguredPlugin):
     # ------------------------------------------------------------------ what is recorded --------
 
     @hookimpl
-    def on_decision(self, decision: Decision, signal: Signal, runtime: Any) -> None:
+    def on_decision(self, decision: Decision, signal: Signal, runtime: Runtime) -> None:
         order = decision.order.model_dump(mode="json") if decision.order else None
         self.append(
             "decision",
@@ -214,17 +215,17 @@ class AuditTrail(ConfiguredPlugin):
         )
 
     @hookimpl
-    def on_order_event(self, event: OrderEvent, runtime: Any) -> None:
+    def on_order_event(self, event: OrderEvent, runtime: Runtime) -> None:
         self.append("order", event.model_dump(mode="json"))
 
     @hookimpl
-    def on_fill(self, fill: Fill, runtime: Any) -> None:
+    def on_fill(self, fill: Fill, runtime: Runtime) -> None:
         self.append("fill", fill.model_dump(mode="json"))
 
     @hookimpl
-    def on_operator_action(self, action: OperatorAction, runtime: Any) -> None:
+    def on_operator_action(self, action: OperatorAction, runtime: Runtime) -> None:
         self.append("operator_action", action.model_dump(mode="json"))
 
     @hookimpl
-    def on_halt(self, event: HaltEvent, runtime: Any) -> None:
+    def on_halt(self, event: HaltEvent, runtime: Runtime) -> None:
         self.append("halt", event.model_dump(mode="json"))

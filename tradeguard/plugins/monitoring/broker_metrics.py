@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from tradeguard import OrderEvent, OrderEventKind, hookimpl
+from tradeguard import OrderEvent, OrderEventKind, Runtime, hookimpl
 
 OUTCOMES = {OrderEventKind.FILLED, OrderEventKind.REJECTED, OrderEventKind.CANCELLED, OrderEventKind.UNKNOWN}
 
@@ -32,7 +32,7 @@ class BrokerMetrics:
         self.outcomes: dict[str, int] = {}
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         # get-or-create: the engine's own counter when it is loaded (it starts first)
         self._retcodes = runtime.metrics.counter(
             "tradeguard_execution_retcodes_total", "order_send outcomes by retcode name", ("retcode",)
@@ -40,7 +40,7 @@ class BrokerMetrics:
         runtime.metrics.registry.register(self)
 
     @hookimpl
-    def on_order_event(self, event: OrderEvent, runtime: Any) -> None:
+    def on_order_event(self, event: OrderEvent, runtime: Runtime) -> None:
         if event.kind in OUTCOMES:
             self.outcomes[event.kind.value] = self.outcomes.get(event.kind.value, 0) + 1
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from tradeguard import Decision, Fill, Job, Signal, hookimpl
+from tradeguard import Decision, Fill, Job, Runtime, Signal, hookimpl
 
 BUCKETS = (0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 NAMESPACE = "latency_metrics"
@@ -36,7 +36,7 @@ class LatencyMetrics:
     stage = 6
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         self.rt = runtime
         self._saved = 0.0
         m = runtime.metrics
@@ -48,19 +48,19 @@ class LatencyMetrics:
         )
 
     @hookimpl
-    def on_decision(self, decision: Decision, signal: Signal, runtime: Any) -> None:
+    def on_decision(self, decision: Decision, signal: Signal, runtime: Runtime) -> None:
         self._decide.observe(max(0.0, (decision.decided_at - signal.created_at).total_seconds()))
 
     @hookimpl
-    def on_fill(self, fill: Fill, runtime: Any) -> None:
+    def on_fill(self, fill: Fill, runtime: Runtime) -> None:
         self._journal.observe(max(0.0, (runtime.clock.now() - fill.time).total_seconds()))
 
     @hookimpl
-    def periodic_jobs(self, runtime: Any) -> list[Job]:
+    def periodic_jobs(self, runtime: Runtime) -> list[Job]:
         return [Job(name="latency_metrics.save", every=SAVE_EVERY, run=lambda rt: self.save(), wall_clock=True)]
 
     @hookimpl
-    def tradeguard_shutdown(self, runtime: Any) -> None:
+    def tradeguard_shutdown(self, runtime: Runtime) -> None:
         self.save()
 
     def save(self) -> None:

@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from pydantic import Field, field_validator
 
-from tradeguard import ConfiguredPlugin, PluginSettings, hookimpl
+from tradeguard import ConfiguredPlugin, PluginSettings, Runtime, hookimpl
 
 log = logging.getLogger("tradeguard.metrics")
 POLL_SECONDS = 0.05
@@ -57,7 +57,7 @@ class MetricsServer(ConfiguredPlugin):
         self.port = 0
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         cfg = self.cfg
         loopback = cfg.host == "localhost" or ipaddress.ip_address(cfg.host).is_loopback
@@ -80,7 +80,7 @@ class MetricsServer(ConfiguredPlugin):
         log.info("metrics served", extra={"url": f"http://{cfg.host}:{self.port}/metrics"})
 
     @hookimpl
-    def tradeguard_shutdown(self, runtime: Any) -> None:
+    def tradeguard_shutdown(self, runtime: Runtime) -> None:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

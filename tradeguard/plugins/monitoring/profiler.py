@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tradeguard import PluginSettings, WriteBehindPlugin, hookimpl
+from tradeguard import PluginSettings, Runtime, WriteBehindPlugin, hookimpl
 
 NAMESPACE = "profiler"
 
@@ -52,10 +52,10 @@ class Profiler(WriteBehindPlugin):
     stage = 6
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
-        self.stats = runtime.hooks.profile()
+        self.stats = runtime.hook_timings()
         runtime.metrics.registry.register(_Collector(self.stats))
 
     def table(self) -> list[dict[str, Any]]:

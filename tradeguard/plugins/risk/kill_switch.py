@@ -31,8 +31,10 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from tradeguard import (
     AccountSnapshot,
+    Alert,
     AlertChannel,
     ConfiguredPlugin,
+    Execution,
     Fill,
     HaltEvent,
     HealthReport,
@@ -44,6 +46,7 @@ from tradeguard import (
     PluginSettings,
     ReconciliationReport,
     Rejected,
+    Runtime,
     Severity,
     TradeguardError,
     hookimpl,
@@ -103,14 +106,14 @@ class KillSwitchSettings(PluginSettings):
 class KillSwitch(ConfiguredPlugin):
     settings_model = KillSwitchSettings
     stage = 3
+    rt: Runtime
 
     def __init__(self) -> None:
         super().__init__()
         self.state = KillState.ACTIVE
         self.trigger = ""
         self._gauge: Any = None
-        self._store: Any = None
-        self.rt: Any = None
+        self._store: Any = None  # and ``rt``: both set when attached (tradeguard_startup or an operator command)
         self.snapshot: AccountSnapshot | None = None
         self.health: HealthReport | None = None
         self.reconciliation: ReconciliationReport | None = None
@@ -125,7 +128,7 @@ class KillSwitch(ConfiguredPlugin):
         self._announced = 0  # the last kill-switch event announced
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self.attach(runtime, announces=True)
         self.refresh_latch()
@@ -133,7 +136,7 @@ class KillSwitch(ConfiguredPlugin):
             log.critical("kill switch restored latched", extra={"state": self.state.value, "trigger": self.trigger})
         self._gauge.set(0 if self.state is KillState.ACTIVE else 1)
 
-    def attach(self, runtime: Any, *, announces: bool) -> None:
+    def attach(self, runtime: Runtime, *, announces: bool) -> None:
         """Bind to the runtime's store. ``announces``: this process owns the journal (a trading process, or an
         operator command with none running) and announces every kill-switch event, its own and those another
         process recorded (``tradeguard kill`` beside a running process): a CRITICAL alert each, once."""
@@ -179,7 +182,7 @@ class KillSwitch(ConfiguredPlugin):
             self._announced = events[-1]["event_id"]
 
     @hookimpl
-    def periodic_jobs(self, runtime: Any) -> list[Job]:
+    def periodic_jobs(self, runtime: Runtime) -> list[Job]:
         return [
             Job(
                 name="kill_switch.refresh",
@@ -243,7 +246,7 @@ class KillSwitch(ConfiguredPlugin):
                 "trigger": trigger,
                 "message": message,
                 "operator": operator,
-                "when": self.rt.clock.now() if self.rt else None,
+                "when": self.rt.clock.now(),
                 "via": via,
                 "auth": "none" if via != "automatic" else "",
             }
@@ -265,9 +268,9 @@ class KillSwitch(ConfiguredPlugin):
             self._flatten()
         return True
 
-    def _engine(self) -> Any:
-        engine = self.rt.execution if self.rt is not None else None
-        if engine is None or not hasattr(engine, "flatten_all"):  # no broker behind it (an operator command)
+    def _engine(self) -> Execution | None:
+        engine = self.rt.execution if self._store is not None else None
+        if engine is None or engine.journal is None:  # no broker behind it (an operator command)
             log.warning(
                 "kill switch latched with no execution engine here: working orders were not cancelled nor "
                 "positions closed; the trading process does it when it adopts the latch"
@@ -367,11 +370,11 @@ class KillSwitch(ConfiguredPlugin):
     # ------------------------------------------------------------------ triggers ----------------
 
     @hookimpl
-    def on_halt(self, event: HaltEvent, runtime: Any) -> None:
+    def on_halt(self, event: HaltEvent, runtime: Runtime) -> None:
         self.transition(event.state, event.trigger, event.message, flatten=event.flatten)
 
     @hookimpl
-    def on_account_snapshot(self, snapshot: AccountSnapshot, runtime: Any) -> None:
+    def on_account_snapshot(self, snapshot: AccountSnapshot, runtime: Runtime) -> None:
         self.snapshot = snapshot
         cfg = self.cfg
         self._new_day(snapshot)
@@ -392,9 +395,7 @@ class KillSwitch(ConfiguredPlugin):
         latched = self._store.kill_state()
         if latched is None or latched[1] not in DAILY_LOSS_TRIGGERS:
             return
-        midnight = server_midnight(
-            snapshot.time, self.rt.broker.offset if self.rt._broker is not None else timedelta(0)
-        )
+        midnight = server_midnight(snapshot.time, self.rt.broker.offset if self.rt.has_broker else timedelta(0))
         if datetime.fromisoformat(latched[3]) >= midnight:
             return
         note = f"the daily-loss latch of {latched[3][:16]} ends with the server day (daily_loss_latch_ends)"
@@ -428,7 +429,7 @@ class KillSwitch(ConfiguredPlugin):
         self._below_margin_call = below
 
     @hookimpl
-    def on_fill(self, fill: Fill, runtime: Any) -> None:
+    def on_fill(self, fill: Fill, runtime: Runtime) -> None:
         """A stop-out deal (MT5 comments it ``[so 47.18%]``) is a CRITICAL alert and latches what
         ``triggers.stop_out`` says: the broker is closing ours."""
         if not fill.comment.startswith("[so"):
@@ -451,7 +452,7 @@ class KillSwitch(ConfiguredPlugin):
             self._flatten()
 
     @hookimpl
-    def on_health(self, report: HealthReport, runtime: Any) -> None:
+    def on_health(self, report: HealthReport, runtime: Runtime) -> None:
         self.health = report
         cfg = self.cfg
         if report.connected:
@@ -466,7 +467,7 @@ class KillSwitch(ConfiguredPlugin):
             self._trip("latency", f"ping {report.ping_ms:.0f} ms > {cfg.latency_ms:g} ms")
 
     @hookimpl
-    def on_order_event(self, event: OrderEvent, runtime: Any) -> None:
+    def on_order_event(self, event: OrderEvent, runtime: Runtime) -> None:
         if event.kind in (OrderEventKind.REJECTED, OrderEventKind.UNKNOWN):
             self.errors_in_row += 1
             if self.cfg.error_streak and self.errors_in_row >= self.cfg.error_streak:
@@ -475,14 +476,14 @@ class KillSwitch(ConfiguredPlugin):
             self.errors_in_row = 0
 
     @hookimpl
-    def on_reconciliation(self, report: ReconciliationReport, runtime: Any) -> None:
+    def on_reconciliation(self, report: ReconciliationReport, runtime: Runtime) -> None:
         self.reconciliation = report
         issues = len(report.missing) + len(report.unknown) + len(report.volume_drift) + len(report.sltp_mismatch)
         if self.cfg.reconciliation_issues and issues >= self.cfg.reconciliation_issues:
             self._trip("reconciliation", f"{issues} inconsistencies between journal and broker ({report.cause})")
 
     @hookimpl
-    def on_alert(self, alert: Any, runtime: Any) -> None:
+    def on_alert(self, alert: Alert, runtime: Runtime) -> None:
         if alert.error_code != "plugin_error" or not self.cfg.plugin_error_storm:
             return
         now = alert.time
@@ -498,7 +499,7 @@ class KillSwitch(ConfiguredPlugin):
     # ------------------------------------------------------------------ the veto ----------------
 
     @hookimpl(tryfirst=True)
-    def evaluate_risk(self, order: OrderIntent, runtime: Any) -> Rejected | None:
+    def evaluate_risk(self, order: OrderIntent, runtime: Runtime) -> Rejected | None:
         state = self.state
         if state is KillState.ACTIVE:
             return None

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -37,6 +37,7 @@ from tradeguard import (
     OrderIntent,
     PluginSettings,
     Rejected,
+    Runtime,
     Severity,
     hookimpl,
 )
@@ -137,7 +138,7 @@ class RiskGuard(ConfiguredPlugin):
         self._tripped: set[str] = set()
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
         limits = runtime.metrics.gauge(
@@ -205,20 +206,20 @@ class RiskGuard(ConfiguredPlugin):
     # ------------------------------------------------------------------ hooks -------------------
 
     @hookimpl
-    def evaluate_risk(self, order: OrderIntent, runtime: Any) -> Rejected | None:
+    def evaluate_risk(self, order: OrderIntent, runtime: Runtime) -> Rejected | None:
         verdict = self.evaluate(order)
         return verdict if isinstance(verdict, Rejected) else None
 
     @hookimpl
-    def on_fill(self, fill: Fill, runtime: Any) -> None:
+    def on_fill(self, fill: Fill, runtime: Runtime) -> None:
         self.register_fill(fill)
 
     @hookimpl
-    def on_account_snapshot(self, snapshot: AccountSnapshot, runtime: Any) -> None:
+    def on_account_snapshot(self, snapshot: AccountSnapshot, runtime: Runtime) -> None:
         self.update_equity(snapshot)
 
     @hookimpl
-    def on_order_event(self, event: OrderEvent, runtime: Any) -> None:
+    def on_order_event(self, event: OrderEvent, runtime: Runtime) -> None:
         """Remember which orders have an unfilled rest that may still fill (it counts as committed)."""
         if event.kind is OrderEventKind.PARTIALLY_FILLED:
             self._partial.add(event.client_id)
@@ -233,7 +234,7 @@ class RiskGuard(ConfiguredPlugin):
     # ------------------------------------------------------------------ context -----------------
 
     @property
-    def _rules(self) -> tuple[Any, ...]:
+    def _rules(self) -> tuple[Callable[[OrderIntent], Rejected | None], ...]:
         return (
             self._stop_and_risk,
             self._volume,
@@ -256,9 +257,10 @@ class RiskGuard(ConfiguredPlugin):
         for o in broker.orders():
             exp.add(o.symbol, o.type in BUY_ORDER_TYPES, o.volume_current)
             working.add(o.comment)
-        if self._partial and hasattr(self.rt.execution, "journal"):
+        journal = self.rt.execution.journal
+        if self._partial and journal is not None:
             for cid in self._partial - working:  # a rest still working at the broker is counted above
-                entry = self.rt.execution.journal.get(cid)
+                entry = journal.get(cid)
                 if entry is not None and entry.state.value == "partially_filled":
                     exp.add(entry.symbol, entry.side.value == "buy", entry.volume - entry.filled_volume, counts=False)
         return exp
@@ -428,8 +430,8 @@ class RiskGuard(ConfiguredPlugin):
             return self._reject(
                 "max_total_stop_risk", f"{total:.2f} lost if every stop is hit > {share}", "max_total_stop_risk_pct"
             )
-        if daily_aware:
-            s = self.snapshot
+        s = self.snapshot
+        if daily_aware and s is not None:
             allowance = s.day_start_equity * cfg.daily_loss_limit_pct / 100 - max(0.0, s.day_start_equity - equity)
             if total > allowance:
                 return self._reject(

@@ -16,11 +16,11 @@ order needs (``order_calc_margin``) must fit the free margin; the size comes dow
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from tradeguard import ConfiguredPlugin, PluginSettings, Rejected, Signal, Targets, hookimpl
+from tradeguard import ConfiguredPlugin, PluginSettings, Rejected, Runtime, Signal, Targets, hookimpl
 
 
 class SizingSettings(PluginSettings):
@@ -44,7 +44,7 @@ class PositionSizing(ConfiguredPlugin):
     stage = 2
 
     @hookimpl
-    def size_position(self, signal: Signal, targets: Targets, runtime: Any) -> float | Rejected:
+    def size_position(self, signal: Signal, targets: Targets, runtime: Runtime) -> float | Rejected:
         cfg = self.cfg
         broker = runtime.broker
         spec = broker.symbol_spec(signal.symbol)

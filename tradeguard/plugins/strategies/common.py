@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from pydantic import Field
 
-from tradeguard import Bar, PluginSettings
+from tradeguard import Bar, PluginSettings, Runtime
 
 
 class StrategySettings(PluginSettings):
@@ -41,7 +41,7 @@ class Follower(Generic[C, S]):
         self._cfg: C | None = None
         self._series: dict[tuple[str, str], tuple[int, S]] = {}
 
-    def feed(self, cfg: C, bar: Bar, runtime: Any) -> S | None:
+    def feed(self, cfg: C, bar: Bar, runtime: Runtime) -> S | None:
         """``bar``'s series' indicators, updated with it; None if ``cfg`` does not follow the series."""
         if bar.timeframe != cfg.timeframe or (cfg.symbols and bar.symbol not in cfg.symbols):
             return None

@@ -5,11 +5,9 @@ The suggested stop is the middle of the channel, or ``stop_atr`` ATRs away when 
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
-from tradeguard import Bar, ConfiguredPlugin, Signal, hookimpl
+from tradeguard import Bar, ConfiguredPlugin, Runtime, Signal, hookimpl
 from tradeguard.indicators import AverageTrueRange, MovingExtreme
 from tradeguard.plugins.strategies.common import Follower, StrategySettings
 
@@ -44,7 +42,7 @@ class DonchianBreakout(ConfiguredPlugin):
         self.follower: Follower[BreakoutSettings, Channel] = Follower(Channel)
 
     @hookimpl
-    def generate_signals(self, bar: Bar, runtime: Any) -> list[Signal]:
+    def generate_signals(self, bar: Bar, runtime: Runtime) -> list[Signal]:
         cfg = self.cfg
         state = self.follower.feed(cfg, bar, runtime)
         if state is None or state.prior is None or not state.atr.ready:

@@ -8,11 +8,9 @@ averages are incremental (``tradeguard.indicators``): a bar costs the same whate
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field, model_validator
 
-from tradeguard import Bar, ConfiguredPlugin, Signal, hookimpl
+from tradeguard import Bar, ConfiguredPlugin, Runtime, Signal, hookimpl
 from tradeguard.indicators import AverageTrueRange, MovingSum
 from tradeguard.plugins.strategies.common import Follower, StrategySettings
 
@@ -53,7 +51,7 @@ class MovingAverageCrossover(ConfiguredPlugin):
         self.follower: Follower[CrossoverSettings, Averages] = Follower(Averages)
 
     @hookimpl
-    def generate_signals(self, bar: Bar, runtime: Any) -> list[Signal]:
+    def generate_signals(self, bar: Bar, runtime: Runtime) -> list[Signal]:
         cfg = self.cfg
         state = self.follower.feed(cfg, bar, runtime)
         if state is None or state.before is None or not state.atr.ready:

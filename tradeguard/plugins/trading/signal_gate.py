@@ -18,11 +18,10 @@ from __future__ import annotations
 
 from collections import deque
 from datetime import datetime, time, timedelta
-from typing import Any
 
 from pydantic import Field, field_validator
 
-from tradeguard import ConfiguredPlugin, PluginSettings, Reason, Signal, hookimpl
+from tradeguard import ConfiguredPlugin, PluginSettings, Reason, Runtime, Signal, hookimpl
 from tradeguard.models import TIMEFRAME_SECONDS
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -103,13 +102,13 @@ class SignalValidationGate(ConfiguredPlugin):
         self._passed: deque[datetime] = deque()
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self._hours = [_hours(e) for e in self.cfg.trading_hours]
         self._blackouts = [tuple(datetime.fromisoformat(x) for x in e.split("/")) for e in self.cfg.blackouts]
 
     @hookimpl
-    def validate_signal(self, signal: Signal, runtime: Any) -> list[Reason]:
+    def validate_signal(self, signal: Signal, runtime: Runtime) -> list[Reason]:
         cfg = self.cfg
         now = runtime.clock.now()
         found: list[Reason] = []
@@ -139,7 +138,7 @@ class SignalValidationGate(ConfiguredPlugin):
             found.extend(self._pace(signal, now))
         return found
 
-    def _trend(self, signal: Signal, runtime: Any) -> list[Reason]:
+    def _trend(self, signal: Signal, runtime: Runtime) -> list[Reason]:
         cfg = self.cfg
         rates = runtime.broker.rates(signal.symbol, cfg.higher_timeframe, cfg.trend_period)
         if len(rates) < cfg.trend_period:
@@ -158,7 +157,7 @@ class SignalValidationGate(ConfiguredPlugin):
             return [_reason("trend_disagrees", f"{signal.side.value} against the {trend} ({detail})")]
         return []
 
-    def _market(self, signal: Signal, runtime: Any) -> list[Reason]:
+    def _market(self, signal: Signal, runtime: Runtime) -> list[Reason]:
         cfg = self.cfg
         spec = runtime.broker.symbol_spec(signal.symbol)
         found = []

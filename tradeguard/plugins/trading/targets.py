@@ -18,14 +18,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tradeguard import ConfiguredPlugin, Job, PluginSettings, Rejected, Signal, Targets, hookimpl
+from tradeguard import ConfiguredPlugin, Job, PluginSettings, Rejected, Runtime, Signal, Targets, hookimpl
 
 log = logging.getLogger("tradeguard.targets")
 
 
 class TargetSettings(PluginSettings):
     stop_methods: list[Literal["signal", "atr", "points"]] = Field(
-        default_factory=lambda: ["signal", "atr", "points"], description="tried in order; the first that applies"
+        default=["signal", "atr", "points"], description="tried in order; the first that applies"
     )
     atr_multiple: float = Field(default=2.0, gt=0, le=50, description="stop distance in ATRs")
     stop_points: int = Field(default=0, ge=0, description="fixed stop distance in points; 0 = method off")
@@ -44,12 +44,12 @@ class TargetStopEngine(ConfiguredPlugin):
     stage = 4
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
 
     @hookimpl
-    def compute_targets(self, signal: Signal, runtime: Any) -> Targets | Rejected | None:
+    def compute_targets(self, signal: Signal, runtime: Runtime) -> Targets | Rejected | None:
         cfg = self.cfg
         spec = runtime.broker.symbol_spec(signal.symbol)
         quote = runtime.broker.quote(signal.symbol)
@@ -93,15 +93,15 @@ class TargetStopEngine(ConfiguredPlugin):
         if cfg.take_profit == "signal" and signal.take_profit is not None and sign * (signal.take_profit - entry) > 0:
             return signal.take_profit
         if cfg.take_profit == "points" and cfg.take_profit_points:
-            return entry + sign * cfg.take_profit_points * spec.point
+            return entry + sign * float(cfg.take_profit_points * spec.point)
         if cfg.take_profit in ("r_multiple", "signal"):
-            return entry + sign * cfg.take_profit_r * risk
+            return entry + sign * float(cfg.take_profit_r) * risk
         return None
 
     # ------------------------------------------------------------------ position management -----
 
     @hookimpl
-    def periodic_jobs(self, runtime: Any) -> list[Job]:
+    def periodic_jobs(self, runtime: Runtime) -> list[Job]:
         if not (self.cfg.break_even_at_r or self.cfg.trail_at_r):
             return []
         return [
@@ -121,8 +121,8 @@ class TargetStopEngine(ConfiguredPlugin):
         for p in engine.get_positions_snapshot():
             if p.stop_loss is None:
                 continue  # unprotected positions are the reconciler's to re-arm
-            spec = engine.broker.symbol_spec(p.symbol)
-            quote = engine.broker.quote(p.symbol)
+            spec = self.rt.broker.symbol_spec(p.symbol)
+            quote = self.rt.broker.quote(p.symbol)
             sign = p.side.sign
             price = quote.bid if sign > 0 else quote.ask
             initial = self.rt.store.kv_get("initial_stop", str(p.ticket))

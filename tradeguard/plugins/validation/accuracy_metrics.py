@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tradeguard import Bar, Decision, PluginSettings, Signal, WriteBehindPlugin, hookimpl
+from tradeguard import Bar, Decision, PluginSettings, Runtime, Signal, WriteBehindPlugin, hookimpl
 from tradeguard.core.metrics import Children
 from tradeguard.core.pipeline import score_bucket
 
@@ -147,7 +147,7 @@ class AccuracyMetrics(WriteBehindPlugin):
     # -- lifecycle --------------------------------------------------------------------------
 
     @hookimpl
-    def tradeguard_startup(self, runtime: Any) -> None:
+    def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
         self.labelled = deque(self.labelled, maxlen=self.cfg.max_outcomes_kept)
@@ -206,7 +206,7 @@ class AccuracyMetrics(WriteBehindPlugin):
     # -- following signals ------------------------------------------------------------------
 
     @hookimpl
-    def on_decision(self, decision: Decision, signal: Signal, runtime: Any) -> None:
+    def on_decision(self, decision: Decision, signal: Signal, runtime: Runtime) -> None:
         levels = self._levels(decision, signal)
         if levels is None:
             self.book.unjudged += 1
@@ -244,7 +244,7 @@ class AccuracyMetrics(WriteBehindPlugin):
         return stop, target
 
     @hookimpl
-    def on_bar(self, bar: Bar, runtime: Any) -> None:
+    def on_bar(self, bar: Bar, runtime: Runtime) -> None:
         waiting = self.pending.get((bar.symbol, bar.timeframe))
         if not waiting:
             return
