@@ -47,7 +47,7 @@ from tradeguard.core.settings import (
 )
 from tradeguard.core.store import Store, StoreError, StoreUnwritable
 from tradeguard.core.store_watch import StoreWatch
-from tradeguard.core.triggers import ROWS, action_for, ineffective
+from tradeguard.core.triggers import action_for, ineffective
 from tradeguard.errors import PluginError, StartupError
 from tradeguard.models import (
     Alert,
@@ -494,7 +494,7 @@ class Runtime:
                     severity=Severity.ERROR,
                     module=source,
                     error_code=trigger,
-                    message=f"{message} (nothing latched: triggers.{ROWS[trigger]}.state = OFF)",
+                    message=f"{message} (nothing latched: triggers.{trigger}.state = OFF)",
                 )
                 return None
             state, flatten = KillState(action.state), action.flatten

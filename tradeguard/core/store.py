@@ -194,6 +194,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE fills ADD COLUMN outcome TEXT;
     CREATE INDEX fills_position ON fills(position_id);
     """,
+    # one name per kill-switch trigger ([default.triggers]): the kill switch's own daily loss and reconciliation
+    """
+    UPDATE kill_switch SET trigger = 'daily_loss_limit' WHERE trigger = 'daily_drawdown';
+    UPDATE kill_switch SET trigger = 'reconciliation_inconsistent' WHERE trigger = 'reconciliation';
+    """,
 )
 
 

@@ -3,7 +3,7 @@
 A rule's own keys say *when* it fires (``risk_guard.daily_loss_limit_pct``, ``kill_switch.latency_ms``,
 ``position_reconciler.halt_after_issues``, ...); this table says *what* follows: the state the kill
 switch latches (``OFF`` latches nothing, the alert still goes out) and whether every position of ours
-is closed too. ``Runtime.request_halt`` reads it for every trigger named in :data:`ROWS`; a trigger
+is closed too. ``Runtime.request_halt`` reads it for every trigger it names (:data:`TRIGGERS`); a trigger
 it does not name (an operator's kill, a third-party plugin's) keeps the state it asked for.
 
 :func:`ineffective` lists the settings that can never take effect together (``flatten_on_halt`` with
@@ -32,50 +32,38 @@ def _row(state: State, flatten: bool = False) -> Any:
 
 
 class TriggersSettings(PluginSettings):
-    """``[default.triggers]``: one row per automatic trigger. Defaults are today's conservative ones."""
+    """``[default.triggers]``: one row per automatic trigger, named as the trigger is everywhere (the latch, its
+    events, the alert's code). Defaults are the conservative ones. What fires each is beside it."""
 
-    daily_loss: Action = _row("REDUCE_ONLY")
-    drawdown: Action = _row("REDUCE_ONLY")
-    margin_call: Action = _row("REDUCE_ONLY")
-    stop_out: Action = _row("HALTED")
-    reconciliation: Action = _row("HALTED")
-    connection: Action = _row("HALTED")
-    latency: Action = _row("HALTED")
-    execution_errors: Action = _row("HALTED")
-    plugin_error_storm: Action = _row("HALTED")
-    store_failure: Action = _row("REDUCE_ONLY")
+    daily_loss_limit: Action = _row("REDUCE_ONLY")  # risk_guard.daily_loss_limit_pct, kill_switch.daily_drawdown_pct
+    max_drawdown: Action = _row("REDUCE_ONLY")  # risk_guard.max_drawdown_pct, kill_switch.max_drawdown_pct
+    margin_call: Action = _row("REDUCE_ONLY")  # the broker's margin-call level (account_info margin_so_call)
+    stop_out: Action = _row("HALTED")  # a stop-out deal
+    reconciliation_inconsistent: Action = _row("HALTED")  # position_reconciler, kill_switch.reconciliation_issues
+    connection_lost: Action = _row("HALTED")  # mt5_health_monitor, kill_switch.connection_loss_seconds
+    latency: Action = _row("HALTED")  # kill_switch.latency_ms
+    execution_errors: Action = _row("HALTED")  # kill_switch.error_streak
+    plugin_error_storm: Action = _row("HALTED")  # kill_switch.plugin_error_storm
+    store_failure: Action = _row("REDUCE_ONLY")  # the journal cannot be written
 
 
-#: the row each trigger's name (a ``HaltEvent.trigger``, a kill-switch event's trigger) reads, and what fires it
-ROWS: dict[str, str] = {
-    "daily_loss_limit": "daily_loss",  # risk_guard.daily_loss_limit_pct
-    "daily_drawdown": "daily_loss",  # kill_switch.daily_drawdown_pct
-    "max_drawdown": "drawdown",  # risk_guard.max_drawdown_pct, kill_switch.max_drawdown_pct
-    "margin_call": "margin_call",  # the broker's margin-call level (account_info margin_so_call)
-    "stop_out": "stop_out",  # a stop-out deal
-    "reconciliation": "reconciliation",  # kill_switch.reconciliation_issues
-    "reconciliation_inconsistent": "reconciliation",  # position_reconciler.halt_after_issues
-    "connection_lost": "connection",  # kill_switch.connection_loss_seconds, mt5_health_monitor.outage_halt_seconds
-    "latency": "latency",  # kill_switch.latency_ms
-    "execution_errors": "execution_errors",  # kill_switch.error_streak
-    "plugin_error_storm": "plugin_error_storm",  # kill_switch.plugin_error_storm
-    "store_failure": "store_failure",  # the journal cannot be written
-}
+#: the automatic triggers: a ``HaltEvent.trigger`` named here reads its row
+TRIGGERS: frozenset[str] = frozenset(TriggersSettings.model_fields)
 
 #: the kill switch's own thresholds and the row each fires
 KILL_SWITCH_THRESHOLDS = {
-    "daily_drawdown_pct": "daily_loss",
-    "max_drawdown_pct": "drawdown",
-    "connection_loss_seconds": "connection",
+    "daily_drawdown_pct": "daily_loss_limit",
+    "max_drawdown_pct": "max_drawdown",
+    "connection_loss_seconds": "connection_lost",
     "latency_ms": "latency",
     "error_streak": "execution_errors",
-    "reconciliation_issues": "reconciliation",
+    "reconciliation_issues": "reconciliation_inconsistent",
     "plugin_error_storm": "plugin_error_storm",
 }
 
 #: keys this table replaced, and what to set instead (a settings file naming one gets this in its error)
 MOVED: dict[str, str] = {
-    "risk_guard.hard_limit_state": "triggers.daily_loss.state and triggers.drawdown.state",
+    "risk_guard.hard_limit_state": "triggers.daily_loss_limit.state and triggers.max_drawdown.state",
     "kill_switch.trigger_state": "the state of each row of [default.triggers]",
     "kill_switch.margin_call_state": "triggers.margin_call.state",
     "kill_switch.stop_out_state": "triggers.stop_out.state",
@@ -85,8 +73,7 @@ MOVED: dict[str, str] = {
 
 def action_for(settings: Any, trigger: str) -> Action | None:
     """The table's row for ``trigger``; None for a trigger the table does not name."""
-    row = ROWS.get(trigger)
-    return getattr(settings.triggers, row) if row is not None else None
+    return getattr(settings.triggers, trigger) if trigger in TRIGGERS else None
 
 
 def ineffective(settings: Any) -> list[str]:
@@ -106,8 +93,10 @@ def ineffective(settings: Any) -> list[str]:
                 f"kill_switch.flatten_on_halt = true never acts on {', '.join(reduce_only)} (they latch "
                 "REDUCE_ONLY): set triggers.<name>.flatten = true to close positions on them"
             )
-    if ks is not None and ks.daily_loss_latch_ends == "next_server_day" and table.daily_loss.state == "OFF":
-        found.append("kill_switch.daily_loss_latch_ends = next_server_day never acts: triggers.daily_loss.state is OFF")
+    if ks is not None and ks.daily_loss_latch_ends == "next_server_day" and table.daily_loss_limit.state == "OFF":
+        found.append(
+            "kill_switch.daily_loss_latch_ends = next_server_day never acts: triggers.daily_loss_limit.state is OFF"
+        )
     if ks is not None:
         for key, row in KILL_SWITCH_THRESHOLDS.items():
             if getattr(ks, key) and rows[row].state == "OFF":

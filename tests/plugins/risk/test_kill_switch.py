@@ -21,7 +21,7 @@ from tradeguard import (
 )
 from tradeguard.core.operator_secret import hash_secret, verify_secret
 from tradeguard.core.store import Store
-from tradeguard.core.triggers import ROWS, TriggersSettings
+from tradeguard.core.triggers import TRIGGERS, TriggersSettings
 from tradeguard.execution.engine import ExecutionEngine
 from tradeguard.plugins.risk.kill_switch import KillSwitch, ResetRefused
 from tradeguard.testing import T0, crash, make_runtime
@@ -65,7 +65,7 @@ def health(connected: bool, seconds: float, ping: float = 1.0) -> HealthReport:
         (
             {"daily_drawdown_pct": 3.0},
             lambda rt: rt.notify("on_account_snapshot", snapshot=snap(daily=3.0)),
-            "daily_drawdown",
+            "daily_loss_limit",
         ),
         ({"max_drawdown_pct": 8.0}, lambda rt: rt.notify("on_account_snapshot", snapshot=snap(dd=8.5)), "max_drawdown"),
         (
@@ -87,7 +87,7 @@ def health(connected: bool, seconds: float, ping: float = 1.0) -> HealthReport:
             lambda rt: rt.notify(
                 "on_reconciliation", report=ReconciliationReport(time=T0, cause="t", consistent=False, unknown=(1, 2))
             ),
-            "reconciliation",
+            "reconciliation_inconsistent",
         ),
         (
             {"plugin_error_storm": 3},
@@ -103,8 +103,8 @@ def health(connected: bool, seconds: float, ping: float = 1.0) -> HealthReport:
 def test_each_trigger_latches_and_persists(tmp_path: Path, cfg: dict, fire: Any, trigger: str) -> None:
     rt, ks, _ = setup(tmp_path / "k.db", **cfg)
     fire(rt)
-    row = ROWS.get(trigger)  # what each latches is [default.triggers]'s (a manual halt: what it asked)
-    state = KillState(getattr(TriggersSettings(), row).state) if row else KillState.HALTED
+    # what each latches is [default.triggers]'s (a manual halt: what it asked)
+    state = KillState(getattr(TriggersSettings(), trigger).state) if trigger in TRIGGERS else KillState.HALTED
     assert (ks.state, ks.trigger) == (state, trigger)
     assert rt.store.kill_state()[:2] == (state.value, trigger)
     assert rt.metrics.registry.get_sample_value("tradeguard_kill_switch_active") == 1

@@ -116,7 +116,7 @@ def test_daily_loss_and_drawdown_are_hard_limits_that_request_a_halt(runtime: An
         ("kill_switch", KillSwitch()),
         ("risk_guard", g),
         risk_guard={**OFF, "max_drawdown_pct": 10.0},
-        triggers={"drawdown": {"state": "HALTED"}},
+        triggers={"max_drawdown": {"state": "HALTED"}},
     )  # what the trip latches is the triggers table's
     g.update_equity(snapshot(dd=10.0))
     assert code(g.evaluate(order())) == "max_drawdown" and rt.store.kill_state()[:2] == ("HALTED", "max_drawdown")

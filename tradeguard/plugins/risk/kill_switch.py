@@ -59,7 +59,7 @@ from tradeguard.core.triggers import action_for
 log = logging.getLogger("tradeguard.kill_switch")
 _RANK = {KillState.ACTIVE: 0, KillState.REDUCE_ONLY: 1, KillState.HALTED: 2}
 #: the triggers of a daily loss (the risk guard's hard limit, the kill switch's own): daily_loss_latch_ends applies
-DAILY_LOSS_TRIGGERS = ("daily_loss_limit", "daily_drawdown")
+DAILY_LOSS_TRIGGERS = ("daily_loss_limit",)
 
 
 class ResetRefused(TradeguardError):
@@ -306,7 +306,7 @@ class KillSwitch(ConfiguredPlugin):
         """Why the current trigger still holds ('' when it does not): a reset waits for it to clear."""
         cfg, s, t = self.cfg, self.snapshot, self.trigger
         if (
-            t in ("daily_drawdown", "daily_loss_limit")
+            t == "daily_loss_limit"
             and s is not None
             and cfg.daily_drawdown_pct
             and (s.daily_drawdown_pct >= cfg.daily_drawdown_pct)
@@ -317,7 +317,7 @@ class KillSwitch(ConfiguredPlugin):
         if t == "connection_lost" and self._disconnected_since is not None:
             return f"terminal disconnected since {self._disconnected_since.isoformat()}"
         if (
-            t in ("reconciliation", "reconciliation_inconsistent")
+            t == "reconciliation_inconsistent"
             and self.reconciliation is not None
             and (not self.reconciliation.consistent)
         ):
@@ -381,7 +381,7 @@ class KillSwitch(ConfiguredPlugin):
         self._margin_call(snapshot)
         if cfg.daily_drawdown_pct and snapshot.daily_drawdown_pct >= cfg.daily_drawdown_pct:
             self._trip(
-                "daily_drawdown",
+                "daily_loss_limit",
                 f"{snapshot.daily_drawdown_pct:.2f}% since server midnight >= {cfg.daily_drawdown_pct:g}%",
             )
         if cfg.max_drawdown_pct and snapshot.drawdown_pct >= cfg.max_drawdown_pct:
@@ -480,7 +480,9 @@ class KillSwitch(ConfiguredPlugin):
         self.reconciliation = report
         issues = len(report.missing) + len(report.unknown) + len(report.volume_drift) + len(report.sltp_mismatch)
         if self.cfg.reconciliation_issues and issues >= self.cfg.reconciliation_issues:
-            self._trip("reconciliation", f"{issues} inconsistencies between journal and broker ({report.cause})")
+            self._trip(
+                "reconciliation_inconsistent", f"{issues} inconsistencies between journal and broker ({report.cause})"
+            )
 
     @hookimpl
     def on_alert(self, alert: Alert, runtime: Runtime) -> None:
