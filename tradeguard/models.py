@@ -481,6 +481,14 @@ class KillState(StrEnum):
     REDUCE_ONLY = "REDUCE_ONLY"
     HALTED = "HALTED"
 
+    def admits(self, order: OrderIntent, closes_when_halted: bool) -> bool:
+        """The one admission rule (the kill switch's veto and the execution engine both ask it): ACTIVE admits
+        everything, REDUCE_ONLY what reduces exposure, HALTED that too only with ``closes_when_halted``
+        (``kill_switch.allow_closes_when_halted``)."""
+        if self is KillState.ACTIVE:
+            return True
+        return order.reduces_exposure and (self is KillState.REDUCE_ONLY or closes_when_halted)
+
 
 class OperatorAction(_Frozen):
     """An order an operator gave (flatten, close a position, change its stops): who, through which surface,

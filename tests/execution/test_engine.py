@@ -214,7 +214,7 @@ def test_kill_switch_states_are_honoured_by_the_engine(engine_runtime: Make) -> 
         eng.submit_order(buy())
     assert eng.modify_order(ticket, 1.0690, 0.0)  # SL/TP changes pass
     rt.request_halt("manual", "stop", source="cli")
-    closer = eng.close_position(ticket)  # closes pass while HALTED (close_when_halted)
+    closer = eng.close_position(ticket)  # closes pass while HALTED (kill_switch.allow_closes_when_halted)
     assert eng.journal.get(closer).state is OrderState.FILLED
 
 

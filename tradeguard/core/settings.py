@@ -286,7 +286,7 @@ def _describe(table: str, model: type[BaseModel], err: Any) -> str:
     value = err.get("input")
     shown = REDACTED if any(SECRET_KEY.search(p) for p in loc) else repr(value)
     if err["type"] == "extra_forbidden" and dotted in MOVED:
-        return f"{dotted}: moved to [default.triggers]; set {MOVED[dotted]}"
+        return f"{dotted}: moved; set {MOVED[dotted]}"
     if err["type"] == "extra_forbidden":
         allowed = ", ".join(_owner(model, loc[:-1]).model_fields) or "none"
         return f"{dotted} = {shown}: unknown key; allowed keys: {allowed}"

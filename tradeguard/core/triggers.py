@@ -61,13 +61,14 @@ KILL_SWITCH_THRESHOLDS = {
     "plugin_error_storm": "plugin_error_storm",
 }
 
-#: keys this table replaced, and what to set instead (a settings file naming one gets this in its error)
+#: keys that moved, and what to set instead (a settings file naming one gets this in its error)
 MOVED: dict[str, str] = {
     "risk_guard.hard_limit_state": "triggers.daily_loss_limit.state and triggers.max_drawdown.state",
     "kill_switch.trigger_state": "the state of each row of [default.triggers]",
     "kill_switch.margin_call_state": "triggers.margin_call.state",
     "kill_switch.stop_out_state": "triggers.stop_out.state",
     "store.failure_state": "triggers.store_failure.state",
+    "execution_engine.close_when_halted": "kill_switch.allow_closes_when_halted (one rule for veto and engine)",
 }
 
 
@@ -101,12 +102,11 @@ def ineffective(settings: Any) -> list[str]:
         for key, row in KILL_SWITCH_THRESHOLDS.items():
             if getattr(ks, key) and rows[row].state == "OFF":
                 found.append(f"kill_switch.{key} = {getattr(ks, key):g} never acts: triggers.{row}.state is OFF")
-    engine = settings.execution_engine if "execution_engine" in settings else None
     halt_flattens = bool(ks is not None and ks.flatten_on_halt)
     flattening = [name for name, a in rows.items() if a.state == "HALTED" and (a.flatten or halt_flattens)]
-    if engine is not None and not engine.close_when_halted and flattening:
+    if ks is not None and not ks.allow_closes_when_halted and flattening:
         found.append(
-            f"execution_engine.close_when_halted = false refuses the closes that {', '.join(flattening)} "
+            f"kill_switch.allow_closes_when_halted = false refuses the closes that {', '.join(flattening)} "
             "ask for when they latch HALTED with a flatten"
         )
     return found

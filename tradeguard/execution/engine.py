@@ -105,7 +105,6 @@ class EngineSettings(PluginSettings):
     max_partial_resubmits: int = Field(default=3, ge=0, le=20)
     pending_sla_seconds: float = Field(default=0.0, ge=0, description="cancel pending orders older than this; 0 = off")
     unconfirmed_sla_seconds: float = Field(default=60.0, gt=0, description="resolve unconfirmed orders after this")
-    close_when_halted: bool = Field(default=True, description="HALTED still admits closing orders")
     poll_fills_seconds: float = Field(default=60.0, gt=0, description="how often the broker's deals are read")
     history_tolerance_seconds: float = Field(
         default=3600.0,
@@ -135,6 +134,8 @@ class ExecutionEngine(ConfiguredPlugin):
             raise StartupError("execution_engine needs the SQLite store (settings [store])")
         self.rt = runtime
         self.broker = runtime.broker
+        settings = runtime.settings  # a latch without the kill switch loaded (a test's runtime) keeps its default
+        self._closes_when_halted = settings.kill_switch.allow_closes_when_halted if "kill_switch" in settings else True
         self.magic = int(runtime.settings.runtime.magic)
         self.journal = Journal(runtime.store, runtime.settings.runtime.instance)
         cursor = runtime.store.kv_get("execution", CURSOR_KEY)
@@ -256,11 +257,7 @@ class ExecutionEngine(ConfiguredPlugin):
 
     def _kill_refusal(self, order: OrderIntent) -> str | None:
         state = self.kill_state()
-        if state is KillState.ACTIVE:
-            return None
-        if state is KillState.REDUCE_ONLY and order.reduces_exposure:
-            return None
-        if state is KillState.HALTED and order.reduces_exposure and self.cfg.close_when_halted:
+        if state.admits(order, self._closes_when_halted):  # the kill switch's own rule and setting
             return None
         return f"kill switch {state.value}: {'closes are not admitted' if order.reduces_exposure else 'no new orders'}"
 

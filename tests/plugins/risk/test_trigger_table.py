@@ -84,9 +84,9 @@ SETTINGS: list[tuple[str, str]] = [
         "kill_switch.daily_loss_latch_ends = next_server_day never acts",
     ),
     (
-        "[default.execution_engine]\nclose_when_halted = false\n[default.triggers]\n"
+        "[default.kill_switch]\nallow_closes_when_halted = false\n[default.triggers]\n"
         'stop_out = { state = "HALTED", flatten = true }\n',
-        "execution_engine.close_when_halted = false refuses the closes that stop_out ask for",
+        "kill_switch.allow_closes_when_halted = false refuses the closes that stop_out ask for",
     ),
 ]
 
@@ -122,4 +122,4 @@ def test_a_settings_file_with_a_key_the_table_replaced_says_where_it_went(tmp_pa
         env={"COLUMNS": "400", "PATH": ""},
     )
     assert done.returncode == 1
-    assert "kill_switch.stop_out_state: moved to [default.triggers]; set triggers.stop_out.state" in done.stderr
+    assert "kill_switch.stop_out_state: moved; set triggers.stop_out.state" in done.stderr

@@ -503,13 +503,9 @@ class KillSwitch(ConfiguredPlugin):
     @hookimpl(tryfirst=True)
     def evaluate_risk(self, order: OrderIntent, runtime: Runtime) -> Rejected | None:
         state = self.state
-        if state is KillState.ACTIVE:
+        if state.admits(order, self.cfg.allow_closes_when_halted):
             return None
         if state is KillState.REDUCE_ONLY:
-            if order.reduces_exposure:
-                return None
             message = f"kill_switch_reduce_only: latched by {self.trigger}; opening orders refused"
             return Rejected(reason="kill_switch_reduce_only", message=message)
-        if order.reduces_exposure and self.cfg.allow_closes_when_halted:
-            return None
         return Rejected(reason="kill_switch_halted", message=f"kill_switch_halted: latched by {self.trigger}")
