@@ -34,8 +34,25 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+# What a plugin may use of the kernel's own, beside the models and ports above: a plugin imports only
+# ``tradeguard`` (an import-linter contract holds the built-in ones to it).
+from tradeguard.broker.types import HISTORY_END, HISTORY_START, BrokerDeal, SymbolSpec
+from tradeguard.core.audit import GENESIS, canonical, chain_hash, missing_from_chain, write_anchor
+from tradeguard.core.bars import rolling_atr, true_ranges
+from tradeguard.core.clock import backoff, server_midnight
 from tradeguard.core.configured import ConfiguredPlugin, WriteBehindPlugin
-from tradeguard.core.schema import PluginSettings
+from tradeguard.core.metrics import Children, Readings, on_scrape, seed
+from tradeguard.core.operator_secret import verify_secret
+from tradeguard.core.pipeline import score_bucket
+from tradeguard.core.schema import (
+    PluginSettings,
+    validated_for_live,
+)
+from tradeguard.core.sessions import OFF_SESSION, session_of
+from tradeguard.core.store import Store as SQLiteStore
+from tradeguard.core.store import StoreUnwritable, iso
+from tradeguard.core.triggers import action_for
+from tradeguard.core.windows import SortedWindow, percentile
 from tradeguard.errors import (
     ConfigError,
     IllegalStateTransition,
@@ -83,11 +100,17 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = [
+    "GENESIS",
+    "HISTORY_END",
+    "HISTORY_START",
+    "OFF_SESSION",
     "AccountSnapshot",
     "Alert",
     "AlertChannel",
     "Bar",
     "Broker",
+    "BrokerDeal",
+    "Children",
     "ClosedBy",
     "ConfigError",
     "ConfiguredPlugin",
@@ -113,20 +136,42 @@ __all__ = [
     "PluginError",
     "PluginSettings",
     "Position",
+    "Readings",
     "Reason",
     "ReconciliationReport",
     "Rejected",
     "Runtime",
+    "SQLiteStore",
     "Score",
     "Severity",
     "Side",
     "Signal",
+    "SortedWindow",
     "StartupError",
     "Store",
+    "StoreUnwritable",
+    "SymbolSpec",
     "Targets",
     "TradeOutcome",
     "TradeguardError",
     "WriteBehindPlugin",
     "__version__",
+    "action_for",
+    "backoff",
+    "canonical",
+    "chain_hash",
     "hookimpl",
+    "iso",
+    "missing_from_chain",
+    "on_scrape",
+    "percentile",
+    "rolling_atr",
+    "score_bucket",
+    "seed",
+    "server_midnight",
+    "session_of",
+    "true_ranges",
+    "validated_for_live",
+    "verify_secret",
+    "write_anchor",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-OFF = "off"
+OFF_SESSION = "off"
 
 DEFAULT_SESSIONS: dict[str, list[int]] = {
     "asia": [0, 7],
@@ -27,7 +27,7 @@ def session_of(when: datetime, sessions: Mapping[str, Sequence[int]] = DEFAULT_S
         inside = start <= hour < end if start <= end else (hour >= start or hour < end)
         if inside:
             return name
-    return OFF
+    return OFF_SESSION
 
 
 def check_sessions(value: Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
@@ -35,7 +35,7 @@ def check_sessions(value: Mapping[str, Sequence[int]]) -> dict[str, list[int]]:
     bad = {
         name: hours
         for name, hours in value.items()
-        if len(hours) != 2 or not all(0 <= h <= 24 for h in hours) or hours[0] == hours[1] or name == OFF
+        if len(hours) != 2 or not all(0 <= h <= 24 for h in hours) or hours[0] == hours[1] or name == OFF_SESSION
     }
     if bad:
         raise ValueError(f"each session is [start_hour, end_hour) in UTC 0..24, start != end, not named 'off': {bad}")

@@ -29,10 +29,19 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tradeguard import AccountSnapshot, Bar, ConfiguredPlugin, Fill, Job, PluginSettings, Runtime, hookimpl
-from tradeguard.broker.types import HISTORY_END
-from tradeguard.core.clock import server_midnight
-from tradeguard.core.metrics import on_scrape
+from tradeguard import (
+    HISTORY_END,
+    AccountSnapshot,
+    Bar,
+    ConfiguredPlugin,
+    Fill,
+    Job,
+    PluginSettings,
+    Runtime,
+    hookimpl,
+    on_scrape,
+    server_midnight,
+)
 
 log = logging.getLogger("tradeguard.account")
 BALANCE_DEALS = {2, 3, 4, 5, 6}  # balance, credit, charge, correction, bonus

@@ -32,6 +32,7 @@ from pydantic import Field
 
 from tradeguard import (
     AlertChannel,
+    Children,
     ConfiguredPlugin,
     HaltEvent,
     Job,
@@ -41,7 +42,6 @@ from tradeguard import (
     Severity,
     hookimpl,
 )
-from tradeguard.core.metrics import Children
 
 log = logging.getLogger("tradeguard.reconciler")
 #: import-and-read-again passes before what is left is reported (each pass that imports nothing ends them)

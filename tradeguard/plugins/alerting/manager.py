@@ -20,9 +20,18 @@ from typing import Any
 
 from pydantic import Field
 
-from tradeguard import Alert, ConfiguredPlugin, Job, PluginSettings, Runtime, Severity, hookimpl
-from tradeguard.core.clock import backoff
-from tradeguard.core.store import Store, StoreUnwritable
+from tradeguard import (
+    Alert,
+    ConfiguredPlugin,
+    Job,
+    PluginSettings,
+    Runtime,
+    Severity,
+    SQLiteStore,
+    StoreUnwritable,
+    backoff,
+    hookimpl,
+)
 from tradeguard.plugins.alerting.channels import SEVERITY_RANK, DeliveryError, Destination, routes, send
 from tradeguard.plugins.alerting.outbox import Outbox, wall_now
 
@@ -63,7 +72,7 @@ class AlertManager(ConfiguredPlugin):
     @hookimpl
     def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
-        if not isinstance(runtime.store, Store):
+        if not isinstance(runtime.store, SQLiteStore):
             raise ValueError("alert_manager needs the SQLite store: its outbox must survive a restart")
         self.rt = runtime
         self.outbox = Outbox(runtime.store)

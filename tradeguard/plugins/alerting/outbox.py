@@ -10,11 +10,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from tradeguard.core.store import Store, iso
+from tradeguard import SQLiteStore, iso
 
 
 class Outbox:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: SQLiteStore) -> None:
         self.store = store
 
     def add(self, destinations: list[str], record: dict[str, Any], now: datetime) -> None:

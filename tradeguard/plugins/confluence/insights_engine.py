@@ -30,9 +30,18 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tradeguard import Decision, Fill, PluginSettings, Runtime, Score, Signal, WriteBehindPlugin, hookimpl
-from tradeguard.core.pipeline import score_bucket
-from tradeguard.core.sessions import session_of
+from tradeguard import (
+    Decision,
+    Fill,
+    PluginSettings,
+    Runtime,
+    Score,
+    Signal,
+    WriteBehindPlugin,
+    hookimpl,
+    score_bucket,
+    session_of,
+)
 from tradeguard.models import DealEntry
 
 NAMESPACE = "insights_engine"

@@ -25,10 +25,19 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import Field, field_validator
 
-from tradeguard import ConfiguredPlugin, PluginSettings, Runtime, Score, Signal, hookimpl
-from tradeguard.core.bars import true_ranges
-from tradeguard.core.sessions import OFF, session_of
-from tradeguard.core.windows import SortedWindow, percentile
+from tradeguard import (
+    OFF_SESSION,
+    ConfiguredPlugin,
+    PluginSettings,
+    Runtime,
+    Score,
+    Signal,
+    SortedWindow,
+    hookimpl,
+    percentile,
+    session_of,
+    true_ranges,
+)
 from tradeguard.models import TIMEFRAME_SECONDS
 
 NEUTRAL = 0.5
@@ -51,7 +60,7 @@ class ScorerSettings(PluginSettings):
         default_factory=lambda: [0.2, 0.8], description="ATR percentiles scored 1; outside, falls linearly to 0"
     )
     session_scores: dict[str, float] = Field(
-        default_factory=lambda: {"asia": 0.5, "london": 1.0, "overlap": 1.0, "new_york": 0.8, OFF: 0.2},
+        default_factory=lambda: {"asia": 0.5, "london": 1.0, "overlap": 1.0, "new_york": 0.8, OFF_SESSION: 0.2},
         description="session (pipeline.sessions, or 'off') -> score; unnamed sessions score 0.5",
     )
     max_spread_atr: float = Field(default=0.25, gt=0, le=10, description="spread/ATR at which the spread factor is 0")

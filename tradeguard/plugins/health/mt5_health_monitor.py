@@ -25,13 +25,14 @@ from tradeguard import (
     HealthStatus,
     Job,
     PluginSettings,
+    Readings,
     Runtime,
     Severity,
+    SortedWindow,
+    backoff,
     hookimpl,
+    on_scrape,
 )
-from tradeguard.core.clock import backoff
-from tradeguard.core.metrics import Readings, on_scrape
-from tradeguard.core.windows import SortedWindow
 
 log = logging.getLogger("tradeguard.health")
 _RANK = {HealthStatus.OK: 0, HealthStatus.DEGRADED: 1, HealthStatus.CRITICAL: 2}

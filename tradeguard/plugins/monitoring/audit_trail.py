@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import Field, SecretStr
 
 from tradeguard import (
+    GENESIS,
     AlertChannel,
     ConfiguredPlugin,
     Decision,
@@ -40,10 +41,13 @@ from tradeguard import (
     Runtime,
     Severity,
     Signal,
+    StoreUnwritable,
+    canonical,
+    chain_hash,
     hookimpl,
+    missing_from_chain,
+    write_anchor,
 )
-from tradeguard.core.audit import GENESIS, canonical, chain_hash, missing_from_chain, write_anchor
-from tradeguard.core.store import StoreUnwritable
 
 log = logging.getLogger("tradeguard.audit")
 BATCH = 256

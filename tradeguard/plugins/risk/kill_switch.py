@@ -49,12 +49,12 @@ from tradeguard import (
     Runtime,
     Severity,
     TradeguardError,
+    action_for,
     hookimpl,
+    server_midnight,
+    validated_for_live,
+    verify_secret,
 )
-from tradeguard.core.clock import server_midnight
-from tradeguard.core.operator_secret import verify_secret
-from tradeguard.core.schema import validated_for_live
-from tradeguard.core.triggers import action_for
 
 log = logging.getLogger("tradeguard.kill_switch")
 _RANK = {KillState.ACTIVE: 0, KillState.REDUCE_ONLY: 1, KillState.HALTED: 2}

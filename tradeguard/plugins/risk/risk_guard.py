@@ -40,9 +40,9 @@ from tradeguard import (
     Runtime,
     Severity,
     hookimpl,
+    rolling_atr,
+    server_midnight,
 )
-from tradeguard.core.bars import rolling_atr
-from tradeguard.core.clock import server_midnight
 
 log = logging.getLogger("tradeguard.risk_guard")
 BUY_ORDER_TYPES = (0, 2, 4, 6)

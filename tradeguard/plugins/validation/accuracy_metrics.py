@@ -28,9 +28,17 @@ from typing import Any
 
 from pydantic import Field
 
-from tradeguard import Bar, Decision, PluginSettings, Runtime, Signal, WriteBehindPlugin, hookimpl
-from tradeguard.core.metrics import Children
-from tradeguard.core.pipeline import score_bucket
+from tradeguard import (
+    Bar,
+    Children,
+    Decision,
+    PluginSettings,
+    Runtime,
+    Signal,
+    WriteBehindPlugin,
+    hookimpl,
+    score_bucket,
+)
 
 NAMESPACE = "accuracy_metrics"
 OUTCOMES = ("win", "loss", "expired")
