@@ -120,12 +120,20 @@ def test_margin_collapse_and_stale_account_are_flagged(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
-def test_snapshots_export_to_rotating_files(tmp_path: Path, fmt: str) -> None:
+def test_snapshots_export_to_rotating_files(tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow.parquet as pq
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an export file was read back: each snapshot would cost what the file holds")
+
+    monkeypatch.setattr(pq, "read_table", never)
     rt, acc = setup(tmp_path, export=fmt, export_rows_per_file=2)
     for _ in range(5):
         acc.capture()
         rt.broker.mt5.admin_deposit(100.0)  # a change for every capture to record
         rt.broker.mt5.replay_step(1)
+    acc.tradeguard_shutdown(rt)  # Parquet rows waiting in memory are written at shutdown
+    monkeypatch.undo()
     files = sorted((tmp_path / "exports").iterdir())
     assert len(files) == 3 and all(f.suffix == f".{fmt}" for f in files)
     if fmt == "jsonl":

@@ -17,7 +17,6 @@ configured, exported to rotating JSON-lines or Parquet files.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -42,6 +41,7 @@ from tradeguard import (
     on_scrape,
     server_midnight,
 )
+from tradeguard.plugins.account.snapshot_export import SnapshotExport
 
 log = logging.getLogger("tradeguard.account")
 BALANCE_DEALS = {2, 3, 4, 5, 6}  # balance, credit, charge, correction, bonus
@@ -55,6 +55,9 @@ class AccountSettings(PluginSettings):
     export: Literal["none", "jsonl", "parquet"] = Field(default="none", description="snapshot export files")
     export_dir: str = Field(default="exports", description="export folder, relative to runtime.data_dir")
     export_rows_per_file: int = Field(default=10_000, ge=1, description="rotate the export file after this many")
+    export_flush_seconds: float = Field(
+        default=3600.0, gt=0, description="Parquet: write the rows waiting in memory as a file this often"
+    )
     equity_jump_pct: float = Field(default=5.0, gt=0, description="anomaly: equity move between two captures, %")
     margin_level_floor: float = Field(default=150.0, ge=0, description="anomaly: margin level below this, %")
     stale_seconds: float = Field(default=900.0, gt=0, description="anomaly: equity frozen this long, positions open")
@@ -95,8 +98,7 @@ class AccountTracker(ConfiguredPlugin):
         self.peak_equity = 0.0
         self.last: AccountSnapshot | None = None
         self._seen_deal = -1  # the highest deal ticket accounted for (MT5 deal tickets only increase)
-        self._export_rows = 0
-        self._export_file: Path | None = None
+        self._export: SnapshotExport | None = None
         self._written_at = 0.0  # time.monotonic() of the last snapshot written
         self._deals_key: tuple[datetime, int] | None = None  # (server midnight, deal count) at the last read
         # realised P&L and money moved in since server midnight at that read, and the P&L in cents
@@ -112,6 +114,10 @@ class AccountTracker(ConfiguredPlugin):
         super().tradeguard_startup(runtime)
         self.rt = runtime
         self.db = runtime.sqlite_store()  # the snapshots are a table of the journal
+        cfg = self.cfg
+        if cfg.export != "none":
+            folder = Path(runtime.settings.runtime.data_dir) / cfg.export_dir
+            self._export = SnapshotExport(folder, cfg.export, cfg.export_rows_per_file)
         rows = self.db.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
         if rows:  # the peak survives restarts
             self.last = AccountSnapshot.model_validate_json(rows[0][0])
@@ -131,7 +137,7 @@ class AccountTracker(ConfiguredPlugin):
 
     @hookimpl
     def periodic_jobs(self, runtime: Runtime) -> list[Job]:
-        return [
+        jobs = [
             Job(
                 name="account.capture",
                 every=timedelta(seconds=self.cfg.capture_seconds),
@@ -139,6 +145,16 @@ class AccountTracker(ConfiguredPlugin):
                 run_at_start=True,
             )
         ]
+        export = self._export
+        if export is not None and self.cfg.export == "parquet":
+            every = timedelta(seconds=self.cfg.export_flush_seconds)
+            jobs.append(Job(name="account.export", every=every, run=lambda rt: export.flush(), wall_clock=True))
+        return jobs
+
+    @hookimpl
+    def tradeguard_shutdown(self, runtime: Runtime) -> None:
+        if self._export is not None:
+            self._export.flush()
 
     @hookimpl
     def on_fill(self, fill: Fill, runtime: Runtime) -> None:
@@ -305,29 +321,8 @@ class AccountTracker(ConfiguredPlugin):
     def _store(self, snap: AccountSnapshot) -> None:
         self.db.record_snapshot(snap)
         self._written_at = time.monotonic()
-        if self.cfg.export != "none":
-            self._export(snap)
-
-    def _export(self, snap: AccountSnapshot) -> None:
-        folder = Path(self.rt.settings.runtime.data_dir) / self.cfg.export_dir
-        folder.mkdir(parents=True, exist_ok=True)
-        if self._export_file is None or self._export_rows >= self.cfg.export_rows_per_file:
-            stamp = snap.time.strftime("%Y%m%dT%H%M%S")
-            suffix = "jsonl" if self.cfg.export == "jsonl" else "parquet"
-            self._export_file, self._export_rows = folder / f"account-{stamp}.{suffix}", 0
-        row = json.loads(snap.model_dump_json())
-        if self.cfg.export == "jsonl":
-            with self._export_file.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
-        else:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            table = pa.Table.from_pylist([row])
-            if self._export_file.exists():
-                table = pa.concat_tables([pq.read_table(self._export_file), table])
-            pq.write_table(table, self._export_file)
-        self._export_rows += 1
+        if self._export is not None:
+            self._export.add(snap)
 
     # ------------------------------------------------------------------ analysis ----------------
 
