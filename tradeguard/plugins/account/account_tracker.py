@@ -231,7 +231,7 @@ class AccountTracker(ConfiguredPlugin):
             drawdown_money=round(dd, 2) if dd else 0.0,
             daily_drawdown_pct=AccountSnapshot.loss_pct(day_start, account.equity),
             daily_drawdown_money=round(daily, 2) if daily else 0.0,
-        )  # in the model's field order: an unvalidated snapshot serialises its fields in this order
+        )
         self._store(snap)
         if self.last is not None:
             self._record_anomalies(self._check(self.last, snap, new_deals))
