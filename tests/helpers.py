@@ -1,4 +1,4 @@
-"""Small helpers the tests share: waiting for something a thread or process does, and a real small disk."""
+"""Small helpers the tests share: waiting for something a thread or process does, a real small disk, a scrape."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from tradeguard import Signal, Targets, hookimpl
 
 from .conftest import require
 
@@ -51,3 +54,22 @@ def tradeguard(
         env=env,
         stdin=subprocess.DEVNULL,
     )
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Every sample a metrics endpoint on 127.0.0.1:``port`` serves, by name with its labels."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    samples = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
+
+
+class Sizer:
+    """A position sizer that always says 0.1 lots."""
+
+    @hookimpl
+    def size_position(self, signal: Signal, targets: Targets) -> float:
+        return 0.1

@@ -1,12 +1,14 @@
-"""Fixtures: a fresh emulated terminal per test, and the adapter over it."""
+"""Fixtures: a fresh emulated terminal per test, and the adapter over it; a market request to send through it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from tradeguard.broker.emulator import constants as c
 from tradeguard.broker.emulator.terminal import Terminal
 from tradeguard.broker.mt5 import BrokerSettings, MT5Adapter
 
@@ -29,3 +31,22 @@ def adapter(terminal: Callable[..., Terminal]) -> Callable[..., MT5Adapter]:
         return broker
 
     return make
+
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
+Adapter = Callable[..., MT5Adapter]
+
+
+def market(broker: MT5Adapter, side: int, volume: float = 0.1, **kw: object) -> dict:
+    return broker.prepare(
+        {
+            "action": c.TRADE_ACTION_DEAL,
+            "symbol": "EURUSD",
+            "volume": volume,
+            "type": side,
+            "magic": 42,
+            "comment": "tg-test",
+            **kw,
+        }
+    )

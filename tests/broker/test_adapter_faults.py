@@ -16,7 +16,7 @@ from tradeguard.broker.mt5 import BrokerSettings, MT5Adapter
 from tradeguard.broker.retcodes import CLASSES, NAMES, RetcodeClass, classify
 from tradeguard.broker.types import BrokerError, OrderRefused
 
-from .test_adapter_trading import EPOCH, FUTURE, market
+from .conftest import EPOCH, FUTURE, market
 
 Adapter = Callable[..., MT5Adapter]
 

@@ -11,23 +11,7 @@ from tradeguard.broker.emulator import constants as c
 from tradeguard.broker.mt5 import MT5Adapter
 from tradeguard.broker.retcodes import RetcodeClass
 
-EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
-Adapter = Callable[..., MT5Adapter]
-
-
-def market(broker: MT5Adapter, side: int, volume: float = 0.1, **kw: object) -> dict:
-    return broker.prepare(
-        {
-            "action": c.TRADE_ACTION_DEAL,
-            "symbol": "EURUSD",
-            "volume": volume,
-            "type": side,
-            "magic": 42,
-            "comment": "tg-test",
-            **kw,
-        }
-    )
+from .conftest import EPOCH, FUTURE, Adapter, market
 
 
 def run_until(broker: MT5Adapter, done: Callable[[], bool], limit: int = 20_000) -> None:

@@ -10,6 +10,8 @@ from tradeguard.core import logging as tglog
 from tradeguard.core.runtime import Runtime
 from tradeguard.testing import make_runtime, signal
 
+from ..helpers import Sizer
+
 
 def read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
@@ -32,8 +34,6 @@ def test_lines_are_json_with_correlation_and_redaction(tmp_path: Path) -> None:
 
 
 def test_pipeline_logs_decisions_with_signal_id(tmp_path: Path) -> None:
-    from tests.core.test_pipeline import Sizer
-
     rt = make_runtime(("sizer", Sizer()), settings={"logging": {"file": str(tmp_path / "p.jsonl")}})
     d = rt.decide(signal())
     lines = [r for r in read(tmp_path / "p.jsonl") if r["msg"] == "signal approved"]

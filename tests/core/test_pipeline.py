@@ -20,11 +20,7 @@ from tradeguard import (
 from tradeguard.core.runtime import Runtime
 from tradeguard.testing import T0, make_runtime, signal
 
-
-class Sizer:
-    @hookimpl
-    def size_position(self, signal: Signal, targets: Targets) -> float:
-        return 0.1
+from ..helpers import Sizer
 
 
 class Veto:

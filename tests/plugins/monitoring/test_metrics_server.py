@@ -17,15 +17,7 @@ from tradeguard.plugins.risk.risk_guard import RiskGuard
 from tradeguard.plugins.risk.sizing import PositionSizing
 from tradeguard.testing import make_runtime, signal
 
-
-def scrape(port: int) -> dict[str, float]:
-    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    samples = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
+from ...helpers import scrape
 
 
 def test_scrape_shows_the_base_metrics_with_the_values_the_events_imply(tmp_path: Path) -> None:

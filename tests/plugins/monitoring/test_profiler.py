@@ -14,7 +14,7 @@ from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.testing import make_runtime, signal
 
 from ...core.test_cli_operator import tg
-from .test_metrics_server import scrape
+from ...helpers import scrape
 
 
 class SlowObserver:

@@ -17,15 +17,7 @@ from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.plugins.risk.risk_guard import Approved, RiskGuard
 from tradeguard.testing import T0
 
-OFF = {
-    "max_risk_per_trade_pct": 0.0,
-    "daily_loss_limit_pct": 0.0,
-    "max_drawdown_pct": 0.0,
-    "min_margin_level_pct": 0.0,
-    "max_orders_per_minute": 0,
-    "max_open_positions": 100,
-    "max_positions_per_symbol": 100,
-}
+from .conftest import OFF, snapshot
 
 
 def guard(runtime: Any, emulator: dict | None = None, **cfg: Any) -> tuple[Any, RiskGuard]:
@@ -89,18 +81,6 @@ def test_exposure_per_symbol_and_currency(runtime: Any) -> None:
     assert code(g.evaluate(order(0.5, symbol="USDJPY", price=150.012, stop=149.5))) == "approved"  # USD 1.5
     assert g.evaluate(order(0.6, symbol="USDJPY", price=150.012, stop=149.5)).message.startswith(
         "max_exposure_currency: 1.6 lots touching USD > limit 1.5"
-    )
-
-
-def snapshot(daily: float = 0.0, dd: float = 0.0) -> AccountSnapshot:
-    return AccountSnapshot(
-        time=T0,
-        balance=10_000,
-        equity=10_000,
-        day_start_equity=10_000,
-        peak_equity=10_000,
-        daily_drawdown_pct=daily,
-        drawdown_pct=dd,
     )
 
 

@@ -17,7 +17,7 @@ from tradeguard.plugins.risk.kill_switch import KillSwitch, KillSwitchSettings
 from tradeguard.plugins.risk.risk_guard import RiskGuard
 from tradeguard.testing import T0
 
-from .test_risk_guard import OFF, snapshot
+from .conftest import OFF, snapshot
 
 
 def started(runtime: Any, **triggers: Any) -> tuple[Any, KillSwitch, ExecutionEngine, RiskGuard]:
