@@ -15,7 +15,11 @@ from tradeguard.broker.emulator.structures import SymbolInfo
 
 
 @dataclass
-class SymbolSpec:
+class SymbolDefinition:
+    """A symbol as the emulated broker defines it (its catalogue entry, with any overrides): what
+    ``symbol_info`` shows. tradeguard's own view of a symbol is ``broker.types.SymbolSpec``, which the
+    adapter builds from that answer, as it does over a real terminal."""
+
     name: str
     description: str
     digits: int
@@ -50,17 +54,17 @@ class SymbolSpec:
     def tick_size(self) -> float:
         return self.point
 
-    def with_overrides(self, **kw: Any) -> SymbolSpec:
+    def with_overrides(self, **kw: Any) -> SymbolDefinition:
         unknown = set(kw) - set(asdict(self))
         if unknown:
             raise ValueError(f"symbol {self.name}: unknown spec fields {sorted(unknown)}")
         return replace(self, **kw)
 
 
-CATALOGUE: dict[str, SymbolSpec] = {
+CATALOGUE: dict[str, SymbolDefinition] = {
     s.name: s
     for s in (
-        SymbolSpec(
+        SymbolDefinition(
             "EURUSD",
             "Euro vs US Dollar",
             5,
@@ -73,7 +77,7 @@ CATALOGUE: dict[str, SymbolSpec] = {
             static_bid=1.08,
             path="Forex\\Majors\\EURUSD",
         ),
-        SymbolSpec(
+        SymbolDefinition(
             "GBPUSD",
             "Great Britain Pound vs US Dollar",
             5,
@@ -86,7 +90,7 @@ CATALOGUE: dict[str, SymbolSpec] = {
             static_bid=1.27,
             path="Forex\\Majors\\GBPUSD",
         ),
-        SymbolSpec(
+        SymbolDefinition(
             "USDJPY",
             "US Dollar vs Japanese Yen",
             3,
@@ -99,7 +103,7 @@ CATALOGUE: dict[str, SymbolSpec] = {
             static_bid=150.0,
             path="Forex\\Majors\\USDJPY",
         ),
-        SymbolSpec(
+        SymbolDefinition(
             "XAUUSD",
             "Gold vs US Dollar",
             2,
@@ -114,7 +118,7 @@ CATALOGUE: dict[str, SymbolSpec] = {
             calc_mode=c.SYMBOL_CALC_MODE_CFDLEVERAGE,
             path="Metals\\XAUUSD",
         ),
-        SymbolSpec(
+        SymbolDefinition(
             "US500",
             "US 500 Cash Index",
             2,
@@ -154,7 +158,7 @@ def to_account(amount: float, currency: str, account_currency: str, price_of: An
 
 
 def profit(
-    spec: SymbolSpec,
+    spec: SymbolDefinition,
     is_buy: bool,
     volume: float,
     price_open: float,
@@ -167,7 +171,9 @@ def profit(
     return to_account(diff * spec.contract_size * volume, spec.currency_profit, account_currency, price_of)
 
 
-def margin(spec: SymbolSpec, volume: float, price: float, leverage: int, account_currency: str, price_of: Any) -> float:
+def margin(
+    spec: SymbolDefinition, volume: float, price: float, leverage: int, account_currency: str, price_of: Any
+) -> float:
     """Initial margin in account currency, by the symbol's calculation mode."""
     mode = spec.calc_mode
     if mode == c.SYMBOL_CALC_MODE_FOREX:
@@ -181,13 +187,13 @@ def margin(spec: SymbolSpec, volume: float, price: float, leverage: int, account
     return to_account(value, spec.currency_profit, account_currency, price_of)
 
 
-def tick_value(spec: SymbolSpec, account_currency: str, price_of: Any) -> float:
+def tick_value(spec: SymbolDefinition, account_currency: str, price_of: Any) -> float:
     """Money per ``tick_size`` move for one lot, in account currency (MT5's ``trade_tick_value``)."""
     return to_account(spec.tick_size * spec.contract_size, spec.currency_profit, account_currency, price_of)
 
 
 def symbol_info(
-    spec: SymbolSpec, bid: float, ask: float, time: int, selected: bool, account_currency: str, price_of: Any
+    spec: SymbolDefinition, bid: float, ask: float, time: int, selected: bool, account_currency: str, price_of: Any
 ) -> SymbolInfo:
     tv = tick_value(spec, account_currency, price_of)
     values: dict[str, Any] = dict.fromkeys(SymbolInfo._fields, 0)

@@ -53,7 +53,7 @@ class Terminal(TradeServer):
 
         self._slip_rng = random.Random(profile.seed + 1)  # seeded: slippage is part of the emulation
         self.offset_s = int(config.server_offset_hours * 3600)
-        self.specs: dict[str, sy.SymbolSpec] = {}
+        self.specs: dict[str, sy.SymbolDefinition] = {}
         for name, spec in sy.CATALOGUE.items():
             self.specs[name] = spec.with_overrides(**config.symbols.get(name, {}))
         main = self.specs[config.symbol]

@@ -115,7 +115,7 @@ class TradeServer:
     faults: FaultInjector
     _slip_rng: random.Random
     _last_error: tuple[int, str]
-    specs: dict[str, sy.SymbolSpec]
+    specs: dict[str, sy.SymbolDefinition]
     #: live quotes: symbol -> [bid, ask, time_msc]
     quotes: dict[str, list[float]]
     book: Book
@@ -310,13 +310,13 @@ class TradeServer:
 
     # ------------------------------------------------------------------ validation --------------
 
-    def _spec(self, req: dict[str, Any]) -> sy.SymbolSpec:
+    def _spec(self, req: dict[str, Any]) -> sy.SymbolDefinition:
         spec = self.specs.get(req["symbol"])
         if spec is None:
             raise Rejection(c.TRADE_RETCODE_INVALID, f"Invalid request: unknown symbol {req['symbol']!r}")
         return spec
 
-    def _check_volume(self, spec: sy.SymbolSpec, volume: float) -> None:
+    def _check_volume(self, spec: sy.SymbolDefinition, volume: float) -> None:
         if not (
             math.isfinite(volume)
             and spec.volume_min <= volume <= spec.volume_max
@@ -324,7 +324,7 @@ class TradeServer:
         ):
             raise Rejection(c.TRADE_RETCODE_INVALID_VOLUME)
 
-    def _check_stops(self, spec: sy.SymbolSpec, is_buy: bool, ref: float, sl: float, tp: float) -> None:
+    def _check_stops(self, spec: sy.SymbolDefinition, is_buy: bool, ref: float, sl: float, tp: float) -> None:
         """SL/TP against the reference price (bid for a buy position, ask for a sell; the order price
         for a pending order): on the right side and at least the stops level away, else 10016."""
         if not (math.isfinite(sl) and math.isfinite(tp)) or sl < 0 or tp < 0:
@@ -334,7 +334,7 @@ class TradeServer:
             if level and (distance <= 0 or distance < need):
                 raise Rejection(c.TRADE_RETCODE_INVALID_STOPS)
 
-    def _check_trade_mode(self, spec: sy.SymbolSpec, is_buy: bool, opening: bool) -> None:
+    def _check_trade_mode(self, spec: sy.SymbolDefinition, is_buy: bool, opening: bool) -> None:
         mode = spec.trade_mode
         if mode == c.SYMBOL_TRADE_MODE_DISABLED:
             raise Rejection(c.TRADE_RETCODE_TRADE_DISABLED)
@@ -345,7 +345,7 @@ class TradeServer:
         if opening and mode == c.SYMBOL_TRADE_MODE_SHORTONLY and is_buy:
             raise Rejection(c.TRADE_RETCODE_SHORT_ONLY)
 
-    def _check_filling(self, spec: sy.SymbolSpec, order_type: int, filling: int) -> None:
+    def _check_filling(self, spec: sy.SymbolDefinition, order_type: int, filling: int) -> None:
         flags = spec.filling_mode
         if order_type in MARKET_TYPES and spec.exemode in (
             c.SYMBOL_TRADE_EXECUTION_MARKET,
@@ -370,7 +370,7 @@ class TradeServer:
         if filling not in allowed:
             raise Rejection(c.TRADE_RETCODE_INVALID_FILL)
 
-    def _check_frozen(self, spec: sy.SymbolSpec, ref: float, *levels: float) -> None:
+    def _check_frozen(self, spec: sy.SymbolDefinition, ref: float, *levels: float) -> None:
         gap = spec.freeze_level * spec.point
         if gap and any(lv and abs(ref - lv) < gap for lv in levels):
             raise Rejection(c.TRADE_RETCODE_FROZEN)
@@ -573,7 +573,7 @@ class TradeServer:
             return self._result(c.TRADE_RETCODE_DONE, req, order=plan["order"].ticket)
         return self._close_by(req, plan)
 
-    def _fill_price(self, spec: sy.SymbolSpec, is_buy: bool, deviation: int) -> float:
+    def _fill_price(self, spec: sy.SymbolDefinition, is_buy: bool, deviation: int) -> float:
         bid, ask, _ = self.quotes[spec.name]
         price = ask if is_buy else bid
         if self.config.slippage_points:
