@@ -32,7 +32,7 @@ def test_every_retcode_is_classified_once() -> None:
 
 
 @pytest.mark.parametrize(
-    ("fault", "retcode", "klass"),
+    ("fault", "retcode", "category"),
     [
         ("requote_rate", 10004, RetcodeClass.RETRY_PRICE),
         ("price_changed_rate", 10020, RetcodeClass.RETRY_PRICE),
@@ -43,18 +43,18 @@ def test_every_retcode_is_classified_once() -> None:
     ],
 )
 def test_refusing_faults_return_their_retcode_and_trade_nothing(
-    adapter: Adapter, fault: str, retcode: int, klass: RetcodeClass
+    adapter: Adapter, fault: str, retcode: int, category: RetcodeClass
 ) -> None:
     broker = adapter(faults={fault: 1.0})
     res = broker.send(market(broker, c.ORDER_TYPE_BUY))
-    assert (res.retcode, res.klass, res.deal, res.order) == (retcode, klass, 0, 0)
+    assert (res.retcode, res.category, res.deal, res.order) == (retcode, category, 0, 0)
     assert broker.positions() == [] and broker.history_deals(EPOCH, FUTURE) == []
 
 
 def test_timeout_whose_order_was_executed(adapter: Adapter) -> None:
     broker = adapter(faults={"timeout_executed_rate": 1.0})
     res = broker.send(market(broker, c.ORDER_TYPE_BUY, comment="tg-abc123"))
-    assert (res.retcode, res.klass, res.deal) == (10012, RetcodeClass.AMBIGUOUS, 0)
+    assert (res.retcode, res.category, res.deal) == (10012, RetcodeClass.AMBIGUOUS, 0)
     (deal,) = broker.history_deals(EPOCH, FUTURE)  # ... but the deal is there, findable by its comment
     assert (deal.comment, deal.magic) == ("tg-abc123", 42)
     assert [p.comment for p in broker.positions()] == ["tg-abc123"]
@@ -74,7 +74,7 @@ def test_disconnect_window(adapter: Adapter) -> None:
     outcomes = {broker.send(market(broker, c.ORDER_TYPE_BUY)).retcode for _ in range(20)}
     assert outcomes == {None, 10031}  # answered None (last_error set) or 10031, never traded
     res = next(r for r in (broker.send(market(broker, c.ORDER_TYPE_BUY)) for _ in range(50)) if r.retcode is None)
-    assert res.klass is RetcodeClass.AMBIGUOUS and res.last_error == (-10004, "No IPC connection")
+    assert res.category is RetcodeClass.AMBIGUOUS and res.last_error == (-10004, "No IPC connection")
     assert broker.terminal().connected is False and broker.positions() == []
 
 
@@ -82,7 +82,7 @@ def test_disconnect_window_ends_with_server_time() -> None:
     term = Terminal()
     term.initialize(faults={"disconnect_rate": 1.0, "disconnect_seconds": 60})
     broker = MT5Adapter(term)
-    assert broker.send(market(broker, c.ORDER_TYPE_BUY)).klass is RetcodeClass.AMBIGUOUS
+    assert broker.send(market(broker, c.ORDER_TYPE_BUY)).category is RetcodeClass.AMBIGUOUS
     term.replay_step(4)  # an hour later
     assert broker.terminal().connected is True
 

@@ -33,7 +33,7 @@ def test_market_buy_and_sell_fill_at_ask_and_bid(adapter: Adapter) -> None:
     q = broker.quote("EURUSD")
     buy = broker.send(market(broker, c.ORDER_TYPE_BUY))
     sell = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.2))
-    assert (buy.retcode, buy.klass, buy.price) == (10009, RetcodeClass.SUCCESS, q.ask)
+    assert (buy.retcode, buy.category, buy.price) == (10009, RetcodeClass.SUCCESS, q.ask)
     assert (sell.retcode, sell.price, sell.volume) == (10009, q.bid, 0.2)
     positions = broker.positions()
     assert [(p.is_buy, p.volume, p.magic, p.comment) for p in positions] == [
@@ -89,7 +89,7 @@ def test_pending_orders_trigger_and_open_a_position(
     if stoplimit:
         req["stoplimit"] = round(price - stoplimit, 5)
     placed = broker.send(broker.prepare(req))
-    assert (placed.retcode, placed.klass) == (10008, RetcodeClass.SUCCESS)
+    assert (placed.retcode, placed.category) == (10008, RetcodeClass.SUCCESS)
     assert [o.ticket for o in broker.orders()] == [placed.order]
     run_until(broker, lambda: bool(broker.positions()))
     assert broker.orders() == []
@@ -113,7 +113,7 @@ def test_pending_order_on_the_wrong_side_is_invalid_price(adapter: Adapter) -> N
             }
         )
     )
-    assert (res.retcode, res.name, res.klass) == (10015, "INVALID_PRICE", RetcodeClass.FINAL)
+    assert (res.retcode, res.name, res.category) == (10015, "INVALID_PRICE", RetcodeClass.FINAL)
 
 
 def test_cancel_and_modify_pending_order(adapter: Adapter) -> None:
@@ -142,7 +142,7 @@ def test_cancel_and_modify_pending_order(adapter: Adapter) -> None:
 def test_partial_fill_ioc_cancels_the_rest_and_return_keeps_working(adapter: Adapter) -> None:
     broker = adapter(liquidity_lots=0.5)
     ioc = broker.send(market(broker, c.ORDER_TYPE_BUY, 1.0, type_filling=c.ORDER_FILLING_IOC))
-    assert (ioc.retcode, ioc.volume, ioc.klass) == (10010, 0.5, RetcodeClass.SUCCESS)
+    assert (ioc.retcode, ioc.volume, ioc.category) == (10010, 0.5, RetcodeClass.SUCCESS)
     assert sum(p.volume for p in broker.positions()) == 0.5
     fok = broker.send(market(broker, c.ORDER_TYPE_BUY, 1.0, type_filling=c.ORDER_FILLING_FOK))
     assert fok.retcode == 10006 and sum(p.volume for p in broker.positions()) == 0.5

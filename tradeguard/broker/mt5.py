@@ -644,7 +644,7 @@ class MT5Adapter:
         return SendResult(
             retcode=code,
             name=retcodes.name(code),
-            klass=retcodes.classify(code),
+            category=retcodes.classify(code),
             deal=int(res.deal),
             order=int(res.order),
             volume=float(res.volume),

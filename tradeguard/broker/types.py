@@ -180,7 +180,7 @@ class SendResult:
 
     retcode: int | None
     name: str
-    klass: RetcodeClass
+    category: RetcodeClass
     deal: int = 0
     order: int = 0
     volume: float = 0.0

@@ -214,7 +214,7 @@ class ExecutionEngine(ConfiguredPlugin):
         )  # the engine's own, already typed values
         self.rt.notify("on_order_event", event=event)
 
-    def _move(
+    def _move_order(
         self,
         entry_id: str,
         state: OrderState,
@@ -232,9 +232,9 @@ class ExecutionEngine(ConfiguredPlugin):
             broker_order=broker_order,
             attempts=self._attempts or None,
         )
-        self._moved(entry_id, before, state, symbol, retcode, message)
+        self._announce_move(entry_id, before, state, symbol, retcode, message)
 
-    def _moved(
+    def _announce_move(
         self, entry_id: str, before: OrderState, state: OrderState, symbol: str, retcode: int | None, message: str
     ) -> None:
         """Announce a committed move: its order event, and the order outcome metrics."""
@@ -301,7 +301,7 @@ class ExecutionEngine(ConfiguredPlugin):
         try:
             check = self.broker.check(request)
             if not check.passed:
-                self._move(
+                self._move_order(
                     client_id,
                     OrderState.REJECTED,
                     order.symbol,
@@ -352,22 +352,22 @@ class ExecutionEngine(ConfiguredPlugin):
             attempt += 1
             res = self._send(client_id, request, attempt)
             in_time = time.monotonic() - started < cfg.max_retry_seconds
-            if res.klass is RetcodeClass.SUCCESS:
+            if res.category is RetcodeClass.SUCCESS:
                 rest = self._on_success(client_id, order, request, res)
                 if rest and cfg.partial_policy == "resubmit_rest" and partials < cfg.max_partial_resubmits:
                     partials += 1
                     request = self._reprice({**request, "volume": rest})
                     continue
                 return
-            if res.klass is RetcodeClass.RETRY_PRICE and price_retries < cfg.max_price_retries and in_time:
+            if res.category is RetcodeClass.RETRY_PRICE and price_retries < cfg.max_price_retries and in_time:
                 price_retries += 1
                 request = self._reprice(request)
                 continue
-            if res.klass is RetcodeClass.RETRY_BACKOFF and backoff_retries < cfg.max_backoff_retries and in_time:
+            if res.category is RetcodeClass.RETRY_BACKOFF and backoff_retries < cfg.max_backoff_retries and in_time:
                 backoff_retries += 1
                 self.rt.sleep(backoff(backoff_retries, cfg.backoff_seconds, cap=math.inf).total_seconds())
                 continue
-            if res.klass is RetcodeClass.AMBIGUOUS:
+            if res.category is RetcodeClass.AMBIGUOUS:
                 if self.resolve(client_id):
                     return
                 self.rt.sleep(cfg.ambiguous_pause_seconds)
@@ -377,7 +377,9 @@ class ExecutionEngine(ConfiguredPlugin):
                     resends += 1
                     request = self._reprice(request)
                     continue
-                self._move(client_id, OrderState.UNKNOWN, order.symbol, res.retcode, f"{res.name}: outcome unknown")
+                self._move_order(
+                    client_id, OrderState.UNKNOWN, order.symbol, res.retcode, f"{res.name}: outcome unknown"
+                )
                 self.rt.alert(
                     channel=AlertChannel.EXECUTION,
                     severity=Severity.CRITICAL,
@@ -387,7 +389,7 @@ class ExecutionEngine(ConfiguredPlugin):
                     message=f"order {client_id}: {res.name}, not found at the broker; resolving by SLA",
                 )
                 return
-            self._move(
+            self._move_order(
                 client_id,
                 OrderState.REJECTED,
                 order.symbol,
@@ -399,7 +401,9 @@ class ExecutionEngine(ConfiguredPlugin):
     def _on_success(self, client_id: str, order: OrderIntent, request: dict[str, Any], res: SendResult) -> float:
         """Record what the broker did; return the volume still to send under ``resubmit_rest`` (else 0)."""
         if res.retcode == 10008:
-            self._move(client_id, OrderState.ACCEPTED, order.symbol, res.retcode, res.name, broker_order=res.order)
+            self._move_order(
+                client_id, OrderState.ACCEPTED, order.symbol, res.retcode, res.name, broker_order=res.order
+            )
             return 0.0
         spec = self.broker.symbol_spec(order.symbol)
         asked = request.get("price") or self._market_price(order)
@@ -412,20 +416,20 @@ class ExecutionEngine(ConfiguredPlugin):
 
         deals = self.broker.deals_for_order(res.order)
         for i, deal in enumerate(deals):
-            fill, left = self._record(deal, client_id, filled if i == len(deals) - 1 else None)
+            fill, left = self._journal_deal(deal, client_id, filled if i == len(deals) - 1 else None)
             if fill is not None:
                 worse = (deal.price - asked) * order.side.sign / spec.point
                 self._slippage.labels(order.symbol).observe(round(worse, 1))
             if left is not None:
-                self._moved(client_id, left, OrderState.FILLED, order.symbol, res.retcode, res.name)
+                self._announce_move(client_id, left, OrderState.FILLED, order.symbol, res.retcode, res.name)
                 return 0.0
         entry = self.journal.get(client_id)
         assert entry is not None
         rest = spec.floor_volume(order.volume - entry.filled_volume)
         if rest < spec.volume_min:
-            self._move(client_id, OrderState.FILLED, order.symbol, res.retcode, res.name, broker_order=res.order)
+            self._move_order(client_id, OrderState.FILLED, order.symbol, res.retcode, res.name, broker_order=res.order)
             return 0.0
-        self._move(
+        self._move_order(
             client_id,
             OrderState.PARTIALLY_FILLED,
             order.symbol,
@@ -437,7 +441,7 @@ class ExecutionEngine(ConfiguredPlugin):
             return 0.0
         if self.cfg.partial_policy == "resubmit_rest":
             return rest
-        self._move(
+        self._move_order(
             client_id,
             OrderState.CANCELLED,
             order.symbol,
@@ -448,7 +452,7 @@ class ExecutionEngine(ConfiguredPlugin):
 
     # ------------------------------------------------------------------ broker truth ------------
 
-    def _record(
+    def _journal_deal(
         self, deal: BrokerDeal, client_id: str = "", settle: Settle | None = None
     ) -> tuple[Fill | None, OrderState | None]:
         """Journal one broker deal (with ``settle``'s transition, if any: see ``Journal.record_fill``); fire
@@ -539,7 +543,7 @@ class ExecutionEngine(ConfiguredPlugin):
         since = min(entry.created_at, self.broker.quote(entry.symbol).time)
         working, positions, history, deals = self.broker.find_by_comment(self.magic, client_id, since)
         for deal in deals:
-            self._record(deal, client_id)
+            self._journal_deal(deal, client_id)
         entry = self.journal.get(client_id)
         assert entry is not None
         if deals:
@@ -550,14 +554,14 @@ class ExecutionEngine(ConfiguredPlugin):
             state = (
                 OrderState.FILLED if full else OrderState.CANCELLED if rest_cancelled else OrderState.PARTIALLY_FILLED
             )
-            self._settle(entry, state, deals[0].order, "found at the broker")
+            self._move_if_elsewhere(entry, state, deals[0].order, "found at the broker")
             return True
         if working:
-            self._settle(entry, OrderState.ACCEPTED, working[0].ticket, "found working at the broker")
+            self._move_if_elsewhere(entry, OrderState.ACCEPTED, working[0].ticket, "found working at the broker")
             return True
         if history:
             states = {2: OrderState.CANCELLED, 5: OrderState.REJECTED, 6: OrderState.EXPIRED}
-            self._settle(
+            self._move_if_elsewhere(
                 entry,
                 states.get(history[-1].state, OrderState.CANCELLED),
                 history[-1].ticket,
@@ -566,16 +570,17 @@ class ExecutionEngine(ConfiguredPlugin):
             return True
         return bool(positions)
 
-    def _settle(self, entry: JournalEntry, state: OrderState, broker_order: int, why: str) -> None:
+    def _move_if_elsewhere(self, entry: JournalEntry, state: OrderState, broker_order: int, why: str) -> None:
+        """Move ``entry`` to ``state`` unless it is there already (what the broker shows settles it)."""
         if entry.state is state:
             return
-        self._move(entry.client_id, state, entry.symbol, message=why, broker_order=broker_order)
+        self._move_order(entry.client_id, state, entry.symbol, message=why, broker_order=broker_order)
 
     def mark_lost(self, client_id: str, why: str) -> None:
         """An order the broker never saw (crash before send, lost request): rejected, with the reason."""
         entry = self.journal.get(client_id)
         if entry is not None and not entry.state.terminal:
-            self._settle(entry, OrderState.REJECTED, 0, why)
+            self._move_if_elsewhere(entry, OrderState.REJECTED, 0, why)
 
     def poll_fills(self, *, heal: bool = False) -> list[Fill]:
         """Journal and announce, once each, the broker's deals of ours not journaled yet (see the module
@@ -606,7 +611,7 @@ class ExecutionEngine(ConfiguredPlugin):
         for deal in deals:
             if deal.ticket in self._seen_deals or not self._ours(deal):
                 continue
-            fill, _ = self._record(deal)
+            fill, _ = self._journal_deal(deal)
             if fill is not None:
                 new.append(fill)
         self._seen_deals = {d.ticket for d in deals} | {f.deal_ticket for f in new}
@@ -631,7 +636,7 @@ class ExecutionEngine(ConfiguredPlugin):
             if pid not in self._held and not any(self.journal.owns(d.comment) for d in deals):
                 continue  # our magic, but no order of ours opened it: the reconciler reports it as unknown
             for deal in deals:  # not skipped by the window's tickets: those include deals judged not ours then
-                fill, _ = self._record(deal)
+                fill, _ = self._journal_deal(deal)
                 if fill is not None:
                     new.append(fill)
         if new:
@@ -658,9 +663,9 @@ class ExecutionEngine(ConfiguredPlugin):
             return
         spec = self.broker.symbol_spec(entry.symbol)
         if entry.filled_volume >= entry.volume - spec.volume_step / 2:
-            self._settle(entry, OrderState.FILLED, entry.broker_order, "filled at the broker")
+            self._move_if_elsewhere(entry, OrderState.FILLED, entry.broker_order, "filled at the broker")
         elif entry.filled_volume > 0 and entry.state is not OrderState.PARTIALLY_FILLED:
-            self._settle(entry, OrderState.PARTIALLY_FILLED, entry.broker_order, "part filled at the broker")
+            self._move_if_elsewhere(entry, OrderState.PARTIALLY_FILLED, entry.broker_order, "part filled at the broker")
 
     def enforce_sla(self) -> None:
         """Cancel pending orders past their SLA; resolve unconfirmed ones, reporting those never found."""
@@ -708,7 +713,7 @@ class ExecutionEngine(ConfiguredPlugin):
         )
         res = self.broker.send(req)
         self._retcodes.labels(res.name).inc()
-        accepted = res.klass is RetcodeClass.SUCCESS or res.retcode == 10025
+        accepted = res.category is RetcodeClass.SUCCESS or res.retcode == 10025
         if accepted:  # what the journal now expects at the broker (the reconciler compares)
             self.rt.store.kv_put("sltp", str(ticket), [req.get("sl", 0.0), req.get("tp", 0.0)])
             self._levels[ticket] = (float(req.get("sl", 0.0)), float(req.get("tp", 0.0)))
@@ -743,8 +748,8 @@ class ExecutionEngine(ConfiguredPlugin):
         if entry is None or entry.state not in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED):
             return False
         res = self.broker.send({"action": REMOVE, "order": entry.broker_order})
-        if res.klass is RetcodeClass.SUCCESS:
-            self._move(client_id, OrderState.CANCELLED, entry.symbol, res.retcode, reason)
+        if res.category is RetcodeClass.SUCCESS:
+            self._move_order(client_id, OrderState.CANCELLED, entry.symbol, res.retcode, reason)
             return True
         return self.resolve(client_id) and self.journal.get(client_id).state.terminal  # type: ignore[union-attr]
 

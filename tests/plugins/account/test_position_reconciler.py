@@ -93,7 +93,7 @@ def test_a_position_history_cannot_explain_is_missing(tmp_path: Path) -> None:
         comment="tg-00000001",
         time=T0,
     )
-    eng._record(ghost)  # the journal holds a position the broker never had
+    eng._journal_deal(ghost)  # the journal holds a position the broker never had
     report = rec.run_reconciliation("t")
     assert report.missing == (777_777,) and not report.consistent
 
