@@ -24,7 +24,7 @@ from typing import Any
 
 from tradeguard import Alert
 from tradeguard.core.store import Store
-from tradeguard.plugins.alerting.manager import AlertManager
+from tradeguard.plugins.alerting.alert_manager import AlertManager
 from tradeguard.testing import T0, make_runtime
 
 

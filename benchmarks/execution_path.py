@@ -22,7 +22,7 @@ from tradeguard import OrderIntent
 from tradeguard.broker.mt5 import MT5Adapter
 from tradeguard.core.store import Store
 from tradeguard.execution import journal as journal_mod
-from tradeguard.execution.engine import ExecutionEngine
+from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.account.state_alignment import StateAlignment
 from tradeguard.testing import T0, crash, make_runtime
 

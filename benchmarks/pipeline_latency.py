@@ -25,17 +25,22 @@ from typing import Any
 
 from tradeguard import OrderIntent, Targets
 from tradeguard.core.store import Store
-from tradeguard.plugins.confluence.signal_dedup import SignalDeduplicator
 from tradeguard.plugins.monitoring.profiler import Profiler
 from tradeguard.plugins.risk.kill_switch import KillSwitch
+from tradeguard.plugins.risk.position_sizing import PositionSizing
 from tradeguard.plugins.risk.risk_guard import RiskGuard
-from tradeguard.plugins.risk.sizing import PositionSizing
-from tradeguard.plugins.trading.signal_gate import SignalValidationGate
-from tradeguard.plugins.trading.targets import TargetStopEngine
+from tradeguard.plugins.trading.signal_deduplicator import SignalDeduplicator
+from tradeguard.plugins.trading.signal_validation_gate import SignalValidationGate
+from tradeguard.plugins.trading.target_stop_engine import TargetStopEngine
 from tradeguard.testing import T0, make_runtime, signal
 
 
 class NullExecution:
+    """Takes every order and sends nothing: the pipeline's own latency, without a broker's. Of the Execution
+    port it has what the pipeline and the risk guard ask: submit_order, and no journal."""
+
+    journal = None
+
     def submit_order(self, order: OrderIntent) -> str:
         return "bench"
 

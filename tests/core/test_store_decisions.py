@@ -6,10 +6,10 @@ import sqlite3
 from pathlib import Path
 
 from tradeguard.core.store import Store
-from tradeguard.execution.engine import ExecutionEngine
+from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.monitoring.audit_trail import AuditTrail
 from tradeguard.plugins.risk.kill_switch import KillSwitch
-from tradeguard.plugins.risk.sizing import PositionSizing
+from tradeguard.plugins.risk.position_sizing import PositionSizing
 from tradeguard.testing import crash, make_runtime, signal
 
 

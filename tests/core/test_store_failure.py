@@ -13,11 +13,11 @@ import pytest
 
 from tradeguard import KillState, OrderIntent
 from tradeguard.core.store import Store, StoreError
-from tradeguard.execution.engine import ExecutionEngine
-from tradeguard.plugins.alerting.manager import AlertManager
+from tradeguard.execution.execution_engine import ExecutionEngine
+from tradeguard.plugins.alerting.alert_manager import AlertManager
 from tradeguard.plugins.monitoring.audit_trail import AuditTrail
 from tradeguard.plugins.risk.kill_switch import KillSwitch
-from tradeguard.plugins.risk.sizing import PositionSizing
+from tradeguard.plugins.risk.position_sizing import PositionSizing
 from tradeguard.testing import T0, make_runtime, signal
 
 from ..helpers import tmpfs, wait_for

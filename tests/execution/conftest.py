@@ -11,7 +11,7 @@ import pytest
 from tradeguard import Fill, OrderEvent, OrderIntent, hookimpl
 from tradeguard.core.runtime import Runtime
 from tradeguard.core.store import Store
-from tradeguard.execution.engine import ExecutionEngine
+from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.testing import T0, make_runtime
 

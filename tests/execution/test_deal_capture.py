@@ -12,7 +12,7 @@ import pytest
 
 from tradeguard import OrderIntent
 from tradeguard.core.store import Store
-from tradeguard.execution.engine import ExecutionEngine
+from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.account.position_reconciler import PositionReconciler
 from tradeguard.plugins.account.state_alignment import StateAlignment
 from tradeguard.plugins.risk.kill_switch import KillSwitch

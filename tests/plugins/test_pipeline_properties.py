@@ -14,12 +14,12 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from tradeguard.core.store import Store
-from tradeguard.plugins.confluence.signal_dedup import SignalDeduplicator
 from tradeguard.plugins.risk.kill_switch import KillSwitch
+from tradeguard.plugins.risk.position_sizing import PositionSizing
 from tradeguard.plugins.risk.risk_guard import RiskGuard
-from tradeguard.plugins.risk.sizing import PositionSizing
-from tradeguard.plugins.trading.signal_gate import SignalValidationGate
-from tradeguard.plugins.trading.targets import TargetStopEngine
+from tradeguard.plugins.trading.signal_deduplicator import SignalDeduplicator
+from tradeguard.plugins.trading.signal_validation_gate import SignalValidationGate
+from tradeguard.plugins.trading.target_stop_engine import TargetStopEngine
 from tradeguard.testing import make_runtime, signal
 
 STEPS = {0.01: (0.01, 100.0), 0.1: (0.1, 500.0), 1.0: (1.0, 1000.0)}

@@ -9,7 +9,7 @@ from typing import Any
 from tradeguard import OrderIntent
 from tradeguard.broker.types import BrokerDeal
 from tradeguard.core.store import Store
-from tradeguard.execution.engine import ExecutionEngine
+from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.account.position_reconciler import PositionReconciler
 from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.testing import T0, make_runtime

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tradeguard.core.store import Store
-from tradeguard.plugins.alerting.manager import AlertManager
+from tradeguard.plugins.alerting.alert_manager import AlertManager
 from tradeguard.testing import make_runtime
 
 from ...receiver import Receiver

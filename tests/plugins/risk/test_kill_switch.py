@@ -22,7 +22,7 @@ from tradeguard import (
 from tradeguard.core.operator_secret import hash_secret, verify_secret
 from tradeguard.core.store import Store
 from tradeguard.core.triggers import TRIGGERS, TriggersSettings
-from tradeguard.execution.engine import ExecutionEngine
+from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.risk.kill_switch import KillSwitch, ResetRefused
 from tradeguard.testing import T0, crash, make_runtime
 

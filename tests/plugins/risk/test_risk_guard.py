@@ -198,7 +198,7 @@ def test_reducing_orders_are_never_vetoed(runtime: Any) -> None:
 
 
 def test_unfilled_rest_of_a_partial_fill_is_committed(runtime: Any) -> None:
-    from tradeguard.execution.engine import ExecutionEngine
+    from tradeguard.execution.execution_engine import ExecutionEngine
 
     eng, g = ExecutionEngine(), RiskGuard()
     runtime(

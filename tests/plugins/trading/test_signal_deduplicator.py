@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from tradeguard.core.store import Store
-from tradeguard.plugins.confluence.signal_dedup import SignalDeduplicator
+from tradeguard.plugins.trading.signal_deduplicator import SignalDeduplicator
 from tradeguard.testing import T0, make_runtime, signal
 
 

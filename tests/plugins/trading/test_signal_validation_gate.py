@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tradeguard import ConfigError, Reason
-from tradeguard.plugins.trading.signal_gate import SignalValidationGate
+from tradeguard.plugins.trading.signal_validation_gate import SignalValidationGate
 from tradeguard.testing import T0, signal
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from tradeguard import IllegalStateTransition, KillState
 from tradeguard.broker.types import OrderRefused
-from tradeguard.execution.engine import ExecutionRefused
+from tradeguard.execution.execution_engine import ExecutionRefused
 from tradeguard.execution.journal import Journal
 from tradeguard.execution.states import check_transition
 from tradeguard.models import OrderState

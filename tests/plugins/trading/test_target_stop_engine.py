@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tradeguard import Rejected, Targets
-from tradeguard.plugins.trading.targets import TargetStopEngine
+from tradeguard.plugins.trading.target_stop_engine import TargetStopEngine
 from tradeguard.testing import signal
 
 
@@ -60,7 +60,7 @@ def _managed(runtime: Any, **cfg: Any) -> tuple[list[float], Any]:
 
     Returns the stop after each tick and the closing deal (a stop that was tightened gets hit)."""
     from tradeguard import OrderIntent
-    from tradeguard.execution.engine import ExecutionEngine
+    from tradeguard.execution.execution_engine import ExecutionEngine
     from tradeguard.testing import T0
 
     engine, tse = ExecutionEngine(), TargetStopEngine()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tradeguard import Rejected, Targets
-from tradeguard.plugins.risk.sizing import PositionSizing, floor_to_step
+from tradeguard.plugins.risk.position_sizing import PositionSizing, floor_to_step
 from tradeguard.testing import signal
 
 
