@@ -5,15 +5,16 @@ from __future__ import annotations
 import ast
 import inspect
 
-from tradeguard.plugins.risk import risk_guard
-from tradeguard.plugins.risk.risk_guard import SWITCHED_OFF_BY, RiskGuard, RiskGuardSettings
+from tradeguard.plugins.risk import rules
+from tradeguard.plugins.risk.risk_guard import RiskGuardSettings
+from tradeguard.plugins.risk.rules import RULES, SWITCHED_OFF_BY, reject
 
 
 def refusals() -> list[tuple[str, str]]:
-    """(reason code, settings key) of every ``_reject`` call in the risk guard's source."""
+    """(reason code, settings key) of every ``reject`` call in the risk guard's rules."""
     found = []
-    for node in ast.walk(ast.parse(inspect.getsource(risk_guard))):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "_reject":
+    for node in ast.walk(ast.parse(inspect.getsource(rules))):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "reject":
             code, key = node.args[0], node.args[2]
             names = [n.value for n in ast.walk(code) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
             keys = [n.value for n in ast.walk(key) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
@@ -27,7 +28,7 @@ def test_every_refusal_names_its_rule_and_a_real_key() -> None:
     fields = set(RiskGuardSettings.model_fields)
     for code, key in pairs:
         assert key in fields, (code, key)
-        message = RiskGuard._reject(code, "what happened", key).message
+        message = reject(code, "what happened", key).message
         assert message.startswith(f"{code}: what happened") and f"rule {code}" in message
         assert f"risk_guard.{key}" in message
         if key in SWITCHED_OFF_BY:
@@ -39,3 +40,12 @@ def test_the_stop_risk_left_of_todays_limit_names_the_daily_limit_not_the_switch
     codes = {c: k for c, k in refusals() if "left of today" in c or k == "daily_loss_limit_pct"}
     assert codes.get("daily_loss_limit") == "daily_loss_limit_pct"
     assert ("max_total_stop_risk", "daily_loss_limit_pct") not in refusals()
+
+
+def test_each_rule_reads_keys_of_the_settings_and_every_key_it_refuses_by_is_its_own() -> None:
+    fields = set(RiskGuardSettings.model_fields)
+    for rule in RULES:
+        assert rule.keys and set(rule.keys) <= fields, type(rule).__name__
+        source = inspect.getsource(type(rule))
+        named = {k for c, k in refusals() if f'"{c}"' in source and f'"{k}"' in source}
+        assert named <= set(rule.keys), (type(rule).__name__, named - set(rule.keys))

@@ -211,7 +211,7 @@ def test_unfilled_rest_of_a_partial_fill_is_committed(runtime: Any) -> None:
         risk_guard={**OFF, "max_lots_per_symbol": 1.5},
     )
     eng.submit_order(OrderIntent(symbol="EURUSD", side="buy", volume=1.2, stop_loss=1.06, created_at=T0))
-    assert g._committed().gross["EURUSD"] == pytest.approx(1.2)  # 0.3 filled + 0.9 still working
+    assert g.committed().gross["EURUSD"] == pytest.approx(1.2)  # 0.3 filled + 0.9 still working
     assert code(g.evaluate(order(0.3))) == "approved" and code(g.evaluate(order(0.31))) == "max_exposure_symbol"
 
 
@@ -249,3 +249,9 @@ def test_openings_wait_for_the_new_server_days_first_snapshot(runtime: Any) -> N
     _rt, g = guard(runtime, daily_loss_limit_pct=0.0)  # no daily limit: no day anchor to wait for
     g.update_equity(before)
     assert code(g.evaluate(order())) == "approved"
+
+
+def test_a_count_limit_of_zero_is_off_as_its_refusal_says(runtime: Any) -> None:
+    """``max_open_positions = 0`` refused every order while its refusal said 0 switches the rule off."""
+    _, g = guard(runtime, max_open_positions=0, max_positions_per_symbol=0)
+    assert isinstance(g.evaluate(order()), Approved)
