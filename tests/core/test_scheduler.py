@@ -56,25 +56,3 @@ def test_replay_clock_refuses_to_go_back_or_naive_times() -> None:
         clock.set(T0 - timedelta(seconds=1))
     with pytest.raises(ValueError, match="naive datetime"):
         clock.set(T0.replace(tzinfo=None))
-
-
-def test_a_clock_with_only_now_still_drives_the_scheduler() -> None:
-    """``Clock.epoch`` joined the protocol late: a clock a team wrote with ``now()`` alone keeps working."""
-    from datetime import UTC, datetime, timedelta
-
-    from tradeguard.core.scheduler import Scheduler
-    from tradeguard.models import Job
-
-    class OnlyNow:
-        def __init__(self) -> None:
-            self.at = datetime(2017, 1, 2, tzinfo=UTC)
-
-        def now(self) -> datetime:
-            return self.at
-
-    market, wall, ran = OnlyNow(), OnlyNow(), []
-    sched = Scheduler(market, lambda *a: None, wall=wall)  # type: ignore[arg-type]
-    sched.add(Job(name="tick", every=timedelta(minutes=1), run=lambda: ran.append(market.at)))
-    assert sched.run_due() == []
-    market.at += timedelta(minutes=1)
-    assert sched.run_due() == ["tick"] and ran == [market.at]

@@ -17,8 +17,7 @@ class Clock(Protocol):
         ...
 
     def epoch(self) -> float:
-        """The current time in epoch seconds: ``now().timestamp()``, for the scheduler's every-bar question
-        (optional: the scheduler works it out from ``now()`` for a clock without it)."""
+        """The current time in epoch seconds: ``now().timestamp()``, for the scheduler's every-bar question."""
         ...
 
 

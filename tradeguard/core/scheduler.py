@@ -4,8 +4,9 @@ A job that raises is isolated: reported through the runtime and rescheduled. A j
 behind (a long replay gap, a stalled process) runs once, not once per missed interval.
 ``Job.wall_clock`` jobs (write-behind flushes) are timed by the machine's clock.
 
-Due times are kept as epoch seconds and the earliest of them per clock is remembered, so a pass
-with nothing due costs two clock reads: a replay asks on every bar.
+Each job is timed by one of two lanes, the runtime's clock or the wall's; jobs run in the order they were
+added. Due times are kept as epoch seconds and each lane remembers its earliest, so a pass with nothing
+due costs two clock reads: a replay asks on every bar.
 """
 
 from __future__ import annotations
@@ -20,43 +21,42 @@ from tradeguard.models import Job
 INF = float("inf")
 
 
-def _epoch_of(clock: Clock) -> Callable[[], float]:
-    """The clock's epoch seconds: its own ``epoch()`` (both built-in clocks have one), else from ``now()``,
-    for a clock written before ``epoch`` joined the protocol."""
-    epoch = getattr(clock, "epoch", None)
-    return epoch if callable(epoch) else (lambda: clock.now().timestamp())
+@dataclass
+class _Lane:
+    """One clock's jobs: the clock, and the earliest time one of its jobs is due."""
+
+    clock: Clock
+    next_due: float = INF
+    now: float = 0.0  # read once per pass
 
 
 @dataclass
 class _Entry:
     job: Job
     plugin: str
-    wall: bool
+    lane: _Lane
     every: float  # seconds
-    due: float  # epoch seconds on the job's clock
+    due: float  # epoch seconds on its lane's clock
 
 
 class Scheduler:
     def __init__(
         self, clock: Clock, on_error: Callable[[str, str, BaseException], None], wall: Clock | None = None
     ) -> None:
-        self._epochs = (_epoch_of(clock), _epoch_of(wall or WallClock()))  # the market clock's, the wall clock's
+        self._market = _Lane(clock)  # the runtime's clock: the market's in a replay
+        self._wall = _Lane(wall or WallClock())  # the machine's: write-behind flushes, the latch's refresh
         self._on_error = on_error
-        self._entries: list[_Entry] = []
-        self._next = [INF, INF]  # the earliest due time on the market clock, on the wall clock
+        self._entries: list[_Entry] = []  # in the order they were added: the order they run in
 
     def add(self, job: Job, plugin: str = "") -> None:
-        if any(e.job.name == job.name for e in self._entries):
+        if job.name in self.jobs:
             raise ValueError(f"job {job.name!r} is already scheduled")
-        now = self._epochs[job.wall_clock]()
+        lane = self._wall if job.wall_clock else self._market
+        now = lane.clock.epoch()
         every = job.every.total_seconds()
-        self._entries.append(_Entry(job, plugin, job.wall_clock, every, now if job.run_at_start else now + every))
-        self._refresh()
-
-    def _refresh(self) -> None:
-        self._next = [INF, INF]
-        for e in self._entries:
-            self._next[e.wall] = min(self._next[e.wall], e.due)
+        entry = _Entry(job, plugin, lane, every, now if job.run_at_start else now + every)
+        self._entries.append(entry)
+        lane.next_due = min(lane.next_due, entry.due)
 
     @property
     def jobs(self) -> list[str]:
@@ -64,23 +64,22 @@ class Scheduler:
 
     def run_due(self, *args: Any) -> list[str]:
         """Run every job that is due now; return their names (in the order they ran)."""
-        market, wall = self._epochs[0](), self._epochs[1]()
-        if market < self._next[0] and wall < self._next[1]:
+        market, wall = self._market, self._wall
+        market.now, wall.now = market.clock.epoch(), wall.clock.epoch()
+        if market.now < market.next_due and wall.now < wall.next_due:
             return []
         ran: list[str] = []
-        upcoming = [INF, INF]
+        market.next_due = wall.next_due = INF
         for entry in self._entries:
-            now = wall if entry.wall else market
-            if entry.due <= now:
+            lane = entry.lane
+            if entry.due <= lane.now:
                 try:
                     entry.job.run(*args)
                 except Exception as exc:
                     self._on_error(entry.plugin or entry.job.name, f"job:{entry.job.name}", exc)
                 ran.append(entry.job.name)
                 entry.due += entry.every
-                if entry.due <= now:  # fell behind: run again one interval from now, not in a burst
-                    entry.due = now + entry.every
-            if entry.due < upcoming[entry.wall]:
-                upcoming[entry.wall] = entry.due
-        self._next = upcoming
+                if entry.due <= lane.now:  # fell behind: run again one interval from now, not in a burst
+                    entry.due = lane.now + entry.every
+            lane.next_due = min(lane.next_due, entry.due)
         return ran
