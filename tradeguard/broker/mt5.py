@@ -152,22 +152,22 @@ def _driven(module: Any) -> Any:
 
 
 def _account_state(a: Any) -> AccountState:
-    return AccountState(  # in AccountState's field order, by position: converted whenever the account moved
-        int(a.login),
-        str(a.currency),
-        float(a.balance),
-        float(a.equity),
-        float(a.margin),
-        float(a.margin_free),
-        float(a.margin_level),
-        float(a.profit),
-        int(a.leverage),
-        int(a.margin_mode) == 2,
-        bool(a.trade_allowed),
-        bool(a.trade_expert),
-        float(a.margin_so_call),
-        float(a.margin_so_so),
-        str(a.server),
+    return AccountState(  # converted whenever the account moved
+        login=int(a.login),
+        currency=str(a.currency),
+        balance=float(a.balance),
+        equity=float(a.equity),
+        margin=float(a.margin),
+        margin_free=float(a.margin_free),
+        margin_level=float(a.margin_level),
+        profit=float(a.profit),
+        leverage=int(a.leverage),
+        hedging=int(a.margin_mode) == 2,
+        trade_allowed=bool(a.trade_allowed),
+        trade_expert=bool(a.trade_expert),
+        margin_so_call=float(a.margin_so_call),
+        margin_so_so=float(a.margin_so_so),
+        server=str(a.server),
     )
 
 

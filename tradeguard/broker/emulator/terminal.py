@@ -28,6 +28,7 @@ from tradeguard.broker.emulator.book import Book, Order, Position, group_match
 from tradeguard.broker.emulator.config import EmulatorConfig
 from tradeguard.broker.emulator.faults import PROFILES, FaultInjector, FaultProfile
 from tradeguard.broker.emulator.feed import TIMEFRAME_SECONDS, Feed
+from tradeguard.broker.emulator.market_state import LiveQuote, OpenExposure, TriggerLevels
 from tradeguard.broker.emulator.structures import RATES_DTYPE, TICKS_DTYPE, AccountInfo, TerminalInfo, Tick
 from tradeguard.broker.emulator.trading import TradeServer
 
@@ -66,11 +67,10 @@ class Terminal(TradeServer):
         else:
             self.feed = Feed.from_bars(config.symbol, load_bars(config.data), main.digits, main.spread, self.offset_s)
         self.selected = {config.symbol}
-        # live quotes: symbol -> [bid, ask, time_msc]; symbols without data stand still at static_bid
-        self.quotes: dict[str, list[float]] = {}
+        self.quotes: dict[str, LiveQuote] = {}  # symbols without data stand still at static_bid
         for name, spec in self.specs.items():
             bid = round(spec.static_bid, spec.digits)
-            self.quotes[name] = [bid, round(bid + spec.spread * spec.point, spec.digits), 0]
+            self.quotes[name] = LiveQuote(bid, round(bid + spec.spread * spec.point, spec.digits))
         self.published: dict[str, tuple[float, float, int]] = {}
         self.book = Book()
         self.balance = config.balance
@@ -86,10 +86,8 @@ class Terminal(TradeServer):
         self._bar_end = self.feed.bar_end.tolist()
         self._opens = self.feed.bar_start.tolist()  # a bar's first tick may gap past a level
         self._bar_start = self.feed.bar_start.tolist() if self.faults.profile.stale_tick_rate else None
-        # trigger levels per symbol: [lo_bid, hi_bid, lo_ask, hi_ask]
-        self.levels: dict[str, list[float]] = {s: [-INF, INF, -INF, INF] for s in self.specs}
-        # per symbol: [kb, cb, ks, cs, floating in account currency, margin]
-        self.agg: dict[str, list[float]] = {s: [0.0] * 6 for s in self.specs}
+        self.levels: dict[str, TriggerLevels] = {s: TriggerLevels() for s in self.specs}
+        self.exposure: dict[str, OpenExposure] = {s: OpenExposure() for s in self.specs}
         # symbols whose profit is in the account currency: their floating P&L needs no conversion per tick
         self._same_currency = {s for s, spec in self.specs.items() if spec.currency_profit == config.currency}
         self.floating = 0.0
@@ -202,35 +200,35 @@ class Terminal(TradeServer):
         if cents is None or cents[0] != self.balance or cents[1] != margin:
             cents = self._cents = (self.balance, margin, round(self.balance, 2), round(margin, 2))
         margin_mode = c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING if self.hedging else c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
-        info = AccountInfo(  # by position (a third of the keyword build's cost): asked on every capture
-            cfg.login,
-            c.ACCOUNT_TRADE_MODE_DEMO,
-            cfg.leverage,
-            cfg.limit_orders,
-            c.ACCOUNT_STOPOUT_MODE_PERCENT,
-            True,
-            self.trade_expert,
-            margin_mode,
-            2,
-            False,  # trade_allowed .. fifo_close
-            cents[2],
-            self.credit,
-            round(self.floating, 2),
-            round(equity, 2),
-            cents[3],
-            round(equity - margin, 2),
-            round(equity / margin * 100, 2) if margin else 0.0,  # balance .. margin_level
-            cfg.margin_so_call,
-            cfg.margin_so_so,
-            0.0,
-            0.0,
-            0.0,
-            0.0,
-            0.0,  # margin_so_call .. commission_blocked
-            cfg.name,
-            cfg.server,
-            cfg.currency,
-            cfg.company,
+        info = AccountInfo(  # built when the account moved (the last answer is kept while it does not)
+            login=cfg.login,
+            trade_mode=c.ACCOUNT_TRADE_MODE_DEMO,
+            leverage=cfg.leverage,
+            limit_orders=cfg.limit_orders,
+            margin_so_mode=c.ACCOUNT_STOPOUT_MODE_PERCENT,
+            trade_allowed=True,
+            trade_expert=self.trade_expert,
+            margin_mode=margin_mode,
+            currency_digits=2,
+            fifo_close=False,
+            balance=cents[2],
+            credit=self.credit,
+            profit=round(self.floating, 2),
+            equity=round(equity, 2),
+            margin=cents[3],
+            margin_free=round(equity - margin, 2),
+            margin_level=round(equity / margin * 100, 2) if margin else 0.0,
+            margin_so_call=cfg.margin_so_call,
+            margin_so_so=cfg.margin_so_so,
+            margin_initial=0.0,
+            margin_maintenance=0.0,
+            assets=0.0,
+            liabilities=0.0,
+            commission_blocked=0.0,
+            name=cfg.name,
+            server=cfg.server,
+            currency=cfg.currency,
+            company=cfg.company,
         )
         self._account_info = (state, info)
         return info
@@ -263,10 +261,9 @@ class Terminal(TradeServer):
         """The quote clients see: the live one, or the last published one while ticks are stale."""
         if symbol in self.published:
             return self.published[symbol]
-        bid, ask, t = self.quotes[symbol]
-        if symbol != self.feed.symbol:  # no data: the standing quote is the price now
-            t = self.now_msc()
-        return bid, ask, int(t)
+        q = self.quotes[symbol]
+        t = q.time_msc if symbol == self.feed.symbol else self.now_msc()  # no data: the standing quote is now's
+        return q.bid, q.ask, int(t)
 
     @api()
     def symbol_info_tick(self, symbol: str) -> Tick | None:
@@ -366,7 +363,8 @@ class Terminal(TradeServer):
     @api()
     def orders_get(self, symbol: str | None = None, group: str | None = None, ticket: int | None = None) -> Any:
         for o in self.book.orders.values():
-            o.price_current = self.quotes[o.symbol][1 if o.is_buy else 0]
+            q = self.quotes[o.symbol]
+            o.price_current = q.ask if o.is_buy else q.bid
         return tuple(o.as_tuple() for o in self._filter(self.book.orders.values(), symbol, group, ticket))
 
     @api()
@@ -487,23 +485,23 @@ class Terminal(TradeServer):
         bid, ask, t = self._bids[i], self._asks[i], self._times[i]
         sym = self.feed.symbol
         q = self.quotes[sym]
-        q[0], q[1], q[2] = bid, ask, t
+        q.bid, q.ask, q.time_msc = bid, ask, t
         if self._bar_start and i and self._bar_start[i] and self.faults.stale_bar():  # this bar's ticks withheld
             self._stale_until = i + self._bar_end.index(True, i) - i
             self.published.setdefault(sym, (self._bids[i - 1], self._asks[i - 1], self._times[i - 1]))
         elif i > self._stale_until and self.published:
             self.published.pop(sym, None)
-        lv = self.levels[sym]
-        if bid <= lv[0] or bid >= lv[1] or ask <= lv[2] or ask >= lv[3]:
+        lv = self.levels[sym]  # compared inline: the hot path, one tick at a time (no call per tick)
+        if bid <= lv.lo_bid or bid >= lv.hi_bid or ask <= lv.lo_ask or ask >= lv.hi_ask:
             self.on_levels_crossed(sym, gap=self._opens[i])
         if self.margin_used:
-            a = self.agg[sym]
-            if a[0] or a[2]:
-                f = a[0] * bid - a[1] + a[3] - a[2] * ask
+            e = self.exposure[sym]
+            if e.bought or e.sold:
+                f = e.bought * bid - e.bought_cost + e.sold_proceeds - e.sold * ask  # OpenExposure.pnl, inline
                 if sym not in self._same_currency:
                     f *= self.conversion(sym)
-                self.floating += f - a[4]
-                a[4] = f
+                self.floating += f - e.floating
+                e.floating = f
             equity = self.balance + self.credit + self.floating
             if equity * 100 <= self.margin_used * self.config.margin_so_so:
                 self.stop_out()

@@ -18,6 +18,7 @@ from tradeguard.broker.emulator.api import api
 from tradeguard.broker.emulator.book import Book, Deal, Order, Position
 from tradeguard.broker.emulator.config import EmulatorConfig
 from tradeguard.broker.emulator.faults import Fault, FaultInjector
+from tradeguard.broker.emulator.market_state import LiveQuote, OpenExposure, TriggerLevels
 from tradeguard.broker.emulator.structures import (
     REQUEST_DEFAULTS,
     OrderCheckResult,
@@ -116,8 +117,7 @@ class TradeServer:
     _slip_rng: random.Random
     _last_error: tuple[int, str]
     specs: dict[str, sy.SymbolDefinition]
-    #: live quotes: symbol -> [bid, ask, time_msc]
-    quotes: dict[str, list[float]]
+    quotes: dict[str, LiveQuote]
     book: Book
     balance: float
     credit: float
@@ -125,20 +125,18 @@ class TradeServer:
     trade_expert: bool
     index: int
     _bids: list[float]
-    #: trigger levels per symbol: [lo_bid, hi_bid, lo_ask, hi_ask]
-    levels: dict[str, list[float]]
-    #: per symbol: [kb, cb, ks, cs, floating in account currency, margin]
-    agg: dict[str, list[float]]
+    levels: dict[str, TriggerLevels]
+    exposure: dict[str, OpenExposure]
     floating: float
     margin_used: float
     request_id: int
 
     def now_msc(self) -> int:
-        return int(self.quotes[self.config.symbol][2])
+        return self.quotes[self.config.symbol].time_msc
 
     def price_of(self, symbol: str) -> float | None:
         q = self.quotes.get(symbol)
-        return q[0] if q else None
+        return q.bid if q else None
 
     @property
     def hedging(self) -> bool:
@@ -148,7 +146,8 @@ class TradeServer:
         return self.balance + self.credit + self.floating
 
     def position_profit(self, p: Position) -> float:
-        bid, ask, _ = self.quotes[p.symbol]
+        q = self.quotes[p.symbol]
+        bid, ask = q.bid, q.ask
         p.price_current = bid if p.is_buy else ask
         spec = self.specs[p.symbol]
         return round(
@@ -293,7 +292,8 @@ class TradeServer:
         comment: str | None = None,
     ) -> OrderSendResult:
         self.request_id += 1
-        bid, ask = self.quotes[req["symbol"]][:2] if req["symbol"] in self.quotes else (0.0, 0.0)
+        q = self.quotes.get(req["symbol"])
+        bid, ask = (q.bid, q.ask) if q is not None else (0.0, 0.0)
         return OrderSendResult(
             retcode=retcode,
             deal=deal,
@@ -413,7 +413,8 @@ class TradeServer:
         is_buy = req["type"] == c.ORDER_TYPE_BUY
         volume = req["volume"]
         self._check_volume(spec, volume)
-        bid, ask, _ = self.quotes[spec.name]
+        q = self.quotes[spec.name]
+        bid, ask = q.bid, q.ask
         market = ask if is_buy else bid
         closing: Position | None = None
         if req["position"]:
@@ -461,7 +462,8 @@ class TradeServer:
         is_buy = kind in (c.ORDER_TYPE_BUY_LIMIT, c.ORDER_TYPE_BUY_STOP, c.ORDER_TYPE_BUY_STOP_LIMIT)
         self._check_trade_mode(spec, is_buy, True)
         self._check_filling(spec, kind, req["type_filling"])
-        bid, ask, _ = self.quotes[spec.name]
+        q = self.quotes[spec.name]
+        bid, ask = q.bid, q.ask
         price, gap = req["price"], spec.stops_level * spec.point - spec.point * 1e-6
         below_market = kind in (c.ORDER_TYPE_BUY_LIMIT, c.ORDER_TYPE_SELL_STOP, c.ORDER_TYPE_SELL_STOP_LIMIT)
         market = ask if is_buy else bid
@@ -489,7 +491,8 @@ class TradeServer:
         if req["symbol"] and req["symbol"] != pos.symbol:
             raise Rejection(c.TRADE_RETCODE_INVALID, "Invalid request: symbol does not match the position")
         spec = self.specs[pos.symbol]
-        bid, ask, _ = self.quotes[pos.symbol]
+        q = self.quotes[pos.symbol]
+        bid, ask = q.bid, q.ask
         ref = bid if pos.is_buy else ask
         if (req["sl"], req["tp"]) == (pos.sl, pos.tp):
             raise Rejection(c.TRADE_RETCODE_NO_CHANGES)
@@ -506,7 +509,8 @@ class TradeServer:
     def _plan_modify(self, req: dict[str, Any]) -> dict[str, Any]:
         order = self._working(req["order"])
         spec = self.specs[order.symbol]
-        bid, ask, _ = self.quotes[order.symbol]
+        q = self.quotes[order.symbol]
+        bid, ask = q.bid, q.ask
         self._check_frozen(spec, ask if order.is_buy else bid, order.price_open)
         if (req["price"], req["sl"], req["tp"], req["type_time"], req["expiration"]) == (
             order.price_open,
@@ -530,7 +534,8 @@ class TradeServer:
     def _plan_remove(self, req: dict[str, Any]) -> dict[str, Any]:
         order = self._working(req["order"])
         spec = self.specs[order.symbol]
-        bid, ask, _ = self.quotes[order.symbol]
+        q = self.quotes[order.symbol]
+        bid, ask = q.bid, q.ask
         self._check_frozen(spec, ask if order.is_buy else bid, order.price_open)
         return {"order": order}
 
@@ -574,7 +579,8 @@ class TradeServer:
         return self._close_by(req, plan)
 
     def _fill_price(self, spec: sy.SymbolDefinition, is_buy: bool, deviation: int) -> float:
-        bid, ask, _ = self.quotes[spec.name]
+        q = self.quotes[spec.name]
+        bid, ask = q.bid, q.ask
         price = ask if is_buy else bid
         if self.config.slippage_points:
             slip = self._slip_rng.randint(0, self.config.slippage_points)
@@ -842,14 +848,16 @@ class TradeServer:
             else:
                 ks, cs = ks + size, cs + size * p.price_open
             margin += p.margin
-        bid, ask, _ = self.quotes[symbol]
-        a = self.agg[symbol]
-        f = (kb * bid - cb + cs - ks * ask) * self.conversion(symbol) if (kb or ks) else 0.0
-        self.floating += f - a[4]
-        a[:] = [kb, cb, ks, cs, f, margin]
+        q = self.quotes[symbol]
+        bid, ask = q.bid, q.ask
+        e = OpenExposure(kb, cb, ks, cs)
+        e.floating = e.pnl(bid, ask) * self.conversion(symbol) if (kb or ks) else 0.0
+        e.margin = margin
+        self.floating += e.floating - self.exposure[symbol].floating
+        self.exposure[symbol] = e
         # summed, not accumulated: increments leave a 1e-13 residue when the book empties, and an equity
         # divided by that residue is a margin level of -1e19 that the account snapshot refuses
-        self.margin_used = sum(agg[5] for agg in self.agg.values())
+        self.margin_used = sum(x.margin for x in self.exposure.values())
         self.rearm(symbol)
 
     def rearm(self, symbol: str) -> None:
@@ -876,7 +884,7 @@ class TradeServer:
                 hi_bid = min(hi_bid, o.price_open)
             elif t in (c.ORDER_TYPE_SELL_STOP, c.ORDER_TYPE_SELL_STOP_LIMIT):
                 lo_bid = max(lo_bid, o.price_open)
-        self.levels[symbol] = [lo_bid, hi_bid, lo_ask, hi_ask]
+        self.levels[symbol] = TriggerLevels(lo_bid, hi_bid, lo_ask, hi_ask)
 
     def on_levels_crossed(self, symbol: str, gap: bool = True) -> None:
         """Trigger stops, targets and pending orders the current tick crossed.
@@ -885,7 +893,8 @@ class TradeServer:
         level: the fill is at the level. A bar's first tick may gap past it (a weekend, news): then
         the fill is at that tick's price, as a real server fills a gapped stop.
         """
-        bid, ask, _ = self.quotes[symbol]
+        q = self.quotes[symbol]
+        bid, ask = q.bid, q.ask
         spec = self.specs[symbol]
         for p in [p for p in self.book.positions.values() if p.symbol == symbol]:
             if p.is_buy:
@@ -920,7 +929,8 @@ class TradeServer:
 
     def close_at_market(self, p: Position, reason: int, comment: str, price: float | None = None) -> Deal:
         """Close ``p`` at ``price``, or at the market (bid for a buy, ask for a sell) when not given."""
-        bid, ask, _ = self.quotes[p.symbol]
+        q = self.quotes[p.symbol]
+        bid, ask = q.bid, q.ask
         if price is None:
             price = bid if p.is_buy else ask
         order = Order(
