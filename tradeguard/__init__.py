@@ -36,7 +36,15 @@ from importlib.metadata import PackageNotFoundError, version
 
 # What a plugin may use of the kernel's own, beside the models and ports above: a plugin imports only
 # ``tradeguard`` (an import-linter contract holds the built-in ones to it).
-from tradeguard.broker.types import HISTORY_END, HISTORY_START, BrokerDeal, SymbolSpec
+from tradeguard.broker.types import (
+    HISTORY_END,
+    HISTORY_START,
+    BrokerDeal,
+    BrokerOrder,
+    BrokerPosition,
+    DealKind,
+    SymbolSpec,
+)
 from tradeguard.core.audit import GENESIS, canonical, chain_hash, missing_from_chain, write_anchor
 from tradeguard.core.bars import rolling_atr, true_ranges
 from tradeguard.core.clock import backoff, server_midnight
@@ -110,11 +118,14 @@ __all__ = [
     "Bar",
     "Broker",
     "BrokerDeal",
+    "BrokerOrder",
+    "BrokerPosition",
     "Children",
     "ClosedBy",
     "ConfigError",
     "ConfiguredPlugin",
     "DealEntry",
+    "DealKind",
     "Decision",
     "Execution",
     "Fill",

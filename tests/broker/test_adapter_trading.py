@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tradeguard import ClosedBy, DealEntry, DealKind, OrderState
 from tradeguard.broker.emulator import constants as c
 from tradeguard.broker.mt5 import MT5Adapter
 from tradeguard.broker.retcodes import RetcodeClass
@@ -41,7 +42,7 @@ def test_market_buy_and_sell_fill_at_ask_and_bid(adapter: Adapter) -> None:
         (False, 0.2, 42, "tg-test"),
     ]
     assert positions[0].ticket == buy.order  # hedging: the position ticket is the opening order's
-    assert [d.entry for d in deals(broker)] == [c.DEAL_ENTRY_IN, c.DEAL_ENTRY_IN]
+    assert [d.entry for d in deals(broker)] == [DealEntry.IN, DealEntry.IN]
     assert broker.deals_total(EPOCH, FUTURE) == 2  # history_deals_total: the count without the deals
     assert broker.deals_total(FUTURE, FUTURE) == 0
     assert broker.deals_count() == 2  # all history: the "anything new?" marker pollers share
@@ -53,10 +54,10 @@ def test_stop_loss_and_take_profit_trigger_on_the_tick_path(adapter: Adapter) ->
     sl_trade = broker.send(market(broker, c.ORDER_TYPE_BUY, sl=round(q.bid - 0.0020, 5)))
     tp_trade = broker.send(market(broker, c.ORDER_TYPE_BUY, tp=round(q.bid + 0.0020, 5)))
     run_until(broker, lambda: not broker.positions())
-    closes = {d.position_id: d for d in deals(broker) if d.entry == c.DEAL_ENTRY_OUT}
+    closes = {d.position_id: d for d in deals(broker) if d.entry == DealEntry.OUT}
     sl_close, tp_close = closes[sl_trade.order], closes[tp_trade.order]
-    assert sl_close.reason == c.DEAL_REASON_SL and sl_close.comment.startswith("[sl ")
-    assert tp_close.reason == c.DEAL_REASON_TP and tp_close.comment.startswith("[tp ")
+    assert sl_close.closed_by == ClosedBy.STOP and sl_close.comment.startswith("[sl ")
+    assert tp_close.closed_by == ClosedBy.TARGET and tp_close.comment.startswith("[tp ")
     assert sl_close.price <= q.bid - 0.0020 + 1e-9 and sl_close.profit < 0
     assert tp_close.price >= q.bid + 0.0020 - 1e-9 and tp_close.profit > 0
 
@@ -96,7 +97,7 @@ def test_pending_orders_trigger_and_open_a_position(
     (pos,) = broker.positions()
     assert pos.ticket == placed.order and pos.comment == "tg-pending"
     (done,) = [o for o in broker.history_orders(EPOCH, FUTURE) if o.ticket == placed.order]
-    assert done.state == c.ORDER_STATE_FILLED
+    assert done.state == OrderState.FILLED
 
 
 def test_pending_order_on_the_wrong_side_is_invalid_price(adapter: Adapter) -> None:
@@ -136,7 +137,7 @@ def test_cancel_and_modify_pending_order(adapter: Adapter) -> None:
     assert same.retcode == 10025
     removed = broker.send({"action": c.TRADE_ACTION_REMOVE, "order": placed.order})
     assert removed.retcode == 10009 and broker.orders() == []
-    assert broker.history_orders(EPOCH, FUTURE)[-1].state == c.ORDER_STATE_CANCELED
+    assert broker.history_orders(EPOCH, FUTURE)[-1].state == OrderState.CANCELLED
 
 
 def test_partial_fill_ioc_cancels_the_rest_and_return_keeps_working(adapter: Adapter) -> None:
@@ -169,7 +170,7 @@ def test_close_by_ticket_on_hedging_leaves_the_other_position(adapter: Adapter) 
     assert (again.retcode, again.name) == (10036, "POSITION_CLOSED")
     too_much = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.5, position=second.order))
     assert too_much.retcode == 10038
-    outs = [d for d in deals(broker) if d.entry == c.DEAL_ENTRY_OUT]
+    outs = [d for d in deals(broker) if d.entry == DealEntry.OUT]
     assert [d.position_id for d in outs] == [first.order, first.order]
 
 
@@ -180,7 +181,7 @@ def test_close_by_opposite_position(adapter: Adapter) -> None:
     res = broker.send({"action": c.TRADE_ACTION_CLOSE_BY, "position": buy.order, "position_by": sell.order})
     assert res.retcode == 10009
     assert [(p.ticket, p.volume) for p in broker.positions()] == [(buy.order, 0.1)]
-    assert [d.entry for d in deals(broker)][-2:] == [c.DEAL_ENTRY_OUT_BY, c.DEAL_ENTRY_OUT_BY]
+    assert [d.entry for d in deals(broker)][-2:] == [DealEntry.OUT_BY, DealEntry.OUT_BY]
 
 
 def test_netting_adds_reduces_and_reverses(adapter: Adapter) -> None:
@@ -194,9 +195,9 @@ def test_netting_adds_reduces_and_reverses(adapter: Adapter) -> None:
     (pos,) = broker.positions()
     assert (pos.is_buy, pos.volume) == (False, 0.3)
     assert pos.identifier == first.order and pos.ticket == reverse.order  # identifier stays, ticket changes
-    assert deals(broker)[-1].entry == c.DEAL_ENTRY_INOUT
+    assert deals(broker)[-1].entry == DealEntry.INOUT
     close = broker.send(market(broker, c.ORDER_TYPE_BUY, 0.3))
-    assert close.retcode == 10009 and broker.positions() == [] and deals(broker)[-1].entry == c.DEAL_ENTRY_OUT
+    assert close.retcode == 10009 and broker.positions() == [] and deals(broker)[-1].entry == DealEntry.OUT
     by = broker.send({"action": c.TRADE_ACTION_CLOSE_BY, "position": 1, "position_by": 2})
     assert by.retcode == 10035  # no close-by on netting
 
@@ -212,8 +213,8 @@ def test_margin_call_then_stop_out_closes_the_position(adapter: Adapter) -> None
     run_until(broker, lambda: broker.account().margin_level and broker.account().margin_level < 100)
     assert broker.positions()  # margin call: below 100 %, still open
     run_until(broker, lambda: not broker.positions())
-    (out,) = [d for d in deals(broker) if d.entry == c.DEAL_ENTRY_OUT]
-    assert out.reason == c.DEAL_REASON_SO and out.comment.startswith("[so ")
+    (out,) = [d for d in deals(broker) if d.entry == DealEntry.OUT]
+    assert out.closed_by == ClosedBy.STOP_OUT and out.comment.startswith("[so ")
     assert broker.account().balance == pytest.approx(1100 + out.profit) and out.profit < -500
 
 
@@ -258,7 +259,7 @@ def test_deposit_is_a_balance_deal_without_symbol(adapter: Adapter) -> None:
     broker = adapter()
     broker.mt5.admin_deposit(500.0)
     (deal,) = deals(broker)
-    assert (deal.type, deal.symbol, deal.order, deal.position_id, deal.profit) == (c.DEAL_TYPE_BALANCE, "", 0, 0, 500.0)
+    assert (deal.kind, deal.symbol, deal.order, deal.position_id, deal.profit) == (DealKind.FUNDING, "", 0, 0, 500.0)
     assert broker.account().balance == 10_500.0
 
 
@@ -289,15 +290,15 @@ def test_stops_fill_at_their_level_inside_a_bar_and_at_the_price_across_a_gap(ad
     # bar 0 ticks 1.0716 -> 1.0722 -> 1.07083: the path passes 1.0710 between two ticks
     inside = broker.send(market(broker, c.ORDER_TYPE_BUY, sl=1.0710))
     broker.mt5.replay_step(2)
-    (out,) = [d for d in deals(broker) if d.position_id == inside.order and d.entry == c.DEAL_ENTRY_OUT]
-    assert (out.price, out.reason) == (1.0710, c.DEAL_REASON_SL)
+    (out,) = [d for d in deals(broker) if d.position_id == inside.order and d.entry == DealEntry.OUT]
+    assert (out.price, out.closed_by) == (1.0710, ClosedBy.STOP)
     # the French election weekend: Friday 2017-04-21 20:00 closes 1.07268, Sunday 21:00 opens 1.0893
     while broker.now() < datetime(2017, 4, 21, 20, 59, tzinfo=UTC):
         broker.mt5.replay_step(1)
     gapped = broker.send(market(broker, c.ORDER_TYPE_SELL, sl=1.0760))
     while broker.positions():
         broker.mt5.replay_step(1)
-    (out,) = [d for d in deals(broker) if d.position_id == gapped.order and d.entry == c.DEAL_ENTRY_OUT]
+    (out,) = [d for d in deals(broker) if d.position_id == gapped.order and d.entry == DealEntry.OUT]
     assert out.time == datetime(2017, 4, 23, 21, tzinfo=UTC) and out.price == 1.0894  # the open's ask, not 1.0760
 
 

@@ -35,6 +35,7 @@ from tradeguard.broker.types import (
     BrokerOrder,
     BrokerPosition,
     CheckResult,
+    DealKind,
     OrderRefused,
     Quote,
     SendResult,
@@ -42,8 +43,50 @@ from tradeguard.broker.types import (
     TerminalState,
 )
 from tradeguard.core.schema import PluginSettings, validated_for_live
+from tradeguard.models import ClosedBy, DealEntry, OrderState, OrderType, Side
 
 T = TypeVar("T")
+
+# MT5's integer codes, read here and nowhere else: the rest of tradeguard sees enums
+DEAL_KINDS = {
+    0: DealKind.TRADE,
+    1: DealKind.TRADE,
+    2: DealKind.FUNDING,
+    3: DealKind.FUNDING,
+    4: DealKind.FUNDING,
+    5: DealKind.FUNDING,
+    6: DealKind.FUNDING,
+}
+DEAL_ENTRIES = {0: DealEntry.IN, 1: DealEntry.OUT, 2: DealEntry.INOUT, 3: DealEntry.OUT_BY}
+#: DEAL_REASON_*: client (desktop), mobile, web, expert, SL, TP, stop-out
+CLOSED_BY = {
+    0: ClosedBy.HAND,
+    1: ClosedBy.HAND,
+    2: ClosedBy.HAND,
+    3: ClosedBy.ORDER,
+    4: ClosedBy.STOP,
+    5: ClosedBy.TARGET,
+    6: ClosedBy.STOP_OUT,
+}
+BUY_ORDER_TYPES = (0, 2, 4, 6)  # ORDER_TYPE_BUY, _BUY_LIMIT, _BUY_STOP, _BUY_STOP_LIMIT
+ORDER_TYPES = {
+    0: OrderType.MARKET,
+    1: OrderType.MARKET,
+    2: OrderType.LIMIT,
+    3: OrderType.LIMIT,
+    4: OrderType.STOP,
+    5: OrderType.STOP,
+    6: OrderType.STOP_LIMIT,
+    7: OrderType.STOP_LIMIT,
+}
+#: ORDER_STATE_*: started, placed, (partial: working) are ACCEPTED; request_* are changes in flight
+ORDER_STATES = {
+    2: OrderState.CANCELLED,
+    3: OrderState.PARTIALLY_FILLED,
+    4: OrderState.FILLED,
+    5: OrderState.REJECTED,
+    6: OrderState.EXPIRED,
+}
 log = logging.getLogger("tradeguard.broker")
 #: ``initialize`` answers no retry can change: invalid arguments, authorization failed
 FINAL_INIT_ERRORS = frozenset({_constants.RES_E_INVALID_PARAMS, _constants.RES_E_AUTH_FAILED})
@@ -438,8 +481,9 @@ class MT5Adapter:
         return BrokerOrder(
             ticket=int(o.ticket),
             symbol=str(o.symbol),
-            type=int(o.type),
-            state=int(o.state),
+            side=Side.BUY if int(o.type) in BUY_ORDER_TYPES else Side.SELL,
+            order_type=ORDER_TYPES.get(int(o.type), OrderType.MARKET),
+            state=ORDER_STATES.get(int(o.state), OrderState.ACCEPTED),
             volume_initial=float(o.volume_initial),
             volume_current=float(o.volume_current),
             price_open=float(o.price_open),
@@ -510,9 +554,10 @@ class MT5Adapter:
             order=int(d.order),
             position_id=int(d.position_id),
             symbol=str(d.symbol),
-            type=int(d.type),
-            entry=int(d.entry),
-            reason=int(d.reason),
+            kind=DEAL_KINDS.get(int(d.type), DealKind.OTHER),
+            side=Side.BUY if int(d.type) == 0 else Side.SELL if int(d.type) == 1 else None,
+            entry=DEAL_ENTRIES.get(int(d.entry), DealEntry.IN),
+            closed_by=CLOSED_BY.get(int(d.reason), ClosedBy.OTHER),
             volume=float(d.volume),
             price=float(d.price),
             commission=float(d.commission),

@@ -8,10 +8,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from tradeguard.broker.retcodes import RetcodeClass
 from tradeguard.errors import TradeguardError
+from tradeguard.models import ClosedBy, DealEntry, OrderState, OrderType, Side
 
 #: the bounds of "all history" (MetaTrader 5 has no deal before 2000)
 HISTORY_START, HISTORY_END = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
@@ -139,11 +141,20 @@ class BrokerPosition(NamedTuple):
     time: datetime
 
 
+class DealKind(StrEnum):
+    """What a deal is, from MT5's DEAL_TYPE: a trade, or money moved in or out of the account."""
+
+    TRADE = "trade"  # DEAL_TYPE_BUY, _SELL
+    FUNDING = "funding"  # balance, credit, charge, correction, bonus: money moved, not traded
+    OTHER = "other"  # commissions, interest, dividends and taxes charged as deals of their own
+
+
 class BrokerOrder(NamedTuple):
     ticket: int
     symbol: str
-    type: int
-    state: int
+    side: Side
+    order_type: OrderType
+    state: OrderState
     volume_initial: float
     volume_current: float
     price_open: float
@@ -161,9 +172,10 @@ class BrokerDeal(NamedTuple):
     order: int
     position_id: int
     symbol: str
-    type: int
-    entry: int
-    reason: int
+    kind: DealKind
+    side: Side | None  # None for a deal that is no trade
+    entry: DealEntry
+    closed_by: ClosedBy
     volume: float
     price: float
     commission: float

@@ -43,7 +43,6 @@ from pydantic import Field
 from tradeguard import (
     AlertChannel,
     ConfiguredPlugin,
-    DealEntry,
     Fill,
     Job,
     KillState,
@@ -84,7 +83,6 @@ PENDING_TYPES = {
     (OrderType.STOP_LIMIT, Side.SELL): 7,
 }
 CURSOR_KEY = "deal_cursor"  # kv: the history cursor (see ExecutionEngine.poll_fills)
-ENTRIES = {0: DealEntry.IN, 1: DealEntry.OUT, 2: DealEntry.INOUT, 3: DealEntry.OUT_BY}
 
 
 class ExecutionRefused(TradeguardError):
@@ -113,10 +111,6 @@ class EngineSettings(PluginSettings):
         "seen: deals that reach the history late are still read",
     )
     sla_check_seconds: float = Field(default=30.0, gt=0, description="how often the SLA is enforced")
-
-
-def _side(deal_type: int) -> Side:
-    return Side.BUY if deal_type == 0 else Side.SELL
 
 
 class ExecutionEngine(ConfiguredPlugin):
@@ -457,13 +451,13 @@ class ExecutionEngine(ConfiguredPlugin):
     ) -> tuple[Fill | None, OrderState | None]:
         """Journal one broker deal (with ``settle``'s transition, if any: see ``Journal.record_fill``); fire
         ``on_fill`` if it is new. Returns the fill if new, and the state the order left if it moved."""
-        if deal.type not in (0, 1):
+        if deal.side is None:  # money moved, no trade
             return None, None
         # the order's own deal (named by the caller, or by the comment MT5 copies from the order), or a later
         # deal of the position it opened (the broker's stop, take profit, stop-out): attributed, not executed
         executes = bool(client_id) or self.journal.owns(deal.comment)
         cid = client_id or (deal.comment if executes else self.journal.client_for_position(deal.position_id))
-        side = _side(deal.type)
+        side = deal.side
         held = self._held.get(deal.position_id)
         before = held.net if held else 0.0
         risk, result = self._against_plan(deal, cid if executes else "", before, side.sign * deal.volume)
@@ -474,7 +468,7 @@ class ExecutionEngine(ConfiguredPlugin):
             client_id=cid,
             symbol=deal.symbol,
             side=side,
-            entry=ENTRIES.get(deal.entry, DealEntry.IN),
+            entry=deal.entry,
             volume=deal.volume,
             price=deal.price,
             commission=deal.commission,
@@ -550,7 +544,7 @@ class ExecutionEngine(ConfiguredPlugin):
             spec = self.broker.symbol_spec(entry.symbol)
             full = entry.filled_volume >= entry.volume - spec.volume_step / 2
             done = next((o for o in history if o.ticket == deals[0].order), None)
-            rest_cancelled = done is not None and done.state == 2
+            rest_cancelled = done is not None and done.state is OrderState.CANCELLED
             state = (
                 OrderState.FILLED if full else OrderState.CANCELLED if rest_cancelled else OrderState.PARTIALLY_FILLED
             )
@@ -560,10 +554,10 @@ class ExecutionEngine(ConfiguredPlugin):
             self._move_if_elsewhere(entry, OrderState.ACCEPTED, working[0].ticket, "found working at the broker")
             return True
         if history:
-            states = {2: OrderState.CANCELLED, 5: OrderState.REJECTED, 6: OrderState.EXPIRED}
+            ended = history[-1].state
             self._move_if_elsewhere(
                 entry,
-                states.get(history[-1].state, OrderState.CANCELLED),
+                ended if ended in (OrderState.REJECTED, OrderState.EXPIRED) else OrderState.CANCELLED,
                 history[-1].ticket,
                 "found in the broker's history",
             )

@@ -15,16 +15,6 @@ from __future__ import annotations
 from tradeguard.broker.types import BrokerDeal, SymbolSpec
 from tradeguard.models import ClosedBy, TradeOutcome
 
-#: MT5's DEAL_REASON_* codes: client (desktop), mobile, web, expert, SL, TP, stop-out
-CLOSED_BY = {
-    0: ClosedBy.HAND,
-    1: ClosedBy.HAND,
-    2: ClosedBy.HAND,
-    3: ClosedBy.ORDER,
-    4: ClosedBy.STOP,
-    5: ClosedBy.TARGET,
-    6: ClosedBy.STOP_OUT,
-}
 EPS = 1e-9
 
 
@@ -82,7 +72,7 @@ def outcome(
 ) -> TradeOutcome:
     """The outcome of a deal closing ``closing`` lots of a position at ``net_before`` (buy +), the trade's
     earlier deals summed in ``trade``."""
-    closed_by = CLOSED_BY.get(deal.reason, ClosedBy.OTHER)
+    closed_by = deal.closed_by
     level = None
     if levels is not None and closed_by in (ClosedBy.STOP, ClosedBy.TARGET):
         level = (levels[0] if closed_by is ClosedBy.STOP else levels[1]) or None

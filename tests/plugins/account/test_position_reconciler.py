@@ -6,8 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tradeguard import OrderIntent
-from tradeguard.broker.types import BrokerDeal
+from tradeguard import BrokerDeal, ClosedBy, DealEntry, DealKind, OrderIntent, Side
 from tradeguard.core.store import Store
 from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.account.position_reconciler import PositionReconciler
@@ -81,9 +80,10 @@ def test_a_position_history_cannot_explain_is_missing(tmp_path: Path) -> None:
         order=777_777,
         position_id=777_777,
         symbol="EURUSD",
-        type=0,
-        entry=0,
-        reason=3,
+        kind=DealKind.TRADE,
+        side=Side.BUY,
+        entry=DealEntry.IN,
+        closed_by=ClosedBy.ORDER,
         volume=0.1,
         price=1.07,
         commission=0.0,

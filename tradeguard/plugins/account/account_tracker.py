@@ -33,6 +33,7 @@ from tradeguard import (
     AccountSnapshot,
     Bar,
     ConfiguredPlugin,
+    DealKind,
     Fill,
     Job,
     PluginSettings,
@@ -44,7 +45,6 @@ from tradeguard import (
 from tradeguard.plugins.account.snapshot_export import SnapshotExport
 
 log = logging.getLogger("tradeguard.account")
-BALANCE_DEALS = {2, 3, 4, 5, 6}  # balance, credit, charge, correction, bonus
 
 
 class AccountSettings(PluginSettings):
@@ -208,7 +208,7 @@ class AccountTracker(ConfiguredPlugin):
         if self.last is not None and self.last.time < midnight <= now:
             log.info("new broker-server day", extra={"midnight_utc": midnight.isoformat(), "anchor": day_start})
         if new_deals:  # money in or out moves the peak with it: it is not profit or loss
-            self.peak_equity += sum(d.profit for d in new_deals if d.type in BALANCE_DEALS)
+            self.peak_equity += sum(d.profit for d in new_deals if d.kind is DealKind.FUNDING)
         self.peak_equity = max(self.peak_equity, account.equity)
         if self._peak_shown[0] != self.peak_equity:  # a new peak, a deposit: the few captures that move it
             self._peak_shown = (self.peak_equity, round(self.peak_equity, 2))
@@ -254,8 +254,8 @@ class AccountTracker(ConfiguredPlugin):
         since = min(midnight, self.last.time if self.last is not None else midnight) - timedelta(days=1)
         deals = self.rt.broker.history_deals(since, HISTORY_END)
         day = [d for d in deals if d.time >= midnight]
-        realized = sum((d.profit + d.commission + d.swap for d in day if d.type in (0, 1)), 0.0)  # floats, also
-        moved_in = sum((d.profit for d in day if d.type in BALANCE_DEALS), 0.0)  # when empty: the snapshot's type
+        realized = sum((d.profit + d.commission + d.swap for d in day if d.kind is DealKind.TRADE), 0.0)  # floats, also
+        moved_in = sum((d.profit for d in day if d.kind is DealKind.FUNDING), 0.0)  # when empty: the snapshot's type
         if self._seen_deal < 0:  # first capture of this process: deals up to the last snapshot are old news
             cutoff = self.last.time if self.last is not None else None
             self._seen_deal = max((d.ticket for d in deals if cutoff is None or d.time <= cutoff), default=0)
@@ -267,7 +267,7 @@ class AccountTracker(ConfiguredPlugin):
     def _check(self, before: AccountSnapshot, after: AccountSnapshot, new_deals: list[Any]) -> list[Anomaly]:
         found: list[Anomaly] = []
         if new_deals or after.balance != before.balance:
-            traded = sum(d.profit + d.commission + d.swap for d in new_deals if d.type in (0, 1))
+            traded = sum(d.profit + d.commission + d.swap for d in new_deals if d.kind is DealKind.TRADE)
             unexplained = round(after.balance - before.balance - traded, 2)
         else:  # most captures: the round would give 0.0
             unexplained = 0.0

@@ -37,9 +37,10 @@ from tradeguard import (
     Rejected,
     Runtime,
     Severity,
+    Side,
     hookimpl,
 )
-from tradeguard.plugins.risk.rules import BUY_ORDER_TYPES, RULES, Check, Exposure
+from tradeguard.plugins.risk.rules import RULES, Check, Exposure
 
 log = logging.getLogger("tradeguard.risk_guard")
 
@@ -205,7 +206,7 @@ class RiskGuard(ConfiguredPlugin):
             exp.add(p.symbol, p.is_buy, p.volume)
         working = set()
         for o in broker.orders():
-            exp.add(o.symbol, o.type in BUY_ORDER_TYPES, o.volume_current)
+            exp.add(o.symbol, o.side is Side.BUY, o.volume_current)
             working.add(o.comment)
         journal = self.rt.execution.journal
         if self._partial and journal is not None:

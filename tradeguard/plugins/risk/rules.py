@@ -21,9 +21,6 @@ from tradeguard import AccountSnapshot, OrderIntent, Rejected, Runtime, rolling_
 if TYPE_CHECKING:
     from tradeguard.plugins.risk.risk_guard import RiskGuard
 
-#: MT5's buy order types (market, limit, stop, stop-limit): a working order's direction
-BUY_ORDER_TYPES = (0, 2, 4, 6)
-
 #: the value that switches a rule off, per settings key (a key missing here cannot be switched off, only moved)
 SWITCHED_OFF_BY: dict[str, object] = {
     "require_stop": "false",
