@@ -370,7 +370,8 @@ class TradeOutcome(_Frozen):
     ``slippage_points`` and ``slippage_money`` are + when worse than the level (a stop filled past it by a
     gap), - when better; None for closes that executed no level. ``r_multiple`` is the trade's money so far
     (profit, commission and swap of every deal since it opened) over the risk it was sized on (the opening
-    orders' distance to their stops, in money); None when no opening order of ours named a stop.
+    orders' distance to their stops, in money: from the order's price, or its fill's when it named none); None
+    when no opening order of ours named a stop (lots added by someone else risk nothing planned).
     ``trade_closed`` says the deal left the trade flat: its ``r_multiple`` is then the trade's result.
     """
 

@@ -75,3 +75,36 @@ def test_a_short_stopped_by_the_french_election_gap_shows_its_slippage_and_reali
     assert journaled == [None, half, result]  # stored with the deal, read back the same
     assert samples(rt, "tradeguard_stop_slippage_points") == {("stop",): 1.0}
     assert samples(rt, "tradeguard_trade_r_multiple") == {(): 1.0}  # the half close closed no trade
+
+
+def test_a_deal_whose_symbol_cannot_be_read_is_journaled_without_its_outcome(
+    engine_runtime: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The figures are extras: a symbol the terminal no longer lists never keeps a deal out of the journal."""
+    rt, eng, rec = engine_runtime()
+    eng.submit_order(sell(0.1, price=1.0716, stop_loss=1.0790))
+    (opening,) = rec.fills
+    rt.broker.mt5.admin_close_position(opening.position_id)  # closed by hand at the terminal
+
+    def gone(symbol: str) -> Any:
+        raise KeyError(symbol)
+
+    monkeypatch.setattr(rt.broker, "symbol_spec", gone)
+    (closing,) = eng.poll_fills()
+    assert closing.outcome is None and [f.deal_ticket for f in eng.journal.fills()][-1] == closing.deal_ticket
+
+
+def test_after_a_netting_reversal_the_stop_is_the_reversing_orders(engine_runtime: Callable[..., Any]) -> None:
+    """Review finding: the slippage was measured against the reversed trade's stop."""
+    from .conftest import buy
+
+    rt, eng, rec = engine_runtime(emulator={"margin_mode": "netting"})
+    eng.submit_order(buy(0.1, price=1.0717, stop_loss=1.0600))
+    eng.submit_order(sell(0.2, price=1.0716, stop_loss=1.0790))  # reverses to a short of 0.1, stop 1.0790
+    term = rt.broker.mt5
+    while rt.broker.positions():
+        assert term.replay_step(1), "the data ended before the stop"
+        eng.poll_fills()
+    result = rec.fills[-1].outcome
+    assert result is not None and result.closed_by is ClosedBy.STOP and result.level == 1.0790
+    assert result.slippage_points == pytest.approx((rec.fills[-1].price - 1.0790) / 0.00001, abs=0.1)

@@ -19,6 +19,7 @@ from rich.table import Table
 
 import tradeguard
 from tradeguard.core.runtime import Runtime
+from tradeguard.core.store import Store
 from tradeguard.core.triggers import ineffective
 from tradeguard.errors import TradeguardError
 
@@ -289,7 +290,7 @@ def _print_json_summary(rt: Runtime, summary: Any) -> None:
 
     record = dataclasses.asdict(summary)
     record["rejections"] = dict(summary.rejections.most_common())
-    record["kill_switch"] = kill_switch_record(rt.store.kill_state() if hasattr(rt.store, "kill_state") else None)
+    record["kill_switch"] = kill_switch_record(rt.store.kill_state())
     verdict = _audit_verdict(rt)
     if verdict is not None:
         record["audit"] = {"intact": verdict.ok, "records": verdict.records, "reason": verdict.reason or None}
@@ -329,7 +330,6 @@ def _emptied(rt: Runtime, fresh: bool, build: Callable[[], Runtime], why: str = 
     the old one is an earlier simulation's (the emulator's: never an account's, never one a running process
     holds). ``why`` says, in the refusal, why this command needs an empty journal."""
     from tradeguard.core.journal_lock import JournalLock, journal_contents, last_broker_module
-    from tradeguard.core.store import Store
 
     store = rt.store
     if not isinstance(store, Store):
@@ -380,7 +380,7 @@ def _audit_verdict(rt: Runtime) -> Any:
     """The audit chain's verdict (``core.audit.Verdict``), or None when the audit trail is not recording."""
     from tradeguard.core.audit import verify
 
-    if "audit_trail" not in rt.settings or not hasattr(rt.store, "query"):
+    if "audit_trail" not in rt.settings or not isinstance(rt.store, Store):
         return None
     return verify(rt.store, rt.settings.audit_trail.hmac_key.get_secret_value().encode())
 
@@ -391,7 +391,7 @@ def _audit_line(rt: Runtime) -> str:
     verdict = _audit_verdict(rt)
     if verdict is None:
         return "not recorded (audit_trail not loaded)"
-    anchor = read_anchor(rt.store.path) if hasattr(rt.store, "path") else None
+    anchor = read_anchor(rt.store.path) if isinstance(rt.store, Store) else None
     head = f"; anchor: record {anchor['seq']:,}, {anchor['hash'][:12]}" if anchor and anchor["seq"] > 0 else ""
     return f"intact, {verdict.records:,} records{head}" if verdict.ok else f"BROKEN: {verdict.reason}"
 
@@ -421,7 +421,7 @@ def run_cmd(
     stop = _stop_on_signals()
     try:
         bars = run_live(rt, stop)
-        latch = rt.store.kill_state() if hasattr(rt.store, "kill_state") else None
+        latch = rt.store.kill_state()
     except TradeguardError as exc:
         raise _fail(exc) from exc
     finally:

@@ -68,6 +68,7 @@ MOVED: dict[str, str] = {
     "kill_switch.margin_call_state": "triggers.margin_call.state",
     "kill_switch.stop_out_state": "triggers.stop_out.state",
     "store.failure_state": "triggers.store_failure.state",
+    "kill_switch.cancel_pending_on_halt": "kill_switch.cancel_pending_on_latch (REDUCE_ONLY cancels them too)",
     "execution_engine.close_when_halted": "kill_switch.allow_closes_when_halted (one rule for veto and engine)",
 }
 

@@ -43,6 +43,7 @@ from pydantic import Field
 from tradeguard import (
     AlertChannel,
     ConfiguredPlugin,
+    DealEntry,
     Fill,
     Job,
     KillState,
@@ -484,6 +485,8 @@ class ExecutionEngine(ConfiguredPlugin):
         if not new:
             return None, left
         self._seen_deals.add(fill.deal_ticket)
+        if executes and fill.entry in (DealEntry.IN, DealEntry.INOUT):  # our order opened lots: its SL/TP rule
+            self._forget_levels(fill.position_id)
         net = round(before + side.sign * fill.volume, 8)
         if abs(net) > 1e-9:
             self._held[fill.position_id] = Held(fill.symbol, net)
@@ -500,17 +503,29 @@ class ExecutionEngine(ConfiguredPlugin):
         self, deal: BrokerDeal, client_id: str, net_before: float, signed: float
     ) -> tuple[float | None, TradeOutcome | None]:
         """The planned risk of the deal's opening lots (an order of ours, ``client_id``, that named a stop) and
-        the outcome of its closing lots (see execution/outcomes.py)."""
+        the outcome of its closing lots (see execution/outcomes.py). Best effort: a deal is journaled whatever
+        its figures can be worked out from (a symbol the terminal no longer lists, a spec with no tick size)."""
         closing, opening = outcomes.split(net_before, signed)
-        spec = self.broker.symbol_spec(deal.symbol)
-        risk = None
-        if opening and client_id and (entry := self.journal.get(client_id)) is not None:
-            risk = outcomes.planned_risk(entry.price, entry.stop_loss, opening, spec)
-        if not closing:
-            return risk, None
-        trade = outcomes.trade_so_far(self.journal.position_deals(deal.position_id))
-        levels = self.expected_levels(deal.position_id)
-        return risk, outcomes.outcome(deal, net_before, closing, levels, spec, trade)
+        try:
+            spec = self.broker.symbol_spec(deal.symbol)
+            risk = None
+            if opening and client_id and (entry := self.journal.get(client_id)) is not None:
+                # sized on the order's price; an order that named none (a market order by hand) on its fill
+                risk = outcomes.planned_risk(entry.price or deal.price, entry.stop_loss, opening, spec)
+            if not closing:
+                return risk, None
+            trade = outcomes.trade_so_far(self.journal.position_deals(deal.position_id))
+            levels = self.expected_levels(deal.position_id)
+            return risk, outcomes.outcome(deal, net_before, closing, levels, spec, trade)
+        except Exception as exc:  # the figures are extras: never a reason not to journal the deal
+            log.warning("deal journaled without its outcome", extra={"deal": deal.ticket, "error": str(exc)})
+            return None, None
+
+    def _forget_levels(self, position_id: int) -> None:
+        """The position's SL/TP are the opening order's from now on (a netting add or reversal brings its own)."""
+        self._levels.pop(position_id, None)
+        if self.rt.store.kv_get("sltp", str(position_id)) is not None:
+            self.rt.store.kv_put("sltp", str(position_id), None)
 
     def _observe(self, result: TradeOutcome) -> None:
         if result.slippage_points is not None:

@@ -38,7 +38,7 @@ def split(net_before: float, signed_volume: float) -> tuple[float, float]:
 
 def planned_risk(price: float | None, stop: float | None, volume: float, spec: SymbolSpec) -> float | None:
     """Money ``volume`` lots lose from ``price`` to ``stop`` (None without both): what sizing risked."""
-    if price is None or stop is None or volume <= 0:
+    if price is None or stop is None or volume <= 0 or spec.tick_size <= 0:
         return None
     return round(abs(price - stop) / spec.tick_size * spec.tick_value * volume, 2)
 
@@ -77,7 +77,7 @@ def outcome(
     if levels is not None and closed_by in (ClosedBy.STOP, ClosedBy.TARGET):
         level = (levels[0] if closed_by is ClosedBy.STOP else levels[1]) or None
     slip_points = slip_money = None
-    if level is not None:
+    if level is not None and spec.point > 0 and spec.tick_size > 0:
         long = 1.0 if net_before > 0 else -1.0  # a long closes by selling: below its level is worse
         slip_points = round((level - deal.price) * long / spec.point, 1)
         slip_money = round(slip_points * spec.point / spec.tick_size * spec.tick_value * closing, 2)

@@ -123,3 +123,32 @@ def test_a_settings_file_with_a_key_the_table_replaced_says_where_it_went(tmp_pa
     )
     assert done.returncode == 1
     assert "kill_switch.stop_out_state: moved; set triggers.stop_out.state" in done.stderr
+
+
+def test_a_reduce_only_latch_cancels_our_working_pending_orders_they_would_open_exposure(runtime: Any) -> None:
+    rt, ks, eng, guard = started(runtime)
+    limit = OrderIntent(symbol="EURUSD", side="buy", volume=0.1, order_type="limit", price=1.0600, created_at=T0)
+    eng.submit_order(limit)
+    assert rt.broker.orders()
+    guard.update_equity(snapshot(daily=5.0))  # daily_loss_limit: REDUCE_ONLY, no flatten
+    assert ks.state is KillState.REDUCE_ONLY and not rt.broker.orders() and rt.broker.positions()
+
+
+def test_the_kill_switchs_own_threshold_flattens_once_though_the_switch_is_latched_already(runtime: Any) -> None:
+    """Review finding: a row with flatten = true did nothing when the latch was at that state already."""
+    ks, eng = KillSwitch(), ExecutionEngine()
+    rt = runtime(
+        ("kill_switch", ks),
+        ("execution_engine", eng),
+        kill_switch={"max_drawdown_pct": 8.0},
+        triggers={"max_drawdown": {"state": "REDUCE_ONLY", "flatten": True}},
+    )
+    eng.submit_order(OrderIntent(symbol="EURUSD", side="buy", volume=0.1, created_at=T0))
+    rt.request_halt("store_failure", "the journal cannot be written: test", source="test")  # REDUCE_ONLY first
+    assert ks.state is KillState.REDUCE_ONLY and rt.broker.positions()
+    rt.notify("on_account_snapshot", snapshot=snapshot(dd=9.0))
+    assert not rt.broker.positions()  # the row's flatten, though the latch was REDUCE_ONLY already
+    magic = int(rt.settings.runtime.magic)
+    rt.broker.mt5.admin_add_position("EURUSD", True, 0.1, magic=magic)  # one of ours, opened after the flatten
+    rt.notify("on_account_snapshot", snapshot=snapshot(dd=9.5))  # the breach goes on: one flatten per latch
+    assert [p.magic for p in rt.broker.positions()] == [magic]

@@ -178,3 +178,10 @@ def test_a_bar_that_gaps_past_the_stop_exits_at_its_open_not_at_the_stop(tmp_pat
     assert labels(plugin) == [("loss", -7.0), ("win", 7.0)]  # the short's target filled at the better open
     (row,) = plugin.tables()["strategies"]
     assert row["avg_r"] == pytest.approx(0.0)
+
+
+def test_a_bar_that_gaps_past_the_target_is_a_win_at_its_open_though_it_falls_through_the_stop(tmp_path: Path) -> None:
+    rt, plugin = accuracy(tmp_path / "a.db")
+    decided(rt, plugin, strategy="gap", price=1.1000, stop_loss=1.0990, target=1.1020)
+    plugin.on_bar(bar(1, 1.1035, 1.0985, open_=1.1030), rt)  # opens 10 pips over the target, then falls
+    assert labels(plugin) == [("win", 3.0)]

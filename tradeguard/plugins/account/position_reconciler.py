@@ -82,7 +82,7 @@ class PositionReconciler(ConfiguredPlugin):
             ("kind",),
         )
         self._drift = Children(drift)
-        if hasattr(runtime.execution, "held_positions"):
+        if runtime.execution.journal is not None:  # paper execution has no broker to reconcile with
             self.run_reconciliation("startup")
 
     @hookimpl
@@ -95,13 +95,13 @@ class PositionReconciler(ConfiguredPlugin):
             Job(
                 name="reconciler.run",
                 every=timedelta(seconds=self.cfg.every_seconds),
-                run=lambda rt: self.run_reconciliation("schedule"),
+                run=lambda rt: self.run_reconciliation("schedule") if rt.execution.journal is not None else None,
             )
         ]
 
     @hookimpl
     def on_halt(self, event: HaltEvent, runtime: Runtime) -> None:
-        if event.trigger != "reconciliation_inconsistent" and hasattr(runtime.execution, "held_positions"):
+        if event.trigger != "reconciliation_inconsistent" and runtime.execution.journal is not None:
             self.run_reconciliation("halt")
 
     # ------------------------------------------------------------------ the comparison ----------

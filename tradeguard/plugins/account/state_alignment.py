@@ -65,7 +65,7 @@ class StateAlignment(ConfiguredPlugin):
         started = time.perf_counter()
         report = AlignmentReport()
         engine = runtime.execution
-        if not hasattr(engine, "resolve"):  # paper execution keeps no journal to align
+        if engine.journal is None:  # paper execution keeps no journal to align
             return report
         report.imported_fills = len(engine.poll_fills(heal=True))
         for entry in engine.get_open_orders():

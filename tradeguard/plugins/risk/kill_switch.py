@@ -5,7 +5,8 @@ States and what each still allows:
 * ``ACTIVE`` - everything the other checks allow;
 * ``REDUCE_ONLY`` - only orders that reduce exposure (closes) and SL/TP changes;
 * ``HALTED`` - no new orders; closes only if ``allow_closes_when_halted``. Entering it cancels our
-  working pending orders (``cancel_pending_on_halt``) and, if asked, flattens every position.
+  working pending orders (``cancel_pending_on_latch``, on REDUCE_ONLY too: they would open exposure) and,
+  if asked, flattens every position.
 
 Triggers: a halt requested by anyone (``runtime.request_halt``, the CLI through the store), daily
 drawdown and drawdown from peak (account snapshots), the margin call and a stop-out deal, connection
@@ -68,7 +69,9 @@ class ResetRefused(TradeguardError):
 
 class KillSwitchSettings(PluginSettings):
     allow_closes_when_halted: bool = Field(default=True, description="let exposure-reducing orders through HALTED")
-    cancel_pending_on_halt: bool = Field(default=True, description="entering HALTED cancels our working orders")
+    cancel_pending_on_latch: bool = Field(
+        default=True, description="entering REDUCE_ONLY or HALTED cancels our working pending orders (openings)"
+    )
     flatten_on_halt: bool = Field(default=False, description="entering HALTED also closes every position of ours")
     daily_loss_latch_ends: Literal["operator", "next_server_day"] = Field(
         default="operator",
@@ -217,8 +220,8 @@ class KillSwitch(ConfiguredPlugin):
             if state is KillState.ACTIVE:
                 self._latched_by.clear()
             log.critical("kill switch changed in the store", extra={"state": state.value, "trigger": latched[1]})
-            if tighter and state is KillState.HALTED and self._announces:  # another process's kill: act on it here
-                self._on_halted(self.cfg.flatten_on_halt)
+            if tighter and self._announces:  # another process's kill: act on it here
+                self._on_latched(state, flatten=False)
 
     # ------------------------------------------------------------------ transitions -------------
 
@@ -262,10 +265,7 @@ class KillSwitch(ConfiguredPlugin):
             self._gauge.set(1)
         details = {"from": previous.value, "to": state.value, "trigger": trigger, "detail": message}
         log.critical("kill switch latched", extra=details)
-        if state is KillState.HALTED:
-            self._on_halted(flatten or self.cfg.flatten_on_halt)
-        elif flatten:
-            self._flatten()
+        self._on_latched(state, flatten)
         return True
 
     def _engine(self) -> Execution | None:
@@ -283,23 +283,30 @@ class KillSwitch(ConfiguredPlugin):
         if engine is not None:
             engine.flatten_all()
 
-    def _on_halted(self, flatten: bool) -> None:
+    def _on_latched(self, state: KillState, flatten: bool) -> None:
+        """What a new latch does to what is working: every position closed when its trigger's row asks (or, on
+        HALTED, ``flatten_on_halt``); else our working pending orders cancelled (``cancel_pending_on_latch``):
+        each would open exposure the latch no longer admits."""
         engine = self._engine()
         if engine is None:
             return
-        if flatten:
+        if flatten or (state is KillState.HALTED and self.cfg.flatten_on_halt):
             engine.flatten_all()
-        elif self.cfg.cancel_pending_on_halt:
+        elif self.cfg.cancel_pending_on_latch:
             for entry in engine.get_open_orders():
                 if entry.state.value in ("accepted", "partially_filled"):
-                    engine.cancel_order(entry.client_id, reason="kill switch halted")
+                    engine.cancel_order(entry.client_id, reason=f"kill switch {state.value}")
 
     def _trip(self, trigger: str, message: str) -> None:
         """Ask for the latch ``[default.triggers]`` names for ``trigger``, unless the switch is that tight already
-        (the condition holds on every snapshot: one request, not one each) or the row is OFF (``config check``
+        (the condition holds on every snapshot: one request, not one each; a row that flattens asks once per
+        latch) or the row is OFF (``config check``
         says such a threshold never acts)."""
         action = action_for(self.rt.settings, trigger)
-        if action is not None and action.state != "OFF" and _RANK[KillState(action.state)] > _RANK[self.state]:
+        if action is None or action.state == "OFF":
+            return
+        tighter = _RANK[KillState(action.state)] > _RANK[self.state]
+        if tighter or (action.flatten and trigger not in self._latched_by):  # a flatten: once per latch
             self.rt.request_halt(trigger, message, source="kill_switch")
 
     def condition_holds(self) -> str:

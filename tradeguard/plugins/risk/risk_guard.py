@@ -49,8 +49,10 @@ class RiskGuardSettings(PluginSettings):
     require_stop: bool = Field(default=True, description="refuse opening orders without a stop loss")
     max_risk_per_trade_pct: float = Field(default=1.0, ge=0, le=100, description="% of equity at risk; 0 = off")
     max_volume_per_order: float = Field(default=10.0, gt=0, description="lots in one order")
-    max_open_positions: int = Field(default=5, ge=0, description="positions + pending orders, all symbols")
-    max_positions_per_symbol: int = Field(default=2, ge=0, description="positions + pending orders on one symbol")
+    max_open_positions: int = Field(default=5, ge=0, description="positions + pending orders, all symbols; 0 = off")
+    max_positions_per_symbol: int = Field(
+        default=2, ge=0, description="positions + pending orders on one symbol; 0 = off"
+    )
     max_lots_per_symbol: float = Field(default=0.0, ge=0, description="committed lots on one symbol; 0 = off")
     max_notional_per_symbol: float = Field(default=0.0, ge=0, description="account currency; 0 = off")
     max_lots_per_currency: float = Field(default=0.0, ge=0, description="committed lots touching one currency; 0 = off")

@@ -115,8 +115,6 @@ class TargetStopEngine(ConfiguredPlugin):
     def manage_positions(self) -> list[tuple[int, float]]:
         """Tighten stops (break-even, trailing) on our positions; returns ``(ticket, new stop)`` moves."""
         engine = self.rt.execution
-        if not hasattr(engine, "modify_order"):
-            return []
         cfg, moves = self.cfg, []
         for p in engine.get_positions_snapshot():
             if p.stop_loss is None:

@@ -83,15 +83,16 @@ class Pending:
         """Look at one later bar; True once labelled. A bar that opens past the stop or target (a gap) exits
         at its open, as the broker fills a stop there: the R is what the trade realised, not -1 per stop."""
         sign = 1.0 if self.side == "buy" else -1.0
-        stopped = (bar.low if sign > 0 else bar.high) * sign <= self.stop * sign
-        reached = (bar.high if sign > 0 else bar.low) * sign >= self.target * sign
+        opened = bar.open * sign
         self.bars += 1
-        if stopped:
-            exit_at = min(self.stop * sign, bar.open * sign) * sign
-            self.outcome = "loss"
-        elif reached:
-            exit_at = max(self.target * sign, bar.open * sign) * sign
-            self.outcome = "win"
+        if opened >= self.target * sign:  # gapped past the target: filled at the open, whatever follows
+            exit_at, self.outcome = bar.open, "win"
+        elif opened <= self.stop * sign:  # gapped past the stop
+            exit_at, self.outcome = bar.open, "loss"
+        elif (bar.low if sign > 0 else bar.high) * sign <= self.stop * sign:  # first, when both: conservative
+            exit_at, self.outcome = self.stop, "loss"
+        elif (bar.high if sign > 0 else bar.low) * sign >= self.target * sign:
+            exit_at, self.outcome = self.target, "win"
         elif self.bars >= horizon:
             exit_at, self.outcome = bar.close, "expired"
         else:
