@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from tradeguard import Alert
-from tradeguard.core.store import Store
 from tradeguard.plugins.alerting.alert_manager import AlertManager
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import T0, make_runtime
 
 

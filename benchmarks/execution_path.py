@@ -20,10 +20,10 @@ from typing import Any
 
 from tradeguard import OrderIntent
 from tradeguard.broker.mt5 import MT5Adapter
-from tradeguard.core.store import Store
 from tradeguard.execution import journal as journal_mod
 from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.account.state_alignment import StateAlignment
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import T0, crash, make_runtime
 
 

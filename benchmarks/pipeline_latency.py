@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from tradeguard import OrderIntent, Targets
-from tradeguard.core.store import Store
 from tradeguard.plugins.monitoring.profiler import Profiler
 from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.plugins.risk.position_sizing import PositionSizing
@@ -32,6 +31,7 @@ from tradeguard.plugins.risk.risk_guard import RiskGuard
 from tradeguard.plugins.trading.signal_deduplicator import SignalDeduplicator
 from tradeguard.plugins.trading.signal_validation_gate import SignalValidationGate
 from tradeguard.plugins.trading.target_stop_engine import TargetStopEngine
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import T0, make_runtime, signal
 
 

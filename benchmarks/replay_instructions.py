@@ -36,7 +36,7 @@ from pathlib import Path
 
 from replay_throughput import CONFIGS, KERNEL_SMA, build, write_csv
 
-from tradeguard.core.replay import replay
+from tradeguard.replay.loop import replay
 
 #: the listed plane built up part by part (after "kernel + SMA strategy"): what each part costs per bar
 PARTS = [("kernel + execution, SMA", KERNEL_SMA, []), ("+ account tracker", [*KERNEL_SMA, "account_tracker"], [])]

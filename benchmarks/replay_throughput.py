@@ -52,9 +52,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tradeguard.broker.data import SAMPLE, load_bars, repeat_shifted
-from tradeguard.core.clock import ReplayClock
-from tradeguard.core.replay import replay
-from tradeguard.core.runtime import Runtime
+from tradeguard.kernel.clock import ReplayClock
+from tradeguard.kernel.runtime import Runtime
+from tradeguard.replay.loop import replay
 
 # what it takes for the strategies' signals to become orders that open and close: sizing and stops
 KERNEL_ONLY = [

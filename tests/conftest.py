@@ -93,7 +93,7 @@ def receiver() -> Iterator[Receiver]:
 def _close_stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Release the files of every store a test opened (its checkpoint thread, its connection): left to the
     garbage collector, five hundred tests keep thousands of descriptors open in one process."""
-    from tradeguard.core.store import Store
+    from tradeguard.store.sqlite import Store
 
     made: list[Store] = []
     original = Store.__init__

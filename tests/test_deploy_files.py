@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tradeguard.core.plugins import candidates
-from tradeguard.core.store import Store
+from tradeguard.kernel.plugins import candidates
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import make_runtime, signal
 
 from .conftest import REPO, require

@@ -8,13 +8,13 @@ import tomllib
 from pydantic import BaseModel
 
 from tradeguard import reasons
-from tradeguard.core.settings import KERNEL_TABLES
+from tradeguard.kernel.settings import KERNEL_TABLES
 
 from .conftest import REPO
 
 
 def builtin_models() -> dict[str, type[BaseModel]]:
-    from tradeguard.core.plugins import candidates
+    from tradeguard.kernel.plugins import candidates
 
     models = dict(KERNEL_TABLES)
     for name, ep in candidates().items():

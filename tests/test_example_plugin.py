@@ -19,7 +19,7 @@ EXAMPLE = REPO / "examples" / "tradeguard-example-plugin"
 
 CHECK = """
 import sys
-from tradeguard.core.runtime import Runtime
+from tradeguard.kernel.runtime import Runtime
 from tradeguard.testing import signal
 
 rt = Runtime.build(sys.argv[1])
@@ -92,7 +92,7 @@ def test_cli_lists_the_installed_plugin(site: Path, tmp_path: Path) -> None:
     settings.write_text("")
     script = (
         "import sys; sys.argv = ['tradeguard', 'plugins', '--settings', sys.argv[1]]; "
-        "from tradeguard.core.cli import main; main()"
+        "from tradeguard.cli.commands import main; main()"
     )
     out = run(site, settings, script=script)
     assert "max_spread" in out and "tradeguard-example-plugin" in out

@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradeguard.core.bars import DTYPE, rolling_atr, true_ranges
 from tradeguard.indicators import AverageTrueRange, MovingExtreme, MovingSum
+from tradeguard.kernel.bars import DTYPE, rolling_atr, true_ranges
 
 prices = st.lists(st.floats(min_value=0.5, max_value=2.0, allow_nan=False), min_size=1, max_size=300)
 

@@ -45,22 +45,6 @@ from tradeguard.broker.types import (
     DealKind,
     SymbolSpec,
 )
-from tradeguard.core.audit import GENESIS, canonical, chain_hash, missing_from_chain, write_anchor
-from tradeguard.core.bars import rolling_atr, true_ranges
-from tradeguard.core.clock import backoff, server_midnight
-from tradeguard.core.configured import ConfiguredPlugin, WriteBehindPlugin
-from tradeguard.core.metrics import Children, Readings, on_scrape, seed
-from tradeguard.core.operator_secret import verify_secret
-from tradeguard.core.pipeline import score_bucket
-from tradeguard.core.schema import (
-    PluginSettings,
-    validated_for_live,
-)
-from tradeguard.core.sessions import OFF_SESSION, session_of
-from tradeguard.core.store import Store as SQLiteStore
-from tradeguard.core.store import StoreUnwritable, iso
-from tradeguard.core.triggers import action_for
-from tradeguard.core.windows import SortedWindow, percentile
 from tradeguard.errors import (
     ConfigError,
     IllegalStateTransition,
@@ -69,6 +53,19 @@ from tradeguard.errors import (
     TradeguardError,
 )
 from tradeguard.hookspecs import hookimpl
+from tradeguard.kernel.bars import rolling_atr, true_ranges
+from tradeguard.kernel.clock import backoff, server_midnight
+from tradeguard.kernel.configured import ConfiguredPlugin, WriteBehindPlugin
+from tradeguard.kernel.metrics import Children, Readings, on_scrape, seed
+from tradeguard.kernel.operator_secret import verify_secret
+from tradeguard.kernel.pipeline import score_bucket
+from tradeguard.kernel.schema import (
+    PluginSettings,
+    validated_for_live,
+)
+from tradeguard.kernel.sessions import OFF_SESSION, session_of
+from tradeguard.kernel.triggers import action_for
+from tradeguard.kernel.windows import SortedWindow, percentile
 from tradeguard.models import (
     AccountSnapshot,
     Alert,
@@ -101,6 +98,9 @@ from tradeguard.models import (
     TradeOutcome,
 )
 from tradeguard.ports import Broker, Execution, Held, JournalEntry, JournalView, Runtime, Store
+from tradeguard.store.audit import GENESIS, canonical, chain_hash, missing_from_chain, write_anchor
+from tradeguard.store.sqlite import Store as SQLiteStore
+from tradeguard.store.sqlite import StoreUnwritable, iso
 
 try:
     __version__ = version("tradeguard")

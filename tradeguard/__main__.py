@@ -1,3 +1,3 @@
-from tradeguard.core.cli import main
+from tradeguard.cli.commands import main
 
 main()

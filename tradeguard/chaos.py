@@ -43,8 +43,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from tradeguard.core.clock import server_midnight
-from tradeguard.core.operator_secret import hash_secret
+from tradeguard.kernel.clock import server_midnight
+from tradeguard.kernel.operator_secret import hash_secret
 
 MAGIC = 20261125
 SECRET = "chaos operator secret"  # the throwaway operator secret of a chaos round's settings

@@ -28,7 +28,7 @@ import pluggy
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from tradeguard.core.runtime import Runtime
+    from tradeguard.kernel.runtime import Runtime
     from tradeguard.models import (
         AccountSnapshot,
         Alert,

@@ -3,7 +3,7 @@
 A strategy that recomputes its averages from the window on every bar pays for the whole window
 each time; these keep running state instead, as NautilusTrader's and LEAN's indicators do. Each is
 fed one value (or bar) per closed bar, oldest first, and says when its window is ``ready``.
-:mod:`tradeguard.core.bars` holds the vectorised forms over an array of bars; both give the same
+:mod:`tradeguard.kernel.bars` holds the vectorised forms over an array of bars; both give the same
 figures (tests hold them to it).
 """
 
@@ -80,7 +80,7 @@ class MovingExtreme:
 
 class AverageTrueRange:
     """The simple mean of the last ``period`` true ranges (``period + 1`` bars: the first has no
-    previous close), as :func:`tradeguard.core.bars.rolling_atr` computes over an array."""
+    previous close), as :func:`tradeguard.kernel.bars.rolling_atr` computes over an array."""
 
     def __init__(self, period: int) -> None:
         self._ranges = MovingSum(period)

@@ -29,14 +29,14 @@ if TYPE_CHECKING:
         SymbolSpec,
         TerminalState,
     )
-    from tradeguard.core.bars import BarHistory
-    from tradeguard.core.clock import Clock
-    from tradeguard.core.hooks import HookStats
-    from tradeguard.core.metrics import Metrics
-    from tradeguard.core.plugins import PluginRecord
-    from tradeguard.core.settings import Settings
-    from tradeguard.core.store import Store as SQLiteStore
+    from tradeguard.kernel.bars import BarHistory
+    from tradeguard.kernel.clock import Clock
+    from tradeguard.kernel.hooks import HookStats
+    from tradeguard.kernel.metrics import Metrics
+    from tradeguard.kernel.plugins import PluginRecord
+    from tradeguard.kernel.settings import Settings
     from tradeguard.models import Alert, AlertChannel, Bar, Decision, HaltEvent, Severity, Signal
+    from tradeguard.store.sqlite import Store as SQLiteStore
 
 
 class JournalEntry(NamedTuple):

@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tradeguard.core.clock import ReplayClock
-from tradeguard.core.memory_store import MemoryStore
-from tradeguard.core.runtime import Runtime
+from tradeguard.kernel.clock import ReplayClock
+from tradeguard.kernel.runtime import Runtime
 from tradeguard.models import Signal
+from tradeguard.store.memory import MemoryStore
 
 T0 = datetime(2024, 1, 8, 10, tzinfo=UTC)
 

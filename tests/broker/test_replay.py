@@ -72,7 +72,7 @@ def test_a_terminal_bar_with_a_nan_price_is_alerted_and_left_out() -> None:
     """Live bars come from the terminal, not from a validated file: a NaN close never reaches a strategy."""
     from tradeguard import hookimpl
     from tradeguard.broker.data import RATES_DTYPE
-    from tradeguard.core.replay import _checked_bar
+    from tradeguard.replay.loop import _checked_bar
     from tradeguard.testing import make_runtime
 
     class Alerts:

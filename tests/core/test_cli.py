@@ -35,7 +35,7 @@ def test_config_check_accepts_the_shipped_settings_in_every_environment(tmp_path
     r = tg("config", "check", "--settings", str(REPO / "settings.toml"), "--env", "live")
     assert r.returncode == 1 and "kill_switch.operator_secret_hash" in r.stderr and "not set: live" in r.stderr
     shutil.copy(REPO / "settings.toml", tmp_path / "settings.toml")
-    from tradeguard.core.operator_secret import hash_secret
+    from tradeguard.kernel.operator_secret import hash_secret
 
     (tmp_path / ".secrets.toml").write_text(f'[live.kill_switch]\noperator_secret_hash = "{hash_secret("s3cret-x")}"\n')
     r = tg("config", "check", "--settings", str(tmp_path / "settings.toml"), "--env", "live")
@@ -125,8 +125,8 @@ def test_replay_refuses_bad_input_in_one_line_naming_it_and_writes_no_journal(tm
 
 
 def test_replay_starts_from_an_empty_journal_and_replaces_only_an_earlier_replays(tmp_path: Path) -> None:
-    from tradeguard.core.journal_lock import KEY, NAMESPACE, JournalLock
-    from tradeguard.core.store import Store
+    from tradeguard.store.journal_lock import KEY, NAMESPACE, JournalLock
+    from tradeguard.store.sqlite import Store
 
     settings = tmp_path / "s.toml"
     settings.write_text(f'[default.runtime]\ndata_dir = "{tmp_path / "var"}"\n[default.logging]\nlevel = "ERROR"\n')

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tradeguard.core.operator_secret import hash_secret
-from tradeguard.core.store import Store
+from tradeguard.kernel.operator_secret import hash_secret
+from tradeguard.store.sqlite import Store
 
 from ..helpers import tradeguard as tg
 
@@ -145,7 +145,7 @@ def hash_secret_on_a_terminal(answer: bytes) -> tuple[int, int, str]:
 
 
 def test_hash_secret_asks_twice_on_a_terminal_and_prints_a_hash_that_verifies() -> None:
-    from tradeguard.core.operator_secret import verify_secret
+    from tradeguard.kernel.operator_secret import verify_secret
 
     answered, code, text = hash_secret_on_a_terminal(b"correct horse")
     assert (answered, code) == (2, 0), text

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tradeguard.core.journal_lock import KEY, NAMESPACE, describe_owner, owner_state
-from tradeguard.core.store import Store
 from tradeguard.errors import StartupError
+from tradeguard.store.journal_lock import KEY, NAMESPACE, describe_owner, owner_state
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import make_runtime
 
 
@@ -38,7 +38,7 @@ def test_a_second_runtime_on_the_journal_is_refused_until_the_first_stops(tmp_pa
 def test_a_killed_process_leaves_no_lock_and_status_says_it_is_gone(tmp_path: Path) -> None:
     db = tmp_path / "j.db"
     script = (
-        "import os, signal, sys; from tradeguard.core.store import Store; "
+        "import os, signal, sys; from tradeguard.store.sqlite import Store; "
         "from tradeguard.testing import make_runtime; make_runtime(store=Store(sys.argv[1])); "
         "os.kill(os.getpid(), signal.SIGKILL)"
     )

@@ -6,8 +6,8 @@ import json
 import logging
 from pathlib import Path
 
-from tradeguard.core import logging as tglog
-from tradeguard.core.runtime import Runtime
+from tradeguard.kernel import logging as tglog
+from tradeguard.kernel.runtime import Runtime
 from tradeguard.testing import make_runtime, signal
 
 from ..helpers import Sizer

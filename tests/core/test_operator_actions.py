@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tradeguard.core.audit import verify
-from tradeguard.core.operator_secret import hash_secret
-from tradeguard.core.store import Store
+from tradeguard.kernel.operator_secret import hash_secret
+from tradeguard.store.audit import verify
+from tradeguard.store.sqlite import Store
 
 from ..helpers import tradeguard as tg
 from ..helpers import wait_for

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from tradeguard import OrderIntent
-from tradeguard.core.audit import verify
-from tradeguard.core.store import Store
 from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.risk.kill_switch import KillSwitch
+from tradeguard.store.audit import verify
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import T0, make_runtime
 
 from ..helpers import wait_for

@@ -17,7 +17,7 @@ from tradeguard import (
     Targets,
     hookimpl,
 )
-from tradeguard.core.runtime import Runtime
+from tradeguard.kernel.runtime import Runtime
 from tradeguard.testing import T0, make_runtime, signal
 
 from ..helpers import Sizer

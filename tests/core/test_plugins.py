@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tradeguard import ConfigError, PluginError, StartupError
-from tradeguard.core.runtime import Runtime
+from tradeguard.kernel.runtime import Runtime
 from tradeguard.testing import signal
 
 GOOD = """

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tradeguard.core.store import Store
 from tradeguard.report import write_report
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import make_runtime
 
 

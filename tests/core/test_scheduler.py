@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from tradeguard import Job, hookimpl
-from tradeguard.core.clock import ReplayClock
+from tradeguard.kernel.clock import ReplayClock
 from tradeguard.testing import T0, make_runtime
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tradeguard import ConfigError
-from tradeguard.core.runtime import Runtime
+from tradeguard.kernel.runtime import Runtime
 from tradeguard.plugins.risk.risk_guard import RiskGuard
 
 GUARD = ("risk_guard", RiskGuard())

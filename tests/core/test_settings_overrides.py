@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tradeguard.core.cli import replay_overrides
-from tradeguard.core.memory_store import MemoryStore
-from tradeguard.core.runtime import Runtime
+from tradeguard.cli.commands import replay_overrides
+from tradeguard.kernel.runtime import Runtime
+from tradeguard.store.memory import MemoryStore
 
 FILE_EMULATOR: dict[str, Any] = {
     "data_kind": "bars",

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradeguard.core.store import MIGRATIONS, ROW_BATCH, Store, StoredBar, StoreError
 from tradeguard.models import Bar
+from tradeguard.store.sqlite import MIGRATIONS, ROW_BATCH, Store, StoredBar, StoreError
 
 T0 = datetime(2017, 1, 2, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ import threading
 import time
 from pathlib import Path
 
-from tradeguard.core.checkpoint import COMMITS_PER_WAKE, FALLBACK_PAGES
-from tradeguard.core.store import Store
+from tradeguard.store.checkpoint import COMMITS_PER_WAKE, FALLBACK_PAGES
+from tradeguard.store.sqlite import Store
 
 
 def test_commits_reach_the_database_file_through_the_background_checkpoint(tmp_path: Path) -> None:

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from tradeguard import KillState, OrderIntent
-from tradeguard.core.store import Store, StoreError
 from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.alerting.alert_manager import AlertManager
 from tradeguard.plugins.monitoring.audit_trail import AuditTrail
 from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.plugins.risk.position_sizing import PositionSizing
+from tradeguard.store.sqlite import Store, StoreError
 from tradeguard.testing import T0, make_runtime, signal
 
 from ..helpers import tmpfs, wait_for

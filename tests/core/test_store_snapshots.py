@@ -8,8 +8,8 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradeguard.core.store import Store, snapshot_row
 from tradeguard.models import AccountSnapshot
+from tradeguard.store.sqlite import Store, snapshot_row
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 times = st.builds(

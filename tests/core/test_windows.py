@@ -7,7 +7,7 @@ import statistics
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tradeguard.core.windows import SortedWindow, percentile
+from tradeguard.kernel.windows import SortedWindow, percentile
 
 
 @given(st.integers(1, 12), st.lists(st.floats(0, 1e4, allow_nan=False), min_size=1, max_size=80))

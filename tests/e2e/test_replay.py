@@ -121,9 +121,9 @@ def test_the_replay_alerts_reach_a_webhook_configured_from_the_environment(tmp_p
 def test_metrics_scraped_during_a_replay_follow_it(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from tradeguard.core.clock import ReplayClock
-    from tradeguard.core.replay import replay as run_replay
-    from tradeguard.core.runtime import Runtime
+    from tradeguard.kernel.clock import ReplayClock
+    from tradeguard.kernel.runtime import Runtime
+    from tradeguard.replay.loop import replay as run_replay
 
     from ..plugins.monitoring.test_metrics_server import scrape
 

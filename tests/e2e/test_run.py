@@ -186,8 +186,8 @@ def test_paper_over_a_fast_emulator_is_not_held_at_each_server_midnight(tmp_path
     import threading
 
     from tradeguard import hookimpl
-    from tradeguard.core.replay import run_live
-    from tradeguard.core.runtime import Runtime
+    from tradeguard.kernel.runtime import Runtime
+    from tradeguard.replay.loop import run_live
 
     class StopAfter:
         def __init__(self, stop: threading.Event, bars: int) -> None:
@@ -219,8 +219,8 @@ def test_paper_over_the_emulator_keeps_the_markets_time(tmp_path: Path) -> None:
     times and a fill is journaled seconds after its deal, not years."""
     import threading
 
-    from tradeguard.core.replay import run_live
-    from tradeguard.core.runtime import Runtime
+    from tradeguard.kernel.runtime import Runtime
+    from tradeguard.replay.loop import run_live
 
     stop = threading.Event()
     overrides = {
@@ -251,8 +251,8 @@ def test_a_served_emulator_can_lend_run_its_market_clock(tmp_path: Path) -> None
     when the terminal is the built-in emulator (it names itself in terminal_info)."""
     import threading
 
-    from tradeguard.core.replay import run_live
-    from tradeguard.core.runtime import Runtime
+    from tradeguard.kernel.runtime import Runtime
+    from tradeguard.replay.loop import run_live
 
     with served_emulator(tmp_path, 400) as port:
         for clock, health in (("wall", "DEGRADED"), ("market", "OK"), ("auto", "OK")):  # auto knows the emulator

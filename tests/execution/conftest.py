@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from tradeguard import Fill, OrderEvent, OrderIntent, hookimpl
-from tradeguard.core.runtime import Runtime
-from tradeguard.core.store import Store
 from tradeguard.execution.execution_engine import ExecutionEngine
+from tradeguard.kernel.runtime import Runtime
 from tradeguard.plugins.risk.kill_switch import KillSwitch
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import T0, make_runtime
 
 

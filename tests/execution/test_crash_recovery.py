@@ -36,7 +36,7 @@ TRADER = textwrap.dedent("""
     from datetime import UTC, datetime
     from tradeguard import OrderIntent
     from tradeguard.broker import mt5 as adapter
-    from tradeguard.core.runtime import Runtime
+    from tradeguard.kernel.runtime import Runtime
     from tradeguard.execution import journal
 
     settings, point, occurrence, intents = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -147,8 +147,8 @@ def test_journal_equals_broker_after_52_crashes(tmp_path: Path) -> None:
 
         from mt5linux import MetaTrader5  # type: ignore[import-not-found]
 
-        from tradeguard.core.store import Store
         from tradeguard.execution.journal import Journal
+        from tradeguard.store.sqlite import Store
 
         mt5 = MetaTrader5(host="127.0.0.1", port=port)
         mt5.initialize()

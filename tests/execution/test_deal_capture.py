@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from tradeguard import OrderIntent
-from tradeguard.core.store import Store
 from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.account.position_reconciler import PositionReconciler
 from tradeguard.plugins.account.state_alignment import StateAlignment
 from tradeguard.plugins.risk.kill_switch import KillSwitch
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import T0, crash, make_runtime
 
 from ..served import Served, served_emulator

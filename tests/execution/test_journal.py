@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradeguard import Fill, IllegalStateTransition, OrderIntent
-from tradeguard.core.store import Store
 from tradeguard.execution.journal import Journal, Transition
 from tradeguard.models import OrderState, OrderType, Side
+from tradeguard.store.sqlite import Store
 
 prices = st.none() | st.floats(min_value=1e-5, max_value=1e6) | st.integers(1, 5)
 orders = st.builds(

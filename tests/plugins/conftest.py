@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tradeguard.core.store import Store
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import make_runtime
 
 

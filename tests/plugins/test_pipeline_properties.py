@@ -13,13 +13,13 @@ from typing import Any
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from tradeguard.core.store import Store
 from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.plugins.risk.position_sizing import PositionSizing
 from tradeguard.plugins.risk.risk_guard import RiskGuard
 from tradeguard.plugins.trading.signal_deduplicator import SignalDeduplicator
 from tradeguard.plugins.trading.signal_validation_gate import SignalValidationGate
 from tradeguard.plugins.trading.target_stop_engine import TargetStopEngine
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import make_runtime, signal
 
 STEPS = {0.01: (0.01, 100.0), 0.1: (0.1, 500.0), 1.0: (1.0, 1000.0)}

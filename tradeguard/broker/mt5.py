@@ -42,7 +42,7 @@ from tradeguard.broker.types import (
     SymbolSpec,
     TerminalState,
 )
-from tradeguard.core.schema import PluginSettings, validated_for_live
+from tradeguard.kernel.schema import PluginSettings, validated_for_live
 from tradeguard.models import ClosedBy, DealEntry, OrderState, OrderType, Side
 
 T = TypeVar("T")

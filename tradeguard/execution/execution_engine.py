@@ -61,15 +61,15 @@ from tradeguard import (
 )
 from tradeguard.broker.retcodes import RetcodeClass
 from tradeguard.broker.types import HISTORY_END, HISTORY_START, BrokerDeal, OrderRefused, SendResult
-from tradeguard.core.clock import backoff
-from tradeguard.core.logging import bind_client, unbind_client
-from tradeguard.core.metrics import seed
-from tradeguard.core.store import Store
 from tradeguard.errors import StartupError, TradeguardError
 from tradeguard.execution import outcomes
 from tradeguard.execution.journal import Journal, Settle, Transition
+from tradeguard.kernel.clock import backoff
+from tradeguard.kernel.logging import bind_client, unbind_client
+from tradeguard.kernel.metrics import seed
 from tradeguard.models import OrderState
 from tradeguard.ports import Held, JournalEntry
+from tradeguard.store.sqlite import Store
 
 log = logging.getLogger("tradeguard.execution")
 

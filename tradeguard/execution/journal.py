@@ -22,10 +22,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from tradeguard.core.store import Store, iso
 from tradeguard.execution.states import check_transition
 from tradeguard.models import DealEntry, Fill, OrderIntent, OrderState, OrderType, Side, TradeOutcome
 from tradeguard.ports import JournalEntry
+from tradeguard.store.sqlite import Store, iso
 
 
 class Transition(NamedTuple):

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tradeguard.core.store import Store
 from tradeguard.models import Decision
+from tradeguard.store.sqlite import Store
 
 #: decisions shown in the HTML table (the CSV beside it has all of them)
 TABLE_ROWS = 300

@@ -10,9 +10,9 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from tradeguard import __version__
-from tradeguard.core.store import Store
 from tradeguard.report import charts
 from tradeguard.report.data import TABLE_ROWS, ReportData, load
+from tradeguard.store.sqlite import Store
 
 
 def write_report(store: Store, settings: Any, out: Path) -> Path:

@@ -17,9 +17,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tradeguard.core.clock import server_midnight
-from tradeguard.core.store import Store
+from tradeguard.kernel.clock import server_midnight
 from tradeguard.plugins.account.account_tracker import AccountTracker, _snapshot_type
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import crash, make_runtime
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from tradeguard import BrokerDeal, ClosedBy, DealEntry, DealKind, OrderIntent, Side
-from tradeguard.core.store import Store
 from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.account.position_reconciler import PositionReconciler
 from tradeguard.plugins.risk.kill_switch import KillSwitch
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import T0, make_runtime
 
 OURS = 20261125

@@ -8,8 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from tradeguard.core.store import Store
 from tradeguard.plugins.alerting.alert_manager import AlertManager
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import make_runtime
 
 from ...receiver import Receiver

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from tradeguard import Decision, Fill, Targets
-from tradeguard.core.pipeline import score_bucket as bucket_of
-from tradeguard.core.store import Store
+from tradeguard.kernel.pipeline import score_bucket as bucket_of
 from tradeguard.plugins.confluence.insights_engine import InsightsEngine
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import T0, make_runtime, signal
 
 _ids = iter(range(1, 10_000))

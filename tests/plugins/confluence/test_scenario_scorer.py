@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradeguard import Bar, Signal, hookimpl
-from tradeguard.core.bars import DTYPE, rolling_atr
+from tradeguard.kernel.bars import DTYPE, rolling_atr
 from tradeguard.plugins.confluence.scenario_scorer import (
     FACTORS,
     ScenarioScorer,

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from tradeguard import Alert, HealthReport, HealthStatus, hookimpl
-from tradeguard.core.clock import ReplayClock
-from tradeguard.core.store import Store
+from tradeguard.kernel.clock import ReplayClock
 from tradeguard.plugins.health.mt5_health_monitor import MT5HealthMonitor
 from tradeguard.plugins.risk.kill_switch import KillSwitch
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import make_runtime
 
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from tradeguard.core.audit import anchor_path, chain_hash, read_anchor, verify, write_anchor
-from tradeguard.core.store import Store
 from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.monitoring.audit_trail import AuditTrail
 from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.plugins.risk.position_sizing import PositionSizing
+from tradeguard.store.audit import anchor_path, chain_hash, read_anchor, verify, write_anchor
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import make_runtime, signal
 
 KEY = "k3y-from-secrets"

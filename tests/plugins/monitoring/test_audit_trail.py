@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from tradeguard.core.audit import verify
-from tradeguard.core.store import Store
 from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.monitoring.audit_trail import AuditTrail
 from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.plugins.risk.position_sizing import PositionSizing
+from tradeguard.store.audit import verify
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import make_runtime, signal
 
 

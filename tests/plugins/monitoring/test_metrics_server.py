@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from tradeguard import StartupError
-from tradeguard.core.store import Store
 from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.account.account_tracker import AccountTracker
 from tradeguard.plugins.monitoring.metrics_server import MetricsServer
 from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.plugins.risk.position_sizing import PositionSizing
 from tradeguard.plugins.risk.risk_guard import RiskGuard
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import make_runtime, signal
 
 from ...helpers import scrape

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from tradeguard import hookimpl
-from tradeguard.core.store import Store
 from tradeguard.plugins.monitoring.metrics_server import MetricsServer
 from tradeguard.plugins.monitoring.profiler import Profiler
 from tradeguard.plugins.risk.kill_switch import KillSwitch
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import make_runtime, signal
 
 from ...core.test_cli_operator import tg

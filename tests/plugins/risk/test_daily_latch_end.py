@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tradeguard import AccountSnapshot, KillState
-from tradeguard.core.store import Store
 from tradeguard.plugins.risk.kill_switch import KillSwitch
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import T0, make_runtime
 
 

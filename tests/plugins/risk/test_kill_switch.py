@@ -19,11 +19,11 @@ from tradeguard import (
     OrderIntent,
     ReconciliationReport,
 )
-from tradeguard.core.operator_secret import hash_secret, verify_secret
-from tradeguard.core.store import Store
-from tradeguard.core.triggers import TRIGGERS, TriggersSettings
 from tradeguard.execution.execution_engine import ExecutionEngine
+from tradeguard.kernel.operator_secret import hash_secret, verify_secret
+from tradeguard.kernel.triggers import TRIGGERS, TriggersSettings
 from tradeguard.plugins.risk.kill_switch import KillSwitch, ResetRefused
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import T0, crash, make_runtime
 
 SECRET = "correct horse battery staple"

@@ -7,11 +7,11 @@ import time
 from pathlib import Path
 
 from tradeguard import KillState, OrderIntent
-from tradeguard.core.store import Store
 from tradeguard.execution.execution_engine import ExecutionEngine
 from tradeguard.plugins.account.account_tracker import AccountTracker
 from tradeguard.plugins.alerting.alert_manager import AlertManager
 from tradeguard.plugins.risk.kill_switch import KillSwitch
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import T0, make_runtime
 
 from ...receiver import Receiver

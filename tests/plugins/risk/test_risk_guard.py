@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tradeguard import AccountSnapshot, DealEntry, Fill, OrderIntent, Rejected
-from tradeguard.core.bars import rolling_atr as atr
-from tradeguard.core.clock import server_midnight
+from tradeguard.kernel.bars import rolling_atr as atr
+from tradeguard.kernel.clock import server_midnight
 from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.plugins.risk.risk_guard import Approved, RiskGuard
 from tradeguard.testing import T0

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tradeguard import KillState, OrderIntent
-from tradeguard.core.triggers import KILL_SWITCH_THRESHOLDS, TriggersSettings, ineffective
 from tradeguard.execution.execution_engine import ExecutionEngine
+from tradeguard.kernel.triggers import KILL_SWITCH_THRESHOLDS, TriggersSettings, ineffective
 from tradeguard.plugins.risk.kill_switch import KillSwitch, KillSwitchSettings
 from tradeguard.plugins.risk.risk_guard import RiskGuard
 from tradeguard.testing import T0

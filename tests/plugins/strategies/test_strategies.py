@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from tradeguard import Bar
-from tradeguard.core.bars import BarHistory
+from tradeguard.kernel.bars import BarHistory
 from tradeguard.plugins.strategies.donchian_breakout import BreakoutSettings, DonchianBreakout
 from tradeguard.plugins.strategies.ma_crossover import CrossoverSettings, MovingAverageCrossover
 from tradeguard.testing import T0

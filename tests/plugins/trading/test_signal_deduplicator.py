@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from tradeguard.core.store import Store
 from tradeguard.plugins.trading.signal_deduplicator import SignalDeduplicator
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import T0, make_runtime, signal
 
 

@@ -10,8 +10,8 @@ import pytest
 from prometheus_client import generate_latest
 
 from tradeguard import Bar, Decision, Reason, Targets
-from tradeguard.core.store import Store
 from tradeguard.plugins.validation.accuracy_metrics import AccuracyMetrics
+from tradeguard.store.sqlite import Store
 from tradeguard.testing import T0, make_runtime, signal
 
 SIGNAL_BAR = T0 - timedelta(hours=1)  # testing.signal()'s bar: buy at 1.1000, stop 1.0950

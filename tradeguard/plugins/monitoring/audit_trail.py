@@ -12,7 +12,7 @@ the settings, and a change of either since the last start (also alerted).
 Records are chained in memory in order and written behind in batches (a flush each second, at
 shutdown, and every 256 records), so auditing adds no commit to the decision path. After each
 write the chain's head is named in an anchor file beside the store, so a cut tail shows.
-:func:`tradeguard.core.audit.verify` walks the chain and names the first record that was edited,
+:func:`tradeguard.store.audit.verify` walks the chain and names the first record that was edited,
 deleted or reordered, and the journal entries the chain lacks.
 """
 
@@ -201,7 +201,7 @@ class AuditTrail(ConfiguredPlugin):
                 )
             head_seq, head_hash = pending[-1][0], pending[-1][5]
             del pending[:]
-            if store.path != ":memory:":  # the head, named beside the store: a cut tail shows (core/audit.py)
+            if store.path != ":memory:":  # the head, named beside the store: a cut tail shows (store/audit.py)
                 write_anchor(store.path, head_seq, head_hash, self._key)
 
     # ------------------------------------------------------------------ what is recorded --------

@@ -12,7 +12,7 @@ Triggers: a halt requested by anyone (``runtime.request_halt``, the CLI through 
 drawdown and drawdown from peak (account snapshots), the margin call and a stop-out deal, connection
 lost longer than N seconds and latency above a threshold (health reports), a streak of rejected or
 unknown orders, an inconsistent reconciliation, and a storm of plugin errors. What each automatic
-trigger latches, and whether it flattens, is one table: ``[default.triggers]`` (core/triggers.py).
+trigger latches, and whether it flattens, is one table: ``[default.triggers]`` (kernel/triggers.py).
 
 The latch lives in the store: it survives restarts and other processes see it (and may set it).
 :meth:`KillSwitch.reset` needs the operator secret, checked against a scrypt hash kept in settings

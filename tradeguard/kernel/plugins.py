@@ -23,8 +23,8 @@ import pluggy
 from stevedore import ExtensionManager, NamedExtensionManager
 
 from tradeguard import hookspecs
-from tradeguard.core.settings import PluginsSettings
 from tradeguard.errors import ConfigError, PluginError, StartupError
+from tradeguard.kernel.settings import PluginsSettings
 
 NAMESPACE = "tradeguard.plugins"
 log = logging.getLogger("tradeguard.plugins")

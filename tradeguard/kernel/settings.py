@@ -21,10 +21,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from tradeguard.broker.mt5 import BrokerSettings
-from tradeguard.core.schema import PluginSettings, validated_for_live
-from tradeguard.core.sessions import DEFAULT_SESSIONS, check_sessions
-from tradeguard.core.triggers import MOVED, TriggersSettings
 from tradeguard.errors import ConfigError
+from tradeguard.kernel.schema import PluginSettings, validated_for_live
+from tradeguard.kernel.sessions import DEFAULT_SESSIONS, check_sessions
+from tradeguard.kernel.triggers import MOVED, TriggersSettings
 
 __all__ = ["KERNEL_TABLES", "PluginSettings", "Settings", "validate"]
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tradeguard.core.settings import REDACTED, SECRET_KEY
+from tradeguard.kernel.settings import REDACTED, SECRET_KEY
 
 _signal_id: ContextVar[str] = ContextVar("signal_id", default="")
 _client_id: ContextVar[str] = ContextVar("client_id", default="")

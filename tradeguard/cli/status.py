@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tradeguard.core.audit import read_anchor
-from tradeguard.core.journal_lock import owner_state
+from tradeguard.store.audit import read_anchor
+from tradeguard.store.journal_lock import owner_state
 
 
 def read_status(store: Any) -> dict[str, Any]:

@@ -18,10 +18,10 @@ from rich.markup import escape
 from rich.table import Table
 
 import tradeguard
-from tradeguard.core.runtime import Runtime
-from tradeguard.core.store import Store
-from tradeguard.core.triggers import ineffective
 from tradeguard.errors import TradeguardError
+from tradeguard.kernel.runtime import Runtime
+from tradeguard.kernel.triggers import ineffective
+from tradeguard.store.sqlite import Store
 
 app = typer.Typer(
     help="tradeguard: the control plane between trading strategies and a MetaTrader 5 account.",
@@ -107,7 +107,7 @@ def config_check(
 @app.command("demo")
 def demo_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     """Push a few signals (real EURUSD prices) through every loaded plugin and show each decision."""
-    from tradeguard.core.demo import demo_overrides, run_demo
+    from tradeguard.cli.demo import demo_overrides, run_demo
 
     rt = _build(settings, env, overrides=demo_overrides())
     try:
@@ -184,7 +184,7 @@ def replay_cmd(
     an earlier replay wrote."""
     from datetime import UTC, datetime
 
-    from tradeguard.core.clock import ReplayClock
+    from tradeguard.kernel.clock import ReplayClock
 
     overrides = replay_overrides(data, symbol, faults, seed)
 
@@ -217,7 +217,7 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_j
     object on standard output, for a pipeline to read); exit 130 when it was interrupted."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tradeguard.core.replay import ReplaySummary, replay
+    from tradeguard.replay.loop import ReplaySummary, replay
 
     try:
         terminal = rt.emulator()  # connects: the data file is read here
@@ -286,7 +286,7 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_j
 def _print_json_summary(rt: Runtime, summary: Any) -> None:
     import dataclasses
 
-    from tradeguard.core.status import kill_switch_record
+    from tradeguard.cli.status import kill_switch_record
 
     record = dataclasses.asdict(summary)
     record["rejections"] = dict(summary.rejections.most_common())
@@ -329,7 +329,7 @@ def _emptied(rt: Runtime, fresh: bool, build: Callable[[], Runtime], why: str = 
     """``rt`` over an empty journal: as built when it is empty; rebuilt over a new file when ``fresh`` and
     the old one is an earlier simulation's (the emulator's: never an account's, never one a running process
     holds). ``why`` says, in the refusal, why this command needs an empty journal."""
-    from tradeguard.core.journal_lock import JournalLock, journal_contents, last_broker_module
+    from tradeguard.store.journal_lock import JournalLock, journal_contents, last_broker_module
 
     store = rt.store
     if not isinstance(store, Store):
@@ -378,7 +378,7 @@ def _profile_line(rt: Runtime) -> str:
 
 def _audit_verdict(rt: Runtime) -> Any:
     """The audit chain's verdict (``core.audit.Verdict``), or None when the audit trail is not recording."""
-    from tradeguard.core.audit import verify
+    from tradeguard.store.audit import verify
 
     if "audit_trail" not in rt.settings or not isinstance(rt.store, Store):
         return None
@@ -386,7 +386,7 @@ def _audit_verdict(rt: Runtime) -> Any:
 
 
 def _audit_line(rt: Runtime) -> str:
-    from tradeguard.core.audit import read_anchor
+    from tradeguard.store.audit import read_anchor
 
     verdict = _audit_verdict(rt)
     if verdict is None:
@@ -407,7 +407,7 @@ def run_cmd(
     Over the in-process emulator (broker.module = "emulator") every start is a new simulated account, so the
     journal must be empty: an earlier run's or replay's is refused, and --fresh replaces it. Over a terminal
     or a served emulator the journal is the account's and the run resumes it."""
-    from tradeguard.core.replay import run_live
+    from tradeguard.replay.loop import run_live
 
     rt = _build(settings, env)
     if rt.settings.broker.module == "emulator":
@@ -441,8 +441,8 @@ def _store_of(settings: Path | None, env: str | None, *, existing: bool = False)
     if not existing:
         rt = _build(settings, env, trading=False)
         return rt, rt.store
-    from tradeguard.core.memory_store import MemoryStore
-    from tradeguard.core.runtime import journal_path, open_journal
+    from tradeguard.kernel.runtime import journal_path, open_journal
+    from tradeguard.store.memory import MemoryStore
 
     rt = _build(settings, env, store=MemoryStore(), trading=False)
     path = journal_path(rt.settings)
@@ -666,7 +666,7 @@ def stops_cmd(
 def hash_secret_cmd() -> None:
     """Ask for a new operator secret twice and print its scrypt hash, for kill_switch.operator_secret_hash
     in .secrets.toml (the secret itself is stored nowhere and never passes the command line)."""
-    from tradeguard.core.operator_secret import hash_secret
+    from tradeguard.kernel.operator_secret import hash_secret
 
     if not sys.stdin.isatty():
         raise _fail(TradeguardError("hash-secret asks for the secret: run it from a terminal"))
@@ -704,8 +704,8 @@ def status_cmd(
 ) -> None:
     """Kill switch, account, orders, open positions, health, reconciliation, decisions and alerts, from the store
     (safe while running). Health and reconciliation are stored when their verdict changes, hence "since"."""
-    from tradeguard.core.journal_lock import describe_owner
-    from tradeguard.core.status import read_status
+    from tradeguard.cli.status import read_status
+    from tradeguard.store.journal_lock import describe_owner
 
     _, store = _store_of(settings, env, existing=True)  # an SQLite journal that is there
     s = read_status(store)
@@ -835,7 +835,7 @@ def audit_verify_cmd(
     settings: SettingsOpt = None,
     env: EnvOpt = None,
 ) -> None:
-    from tradeguard.core.audit import verify, verify_export
+    from tradeguard.store.audit import verify, verify_export
 
     if file is not None:
         rt = _build(settings, env, trading=False, store=_memory())
@@ -868,7 +868,7 @@ def audit_export_cmd(
 ) -> None:
     """The audit records for a compliance officer, with their hashes and the chain's verdict first
     (check the file on its own with `audit verify --file`)."""
-    from tradeguard.core.audit import export
+    from tradeguard.store.audit import export
 
     if fmt not in ("jsonl", "csv"):
         raise typer.BadParameter(f"{fmt!r}: jsonl or csv", param_hint="--format")
@@ -884,7 +884,7 @@ def audit_export_cmd(
 
 
 def _memory() -> Any:
-    from tradeguard.core.memory_store import MemoryStore
+    from tradeguard.store.memory import MemoryStore
 
     return MemoryStore()
 

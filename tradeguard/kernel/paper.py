@@ -23,7 +23,7 @@ from tradeguard.models import (
 from tradeguard.ports import Held, JournalEntry, JournalView
 
 if TYPE_CHECKING:
-    from tradeguard.core.runtime import Runtime
+    from tradeguard.kernel.runtime import Runtime
 
 
 class PaperExecution:

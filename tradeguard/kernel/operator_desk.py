@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from tradeguard.core.store import Store
 from tradeguard.errors import TradeguardError
 from tradeguard.models import AlertChannel, OperatorAction, Severity
+from tradeguard.store.sqlite import Store
 
 if TYPE_CHECKING:
-    from tradeguard.core.runtime import Runtime
+    from tradeguard.kernel.runtime import Runtime
 
 log = logging.getLogger("tradeguard.operator")
 ACTIONS = ("flatten", "close", "modify")

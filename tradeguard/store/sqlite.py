@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import orjson
 
-from tradeguard.core.checkpoint import FALLBACK_PAGES, Checkpointer
 from tradeguard.errors import TradeguardError
 from tradeguard.models import AccountSnapshot, Bar, Decision, OrderIntent, Targets
+from tradeguard.store.checkpoint import FALLBACK_PAGES, Checkpointer
 
 #: Each entry upgrades the schema by one version; never edit a released one, append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -173,7 +173,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE kill_switch_events ADD COLUMN auth TEXT NOT NULL DEFAULT '';
     ALTER TABLE alert_outbox ADD COLUMN delivered TEXT;
     """,
-    # operator orders handed to the running trading process (core/operator_desk.py)
+    # operator orders handed to the running trading process (kernel/operator_desk.py)
     """
     CREATE TABLE operator_requests (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -326,7 +326,7 @@ class Store:
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(f"PRAGMA synchronous={synchronous}")
-            if self._checkpointer is not None:  # checkpoints run on their own thread (core/checkpoint.py)
+            if self._checkpointer is not None:  # checkpoints run on their own thread (store/checkpoint.py)
                 self.db.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # a file that is no database says so

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tradeguard.core.schema import PluginSettings
+from tradeguard.kernel.schema import PluginSettings
 
 State = Literal["OFF", "REDUCE_ONLY", "HALTED"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from tradeguard.core.schema import PluginSettings
 from tradeguard.hookspecs import hookimpl
+from tradeguard.kernel.schema import PluginSettings
 from tradeguard.models import Job
 
 

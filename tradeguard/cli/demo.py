@@ -10,8 +10,8 @@ from __future__ import annotations
 import tempfile
 from datetime import UTC, datetime, timedelta
 
-from tradeguard.core.clock import ReplayClock
-from tradeguard.core.runtime import Runtime
+from tradeguard.kernel.clock import ReplayClock
+from tradeguard.kernel.runtime import Runtime
 from tradeguard.models import Decision, Signal
 
 _T0 = datetime(2017, 4, 19, 9, tzinfo=UTC)

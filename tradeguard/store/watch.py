@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from tradeguard.core.store import Store, StoreError, StoreUnwritable
 from tradeguard.models import AlertChannel, Severity
+from tradeguard.store.sqlite import Store, StoreError, StoreUnwritable
 
 if TYPE_CHECKING:
-    from tradeguard.core.runtime import Runtime
+    from tradeguard.kernel.runtime import Runtime
 
 log = logging.getLogger("tradeguard.store")
 HOLD = "store_unwritable"

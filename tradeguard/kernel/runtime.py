@@ -23,19 +23,18 @@ import pluggy
 from pydantic import BaseModel
 
 from tradeguard.broker.emulator.terminal import Terminal
-from tradeguard.core import logging as tglog
-from tradeguard.core import plugins as plugin_loader
-from tradeguard.core.bars import BarHistory
-from tradeguard.core.clock import Clock, WallClock
-from tradeguard.core.hooks import HookRunner, HookStats
-from tradeguard.core.journal_lock import JournalLock
-from tradeguard.core.memory_store import MemoryStore
-from tradeguard.core.metrics import Metrics
-from tradeguard.core.operator_desk import OperatorDesk
-from tradeguard.core.paper import PaperExecution
-from tradeguard.core.pipeline import Pipeline
-from tradeguard.core.scheduler import Scheduler
-from tradeguard.core.settings import (
+from tradeguard.errors import PluginError, StartupError
+from tradeguard.kernel import logging as tglog
+from tradeguard.kernel import plugins as plugin_loader
+from tradeguard.kernel.bars import BarHistory
+from tradeguard.kernel.clock import Clock, WallClock
+from tradeguard.kernel.hooks import HookRunner, HookStats
+from tradeguard.kernel.metrics import Metrics
+from tradeguard.kernel.operator_desk import OperatorDesk
+from tradeguard.kernel.paper import PaperExecution
+from tradeguard.kernel.pipeline import Pipeline
+from tradeguard.kernel.scheduler import Scheduler
+from tradeguard.kernel.settings import (
     KERNEL_TABLES,
     SECRET_KEY,
     Settings,
@@ -45,10 +44,7 @@ from tradeguard.core.settings import (
     resolve_file,
     validate,
 )
-from tradeguard.core.store import Store, StoreError, StoreUnwritable
-from tradeguard.core.store_watch import StoreWatch
-from tradeguard.core.triggers import action_for, ineffective
-from tradeguard.errors import PluginError, StartupError
+from tradeguard.kernel.triggers import action_for, ineffective
 from tradeguard.models import (
     Alert,
     AlertChannel,
@@ -61,6 +57,10 @@ from tradeguard.models import (
     Signal,
 )
 from tradeguard.ports import Broker, Execution
+from tradeguard.store.journal_lock import JournalLock
+from tradeguard.store.memory import MemoryStore
+from tradeguard.store.sqlite import Store, StoreError, StoreUnwritable
+from tradeguard.store.watch import StoreWatch
 
 #: The staged start (DESIGN §3); a plugin's ``stage`` attribute puts it in one.
 STAGES = {
@@ -345,7 +345,7 @@ class Runtime:
         self.scheduler.add(
             Job(name="store.watch", every=timedelta(seconds=1), run=lambda rt: rt.store_watch.check(), wall_clock=True)
         )
-        if self.role == "trading":  # operator orders another process handed over (core/operator_desk.py)
+        if self.role == "trading":  # operator orders another process handed over (kernel/operator_desk.py)
             self.scheduler.add(
                 Job(
                     name="operator.requests",

@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from tradeguard.broker.emulator.terminal import Terminal
-from tradeguard.core.clock import ReplayClock
-from tradeguard.core.runtime import Runtime
 from tradeguard.errors import StartupError
+from tradeguard.kernel.clock import ReplayClock
+from tradeguard.kernel.runtime import Runtime
 from tradeguard.models import TIMEFRAME_SECONDS, AlertChannel, Bar, Severity
 from tradeguard.ports import Broker
 

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tradeguard import reasons
-from tradeguard.core.hooks import HookRunner
-from tradeguard.core.logging import bind_signal, unbind_signal
+from tradeguard.kernel.hooks import HookRunner
+from tradeguard.kernel.logging import bind_signal, unbind_signal
 from tradeguard.models import Decision, OrderIntent, Reason, Rejected, Score, Signal, Targets
 
 if TYPE_CHECKING:
-    from tradeguard.core.runtime import Runtime
+    from tradeguard.kernel.runtime import Runtime
 
 log = logging.getLogger("tradeguard.pipeline")
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tradeguard.core.clock import Clock, WallClock
+from tradeguard.kernel.clock import Clock, WallClock
 from tradeguard.models import Job
 
 INF = float("inf")

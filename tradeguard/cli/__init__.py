@@ -1,0 +1,1 @@
+"""The `tradeguard` command line: the commands, and what `status` and `demo` show."""

@@ -1,0 +1,1 @@
+"""Replay: the loop that drives the runtime over the emulator's data (and the live loop beside it)."""
