@@ -38,11 +38,17 @@ def tmpfs(where: Path, size: str) -> Iterator[Path]:
 
 
 def tradeguard(
-    settings: Path, *args: str, secret: str | None = None, timeout: float = 120
+    settings: Path,
+    *args: str,
+    secret: str | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
+    **environment: str,
 ) -> subprocess.CompletedProcess[str]:
     """``tradeguard ARGS --settings SETTINGS`` as an operator runs it: its own process, no terminal, the
-    operator secret only when given (``TRADEGUARD_OPERATOR_SECRET``), wide enough that lines are not wrapped."""
-    env = {**os.environ, "COLUMNS": "200"}
+    operator secret only when given (``TRADEGUARD_OPERATOR_SECRET``), wide enough that lines are not wrapped;
+    ``environment``: more variables (``TRADEGUARD_...`` settings)."""
+    env = {**os.environ, "COLUMNS": "400", **environment}
     env.pop("TRADEGUARD_OPERATOR_SECRET", None)
     if secret is not None:
         env["TRADEGUARD_OPERATOR_SECRET"] = secret
@@ -52,6 +58,7 @@ def tradeguard(
         text=True,
         timeout=timeout,
         env=env,
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
     )
 

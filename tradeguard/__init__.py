@@ -9,25 +9,31 @@ Everything is a plugin. A third-party check is a package that declares an entry 
 and implements hooks from :mod:`tradeguard.hookspecs`::
 
     from pydantic import Field
-    from tradeguard import PluginSettings, Reason, hookimpl
+    from tradeguard import PluginSettings, Reason, Runtime, Signal, hookimpl
 
     class MaxSpreadSettings(PluginSettings):
         max_points: int = Field(default=20, ge=0)
 
     class MaxSpread:
         @hookimpl
-        def tradeguard_settings(self):
+        def tradeguard_settings(self) -> type[PluginSettings]:
             return MaxSpreadSettings                 # table [default.max_spread]
 
         @hookimpl
-        def validate_signal(self, signal, runtime):
+        def validate_signal(self, signal: Signal, runtime: Runtime) -> list[Reason]:
             limit = runtime.settings.max_spread.max_points
-            spread = signal.metadata.get("spread_points", 0)
+            quote = runtime.broker.quote(signal.symbol)
+            spread = (quote.ask - quote.bid) / runtime.broker.symbol_spec(signal.symbol).point
             if spread > limit:
-                return [Reason(code="spread_too_wide", message=f"spread_too_wide: {spread} > {limit} points")]
+                return [Reason(code="spread_too_wide", message=f"spread_too_wide: {spread:.0f} > {limit} points")]
             return []
 
 ``pip install`` it and it is discovered; ``plugins.disabled = ["max_spread"]`` switches it off.
+
+A plugin imports only ``tradeguard``: the models, the hook marker, the typed ports it is handed
+(``Runtime``, ``Broker``, ``Execution``, ``JournalView``, ``Store``: typing.Protocols, checked by mypy) and
+the kernel's helpers exported below. ``tradeguard.kernel``, ``store``, ``cli``, ``replay`` and ``broker`` are
+internals that may change; an import-linter contract holds the built-in plugins to this.
 """
 
 from __future__ import annotations

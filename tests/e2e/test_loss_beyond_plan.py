@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from ..conftest import REPO
+from ..helpers import tradeguard
 
 FRIDAY, MONDAY = datetime(2017, 1, 13), datetime(2017, 1, 16)
 
@@ -48,16 +46,10 @@ def gap_bars(path: Path) -> None:
 def gapped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     work = tmp_path_factory.mktemp("gap")
     gap_bars(work / "EURUSD_H1_gap.csv")
-    env = {**os.environ, "COLUMNS": "200", "TRADEGUARD_PLUGINS__DISABLED": '["ma_crossover"]'}
     logs = ""
     for args in (["replay", "--data", "EURUSD_H1_gap.csv"], ["report", "--out", "out"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "tradeguard", *args, "--settings", str(REPO / "settings.toml")],
-            cwd=work,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env=env,
+        done = tradeguard(
+            REPO / "settings.toml", *args, timeout=300, cwd=work, TRADEGUARD_PLUGINS__DISABLED='["ma_crossover"]'
         )
         assert done.returncode == 0, done.stderr[-3000:]
         logs += done.stderr

@@ -3,8 +3,6 @@ it flattens, whoever fires it; `config check` names settings that can never take
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from tradeguard.plugins.risk.kill_switch import KillSwitch, KillSwitchSettings
 from tradeguard.plugins.risk.risk_guard import RiskGuard
 from tradeguard.testing import T0
 
+from ...helpers import tradeguard
 from .conftest import OFF, snapshot
 
 
@@ -95,13 +94,7 @@ SETTINGS: list[tuple[str, str]] = [
 def test_config_check_names_a_setting_that_never_takes_effect(tmp_path: Path, text: str, warning: str) -> None:
     path = tmp_path / "settings.toml"
     path.write_text(text)
-    done = subprocess.run(
-        [sys.executable, "-m", "tradeguard", "config", "check", "--settings", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"COLUMNS": "400", "PATH": ""},
-    )
+    done = tradeguard(path, "config", "check")
     assert done.returncode == 0, done.stderr
     assert f"warning: {warning}" in done.stdout
 
@@ -114,13 +107,7 @@ def test_the_shipped_settings_have_nothing_that_never_acts(runtime: Any) -> None
 def test_a_settings_file_with_a_key_the_table_replaced_says_where_it_went(tmp_path: Path) -> None:
     path = tmp_path / "settings.toml"
     path.write_text('[default.kill_switch]\nstop_out_state = "HALTED"\n')
-    done = subprocess.run(
-        [sys.executable, "-m", "tradeguard", "config", "check", "--settings", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"COLUMNS": "400", "PATH": ""},
-    )
+    done = tradeguard(path, "config", "check")
     assert done.returncode == 1
     assert "kill_switch.stop_out_state: moved; set triggers.stop_out.state" in done.stderr
 
