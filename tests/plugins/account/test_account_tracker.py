@@ -18,7 +18,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tradeguard.kernel.clock import server_midnight
-from tradeguard.plugins.account.account_tracker import AccountTracker, _snapshot_type
+from tradeguard.plugins.account.account_tracker import AccountTracker, _snapshot_builder
 from tradeguard.store.sqlite import Store
 from tradeguard.testing import crash, make_runtime
 
@@ -254,7 +254,7 @@ def test_a_snapshot_built_unvalidated_is_the_one_validation_builds(
         margin_so_call=100.0,
         margin_so_so=50.0,
     )
-    build = _snapshot_type(account, realized, 0.0)
+    build = _snapshot_builder(account, realized, 0.0)
     day_start, peak = balance - realized, max(balance, equity)
     values = dict(
         time=datetime(2017, 4, 19, tzinfo=UTC),

@@ -71,7 +71,7 @@ class Anomaly:
     detail: str
 
 
-def _snapshot_type(account: Any, realized: float, moved_in: float) -> Callable[..., AccountSnapshot]:
+def _snapshot_builder(account: Any, realized: float, moved_in: float) -> Callable[..., AccountSnapshot]:
     """How to build this capture's snapshot: without validating it again when the figures that came from
     the terminal are finite and the margin level is not negative, which is all the model asks of them
     (everything else is this plugin's arithmetic on them); otherwise validated, so the error names the field.
@@ -102,8 +102,8 @@ class AccountTracker(ConfiguredPlugin):
         self._written_at = 0.0  # time.monotonic() of the last snapshot written
         self._deals_key: tuple[datetime, int] | None = None  # (server midnight, deal count) at the last read
         # realised P&L and money moved in since server midnight at that read, and the P&L in cents
-        self._day_sums = (0.0, 0.0, 0.0)
-        self._peak_shown: tuple[float | None, float] = (None, 0.0)  # (peak, in cents): it moves on few captures
+        self._day_totals = (0.0, 0.0, 0.0)
+        self._peak_rounded: tuple[float | None, float] = (None, 0.0)  # (peak, in cents): it moves on few captures
         # the server day of the last capture, UTC: [midnight, next midnight), and the offset it was worked out with
         self._midnight: datetime | None = None
         self._next_midnight: datetime | None = None
@@ -210,11 +210,11 @@ class AccountTracker(ConfiguredPlugin):
         if new_deals:  # money in or out moves the peak with it: it is not profit or loss
             self.peak_equity += sum(d.profit for d in new_deals if d.kind is DealKind.FUNDING)
         self.peak_equity = max(self.peak_equity, account.equity)
-        if self._peak_shown[0] != self.peak_equity:  # a new peak, a deposit: the few captures that move it
-            self._peak_shown = (self.peak_equity, round(self.peak_equity, 2))
+        if self._peak_rounded[0] != self.peak_equity:  # a new peak, a deposit: the few captures that move it
+            self._peak_rounded = (self.peak_equity, round(self.peak_equity, 2))
         dd = max(0.0, self.peak_equity - account.equity)
         daily = max(0.0, day_start - account.equity)
-        snap = _snapshot_type(account, realized, moved_in)(
+        snap = _snapshot_builder(account, realized, moved_in)(
             time=now,
             login=account.login,
             currency=account.currency,
@@ -226,7 +226,7 @@ class AccountTracker(ConfiguredPlugin):
             floating_pnl=round(account.equity - account.balance, 2),
             realized_pnl_day=realized_cents,
             day_start_equity=round(day_start, 2),
-            peak_equity=self._peak_shown[1],
+            peak_equity=self._peak_rounded[1],
             drawdown_pct=AccountSnapshot.loss_pct(self.peak_equity, account.equity),
             drawdown_money=round(dd, 2) if dd else 0.0,
             daily_drawdown_pct=AccountSnapshot.loss_pct(day_start, account.equity),
@@ -250,7 +250,7 @@ class AccountTracker(ConfiguredPlugin):
         """
         key = (midnight, self.rt.broker.deals_count())
         if key == self._deals_key:
-            return (*self._day_sums, [])
+            return (*self._day_totals, [])
         since = min(midnight, self.last.time if self.last is not None else midnight) - timedelta(days=1)
         deals = self.rt.broker.history_deals(since, HISTORY_END)
         day = [d for d in deals if d.time >= midnight]
@@ -261,8 +261,8 @@ class AccountTracker(ConfiguredPlugin):
             self._seen_deal = max((d.ticket for d in deals if cutoff is None or d.time <= cutoff), default=0)
         fresh = [d for d in deals if d.ticket > self._seen_deal]
         self._seen_deal = max([self._seen_deal, *(d.ticket for d in fresh)])
-        self._deals_key, self._day_sums = key, (realized, moved_in, round(realized, 2))
-        return (*self._day_sums, fresh)
+        self._deals_key, self._day_totals = key, (realized, moved_in, round(realized, 2))
+        return (*self._day_totals, fresh)
 
     def _check(self, before: AccountSnapshot, after: AccountSnapshot, new_deals: list[Any]) -> list[Anomaly]:
         found: list[Anomaly] = []

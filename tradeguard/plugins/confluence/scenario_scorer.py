@@ -252,7 +252,7 @@ def agreement_factor(signal: Signal, same_bar: tuple[Signal, ...]) -> float:
     return 0.5 + 0.5 * (2 * agree - len(others)) / len(others)
 
 
-class _Tracked:
+class SeriesTrackers:
     """One series' trackers, fed the same bars; the trend tracker's count is the series' count."""
 
     def __init__(self, trend: TrendTracker, volatility: VolatilityTracker) -> None:
@@ -269,9 +269,9 @@ class ScenarioScorer(ConfiguredPlugin):
 
     def __init__(self) -> None:
         super().__init__()
-        self._series: dict[tuple[str, str], _Tracked] = {}
+        self._series: dict[tuple[str, str], SeriesTrackers] = {}
 
-    def _tracked(self, signal: Signal, bars: np.ndarray, total: int) -> _Tracked:
+    def _tracked(self, signal: Signal, bars: np.ndarray, total: int) -> SeriesTrackers:
         """The series' trackers, brought up to date with the bars since the last signal. ``bars`` are the
         series' newest (at least a trend tail and a volatility window of them), ``total`` how many it ever had."""
         key = (signal.symbol, signal.timeframe)
@@ -280,7 +280,7 @@ class ScenarioScorer(ConfiguredPlugin):
         if tracked is None or missed > len(bars):  # new, or more came than these bars hold: start over from them
             cfg = self.cfg
             trend = TrendTracker(TIMEFRAME_SECONDS[signal.timeframe], cfg.trend_timeframes, cfg.trend_period)
-            tracked = self._series[key] = _Tracked(trend, VolatilityTracker(cfg.atr_period, cfg.volatility_bars))
+            tracked = self._series[key] = SeriesTrackers(trend, VolatilityTracker(cfg.atr_period, cfg.volatility_bars))
             trend.count, missed = total - len(bars), len(bars)
         if missed:
             tracked.take(bars[len(bars) - missed :])
