@@ -28,7 +28,6 @@ import pluggy
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from tradeguard.kernel.runtime import Runtime
     from tradeguard.models import (
         AccountSnapshot,
         Alert,
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
         Targets,
     )
     from tradeguard.models import Reason as _Reason
+    from tradeguard.ports import Runtime
 
 PROJECT = "tradeguard"
 hookspec = pluggy.HookspecMarker(PROJECT)

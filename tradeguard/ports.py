@@ -9,6 +9,7 @@ stay behind ``broker/``.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -186,6 +187,10 @@ class Runtime(Protocol):
     def bar_signals(self) -> tuple[Signal, ...]: ...
     @property
     def has_broker(self) -> bool: ...
+    @property
+    def holds(self) -> AbstractSet[str]:
+        """What holds the pipeline now (every signal is refused while one does): alignment, a store failure."""
+
     @property
     def broker(self) -> Broker: ...
     @property

@@ -18,7 +18,7 @@ from tradeguard.kernel.logging import bind_signal, unbind_signal
 from tradeguard.models import Decision, OrderIntent, Reason, Rejected, Score, Signal, Targets
 
 if TYPE_CHECKING:
-    from tradeguard.kernel.runtime import Runtime
+    from tradeguard.ports import Runtime
 
 log = logging.getLogger("tradeguard.pipeline")
 
@@ -84,7 +84,7 @@ class Pipeline:
         """Run ``signal`` through every step; hand an approved order to execution; journal the result."""
         token = bind_signal(signal.signal_id)
         rt = self.runtime
-        broker = rt._broker  # a connected broker only: deciding never connects one
+        broker = rt.broker if rt.has_broker else None  # a connected broker only: deciding never connects one
         if broker is not None:
             broker.begin_scope()
         try:
@@ -166,8 +166,8 @@ class Pipeline:
         if vetoed is not None:
             return self._reject(signal, "risk", [vetoed], scores, combined, targets, volume, order)
 
-        if rt._broker is not None:  # the execution engine reads the broker afresh
-            rt._broker.end_scope()
+        if rt.has_broker:  # the execution engine reads the broker afresh
+            rt.broker.end_scope()
         try:
             client_id = rt.execution.submit_order(order)
         except Exception as exc:
