@@ -24,7 +24,7 @@ from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from tradeguard.broker import retcodes
 from tradeguard.broker.emulator import constants as _constants
-from tradeguard.broker.emulator.terminal import EmulatorConfig, Terminal
+from tradeguard.broker.emulator.config import EmulatorConfig
 from tradeguard.broker.types import (
     HISTORY_END,
     HISTORY_START,
@@ -137,6 +137,8 @@ def load_module(cfg: BrokerSettings) -> Any:
     market, so two runtimes in one process never share an account.
     """
     if cfg.module == "emulator":
+        from tradeguard.broker.emulator.terminal import Terminal  # deferred: a live process never loads it
+
         return Terminal()
     if cfg.module == "MetaTrader5":
         try:
@@ -191,7 +193,10 @@ class _ByValue:
 
 
 def _driven(module: Any) -> Any:
-    return module if isinstance(module, types.ModuleType | Terminal) else _ByValue(module)
+    """The module as it is when its answers are local (the official package, tradeguard's in-process emulator);
+    anything else (the mt5linux client above all) has its answers brought over by value."""
+    local = isinstance(module, types.ModuleType) or type(module).__module__.startswith("tradeguard.")
+    return module if local else _ByValue(module)
 
 
 def _account_state(a: Any) -> AccountState:
@@ -215,7 +220,13 @@ def _account_state(a: Any) -> AccountState:
 
 
 def _terminal_state(t: Any) -> TerminalState:
-    return TerminalState(bool(t.connected), bool(t.trade_allowed), int(t.ping_last) / 1000, int(t.build), str(t.name))
+    return TerminalState(
+        connected=bool(t.connected),
+        trade_allowed=bool(t.trade_allowed),
+        ping_ms=int(t.ping_last) / 1000,
+        build=int(t.build),
+        name=str(t.name),
+    )
 
 
 class MT5Adapter:

@@ -17,12 +17,11 @@ import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from pydantic import BaseModel
 
-from tradeguard.broker.emulator.terminal import Terminal
 from tradeguard.errors import PluginError, StartupError
 from tradeguard.kernel import logging as tglog
 from tradeguard.kernel import plugins as plugin_loader
@@ -61,6 +60,9 @@ from tradeguard.store.journal_lock import JournalLock
 from tradeguard.store.memory import MemoryStore
 from tradeguard.store.sqlite import Store, StoreError, StoreUnwritable
 from tradeguard.store.watch import StoreWatch
+
+if TYPE_CHECKING:
+    from tradeguard.broker.emulator.terminal import Terminal
 
 #: The staged start (DESIGN §3); a plugin's ``stage`` attribute puts it in one.
 STAGES = {
@@ -244,6 +246,7 @@ class Runtime:
     def emulator(self) -> Terminal | None:
         """The emulator's terminal when it runs in this process behind the broker (a replay steps its market);
         None over any other terminal, a served emulator included."""
+        from tradeguard.broker.emulator.terminal import Terminal
         from tradeguard.broker.mt5 import MT5Adapter
 
         broker = self.broker
