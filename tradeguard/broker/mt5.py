@@ -43,11 +43,21 @@ from tradeguard.broker.types import (
     TerminalState,
 )
 from tradeguard.kernel.schema import PluginSettings, validated_for_live
-from tradeguard.models import ClosedBy, DealEntry, OrderState, OrderType, Side
+from tradeguard.models import ClosedBy, DealEntry, OrderIntent, OrderState, OrderType, Side
 
 T = TypeVar("T")
 
-# MT5's integer codes, read here and nowhere else: the rest of tradeguard sees enums
+# MT5's integer codes, read and written here and nowhere else: the rest of tradeguard sees enums
+ACTION_DEAL, ACTION_PENDING, ACTION_SLTP, ACTION_REMOVE = 1, 5, 6, 8  # TRADE_ACTION_*
+MARKET_EXECUTION = (2, 3)  # SYMBOL_TRADE_EXECUTION_MARKET, _EXCHANGE: the request's price is ignored
+PENDING_TYPES = {
+    (OrderType.LIMIT, Side.BUY): 2,
+    (OrderType.LIMIT, Side.SELL): 3,
+    (OrderType.STOP, Side.BUY): 4,
+    (OrderType.STOP, Side.SELL): 5,
+    (OrderType.STOP_LIMIT, Side.BUY): 6,
+    (OrderType.STOP_LIMIT, Side.SELL): 7,
+}
 DEAL_KINDS = {
     0: DealKind.TRADE,
     1: DealKind.TRADE,
@@ -612,6 +622,63 @@ class MT5Adapter:
         )
 
     # ------------------------------------------------------------------ requests ----------------
+
+    def order_request(self, order: OrderIntent, magic: int, deviation: int) -> dict[str, Any]:
+        """The MT5 request for ``order`` (a deal at market, or a pending order), prepared (:meth:`prepare`):
+        bad input raises ``OrderRefused`` naming the field. Instant and request execution quote the price they
+        accept: the side's price now; market execution fills at market, with no price asked."""
+        req: dict[str, Any] = {"symbol": order.symbol, "volume": order.volume, "magic": magic, "deviation": deviation}
+        if order.order_type is OrderType.MARKET:
+            req.update(action=ACTION_DEAL, type=0 if order.side is Side.BUY else 1)
+            if self.symbol_spec(order.symbol).exemode not in MARKET_EXECUTION:
+                req["price"] = self.side_price(order.symbol, order.side)
+            if order.position_ticket is not None and self.account().hedging:
+                req["position"] = order.position_ticket
+        else:
+            if order.price is None:
+                raise OrderRefused("price", f"a {order.order_type.value} order needs its price")
+            req.update(action=ACTION_PENDING, type=PENDING_TYPES[(order.order_type, order.side)], price=order.price)
+        if order.stop_loss is not None and order.position_ticket is None:
+            req["sl"] = order.stop_loss
+        if order.take_profit is not None and order.position_ticket is None:
+            req["tp"] = order.take_profit
+        return self.prepare(req)
+
+    def sltp_request(
+        self, symbol: str, position: int, stop_loss: float | None, take_profit: float | None
+    ) -> dict[str, Any]:
+        """The request that sets a position's SL/TP (0: none), prepared."""
+        return self.prepare(
+            {
+                "action": ACTION_SLTP,
+                "symbol": symbol,
+                "position": position,
+                "sl": stop_loss or 0.0,
+                "tp": take_profit or 0.0,
+            }
+        )
+
+    @staticmethod
+    def remove_request(order_ticket: int) -> dict[str, Any]:
+        """The request that removes a working pending order."""
+        return {"action": ACTION_REMOVE, "order": order_ticket}
+
+    def side_price(self, symbol: str, side: Side) -> float:
+        """What ``side`` trades at now: the ask for a buy, the bid for a sell."""
+        q = self.quote(symbol)
+        return q.ask if side is Side.BUY else q.bid
+
+    def repriced(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A market request that quotes its price (instant or request execution) at the side's price now; any
+        other request as it is."""
+        if request.get("action") != ACTION_DEAL or "price" not in request:
+            return request
+        return {**request, "price": self.side_price(request["symbol"], Side.BUY if request["type"] == 0 else Side.SELL)}
+
+    @staticmethod
+    def keeps_rest(request: dict[str, Any]) -> bool:
+        """Whether a partly filled request's rest keeps working at the broker (RETURN filling)."""
+        return bool(request.get("type_filling") == 2)
 
     def prepare(self, request: dict[str, Any]) -> dict[str, Any]:
         """Check and normalise a request locally; raise :class:`OrderRefused` naming the field.

@@ -204,6 +204,16 @@ class SendResult:
     request: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
+    @property
+    def placed(self) -> bool:
+        """A pending order the server took: it works there now (TRADE_RETCODE_PLACED)."""
+        return self.retcode == 10008
+
+    @property
+    def unchanged(self) -> bool:
+        """A modification that changed nothing, the levels being what was asked (TRADE_RETCODE_NO_CHANGES)."""
+        return self.retcode == 10025
+
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:

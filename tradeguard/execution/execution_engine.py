@@ -50,7 +50,6 @@ from tradeguard import (
     OrderEvent,
     OrderEventKind,
     OrderIntent,
-    OrderType,
     PluginSettings,
     Position,
     Runtime,
@@ -60,7 +59,7 @@ from tradeguard import (
     hookimpl,
 )
 from tradeguard.broker.retcodes import RetcodeClass
-from tradeguard.broker.types import HISTORY_END, HISTORY_START, BrokerDeal, OrderRefused, SendResult
+from tradeguard.broker.types import HISTORY_END, HISTORY_START, BrokerDeal, SendResult
 from tradeguard.errors import StartupError, TradeguardError
 from tradeguard.execution import outcomes
 from tradeguard.execution.journal import Journal, Settle, Transition
@@ -73,16 +72,6 @@ from tradeguard.store.sqlite import Store
 
 log = logging.getLogger("tradeguard.execution")
 
-DEAL, PENDING, SLTP, REMOVE = 1, 5, 6, 8
-MARKET_EXECUTION = (2, 3)  # SYMBOL_TRADE_EXECUTION_MARKET, _EXCHANGE: the request's price is ignored
-PENDING_TYPES = {
-    (OrderType.LIMIT, Side.BUY): 2,
-    (OrderType.LIMIT, Side.SELL): 3,
-    (OrderType.STOP, Side.BUY): 4,
-    (OrderType.STOP, Side.SELL): 5,
-    (OrderType.STOP_LIMIT, Side.BUY): 6,
-    (OrderType.STOP_LIMIT, Side.SELL): 7,
-}
 CURSOR_KEY = "deal_cursor"  # kv: the history cursor (see ExecutionEngine.poll_fills)
 
 
@@ -258,38 +247,14 @@ class ExecutionEngine(ConfiguredPlugin):
 
     # ------------------------------------------------------------------ submission ------------------
 
-    def _request(self, order: OrderIntent) -> dict[str, Any]:
-        """The MT5 request for ``order``, checked locally (bad input raises OrderRefused, nothing is journaled)."""
-        spec = self.broker.symbol_spec(order.symbol)
-        req: dict[str, Any] = {
-            "symbol": order.symbol,
-            "volume": order.volume,
-            "magic": self.magic,
-            "deviation": self.cfg.deviation_points,
-        }
-        if order.order_type is OrderType.MARKET:
-            req.update(action=DEAL, type=0 if order.side is Side.BUY else 1)
-            if spec.exemode not in MARKET_EXECUTION:  # instant/request execution quotes the price it accepts
-                req["price"] = self._market_price(order)
-            if order.position_ticket is not None and self.broker.account().hedging:
-                req["position"] = order.position_ticket
-        else:
-            if order.price is None:
-                raise OrderRefused("price", f"a {order.order_type.value} order needs its price")
-            req.update(action=PENDING, type=PENDING_TYPES[(order.order_type, order.side)], price=order.price)
-        if order.stop_loss is not None and order.position_ticket is None:
-            req["sl"] = order.stop_loss
-        if order.take_profit is not None and order.position_ticket is None:
-            req["tp"] = order.take_profit
-        return self.broker.prepare(req)  # normalises the volume (refusing off-step) and rounds the prices
-
     def submit_order(self, order: OrderIntent) -> str:
         """Journal, check and send ``order``; return its client id (its fate is in the journal and events)."""
         self._submitted_at = time.perf_counter()
         refusal = self._kill_refusal(order)
         if refusal:
             raise ExecutionRefused(refusal)
-        request = self._request(order)
+        # bad input raises OrderRefused here, before anything is journaled
+        request = self.broker.order_request(order, self.magic, self.cfg.deviation_points)
         client_id = self.journal.create(order, self._now())
         request["comment"] = client_id
         token = bind_client(client_id)
@@ -314,17 +279,6 @@ class ExecutionEngine(ConfiguredPlugin):
         finally:
             unbind_client(token)
         return client_id
-
-    def _reprice(self, request: dict[str, Any]) -> dict[str, Any]:
-        if request.get("action") != DEAL or "price" not in request:  # market execution fills at market
-            return request
-        q = self.broker.quote(request["symbol"])
-        return {**request, "price": q.ask if request["type"] == 0 else q.bid}
-
-    def _market_price(self, order: OrderIntent) -> float:
-        """The side's price the decision saw (the adapter memoises quotes per decision)."""
-        q = self.broker.quote(order.symbol)
-        return q.ask if order.side is Side.BUY else q.bid
 
     def _send(self, client_id: str, request: dict[str, Any], attempt: int) -> SendResult:
         """One ``order_send``. Nothing is written first: the intent's journal entry (``new``) is the durable
@@ -351,12 +305,12 @@ class ExecutionEngine(ConfiguredPlugin):
                 rest = self._on_success(client_id, order, request, res)
                 if rest and cfg.partial_policy == "resubmit_rest" and partials < cfg.max_partial_resubmits:
                     partials += 1
-                    request = self._reprice({**request, "volume": rest})
+                    request = self.broker.repriced({**request, "volume": rest})
                     continue
                 return
             if res.category is RetcodeClass.RETRY_PRICE and price_retries < cfg.max_price_retries and in_time:
                 price_retries += 1
-                request = self._reprice(request)
+                request = self.broker.repriced(request)
                 continue
             if res.category is RetcodeClass.RETRY_BACKOFF and backoff_retries < cfg.max_backoff_retries and in_time:
                 backoff_retries += 1
@@ -370,7 +324,7 @@ class ExecutionEngine(ConfiguredPlugin):
                     return
                 if resends < cfg.max_ambiguous_resends and in_time:
                     resends += 1
-                    request = self._reprice(request)
+                    request = self.broker.repriced(request)
                     continue
                 self._move_order(
                     client_id, OrderState.UNKNOWN, order.symbol, res.retcode, f"{res.name}: outcome unknown"
@@ -395,13 +349,13 @@ class ExecutionEngine(ConfiguredPlugin):
 
     def _on_success(self, client_id: str, order: OrderIntent, request: dict[str, Any], res: SendResult) -> float:
         """Record what the broker did; return the volume still to send under ``resubmit_rest`` (else 0)."""
-        if res.retcode == 10008:
+        if res.placed:
             self._move_order(
                 client_id, OrderState.ACCEPTED, order.symbol, res.retcode, res.name, broker_order=res.order
             )
             return 0.0
         spec = self.broker.symbol_spec(order.symbol)
-        asked = request.get("price") or self._market_price(order)
+        asked = request.get("price") or self.broker.side_price(order.symbol, order.side)
 
         def filled(entry: JournalEntry) -> Transition | None:
             """Committed with the order's last deal: ``filled``, when nothing worth sending is left."""
@@ -432,7 +386,7 @@ class ExecutionEngine(ConfiguredPlugin):
             f"{res.name}: {entry.filled_volume:g} of {order.volume:g}",
             broker_order=res.order,
         )
-        if request.get("type_filling") == 2:  # RETURN: the rest keeps working at the broker
+        if self.broker.keeps_rest(request):  # the rest keeps working at the broker
             return 0.0
         if self.cfg.partial_policy == "resubmit_rest":
             return rest
@@ -711,18 +665,10 @@ class ExecutionEngine(ConfiguredPlugin):
             raise ExecutionRefused(f"position {ticket}: not open")
         if position.magic != self.magic:
             raise ExecutionRefused(f"position {ticket}: magic {position.magic} is not ours; never traded against")
-        req = self.broker.prepare(
-            {
-                "action": SLTP,
-                "symbol": position.symbol,
-                "position": ticket,
-                "sl": stop_loss or 0.0,
-                "tp": take_profit or 0.0,
-            }
-        )
+        req = self.broker.sltp_request(position.symbol, ticket, stop_loss, take_profit)
         res = self.broker.send(req)
         self._retcodes.labels(res.name).inc()
-        accepted = res.category is RetcodeClass.SUCCESS or res.retcode == 10025
+        accepted = res.category is RetcodeClass.SUCCESS or res.unchanged
         if accepted:  # what the journal now expects at the broker (the reconciler compares)
             self.rt.store.kv_put("sltp", str(ticket), [req.get("sl", 0.0), req.get("tp", 0.0)])
             self._levels[ticket] = (float(req.get("sl", 0.0)), float(req.get("tp", 0.0)))
@@ -756,7 +702,7 @@ class ExecutionEngine(ConfiguredPlugin):
         entry = self.journal.get(client_id)
         if entry is None or entry.state not in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED):
             return False
-        res = self.broker.send({"action": REMOVE, "order": entry.broker_order})
+        res = self.broker.send(self.broker.remove_request(entry.broker_order))
         if res.category is RetcodeClass.SUCCESS:
             self._move_order(client_id, OrderState.CANCELLED, entry.symbol, res.retcode, reason)
             return True
