@@ -21,7 +21,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -42,6 +41,7 @@ from tradeguard import (
     on_scrape,
     server_midnight,
 )
+from tradeguard.plugins.account.anomalies import Anomaly, between, frozen_equity
 from tradeguard.plugins.account.snapshot_export import SnapshotExport
 
 log = logging.getLogger("tradeguard.account")
@@ -61,14 +61,6 @@ class AccountSettings(PluginSettings):
     equity_jump_pct: float = Field(default=5.0, gt=0, description="anomaly: equity move between two captures, %")
     margin_level_floor: float = Field(default=150.0, ge=0, description="anomaly: margin level below this, %")
     stale_seconds: float = Field(default=900.0, gt=0, description="anomaly: equity frozen this long, positions open")
-
-
-@dataclass(frozen=True)
-class Anomaly:
-    kind: Literal["balance_without_deal", "equity_jump", "margin_collapse", "stale_account"]
-    time: datetime
-    amount: float
-    detail: str
 
 
 def _snapshot_builder(account: Any, realized: float, moved_in: float) -> Callable[..., AccountSnapshot]:
@@ -234,7 +226,8 @@ class AccountTracker(ConfiguredPlugin):
         )
         self._store(snap)
         if self.last is not None:
-            self._record_anomalies(self._check(self.last, snap, new_deals))
+            cfg = self.cfg
+            self._record_anomalies(between(self.last, snap, new_deals, cfg.equity_jump_pct, cfg.margin_level_floor))
         self.last = snap
         self.rt.notify("on_account_snapshot", snapshot=snap)
         return snap
@@ -263,42 +256,6 @@ class AccountTracker(ConfiguredPlugin):
         self._seen_deal = max([self._seen_deal, *(d.ticket for d in fresh)])
         self._deals_key, self._day_totals = key, (realized, moved_in, round(realized, 2))
         return (*self._day_totals, fresh)
-
-    def _check(self, before: AccountSnapshot, after: AccountSnapshot, new_deals: list[Any]) -> list[Anomaly]:
-        found: list[Anomaly] = []
-        if new_deals or after.balance != before.balance:
-            traded = sum(d.profit + d.commission + d.swap for d in new_deals if d.kind is DealKind.TRADE)
-            unexplained = round(after.balance - before.balance - traded, 2)
-        else:  # most captures: the round would give 0.0
-            unexplained = 0.0
-        if abs(unexplained) >= 0.01:
-            found.append(
-                Anomaly(
-                    "balance_without_deal",
-                    after.time,
-                    unexplained,
-                    f"balance moved {unexplained:+.2f} with no trade behind it (deposit, withdrawal "
-                    "or broker adjustment)",
-                )
-            )
-        if before.equity > 0:
-            jump = (after.equity - before.equity - unexplained) / before.equity * 100
-            if abs(jump) > self.cfg.equity_jump_pct:
-                found.append(
-                    Anomaly("equity_jump", after.time, round(jump, 2), f"equity moved {jump:+.2f}% between captures")
-                )
-        floor = self.cfg.margin_level_floor
-        was_below = before.margin > 0 and before.margin_level < floor
-        if after.margin > 0 and after.margin_level < floor and not was_below:
-            found.append(
-                Anomaly(
-                    "margin_collapse",
-                    after.time,
-                    after.margin_level,
-                    f"margin level {after.margin_level:.1f}% < floor {floor}%",
-                )
-            )
-        return found
 
     def _record_anomalies(self, found: list[Anomaly]) -> None:
         if not found:
@@ -342,15 +299,7 @@ class AccountTracker(ConfiguredPlugin):
             Anomaly(a["kind"], datetime.fromisoformat(a["time"]), a["amount"], a["detail"])
             for a in self.rt.store.kv_get("account", "anomalies") or []
         ]
-        snaps = self.snapshots()
-        if len(snaps) >= 2 and self.rt.broker.positions():
-            last = snaps[-1]
-            same_since = last.time  # the start of the trailing run of captures with this very equity
-            for snap in reversed(snaps):
-                if snap.equity != last.equity:
-                    break
-                same_since = snap.time
-            if (last.time - same_since).total_seconds() > self.cfg.stale_seconds:
-                detail = f"equity unchanged since {same_since.isoformat()} with positions open"
-                found.append(Anomaly("stale_account", last.time, last.equity, detail))
+        if self.rt.broker.positions():
+            frozen = frozen_equity(self.snapshots(), self.cfg.stale_seconds)
+            found += [frozen] if frozen is not None else []
         return found
