@@ -329,43 +329,16 @@ def _emptied(rt: Runtime, fresh: bool, build: Callable[[], Runtime], why: str = 
     """``rt`` over an empty journal: as built when it is empty; rebuilt over a new file when ``fresh`` and
     the old one is an earlier simulation's (the emulator's: never an account's, never one a running process
     holds). ``why`` says, in the refusal, why this command needs an empty journal."""
-    from tradeguard.store.journal_lock import JournalLock, journal_contents, last_broker_module
+    from tradeguard.store.journal_lock import replace_simulation_journal
 
     store = rt.store
     if not isinstance(store, Store):
         return rt
-    held = journal_contents(store)
-    if not held:
-        return rt
-    lock = JournalLock(store)
     try:
-        lock.refuse_if_held()  # a running process's journal: say so, before anything about its contents
+        if not replace_simulation_journal(store, fresh, why):
+            return rt
     except TradeguardError as exc:
         raise _fail(exc) from exc
-    if not fresh:
-        raise _fail(
-            TradeguardError(
-                f"{store.path} already holds a journal ({held}); {why}: --fresh replaces an "
-                "earlier replay's or simulation's, or give this one its own file "
-                "(TRADEGUARD_STORE__PATH=replay.db)"
-            )
-        )
-    module = last_broker_module(store)
-    if module != "emulator":
-        raise _fail(
-            TradeguardError(
-                f"{store.path} was not written by a replay (broker module "
-                f"{module or 'unknown'}); --fresh replaces emulator journals only"
-            )
-        )
-    try:
-        lock.acquire()  # refused while a process trades from it
-    except TradeguardError as exc:
-        raise _fail(exc) from exc
-    store.close()
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{store.path}{suffix}").unlink(missing_ok=True)
-    lock.drop()
     return build()
 
 
@@ -512,8 +485,6 @@ def reset_cmd(
     reset is recorded, alerted and audited too."""
     import os
 
-    from tradeguard.models import AccountSnapshot, ReconciliationReport
-
     probe = _build(settings, env, trading=False)
     if "kill_switch" not in probe.settings or probe.pm.get_plugin("kill_switch") is None:
         raise _fail(TradeguardError("the kill_switch plugin is not loaded"))
@@ -541,14 +512,8 @@ def reset_cmd(
     rt, owner = _operator(settings, env)
     kill_switch: Any = rt.pm.get_plugin("kill_switch")  # loaded: it is a required plugin
     try:
-        if not owner:
-            kill_switch.attach(rt, announces=False)  # the running process announces what this records
-        rows = rt.sqlite_store().query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
-        if rows:  # the trigger's condition is judged on the last account snapshot and reconciliation
-            kill_switch.snapshot = AccountSnapshot.model_validate_json(rows[0][0])
-        last = rt.store.kv_get("reconciliation", "last")
-        if last is not None:
-            kill_switch.reconciliation = ReconciliationReport.model_validate(last)
+        if not owner:  # the running process announces what this records
+            kill_switch.attach(rt, announces=False)
         kill_switch.reset(operator, secret, reason, force=force, via="cli")
     except TradeguardError as exc:
         raise _fail(exc) from exc

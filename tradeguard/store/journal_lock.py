@@ -12,11 +12,15 @@ from __future__ import annotations
 import os
 import socket
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
-from tradeguard.errors import StartupError
+from tradeguard.errors import StartupError, TradeguardError
+
+if TYPE_CHECKING:
+    from tradeguard.store.sqlite import Store
 
 NAMESPACE, KEY = "runtime", "owner"
 
@@ -150,3 +154,32 @@ def _alive(pid: int) -> bool:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def replace_simulation_journal(store: Store, fresh: bool, why: str) -> bool:
+    """Make way for a command that needs an empty journal: True when ``store`` held one and its files are gone
+    (the caller builds anew), False when it was empty. Only an earlier simulation's journal goes (the
+    emulator's: never an account's), only with ``fresh``, and never one a running process holds; anything
+    else raises, naming the file and why (``why``: why the command needs an empty journal)."""
+    held = journal_contents(store)
+    if not held:
+        return False
+    lock = JournalLock(store)
+    lock.refuse_if_held()  # a running process's journal: say so, before anything about its contents
+    if not fresh:
+        raise TradeguardError(
+            f"{store.path} already holds a journal ({held}); {why}: --fresh replaces an earlier replay's or "
+            "simulation's, or give this one its own file (TRADEGUARD_STORE__PATH=replay.db)"
+        )
+    module = last_broker_module(store)
+    if module != "emulator":
+        raise TradeguardError(
+            f"{store.path} was not written by a replay (broker module {module or 'unknown'}); "
+            "--fresh replaces emulator journals only"
+        )
+    lock.acquire()  # refused while a process trades from it
+    store.close()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+    lock.drop()
+    return True

@@ -49,6 +49,7 @@ from tradeguard import (
     Rejected,
     Runtime,
     Severity,
+    SQLiteStore,
     TradeguardError,
     action_for,
     hookimpl,
@@ -159,6 +160,17 @@ class KillSwitch(ConfiguredPlugin):
         if latched is not None:
             self.state, self.trigger = KillState(latched[0]), latched[1]
             self._latched_by = {latched[1]} if self.state is not KillState.ACTIVE else set()
+        self._last_conditions()
+
+    def _last_conditions(self) -> None:
+        """The last stored account snapshot and reconciliation: a reset judges its trigger's condition on them
+        (an operator's command has no account tracker or reconciler of its own; the hooks replace them)."""
+        if isinstance(self._store, SQLiteStore) and self.snapshot is None:
+            rows = self._store.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
+            self.snapshot = AccountSnapshot.model_validate_json(rows[0][0]) if rows else None
+        last = self._store.kv_get("reconciliation", "last")
+        if last is not None and self.reconciliation is None:
+            self.reconciliation = ReconciliationReport.model_validate(last)
 
     def announce(self) -> None:
         """A CRITICAL alert on the RISK channel for each operator event not announced yet (kill, reset, refused
