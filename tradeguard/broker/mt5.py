@@ -239,6 +239,26 @@ def _terminal_state(t: Any) -> TerminalState:
     )
 
 
+class _ReadScope:
+    """The adapter's one read scope (see :meth:`MT5Adapter.read_scope`): a context manager made once, counting
+    how deep scopes are opened, so a decision or a pass of jobs costs no allocation for it."""
+
+    __slots__ = ("_adapter", "_depth")
+
+    def __init__(self, adapter: MT5Adapter) -> None:
+        self._adapter, self._depth = adapter, 0
+
+    def __enter__(self) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            self._adapter._memo = {}
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._adapter._memo = None
+
+
 class MT5Adapter:
     def __init__(self, module: Any, cfg: BrokerSettings | None = None, sleep: Any = time.sleep) -> None:
         self.mt5 = _driven(module)
@@ -248,6 +268,7 @@ class MT5Adapter:
         self.offset = timedelta(hours=self.cfg.server_offset_hours)
         self.connected = False
         self._memo: dict[Any, Any] | None = None
+        self._scope = _ReadScope(self)
         #: requests this process has sent (``order_send``): a change marker for whoever compares broker state
         self.sent = 0
         self._all_history: tuple[timedelta, datetime, datetime] | None = None  # deals_count's bounds, server scale
@@ -257,14 +278,12 @@ class MT5Adapter:
 
     # ------------------------------------------------------------------ decision scope ----------
 
-    def begin_scope(self) -> None:
-        """Within one decision the broker's state is read once: the plugins asking for the account,
-        positions, orders or a quote share the answer. One thread owns the broker, so nothing moves
-        in between; the scope ends before anything is sent (``send``/``check`` end it too)."""
-        self._memo = {}
-
-    def end_scope(self) -> None:
-        self._memo = None
+    def read_scope(self) -> _ReadScope:
+        """Within one scope (a decision, a pass of jobs) the broker's state is read once: the plugins asking
+        for the account, positions, orders or a quote share the answer. One thread owns the broker, so nothing
+        moves in between; sending or checking an order ends the sharing early (whatever was read no longer
+        holds). A scope opened inside another adds nothing. ``with adapter.read_scope(): ...``"""
+        return self._scope
 
     def forget_reads(self) -> None:
         """Read afresh from here on, inside an open scope too (the reconciler after it imported deals)."""

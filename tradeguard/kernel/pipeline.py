@@ -84,15 +84,11 @@ class Pipeline:
         """Run ``signal`` through every step; hand an approved order to execution; journal the result."""
         token = bind_signal(signal.signal_id)
         rt = self.runtime
-        broker = rt.broker if rt.has_broker else None  # a connected broker only: deciding never connects one
-        if broker is not None:
-            broker.begin_scope()
         try:
-            decision = self._decide(signal)
-            self._record(decision)
+            with rt.read_scope():  # a connected broker only: deciding never connects one
+                decision = self._decide(signal)
+                self._record(decision)
         finally:
-            if broker is not None:
-                broker.end_scope()
             unbind_signal(token)
         if self._observers:
             rt.notify("on_decision", decision=decision, signal=signal)
@@ -167,7 +163,7 @@ class Pipeline:
             return self._reject(signal, "risk", [vetoed], scores, combined, targets, volume, order)
 
         if rt.has_broker:  # the execution engine reads the broker afresh
-            rt.broker.end_scope()
+            rt.broker.forget_reads()
         try:
             client_id = rt.execution.submit_order(order)
         except Exception as exc:

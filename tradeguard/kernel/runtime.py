@@ -15,6 +15,7 @@ import gc
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,6 +76,7 @@ STAGES = {
     7: "state alignment",
     8: "start-up checks",
 }
+_NO_SCOPE: AbstractContextManager[None] = nullcontext()  # no broker connected: nothing to share
 DEFAULT_STAGE = 4
 #: the services an operator command starts when no trading process owns the journal
 OPERATOR_SERVICES = ("kill_switch", "alert_manager", "audit_trail")
@@ -442,14 +444,13 @@ class Runtime:
         """Run the due periodic jobs with one view of the broker: the jobs of one pass (account capture,
         reconciliation, health) share each account/positions/quote read, as a decision's plugins do.
         Sending or checking an order ends the shared view, so nothing stale is read after a trade."""
-        broker = self._broker
-        if broker is None:
+        with self.read_scope():
             return self.scheduler.run_due(self)
-        broker.begin_scope()
-        try:
-            return self.scheduler.run_due(self)
-        finally:
-            broker.end_scope()
+
+    def read_scope(self) -> AbstractContextManager[None]:
+        """One view of the broker for the block (a decision, a pass of jobs): every read is made once and
+        shared. A broker not connected yet stays so: the scope never connects one."""
+        return self._broker.read_scope() if self._broker is not None else _NO_SCOPE
 
     def notify(self, hook: str, **kwargs: Any) -> None:
         """Fire an observer hook on every plugin; each failure is isolated and reported."""

@@ -35,7 +35,6 @@ def test_a_slide_into_a_stop_out_latches_reduce_only_then_halted(tmp_path: Path,
     term, states = rt.broker.mt5, []
     while rt.broker.positions():
         assert term.replay_step(1), "the data ended before the stop-out"
-        rt.broker.end_scope()
         tracker.capture()
         eng.poll_fills()
         if not states or states[-1] != switch.state:
