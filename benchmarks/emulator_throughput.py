@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tradeguard.broker.data import SAMPLE, load_bars, repeat_shifted
-from tradeguard.broker.emulator import constants as c
+from tradeguard.broker.emulator import constants
 from tradeguard.broker.emulator.feed import TICKS_PER_BAR
 from tradeguard.broker.emulator.terminal import Terminal
 
@@ -58,25 +58,29 @@ def main() -> None:
     for side, sl, tp in ((0, 0.5, 5.0), (1, 5.0, 0.5), (0, 0.6, 4.0)):
         res = term.order_send(
             {
-                "action": c.TRADE_ACTION_DEAL,
+                "action": constants.TRADE_ACTION_DEAL,
                 "symbol": "EURUSD",
                 "volume": 1.0,
                 "type": side,
                 "sl": sl,
                 "tp": tp,
-                "type_filling": c.ORDER_FILLING_IOC,
+                "type_filling": constants.ORDER_FILLING_IOC,
             }
         )
         assert res.retcode == 10009, res
-    for kind, price in ((c.ORDER_TYPE_BUY_LIMIT, 0.5), (c.ORDER_TYPE_SELL_LIMIT, 5.0), (c.ORDER_TYPE_BUY_STOP, 4.0)):
+    for kind, price in (
+        (constants.ORDER_TYPE_BUY_LIMIT, 0.5),
+        (constants.ORDER_TYPE_SELL_LIMIT, 5.0),
+        (constants.ORDER_TYPE_BUY_STOP, 4.0),
+    ):
         res = term.order_send(
             {
-                "action": c.TRADE_ACTION_PENDING,
+                "action": constants.TRADE_ACTION_PENDING,
                 "symbol": "EURUSD",
                 "volume": 1.0,
                 "type": kind,
                 "price": price,
-                "type_filling": c.ORDER_FILLING_RETURN,
+                "type_filling": constants.ORDER_FILLING_RETURN,
             }
         )
         assert res.retcode == 10008, res

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tradeguard.broker.emulator import constants as c
+from tradeguard.broker.emulator import constants
 from tradeguard.broker.emulator.terminal import Terminal
 from tradeguard.broker.mt5 import BrokerSettings, MT5Adapter
 
@@ -41,7 +41,7 @@ Adapter = Callable[..., MT5Adapter]
 def market(broker: MT5Adapter, side: int, volume: float = 0.1, **kw: object) -> dict:
     return broker.prepare(
         {
-            "action": c.TRADE_ACTION_DEAL,
+            "action": constants.TRADE_ACTION_DEAL,
             "symbol": "EURUSD",
             "volume": volume,
             "type": side,

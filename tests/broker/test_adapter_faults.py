@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tradeguard.broker.emulator import constants as c
+from tradeguard.broker.emulator import constants
 from tradeguard.broker.emulator.terminal import Terminal
 from tradeguard.broker.mt5 import BrokerSettings, MT5Adapter
 from tradeguard.broker.retcodes import CLASSES, NAMES, RetcodeClass, classify
@@ -46,14 +46,14 @@ def test_refusing_faults_return_their_retcode_and_trade_nothing(
     adapter: Adapter, fault: str, retcode: int, category: RetcodeClass
 ) -> None:
     broker = adapter(faults={fault: 1.0})
-    res = broker.send(market(broker, c.ORDER_TYPE_BUY))
+    res = broker.send(market(broker, constants.ORDER_TYPE_BUY))
     assert (res.retcode, res.category, res.deal, res.order) == (retcode, category, 0, 0)
     assert broker.positions() == [] and broker.history_deals(EPOCH, FUTURE) == []
 
 
 def test_timeout_whose_order_was_executed(adapter: Adapter) -> None:
     broker = adapter(faults={"timeout_executed_rate": 1.0})
-    res = broker.send(market(broker, c.ORDER_TYPE_BUY, comment="tg-abc123"))
+    res = broker.send(market(broker, constants.ORDER_TYPE_BUY, comment="tg-abc123"))
     assert (res.retcode, res.category, res.deal) == (10012, RetcodeClass.AMBIGUOUS, 0)
     (deal,) = broker.history_deals(EPOCH, FUTURE)  # ... but the deal is there, findable by its comment
     assert (deal.comment, deal.magic) == ("tg-abc123", 42)
@@ -62,18 +62,20 @@ def test_timeout_whose_order_was_executed(adapter: Adapter) -> None:
 
 def test_autotrading_disabled(adapter: Adapter) -> None:
     broker = adapter(faults={"autotrading_off_rate": 1.0, "autotrading_off_seconds": 7200})
-    res = broker.send(market(broker, c.ORDER_TYPE_BUY))
+    res = broker.send(market(broker, constants.ORDER_TYPE_BUY))
     assert res.retcode == 10027 and res.name == "CLIENT_DISABLES_AT"
     assert broker.terminal().trade_allowed is False
     broker.mt5.admin_set_algo_trading(False)
-    assert broker.mt5.execute_request(market(broker, c.ORDER_TYPE_BUY)).retcode == 10027
+    assert broker.mt5.execute_request(market(broker, constants.ORDER_TYPE_BUY)).retcode == 10027
 
 
 def test_disconnect_window(adapter: Adapter) -> None:
     broker = adapter(faults={"disconnect_rate": 1.0, "disconnect_seconds": 3600, "seed": 3})
-    outcomes = {broker.send(market(broker, c.ORDER_TYPE_BUY)).retcode for _ in range(20)}
+    outcomes = {broker.send(market(broker, constants.ORDER_TYPE_BUY)).retcode for _ in range(20)}
     assert outcomes == {None, 10031}  # answered None (last_error set) or 10031, never traded
-    res = next(r for r in (broker.send(market(broker, c.ORDER_TYPE_BUY)) for _ in range(50)) if r.retcode is None)
+    res = next(
+        r for r in (broker.send(market(broker, constants.ORDER_TYPE_BUY)) for _ in range(50)) if r.retcode is None
+    )
     assert res.category is RetcodeClass.AMBIGUOUS and res.last_error == (-10004, "No IPC connection")
     assert broker.terminal().connected is False and broker.positions() == []
 
@@ -82,7 +84,7 @@ def test_disconnect_window_ends_with_server_time() -> None:
     term = Terminal()
     term.initialize(faults={"disconnect_rate": 1.0, "disconnect_seconds": 60})
     broker = MT5Adapter(term)
-    assert broker.send(market(broker, c.ORDER_TYPE_BUY)).category is RetcodeClass.AMBIGUOUS
+    assert broker.send(market(broker, constants.ORDER_TYPE_BUY)).category is RetcodeClass.AMBIGUOUS
     term.replay_step(4)  # an hour later
     assert broker.terminal().connected is True
 
@@ -135,7 +137,7 @@ def test_bad_input_is_refused_before_order_send(terminal: Callable[..., Terminal
     term, sent = _spy(terminal())
     broker = MT5Adapter(term)
     q = broker.quote("EURUSD")
-    req = {"action": c.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.1, "type": c.ORDER_TYPE_BUY}
+    req = {"action": constants.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.1, "type": constants.ORDER_TYPE_BUY}
     req.update(change)
     if req.get("sl") == "inside":
         req["sl"] = round(q.bid - 0.00005, 5)  # stops level is 10 points = 0.0001
@@ -156,10 +158,13 @@ def test_volume_is_normalised_never_rounded_up(adapter: Adapter) -> None:
 
 def test_filling_mode_is_chosen_from_the_symbol_flags(adapter: Adapter) -> None:
     broker = adapter(symbols={"GBPUSD": {"filling_mode": 1}, "XAUUSD": {"exemode": 1}})
-    assert broker.filling_for(broker.symbol_spec("EURUSD"), c.ORDER_TYPE_BUY) == c.ORDER_FILLING_IOC
-    assert broker.filling_for(broker.symbol_spec("GBPUSD"), c.ORDER_TYPE_SELL) == c.ORDER_FILLING_FOK
-    assert broker.filling_for(broker.symbol_spec("XAUUSD"), c.ORDER_TYPE_BUY) == c.ORDER_FILLING_FOK
-    assert broker.filling_for(broker.symbol_spec("EURUSD"), c.ORDER_TYPE_BUY_LIMIT) == c.ORDER_FILLING_RETURN
+    assert broker.filling_for(broker.symbol_spec("EURUSD"), constants.ORDER_TYPE_BUY) == constants.ORDER_FILLING_IOC
+    assert broker.filling_for(broker.symbol_spec("GBPUSD"), constants.ORDER_TYPE_SELL) == constants.ORDER_FILLING_FOK
+    assert broker.filling_for(broker.symbol_spec("XAUUSD"), constants.ORDER_TYPE_BUY) == constants.ORDER_FILLING_FOK
+    assert (
+        broker.filling_for(broker.symbol_spec("EURUSD"), constants.ORDER_TYPE_BUY_LIMIT)
+        == constants.ORDER_FILLING_RETURN
+    )
     req = broker.prepare({"action": 1, "symbol": "GBPUSD", "volume": 0.1, "type": 0})
     assert broker.send(req).retcode == 10009
 
@@ -230,10 +235,10 @@ def _scripted_run(seed: int) -> str:
     for n, _bar in enumerate(term.replay_bars()):
         if n >= 600:
             break
-        side = c.ORDER_TYPE_BUY if n % 2 else c.ORDER_TYPE_SELL
+        side = constants.ORDER_TYPE_BUY if n % 2 else constants.ORDER_TYPE_SELL
         q = broker.quote("EURUSD")
-        ref = q.bid if side == c.ORDER_TYPE_BUY else q.ask
-        sign = 1 if side == c.ORDER_TYPE_BUY else -1
+        ref = q.bid if side == constants.ORDER_TYPE_BUY else q.ask
+        sign = 1 if side == constants.ORDER_TYPE_BUY else -1
         broker.send(
             broker.prepare(
                 {

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tradeguard import ClosedBy, DealEntry, DealKind, OrderState
-from tradeguard.broker.emulator import constants as c
+from tradeguard.broker.emulator import constants
 from tradeguard.broker.mt5 import MT5Adapter
 from tradeguard.broker.retcodes import RetcodeClass
 
@@ -32,8 +32,8 @@ def deals(broker: MT5Adapter) -> list:
 def test_market_buy_and_sell_fill_at_ask_and_bid(adapter: Adapter) -> None:
     broker = adapter()
     q = broker.quote("EURUSD")
-    buy = broker.send(market(broker, c.ORDER_TYPE_BUY))
-    sell = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.2))
+    buy = broker.send(market(broker, constants.ORDER_TYPE_BUY))
+    sell = broker.send(market(broker, constants.ORDER_TYPE_SELL, 0.2))
     assert (buy.retcode, buy.category, buy.price) == (10009, RetcodeClass.SUCCESS, q.ask)
     assert (sell.retcode, sell.price, sell.volume) == (10009, q.bid, 0.2)
     positions = broker.positions()
@@ -51,8 +51,8 @@ def test_market_buy_and_sell_fill_at_ask_and_bid(adapter: Adapter) -> None:
 def test_stop_loss_and_take_profit_trigger_on_the_tick_path(adapter: Adapter) -> None:
     broker = adapter()
     q = broker.quote("EURUSD")
-    sl_trade = broker.send(market(broker, c.ORDER_TYPE_BUY, sl=round(q.bid - 0.0020, 5)))
-    tp_trade = broker.send(market(broker, c.ORDER_TYPE_BUY, tp=round(q.bid + 0.0020, 5)))
+    sl_trade = broker.send(market(broker, constants.ORDER_TYPE_BUY, sl=round(q.bid - 0.0020, 5)))
+    tp_trade = broker.send(market(broker, constants.ORDER_TYPE_BUY, tp=round(q.bid + 0.0020, 5)))
     run_until(broker, lambda: not broker.positions())
     closes = {d.position_id: d for d in deals(broker) if d.entry == DealEntry.OUT}
     sl_close, tp_close = closes[sl_trade.order], closes[tp_trade.order]
@@ -65,11 +65,11 @@ def test_stop_loss_and_take_profit_trigger_on_the_tick_path(adapter: Adapter) ->
 @pytest.mark.parametrize(
     ("kind", "offset", "stoplimit"),
     [
-        (c.ORDER_TYPE_BUY_LIMIT, -0.0015, 0.0),
-        (c.ORDER_TYPE_SELL_LIMIT, 0.0015, 0.0),
-        (c.ORDER_TYPE_BUY_STOP, 0.0015, 0.0),
-        (c.ORDER_TYPE_SELL_STOP, -0.0015, 0.0),
-        (c.ORDER_TYPE_BUY_STOP_LIMIT, 0.0015, 0.0005),
+        (constants.ORDER_TYPE_BUY_LIMIT, -0.0015, 0.0),
+        (constants.ORDER_TYPE_SELL_LIMIT, 0.0015, 0.0),
+        (constants.ORDER_TYPE_BUY_STOP, 0.0015, 0.0),
+        (constants.ORDER_TYPE_SELL_STOP, -0.0015, 0.0),
+        (constants.ORDER_TYPE_BUY_STOP_LIMIT, 0.0015, 0.0005),
     ],
 )
 def test_pending_orders_trigger_and_open_a_position(
@@ -79,7 +79,7 @@ def test_pending_orders_trigger_and_open_a_position(
     q = broker.quote("EURUSD")
     price = round((q.ask if kind in (2, 4, 6) else q.bid) + offset, 5)
     req = {
-        "action": c.TRADE_ACTION_PENDING,
+        "action": constants.TRADE_ACTION_PENDING,
         "symbol": "EURUSD",
         "volume": 0.1,
         "type": kind,
@@ -106,10 +106,10 @@ def test_pending_order_on_the_wrong_side_is_invalid_price(adapter: Adapter) -> N
     res = broker.send(
         broker.prepare(
             {
-                "action": c.TRADE_ACTION_PENDING,
+                "action": constants.TRADE_ACTION_PENDING,
                 "symbol": "EURUSD",
                 "volume": 0.1,
-                "type": c.ORDER_TYPE_BUY_LIMIT,
+                "type": constants.ORDER_TYPE_BUY_LIMIT,
                 "price": round(q.ask + 0.001, 5),
             }
         )
@@ -123,33 +123,37 @@ def test_cancel_and_modify_pending_order(adapter: Adapter) -> None:
     placed = broker.send(
         broker.prepare(
             {
-                "action": c.TRADE_ACTION_PENDING,
+                "action": constants.TRADE_ACTION_PENDING,
                 "symbol": "EURUSD",
                 "volume": 0.1,
-                "type": c.ORDER_TYPE_BUY_LIMIT,
+                "type": constants.ORDER_TYPE_BUY_LIMIT,
                 "price": round(q.ask - 0.01, 5),
             }
         )
     )
-    moved = broker.send({"action": c.TRADE_ACTION_MODIFY, "order": placed.order, "price": round(q.ask - 0.02, 5)})
+    moved = broker.send(
+        {"action": constants.TRADE_ACTION_MODIFY, "order": placed.order, "price": round(q.ask - 0.02, 5)}
+    )
     assert moved.retcode == 10009 and broker.orders()[0].price_open == round(q.ask - 0.02, 5)
-    same = broker.send({"action": c.TRADE_ACTION_MODIFY, "order": placed.order, "price": round(q.ask - 0.02, 5)})
+    same = broker.send(
+        {"action": constants.TRADE_ACTION_MODIFY, "order": placed.order, "price": round(q.ask - 0.02, 5)}
+    )
     assert same.retcode == 10025
-    removed = broker.send({"action": c.TRADE_ACTION_REMOVE, "order": placed.order})
+    removed = broker.send({"action": constants.TRADE_ACTION_REMOVE, "order": placed.order})
     assert removed.retcode == 10009 and broker.orders() == []
     assert broker.history_orders(EPOCH, FUTURE)[-1].state == OrderState.CANCELLED
 
 
 def test_partial_fill_ioc_cancels_the_rest_and_return_keeps_working(adapter: Adapter) -> None:
     broker = adapter(liquidity_lots=0.5)
-    ioc = broker.send(market(broker, c.ORDER_TYPE_BUY, 1.0, type_filling=c.ORDER_FILLING_IOC))
+    ioc = broker.send(market(broker, constants.ORDER_TYPE_BUY, 1.0, type_filling=constants.ORDER_FILLING_IOC))
     assert (ioc.retcode, ioc.volume, ioc.category) == (10010, 0.5, RetcodeClass.SUCCESS)
     assert sum(p.volume for p in broker.positions()) == 0.5
-    fok = broker.send(market(broker, c.ORDER_TYPE_BUY, 1.0, type_filling=c.ORDER_FILLING_FOK))
+    fok = broker.send(market(broker, constants.ORDER_TYPE_BUY, 1.0, type_filling=constants.ORDER_FILLING_FOK))
     assert fok.retcode == 10006 and sum(p.volume for p in broker.positions()) == 0.5
 
     broker = adapter(liquidity_lots=0.5, symbols={"EURUSD": {"exemode": 3, "filling_mode": 3}})
-    ret = broker.send(market(broker, c.ORDER_TYPE_BUY, 1.2, type_filling=c.ORDER_FILLING_RETURN))
+    ret = broker.send(market(broker, constants.ORDER_TYPE_BUY, 1.2, type_filling=constants.ORDER_FILLING_RETURN))
     assert (ret.retcode, ret.volume) == (10010, 0.5)
     assert [o.volume_current for o in broker.orders()] == [0.7]
     broker.mt5.replay_step(2)
@@ -159,16 +163,16 @@ def test_partial_fill_ioc_cancels_the_rest_and_return_keeps_working(adapter: Ada
 
 def test_close_by_ticket_on_hedging_leaves_the_other_position(adapter: Adapter) -> None:
     broker = adapter()
-    first = broker.send(market(broker, c.ORDER_TYPE_BUY, 0.3))
-    second = broker.send(market(broker, c.ORDER_TYPE_BUY, 0.1))
-    partial = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.1, position=first.order))
+    first = broker.send(market(broker, constants.ORDER_TYPE_BUY, 0.3))
+    second = broker.send(market(broker, constants.ORDER_TYPE_BUY, 0.1))
+    partial = broker.send(market(broker, constants.ORDER_TYPE_SELL, 0.1, position=first.order))
     assert partial.retcode == 10009
     assert {p.ticket: p.volume for p in broker.positions()} == {first.order: 0.2, second.order: 0.1}
-    closed = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.2, position=first.order))
+    closed = broker.send(market(broker, constants.ORDER_TYPE_SELL, 0.2, position=first.order))
     assert closed.retcode == 10009 and [p.ticket for p in broker.positions()] == [second.order]
-    again = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.1, position=first.order))
+    again = broker.send(market(broker, constants.ORDER_TYPE_SELL, 0.1, position=first.order))
     assert (again.retcode, again.name) == (10036, "POSITION_CLOSED")
-    too_much = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.5, position=second.order))
+    too_much = broker.send(market(broker, constants.ORDER_TYPE_SELL, 0.5, position=second.order))
     assert too_much.retcode == 10038
     outs = [d for d in deals(broker) if d.entry == DealEntry.OUT]
     assert [d.position_id for d in outs] == [first.order, first.order]
@@ -176,9 +180,9 @@ def test_close_by_ticket_on_hedging_leaves_the_other_position(adapter: Adapter) 
 
 def test_close_by_opposite_position(adapter: Adapter) -> None:
     broker = adapter()
-    buy = broker.send(market(broker, c.ORDER_TYPE_BUY, 0.2))
-    sell = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.1))
-    res = broker.send({"action": c.TRADE_ACTION_CLOSE_BY, "position": buy.order, "position_by": sell.order})
+    buy = broker.send(market(broker, constants.ORDER_TYPE_BUY, 0.2))
+    sell = broker.send(market(broker, constants.ORDER_TYPE_SELL, 0.1))
+    res = broker.send({"action": constants.TRADE_ACTION_CLOSE_BY, "position": buy.order, "position_by": sell.order})
     assert res.retcode == 10009
     assert [(p.ticket, p.volume) for p in broker.positions()] == [(buy.order, 0.1)]
     assert [d.entry for d in deals(broker)][-2:] == [DealEntry.OUT_BY, DealEntry.OUT_BY]
@@ -187,28 +191,28 @@ def test_close_by_opposite_position(adapter: Adapter) -> None:
 def test_netting_adds_reduces_and_reverses(adapter: Adapter) -> None:
     broker = adapter(margin_mode="netting")
     assert not broker.account().hedging
-    first = broker.send(market(broker, c.ORDER_TYPE_BUY, 0.1))
-    broker.send(market(broker, c.ORDER_TYPE_BUY, 0.1))
+    first = broker.send(market(broker, constants.ORDER_TYPE_BUY, 0.1))
+    broker.send(market(broker, constants.ORDER_TYPE_BUY, 0.1))
     (pos,) = broker.positions()
     assert pos.volume == 0.2 and pos.ticket == first.order
-    reverse = broker.send(market(broker, c.ORDER_TYPE_SELL, 0.5))
+    reverse = broker.send(market(broker, constants.ORDER_TYPE_SELL, 0.5))
     (pos,) = broker.positions()
     assert (pos.is_buy, pos.volume) == (False, 0.3)
     assert pos.identifier == first.order and pos.ticket == reverse.order  # identifier stays, ticket changes
     assert deals(broker)[-1].entry == DealEntry.INOUT
-    close = broker.send(market(broker, c.ORDER_TYPE_BUY, 0.3))
+    close = broker.send(market(broker, constants.ORDER_TYPE_BUY, 0.3))
     assert close.retcode == 10009 and broker.positions() == [] and deals(broker)[-1].entry == DealEntry.OUT
-    by = broker.send({"action": c.TRADE_ACTION_CLOSE_BY, "position": 1, "position_by": 2})
+    by = broker.send({"action": constants.TRADE_ACTION_CLOSE_BY, "position": 1, "position_by": 2})
     assert by.retcode == 10035  # no close-by on netting
 
 
 def test_margin_call_then_stop_out_closes_the_position(adapter: Adapter) -> None:
     broker = adapter(balance=1_100.0)
-    res = broker.send(market(broker, c.ORDER_TYPE_SELL, 1.0))  # EURUSD rallies through this sample
+    res = broker.send(market(broker, constants.ORDER_TYPE_SELL, 1.0))  # EURUSD rallies through this sample
     assert res.retcode == 10009
     account = broker.account()
     assert account.margin == pytest.approx(1000 * broker.quote("EURUSD").bid, rel=0.01)
-    too_big = broker.send(market(broker, c.ORDER_TYPE_SELL, 1.0))
+    too_big = broker.send(market(broker, constants.ORDER_TYPE_SELL, 1.0))
     assert (too_big.retcode, too_big.name) == (10019, "NO_MONEY")
     run_until(broker, lambda: broker.account().margin_level and broker.account().margin_level < 100)
     assert broker.positions()  # margin call: below 100 %, still open
@@ -220,11 +224,11 @@ def test_margin_call_then_stop_out_closes_the_position(adapter: Adapter) -> None
 
 def test_modify_sltp_validates_and_detects_no_change(adapter: Adapter) -> None:
     broker = adapter()
-    trade = broker.send(market(broker, c.ORDER_TYPE_BUY))
+    trade = broker.send(market(broker, constants.ORDER_TYPE_BUY))
     q = broker.quote("EURUSD")
     ok = broker.send(
         {
-            "action": c.TRADE_ACTION_SLTP,
+            "action": constants.TRADE_ACTION_SLTP,
             "position": trade.order,
             "symbol": "EURUSD",
             "sl": round(q.bid - 0.002, 5),
@@ -234,25 +238,27 @@ def test_modify_sltp_validates_and_detects_no_change(adapter: Adapter) -> None:
     assert ok.retcode == 10009 and broker.positions()[0].sl == round(q.bid - 0.002, 5)
     same = broker.send(
         {
-            "action": c.TRADE_ACTION_SLTP,
+            "action": constants.TRADE_ACTION_SLTP,
             "position": trade.order,
             "symbol": "EURUSD",
             "sl": round(q.bid - 0.002, 5),
             "tp": round(q.bid + 0.004, 5),
         }
     )
-    inside = broker.send({"action": c.TRADE_ACTION_SLTP, "position": trade.order, "sl": round(q.bid - 0.00005, 5)})
+    inside = broker.send(
+        {"action": constants.TRADE_ACTION_SLTP, "position": trade.order, "sl": round(q.bid - 0.00005, 5)}
+    )
     assert (same.retcode, inside.retcode) == (10025, 10016)
 
 
 def test_symbol_trade_modes(adapter: Adapter) -> None:
     broker = adapter()
-    trade = broker.send(market(broker, c.ORDER_TYPE_BUY))
-    broker.mt5.admin_set_trade_mode("EURUSD", c.SYMBOL_TRADE_MODE_CLOSEONLY)
-    assert broker.send(market(broker, c.ORDER_TYPE_BUY)).retcode == 10044
-    assert broker.send(market(broker, c.ORDER_TYPE_SELL, position=trade.order)).retcode == 10009
-    broker.mt5.admin_set_trade_mode("EURUSD", c.SYMBOL_TRADE_MODE_DISABLED)
-    assert broker.send(market(broker, c.ORDER_TYPE_BUY)).retcode == 10017
+    trade = broker.send(market(broker, constants.ORDER_TYPE_BUY))
+    broker.mt5.admin_set_trade_mode("EURUSD", constants.SYMBOL_TRADE_MODE_CLOSEONLY)
+    assert broker.send(market(broker, constants.ORDER_TYPE_BUY)).retcode == 10044
+    assert broker.send(market(broker, constants.ORDER_TYPE_SELL, position=trade.order)).retcode == 10009
+    broker.mt5.admin_set_trade_mode("EURUSD", constants.SYMBOL_TRADE_MODE_DISABLED)
+    assert broker.send(market(broker, constants.ORDER_TYPE_BUY)).retcode == 10017
 
 
 def test_deposit_is_a_balance_deal_without_symbol(adapter: Adapter) -> None:
@@ -268,7 +274,7 @@ def test_commission_and_server_time_offset(adapter: Adapter) -> None:
     quote = broker.quote("EURUSD")
     assert quote.time == datetime(2017, 4, 19, 9, tzinfo=UTC)  # the data's UTC time, offset taken off
     assert broker.mt5.symbol_info_tick("EURUSD").time == int(datetime(2017, 4, 19, 12, tzinfo=UTC).timestamp())
-    broker.send(market(broker, c.ORDER_TYPE_BUY, 2.0))
+    broker.send(market(broker, constants.ORDER_TYPE_BUY, 2.0))
     (deal,) = deals(broker)
     assert deal.commission == -7.0 and deal.time == quote.time
     assert broker.account().balance == 10_000 - 7.0
@@ -279,23 +285,23 @@ def test_other_symbols_trade_at_their_static_quotes_with_their_own_money_maths(a
     for symbol, tick_value in (("USDJPY", 100_000 * 0.001 / 150.0), ("XAUUSD", 1.0), ("US500", 0.01)):
         spec = broker.symbol_spec(symbol)
         assert spec.tick_value == pytest.approx(tick_value), symbol
-    jpy = broker.mt5.order_calc_profit(c.ORDER_TYPE_BUY, "USDJPY", 1.0, 150.0, 151.0)
+    jpy = broker.mt5.order_calc_profit(constants.ORDER_TYPE_BUY, "USDJPY", 1.0, 150.0, 151.0)
     assert jpy == pytest.approx(100_000 * 1.0 / 150.0, rel=1e-3)
-    gold_margin = broker.mt5.order_calc_margin(c.ORDER_TYPE_BUY, "XAUUSD", 1.0, 2000.0)
+    gold_margin = broker.mt5.order_calc_margin(constants.ORDER_TYPE_BUY, "XAUUSD", 1.0, 2000.0)
     assert gold_margin == pytest.approx(100 * 2000.0 / 100)
 
 
 def test_stops_fill_at_their_level_inside_a_bar_and_at_the_price_across_a_gap(adapter: Adapter) -> None:
     broker = adapter()
     # bar 0 ticks 1.0716 -> 1.0722 -> 1.07083: the path passes 1.0710 between two ticks
-    inside = broker.send(market(broker, c.ORDER_TYPE_BUY, sl=1.0710))
+    inside = broker.send(market(broker, constants.ORDER_TYPE_BUY, sl=1.0710))
     broker.mt5.replay_step(2)
     (out,) = [d for d in deals(broker) if d.position_id == inside.order and d.entry == DealEntry.OUT]
     assert (out.price, out.closed_by) == (1.0710, ClosedBy.STOP)
     # the French election weekend: Friday 2017-04-21 20:00 closes 1.07268, Sunday 21:00 opens 1.0893
     while broker.now() < datetime(2017, 4, 21, 20, 59, tzinfo=UTC):
         broker.mt5.replay_step(1)
-    gapped = broker.send(market(broker, c.ORDER_TYPE_SELL, sl=1.0760))
+    gapped = broker.send(market(broker, constants.ORDER_TYPE_SELL, sl=1.0760))
     while broker.positions():
         broker.mt5.replay_step(1)
     (out,) = [d for d in deals(broker) if d.position_id == gapped.order and d.entry == DealEntry.OUT]
@@ -310,11 +316,11 @@ def test_a_flat_account_has_exactly_no_margin_after_many_trades(adapter: Adapter
     for i in range(60):
         opened = [
             broker.send(market(broker, side, round(0.01 * (1 + (i * 7 + k) % 13), 2))).order
-            for k, side in enumerate((c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL, c.ORDER_TYPE_BUY))
+            for k, side in enumerate((constants.ORDER_TYPE_BUY, constants.ORDER_TYPE_SELL, constants.ORDER_TYPE_BUY))
         ]
         term.replay_step(3)
         for ticket, pos in zip(opened, broker.positions(), strict=True):
-            close = c.ORDER_TYPE_SELL if pos.is_buy else c.ORDER_TYPE_BUY
+            close = constants.ORDER_TYPE_SELL if pos.is_buy else constants.ORDER_TYPE_BUY
             assert broker.send(market(broker, close, pos.volume, position=ticket)).retcode == 10009
         account = broker.account()
         assert (account.margin, account.margin_level, term.margin_used) == (0.0, 0.0, 0.0), i
@@ -329,7 +335,7 @@ def test_account_and_terminal_answers_follow_every_change(adapter: Adapter) -> N
     assert term.account_info() is first and broker.account() is broker.account()
     term.admin_deposit(100.0)
     assert term.account_info().balance == broker.account().balance == first.balance + 100.0
-    assert broker.send(market(broker, c.ORDER_TYPE_BUY, 1.0)).retcode == 10009
+    assert broker.send(market(broker, constants.ORDER_TYPE_BUY, 1.0)).retcode == 10009
     opened = broker.account()
     assert opened.margin > 0 and opened.margin_level > 0
     raw = term.account_info()  # built by position: every field where the real terminal has it
@@ -350,8 +356,8 @@ def test_account_and_terminal_answers_follow_every_change(adapter: Adapter) -> N
     ) == (
         cfg.currency,
         cfg.leverage,
-        c.ACCOUNT_TRADE_MODE_DEMO,
-        c.ACCOUNT_STOPOUT_MODE_PERCENT,
+        constants.ACCOUNT_TRADE_MODE_DEMO,
+        constants.ACCOUNT_STOPOUT_MODE_PERCENT,
         0.0,
         cfg.company,
         cfg.margin_so_call,
@@ -379,7 +385,7 @@ def test_account_and_terminal_answers_follow_every_change(adapter: Adapter) -> N
         tick.time_msc // 1000,
         0.0,
         0,
-        c.TICK_FLAG_BID | c.TICK_FLAG_ASK,
+        constants.TICK_FLAG_BID | constants.TICK_FLAG_ASK,
         0.0,
     )
     run_until(broker, lambda: broker.account().equity != opened.equity)

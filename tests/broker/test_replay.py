@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tradeguard.broker.data import SAMPLE, load_bars
-from tradeguard.broker.emulator import constants as c
+from tradeguard.broker.emulator import constants
 from tradeguard.broker.emulator.terminal import Terminal
 
 
@@ -16,7 +16,7 @@ def test_full_shipped_file_replays_bar_by_bar_without_look_ahead() -> None:
     seen = 0
     for bar in term.replay_bars():
         if seen % 500 == 0:  # at a bar's close the terminal shows exactly the bars up to it
-            rates = term.copy_rates_from_pos("EURUSD", c.TIMEFRAME_H1, 0, 10_000)
+            rates = term.copy_rates_from_pos("EURUSD", constants.TIMEFRAME_H1, 0, 10_000)
             assert rates[-1]["time"] == bar["time"] and len(rates) == seen + 1
             assert np.array_equal(
                 rates[-1:][["open", "high", "low", "close"]], source[seen : seen + 1][["open", "high", "low", "close"]]
@@ -31,7 +31,7 @@ def test_forming_bar_shows_only_the_ticks_seen_so_far() -> None:
     term = Terminal()
     term.initialize()
     term.replay_step(1)  # open and first extreme of bar 0
-    (forming,) = term.copy_rates_from_pos("EURUSD", c.TIMEFRAME_H1, 0, 1)
+    (forming,) = term.copy_rates_from_pos("EURUSD", constants.TIMEFRAME_H1, 0, 1)
     first = load_bars(SAMPLE)[0]
     assert forming["open"] == first["open"] and forming["close"] in (first["high"], first["low"])
     assert (forming["high"], forming["low"]) != (first["high"], first["low"])
@@ -60,7 +60,7 @@ def test_tick_file_replay_builds_bars_from_the_ticks(tmp_path) -> None:  # type:
         (1.1002, 1.1004, 1.1002, 1.1004, 2),
         (1.1001, 1.1001, 1.1001, 1.1001, 1),
     ]  # the data's end closes the last bar
-    rates = term.copy_rates_from_pos("EURUSD", c.TIMEFRAME_M1, 0, 10)
+    rates = term.copy_rates_from_pos("EURUSD", constants.TIMEFRAME_M1, 0, 10)
     assert len(rates) == 3 and rates[-1]["close"] == 1.1001
     tick = term.symbol_info_tick("EURUSD")
     assert (tick.bid, tick.ask, tick.time_msc % 60_000) == (1.1001, 1.1002, 0)

@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tradeguard.broker.emulator import constants as c
+from tradeguard.broker.emulator import constants
 
-NO_IPC = (c.RES_E_INTERNAL_FAIL_CONNECT, "No IPC connection")
-OK = (c.RES_S_OK, "Success")
+NO_IPC = (constants.RES_E_INTERNAL_FAIL_CONNECT, "No IPC connection")
+OK = (constants.RES_S_OK, "Success")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

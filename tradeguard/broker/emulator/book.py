@@ -8,10 +8,17 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
-from tradeguard.broker.emulator import constants as c
+from tradeguard.broker.emulator import constants
 from tradeguard.broker.emulator.structures import TradeDeal, TradeOrder, TradePosition
 
-BUY_TYPES = frozenset({c.ORDER_TYPE_BUY, c.ORDER_TYPE_BUY_LIMIT, c.ORDER_TYPE_BUY_STOP, c.ORDER_TYPE_BUY_STOP_LIMIT})
+BUY_TYPES = frozenset(
+    {
+        constants.ORDER_TYPE_BUY,
+        constants.ORDER_TYPE_BUY_LIMIT,
+        constants.ORDER_TYPE_BUY_STOP,
+        constants.ORDER_TYPE_BUY_STOP_LIMIT,
+    }
+)
 
 
 @dataclass(slots=True)
@@ -28,7 +35,7 @@ class Position:
     comment: str
     time_msc: int
     time_update_msc: int
-    reason: int = c.POSITION_REASON_EXPERT
+    reason: int = constants.POSITION_REASON_EXPERT
     price_current: float = 0.0
     margin: float = 0.0
 
@@ -39,7 +46,7 @@ class Position:
             time_msc=self.time_msc,
             time_update=self.time_update_msc // 1000,
             time_update_msc=self.time_update_msc,
-            type=c.POSITION_TYPE_BUY if self.is_buy else c.POSITION_TYPE_SELL,
+            type=constants.POSITION_TYPE_BUY if self.is_buy else constants.POSITION_TYPE_SELL,
             magic=self.magic,
             identifier=self.identifier,
             reason=self.reason,
@@ -73,11 +80,11 @@ class Order:
     type_time: int
     time_expiration: int
     time_setup_msc: int
-    state: int = c.ORDER_STATE_PLACED
+    state: int = constants.ORDER_STATE_PLACED
     time_done_msc: int = 0
     position_id: int = 0
     position_by_id: int = 0
-    reason: int = c.ORDER_REASON_EXPERT
+    reason: int = constants.ORDER_REASON_EXPERT
     price_current: float = 0.0
 
     @property

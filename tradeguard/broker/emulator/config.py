@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tradeguard.broker.data import SAMPLE
-from tradeguard.broker.emulator import symbols as sy
+from tradeguard.broker.emulator import symbols
 from tradeguard.broker.emulator.faults import PROFILES, FaultProfile
 
 
@@ -43,16 +43,16 @@ class EmulatorConfig(BaseModel):
     @field_validator("symbol")
     @classmethod
     def _known_symbol(cls, name: str) -> str:
-        if name not in sy.CATALOGUE:
-            raise ValueError(f"{name!r} is not in the emulator's catalogue ({', '.join(sy.CATALOGUE)})")
+        if name not in symbols.CATALOGUE:
+            raise ValueError(f"{name!r} is not in the emulator's catalogue ({', '.join(symbols.CATALOGUE)})")
         return name
 
     @field_validator("symbols")
     @classmethod
     def _known_symbols(cls, overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        unknown = [name for name in overrides if name not in sy.CATALOGUE]
+        unknown = [name for name in overrides if name not in symbols.CATALOGUE]
         if unknown:
-            raise ValueError(f"{', '.join(unknown)}: not in the emulator's catalogue ({', '.join(sy.CATALOGUE)})")
+            raise ValueError(f"{', '.join(unknown)}: not in the emulator's catalogue ({', '.join(symbols.CATALOGUE)})")
         return overrides
 
     @field_validator("faults")

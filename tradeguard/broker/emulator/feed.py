@@ -10,30 +10,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from tradeguard.broker.emulator import constants as c
+from tradeguard.broker.emulator import constants
 from tradeguard.broker.emulator.structures import RATES_DTYPE
 
 TIMEFRAME_SECONDS = {
-    c.TIMEFRAME_M1: 60,
-    c.TIMEFRAME_M2: 120,
-    c.TIMEFRAME_M3: 180,
-    c.TIMEFRAME_M4: 240,
-    c.TIMEFRAME_M5: 300,
-    c.TIMEFRAME_M6: 360,
-    c.TIMEFRAME_M10: 600,
-    c.TIMEFRAME_M12: 720,
-    c.TIMEFRAME_M15: 900,
-    c.TIMEFRAME_M20: 1200,
-    c.TIMEFRAME_M30: 1800,
-    c.TIMEFRAME_H1: 3600,
-    c.TIMEFRAME_H2: 7200,
-    c.TIMEFRAME_H3: 10800,
-    c.TIMEFRAME_H4: 14400,
-    c.TIMEFRAME_H6: 21600,
-    c.TIMEFRAME_H8: 28800,
-    c.TIMEFRAME_H12: 43200,
-    c.TIMEFRAME_D1: 86400,
-    c.TIMEFRAME_W1: 604800,
+    constants.TIMEFRAME_M1: 60,
+    constants.TIMEFRAME_M2: 120,
+    constants.TIMEFRAME_M3: 180,
+    constants.TIMEFRAME_M4: 240,
+    constants.TIMEFRAME_M5: 300,
+    constants.TIMEFRAME_M6: 360,
+    constants.TIMEFRAME_M10: 600,
+    constants.TIMEFRAME_M12: 720,
+    constants.TIMEFRAME_M15: 900,
+    constants.TIMEFRAME_M20: 1200,
+    constants.TIMEFRAME_M30: 1800,
+    constants.TIMEFRAME_H1: 3600,
+    constants.TIMEFRAME_H2: 7200,
+    constants.TIMEFRAME_H3: 10800,
+    constants.TIMEFRAME_H4: 14400,
+    constants.TIMEFRAME_H6: 21600,
+    constants.TIMEFRAME_H8: 28800,
+    constants.TIMEFRAME_H12: 43200,
+    constants.TIMEFRAME_D1: 86400,
+    constants.TIMEFRAME_W1: 604800,
 }
 TICKS_PER_BAR = 4
 
@@ -41,7 +41,7 @@ TICKS_PER_BAR = 4
 def detect_timeframe(times: np.ndarray) -> int:
     """The MT5 timeframe constant whose length is the most common gap between bars."""
     if len(times) < 2:
-        return c.TIMEFRAME_H1
+        return constants.TIMEFRAME_H1
     gaps, counts = np.unique(np.diff(times), return_counts=True)
     seconds = int(gaps[np.argmax(counts)])
     for tf, length in TIMEFRAME_SECONDS.items():
@@ -75,7 +75,7 @@ class Feed:
 
     @staticmethod
     def _tf_of(bars: np.ndarray) -> int:
-        return bars.dtype.metadata["timeframe"] if bars.dtype.metadata else c.TIMEFRAME_H1
+        return bars.dtype.metadata["timeframe"] if bars.dtype.metadata else constants.TIMEFRAME_H1
 
     @classmethod
     def from_bars(cls, symbol: str, bars: np.ndarray, digits: int, spread_points: int, offset_seconds: int = 0) -> Feed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from tradeguard.broker.emulator import constants as c
+from tradeguard.broker.emulator import constants
 from tradeguard.broker.emulator.structures import SymbolInfo
 
 
@@ -27,7 +27,7 @@ class SymbolDefinition:
     currency_base: str
     currency_profit: str
     currency_margin: str
-    calc_mode: int = c.SYMBOL_CALC_MODE_FOREX
+    calc_mode: int = constants.SYMBOL_CALC_MODE_FOREX
     volume_min: float = 0.01
     volume_max: float = 100.0
     volume_step: float = 0.01
@@ -35,9 +35,9 @@ class SymbolDefinition:
     stops_level: int = 0
     freeze_level: int = 0
     spread: int = 10
-    trade_mode: int = c.SYMBOL_TRADE_MODE_FULL
-    exemode: int = c.SYMBOL_TRADE_EXECUTION_MARKET
-    filling_mode: int = c.SYMBOL_FILLING_FOK | c.SYMBOL_FILLING_IOC
+    trade_mode: int = constants.SYMBOL_TRADE_MODE_FULL
+    exemode: int = constants.SYMBOL_TRADE_EXECUTION_MARKET
+    filling_mode: int = constants.SYMBOL_FILLING_FOK | constants.SYMBOL_FILLING_IOC
     expiration_mode: int = 15
     order_mode: int = 127
     margin_rate: float = 1.0
@@ -115,7 +115,7 @@ CATALOGUE: dict[str, SymbolDefinition] = {
             spread=25,
             stops_level=50,
             static_bid=2000.0,
-            calc_mode=c.SYMBOL_CALC_MODE_CFDLEVERAGE,
+            calc_mode=constants.SYMBOL_CALC_MODE_CFDLEVERAGE,
             path="Metals\\XAUUSD",
         ),
         SymbolDefinition(
@@ -126,7 +126,7 @@ CATALOGUE: dict[str, SymbolDefinition] = {
             "USD",
             "USD",
             "USD",
-            calc_mode=c.SYMBOL_CALC_MODE_CFDINDEX,
+            calc_mode=constants.SYMBOL_CALC_MODE_CFDINDEX,
             volume_min=0.1,
             volume_max=500.0,
             volume_step=0.1,
@@ -176,11 +176,11 @@ def margin(
 ) -> float:
     """Initial margin in account currency, by the symbol's calculation mode."""
     mode = spec.calc_mode
-    if mode == c.SYMBOL_CALC_MODE_FOREX:
+    if mode == constants.SYMBOL_CALC_MODE_FOREX:
         return to_account(volume * spec.contract_size / leverage, spec.currency_margin, account_currency, price_of)
-    if mode == c.SYMBOL_CALC_MODE_FOREX_NO_LEVERAGE:
+    if mode == constants.SYMBOL_CALC_MODE_FOREX_NO_LEVERAGE:
         return to_account(volume * spec.contract_size, spec.currency_margin, account_currency, price_of)
-    if mode == c.SYMBOL_CALC_MODE_CFDLEVERAGE:
+    if mode == constants.SYMBOL_CALC_MODE_CFDLEVERAGE:
         value = volume * spec.contract_size * price / leverage
     else:  # CFD, CFDINDEX and the exchange modes: notional times the margin rate
         value = volume * spec.contract_size * price * spec.margin_rate

@@ -21,8 +21,7 @@ from typing import Any
 import numpy as np
 
 from tradeguard.broker.data import is_tick_file, load_bars, load_ticks
-from tradeguard.broker.emulator import constants as c
-from tradeguard.broker.emulator import symbols as sy
+from tradeguard.broker.emulator import constants, symbols
 from tradeguard.broker.emulator.api import NO_IPC, OK, api
 from tradeguard.broker.emulator.book import Book, Order, Position, group_match
 from tradeguard.broker.emulator.config import EmulatorConfig
@@ -54,13 +53,13 @@ class Terminal(TradeServer):
 
         self._slip_rng = random.Random(profile.seed + 1)  # seeded: slippage is part of the emulation
         self.offset_s = int(config.server_offset_hours * 3600)
-        self.specs: dict[str, sy.SymbolDefinition] = {}
-        for name, spec in sy.CATALOGUE.items():
+        self.specs: dict[str, symbols.SymbolDefinition] = {}
+        for name, spec in symbols.CATALOGUE.items():
             self.specs[name] = spec.with_overrides(**config.symbols.get(name, {}))
         main = self.specs[config.symbol]
         kind = config.data_kind if config.data_kind != "auto" else ("ticks" if is_tick_file(config.data) else "bars")
         if kind == "ticks":
-            tf = getattr(c, f"TIMEFRAME_{config.timeframe}", None)
+            tf = getattr(constants, f"TIMEFRAME_{config.timeframe}", None)
             if tf not in TIMEFRAME_SECONDS:
                 raise ValueError(f"timeframe {config.timeframe!r}: not a timeframe bars can be built in")
             self.feed = Feed.from_ticks(config.symbol, load_ticks(config.data), main.digits, tf, self.offset_s)
@@ -127,7 +126,7 @@ class Terminal(TradeServer):
                 try:
                     self._load(EmulatorConfig(**{**(config or {}), **options}))
                 except Exception as exc:  # a bad argument or data file: asking again will not help
-                    self._last_error = (c.RES_E_INVALID_PARAMS, f"Invalid arguments: {exc}")
+                    self._last_error = (constants.RES_E_INVALID_PARAMS, f"Invalid arguments: {exc}")
                     return False
             self.initialized = True
             self._last_error = OK
@@ -139,7 +138,7 @@ class Terminal(TradeServer):
     def login(self, login: int, password: str | None = None, server: str | None = None, timeout: int = 60000) -> bool:
         cfg = self.config
         if login != cfg.login or (cfg.password and password != cfg.password) or (server and server != cfg.server):
-            self._last_error = (c.RES_E_AUTH_FAILED, "Terminal: Authorization failed")
+            self._last_error = (constants.RES_E_AUTH_FAILED, "Terminal: Authorization failed")
             return False
         return True
 
@@ -179,7 +178,7 @@ class Terminal(TradeServer):
             community_balance=0.0,
             retransmission=0.0,
             company=self.config.company,
-            name=c.TERMINAL_NAME,
+            name=constants.TERMINAL_NAME,
             language="English",
             path="emulator",
             data_path="emulator",
@@ -199,13 +198,17 @@ class Terminal(TradeServer):
         cents = self._cents  # balance and margin move on deals only, the floating P&L on every tick
         if cents is None or cents[0] != self.balance or cents[1] != margin:
             cents = self._cents = (self.balance, margin, round(self.balance, 2), round(margin, 2))
-        margin_mode = c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING if self.hedging else c.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
+        margin_mode = (
+            constants.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
+            if self.hedging
+            else constants.ACCOUNT_MARGIN_MODE_RETAIL_NETTING
+        )
         info = AccountInfo(  # built when the account moved (the last answer is kept while it does not)
             login=cfg.login,
-            trade_mode=c.ACCOUNT_TRADE_MODE_DEMO,
+            trade_mode=constants.ACCOUNT_TRADE_MODE_DEMO,
             leverage=cfg.leverage,
             limit_orders=cfg.limit_orders,
-            margin_so_mode=c.ACCOUNT_STOPOUT_MODE_PERCENT,
+            margin_so_mode=constants.ACCOUNT_STOPOUT_MODE_PERCENT,
             trade_allowed=True,
             trade_expert=self.trade_expert,
             margin_mode=margin_mode,
@@ -247,13 +250,13 @@ class Terminal(TradeServer):
     @api()
     def symbol_info(self, symbol: str) -> Any:
         if symbol not in self.specs:
-            self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
+            self._last_error = (constants.RES_E_NOT_FOUND, "Terminal: Not found")
             return None
         return self._symbol_info(symbol)
 
     def _symbol_info(self, symbol: str) -> Any:
         bid, ask, t = self._published(symbol)
-        return sy.symbol_info(
+        return symbols.symbol_info(
             self.specs[symbol], bid, ask, t // 1000, symbol in self.selected, self.config.currency, self.price_of
         )
 
@@ -268,23 +271,23 @@ class Terminal(TradeServer):
     @api()
     def symbol_info_tick(self, symbol: str) -> Tick | None:
         if symbol not in self.specs:
-            self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
+            self._last_error = (constants.RES_E_NOT_FOUND, "Terminal: Not found")
             return None
         bid, ask, t = self._published(symbol)
         # time bid ask last volume time_msc flags volume_real, by position: asked on every capture
-        return Tick(t // 1000, bid, ask, 0.0, 0, t, c.TICK_FLAG_BID | c.TICK_FLAG_ASK, 0.0)
+        return Tick(t // 1000, bid, ask, 0.0, 0, t, constants.TICK_FLAG_BID | constants.TICK_FLAG_ASK, 0.0)
 
     @api(False)
     def symbol_select(self, symbol: str, enable: bool = True) -> bool:
         if symbol not in self.specs:
-            self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
+            self._last_error = (constants.RES_E_NOT_FOUND, "Terminal: Not found")
             return False
         (self.selected.add if enable else self.selected.discard)(symbol)
         return True
 
     @api(False)
     def market_book_add(self, symbol: str) -> bool:
-        self._last_error = (c.RES_E_UNSUPPORTED, "Terminal: market depth is not emulated")
+        self._last_error = (constants.RES_E_UNSUPPORTED, "Terminal: market depth is not emulated")
         return False
 
     market_book_release = market_book_add
@@ -296,11 +299,11 @@ class Terminal(TradeServer):
 
     def _rates(self, symbol: str, timeframe: int) -> np.ndarray | None:
         if symbol != self.feed.symbol:
-            self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
+            self._last_error = (constants.RES_E_NOT_FOUND, "Terminal: Not found")
             return None
         seconds = TIMEFRAME_SECONDS.get(timeframe)
         if seconds is None or seconds < self.feed.bar_seconds or seconds % self.feed.bar_seconds:
-            self._last_error = (c.RES_E_INVALID_PARAMS, f"Invalid timeframe {timeframe} for the replayed data")
+            self._last_error = (constants.RES_E_INVALID_PARAMS, f"Invalid timeframe {timeframe} for the replayed data")
             return None
         rates = self.feed.rates_until(self.index)
         return rates if seconds == self.feed.bar_seconds else resample(rates, seconds)
@@ -331,7 +334,7 @@ class Terminal(TradeServer):
 
     def _ticks(self, symbol: str, lo_ms: int, hi_ms: int, count: int | None) -> np.ndarray | None:
         if symbol != self.feed.symbol:
-            self._last_error = (c.RES_E_NOT_FOUND, "Terminal: Not found")
+            self._last_error = (constants.RES_E_NOT_FOUND, "Terminal: Not found")
             return None
         upto = self.index + 1
         times = self.feed.time_msc[:upto]
@@ -343,7 +346,7 @@ class Terminal(TradeServer):
         out["time_msc"] = times[start:stop]
         out["time"] = out["time_msc"] // 1000
         out["bid"], out["ask"] = self.feed.bid[start:stop], self.feed.ask[start:stop]
-        out["flags"] = c.TICK_FLAG_BID | c.TICK_FLAG_ASK
+        out["flags"] = constants.TICK_FLAG_BID | constants.TICK_FLAG_ASK
         return out
 
     @api()
@@ -403,7 +406,7 @@ class Terminal(TradeServer):
         if position is not None:
             return list(by_position.get(position, ()))
         if len(args) != 2:
-            self._last_error = (c.RES_E_INVALID_PARAMS, "Invalid arguments")
+            self._last_error = (constants.RES_E_INVALID_PARAMS, "Invalid arguments")
             return None
         chosen = _window(items, times, *args)
         return [x for x in chosen if group_match(x.symbol, group)] if group else chosen
@@ -527,16 +530,18 @@ class Terminal(TradeServer):
         """Open a position as another EA or a person at the terminal would (magic 0 = manual)."""
         with self._lock:
             request = {
-                "action": c.TRADE_ACTION_DEAL,
+                "action": constants.TRADE_ACTION_DEAL,
                 "symbol": symbol,
                 "volume": volume,
                 "magic": magic,
-                "type": c.ORDER_TYPE_BUY if is_buy else c.ORDER_TYPE_SELL,
+                "type": constants.ORDER_TYPE_BUY if is_buy else constants.ORDER_TYPE_SELL,
                 "comment": comment,
-                "type_filling": c.ORDER_FILLING_IOC,
+                "type_filling": constants.ORDER_FILLING_IOC,
             }
-            result = self.execute_request(request, reason=c.DEAL_REASON_CLIENT if magic == 0 else c.DEAL_REASON_EXPERT)
-            if result.retcode != c.TRADE_RETCODE_DONE:
+            result = self.execute_request(
+                request, reason=constants.DEAL_REASON_CLIENT if magic == 0 else constants.DEAL_REASON_EXPERT
+            )
+            if result.retcode != constants.TRADE_RETCODE_DONE:
                 raise RuntimeError(f"admin_add_position failed: {result.retcode} {result.comment}")
             return int(result.order)
 
@@ -548,18 +553,18 @@ class Terminal(TradeServer):
             if held is None:
                 return 0
             request = {
-                "action": c.TRADE_ACTION_DEAL,
+                "action": constants.TRADE_ACTION_DEAL,
                 "symbol": held.symbol,
                 "volume": volume or held.volume,
                 "magic": 0,
-                "type": c.ORDER_TYPE_SELL if held.is_buy else c.ORDER_TYPE_BUY,
-                "type_filling": c.ORDER_FILLING_IOC,
+                "type": constants.ORDER_TYPE_SELL if held.is_buy else constants.ORDER_TYPE_BUY,
+                "type_filling": constants.ORDER_FILLING_IOC,
                 "comment": "closed at the terminal",
             }
             if self.hedging:
                 request["position"] = ticket
-            result = self.execute_request(request, reason=c.DEAL_REASON_CLIENT)
-            if result.retcode != c.TRADE_RETCODE_DONE:
+            result = self.execute_request(request, reason=constants.DEAL_REASON_CLIENT)
+            if result.retcode != constants.TRADE_RETCODE_DONE:
                 raise RuntimeError(f"admin_close_position failed: {result.retcode} {result.comment}")
             return int(result.order)
 

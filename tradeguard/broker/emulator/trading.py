@@ -12,8 +12,7 @@ import math
 import random
 from typing import Any
 
-from tradeguard.broker.emulator import constants as c
-from tradeguard.broker.emulator import symbols as sy
+from tradeguard.broker.emulator import constants, symbols
 from tradeguard.broker.emulator.api import api
 from tradeguard.broker.emulator.book import Book, Deal, Order, Position
 from tradeguard.broker.emulator.config import EmulatorConfig
@@ -27,70 +26,70 @@ from tradeguard.broker.emulator.structures import (
 )
 
 INF = float("inf")
-MARKET_TYPES = (c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL)
+MARKET_TYPES = (constants.ORDER_TYPE_BUY, constants.ORDER_TYPE_SELL)
 PENDING_TYPES = (
-    c.ORDER_TYPE_BUY_LIMIT,
-    c.ORDER_TYPE_SELL_LIMIT,
-    c.ORDER_TYPE_BUY_STOP,
-    c.ORDER_TYPE_SELL_STOP,
-    c.ORDER_TYPE_BUY_STOP_LIMIT,
-    c.ORDER_TYPE_SELL_STOP_LIMIT,
+    constants.ORDER_TYPE_BUY_LIMIT,
+    constants.ORDER_TYPE_SELL_LIMIT,
+    constants.ORDER_TYPE_BUY_STOP,
+    constants.ORDER_TYPE_SELL_STOP,
+    constants.ORDER_TYPE_BUY_STOP_LIMIT,
+    constants.ORDER_TYPE_SELL_STOP_LIMIT,
 )
 ORDER_MODE_BIT = {
-    c.ORDER_TYPE_BUY: c.SYMBOL_ORDER_MARKET,
-    c.ORDER_TYPE_SELL: c.SYMBOL_ORDER_MARKET,
-    c.ORDER_TYPE_BUY_LIMIT: c.SYMBOL_ORDER_LIMIT,
-    c.ORDER_TYPE_SELL_LIMIT: c.SYMBOL_ORDER_LIMIT,
-    c.ORDER_TYPE_BUY_STOP: c.SYMBOL_ORDER_STOP,
-    c.ORDER_TYPE_SELL_STOP: c.SYMBOL_ORDER_STOP,
-    c.ORDER_TYPE_BUY_STOP_LIMIT: c.SYMBOL_ORDER_STOP_LIMIT,
-    c.ORDER_TYPE_SELL_STOP_LIMIT: c.SYMBOL_ORDER_STOP_LIMIT,
+    constants.ORDER_TYPE_BUY: constants.SYMBOL_ORDER_MARKET,
+    constants.ORDER_TYPE_SELL: constants.SYMBOL_ORDER_MARKET,
+    constants.ORDER_TYPE_BUY_LIMIT: constants.SYMBOL_ORDER_LIMIT,
+    constants.ORDER_TYPE_SELL_LIMIT: constants.SYMBOL_ORDER_LIMIT,
+    constants.ORDER_TYPE_BUY_STOP: constants.SYMBOL_ORDER_STOP,
+    constants.ORDER_TYPE_SELL_STOP: constants.SYMBOL_ORDER_STOP,
+    constants.ORDER_TYPE_BUY_STOP_LIMIT: constants.SYMBOL_ORDER_STOP_LIMIT,
+    constants.ORDER_TYPE_SELL_STOP_LIMIT: constants.SYMBOL_ORDER_STOP_LIMIT,
 }
 COMMENTS = {
     0: "Done",
-    c.TRADE_RETCODE_REQUOTE: "Requote",
-    c.TRADE_RETCODE_REJECT: "Request rejected",
-    c.TRADE_RETCODE_PLACED: "Request executed",
-    c.TRADE_RETCODE_DONE: "Request executed",
-    c.TRADE_RETCODE_DONE_PARTIAL: "Request executed partially",
-    c.TRADE_RETCODE_TIMEOUT: "Request timed out",
-    c.TRADE_RETCODE_INVALID: "Invalid request",
-    c.TRADE_RETCODE_INVALID_VOLUME: "Invalid volume",
-    c.TRADE_RETCODE_INVALID_PRICE: "Invalid price",
-    c.TRADE_RETCODE_INVALID_STOPS: "Invalid stops",
-    c.TRADE_RETCODE_TRADE_DISABLED: "Trade disabled",
-    c.TRADE_RETCODE_MARKET_CLOSED: "Market closed",
-    c.TRADE_RETCODE_NO_MONEY: "No money",
-    c.TRADE_RETCODE_PRICE_CHANGED: "Prices changed",
-    c.TRADE_RETCODE_INVALID_EXPIRATION: "Invalid expiration",
-    c.TRADE_RETCODE_TOO_MANY_REQUESTS: "Too many requests",
-    c.TRADE_RETCODE_NO_CHANGES: "No changes",
-    c.TRADE_RETCODE_SERVER_DISABLES_AT: "AutoTrading disabled by server",
-    c.TRADE_RETCODE_CLIENT_DISABLES_AT: "AutoTrading disabled by client",
-    c.TRADE_RETCODE_FROZEN: "Frozen",
-    c.TRADE_RETCODE_INVALID_FILL: "Unsupported filling mode",
-    c.TRADE_RETCODE_CONNECTION: "No connection",
-    c.TRADE_RETCODE_LIMIT_ORDERS: "Too many orders",
-    c.TRADE_RETCODE_LIMIT_VOLUME: "Volume limit reached",
-    c.TRADE_RETCODE_INVALID_ORDER: "Invalid order",
-    c.TRADE_RETCODE_POSITION_CLOSED: "Position already closed",
-    c.TRADE_RETCODE_INVALID_CLOSE_VOLUME: "Invalid close volume",
-    c.TRADE_RETCODE_LIMIT_POSITIONS: "Too many positions",
-    c.TRADE_RETCODE_LONG_ONLY: "Long only",
-    c.TRADE_RETCODE_SHORT_ONLY: "Short only",
-    c.TRADE_RETCODE_CLOSE_ONLY: "Close only",
+    constants.TRADE_RETCODE_REQUOTE: "Requote",
+    constants.TRADE_RETCODE_REJECT: "Request rejected",
+    constants.TRADE_RETCODE_PLACED: "Request executed",
+    constants.TRADE_RETCODE_DONE: "Request executed",
+    constants.TRADE_RETCODE_DONE_PARTIAL: "Request executed partially",
+    constants.TRADE_RETCODE_TIMEOUT: "Request timed out",
+    constants.TRADE_RETCODE_INVALID: "Invalid request",
+    constants.TRADE_RETCODE_INVALID_VOLUME: "Invalid volume",
+    constants.TRADE_RETCODE_INVALID_PRICE: "Invalid price",
+    constants.TRADE_RETCODE_INVALID_STOPS: "Invalid stops",
+    constants.TRADE_RETCODE_TRADE_DISABLED: "Trade disabled",
+    constants.TRADE_RETCODE_MARKET_CLOSED: "Market closed",
+    constants.TRADE_RETCODE_NO_MONEY: "No money",
+    constants.TRADE_RETCODE_PRICE_CHANGED: "Prices changed",
+    constants.TRADE_RETCODE_INVALID_EXPIRATION: "Invalid expiration",
+    constants.TRADE_RETCODE_TOO_MANY_REQUESTS: "Too many requests",
+    constants.TRADE_RETCODE_NO_CHANGES: "No changes",
+    constants.TRADE_RETCODE_SERVER_DISABLES_AT: "AutoTrading disabled by server",
+    constants.TRADE_RETCODE_CLIENT_DISABLES_AT: "AutoTrading disabled by client",
+    constants.TRADE_RETCODE_FROZEN: "Frozen",
+    constants.TRADE_RETCODE_INVALID_FILL: "Unsupported filling mode",
+    constants.TRADE_RETCODE_CONNECTION: "No connection",
+    constants.TRADE_RETCODE_LIMIT_ORDERS: "Too many orders",
+    constants.TRADE_RETCODE_LIMIT_VOLUME: "Volume limit reached",
+    constants.TRADE_RETCODE_INVALID_ORDER: "Invalid order",
+    constants.TRADE_RETCODE_POSITION_CLOSED: "Position already closed",
+    constants.TRADE_RETCODE_INVALID_CLOSE_VOLUME: "Invalid close volume",
+    constants.TRADE_RETCODE_LIMIT_POSITIONS: "Too many positions",
+    constants.TRADE_RETCODE_LONG_ONLY: "Long only",
+    constants.TRADE_RETCODE_SHORT_ONLY: "Short only",
+    constants.TRADE_RETCODE_CLOSE_ONLY: "Close only",
 }
 
 
 #: What each injected fault looks like to the client (disconnects and executed timeouts are special).
 FAULT_RETCODES = {
-    Fault.AUTOTRADING_OFF: c.TRADE_RETCODE_CLIENT_DISABLES_AT,
-    Fault.MARKET_CLOSED: c.TRADE_RETCODE_MARKET_CLOSED,
-    Fault.TOO_MANY_REQUESTS: c.TRADE_RETCODE_TOO_MANY_REQUESTS,
-    Fault.REQUOTE: c.TRADE_RETCODE_REQUOTE,
-    Fault.PRICE_CHANGED: c.TRADE_RETCODE_PRICE_CHANGED,
-    Fault.REJECT: c.TRADE_RETCODE_REJECT,
-    Fault.TIMEOUT_LOST: c.TRADE_RETCODE_TIMEOUT,
+    Fault.AUTOTRADING_OFF: constants.TRADE_RETCODE_CLIENT_DISABLES_AT,
+    Fault.MARKET_CLOSED: constants.TRADE_RETCODE_MARKET_CLOSED,
+    Fault.TOO_MANY_REQUESTS: constants.TRADE_RETCODE_TOO_MANY_REQUESTS,
+    Fault.REQUOTE: constants.TRADE_RETCODE_REQUOTE,
+    Fault.PRICE_CHANGED: constants.TRADE_RETCODE_PRICE_CHANGED,
+    Fault.REJECT: constants.TRADE_RETCODE_REJECT,
+    Fault.TIMEOUT_LOST: constants.TRADE_RETCODE_TIMEOUT,
 }
 
 
@@ -116,7 +115,7 @@ class TradeServer:
     faults: FaultInjector
     _slip_rng: random.Random
     _last_error: tuple[int, str]
-    specs: dict[str, sy.SymbolDefinition]
+    specs: dict[str, symbols.SymbolDefinition]
     quotes: dict[str, LiveQuote]
     book: Book
     balance: float
@@ -151,7 +150,10 @@ class TradeServer:
         p.price_current = bid if p.is_buy else ask
         spec = self.specs[p.symbol]
         return round(
-            sy.profit(spec, p.is_buy, p.volume, p.price_open, p.price_current, self.config.currency, self.price_of), 2
+            symbols.profit(
+                spec, p.is_buy, p.volume, p.price_open, p.price_current, self.config.currency, self.price_of
+            ),
+            2,
         )
 
     @property
@@ -164,7 +166,7 @@ class TradeServer:
         return (
             1.0
             if spec.currency_profit == self.config.currency
-            else sy.to_account(1.0, spec.currency_profit, self.config.currency, self.price_of)
+            else symbols.to_account(1.0, spec.currency_profit, self.config.currency, self.price_of)
         )
 
     # ------------------------------------------------------------------ API ---------------------
@@ -172,10 +174,13 @@ class TradeServer:
     @api()
     def order_calc_margin(self, action: int, symbol: str, volume: float, price: float) -> float | None:
         if symbol not in self.specs or action not in MARKET_TYPES + PENDING_TYPES:
-            self._last_error = (c.RES_E_INVALID_PARAMS, "Invalid arguments")
+            self._last_error = (constants.RES_E_INVALID_PARAMS, "Invalid arguments")
             return None
         return round(
-            sy.margin(self.specs[symbol], volume, price, self.config.leverage, self.config.currency, self.price_of), 2
+            symbols.margin(
+                self.specs[symbol], volume, price, self.config.leverage, self.config.currency, self.price_of
+            ),
+            2,
         )
 
     @api()
@@ -183,12 +188,12 @@ class TradeServer:
         self, action: int, symbol: str, volume: float, price_open: float, price_close: float
     ) -> float | None:
         if symbol not in self.specs or action not in MARKET_TYPES:
-            self._last_error = (c.RES_E_INVALID_PARAMS, "Invalid arguments")
+            self._last_error = (constants.RES_E_INVALID_PARAMS, "Invalid arguments")
             return None
         return round(
-            sy.profit(
+            symbols.profit(
                 self.specs[symbol],
-                action == c.ORDER_TYPE_BUY,
+                action == constants.ORDER_TYPE_BUY,
                 volume,
                 price_open,
                 price_close,
@@ -241,18 +246,18 @@ class TradeServer:
         fault = self.faults.on_request(self.now_msc())
         if fault is Fault.DISCONNECTED:
             if self.faults.answer_none():
-                self._last_error = (c.RES_E_INTERNAL_FAIL_CONNECT, "No IPC connection")
+                self._last_error = (constants.RES_E_INTERNAL_FAIL_CONNECT, "No IPC connection")
                 return None
-            return self._result(c.TRADE_RETCODE_CONNECTION, req)
+            return self._result(constants.TRADE_RETCODE_CONNECTION, req)
         if fault in FAULT_RETCODES:
             return self._result(FAULT_RETCODES[fault], req)
         result = self.execute_request(req)
         if fault is Fault.TIMEOUT_EXECUTED and result.retcode in (
-            c.TRADE_RETCODE_DONE,
-            c.TRADE_RETCODE_PLACED,
-            c.TRADE_RETCODE_DONE_PARTIAL,
+            constants.TRADE_RETCODE_DONE,
+            constants.TRADE_RETCODE_PLACED,
+            constants.TRADE_RETCODE_DONE_PARTIAL,
         ):  # the order went through; the answer never came back
-            return self._result(c.TRADE_RETCODE_TIMEOUT, req)
+            return self._result(constants.TRADE_RETCODE_TIMEOUT, req)
         return result
 
     # ------------------------------------------------------------------ parsing and results -----
@@ -260,7 +265,7 @@ class TradeServer:
     def _parse(self, request: Any) -> dict[str, Any] | None:
         """Client-side checks: a bad argument returns None with ``(-2, 'Invalid "x" argument')``."""
         if not isinstance(request, dict):
-            self._last_error = (c.RES_E_INVALID_PARAMS, 'Invalid "request" argument')
+            self._last_error = (constants.RES_E_INVALID_PARAMS, 'Invalid "request" argument')
             return None
         for key, value in request.items():
             default = REQUEST_DEFAULTS.get(key)
@@ -271,10 +276,10 @@ class TradeServer:
                 or (isinstance(default, str) and not isinstance(value, str))
                 or isinstance(value, bool)
             ):
-                self._last_error = (c.RES_E_INVALID_PARAMS, f'Invalid "{key}" argument')
+                self._last_error = (constants.RES_E_INVALID_PARAMS, f'Invalid "{key}" argument')
                 return None
         if len(request.get("comment", "")) > 31 or not request.get("comment", "").isascii():
-            self._last_error = (c.RES_E_INVALID_PARAMS, 'Invalid "comment" argument')
+            self._last_error = (constants.RES_E_INVALID_PARAMS, 'Invalid "comment" argument')
             return None
         req = {**REQUEST_DEFAULTS, **request}
         for key in ("volume", "price", "stoplimit", "sl", "tp"):
@@ -310,107 +315,111 @@ class TradeServer:
 
     # ------------------------------------------------------------------ validation --------------
 
-    def _spec(self, req: dict[str, Any]) -> sy.SymbolDefinition:
+    def _spec(self, req: dict[str, Any]) -> symbols.SymbolDefinition:
         spec = self.specs.get(req["symbol"])
         if spec is None:
-            raise Rejection(c.TRADE_RETCODE_INVALID, f"Invalid request: unknown symbol {req['symbol']!r}")
+            raise Rejection(constants.TRADE_RETCODE_INVALID, f"Invalid request: unknown symbol {req['symbol']!r}")
         return spec
 
-    def _check_volume(self, spec: sy.SymbolDefinition, volume: float) -> None:
+    def _check_volume(self, spec: symbols.SymbolDefinition, volume: float) -> None:
         if not (
             math.isfinite(volume)
             and spec.volume_min <= volume <= spec.volume_max
             and _on_step(volume, spec.volume_step)
         ):
-            raise Rejection(c.TRADE_RETCODE_INVALID_VOLUME)
+            raise Rejection(constants.TRADE_RETCODE_INVALID_VOLUME)
 
-    def _check_stops(self, spec: sy.SymbolDefinition, is_buy: bool, ref: float, sl: float, tp: float) -> None:
+    def _check_stops(self, spec: symbols.SymbolDefinition, is_buy: bool, ref: float, sl: float, tp: float) -> None:
         """SL/TP against the reference price (bid for a buy position, ask for a sell; the order price
         for a pending order): on the right side and at least the stops level away, else 10016."""
         if not (math.isfinite(sl) and math.isfinite(tp)) or sl < 0 or tp < 0:
-            raise Rejection(c.TRADE_RETCODE_INVALID_STOPS)
+            raise Rejection(constants.TRADE_RETCODE_INVALID_STOPS)
         sign, need = (1 if is_buy else -1), spec.stops_level * spec.point - spec.point * 1e-6
         for level, distance in ((sl, sign * (ref - sl)), (tp, sign * (tp - ref))):
             if level and (distance <= 0 or distance < need):
-                raise Rejection(c.TRADE_RETCODE_INVALID_STOPS)
+                raise Rejection(constants.TRADE_RETCODE_INVALID_STOPS)
 
-    def _check_trade_mode(self, spec: sy.SymbolDefinition, is_buy: bool, opening: bool) -> None:
+    def _check_trade_mode(self, spec: symbols.SymbolDefinition, is_buy: bool, opening: bool) -> None:
         mode = spec.trade_mode
-        if mode == c.SYMBOL_TRADE_MODE_DISABLED:
-            raise Rejection(c.TRADE_RETCODE_TRADE_DISABLED)
-        if opening and mode == c.SYMBOL_TRADE_MODE_CLOSEONLY:
-            raise Rejection(c.TRADE_RETCODE_CLOSE_ONLY)
-        if opening and mode == c.SYMBOL_TRADE_MODE_LONGONLY and not is_buy:
-            raise Rejection(c.TRADE_RETCODE_LONG_ONLY)
-        if opening and mode == c.SYMBOL_TRADE_MODE_SHORTONLY and is_buy:
-            raise Rejection(c.TRADE_RETCODE_SHORT_ONLY)
+        if mode == constants.SYMBOL_TRADE_MODE_DISABLED:
+            raise Rejection(constants.TRADE_RETCODE_TRADE_DISABLED)
+        if opening and mode == constants.SYMBOL_TRADE_MODE_CLOSEONLY:
+            raise Rejection(constants.TRADE_RETCODE_CLOSE_ONLY)
+        if opening and mode == constants.SYMBOL_TRADE_MODE_LONGONLY and not is_buy:
+            raise Rejection(constants.TRADE_RETCODE_LONG_ONLY)
+        if opening and mode == constants.SYMBOL_TRADE_MODE_SHORTONLY and is_buy:
+            raise Rejection(constants.TRADE_RETCODE_SHORT_ONLY)
 
-    def _check_filling(self, spec: sy.SymbolDefinition, order_type: int, filling: int) -> None:
+    def _check_filling(self, spec: symbols.SymbolDefinition, order_type: int, filling: int) -> None:
         flags = spec.filling_mode
         if order_type in MARKET_TYPES and spec.exemode in (
-            c.SYMBOL_TRADE_EXECUTION_MARKET,
-            c.SYMBOL_TRADE_EXECUTION_EXCHANGE,
+            constants.SYMBOL_TRADE_EXECUTION_MARKET,
+            constants.SYMBOL_TRADE_EXECUTION_EXCHANGE,
         ):
-            allowed = {c.ORDER_FILLING_FOK} if flags & c.SYMBOL_FILLING_FOK else set()
-            if flags & c.SYMBOL_FILLING_IOC:
-                allowed.add(c.ORDER_FILLING_IOC)
-            if spec.exemode == c.SYMBOL_TRADE_EXECUTION_EXCHANGE:
-                allowed.add(c.ORDER_FILLING_RETURN)
+            allowed = {constants.ORDER_FILLING_FOK} if flags & constants.SYMBOL_FILLING_FOK else set()
+            if flags & constants.SYMBOL_FILLING_IOC:
+                allowed.add(constants.ORDER_FILLING_IOC)
+            if spec.exemode == constants.SYMBOL_TRADE_EXECUTION_EXCHANGE:
+                allowed.add(constants.ORDER_FILLING_RETURN)
         elif order_type in MARKET_TYPES:
-            allowed = {c.ORDER_FILLING_FOK}
+            allowed = {constants.ORDER_FILLING_FOK}
         else:
-            allowed = {c.ORDER_FILLING_RETURN}
-            if flags & c.SYMBOL_FILLING_BOC and order_type in (
-                c.ORDER_TYPE_BUY_LIMIT,
-                c.ORDER_TYPE_SELL_LIMIT,
-                c.ORDER_TYPE_BUY_STOP_LIMIT,
-                c.ORDER_TYPE_SELL_STOP_LIMIT,
+            allowed = {constants.ORDER_FILLING_RETURN}
+            if flags & constants.SYMBOL_FILLING_BOC and order_type in (
+                constants.ORDER_TYPE_BUY_LIMIT,
+                constants.ORDER_TYPE_SELL_LIMIT,
+                constants.ORDER_TYPE_BUY_STOP_LIMIT,
+                constants.ORDER_TYPE_SELL_STOP_LIMIT,
             ):
-                allowed.add(c.ORDER_FILLING_BOC)
+                allowed.add(constants.ORDER_FILLING_BOC)
         if filling not in allowed:
-            raise Rejection(c.TRADE_RETCODE_INVALID_FILL)
+            raise Rejection(constants.TRADE_RETCODE_INVALID_FILL)
 
-    def _check_frozen(self, spec: sy.SymbolDefinition, ref: float, *levels: float) -> None:
+    def _check_frozen(self, spec: symbols.SymbolDefinition, ref: float, *levels: float) -> None:
         gap = spec.freeze_level * spec.point
         if gap and any(lv and abs(ref - lv) < gap for lv in levels):
-            raise Rejection(c.TRADE_RETCODE_FROZEN)
+            raise Rejection(constants.TRADE_RETCODE_FROZEN)
 
     def _check_session(self) -> None:
         if self.replay_finished and self.index > 0:
-            raise Rejection(c.TRADE_RETCODE_MARKET_CLOSED, "Market closed: the replay has no more data")
+            raise Rejection(constants.TRADE_RETCODE_MARKET_CLOSED, "Market closed: the replay has no more data")
         if not self.algo_trading:
-            raise Rejection(c.TRADE_RETCODE_CLIENT_DISABLES_AT)
+            raise Rejection(constants.TRADE_RETCODE_CLIENT_DISABLES_AT)
         if not self.trade_expert:
-            raise Rejection(c.TRADE_RETCODE_SERVER_DISABLES_AT)
+            raise Rejection(constants.TRADE_RETCODE_SERVER_DISABLES_AT)
 
     def _validate(self, req: dict[str, Any]) -> dict[str, Any]:
         """Every server-side check; returns the execution plan or raises :class:`Rejection`."""
         action = req["action"]
         handlers = {
-            c.TRADE_ACTION_DEAL: self._plan_deal,
-            c.TRADE_ACTION_PENDING: self._plan_pending,
-            c.TRADE_ACTION_SLTP: self._plan_sltp,
-            c.TRADE_ACTION_MODIFY: self._plan_modify,
-            c.TRADE_ACTION_REMOVE: self._plan_remove,
-            c.TRADE_ACTION_CLOSE_BY: self._plan_close_by,
+            constants.TRADE_ACTION_DEAL: self._plan_deal,
+            constants.TRADE_ACTION_PENDING: self._plan_pending,
+            constants.TRADE_ACTION_SLTP: self._plan_sltp,
+            constants.TRADE_ACTION_MODIFY: self._plan_modify,
+            constants.TRADE_ACTION_REMOVE: self._plan_remove,
+            constants.TRADE_ACTION_CLOSE_BY: self._plan_close_by,
         }
         if action not in handlers:
-            raise Rejection(c.TRADE_RETCODE_INVALID, f"Invalid request: unknown action {action}")
+            raise Rejection(constants.TRADE_RETCODE_INVALID, f"Invalid request: unknown action {action}")
         self._check_session()
         return handlers[action](req)
 
     def _position(self, ticket: int) -> Position:
         pos = self.book.positions.get(ticket)
         if pos is None:
-            code = c.TRADE_RETCODE_POSITION_CLOSED if ticket in self.book.closed_positions else c.TRADE_RETCODE_INVALID
+            code = (
+                constants.TRADE_RETCODE_POSITION_CLOSED
+                if ticket in self.book.closed_positions
+                else constants.TRADE_RETCODE_INVALID
+            )
             raise Rejection(code, f"{COMMENTS[code]}: position {ticket}")
         return pos
 
     def _plan_deal(self, req: dict[str, Any]) -> dict[str, Any]:
         spec = self._spec(req)
         if req["type"] not in MARKET_TYPES:
-            raise Rejection(c.TRADE_RETCODE_INVALID_ORDER)
-        is_buy = req["type"] == c.ORDER_TYPE_BUY
+            raise Rejection(constants.TRADE_RETCODE_INVALID_ORDER)
+        is_buy = req["type"] == constants.ORDER_TYPE_BUY
         volume = req["volume"]
         self._check_volume(spec, volume)
         q = self.quotes[spec.name]
@@ -420,9 +429,11 @@ class TradeServer:
         if req["position"]:
             closing = self._position(req["position"])
             if closing.symbol != spec.name or closing.is_buy == is_buy:
-                raise Rejection(c.TRADE_RETCODE_INVALID, "Invalid request: wrong symbol or side for that position")
+                raise Rejection(
+                    constants.TRADE_RETCODE_INVALID, "Invalid request: wrong symbol or side for that position"
+                )
             if volume > closing.volume + 1e-9:
-                raise Rejection(c.TRADE_RETCODE_INVALID_CLOSE_VOLUME)
+                raise Rejection(constants.TRADE_RETCODE_INVALID_CLOSE_VOLUME)
             self._check_frozen(spec, bid if closing.is_buy else ask, closing.sl, closing.tp)
         elif not self.hedging:
             held = next((p for p in self.book.positions.values() if p.symbol == spec.name), None)
@@ -432,24 +443,24 @@ class TradeServer:
         self._check_trade_mode(spec, is_buy, opening)
         self._check_filling(spec, req["type"], req["type_filling"])
         if req["price"] < 0 or not math.isfinite(req["price"]):
-            raise Rejection(c.TRADE_RETCODE_INVALID_PRICE)
-        if spec.exemode in (c.SYMBOL_TRADE_EXECUTION_INSTANT, c.SYMBOL_TRADE_EXECUTION_REQUEST) and (
+            raise Rejection(constants.TRADE_RETCODE_INVALID_PRICE)
+        if spec.exemode in (constants.SYMBOL_TRADE_EXECUTION_INSTANT, constants.SYMBOL_TRADE_EXECUTION_REQUEST) and (
             abs(req["price"] - market) > req["deviation"] * spec.point + spec.point * 1e-6
         ):
-            raise Rejection(c.TRADE_RETCODE_REQUOTE)
+            raise Rejection(constants.TRADE_RETCODE_REQUOTE)
         plan: dict[str, Any] = {"spec": spec, "is_buy": is_buy, "volume": volume, "closing": closing}
         if opening:
             if req["sl"] or req["tp"]:
                 self._check_stops(spec, is_buy, bid if is_buy else ask, req["sl"], req["tp"])
             if self.config.limit_positions and len(self.book.positions) >= self.config.limit_positions:
-                raise Rejection(c.TRADE_RETCODE_LIMIT_POSITIONS)
+                raise Rejection(constants.TRADE_RETCODE_LIMIT_POSITIONS)
             if spec.volume_limit:
                 same = sum(p.volume for p in self.book.positions.values() if p.symbol == spec.name)
                 if same + volume > spec.volume_limit + 1e-9:
-                    raise Rejection(c.TRADE_RETCODE_LIMIT_VOLUME)
-            need = sy.margin(spec, volume, market, self.config.leverage, self.config.currency, self.price_of)
+                    raise Rejection(constants.TRADE_RETCODE_LIMIT_VOLUME)
+            need = symbols.margin(spec, volume, market, self.config.leverage, self.config.currency, self.price_of)
             if self.equity() - self.margin_used - need < 0:
-                raise Rejection(c.TRADE_RETCODE_NO_MONEY)
+                raise Rejection(constants.TRADE_RETCODE_NO_MONEY)
             plan["margin"] = need
         return plan
 
@@ -457,45 +468,53 @@ class TradeServer:
         spec = self._spec(req)
         kind = req["type"]
         if kind not in PENDING_TYPES or not spec.order_mode & ORDER_MODE_BIT[kind]:
-            raise Rejection(c.TRADE_RETCODE_INVALID_ORDER)
+            raise Rejection(constants.TRADE_RETCODE_INVALID_ORDER)
         self._check_volume(spec, req["volume"])
-        is_buy = kind in (c.ORDER_TYPE_BUY_LIMIT, c.ORDER_TYPE_BUY_STOP, c.ORDER_TYPE_BUY_STOP_LIMIT)
+        is_buy = kind in (
+            constants.ORDER_TYPE_BUY_LIMIT,
+            constants.ORDER_TYPE_BUY_STOP,
+            constants.ORDER_TYPE_BUY_STOP_LIMIT,
+        )
         self._check_trade_mode(spec, is_buy, True)
         self._check_filling(spec, kind, req["type_filling"])
         q = self.quotes[spec.name]
         bid, ask = q.bid, q.ask
         price, gap = req["price"], spec.stops_level * spec.point - spec.point * 1e-6
-        below_market = kind in (c.ORDER_TYPE_BUY_LIMIT, c.ORDER_TYPE_SELL_STOP, c.ORDER_TYPE_SELL_STOP_LIMIT)
+        below_market = kind in (
+            constants.ORDER_TYPE_BUY_LIMIT,
+            constants.ORDER_TYPE_SELL_STOP,
+            constants.ORDER_TYPE_SELL_STOP_LIMIT,
+        )
         market = ask if is_buy else bid
         distance = market - price if below_market else price - market
         if not (math.isfinite(price) and price > 0) or distance <= 0 or distance < gap:
-            raise Rejection(c.TRADE_RETCODE_INVALID_PRICE)
+            raise Rejection(constants.TRADE_RETCODE_INVALID_PRICE)
         entry = price
-        if kind in (c.ORDER_TYPE_BUY_STOP_LIMIT, c.ORDER_TYPE_SELL_STOP_LIMIT):
+        if kind in (constants.ORDER_TYPE_BUY_STOP_LIMIT, constants.ORDER_TYPE_SELL_STOP_LIMIT):
             entry = req["stoplimit"]
             if entry <= 0 or (is_buy and entry > price) or (not is_buy and entry < price):
-                raise Rejection(c.TRADE_RETCODE_INVALID_PRICE, "Invalid price: stoplimit on the wrong side")
+                raise Rejection(constants.TRADE_RETCODE_INVALID_PRICE, "Invalid price: stoplimit on the wrong side")
         self._check_stops(spec, is_buy, entry, req["sl"], req["tp"])
         if not spec.expiration_mode & (1 << req["type_time"]):
-            raise Rejection(c.TRADE_RETCODE_INVALID_EXPIRATION)
-        if req["type_time"] in (c.ORDER_TIME_SPECIFIED, c.ORDER_TIME_SPECIFIED_DAY) and (
+            raise Rejection(constants.TRADE_RETCODE_INVALID_EXPIRATION)
+        if req["type_time"] in (constants.ORDER_TIME_SPECIFIED, constants.ORDER_TIME_SPECIFIED_DAY) and (
             req["expiration"] <= self.now_msc() // 1000
         ):
-            raise Rejection(c.TRADE_RETCODE_INVALID_EXPIRATION)
+            raise Rejection(constants.TRADE_RETCODE_INVALID_EXPIRATION)
         if replacing is None and self.config.limit_orders and len(self.book.orders) >= self.config.limit_orders:
-            raise Rejection(c.TRADE_RETCODE_LIMIT_ORDERS)
+            raise Rejection(constants.TRADE_RETCODE_LIMIT_ORDERS)
         return {"spec": spec, "is_buy": is_buy}
 
     def _plan_sltp(self, req: dict[str, Any]) -> dict[str, Any]:
         pos = self._position(req["position"])
         if req["symbol"] and req["symbol"] != pos.symbol:
-            raise Rejection(c.TRADE_RETCODE_INVALID, "Invalid request: symbol does not match the position")
+            raise Rejection(constants.TRADE_RETCODE_INVALID, "Invalid request: symbol does not match the position")
         spec = self.specs[pos.symbol]
         q = self.quotes[pos.symbol]
         bid, ask = q.bid, q.ask
         ref = bid if pos.is_buy else ask
         if (req["sl"], req["tp"]) == (pos.sl, pos.tp):
-            raise Rejection(c.TRADE_RETCODE_NO_CHANGES)
+            raise Rejection(constants.TRADE_RETCODE_NO_CHANGES)
         self._check_stops(spec, pos.is_buy, ref, req["sl"], req["tp"])
         self._check_frozen(spec, ref, pos.sl, pos.tp)
         return {"position": pos}
@@ -503,7 +522,7 @@ class TradeServer:
     def _working(self, ticket: int) -> Order:
         order = self.book.orders.get(ticket)
         if order is None or order.type in MARKET_TYPES:
-            raise Rejection(c.TRADE_RETCODE_INVALID, f"Invalid request: no working order {ticket}")
+            raise Rejection(constants.TRADE_RETCODE_INVALID, f"Invalid request: no working order {ticket}")
         return order
 
     def _plan_modify(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -519,7 +538,7 @@ class TradeServer:
             order.type_time,
             order.time_expiration,
         ):
-            raise Rejection(c.TRADE_RETCODE_NO_CHANGES)
+            raise Rejection(constants.TRADE_RETCODE_NO_CHANGES)
         merged = {
             **req,
             "symbol": order.symbol,
@@ -541,15 +560,15 @@ class TradeServer:
 
     def _plan_close_by(self, req: dict[str, Any]) -> dict[str, Any]:
         if not self.hedging:
-            raise Rejection(c.TRADE_RETCODE_INVALID_ORDER, "Invalid order: close by needs a hedging account")
+            raise Rejection(constants.TRADE_RETCODE_INVALID_ORDER, "Invalid order: close by needs a hedging account")
         pos, by = self._position(req["position"]), self._position(req["position_by"])
         if pos.symbol != by.symbol or pos.is_buy == by.is_buy:
-            raise Rejection(c.TRADE_RETCODE_INVALID, "Invalid request: close by needs opposite positions")
+            raise Rejection(constants.TRADE_RETCODE_INVALID, "Invalid request: close by needs opposite positions")
         return {"position": pos, "by": by}
 
     # ------------------------------------------------------------------ execution ---------------
 
-    def execute_request(self, req: dict[str, Any], reason: int = c.DEAL_REASON_EXPERT) -> OrderSendResult:
+    def execute_request(self, req: dict[str, Any], reason: int = constants.DEAL_REASON_EXPERT) -> OrderSendResult:
         """Validate and carry out one request, no faults (the trade server's own logic)."""
         req = {**REQUEST_DEFAULTS, **req}
         try:
@@ -557,28 +576,28 @@ class TradeServer:
         except Rejection as rej:
             return self._result(rej.retcode, req, comment=str(rej))
         action = req["action"]
-        if action == c.TRADE_ACTION_DEAL:
+        if action == constants.TRADE_ACTION_DEAL:
             return self._execute_deal(req, plan, reason)
-        if action == c.TRADE_ACTION_PENDING:
+        if action == constants.TRADE_ACTION_PENDING:
             return self._place(req, plan)
-        if action == c.TRADE_ACTION_SLTP:
+        if action == constants.TRADE_ACTION_SLTP:
             pos = plan["position"]
             pos.sl, pos.tp, pos.time_update_msc = req["sl"], req["tp"], self.now_msc()
             self.rearm(pos.symbol)
-            return self._result(c.TRADE_RETCODE_DONE, req)
-        if action == c.TRADE_ACTION_MODIFY:
+            return self._result(constants.TRADE_RETCODE_DONE, req)
+        if action == constants.TRADE_ACTION_MODIFY:
             order, merged = plan["order"], plan["merged"]
             order.price_open, order.sl, order.tp = merged["price"], merged["sl"], merged["tp"]
             order.price_stoplimit = merged["stoplimit"]
             order.type_time, order.time_expiration = merged["type_time"], merged["expiration"]
             self.rearm(order.symbol)
-            return self._result(c.TRADE_RETCODE_DONE, req, order=order.ticket)
-        if action == c.TRADE_ACTION_REMOVE:
-            self._retire(plan["order"], c.ORDER_STATE_CANCELED)
-            return self._result(c.TRADE_RETCODE_DONE, req, order=plan["order"].ticket)
+            return self._result(constants.TRADE_RETCODE_DONE, req, order=order.ticket)
+        if action == constants.TRADE_ACTION_REMOVE:
+            self._retire(plan["order"], constants.ORDER_STATE_CANCELED)
+            return self._result(constants.TRADE_RETCODE_DONE, req, order=plan["order"].ticket)
         return self._close_by(req, plan)
 
-    def _fill_price(self, spec: sy.SymbolDefinition, is_buy: bool, deviation: int) -> float:
+    def _fill_price(self, spec: symbols.SymbolDefinition, is_buy: bool, deviation: int) -> float:
         q = self.quotes[spec.name]
         bid, ask = q.bid, q.ask
         price = ask if is_buy else bid
@@ -594,8 +613,10 @@ class TradeServer:
         filled, rest_policy = volume, None
         liquidity = self.config.liquidity_lots
         if liquidity and volume > liquidity + 1e-9:
-            if req["type_filling"] == c.ORDER_FILLING_FOK:
-                return self._result(c.TRADE_RETCODE_REJECT, req, comment="Request rejected: FOK volume not available")
+            if req["type_filling"] == constants.ORDER_FILLING_FOK:
+                return self._result(
+                    constants.TRADE_RETCODE_REJECT, req, comment="Request rejected: FOK volume not available"
+                )
             filled = math.floor(liquidity / spec.volume_step + 1e-9) * spec.volume_step
             rest_policy = req["type_filling"]
         price = self._fill_price(spec, is_buy, req["deviation"])
@@ -613,19 +634,23 @@ class TradeServer:
             magic=req["magic"],
             comment=req["comment"],
             type_filling=req["type_filling"],
-            type_time=c.ORDER_TIME_GTC,
+            type_time=constants.ORDER_TIME_GTC,
             time_expiration=0,
             time_setup_msc=now,
             reason=reason,
         )
         deal = self.fill(order, plan["closing"], filled, price, reason)
-        if rest_policy == c.ORDER_FILLING_RETURN:
-            order.state = c.ORDER_STATE_PARTIAL
+        if rest_policy == constants.ORDER_FILLING_RETURN:
+            order.state = constants.ORDER_STATE_PARTIAL
             self.book.orders[order.ticket] = order  # the rest fills as liquidity returns, tick by tick
         else:
             order.volume_current = 0.0 if rest_policy is None else order.volume_current
-            self._retire(order, c.ORDER_STATE_FILLED if rest_policy is None else c.ORDER_STATE_CANCELED, listed=False)
-        code = c.TRADE_RETCODE_DONE if rest_policy is None else c.TRADE_RETCODE_DONE_PARTIAL
+            self._retire(
+                order,
+                constants.ORDER_STATE_FILLED if rest_policy is None else constants.ORDER_STATE_CANCELED,
+                listed=False,
+            )
+        code = constants.TRADE_RETCODE_DONE if rest_policy is None else constants.TRADE_RETCODE_DONE_PARTIAL
         return self._result(code, req, deal=deal.ticket, order=order.ticket, volume=filled, price=price)
 
     def _place(self, req: dict[str, Any], plan: dict[str, Any]) -> OrderSendResult:
@@ -649,7 +674,7 @@ class TradeServer:
         self.book.orders[order.ticket] = order
         self.rearm(order.symbol)
         return self._result(
-            c.TRADE_RETCODE_PLACED, req, order=order.ticket, volume=order.volume_initial, price=order.price_open
+            constants.TRADE_RETCODE_PLACED, req, order=order.ticket, volume=order.volume_initial, price=order.price_open
         )
 
     def _retire(self, order: Order, state: int, listed: bool = True) -> None:
@@ -678,7 +703,7 @@ class TradeServer:
             held = next((p for p in self.book.positions.values() if p.symbol == order.symbol), None)
         elif held is None and order.ticket in self.book.positions:  # the rest of a partially filled order
             held = self.book.positions[order.ticket]
-        entry, pnl = c.DEAL_ENTRY_IN, 0.0
+        entry, pnl = constants.DEAL_ENTRY_IN, 0.0
         if held is None:
             pos = Position(
                 ticket=order.ticket,
@@ -705,23 +730,23 @@ class TradeServer:
             pos = held
             closed = min(volume, pos.volume)
             pnl = round(
-                sy.profit(spec, pos.is_buy, closed, pos.price_open, price, self.config.currency, self.price_of), 2
+                symbols.profit(spec, pos.is_buy, closed, pos.price_open, price, self.config.currency, self.price_of), 2
             )
             left = round(pos.volume - volume, 8)
             if left > 1e-9:
-                entry, pos.volume, pos.time_update_msc = c.DEAL_ENTRY_OUT, left, now
+                entry, pos.volume, pos.time_update_msc = constants.DEAL_ENTRY_OUT, left, now
             elif left > -1e-9:
-                entry = c.DEAL_ENTRY_OUT
+                entry = constants.DEAL_ENTRY_OUT
                 del self.book.positions[pos.ticket]
                 self.book.closed_positions.add(pos.ticket)
             else:  # netting reversal: identifier stays, the ticket becomes the reversing order's
-                entry = c.DEAL_ENTRY_INOUT
+                entry = constants.DEAL_ENTRY_INOUT
                 del self.book.positions[pos.ticket]
                 self.book.closed_positions.add(pos.ticket)
                 pos.ticket, pos.is_buy, pos.volume, pos.price_open = order.ticket, is_buy, -left, price
                 pos.sl, pos.tp, pos.time_update_msc = order.sl, order.tp, now
                 self.book.positions[pos.ticket] = pos
-        pos.margin = sy.margin(
+        pos.margin = symbols.margin(
             spec, pos.volume, pos.price_open, self.config.leverage, self.config.currency, self.price_of
         )
         order.position_id = pos.identifier
@@ -729,7 +754,7 @@ class TradeServer:
             ticket=self.book.deal_ticket(),
             order=order.ticket,
             time_msc=now,
-            type=c.DEAL_TYPE_BUY if is_buy else c.DEAL_TYPE_SELL,
+            type=constants.DEAL_TYPE_BUY if is_buy else constants.DEAL_TYPE_SELL,
             entry=entry,
             magic=order.magic,
             position_id=pos.identifier,
@@ -752,7 +777,7 @@ class TradeServer:
         order = Order(
             ticket=self.book.order_ticket(),
             symbol=pos.symbol,
-            type=c.ORDER_TYPE_CLOSE_BY,
+            type=constants.ORDER_TYPE_CLOSE_BY,
             volume_initial=volume,
             volume_current=0.0,
             price_open=by.price_open,
@@ -761,8 +786,8 @@ class TradeServer:
             price_stoplimit=0.0,
             magic=req["magic"],
             comment=req["comment"],
-            type_filling=c.ORDER_FILLING_FOK,
-            type_time=c.ORDER_TIME_GTC,
+            type_filling=constants.ORDER_FILLING_FOK,
+            type_time=constants.ORDER_TIME_GTC,
             time_expiration=0,
             time_setup_msc=self.now_msc(),
             position_id=pos.identifier,
@@ -772,16 +797,18 @@ class TradeServer:
         now = self.now_msc()
         first = None
         for p, price in ((pos, by.price_open), (by, by.price_open)):
-            pnl = round(sy.profit(spec, p.is_buy, volume, p.price_open, price, self.config.currency, self.price_of), 2)
+            pnl = round(
+                symbols.profit(spec, p.is_buy, volume, p.price_open, price, self.config.currency, self.price_of), 2
+            )
             deal = Deal(
                 ticket=self.book.deal_ticket(),
                 order=order.ticket,
                 time_msc=now,
-                type=c.DEAL_TYPE_SELL if p.is_buy else c.DEAL_TYPE_BUY,
-                entry=c.DEAL_ENTRY_OUT_BY,
+                type=constants.DEAL_TYPE_SELL if p.is_buy else constants.DEAL_TYPE_BUY,
+                entry=constants.DEAL_ENTRY_OUT_BY,
                 magic=p.magic,
                 position_id=p.identifier,
-                reason=c.DEAL_REASON_EXPERT,
+                reason=constants.DEAL_REASON_EXPERT,
                 volume=volume,
                 price=price,
                 commission=0.0,
@@ -794,17 +821,17 @@ class TradeServer:
             self.balance = round(self.balance + pnl, 2)
             p.volume = round(p.volume - volume, 8)
             p.margin = (
-                sy.margin(spec, p.volume, p.price_open, self.config.leverage, self.config.currency, self.price_of)
+                symbols.margin(spec, p.volume, p.price_open, self.config.leverage, self.config.currency, self.price_of)
                 if p.volume > 1e-9
                 else 0.0
             )
             if p.volume <= 1e-9:
                 del self.book.positions[p.ticket]
                 self.book.closed_positions.add(p.ticket)
-        self._retire(order, c.ORDER_STATE_FILLED, listed=False)
+        self._retire(order, constants.ORDER_STATE_FILLED, listed=False)
         self.reaggregate(pos.symbol)
         return self._result(
-            c.TRADE_RETCODE_DONE,
+            constants.TRADE_RETCODE_DONE,
             req,
             deal=first.ticket if first else 0,
             order=order.ticket,
@@ -817,11 +844,11 @@ class TradeServer:
             ticket=self.book.deal_ticket(),
             order=0,
             time_msc=self.now_msc(),
-            type=c.DEAL_TYPE_BALANCE,
-            entry=c.DEAL_ENTRY_IN,
+            type=constants.DEAL_TYPE_BALANCE,
+            entry=constants.DEAL_ENTRY_IN,
             magic=0,
             position_id=0,
-            reason=c.DEAL_REASON_CLIENT,
+            reason=constants.DEAL_REASON_CLIENT,
             volume=0.0,
             price=0.0,
             commission=0.0,
@@ -876,13 +903,13 @@ class TradeServer:
             if o.symbol != symbol:
                 continue
             t = o.type
-            if t == c.ORDER_TYPE_BUY_LIMIT:
+            if t == constants.ORDER_TYPE_BUY_LIMIT:
                 lo_ask = max(lo_ask, o.price_open)
-            elif t in (c.ORDER_TYPE_BUY_STOP, c.ORDER_TYPE_BUY_STOP_LIMIT):
+            elif t in (constants.ORDER_TYPE_BUY_STOP, constants.ORDER_TYPE_BUY_STOP_LIMIT):
                 hi_ask = min(hi_ask, o.price_open)
-            elif t == c.ORDER_TYPE_SELL_LIMIT:
+            elif t == constants.ORDER_TYPE_SELL_LIMIT:
                 hi_bid = min(hi_bid, o.price_open)
-            elif t in (c.ORDER_TYPE_SELL_STOP, c.ORDER_TYPE_SELL_STOP_LIMIT):
+            elif t in (constants.ORDER_TYPE_SELL_STOP, constants.ORDER_TYPE_SELL_STOP_LIMIT):
                 lo_bid = max(lo_bid, o.price_open)
         self.levels[symbol] = TriggerLevels(lo_bid, hi_bid, lo_ask, hi_ask)
 
@@ -898,33 +925,45 @@ class TradeServer:
         spec = self.specs[symbol]
         for p in [p for p in self.book.positions.values() if p.symbol == symbol]:
             if p.is_buy:
-                hit = c.DEAL_REASON_SL if p.sl and bid <= p.sl else c.DEAL_REASON_TP if p.tp and bid >= p.tp else None
+                hit = (
+                    constants.DEAL_REASON_SL
+                    if p.sl and bid <= p.sl
+                    else constants.DEAL_REASON_TP
+                    if p.tp and bid >= p.tp
+                    else None
+                )
             else:
-                hit = c.DEAL_REASON_SL if p.sl and ask >= p.sl else c.DEAL_REASON_TP if p.tp and ask <= p.tp else None
+                hit = (
+                    constants.DEAL_REASON_SL
+                    if p.sl and ask >= p.sl
+                    else constants.DEAL_REASON_TP
+                    if p.tp and ask <= p.tp
+                    else None
+                )
             if hit is not None:
-                level = p.sl if hit == c.DEAL_REASON_SL else p.tp
-                tag = "sl" if hit == c.DEAL_REASON_SL else "tp"
+                level = p.sl if hit == constants.DEAL_REASON_SL else p.tp
+                tag = "sl" if hit == constants.DEAL_REASON_SL else "tp"
                 self.close_at_market(p, hit, f"[{tag} {level:.{spec.digits}f}]", price=None if gap else level)
         for o in [o for o in self.book.orders.values() if o.symbol == symbol]:
             t, price = o.type, o.price_open
-            if t == c.ORDER_TYPE_BUY_STOP_LIMIT and ask >= price:
-                o.type, o.price_open = c.ORDER_TYPE_BUY_LIMIT, o.price_stoplimit
+            if t == constants.ORDER_TYPE_BUY_STOP_LIMIT and ask >= price:
+                o.type, o.price_open = constants.ORDER_TYPE_BUY_LIMIT, o.price_stoplimit
                 t, price = o.type, o.price_open
-            elif t == c.ORDER_TYPE_SELL_STOP_LIMIT and bid <= price:
-                o.type, o.price_open = c.ORDER_TYPE_SELL_LIMIT, o.price_stoplimit
+            elif t == constants.ORDER_TYPE_SELL_STOP_LIMIT and bid <= price:
+                o.type, o.price_open = constants.ORDER_TYPE_SELL_LIMIT, o.price_stoplimit
                 t, price = o.type, o.price_open
             triggered = (
-                (t == c.ORDER_TYPE_BUY_LIMIT and ask <= price)
-                or (t == c.ORDER_TYPE_BUY_STOP and ask >= price)
-                or (t == c.ORDER_TYPE_SELL_LIMIT and bid >= price)
-                or (t == c.ORDER_TYPE_SELL_STOP and bid <= price)
+                (t == constants.ORDER_TYPE_BUY_LIMIT and ask <= price)
+                or (t == constants.ORDER_TYPE_BUY_STOP and ask >= price)
+                or (t == constants.ORDER_TYPE_SELL_LIMIT and bid >= price)
+                or (t == constants.ORDER_TYPE_SELL_STOP and bid <= price)
             )
             if triggered:
                 del self.book.orders[o.ticket]
                 fill_price = (ask if o.is_buy else bid) if gap else price
-                self.fill(o, None, o.volume_current, fill_price, c.DEAL_REASON_EXPERT)
+                self.fill(o, None, o.volume_current, fill_price, constants.DEAL_REASON_EXPERT)
                 o.volume_current = 0.0
-                self._retire(o, c.ORDER_STATE_FILLED, listed=False)
+                self._retire(o, constants.ORDER_STATE_FILLED, listed=False)
         self.rearm(symbol)
 
     def close_at_market(self, p: Position, reason: int, comment: str, price: float | None = None) -> Deal:
@@ -936,7 +975,7 @@ class TradeServer:
         order = Order(
             ticket=self.book.order_ticket(),
             symbol=p.symbol,
-            type=c.ORDER_TYPE_SELL if p.is_buy else c.ORDER_TYPE_BUY,
+            type=constants.ORDER_TYPE_SELL if p.is_buy else constants.ORDER_TYPE_BUY,
             volume_initial=p.volume,
             volume_current=0.0,
             price_open=price,
@@ -945,14 +984,14 @@ class TradeServer:
             price_stoplimit=0.0,
             magic=p.magic,
             comment=comment,
-            type_filling=c.ORDER_FILLING_IOC,
-            type_time=c.ORDER_TIME_GTC,
+            type_filling=constants.ORDER_FILLING_IOC,
+            type_time=constants.ORDER_TIME_GTC,
             time_expiration=0,
             time_setup_msc=self.now_msc(),
             reason=reason,
         )
         deal = self.fill(order, p, p.volume, order.price_open, reason, comment)
-        self._retire(order, c.ORDER_STATE_FILLED, listed=False)
+        self._retire(order, constants.ORDER_STATE_FILLED, listed=False)
         return deal
 
     def stop_out(self) -> None:
@@ -962,20 +1001,20 @@ class TradeServer:
             if level > self.config.margin_so_so:
                 return
             worst = min(self.book.positions.values(), key=self.position_profit)
-            self.close_at_market(worst, c.DEAL_REASON_SO, f"[so {level:.2f}%]")
+            self.close_at_market(worst, constants.DEAL_REASON_SO, f"[so {level:.2f}%]")
 
     def expire_orders(self, now_msc: int) -> None:
         """Expire timed pending orders and feed liquidity to partially filled market orders."""
         day = now_msc // 86_400_000
         for o in list(self.book.orders.values()):
             expired = (
-                o.type_time in (c.ORDER_TIME_SPECIFIED, c.ORDER_TIME_SPECIFIED_DAY)
+                o.type_time in (constants.ORDER_TIME_SPECIFIED, constants.ORDER_TIME_SPECIFIED_DAY)
                 and o.time_expiration
                 and now_msc // 1000 >= o.time_expiration
-            ) or (o.type_time == c.ORDER_TIME_DAY and day > o.time_setup_msc // 86_400_000)
+            ) or (o.type_time == constants.ORDER_TIME_DAY and day > o.time_setup_msc // 86_400_000)
             if expired and o.type not in MARKET_TYPES:
-                self._retire(o, c.ORDER_STATE_EXPIRED)
-            elif o.type in MARKET_TYPES and o.state == c.ORDER_STATE_PARTIAL:
+                self._retire(o, constants.ORDER_STATE_EXPIRED)
+            elif o.type in MARKET_TYPES and o.state == constants.ORDER_STATE_PARTIAL:
                 spec = self.specs[o.symbol]
                 volume = min(o.volume_current, self.config.liquidity_lots or o.volume_current)
                 volume = round(math.floor(volume / spec.volume_step + 1e-9) * spec.volume_step, 8)
@@ -984,4 +1023,4 @@ class TradeServer:
                 self.fill(o, closing, volume, self._fill_price(spec, o.is_buy, 0), o.reason)
                 o.volume_current = round(o.volume_current - volume, 8)
                 if o.volume_current <= 1e-9:
-                    self._retire(o, c.ORDER_STATE_FILLED)
+                    self._retire(o, constants.ORDER_STATE_FILLED)
