@@ -79,8 +79,8 @@ def outcome(
     slip_points = slip_money = None
     if level is not None and spec.point > 0 and spec.tick_size > 0:
         long = 1.0 if net_before > 0 else -1.0  # a long closes by selling: below its level is worse
-        slip_points = round((level - deal.price) * long / spec.point, 1)
-        slip_money = round(slip_points * spec.point / spec.tick_size * spec.tick_value * closing, 2)
+        slip_points = round((level - deal.price) * long / spec.point, 1) or 0.0  # not -0.0: shown, it reads as worse
+        slip_money = round(slip_points * spec.point / spec.tick_size * spec.tick_value * closing, 2) or 0.0
     share = closing / deal.volume
     money = round(trade.money + deal.profit + deal.swap + deal.commission * share, 2)
     risk = round(trade.risk, 2) or None
