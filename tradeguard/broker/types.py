@@ -59,6 +59,10 @@ class SymbolSpec:
     currency_profit: str
     currency_margin: str
 
+    def money(self, distance: float, lots: float) -> float:
+        """What ``lots`` gain or lose over a price ``distance``, in the account currency (tick size and value)."""
+        return distance / self.tick_size * self.tick_value * lots
+
     def round_price(self, price: float) -> float:
         """Round to the symbol's tick size and digits (MT5 refuses prices off the tick grid)."""
         return round(round(price / self.tick_size) * self.tick_size, self.digits)

@@ -40,7 +40,7 @@ def planned_risk(price: float | None, stop: float | None, volume: float, spec: S
     """Money ``volume`` lots lose from ``price`` to ``stop`` (None without both): what sizing risked."""
     if price is None or stop is None or volume <= 0 or spec.tick_size <= 0:
         return None
-    return round(abs(price - stop) / spec.tick_size * spec.tick_value * volume, 2)
+    return round(spec.money(abs(price - stop), volume), 2)
 
 
 def trade_so_far(rows: list[tuple[str, float, float | None, float, float, float]]) -> TradeSoFar:
@@ -80,7 +80,7 @@ def outcome(
     if level is not None and spec.point > 0 and spec.tick_size > 0:
         long = 1.0 if net_before > 0 else -1.0  # a long closes by selling: below its level is worse
         slip_points = round((level - deal.price) * long / spec.point, 1) or 0.0  # not -0.0: shown, it reads as worse
-        slip_money = round(slip_points * spec.point / spec.tick_size * spec.tick_value * closing, 2) or 0.0
+        slip_money = round(spec.money(slip_points * spec.point, closing), 2) or 0.0
     share = closing / deal.volume
     money = round(trade.money + deal.profit + deal.swap + deal.commission * share, 2)
     risk = round(trade.risk, 2) or None

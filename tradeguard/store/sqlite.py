@@ -437,6 +437,12 @@ class Store:
         if len(self._pending_snapshots) >= ROW_BATCH:
             self.flush_behind()
 
+    def last_stored_snapshot(self) -> AccountSnapshot | None:
+        """The newest account snapshot in the table (the ones written behind are not there yet): what a restart
+        starts from (the peak, the day's anchor) and what an operator's reset judges its trigger on."""
+        rows = self.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
+        return AccountSnapshot.model_validate_json(rows[0][0]) if rows else None
+
     def bar_series(self) -> list[tuple[str, str]]:
         """The (symbol, timeframe) series that have recorded bars, sorted."""
         self.flush()

@@ -110,9 +110,8 @@ class AccountTracker(ConfiguredPlugin):
         if cfg.export != "none":
             folder = Path(runtime.settings.runtime.data_dir) / cfg.export_dir
             self._export = SnapshotExport(folder, cfg.export, cfg.export_rows_per_file)
-        rows = self.db.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
-        if rows:  # the peak survives restarts
-            self.last = AccountSnapshot.model_validate_json(rows[0][0])
+        self.last = self.db.last_stored_snapshot()
+        if self.last is not None:  # the peak survives restarts
             self.peak_equity = self.last.peak_equity
         m = runtime.metrics  # the last snapshot's figures, read when scraped
         for name, doc, field in (

@@ -166,8 +166,7 @@ class KillSwitch(ConfiguredPlugin):
         """The last stored account snapshot and reconciliation: a reset judges its trigger's condition on them
         (an operator's command has no account tracker or reconciler of its own; the hooks replace them)."""
         if isinstance(self._store, SQLiteStore) and self.snapshot is None:
-            rows = self._store.query("SELECT record FROM account_snapshots ORDER BY id DESC LIMIT 1")
-            self.snapshot = AccountSnapshot.model_validate_json(rows[0][0]) if rows else None
+            self.snapshot = self._store.last_stored_snapshot()
         last = self._store.kv_get("reconciliation", "last")
         if last is not None and self.reconciliation is None:
             self.reconciliation = ReconciliationReport.model_validate(last)

@@ -50,7 +50,7 @@ class PositionSizing(ConfiguredPlugin):
         spec = broker.symbol_spec(signal.symbol)
         account = broker.account()
         hint = min(signal.risk_hint or 1.0, cfg.max_risk_hint)
-        money_per_lot = abs(signal.price - targets.stop_loss) / spec.tick_size * spec.tick_value
+        money_per_lot = spec.money(abs(signal.price - targets.stop_loss), 1.0)
         if cfg.method == "fixed":
             wanted, budget = cfg.fixed_lots * hint, None
         elif cfg.method == "risk_pct":
@@ -61,7 +61,7 @@ class PositionSizing(ConfiguredPlugin):
             if signal.atr is None:
                 return Rejected(reason="no_size", message="no_size: volatility sizing needs the signal's ATR")
             budget = account.equity * cfg.volatility_target_pct / 100 * hint
-            wanted = budget / (signal.atr / spec.tick_size * spec.tick_value)
+            wanted = budget / spec.money(signal.atr, 1.0)
         volume = floor_to_step(min(wanted, cfg.max_lots, spec.volume_max), spec.volume_step)
         if volume < spec.volume_min:
             limit = f"budget {budget:.2f} buys {wanted:.4f} lots" if budget is not None else f"{wanted:g} lots"

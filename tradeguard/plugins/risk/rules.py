@@ -75,8 +75,7 @@ class Check:
         return self.guard.committed()
 
     def money(self, symbol: str, distance: float, lots: float) -> float:
-        spec = self.rt.broker.symbol_spec(symbol)
-        return distance / spec.tick_size * spec.tick_value * lots
+        return self.rt.broker.symbol_spec(symbol).money(distance, lots)
 
 
 class Rule(Protocol):
