@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -135,6 +136,11 @@ class Bar(_Frozen):
     tick_volume: int = Field(default=0, ge=0)
     spread: int = Field(default=0, ge=0, description="spread in points, as MT5 reports it")
     real_volume: int = Field(default=0, ge=0)
+
+    @cached_property
+    def epoch(self) -> float:
+        """``time`` as UTC epoch seconds: the bar history, the journal and the replay each need it."""
+        return self.time.timestamp()
 
     @field_validator("timeframe")
     @classmethod

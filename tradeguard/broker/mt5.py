@@ -272,9 +272,6 @@ class MT5Adapter:
         #: requests this process has sent (``order_send``): a change marker for whoever compares broker state
         self.sent = 0
         self._all_history: tuple[timedelta, datetime, datetime] | None = None  # deals_count's bounds, server scale
-        #: the last raw answer per read and its conversion: a terminal that answers with the very same
-        #: (immutable) structure again, as the emulator does while nothing moved, is not converted twice
-        self._converted: dict[str, tuple[Any, Any]] = {}
 
     # ------------------------------------------------------------------ decision scope ----------
 
@@ -468,7 +465,7 @@ class MT5Adapter:
         a = self.mt5.account_info()
         if a is None:
             raise BrokerError("account_info failed", self.last_error())
-        return self._converted_once("account", a, _account_state)
+        return _account_state(a)
 
     def terminal(self) -> TerminalState:
         return self._memoised("terminal", self._terminal)
@@ -477,18 +474,7 @@ class MT5Adapter:
         t = self.mt5.terminal_info()
         if t is None:
             raise BrokerError("terminal_info failed", self.last_error())
-        return self._converted_once("terminal", t, _terminal_state)
-
-    def _converted_once(self, kind: str, raw: Any, convert: Callable[[Any], T]) -> T:
-        """``convert(raw)``, unless ``raw`` is the very structure converted last time (immutable, so the
-        same answer): the emulator answers with the same one while nothing it shows has moved."""
-        last = self._converted.get(kind)
-        if last is not None and last[0] is raw:
-            same: T = last[1]
-            return same
-        value = convert(raw)
-        self._converted[kind] = (raw, value)
-        return value
+        return _terminal_state(t)
 
     def positions(self, symbol: str | None = None) -> list[BrokerPosition]:
         return self._memoised(("positions", symbol), self._positions, symbol)

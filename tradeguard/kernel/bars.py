@@ -58,12 +58,12 @@ class _Series:
         self.start = self.end = 0
         self.count = 0  # bars ever appended: a reader can tell whether it missed any
 
-    def append(self, bar: Bar, epoch: float) -> None:
+    def append(self, bar: Bar) -> None:
         if self.end == len(self.data):  # slide the window back to the front: amortised O(1)
             keep = self.data[self.end - self.capacity + 1 : self.end].copy()
             self.data[: len(keep)] = keep
             self.start, self.end = 0, len(keep)
-        self.data[self.end] = (int(epoch), bar.open, bar.high, bar.low, bar.close, bar.tick_volume, bar.spread)
+        self.data[self.end] = (int(bar.epoch), bar.open, bar.high, bar.low, bar.close, bar.tick_volume, bar.spread)
         self.end += 1
         self.count += 1
         self.start = max(self.start, self.end - self.capacity)
@@ -77,13 +77,13 @@ class BarHistory:
         self.capacity = capacity
         self._series: dict[tuple[str, str], _Series] = {}
 
-    def append(self, bar: Bar, epoch: float | None = None) -> None:
-        """Add a closed bar; ``epoch`` is ``bar.time.timestamp()`` when the caller has it (a replay, every bar)."""
+    def append(self, bar: Bar) -> None:
+        """Add a closed bar."""
         key = (bar.symbol, bar.timeframe)
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = _Series(self.capacity)
-        series.append(bar, bar.time.timestamp() if epoch is None else epoch)
+        series.append(bar)
 
     def get(self, symbol: str, timeframe: str, n: int) -> np.ndarray:
         """The last ``n`` closed bars (``time`` in UTC epoch seconds), oldest first; empty if none."""

@@ -422,10 +422,9 @@ class Runtime:
     def decide(self, signal: Signal) -> Decision:
         return self.pipeline.decide(signal)
 
-    def on_bar(self, bar: Bar, epoch: float | None = None) -> list[Decision]:
-        """A bar closed: record it, tell the observers, collect every strategy's signals, then decide each.
-        ``epoch``: ``bar.time.timestamp()``, when the caller has it."""
-        self.store.record_bar(bar, epoch)
+    def on_bar(self, bar: Bar) -> list[Decision]:
+        """A bar closed: record it, tell the observers, collect every strategy's signals, then decide each."""
+        self.store.record_bar(bar)
         if self.hooks.plans["on_bar"]:
             self.notify("on_bar", bar=bar)
         signals: list[Signal] = []

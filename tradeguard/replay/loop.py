@@ -75,16 +75,16 @@ def replay(
             summary.interrupted = True
             break
         bar = _bar(broker, feed.symbol, timeframe, raw)
-        when, epoch = bar.time, bar.time.timestamp()
+        when, epoch = bar.time, bar.epoch
         clock.set(max(clock.now(), when + step))
-        rt.bars.append(bar, epoch)
+        rt.bars.append(bar)
         if end is not None and epoch > end:
             break
         rt.run_jobs()
         summary.bars += 1
         first, last = first or when, when
         if start is None or epoch >= start:
-            for decision in rt.on_bar(bar, epoch):
+            for decision in rt.on_bar(bar):
                 summary.signals += 1
                 summary.approved += decision.approved
                 summary.rejections.update(r.base for r in decision.reasons)

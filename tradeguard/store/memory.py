@@ -77,7 +77,7 @@ class MemoryStore:
     def record_decision(self, decision: Decision) -> None:
         self._decisions.append(decision)
 
-    def record_bar(self, bar: Bar, epoch: float | None = None) -> None:
+    def record_bar(self, bar: Bar) -> None:
         """Not kept: only the report reads recorded bars, and it needs the SQLite store."""
 
     def flush(self) -> None:

@@ -416,16 +416,16 @@ class Store:
         if decision.client_id or len(self._pending_decisions) >= DECISION_BATCH:
             self.flush_behind()
 
-    def record_bar(self, bar: Bar, epoch: float | None = None) -> None:
+    def record_bar(self, bar: Bar) -> None:
         """The bars the runtime traded on, written behind like decisions (the report draws trades on them).
 
         They are written a block per series per flush, not a row each: an indexed row per bar was a
-        twentieth of a replay's work, for data only ever read whole. ``epoch``: ``bar.time.timestamp()``, if known."""
+        twentieth of a replay's work, for data only ever read whole."""
         series = (bar.symbol, bar.timeframe)
         pending = self._pending_bars.get(series)
         if pending is None:
             pending = self._pending_bars[series] = []
-        pending.append((bar.time.timestamp() if epoch is None else epoch, bar.open, bar.high, bar.low, bar.close))
+        pending.append((bar.epoch, bar.open, bar.high, bar.low, bar.close))
         self._pending_bar_count += 1
         if self._pending_bar_count >= ROW_BATCH:
             self.flush_behind()

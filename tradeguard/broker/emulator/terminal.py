@@ -91,7 +91,6 @@ class Terminal(TradeServer):
         self._same_currency = {s for s, spec in self.specs.items() if spec.currency_profit == config.currency}
         self.floating = 0.0
         self.margin_used = 0.0
-        self._cents: tuple[float, float, float, float] | None = None  # balance, margin, and each in cents
         self.request_id = 0
         # the last answers and the state they were built from: they are immutable, so while nothing
         # they show has moved the same one is returned (a replay asks for both on every bar)
@@ -195,9 +194,6 @@ class Terminal(TradeServer):
         cfg = self.config
         equity = self.equity()
         margin = self.margin_used
-        cents = self._cents  # balance and margin move on deals only, the floating P&L on every tick
-        if cents is None or cents[0] != self.balance or cents[1] != margin:
-            cents = self._cents = (self.balance, margin, round(self.balance, 2), round(margin, 2))
         margin_mode = (
             constants.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
             if self.hedging
@@ -214,11 +210,11 @@ class Terminal(TradeServer):
             margin_mode=margin_mode,
             currency_digits=2,
             fifo_close=False,
-            balance=cents[2],
+            balance=round(self.balance, 2),
             credit=self.credit,
             profit=round(self.floating, 2),
             equity=round(equity, 2),
-            margin=cents[3],
+            margin=round(margin, 2),
             margin_free=round(equity - margin, 2),
             margin_level=round(equity / margin * 100, 2) if margin else 0.0,
             margin_so_call=cfg.margin_so_call,
@@ -599,20 +595,10 @@ def _bounds(times: list[int], date_from: Any, date_to: Any) -> tuple[int, int]:
     return lo, max(lo, bisect.bisect_right(times, _epoch(date_to) * 1000))
 
 
-_EPOCHS: dict[datetime, int] = {}  # pollers ask with the same bounds every time: keep their conversions
-
-
 def _epoch(value: Any) -> int:
     """MT5 accepts datetimes (aware: as is; naive: local zone) or int seconds, on the server scale."""
     if isinstance(value, datetime):
-        if value.tzinfo is None:  # naive: in the local zone, which may change under it
-            return int(value.timestamp())
-        seconds = _EPOCHS.get(value)
-        if seconds is None:
-            if len(_EPOCHS) >= 64:
-                _EPOCHS.clear()
-            seconds = _EPOCHS[value] = int(value.timestamp())
-        return seconds
+        return int(value.timestamp())  # naive: in the local zone
     if isinstance(value, int | float) and not isinstance(value, bool):
         return int(value)
     raise TypeError(f"expected a datetime or epoch seconds, got {type(value).__name__}")
