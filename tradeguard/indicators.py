@@ -80,21 +80,28 @@ class MovingExtreme:
 
 class AverageTrueRange:
     """The simple mean of the last ``period`` true ranges (``period + 1`` bars: the first has no
-    previous close), as :func:`tradeguard.kernel.bars.rolling_atr` computes over an array."""
+    previous close), as :func:`tradeguard.kernel.bars.rolling_atr` computes over an array.
+
+    Each mean is summed exactly (``math.fsum`` over ``period`` ranges): equal windows give equal ATRs
+    whatever came before them, so a percentile among ATRs sees ties as ties."""
 
     def __init__(self, period: int) -> None:
-        self._ranges = MovingSum(period)
+        if period < 1:
+            raise ValueError(f"period must be >= 1, got {period}")
+        self.period = period
+        self._ranges: deque[float] = deque(maxlen=period)
         self._close: float | None = None
+        self.value = math.nan
 
     @property
     def ready(self) -> bool:
-        return self._ranges.ready
-
-    @property
-    def value(self) -> float:
-        return self._ranges.mean
+        return len(self._ranges) == self.period
 
     def update(self, high: float, low: float, close: float) -> None:
         previous, self._close = self._close, close
-        if previous is not None:
-            self._ranges.update(max(high - low, abs(high - previous), abs(low - previous)))
+        if previous is None:
+            return
+        ranges = self._ranges
+        ranges.append(max(high, previous) - min(low, previous))  # max(h - l, |h - prev|, |l - prev|), exactly
+        if len(ranges) == self.period:
+            self.value = math.fsum(ranges) / self.period

@@ -331,20 +331,13 @@ class OrderState(StrEnum):
 _TERMINAL_STATES = frozenset({OrderState.FILLED, OrderState.REJECTED, OrderState.CANCELLED, OrderState.EXPIRED})
 
 
-class OrderEventKind(StrEnum):
-    SUBMITTED = "submitted"
-    ACCEPTED = "accepted"
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    UNKNOWN = "unknown"
+#: An order event says which state the order moved to: the same values. The old name stays for plugins.
+OrderEventKind = OrderState
 
 
 class OrderEvent(_Frozen):
     client_id: str
-    kind: OrderEventKind
+    kind: OrderState  # the state the order moved to
     time: AwareDatetime
     symbol: str = ""
     retcode: int | None = None

@@ -48,8 +48,8 @@ from tradeguard import (
     Job,
     KillState,
     OrderEvent,
-    OrderEventKind,
     OrderIntent,
+    OrderState,
     PluginSettings,
     Position,
     Runtime,
@@ -66,7 +66,6 @@ from tradeguard.execution.journal import Journal, Settle, Transition
 from tradeguard.kernel.clock import backoff
 from tradeguard.kernel.logging import bind_client, unbind_client
 from tradeguard.kernel.metrics import seed
-from tradeguard.models import OrderState
 from tradeguard.ports import Held, JournalEntry
 from tradeguard.store.sqlite import Store
 
@@ -191,7 +190,7 @@ class ExecutionEngine(ConfiguredPlugin):
         return self.rt.clock.now()
 
     def _event(
-        self, client_id: str, kind: OrderEventKind, symbol: str, retcode: int | None = None, message: str = ""
+        self, client_id: str, kind: OrderState, symbol: str, retcode: int | None = None, message: str = ""
     ) -> None:
         event = OrderEvent.trusted(
             client_id=client_id, kind=kind, time=self._now(), symbol=symbol, retcode=retcode, message=message
@@ -224,7 +223,7 @@ class ExecutionEngine(ConfiguredPlugin):
         """Announce a committed move: its order event, and the order outcome metrics."""
         if before is not state:
             if state is not OrderState.NEW:  # every other state has its event of the same name
-                self._event(entry_id, OrderEventKind(state.value), symbol, retcode, message)
+                self._event(entry_id, state, symbol, retcode, message)
             if state is OrderState.REJECTED or state is OrderState.UNKNOWN:
                 self._fail.labels(state.value).inc()
             elif state in (OrderState.ACCEPTED, OrderState.FILLED) and before in (
@@ -296,7 +295,7 @@ class ExecutionEngine(ConfiguredPlugin):
         self._attempts = 0
         started = time.monotonic()
         price_retries = backoff_retries = resends = partials = attempt = 0
-        self._event(client_id, OrderEventKind.SUBMITTED, order.symbol)
+        self._event(client_id, OrderState.SUBMITTED, order.symbol)
         while True:
             attempt += 1
             res = self._send(client_id, request, attempt)

@@ -14,8 +14,8 @@ from tradeguard.models import (
     DealEntry,
     Fill,
     OrderEvent,
-    OrderEventKind,
     OrderIntent,
+    OrderState,
     OrderType,
     Position,
     Side,
@@ -33,7 +33,7 @@ class PaperExecution:
         self._positions: dict[int, Position] = {}
         self._unpolled: list[Fill] = []
 
-    def _event(self, client_id: str, kind: OrderEventKind, symbol: str, message: str = "") -> None:
+    def _event(self, client_id: str, kind: OrderState, symbol: str, message: str = "") -> None:
         event = OrderEvent(client_id=client_id, kind=kind, time=self._rt.clock.now(), symbol=symbol, message=message)
         self._rt.notify("on_order_event", event=event)
 
@@ -46,8 +46,8 @@ class PaperExecution:
             raise ValueError(f"position_ticket {order.position_ticket}: no such open position")
         self._seq += 1
         client_id = f"{self._rt.settings.runtime.instance}-{self._seq:08d}"
-        self._event(client_id, OrderEventKind.SUBMITTED, order.symbol)
-        self._event(client_id, OrderEventKind.ACCEPTED, order.symbol)
+        self._event(client_id, OrderState.SUBMITTED, order.symbol)
+        self._event(client_id, OrderState.ACCEPTED, order.symbol)
         now = self._rt.clock.now()
         if order.position_ticket is not None:
             ticket, entry = order.position_ticket, DealEntry.OUT
@@ -87,7 +87,7 @@ class PaperExecution:
             time=now,
         )
         self._unpolled.append(fill)
-        self._event(client_id, OrderEventKind.FILLED, order.symbol)
+        self._event(client_id, OrderState.FILLED, order.symbol)
         self._rt.notify("on_fill", fill=fill)
         return client_id
 

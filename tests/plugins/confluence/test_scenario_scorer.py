@@ -12,14 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradeguard import Bar, Signal, hookimpl
-from tradeguard.kernel.bars import DTYPE, rolling_atr
+from tradeguard.kernel.bars import DTYPE, rolling_atr, true_ranges
 from tradeguard.plugins.confluence.scenario_scorer import (
     FACTORS,
     ScenarioScorer,
     TrendTracker,
     VolatilityTracker,
     agreement_factor,
-    exact_atrs,
     resampled_closes,
     spread_factor,
     swing_factor,
@@ -68,11 +67,10 @@ def test_swing_room_in_atrs() -> None:
 
 def test_volatility_percentile_band() -> None:
     ordered = np.arange(1.0, 11.0)
-    assert volatility_factor(ordered, [0.2, 0.8]) == pytest.approx(0.25)  # pct 0.95
-    assert volatility_factor(ordered[::-1].copy(), [0.2, 0.8]) == pytest.approx(0.25)  # pct 0.05
-    middle = np.array([1, 2, 3, 4, 6, 7, 8, 9, 10, 5], dtype=float)  # pct 0.45
-    assert volatility_factor(middle, [0.2, 0.8]) == 1.0
-    assert volatility_factor(np.array([1.0]), [0.2, 0.8]) == 0.5
+    assert volatility_factor(ordered, 10.0, [0.2, 0.8]) == pytest.approx(0.25)  # pct 0.95
+    assert volatility_factor(ordered, 1.0, [0.2, 0.8]) == pytest.approx(0.25)  # pct 0.05
+    assert volatility_factor(ordered, 5.0, [0.2, 0.8]) == 1.0  # pct 0.45
+    assert volatility_factor(np.array([1.0]), 1.0, [0.2, 0.8]) == 0.5
 
 
 def test_rolling_atr_and_spread() -> None:
@@ -234,6 +232,13 @@ def test_the_trend_tracker_votes_as_the_resampled_tail_does(
             assert tracker.vote(sign) == trend_factor(window[:end], sign, 3600, ["H4", "D1"], period)
 
 
+def exact_atrs(bars: np.ndarray, period: int) -> list[float]:
+    """The oracle: the ``period`` mean of true ranges at every bar from the ``period``-th range on, each sum
+    exactly rounded (``math.fsum``), over the whole array at once."""
+    ranges = true_ranges(bars).tolist()
+    return [math.fsum(ranges[i - period : i]) / period for i in range(period, len(ranges) + 1)]
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     closes=st.lists(st.sampled_from([1.1, 1.1002, 1.1005, 1.101, 1.0998, 1.12]), min_size=1, max_size=300),
@@ -255,7 +260,7 @@ def test_the_volatility_tracker_scores_as_the_tail_does(
         taken = min(end, len(series))
         atrs = exact_atrs(series[:taken][-window - period :], period)
         assert list(tracker.atrs) == atrs
-        assert tracker.factor([0.2, 0.8]) == volatility_factor(atrs, [0.2, 0.8])
+        assert tracker.factor([0.2, 0.8]) == (volatility_factor(sorted(atrs), atrs[-1], [0.2, 0.8]) if atrs else 0.5)
     whole = rolling_atr(series, period)
     assert list(tracker.atrs) == pytest.approx(whole[-window:].tolist(), rel=1e-12)  # the risk guard's ATR, less exact
 

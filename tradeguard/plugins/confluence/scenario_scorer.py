@@ -36,8 +36,8 @@ from tradeguard import (
     hookimpl,
     percentile,
     session_of,
-    true_ranges,
 )
+from tradeguard.indicators import AverageTrueRange
 from tradeguard.models import TIMEFRAME_SECONDS
 
 NEUTRAL = 0.5
@@ -184,14 +184,12 @@ def swing_factor(bars: np.ndarray, side_sign: int, price: float, atr: float, loo
     return 1.0 if room <= 0 else float(min(1.0, room / room_atr))
 
 
-def volatility_factor(atrs: Sequence[float], band: list[float]) -> float:
-    """1 while the last ATR's percentile among ``atrs`` is inside ``band``, falling linearly to 0 outside."""
-    if len(atrs) < 2:
+def volatility_factor(ordered: list[float], last: float, band: list[float]) -> float:
+    """1 while the ``last`` ATR's percentile among the ``ordered`` (sorted) ones is inside ``band``, falling
+    linearly to 0 outside."""
+    if len(ordered) < 2:
         return NEUTRAL
-    return _banded(percentile(sorted(atrs), atrs[-1]), band)
-
-
-def _banded(pct: float, band: list[float]) -> float:
+    pct = percentile(ordered, last)
     low, high = band
     if pct < low:
         return pct / low
@@ -200,40 +198,25 @@ def _banded(pct: float, band: list[float]) -> float:
     return 1.0
 
 
-def exact_atrs(bars: np.ndarray, period: int) -> list[float]:
-    """The ``period`` mean of true ranges at every bar from the ``period``-th range on, each sum exactly
-    rounded (``math.fsum``): equal windows give equal ATRs, whatever order their ranges came in."""
-    ranges = true_ranges(bars).tolist()
-    return [math.fsum(ranges[i - period : i]) / period for i in range(period, len(ranges) + 1)]
-
-
 class VolatilityTracker:
-    """The series' last ``window`` ATRs, kept bar by bar and sorted: :meth:`factor` equals
-    :func:`volatility_factor` over :func:`exact_atrs` of the same tail, to the bit. A scorer asked
-    per signal used to rebuild a rolling ATR over a hundred-odd bars with numpy each time."""
+    """The series' last ``window`` ATRs, kept bar by bar and sorted: a scorer asked per signal used to
+    rebuild a rolling ATR over a hundred-odd bars with numpy each time."""
 
     def __init__(self, period: int, window: int) -> None:
-        self.period = period
-        self._close: float | None = None
-        self._ranges: deque[float] = deque(maxlen=period)
+        self._atr = AverageTrueRange(period)
         self._window = SortedWindow(window)
         self.atrs = self._window.values  # oldest first
 
     def take(self, bars: np.ndarray) -> None:
         """Take in ``bars``, the series' bars after those already taken, oldest first."""
-        ranges, period = self._ranges, self.period
+        atr = self._atr
         for high, low, close in zip(bars["high"].tolist(), bars["low"].tolist(), bars["close"].tolist(), strict=True):
-            prev, self._close = self._close, close
-            if prev is None:
-                continue
-            ranges.append(max(high, prev) - min(low, prev))  # true_ranges' arithmetic, a bar at a time
-            if len(ranges) == period:
-                self._window.append(math.fsum(ranges) / period)
+            atr.update(high, low, close)
+            if atr.ready:
+                self._window.append(atr.value)
 
     def factor(self, band: list[float]) -> float:
-        if len(self.atrs) < 2:
-            return NEUTRAL
-        return _banded(percentile(self._window.ordered, self.atrs[-1]), band)
+        return volatility_factor(self._window.ordered, self.atrs[-1], band) if self.atrs else NEUTRAL
 
 
 def spread_factor(spread_price: float, atr: float, max_ratio: float) -> float:
@@ -306,8 +289,10 @@ class ScenarioScorer(ConfiguredPlugin):
         if len(bars) and bars["time"][-1] > cutoff:  # the signal is older than the newest bar: no look-ahead
             bars = bars[bars["time"] <= cutoff]
             trend = trend_factor(bars, sign, own, cfg.trend_timeframes, cfg.trend_period)
-            atrs: Sequence[float] = exact_atrs(bars[-cfg.volatility_bars - cfg.atr_period :], cfg.atr_period)
-            volatility = volatility_factor(atrs, cfg.volatility_band)
+            past = VolatilityTracker(cfg.atr_period, cfg.volatility_bars)
+            past.take(bars[-cfg.volatility_bars - cfg.atr_period :])
+            atrs: Sequence[float] = past.atrs
+            volatility = past.factor(cfg.volatility_band)
         else:
             tracked = self._tracked(signal, bars, runtime.bars.count(signal.symbol, signal.timeframe))
             atrs = tracked.volatility.atrs

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from tradeguard import OrderEvent, OrderEventKind, Runtime, hookimpl
+from tradeguard import OrderEvent, OrderState, Runtime, hookimpl
 
-OUTCOMES = {OrderEventKind.FILLED, OrderEventKind.REJECTED, OrderEventKind.CANCELLED, OrderEventKind.UNKNOWN}
+OUTCOMES = {OrderState.FILLED, OrderState.REJECTED, OrderState.CANCELLED, OrderState.UNKNOWN}
 
 
 REQUOTES = ("REQUOTE", "PRICE_CHANGED")

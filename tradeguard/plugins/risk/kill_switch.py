@@ -42,8 +42,8 @@ from tradeguard import (
     Job,
     KillState,
     OrderEvent,
-    OrderEventKind,
     OrderIntent,
+    OrderState,
     PluginSettings,
     ReconciliationReport,
     Rejected,
@@ -486,11 +486,11 @@ class KillSwitch(ConfiguredPlugin):
 
     @hookimpl
     def on_order_event(self, event: OrderEvent, runtime: Runtime) -> None:
-        if event.kind in (OrderEventKind.REJECTED, OrderEventKind.UNKNOWN):
+        if event.kind in (OrderState.REJECTED, OrderState.UNKNOWN):
             self.errors_in_row += 1
             if self.cfg.error_streak and self.errors_in_row >= self.cfg.error_streak:
                 self._trip("execution_errors", f"{self.errors_in_row} orders rejected or unknown in a row")
-        elif event.kind in (OrderEventKind.FILLED, OrderEventKind.ACCEPTED):
+        elif event.kind in (OrderState.FILLED, OrderState.ACCEPTED):
             self.errors_in_row = 0
 
     @hookimpl

@@ -31,8 +31,8 @@ from tradeguard import (
     DealEntry,
     Fill,
     OrderEvent,
-    OrderEventKind,
     OrderIntent,
+    OrderState,
     PluginSettings,
     Rejected,
     Runtime,
@@ -187,13 +187,13 @@ class RiskGuard(ConfiguredPlugin):
     @hookimpl
     def on_order_event(self, event: OrderEvent, runtime: Runtime) -> None:
         """Remember which orders have an unfilled rest that may still fill (it counts as committed)."""
-        if event.kind is OrderEventKind.PARTIALLY_FILLED:
+        if event.kind is OrderState.PARTIALLY_FILLED:
             self._partial.add(event.client_id)
         elif event.kind in (
-            OrderEventKind.FILLED,
-            OrderEventKind.CANCELLED,
-            OrderEventKind.EXPIRED,
-            OrderEventKind.REJECTED,
+            OrderState.FILLED,
+            OrderState.CANCELLED,
+            OrderState.EXPIRED,
+            OrderState.REJECTED,
         ):
             self._partial.discard(event.client_id)
 
