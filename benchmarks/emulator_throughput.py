@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tradeguard.broker import constants
 from tradeguard.broker.data import SAMPLE, load_bars, repeat_shifted
-from tradeguard.broker.emulator import constants
 from tradeguard.broker.emulator.feed import TICKS_PER_BAR
 from tradeguard.broker.emulator.terminal import Terminal
 

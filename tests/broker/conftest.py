@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from tradeguard.broker.emulator import constants
+from tradeguard.broker import constants
 from tradeguard.broker.emulator.terminal import Terminal
-from tradeguard.broker.mt5 import BrokerSettings, MT5Adapter
+from tradeguard.broker.mt5 import MT5Adapter
+from tradeguard.broker.settings import BrokerSettings
 
 
 @pytest.fixture

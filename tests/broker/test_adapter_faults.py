@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from tradeguard.broker.emulator import constants
+from tradeguard.broker import constants
 from tradeguard.broker.emulator.terminal import Terminal
-from tradeguard.broker.mt5 import BrokerSettings, MT5Adapter
+from tradeguard.broker.mt5 import MT5Adapter
 from tradeguard.broker.retcodes import CLASSES, NAMES, RetcodeClass, classify
+from tradeguard.broker.settings import BrokerSettings
 from tradeguard.broker.types import BrokerError, OrderRefused
 
 from .conftest import EPOCH, FUTURE, market
@@ -83,7 +84,7 @@ def test_disconnect_window(adapter: Adapter) -> None:
 def test_disconnect_window_ends_with_server_time() -> None:
     term = Terminal()
     term.initialize(faults={"disconnect_rate": 1.0, "disconnect_seconds": 60})
-    broker = MT5Adapter(term)
+    broker = MT5Adapter(term, BrokerSettings())
     assert broker.send(market(broker, constants.ORDER_TYPE_BUY)).category is RetcodeClass.AMBIGUOUS
     term.replay_step(4)  # an hour later
     assert broker.terminal().connected is True
@@ -135,7 +136,7 @@ def _spy(term: Terminal) -> tuple[Any, list[dict]]:
 )
 def test_bad_input_is_refused_before_order_send(terminal: Callable[..., Terminal], change: dict, field: str) -> None:
     term, sent = _spy(terminal())
-    broker = MT5Adapter(term)
+    broker = MT5Adapter(term, BrokerSettings())
     q = broker.quote("EURUSD")
     req = {"action": constants.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.1, "type": constants.ORDER_TYPE_BUY}
     req.update(change)
@@ -231,7 +232,7 @@ def _scripted_run(seed: int) -> str:
         },
         slippage_points=3,
     )
-    broker = MT5Adapter(term)
+    broker = MT5Adapter(term, BrokerSettings())
     for n, _bar in enumerate(term.replay_bars()):
         if n >= 600:
             break

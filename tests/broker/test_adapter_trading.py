@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tradeguard import ClosedBy, DealEntry, DealKind, OrderState
-from tradeguard.broker.emulator import constants
+from tradeguard.broker import constants
 from tradeguard.broker.mt5 import MT5Adapter
 from tradeguard.broker.retcodes import RetcodeClass
 

@@ -61,7 +61,7 @@ def _modules() -> list[Any]:
 def mt5(request: pytest.FixtureRequest) -> Any:
     if request.param == "emulator":
         module: Any = Terminal()
-        module.constants = importlib.import_module("tradeguard.broker.emulator.constants")
+        module.constants = importlib.import_module("tradeguard.broker.constants")
     elif request.param.startswith("mt5linux"):
         from mt5linux import MetaTrader5  # type: ignore[import-not-found]
 
@@ -194,7 +194,7 @@ def test_market_closed_at_the_end_of_the_replay() -> None:
     term.initialize()
     while term.replay_step(10_000):
         pass
-    import tradeguard.broker.emulator.constants as c
+    import tradeguard.broker.constants as c
 
     res = term.order_send(
         {

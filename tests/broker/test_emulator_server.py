@@ -18,7 +18,8 @@ pytest.importorskip("mt5linux", reason="mt5linux is installed by `make test` (pi
 CLIENT = textwrap.dedent("""
     import os, signal, sys
     from datetime import UTC, datetime
-    from tradeguard.broker.mt5 import BrokerSettings, MT5Adapter, load_module
+    from tradeguard.broker.mt5 import MT5Adapter, load_module
+    from tradeguard.broker.settings import BrokerSettings
 
     cfg = BrokerSettings(module="mt5linux", port=int(sys.argv[1]))
     broker = MT5Adapter(load_module(cfg), cfg)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tradeguard.broker import constants
 from tradeguard.broker.data import SAMPLE, load_bars
-from tradeguard.broker.emulator import constants
 from tradeguard.broker.emulator.terminal import Terminal
 
 

@@ -17,14 +17,11 @@ import time
 import types
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from tradeguard.broker import retcodes
-from tradeguard.broker.emulator import constants as _constants
-from tradeguard.broker.emulator.config import EmulatorConfig
+from tradeguard.broker import constants, retcodes
 from tradeguard.broker.types import (
     HISTORY_END,
     HISTORY_START,
@@ -42,8 +39,10 @@ from tradeguard.broker.types import (
     SymbolSpec,
     TerminalState,
 )
-from tradeguard.kernel.schema import PluginSettings, validated_for_live
 from tradeguard.models import ClosedBy, DealEntry, OrderIntent, OrderState, OrderType, Side
+
+if TYPE_CHECKING:
+    from tradeguard.broker.settings import BrokerSettings
 
 T = TypeVar("T")
 
@@ -78,7 +77,12 @@ CLOSED_BY = {
     5: ClosedBy.TARGET,
     6: ClosedBy.STOP_OUT,
 }
-BUY_ORDER_TYPES = (0, 2, 4, 6)  # ORDER_TYPE_BUY, _BUY_LIMIT, _BUY_STOP, _BUY_STOP_LIMIT
+BUY_ORDER_TYPES = (
+    constants.ORDER_TYPE_BUY,
+    constants.ORDER_TYPE_BUY_LIMIT,
+    constants.ORDER_TYPE_BUY_STOP,
+    constants.ORDER_TYPE_BUY_STOP_LIMIT,
+)
 ORDER_TYPES = {
     0: OrderType.MARKET,
     1: OrderType.MARKET,
@@ -99,45 +103,12 @@ ORDER_STATES = {
 }
 log = logging.getLogger("tradeguard.broker")
 #: ``initialize`` answers no retry can change: invalid arguments, authorization failed
-FINAL_INIT_ERRORS = frozenset({_constants.RES_E_INVALID_PARAMS, _constants.RES_E_AUTH_FAILED})
+FINAL_INIT_ERRORS = frozenset({constants.RES_E_INVALID_PARAMS, constants.RES_E_AUTH_FAILED})
 
-# MT5 constant values the adapter needs (identical in every module that has the API).
-ORDER_TYPE_BUY, ORDER_TYPE_SELL = 0, 1
-FILLING_FOK, FILLING_IOC, FILLING_RETURN = 0, 1, 2
-SYMBOL_FILLING_FOK, SYMBOL_FILLING_IOC = 1, 2
-EXEC_MARKET, EXEC_EXCHANGE = 2, 3
 MAX_COMMENT = 26  # builds cut the comment between 27 and 31 characters (MT5_API.md §6)
 TIMEFRAME_CODES = {
-    name.removeprefix("TIMEFRAME_"): value for name, value in vars(_constants).items() if name.startswith("TIMEFRAME_")
+    name.removeprefix("TIMEFRAME_"): value for name, value in vars(constants).items() if name.startswith("TIMEFRAME_")
 }
-
-
-class BrokerSettings(PluginSettings):
-    """``[default.broker]``: which terminal, how to reach it, and its clock."""
-
-    module: Literal["emulator", "MetaTrader5", "mt5linux"] = Field(default="emulator", validate_default=True)
-    host: str = Field(default="127.0.0.1", description="mt5linux bridge host")
-    port: int = Field(default=18812, ge=1, le=65535, description="mt5linux bridge port")
-    path: str = Field(default="", description="terminal64.exe for the official package; empty = auto")
-    login: int = Field(default=0, ge=0, description="account to log in to; 0 = the terminal's current one")
-    password: SecretStr = Field(default=SecretStr(""), description="from .secrets.toml or the environment only")
-    server: str = ""
-    connect_retries: int = Field(default=3, ge=1, le=100)
-    retry_delay_seconds: float = Field(default=1.0, ge=0, le=300)
-    server_offset_hours: float = Field(default=0.0, ge=-12, le=14, description="server clock minus UTC")
-    derive_server_offset: bool = Field(default=False, description="live: derive the offset from tick vs wall clock")
-    emulator: EmulatorConfig = Field(default_factory=EmulatorConfig, description="the emulator's market and account")
-
-    @field_validator("module")
-    @classmethod
-    def _real_terminal_live(cls, value: str, info: ValidationInfo) -> str:
-        """An operator who forgot it must not believe a replayed market is the account."""
-        if value == "emulator" and validated_for_live(info):
-            raise ValueError(
-                "the live environment trades a real account; choose 'MetaTrader5' or 'mt5linux' "
-                "(paper runs on the emulator)"
-            )
-        return value
 
 
 def load_module(cfg: BrokerSettings) -> Any:
@@ -260,9 +231,9 @@ class _ReadScope:
 
 
 class MT5Adapter:
-    def __init__(self, module: Any, cfg: BrokerSettings | None = None, sleep: Any = time.sleep) -> None:
+    def __init__(self, module: Any, cfg: BrokerSettings, sleep: Any = time.sleep) -> None:
         self.mt5 = _driven(module)
-        self.cfg = cfg or BrokerSettings()
+        self.cfg = cfg
         self._sleep = sleep
         self._specs: dict[str, SymbolSpec] = {}
         self.offset = timedelta(hours=self.cfg.server_offset_hours)
@@ -439,22 +410,24 @@ class MT5Adapter:
         )
 
     def _calc_margin(self, is_buy: bool, symbol: str, volume: float, price: float) -> float:
-        margin = self.mt5.order_calc_margin(ORDER_TYPE_BUY if is_buy else ORDER_TYPE_SELL, symbol, volume, price)
+        margin = self.mt5.order_calc_margin(
+            constants.ORDER_TYPE_BUY if is_buy else constants.ORDER_TYPE_SELL, symbol, volume, price
+        )
         if margin is None:
             raise BrokerError(f"order_calc_margin({symbol}) failed", self.last_error())
         return float(margin)
 
     def filling_for(self, spec: SymbolSpec, order_type: int) -> int:
         """The filling mode MT5 accepts for this symbol and order type (MT5_API.md §4)."""
-        if order_type not in (ORDER_TYPE_BUY, ORDER_TYPE_SELL):
-            return FILLING_RETURN
-        if spec.exemode in (EXEC_MARKET, EXEC_EXCHANGE):
-            if spec.filling_mode & SYMBOL_FILLING_IOC:
-                return FILLING_IOC
-            if spec.filling_mode & SYMBOL_FILLING_FOK:
-                return FILLING_FOK
-            return FILLING_RETURN
-        return FILLING_FOK
+        if order_type not in (constants.ORDER_TYPE_BUY, constants.ORDER_TYPE_SELL):
+            return constants.ORDER_FILLING_RETURN
+        if spec.exemode in (constants.SYMBOL_TRADE_EXECUTION_MARKET, constants.SYMBOL_TRADE_EXECUTION_EXCHANGE):
+            if spec.filling_mode & constants.SYMBOL_FILLING_IOC:
+                return constants.ORDER_FILLING_IOC
+            if spec.filling_mode & constants.SYMBOL_FILLING_FOK:
+                return constants.ORDER_FILLING_FOK
+            return constants.ORDER_FILLING_RETURN
+        return constants.ORDER_FILLING_FOK
 
     # ------------------------------------------------------------------ account and records ----
 
@@ -710,15 +683,15 @@ class MT5Adapter:
             req[key] = spec.round_price(value) if value else 0.0
         order_type = req.get("type")
         if (
-            order_type in (ORDER_TYPE_BUY, ORDER_TYPE_SELL)
+            order_type in (constants.ORDER_TYPE_BUY, constants.ORDER_TYPE_SELL)
             and (req.get("sl") or req.get("tp"))
             and not req.get("position")
         ):
             q = self.quote(symbol)
             self.check_stops(
                 spec,
-                order_type == ORDER_TYPE_BUY,
-                q.bid if order_type == ORDER_TYPE_BUY else q.ask,
+                order_type == constants.ORDER_TYPE_BUY,
+                q.bid if order_type == constants.ORDER_TYPE_BUY else q.ask,
                 req.get("sl", 0.0),
                 req.get("tp", 0.0),
             )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from tradeguard.broker.emulator.constants import retcode_names
+from tradeguard.broker.constants import retcode_names
 
 
 class RetcodeClass(StrEnum):

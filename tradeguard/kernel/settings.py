@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
-from tradeguard.broker.mt5 import BrokerSettings
+from tradeguard.broker.settings import BrokerSettings
 from tradeguard.errors import ConfigError
 from tradeguard.kernel.schema import PluginSettings, validated_for_live
 from tradeguard.kernel.sessions import DEFAULT_SESSIONS, check_sessions

@@ -225,7 +225,7 @@ def _warn_strategies_elsewhere(rt: Runtime, timeframe: str) -> None:
 def _served_emulator(rt: Runtime) -> bool:
     """The built-in emulator served to mt5linux (``tradeguard emulator serve``), outside live: its market, 2017
     by default, keeps its own time as the in-process one does. Live keeps the wall clock whatever answers."""
-    from tradeguard.broker.emulator.constants import TERMINAL_NAME
+    from tradeguard.broker.constants import TERMINAL_NAME
 
     if rt.settings.env == "live":
         return False

@@ -10,7 +10,7 @@ controls and do not exist in the real package.
 
 from __future__ import annotations
 
-from tradeguard.broker.emulator.constants import *  # noqa: F403  (the module's public constants, as in MetaTrader5)
+from tradeguard.broker.constants import *  # noqa: F403  (the module's public constants, as in MetaTrader5)
 from tradeguard.broker.emulator.faults import PROFILES, FaultProfile
 from tradeguard.broker.emulator.structures import (
     AccountInfo,

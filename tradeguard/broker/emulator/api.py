@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from tradeguard.broker.emulator import constants
+from tradeguard.broker import constants
 
 NO_IPC = (constants.RES_E_INTERNAL_FAIL_CONNECT, "No IPC connection")
 OK = (constants.RES_S_OK, "Success")

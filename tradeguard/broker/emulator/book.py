@@ -8,7 +8,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 
-from tradeguard.broker.emulator import constants
+from tradeguard.broker import constants
 from tradeguard.broker.emulator.structures import TradeDeal, TradeOrder, TradePosition
 
 BUY_TYPES = frozenset(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tradeguard.broker.emulator import constants
+from tradeguard.broker import constants
 from tradeguard.broker.emulator.structures import RATES_DTYPE
 
 TIMEFRAME_SECONDS = {

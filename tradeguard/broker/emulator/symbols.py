@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from tradeguard.broker.emulator import constants
+from tradeguard.broker import constants
 from tradeguard.broker.emulator.structures import SymbolInfo
 
 

@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from tradeguard.broker import constants
 from tradeguard.broker.data import is_tick_file, load_bars, load_ticks
-from tradeguard.broker.emulator import constants, symbols
+from tradeguard.broker.emulator import symbols
 from tradeguard.broker.emulator.api import NO_IPC, OK, api
 from tradeguard.broker.emulator.book import Book, Order, Position, group_match
 from tradeguard.broker.emulator.config import EmulatorConfig

@@ -12,7 +12,8 @@ import math
 import random
 from typing import Any
 
-from tradeguard.broker.emulator import constants, symbols
+from tradeguard.broker import constants
+from tradeguard.broker.emulator import symbols
 from tradeguard.broker.emulator.api import api
 from tradeguard.broker.emulator.book import Book, Deal, Order, Position
 from tradeguard.broker.emulator.config import EmulatorConfig

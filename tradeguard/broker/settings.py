@@ -1,0 +1,38 @@
+"""``[default.broker]``: which terminal, how to reach it, and its clock (the adapter reads them)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
+
+from tradeguard.broker.emulator.config import EmulatorConfig
+from tradeguard.kernel.schema import PluginSettings, validated_for_live
+
+
+class BrokerSettings(PluginSettings):
+    """``[default.broker]``: which terminal, how to reach it, and its clock."""
+
+    module: Literal["emulator", "MetaTrader5", "mt5linux"] = Field(default="emulator", validate_default=True)
+    host: str = Field(default="127.0.0.1", description="mt5linux bridge host")
+    port: int = Field(default=18812, ge=1, le=65535, description="mt5linux bridge port")
+    path: str = Field(default="", description="terminal64.exe for the official package; empty = auto")
+    login: int = Field(default=0, ge=0, description="account to log in to; 0 = the terminal's current one")
+    password: SecretStr = Field(default=SecretStr(""), description="from .secrets.toml or the environment only")
+    server: str = ""
+    connect_retries: int = Field(default=3, ge=1, le=100)
+    retry_delay_seconds: float = Field(default=1.0, ge=0, le=300)
+    server_offset_hours: float = Field(default=0.0, ge=-12, le=14, description="server clock minus UTC")
+    derive_server_offset: bool = Field(default=False, description="live: derive the offset from tick vs wall clock")
+    emulator: EmulatorConfig = Field(default_factory=EmulatorConfig, description="the emulator's market and account")
+
+    @field_validator("module")
+    @classmethod
+    def _real_terminal_live(cls, value: str, info: ValidationInfo) -> str:
+        """An operator who forgot it must not believe a replayed market is the account."""
+        if value == "emulator" and validated_for_live(info):
+            raise ValueError(
+                "the live environment trades a real account; choose 'MetaTrader5' or 'mt5linux' "
+                "(paper runs on the emulator)"
+            )
+        return value
