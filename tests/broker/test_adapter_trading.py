@@ -219,7 +219,7 @@ def test_margin_call_then_stop_out_closes_the_position(adapter: Adapter) -> None
     run_until(broker, lambda: not broker.positions())
     (out,) = [d for d in deals(broker) if d.entry == DealEntry.OUT]
     assert out.closed_by == ClosedBy.STOP_OUT and out.comment.startswith("[so ")
-    assert broker.account().balance == pytest.approx(1100 + out.profit) and out.profit < -500
+    assert broker.account().balance == pytest.approx(1100 + out.profit + out.swap) and out.profit < -500
 
 
 def test_modify_sltp_validates_and_detects_no_change(adapter: Adapter) -> None:

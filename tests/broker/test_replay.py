@@ -14,7 +14,7 @@ def test_full_shipped_file_replays_bar_by_bar_without_look_ahead() -> None:
     assert term.initialize()
     source = load_bars(SAMPLE)
     seen = 0
-    for bar in term.replay_bars():
+    for _symbol, bar in term.replay_bars():
         if seen % 500 == 0:  # at a bar's close the terminal shows exactly the bars up to it
             rates = term.copy_rates_from_pos("EURUSD", constants.TIMEFRAME_H1, 0, 10_000)
             assert rates[-1]["time"] == bar["time"] and len(rates) == seen + 1
@@ -54,7 +54,7 @@ def test_tick_file_replay_builds_bars_from_the_ticks(tmp_path) -> None:  # type:
     term = Terminal()
     assert term.initialize(data=str(f), timeframe="M1", stops_level=0) is False  # unknown key: refused
     assert term.initialize(data=str(f), timeframe="M1"), term.last_error()
-    closed = [(b["open"], b["high"], b["low"], b["close"], b["tick_volume"]) for b in term.replay_bars()]
+    closed = [(b["open"], b["high"], b["low"], b["close"], b["tick_volume"]) for _symbol, b in term.replay_bars()]
     assert closed == [
         (1.1, 1.101, 1.0995, 1.0995, 3),
         (1.1002, 1.1004, 1.1002, 1.1004, 2),

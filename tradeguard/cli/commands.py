@@ -225,8 +225,8 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_j
         raise _fail(exc) from exc
     if terminal is None:
         raise _fail(TradeguardError("replay needs the in-process emulator (broker.module = 'emulator')"))
-    times = terminal.feed.bars["time"]
-    total = len(times)
+    times = terminal.market.bar_times()
+    total = sum(len(feed.bars) for feed in terminal.market.feeds.values())
     if total:  # a window the data does not reach trades nothing: a mistyped date, said so
         begins, ends = (rt.broker.to_utc(int(t)) for t in (times[0], times[-1]))
         if first is not None and first > ends.timestamp():

@@ -97,7 +97,10 @@ class RuntimeSettings(PluginSettings):
     )
     magic: int = Field(default=20261125, ge=0, le=2**63 - 1, description="MT5 magic number of this instance")
     data_dir: str = Field(default="var", description="where the store, exports and reports live")
-    symbols: list[str] = Field(default_factory=lambda: ["EURUSD"], description="symbols `run` follows")
+    symbols: list[str] = Field(
+        default_factory=lambda: ["EURUSD"],
+        description="symbols `run` follows; unset over the built-in emulator: those its data replays",
+    )
     timeframe: str = Field(default="H1", description="the bars `run` hands to the strategies")
     poll_seconds: float = Field(default=1.0, gt=0, le=60, description="how often `run` polls the broker")
     emulator_ticks_per_poll: int = Field(default=4, ge=0, description="in-process emulator: ticks per poll in `run`")
@@ -337,4 +340,17 @@ def validate(
             tables[name] = value
     if problems:
         raise ConfigError(problems)
+    _follow_the_data(tables)
     return Settings(env, tables, source)
+
+
+def _follow_the_data(tables: dict[str, BaseModel]) -> None:
+    """Over the built-in emulator, ``runtime.symbols`` left unset follows the symbols its data replays."""
+    runtime, broker = tables.get("runtime"), tables.get("broker")
+    if (
+        isinstance(runtime, RuntimeSettings)
+        and isinstance(broker, BrokerSettings)
+        and broker.module == "emulator"
+        and "symbols" not in runtime.model_fields_set
+    ):
+        tables["runtime"] = runtime.model_copy(update={"symbols": list(broker.emulator.datasets())})

@@ -61,20 +61,20 @@ def replay(
         raise TypeError("replay needs broker.module = 'emulator'")
     if not isinstance(clock, ReplayClock):
         raise TypeError("replay needs the runtime built with a replay clock")
-    feed = terminal.feed
-    timeframe = next(k for k, v in TIMEFRAME_SECONDS.items() if v == feed.bar_seconds)
+    market = terminal.market
+    timeframe = next(k for k, v in TIMEFRAME_SECONDS.items() if v == market.bar_seconds)
     summary = ReplaySummary(start_balance=broker.account().balance)
     _warn_strategies_elsewhere(rt, timeframe)
     clock.set(broker.now())
     rt.start()
     peak = broker.account().equity
-    step = timedelta(seconds=feed.bar_seconds)
+    step = timedelta(seconds=market.bar_seconds)
     first = last = None
-    for raw in terminal.replay_bars():
+    for symbol, raw in terminal.replay_bars():
         if stop is not None and stop.is_set():
             summary.interrupted = True
             break
-        bar = _bar(broker, feed.symbol, timeframe, raw)
+        bar = _bar(broker, symbol, timeframe, raw)
         when, epoch = bar.time, bar.epoch
         clock.set(max(clock.now(), when + step))
         rt.bars.append(bar)
@@ -126,7 +126,7 @@ def run_live(rt: Runtime, stop: Any) -> int:
     stepper = None
     market_time: Callable[[], datetime] = broker.now
     if terminal is not None:
-        _replayed_symbols_only(cfg.symbols, terminal.feed.symbol)
+        _replayed_symbols_only(cfg.symbols, terminal.market.symbols)
         stepper = terminal.replay_step if cfg.emulator_ticks_per_poll else None
         market_time = partial(_market_time, broker, terminal)
     follows = cfg.clock == "market" or (cfg.clock == "auto" and (simulated or _served_emulator(rt)))
@@ -232,11 +232,13 @@ def _served_emulator(rt: Runtime) -> bool:
     return rt.broker.terminal().name == TERMINAL_NAME
 
 
-def _replayed_symbols_only(symbols: list[str], replayed: str) -> None:
-    """The in-process emulator has bars for the one symbol it replays: following another would stop the run at
-    its first poll with the terminal's bare "not found" (or, the replayed one left out, never see a bar)."""
-    if list(symbols) != [replayed]:
+def _replayed_symbols_only(symbols: list[str], replayed: list[str]) -> None:
+    """The in-process emulator has bars for the symbols it replays only: following another would stop the run at
+    its first poll with the terminal's bare "not found"."""
+    missing = [s for s in symbols if s not in replayed]
+    if missing:
         raise StartupError(
-            f"runtime.symbols = {list(symbols)}: the in-process emulator replays {replayed} alone "
-            "(broker.emulator.symbol and .data); follow just it, or serve other data"
+            f"runtime.symbols = {list(symbols)}: the in-process emulator replays {', '.join(replayed)} only "
+            f"(broker.emulator.data); {', '.join(missing)} has no data: follow the replayed symbols, or serve "
+            "other data"
         )

@@ -38,6 +38,7 @@ class Position:
     reason: int = constants.POSITION_REASON_EXPERT
     price_current: float = 0.0
     margin: float = 0.0
+    swap: float = 0.0  # charged at each server midnight it was held over, in the account currency
 
     def as_tuple(self, profit: float) -> TradePosition:
         return TradePosition(
@@ -55,7 +56,7 @@ class Position:
             sl=self.sl,
             tp=self.tp,
             price_current=self.price_current,
-            swap=0.0,
+            swap=self.swap,
             profit=profit,
             symbol=self.symbol,
             comment=self.comment,
@@ -136,6 +137,7 @@ class Deal:
     profit: float
     symbol: str
     comment: str
+    swap: float = 0.0  # a closing deal's: the swap its position had accrued on the volume it closes
 
     def as_tuple(self) -> TradeDeal:
         return TradeDeal(
@@ -151,7 +153,7 @@ class Deal:
             volume=self.volume,
             price=self.price,
             commission=self.commission,
-            swap=0.0,
+            swap=self.swap,
             profit=self.profit,
             fee=0.0,
             symbol=self.symbol,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tradeguard.broker.data import SAMPLE
 from tradeguard.broker.emulator import symbols
@@ -16,10 +18,17 @@ class EmulatorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    data: str = Field(default=str(SAMPLE), description="bars or ticks file (MT5 export, CSV or Parquet); times UTC")
+    data: str | dict[str, str] = Field(
+        default=str(SAMPLE),
+        description="bars or ticks file (MT5 export, CSV or Parquet; times UTC) of `symbol`, or a table "
+        "{ SYMBOL = file, ... }: several symbols replayed on one market clock",
+    )
     data_kind: str = Field(default="auto", pattern="^(auto|bars|ticks)$", description="auto: ticks if bid/ask columns")
     timeframe: str = Field(default="H1", description="bar timeframe built from a ticks file")
-    symbol: str = Field(default="EURUSD", description="the symbol the data file holds")
+    symbol: str = Field(default="EURUSD", description="the symbol a single data file holds")
+    allow_renamed_data: bool = Field(
+        default=False, description="replay a file named for one symbol as another's (EURUSD_H1.csv as GBPUSD)"
+    )
     symbols: dict[str, dict[str, Any]] = Field(default_factory=dict, description="spec overrides per symbol")
     server_offset_hours: float = Field(default=0.0, ge=-12, le=14, description="server clock = UTC + offset")
     login: int = 5_000_001
@@ -47,6 +56,47 @@ class EmulatorConfig(BaseModel):
             raise ValueError(f"{name!r} is not in the emulator's catalogue ({', '.join(symbols.CATALOGUE)})")
         return name
 
+    @field_validator("data", "symbols", mode="before")
+    @classmethod
+    def _catalogue_names(cls, value: Any) -> Any:
+        """Settings keys arrive lower-cased: a table keyed by symbol is keyed by the catalogue's spelling."""
+        if isinstance(value, dict):
+            spelled = {name.lower(): name for name in symbols.CATALOGUE}
+            return {spelled.get(str(k).lower(), k): v for k, v in value.items()}
+        return value
+
+    @field_validator("data")
+    @classmethod
+    def _known_data_symbols(cls, data: str | dict[str, str]) -> str | dict[str, str]:
+        if isinstance(data, dict):
+            if not data:
+                raise ValueError("the data table is empty: name at least one SYMBOL = file")
+            unknown = [name for name in data if name not in symbols.CATALOGUE]
+            if unknown:
+                raise ValueError(
+                    f"{', '.join(unknown)}: not in the emulator's catalogue ({', '.join(symbols.CATALOGUE)})"
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _data_of_its_symbol(self) -> EmulatorConfig:
+        """Replaying one symbol's prices under another's name trades a market that never was: refused, unless
+        ``allow_renamed_data`` says it is meant."""
+        if not self.allow_renamed_data:
+            for symbol, path in self.datasets().items():
+                named = symbol_in_name(path)
+                if named is not None and named != symbol:
+                    raise ValueError(
+                        f"{Path(path).name} looks like {named}'s data, not {symbol}'s; "
+                        "set broker.emulator.allow_renamed_data = true (--allow-renamed-data) if that is meant"
+                    )
+        return self
+
+    def datasets(self) -> dict[str, str]:
+        """Symbol -> data file, in name order: the order ticks of one instant are replayed in."""
+        table = self.data if isinstance(self.data, dict) else {self.symbol: self.data}
+        return dict(sorted(table.items()))
+
     @field_validator("symbols")
     @classmethod
     def _known_symbols(cls, overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -61,3 +111,43 @@ class EmulatorConfig(BaseModel):
         if isinstance(faults, str) and faults not in PROFILES:
             raise ValueError(f"unknown fault profile {faults!r}; known: {', '.join(PROFILES)}")
         return faults
+
+
+#: currency codes a symbol's name is made of (EURUSD, XAUUSD): a file name starting with two of them names a symbol
+_CURRENCIES = frozenset(
+    {
+        "USD",
+        "EUR",
+        "GBP",
+        "JPY",
+        "CHF",
+        "AUD",
+        "NZD",
+        "CAD",
+        "SEK",
+        "NOK",
+        "DKK",
+        "PLN",
+        "HUF",
+        "CZK",
+        "TRY",
+        "ZAR",
+        "MXN",
+        "SGD",
+        "HKD",
+        "CNH",
+        "RUB",
+        "XAU",
+        "XAG",
+        "XPT",
+        "XPD",
+    }
+)
+
+
+def symbol_in_name(path: str) -> str | None:
+    """The symbol a data file's name starts with (``EURUSD_H1.csv``: EURUSD), if it names one."""
+    token = re.split(r"[_\-. ]", Path(path).name, maxsplit=1)[0].upper()
+    if token in symbols.CATALOGUE or (len(token) == 6 and token[:3] in _CURRENCIES and token[3:] in _CURRENCIES):
+        return token
+    return None

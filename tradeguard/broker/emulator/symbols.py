@@ -1,7 +1,9 @@
 """Symbol specifications the emulator trades, and the money arithmetic that depends on them.
 
-The catalogue holds realistic retail-broker specs for an FX major, a JPY pair, gold and an index
-CFD, because sizing and risk must be right across different tick values and contract sizes.
+The catalogue holds realistic retail-broker specs for the FX majors and crosses of the shipped portfolio,
+a JPY pair, gold and an index CFD, because sizing and risk must be right across different tick values,
+contract sizes and profit currencies. Swaps are in points, as most retail brokers quote them (2017-era
+rates: the US dollar earned more than the euro, the franc and the yen), tripled on Wednesday nights.
 Symbols without replay data trade at a fixed ``static_bid``.
 """
 
@@ -41,6 +43,9 @@ class SymbolDefinition:
     expiration_mode: int = 15
     order_mode: int = 127
     margin_rate: float = 1.0
+    swap_long: float = 0.0  # points per lot per night, charged at the server's midnight
+    swap_short: float = 0.0
+    swap_rollover3days: int = 3  # the weekday (0 = Sunday) whose night is charged three times
     static_bid: float = 1.0
     path: str = ""
     category: str = ""
@@ -74,6 +79,8 @@ CATALOGUE: dict[str, SymbolDefinition] = {
             "EUR",
             spread=10,
             stops_level=10,
+            swap_long=-7.5,
+            swap_short=2.1,
             static_bid=1.08,
             path="Forex\\Majors\\EURUSD",
         ),
@@ -87,6 +94,8 @@ CATALOGUE: dict[str, SymbolDefinition] = {
             "GBP",
             spread=12,
             stops_level=10,
+            swap_long=-5.2,
+            swap_short=0.4,
             static_bid=1.27,
             path="Forex\\Majors\\GBPUSD",
         ),
@@ -100,8 +109,55 @@ CATALOGUE: dict[str, SymbolDefinition] = {
             "USD",
             spread=12,
             stops_level=10,
+            swap_long=4.8,
+            swap_short=-9.6,
             static_bid=150.0,
             path="Forex\\Majors\\USDJPY",
+        ),
+        SymbolDefinition(
+            "USDCHF",
+            "US Dollar vs Swiss Franc",
+            5,
+            100_000,
+            "USD",
+            "CHF",
+            "USD",
+            spread=14,
+            stops_level=10,
+            swap_long=3.1,
+            swap_short=-8.3,
+            static_bid=0.9,
+            path="Forex\\Majors\\USDCHF",
+        ),
+        SymbolDefinition(
+            "AUDUSD",
+            "Australian Dollar vs US Dollar",
+            5,
+            100_000,
+            "AUD",
+            "USD",
+            "AUD",
+            spread=12,
+            stops_level=10,
+            swap_long=-0.8,
+            swap_short=-3.9,
+            static_bid=0.66,
+            path="Forex\\Majors\\AUDUSD",
+        ),
+        SymbolDefinition(
+            "EURGBP",
+            "Euro vs Great Britain Pound",
+            5,
+            100_000,
+            "EUR",
+            "GBP",
+            "EUR",
+            spread=14,
+            stops_level=10,
+            swap_long=-6.4,
+            swap_short=1.2,
+            static_bid=0.85,
+            path="Forex\\Crosses\\EURGBP",
         ),
         SymbolDefinition(
             "XAUUSD",
@@ -114,6 +170,8 @@ CATALOGUE: dict[str, SymbolDefinition] = {
             volume_max=50.0,
             spread=25,
             stops_level=50,
+            swap_long=-28.0,
+            swap_short=9.5,
             static_bid=2000.0,
             calc_mode=constants.SYMBOL_CALC_MODE_CFDLEVERAGE,
             path="Metals\\XAUUSD",
@@ -187,6 +245,16 @@ def margin(
     return to_account(value, spec.currency_profit, account_currency, price_of)
 
 
+def swap(
+    spec: SymbolDefinition, is_buy: bool, volume: float, nights: int, account_currency: str, price_of: Any
+) -> float:
+    """The swap of ``volume`` lots held ``nights`` nights, in account currency (points mode)."""
+    points = spec.swap_long if is_buy else spec.swap_short
+    return to_account(
+        points * spec.point * spec.contract_size * volume * nights, spec.currency_profit, account_currency, price_of
+    )
+
+
 def tick_value(spec: SymbolDefinition, account_currency: str, price_of: Any) -> float:
     """Money per ``tick_size`` move for one lot, in account currency (MT5's ``trade_tick_value``)."""
     return to_account(spec.tick_size * spec.contract_size, spec.currency_profit, account_currency, price_of)
@@ -213,6 +281,10 @@ def symbol_info(
         expiration_mode=spec.expiration_mode,
         filling_mode=spec.filling_mode,
         order_mode=spec.order_mode,
+        swap_mode=constants.SYMBOL_SWAP_MODE_POINTS,
+        swap_long=spec.swap_long,
+        swap_short=spec.swap_short,
+        swap_rollover3days=spec.swap_rollover3days,
         bid=bid,
         bidhigh=bid,
         bidlow=bid,

@@ -28,6 +28,7 @@ from tradeguard.broker.emulator.book import Book, Order, Position, group_match
 from tradeguard.broker.emulator.config import EmulatorConfig
 from tradeguard.broker.emulator.faults import PROFILES, FaultInjector, FaultProfile
 from tradeguard.broker.emulator.feed import TIMEFRAME_SECONDS, Feed
+from tradeguard.broker.emulator.market import Market
 from tradeguard.broker.emulator.market_state import LiveQuote, OpenExposure, TriggerLevels
 from tradeguard.broker.emulator.structures import RATES_DTYPE, TICKS_DTYPE, AccountInfo, TerminalInfo, Tick
 from tradeguard.broker.emulator.trading import TradeServer
@@ -57,18 +58,14 @@ class Terminal(TradeServer):
         self.specs: dict[str, symbols.SymbolDefinition] = {}
         for name, spec in symbols.CATALOGUE.items():
             self.specs[name] = spec.with_overrides(**config.symbols.get(name, {}))
-        main = self.specs[config.symbol]
-        kind = config.data_kind if config.data_kind != "auto" else ("ticks" if is_tick_file(config.data) else "bars")
-        if kind == "ticks":
-            tf = getattr(constants, f"TIMEFRAME_{config.timeframe}", None)
-            if tf not in TIMEFRAME_SECONDS:
-                raise ValueError(f"timeframe {config.timeframe!r}: not a timeframe bars can be built in")
-            self.feed = Feed.from_ticks(config.symbol, load_ticks(config.data), main.digits, tf, self.offset_s)
-        else:
-            self.feed = Feed.from_bars(config.symbol, load_bars(config.data), main.digits, main.spread, self.offset_s)
-        self.selected = {config.symbol}
+        self.market = Market({symbol: self._feed(symbol, path) for symbol, path in config.datasets().items()})
+        self.selected = set(self.market.symbols)
         self.quotes: dict[str, LiveQuote] = {}  # symbols without data stand still at static_bid
         for name, spec in self.specs.items():
+            feed = self.market.feeds.get(name)
+            if feed is not None:  # until its first tick: its first price, timed never (infinitely old)
+                self.quotes[name] = LiveQuote(float(feed.bid[0]), float(feed.ask[0]), 0)
+                continue
             bid = round(spec.static_bid, spec.digits)
             self.quotes[name] = LiveQuote(bid, round(bid + spec.spread * spec.point, spec.digits))
         self.published: dict[str, tuple[float, float, int]] = {}
@@ -79,17 +76,16 @@ class Terminal(TradeServer):
         self.paused = False  # a served market held still (admin_pause)
         self.trade_expert = True
         self.index = -1
-        self._stale_until = -1
-        self._bids = self.feed.bid.tolist()
-        self._asks = self.feed.ask.tolist()
-        self._times = self.feed.time_msc.tolist()
-        self._bar_end = self.feed.bar_end.tolist()
-        self._opens = self.feed.bar_start.tolist()  # a bar's first tick may gap past a level
-        self._bar_start = self.feed.bar_start.tolist() if self.faults.profile.stale_tick_rate else None
+        self.clock_msc = 0  # the latest tick's time, whichever symbol's: the market's now
+        self._stale = bool(self.faults.profile.stale_tick_rate)
+        self._stale_until: dict[str, int] = {}  # symbol -> its feed index up to which its ticks are withheld
         self.levels: dict[str, TriggerLevels] = {s: TriggerLevels() for s in self.specs}
         self.exposure: dict[str, OpenExposure] = {s: OpenExposure() for s in self.specs}
         # symbols whose profit is in the account currency: their floating P&L needs no conversion per tick
         self._same_currency = {s for s, spec in self.specs.items() if spec.currency_profit == config.currency}
+        self._revalued = self._revalued_on_tick()
+        self.open_swaps = 0.0  # swaps charged to open positions, in the account currency: part of equity
+        self._rollover_at = 0  # the next server midnight (ms), when swaps are charged
         self.floating = 0.0
         self.margin_used = 0.0
         self.request_id = 0
@@ -99,6 +95,31 @@ class Terminal(TradeServer):
         self._account_info: tuple[tuple[float, float, float, float, bool], AccountInfo] | None = None
         self.loaded = True
         self._advance_one()
+
+    def _feed(self, symbol: str, path: str) -> Feed:
+        """One symbol's data file as a feed (bars or ticks, by the file or ``data_kind``)."""
+        config, spec = self.config, self.specs[symbol]
+        kind = config.data_kind if config.data_kind != "auto" else ("ticks" if is_tick_file(path) else "bars")
+        if kind == "ticks":
+            tf = getattr(constants, f"TIMEFRAME_{config.timeframe}", None)
+            if tf not in TIMEFRAME_SECONDS:
+                raise ValueError(f"timeframe {config.timeframe!r}: not a timeframe bars can be built in")
+            return Feed.from_ticks(symbol, load_ticks(path), spec.digits, tf, self.offset_s)
+        return Feed.from_bars(symbol, load_bars(path), spec.digits, spec.spread, self.offset_s)
+
+    def _revalued_on_tick(self) -> dict[str, tuple[str, ...]]:
+        """Symbol -> the symbols whose floating P&L moves when it ticks: itself, and those whose profit currency
+        converts into the account's through its quote (EURGBP's GBP through GBPUSD, USDJPY's JPY through USDJPY)."""
+        account = self.config.currency
+        moved: dict[str, list[str]] = {name: [name] for name in self.specs}
+        for name, spec in self.specs.items():
+            quote = spec.currency_profit
+            if quote == account:
+                continue
+            through = quote + account if quote + account in self.specs else account + quote
+            if through in moved and through != name:
+                moved[through].append(name)
+        return {name: tuple(names) for name, names in moved.items()}
 
     # ------------------------------------------------------------------ session ---------------
 
@@ -213,7 +234,7 @@ class Terminal(TradeServer):
             fifo_close=False,
             balance=round(self.balance, 2),
             credit=self.credit,
-            profit=round(self.floating, 2),
+            profit=round(self.floating + self.open_swaps, 2),
             equity=round(equity, 2),
             margin=round(margin, 2),
             margin_free=round(equity - margin, 2),
@@ -262,7 +283,7 @@ class Terminal(TradeServer):
         if symbol in self.published:
             return self.published[symbol]
         q = self.quotes[symbol]
-        t = q.time_msc if symbol == self.feed.symbol else self.now_msc()  # no data: the standing quote is now's
+        t = q.time_msc if symbol in self.market.feeds else self.now_msc()  # no data: the standing quote is now's
         return q.bid, q.ask, int(t)
 
     @api()
@@ -295,15 +316,16 @@ class Terminal(TradeServer):
     # ------------------------------------------------------------------ rates and ticks --------
 
     def _rates(self, symbol: str, timeframe: int) -> np.ndarray | None:
-        if symbol != self.feed.symbol:
+        feed = self.market.feeds.get(symbol)
+        if feed is None:
             self._last_error = (constants.RES_E_NOT_FOUND, "Terminal: Not found")
             return None
         seconds = TIMEFRAME_SECONDS.get(timeframe)
-        if seconds is None or seconds < self.feed.bar_seconds or seconds % self.feed.bar_seconds:
+        if seconds is None or seconds < feed.bar_seconds or seconds % feed.bar_seconds:
             self._last_error = (constants.RES_E_INVALID_PARAMS, f"Invalid timeframe {timeframe} for the replayed data")
             return None
-        rates = self.feed.rates_until(self.index)
-        return rates if seconds == self.feed.bar_seconds else resample(rates, seconds)
+        rates = feed.rates_until(self.market.reached[symbol])
+        return rates if seconds == feed.bar_seconds else resample(rates, seconds)
 
     @api()
     def copy_rates_from_pos(self, symbol: str, timeframe: int, start_pos: int, count: int) -> np.ndarray | None:
@@ -330,11 +352,11 @@ class Terminal(TradeServer):
         return rates[(t >= _epoch(date_from)) & (t <= _epoch(date_to))].copy()
 
     def _ticks(self, symbol: str, lo_ms: int, hi_ms: int, count: int | None) -> np.ndarray | None:
-        if symbol != self.feed.symbol:
+        feed = self.market.feeds.get(symbol)
+        if feed is None:
             self._last_error = (constants.RES_E_NOT_FOUND, "Terminal: Not found")
             return None
-        upto = self.index + 1
-        times = self.feed.time_msc[:upto]
+        times = feed.time_msc[: self.market.reached[symbol] + 1]
         start = int(np.searchsorted(times, lo_ms, side="left"))
         stop = int(np.searchsorted(times, hi_ms, side="right"))
         if count is not None:
@@ -342,7 +364,7 @@ class Terminal(TradeServer):
         out = np.zeros(stop - start, dtype=TICKS_DTYPE)
         out["time_msc"] = times[start:stop]
         out["time"] = out["time_msc"] // 1000
-        out["bid"], out["ask"] = self.feed.bid[start:stop], self.feed.ask[start:stop]
+        out["bid"], out["ask"] = feed.bid[start:stop], feed.ask[start:stop]
         out["flags"] = constants.TICK_FLAG_BID | constants.TICK_FLAG_ASK
         return out
 
@@ -465,44 +487,55 @@ class Terminal(TradeServer):
                 done += 1
             return done
 
-    def replay_bars(self) -> Iterator[np.void]:
-        """Advance tick by tick; yield each bar of the replayed symbol right after its last tick."""
-        last, bar_end, advance = len(self._bids) - 1, self._bar_end, self._advance_one
+    def replay_bars(self) -> Iterator[tuple[str, np.void]]:
+        """Advance tick by tick; yield each closed bar (symbol, MT5 rates record) once every tick of the instant
+        that closed it has been processed, so every symbol's quote is current when its bar is handed out."""
+        market, advance = self.market, self._advance_one
+        last, bar_end, times = len(market) - 1, market.bar_end, market.time
         while True:
             with self._lock:
-                closed = None
+                closed = []
                 while self.index < last:  # not replay_finished
                     advance()
-                    if bar_end[self.index]:
-                        closed = self.feed.bars[int(self.feed.bar_of_tick[self.index])]
+                    i = self.index
+                    if bar_end[i]:
+                        closed.append(market.closed_bar(i))
+                    if closed and (i == last or times[i + 1] != times[i]):
                         break
-            if closed is None:
+            if not closed:
                 return
-            yield closed
+            yield from closed
 
     def _advance_one(self) -> None:
         i = self.index = self.index + 1
-        bid, ask, t = self._bids[i], self._asks[i], self._times[i]
-        sym = self.feed.symbol
+        market = self.market
+        sym, local = market.symbol_at[i], market.local_at[i]
+        bid, ask, t = market.bid[i], market.ask[i], market.time[i]
+        market.reached[sym] = local
+        self.clock_msc = t
         q = self.quotes[sym]
+        if self._stale and local and market.bar_start[i] and self.faults.stale_bar():  # this bar's ticks withheld
+            self._stale_until[sym] = market.last_tick_of_bar(sym, local)
+            self.published.setdefault(sym, (q.bid, q.ask, q.time_msc))
+        elif self.published and sym in self.published and local > self._stale_until.get(sym, -1):
+            del self.published[sym]
         q.bid, q.ask, q.time_msc = bid, ask, t
-        if self._bar_start and i and self._bar_start[i] and self.faults.stale_bar():  # this bar's ticks withheld
-            self._stale_until = i + self._bar_end.index(True, i) - i
-            self.published.setdefault(sym, (self._bids[i - 1], self._asks[i - 1], self._times[i - 1]))
-        elif i > self._stale_until and self.published:
-            self.published.pop(sym, None)
         lv = self.levels[sym]  # compared inline: the hot path, one tick at a time (no call per tick)
         if bid <= lv.lo_bid or bid >= lv.hi_bid or ask <= lv.lo_ask or ask >= lv.hi_ask:
-            self.on_levels_crossed(sym, gap=self._opens[i])
+            self.on_levels_crossed(sym, gap=market.bar_start[i])
+        if t >= self._rollover_at:
+            self.rollover(t)
         if self.margin_used:
-            e = self.exposure[sym]
-            if e.bought or e.sold:
-                f = e.bought * bid - e.bought_cost + e.sold_proceeds - e.sold * ask  # OpenExposure.pnl, inline
-                if sym not in self._same_currency:
-                    f *= self.conversion(sym)
-                self.floating += f - e.floating
-                e.floating = f
-            equity = self.balance + self.credit + self.floating
+            for name in self._revalued[sym]:
+                e = self.exposure[name]
+                if e.bought or e.sold:
+                    mq = self.quotes[name]
+                    f = e.bought * mq.bid - e.bought_cost + e.sold_proceeds - e.sold * mq.ask  # OpenExposure.pnl
+                    if name not in self._same_currency:
+                        f *= self.conversion(name)
+                    self.floating += f - e.floating
+                    e.floating = f
+            equity = self.balance + self.credit + self.floating + self.open_swaps
             if equity * 100 <= self.margin_used * self.config.margin_so_so:
                 self.stop_out()
         if self.book.orders:

@@ -18,6 +18,7 @@ from tradeguard.broker.emulator.api import api
 from tradeguard.broker.emulator.book import Book, Deal, Order, Position
 from tradeguard.broker.emulator.config import EmulatorConfig
 from tradeguard.broker.emulator.faults import Fault, FaultInjector
+from tradeguard.broker.emulator.market import Market
 from tradeguard.broker.emulator.market_state import LiveQuote, OpenExposure, TriggerLevels
 from tradeguard.broker.emulator.structures import (
     REQUEST_DEFAULTS,
@@ -102,6 +103,17 @@ class Rejection(Exception):
         super().__init__(detail or COMMENTS.get(retcode, str(retcode)))
 
 
+DAY_MS = 86_400_000
+
+
+def _nights(triple_weekday: int, weekday: int) -> int:
+    """Nights of swap charged for a day that ended on ``weekday`` (0 = Sunday): the weekend's are paid by
+    the triple night."""
+    if weekday in (constants.DAY_OF_WEEK_SATURDAY, constants.DAY_OF_WEEK_SUNDAY):
+        return 0
+    return 3 if weekday == triple_weekday else 1
+
+
 def _on_step(volume: float, step: float) -> bool:
     return abs(round(volume / step) * step - volume) < step * 1e-6
 
@@ -124,7 +136,10 @@ class TradeServer:
     algo_trading: bool
     trade_expert: bool
     index: int
-    _bids: list[float]
+    market: Market
+    clock_msc: int
+    open_swaps: float
+    _rollover_at: int
     levels: dict[str, TriggerLevels]
     exposure: dict[str, OpenExposure]
     floating: float
@@ -132,7 +147,7 @@ class TradeServer:
     request_id: int
 
     def now_msc(self) -> int:
-        return self.quotes[self.config.symbol].time_msc
+        return self.clock_msc
 
     def price_of(self, symbol: str) -> float | None:
         q = self.quotes.get(symbol)
@@ -143,7 +158,7 @@ class TradeServer:
         return self.config.margin_mode == "hedging"
 
     def equity(self) -> float:
-        return self.balance + self.credit + self.floating
+        return self.balance + self.credit + self.floating + self.open_swaps
 
     def position_profit(self, p: Position) -> float:
         q = self.quotes[p.symbol]
@@ -159,7 +174,7 @@ class TradeServer:
 
     @property
     def replay_finished(self) -> bool:
-        return self.index >= len(self._bids) - 1
+        return self.index >= len(self.market) - 1
 
     def conversion(self, symbol: str) -> float:
         """Factor from the symbol's profit currency to the account currency, at current quotes."""
@@ -416,8 +431,14 @@ class TradeServer:
             raise Rejection(code, f"{COMMENTS[code]}: position {ticket}")
         return pos
 
+    def _check_open(self, spec: symbols.SymbolDefinition) -> None:
+        """A symbol with no tick in its current bar (gold's daily break, a holiday, data not started) is closed."""
+        if not self.market.in_session(spec.name, self.clock_msc):
+            raise Rejection(constants.TRADE_RETCODE_MARKET_CLOSED, f"Market closed: {spec.name} has no quotes now")
+
     def _plan_deal(self, req: dict[str, Any]) -> dict[str, Any]:
         spec = self._spec(req)
+        self._check_open(spec)
         if req["type"] not in MARKET_TYPES:
             raise Rejection(constants.TRADE_RETCODE_INVALID_ORDER)
         is_buy = req["type"] == constants.ORDER_TYPE_BUY
@@ -467,6 +488,7 @@ class TradeServer:
 
     def _plan_pending(self, req: dict[str, Any], replacing: Order | None = None) -> dict[str, Any]:
         spec = self._spec(req)
+        self._check_open(spec)
         kind = req["type"]
         if kind not in PENDING_TYPES or not spec.order_mode & ORDER_MODE_BIT[kind]:
             raise Rejection(constants.TRADE_RETCODE_INVALID_ORDER)
@@ -704,7 +726,7 @@ class TradeServer:
             held = next((p for p in self.book.positions.values() if p.symbol == order.symbol), None)
         elif held is None and order.ticket in self.book.positions:  # the rest of a partially filled order
             held = self.book.positions[order.ticket]
-        entry, pnl = constants.DEAL_ENTRY_IN, 0.0
+        entry, pnl, swap = constants.DEAL_ENTRY_IN, 0.0, 0.0
         if held is None:
             pos = Position(
                 ticket=order.ticket,
@@ -730,6 +752,9 @@ class TradeServer:
         else:
             pos = held
             closed = min(volume, pos.volume)
+            swap = pos.swap if closed >= pos.volume else round(pos.swap * closed / pos.volume, 2)
+            pos.swap = round(pos.swap - swap, 2)
+            self.open_swaps -= swap
             pnl = round(
                 symbols.profit(spec, pos.is_buy, closed, pos.price_open, price, self.config.currency, self.price_of), 2
             )
@@ -766,9 +791,10 @@ class TradeServer:
             profit=pnl,
             symbol=order.symbol,
             comment=order.comment if comment is None else comment,
+            swap=swap,
         )
         self.book.add_deal(deal)
-        self.balance = round(self.balance + pnl + commission, 2)
+        self.balance = round(self.balance + pnl + commission + swap, 2)
         self.reaggregate(order.symbol)
         return deal
 
@@ -994,6 +1020,23 @@ class TradeServer:
         deal = self.fill(order, p, p.volume, order.price_open, reason, comment)
         self._retire(order, constants.ORDER_STATE_FILLED, listed=False)
         return deal
+
+    def rollover(self, now_msc: int) -> None:
+        """Server midnight passed: charge each open position the swap of every night that ended (none for
+        Saturday's and Sunday's, three for its symbol's ``swap_rollover3days``), and set the next midnight."""
+        day = now_msc // DAY_MS
+        previous, self._rollover_at = self._rollover_at, (day + 1) * DAY_MS
+        if not previous or not self.book.positions:  # the first tick sets the first midnight
+            return
+        ended = range(previous // DAY_MS - 1, day)  # the days whose night is over
+        currency = self.config.currency
+        for p in self.book.positions.values():
+            spec = self.specs[p.symbol]
+            nights = sum(_nights(spec.swap_rollover3days, (d + 4) % 7) for d in ended)  # 1970-01-01: a Thursday
+            if nights:
+                charged = round(symbols.swap(spec, p.is_buy, p.volume, nights, currency, self.price_of), 2)
+                p.swap = round(p.swap + charged, 2)
+                self.open_swaps += charged
 
     def stop_out(self) -> None:
         """Close the worst-losing position until the margin level is back above the stop-out level."""
