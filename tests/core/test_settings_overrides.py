@@ -62,7 +62,7 @@ def test_every_replay_flag_keeps_every_other_key(tmp_path: Path, flags: dict[str
         *(f"{k} = {toml(v)}" for k, v in FILE_EMULATOR.items()),
     ]
     settings.write_text("\n".join(lines) + "\n")
-    given = {**flags, "data": data if flags["data"] else None}
+    given = {**flags, "data": [str(data)] if flags["data"] else None, "allow_renamed_data": bool(flags["symbol"])}
     rt = Runtime.build(settings, overrides=replay_overrides(**given), store=MemoryStore(), discover=False)
     emulator, broker = rt.settings.broker.emulator, rt.settings.broker
     for key, value in FILE_EMULATOR.items():

@@ -37,6 +37,8 @@ RATES_DTYPE = np.dtype(
 #: What a tick file loads into: server-scale epoch milliseconds, bid, ask.
 TICK_FILE_DTYPE = np.dtype([("time_msc", "<i8"), ("bid", "<f8"), ("ask", "<f8")])
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "EURUSD_H1.csv"
+#: seven symbols over the sample's window, one file each (data/portfolio/README.md)
+PORTFOLIO = SAMPLE.parent / "portfolio"
 
 _TIME_NAMES = ("time", "date", "datetime", "timestamp", "")
 _TICK_FORMATS = (

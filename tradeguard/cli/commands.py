@@ -136,19 +136,26 @@ def demo_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
 
 
 def replay_overrides(
-    data: Path | None, symbol: str | None, faults: str | None, seed: int | None
+    data: list[str] | None,
+    symbol: str | None,
+    faults: str | None,
+    seed: int | None,
+    allow_renamed_data: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """What ``replay``'s flags lay over the settings (key by key: the file's other emulator keys stay).
 
     A replay serves its metrics on a free port (it must never fail on a busy one), and journals with
-    synchronous=NORMAL: surviving a power cut buys a simulation nothing, and FULL costs an fsync per commit."""
+    synchronous=NORMAL: surviving a power cut buys a simulation nothing, and FULL costs an fsync per commit.
+    ``--data`` given, the runtime follows the symbols it names."""
     from tradeguard.broker.emulator.faults import PROFILES
 
     emulator: dict[str, Any] = {}
-    if data is not None:
-        emulator["data"] = str(data)
+    if data:
+        emulator["data"] = data_table(data, symbol)
     if symbol:
         emulator["symbol"] = symbol
+    if allow_renamed_data:
+        emulator["allow_renamed_data"] = True
     if faults is not None and faults not in PROFILES:
         raise typer.BadParameter(f"{faults!r}: known profiles {', '.join(PROFILES)}", param_hint="--faults")
     fault_cfg: dict[str, Any] | str | None = faults
@@ -163,13 +170,59 @@ def replay_overrides(
     }
     if emulator:
         overrides["broker"] = {"module": "emulator", "emulator": emulator}
+    if data:
+        table = emulator["data"]
+        overrides["runtime"] = {"symbols": list(table) if isinstance(table, dict) else [symbol or "EURUSD"]}
     return overrides
+
+
+def data_table(values: list[str], symbol: str | None) -> str | dict[str, str]:
+    """``--data``: one FILE (of ``--symbol``), a DIR of ``SYMBOL_*.csv|parquet`` files, or SYMBOL=FILE, repeated."""
+    from tradeguard.broker.emulator.config import datasets_in
+
+    pairs = [v for v in values if "=" in v]
+    if pairs and len(pairs) != len(values):
+        raise typer.BadParameter("give either SYMBOL=FILE pairs or one FILE or DIR, not both", param_hint="--data")
+    if pairs:
+        if symbol:
+            raise typer.BadParameter("SYMBOL=FILE names the symbols: leave --symbol out", param_hint="--symbol")
+        table: dict[str, str] = {}
+        for pair in pairs:
+            name, _, file = pair.partition("=")
+            name = name.strip().upper()
+            if not name or not file or name in table:
+                raise typer.BadParameter(f"{pair!r}: give SYMBOL=FILE, each symbol once", param_hint="--data")
+            table[name] = file
+        return table
+    if len(values) > 1:
+        raise typer.BadParameter("one FILE or DIR, or SYMBOL=FILE pairs", param_hint="--data")
+    path = Path(values[0])
+    if path.is_dir():
+        if symbol:
+            raise typer.BadParameter(
+                "a folder's file names name the symbols: leave --symbol out", param_hint="--symbol"
+            )
+        try:
+            return datasets_in(path)
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="--data") from None
+    return str(path)
 
 
 @app.command("replay")
 def replay_cmd(
-    data: Annotated[Path | None, typer.Option(help="bars or ticks file (default: the shipped EURUSD sample)")] = None,
-    symbol: Annotated[str | None, typer.Option(help="the symbol the data belongs to")] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="FILE|DIR|SYMBOL=FILE",
+            help="bars or ticks: one FILE (of --symbol), a DIR of SYMBOL_*.csv|parquet files, or SYMBOL=FILE "
+            "(repeat for several symbols on one market clock); default: the shipped EURUSD sample",
+        ),
+    ] = None,
+    symbol: Annotated[str | None, typer.Option(help="the symbol a single data FILE belongs to")] = None,
+    allow_renamed_data: Annotated[
+        bool, typer.Option("--allow-renamed-data", help="replay a file named for one symbol as another's")
+    ] = False,
     start: Annotated[str | None, typer.Option("--from", help="trade from this UTC time; earlier bars warm up")] = None,
     end: Annotated[str | None, typer.Option("--to", help="stop after this UTC date/time")] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the emulator's fault injection")] = None,
@@ -186,7 +239,7 @@ def replay_cmd(
 
     from tradeguard.kernel.clock import ReplayClock
 
-    overrides = replay_overrides(data, symbol, faults, seed)
+    overrides = replay_overrides(data, symbol, faults, seed, allow_renamed_data)
 
     def epoch(text: str | None, option: str) -> int | None:
         if text is None:

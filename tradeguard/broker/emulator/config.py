@@ -151,3 +151,21 @@ def symbol_in_name(path: str) -> str | None:
     if token in symbols.CATALOGUE or (len(token) == 6 and token[:3] in _CURRENCIES and token[3:] in _CURRENCIES):
         return token
     return None
+
+
+def datasets_in(folder: Path) -> dict[str, str]:
+    """The data files of a folder, by the symbol each is named for (``SYMBOL_*.csv`` or ``.parquet``); raises
+    ``ValueError`` naming a file that names no symbol, or a symbol two files are named for."""
+    found: dict[str, str] = {}
+    for file in sorted(folder.iterdir()):
+        if not file.is_file() or file.suffix.lower() not in (".csv", ".parquet"):
+            continue
+        symbol = symbol_in_name(str(file))
+        if symbol is None:
+            raise ValueError(f"{file}: its name names no symbol (SYMBOL_*.csv, e.g. EURUSD_H1.csv)")
+        if symbol in found:
+            raise ValueError(f"{file} and {Path(found[symbol]).name}: two files for {symbol}")
+        found[symbol] = str(file)
+    if not found:
+        raise ValueError(f"{folder}: no SYMBOL_*.csv or SYMBOL_*.parquet file in it")
+    return found

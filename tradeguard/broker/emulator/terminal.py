@@ -92,7 +92,7 @@ class Terminal(TradeServer):
         # the last answers and the state they were built from: they are immutable, so while nothing
         # they show has moved the same one is returned (a replay asks for both on every bar)
         self._terminal_info: tuple[tuple[bool, bool], TerminalInfo] | None = None
-        self._account_info: tuple[tuple[float, float, float, float, bool], AccountInfo] | None = None
+        self._account_info: tuple[tuple[float, float, float, float, float, bool], AccountInfo] | None = None
         self.loaded = True
         self._advance_one()
 
@@ -210,7 +210,7 @@ class Terminal(TradeServer):
 
     @api()
     def account_info(self) -> AccountInfo | None:
-        state = (self.balance, self.credit, self.floating, self.margin_used, self.trade_expert)
+        state = (self.balance, self.credit, self.floating, self.open_swaps, self.margin_used, self.trade_expert)
         if self._account_info is not None and self._account_info[0] == state:  # nothing moved since the last one
             return self._account_info[1]
         cfg = self.config
