@@ -13,6 +13,7 @@ from tradeguard.broker import constants
 from tradeguard.broker.data import PORTFOLIO, load_bars
 from tradeguard.broker.emulator.config import EmulatorConfig, datasets_in
 from tradeguard.broker.emulator.terminal import Terminal
+from tradeguard.broker.mt5 import MT5Adapter
 
 FILES = datasets_in(PORTFOLIO)
 SYMBOLS = sorted(FILES)
@@ -164,3 +165,19 @@ def test_one_symbols_data_under_another_name_is_refused_unless_meant() -> None:
         EmulatorConfig(data={"GBPUSD": eurusd})
     assert EmulatorConfig(data=eurusd, symbol="GBPUSD", allow_renamed_data=True).datasets() == {"GBPUSD": eurusd}
     assert EmulatorConfig(data={"eurusd": eurusd}).datasets() == {"EURUSD": eurusd}  # settings keys come lower-cased
+
+
+def test_a_cross_symbols_tick_value_follows_its_conversion_rate(adapter: Callable[..., MT5Adapter]) -> None:
+    """EURGBP's profit is in GBP: its tick value in the account's dollars moves with GBPUSD, and the adapter's
+    spec follows it (a spec read once would under-state the money at stake as the pound rises)."""
+    broker = adapter(data=FILES)
+    term = broker.mt5
+    values = set()
+    for _ in range(400):
+        term.replay_step(10)
+        with broker.read_scope():
+            spec = broker.symbol_spec("EURGBP")
+            assert spec.tick_value == pytest.approx(term.symbol_info("EURGBP").trade_tick_value)
+            values.add(spec.tick_value)
+            assert broker.symbol_spec("EURUSD").tick_value == 1.0  # USD profit: fixed
+    assert len(values) > 50

@@ -236,6 +236,7 @@ class MT5Adapter:
         self.cfg = cfg
         self._sleep = sleep
         self._specs: dict[str, SymbolSpec] = {}
+        self._cross_valued: set[str] = set()  # symbols whose tick value moves with a cross rate
         self.offset = timedelta(hours=self.cfg.server_offset_hours)
         self.connected = False
         self._memo: dict[Any, Any] | None = None
@@ -332,11 +333,18 @@ class MT5Adapter:
     # ------------------------------------------------------------------ symbols -----------------
 
     def symbol_spec(self, symbol: str) -> SymbolSpec:
-        """The cached spec of ``symbol`` (selected in Market Watch on first use)."""
+        """``symbol``'s spec (selected in Market Watch on first use). It is read once, except when the symbol's
+        profit currency is not the account's: its tick value moves with the cross rate (EURGBP's with GBPUSD), so
+        it is read again in every read scope, as a quote is."""
         spec = self._specs.get(symbol)
-        if spec is not None:
-            return spec
-        self.mt5.symbol_select(symbol, True)
+        if spec is None or symbol in self._cross_valued:
+            spec = self._memoised(("spec", symbol), self._read_spec, symbol)
+        return spec
+
+    def _read_spec(self, symbol: str) -> SymbolSpec:
+        first = symbol not in self._specs
+        if first:
+            self.mt5.symbol_select(symbol, True)
         info = self.mt5.symbol_info(symbol)
         if info is None:
             raise OrderRefused("symbol", f"{symbol!r} is not known to the terminal {self.last_error()}")
@@ -364,6 +372,8 @@ class MT5Adapter:
             currency_margin=str(info.currency_margin),
         )
         self._specs[symbol] = spec
+        if first and spec.currency_profit != self.account().currency:
+            self._cross_valued.add(symbol)
         return spec
 
     def refresh_spec(self, symbol: str) -> SymbolSpec:

@@ -332,8 +332,29 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_j
     ):
         table.add_row(label, value)
     console.print(table)
+    if len(summary.symbols) > 1:
+        console.print(_book_table(summary.symbols))
     if summary.interrupted:
         raise typer.Exit(130)
+
+
+def _book_table(symbols: dict[str, Any]) -> Table:
+    """The replay symbol by symbol, and the book's totals."""
+    counts, money = ("bars", "signals", "approved", "fills", "trades"), ("swap", "net")
+    table = Table(title="the book, symbol by symbol")
+    table.add_column("symbol")
+    for column in ("bars", "signals", "approved", "deals", "trades closed", "swap", "net"):
+        table.add_column(column, justify="right")
+
+    def row(parts: list[Any]) -> list[str]:
+        return [f"{sum(getattr(p, k) for p in parts):,}" for k in counts] + [
+            f"{sum(getattr(p, k) for p in parts):,.2f}" for k in money
+        ]
+
+    for name, part in symbols.items():
+        table.add_row(name, *row([part]))
+    table.add_row("book", *row(list(symbols.values())), style="bold")
+    return table
 
 
 def _print_json_summary(rt: Runtime, summary: Any) -> None:
@@ -343,6 +364,7 @@ def _print_json_summary(rt: Runtime, summary: Any) -> None:
 
     record = dataclasses.asdict(summary)
     record["rejections"] = dict(summary.rejections.most_common())
+    record["symbols"] = {name: dataclasses.asdict(part) for name, part in summary.symbols.items()}
     record["kill_switch"] = kill_switch_record(rt.store.kill_state())
     verdict = _audit_verdict(rt)
     if verdict is not None:

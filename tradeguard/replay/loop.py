@@ -26,6 +26,20 @@ from tradeguard.ports import Broker
 
 
 @dataclass
+class SymbolSummary:
+    """One symbol's part of a replay: its bars and signals, and from the journal its deals, closed trades
+    and net result (profit, commission and swap, in the account currency)."""
+
+    bars: int = 0
+    signals: int = 0
+    approved: int = 0
+    fills: int = 0
+    trades: int = 0
+    net: float = 0.0
+    swap: float = 0.0
+
+
+@dataclass
 class ReplaySummary:
     bars: int = 0
     signals: int = 0
@@ -40,6 +54,7 @@ class ReplaySummary:
     last_bar: str = ""
     kill_switch: str = "ACTIVE"
     interrupted: bool = False  # stopped on request before the data ended
+    symbols: dict[str, SymbolSummary] = field(default_factory=dict)  # the book, symbol by symbol
 
 
 def replay(
@@ -64,6 +79,7 @@ def replay(
     market = terminal.market
     timeframe = next(k for k, v in TIMEFRAME_SECONDS.items() if v == market.bar_seconds)
     summary = ReplaySummary(start_balance=broker.account().balance)
+    summary.symbols = {symbol: SymbolSummary() for symbol in market.symbols}
     _warn_strategies_elsewhere(rt, timeframe)
     clock.set(broker.now())
     rt.start()
@@ -82,12 +98,16 @@ def replay(
             break
         rt.run_jobs()
         summary.bars += 1
+        part = summary.symbols[symbol]
+        part.bars += 1
         first, last = first or when, when
         if start is None or epoch >= start:
             for decision in rt.on_bar(bar):
                 summary.signals += 1
                 summary.approved += decision.approved
                 summary.rejections.update(r.base for r in decision.reasons)
+                part.signals += 1  # the strategies speak on a symbol's bar about that symbol
+                part.approved += decision.approved
         equity = terminal.equity()  # the emulator's own figure, not an API call: this is the summary's bookkeeping
         peak = max(peak, equity)
         summary.max_drawdown_pct = max(summary.max_drawdown_pct, (peak - equity) / peak * 100 if peak else 0.0)
@@ -102,7 +122,14 @@ def replay(
     if latched is not None and latched[0] != "ACTIVE":
         summary.kill_switch = f"{latched[0]} since {latched[3][:16]} ({latched[1]}: {latched[2]})"
     journal = rt.execution.journal
-    summary.fills = len(journal.fills()) if journal is not None else 0
+    fills = journal.fills() if journal is not None else []
+    summary.fills = len(fills)
+    for fill in fills:
+        part = summary.symbols.setdefault(fill.symbol, SymbolSummary())
+        part.fills += 1
+        part.trades += bool(fill.outcome and fill.outcome.trade_closed)
+        part.net = round(part.net + fill.profit + fill.commission + fill.swap, 2)
+        part.swap = round(part.swap + fill.swap, 2)
     return summary
 
 

@@ -1,6 +1,7 @@
 """Moving-average crossover: buy when the fast average crosses above the slow one, sell below.
 
-The suggested stop sits ``stop_atr`` ATRs from the close; confidence grows with the gap between
+It enters at market (the close), or with ``entry = "limit"`` by a limit order ``limit_atr`` ATRs better than
+the close (a pull-back). The suggested stop sits ``stop_atr`` ATRs from the entry; confidence grows with the gap between
 the averages, in ATRs. A strategy is a plugin like any other: it follows the bars the runtime holds
 and returns ``Signal``s from ``generate_signals``; the gate, sizing and risk decide the rest. Its
 averages are incremental (``tradeguard.indicators``): a bar costs the same whatever the periods.
@@ -8,9 +9,11 @@ averages are incremental (``tradeguard.indicators``): a bar costs the same whate
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
-from tradeguard import Bar, ConfiguredPlugin, Runtime, Signal, hookimpl
+from tradeguard import Bar, ConfiguredPlugin, OrderType, Runtime, Signal, hookimpl
 from tradeguard.indicators import AverageTrueRange, MovingSum
 from tradeguard.plugins.strategies.common import Follower, StrategySettings
 
@@ -18,7 +21,9 @@ from tradeguard.plugins.strategies.common import Follower, StrategySettings
 class CrossoverSettings(StrategySettings):
     fast: int = Field(default=10, ge=2, le=500, description="fast moving average, bars")
     slow: int = Field(default=30, ge=3, le=2000, description="slow moving average, bars")
-    stop_atr: float = Field(default=2.0, gt=0, le=20, description="suggested stop, in ATRs from the close")
+    stop_atr: float = Field(default=2.0, gt=0, le=20, description="suggested stop, in ATRs from the entry")
+    entry: Literal["market", "limit"] = Field(default="market", description="at market, or a limit order")
+    limit_atr: float = Field(default=0.3, gt=0, le=10, description="a limit entry's distance from the close, ATRs")
 
     @model_validator(mode="after")
     def _ordered(self) -> CrossoverSettings:
@@ -62,6 +67,8 @@ class MovingAverageCrossover(ConfiguredPlugin):
         if not (crossed_up or crossed_down):
             return []
         atr, sign = state.atr.value, 1 if crossed_up else -1
+        limit = cfg.entry == "limit"
+        entry = bar.close - sign * cfg.limit_atr * atr if limit else bar.close
         return [
             Signal(
                 strategy="ma_crossover",
@@ -70,8 +77,9 @@ class MovingAverageCrossover(ConfiguredPlugin):
                 timeframe=bar.timeframe,
                 bar_time=bar.time,
                 created_at=runtime.clock.now(),
-                price=bar.close,
-                stop_loss=bar.close - sign * cfg.stop_atr * atr,
+                price=entry,
+                order_type=OrderType.LIMIT if limit else OrderType.MARKET,
+                stop_loss=entry - sign * cfg.stop_atr * atr,
                 atr=atr,
                 confidence=float(min(1.0, abs(fast_now - slow_now) / atr)) if atr > 0 else 0.5,
             )
