@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tradeguard replay --fresh
-	$(BIN)/tradeguard report
+	$(BIN)/tradeguard replay --fresh --settings examples/portfolio.toml
+	$(BIN)/tradeguard report --settings examples/portfolio.toml
 
 lint: $(STAMP)
 	$(BIN)/ruff check tradeguard tests benchmarks examples

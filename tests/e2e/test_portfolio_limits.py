@@ -198,3 +198,20 @@ def test_pending_orders_and_partial_fills_were_on_the_book(replayed: tuple[BookW
     assert sum(n > 1 for n in per_order.values()) > 5  # orders filled in more than one deal (the rest resubmitted)
     limits = [o for o in term.history_orders_get(0, 2**40) if o.type in (2, 3)]
     assert sum(o.state == constants.ORDER_STATE_FILLED for o in limits) > 10
+
+
+def test_the_report_speaks_per_symbol_and_for_the_book(replayed: tuple[BookWatch, Kernel, Any], tmp_path: Path) -> None:
+    from tradeguard.report.render import write_report
+
+    _watch, rt, summary = replayed
+    page = write_report(rt.sqlite_store(), rt.settings, tmp_path).read_text()
+    by_symbol = page[page.index('id="symbols"') : page.index("</table>", page.index('id="symbols"'))]
+    for symbol, part in summary.symbols.items():
+        assert f'<td class="l">{symbol}</td><td>{part.trades}</td>' in by_symbol, symbol
+    book = sum(part.net for part in summary.symbols.values())
+    assert f'<td class="l">book</td><td>{sum(p.trades for p in summary.symbols.values())}</td>' in by_symbol
+    assert f"{book:.2f}" in by_symbol
+    assert sum(name.startswith("trades_") for name in (p.name for p in tmp_path.iterdir())) == 7
+    assert (tmp_path / "exposure.png").is_file()
+    trades = page[page.index('id="trades"') : page.index("</table>", page.index('id="trades"'))]
+    assert trades.count("<tr") - 1 == sum(part.trades for part in summary.symbols.values())

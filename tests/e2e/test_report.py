@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("report")
     env = {**os.environ, "COLUMNS": "200"}
-    for args in (["replay"], ["report", "--out", "out"]):
+    for args in (["replay", "--json"], ["report", "--out", "out"]):
         done = subprocess.run(
             [sys.executable, "-m", "tradeguard", *args, "--settings", str(REPO / "settings.toml")],
             cwd=work,
@@ -31,6 +32,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
             env=env,
         )
         assert done.returncode == 0, done.stderr[-3000:]
+        if args[0] == "replay":
+            (work / "summary.json").write_text(done.stdout)
     assert f"report written: {work / 'out' / 'index.html'}" in done.stdout.replace("\n", "")
     return work / "out"
 
@@ -38,7 +41,14 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_chart_is_a_real_picture(report: Path) -> None:
     html = (report / "index.html").read_text()
     sources = re.findall(r'<img src="([^"]+)"', html)
-    expected = {"equity_drawdown.png", "trades_EURUSD_H1.png", "rejections.png", "latency.png", "scores.png"}
+    expected = {
+        "equity_drawdown.png",
+        "trades_EURUSD_H1.png",
+        "exposure.png",
+        "rejections.png",
+        "latency.png",
+        "scores.png",
+    }
     assert set(sources) == expected
     for name in sources:
         with Image.open(report / name) as img:
@@ -58,6 +68,15 @@ def test_the_page_shows_limits_scores_memory_accuracy_and_decisions(report: Path
     assert "kill_switch_reduce_only" in html[html.index('id="accuracy-reasons"') :]
     decisions = html[html.index('id="decisions"') :]
     assert decisions.count("<tr") > 100 and "tg-00000001" in decisions
+    summary = json.loads((report.parent / "summary.json").read_text())
+    period = f"{summary['first_bar'][:16]} -&gt; {summary['last_bar'][:16]}"
+    assert f'period</th><td class="l">{period}<' in html  # the report's period is the replay's
+    # the kill switch latched in week one: the charts stop after the last deal, and the page says why
+    assert "nothing traded from then to the end of the period" in html
+    assert "kept the market's time (a replay)" in html  # no market-time interval drawn as a latency
+    trades = html[html.index('id="trades"') : html.index("</table>", html.index('id="trades"'))]
+    for column in ("symbol", "opened", "entry", "closed", "exit", "lots", "result", "realised R", "held", "closed by"):
+        assert f">{column}</th>" in trades, column
     csv_lines = (report / "decisions.csv").read_text().splitlines()
     assert csv_lines[0].startswith("time,signal_id") and len(csv_lines) > 600  # every decision, not just the page's
 
@@ -106,4 +125,4 @@ def test_the_report_opens_in_a_headless_browser_without_errors(report: Path) -> 
         browser.close()
     assert title == "tradeguard report"
     assert problems == []
-    assert len(images) == 5 and all(width >= 800 for _, width in images), images
+    assert len(images) == 6 and all(width >= 800 for _, width in images), images

@@ -12,6 +12,9 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    #: True when the clock keeps a market's time (a replay, a simulated market), not the machine's
+    simulated: bool
+
     def now(self) -> datetime:
         """The current time, timezone-aware UTC."""
         ...
@@ -24,6 +27,8 @@ class Clock(Protocol):
 class WallClock:
     """The machine's clock, in UTC."""
 
+    simulated = False
+
     def now(self) -> datetime:
         return datetime.now(UTC)
 
@@ -33,6 +38,8 @@ class WallClock:
 
 class ReplayClock:
     """A clock moved by the replay (or a test); it never goes backwards."""
+
+    simulated = True
 
     def __init__(self, start: datetime) -> None:
         self._now = _aware(start)

@@ -14,9 +14,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from tradeguard.report.data import ReportData, when
+from tradeguard.report.data import currency_exposure as exposure_points
 
 DPI = 100
 GREEN, RED, GREY, BLUE, ORANGE = "#2e7d32", "#c62828", "#616161", "#1565c0", "#ef6c00"
@@ -67,6 +69,7 @@ def equity_and_drawdown(data: ReportData, out: Path) -> str | None:
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)
+    _zoom(bottom, data)
     bottom.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
     fig.autofmt_xdate()
     return _save(fig, out, "equity_drawdown.png")
@@ -111,10 +114,39 @@ def trades_on_price(data: ReportData, out: Path) -> list[str]:
         ax.set_title(f"Trades on price: {symbol} {timeframe}")
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
+        _zoom(ax, data)
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
         fig.autofmt_xdate()
         names.append(_save(fig, out, f"trades_{symbol}_{timeframe}.png"))
     return names
+
+
+def currency_exposure(data: ReportData, out: Path) -> str | None:
+    """Net lots per currency over time, a step after each deal: where the book stacks one currency."""
+    points = exposure_points(data.fills)
+    currencies = sorted({ccy for _, net in points for ccy, lots in net.items() if lots})
+    if not currencies:
+        return None
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    times = [t for t, _ in points]
+    for ccy in currencies:
+        ax.step(times, [net.get(ccy, 0.0) for _, net in points], where="post", lw=1.1, label=ccy)  # type: ignore[arg-type]
+    ax.axhline(0, color=GREY, lw=0.8)
+    ax.set_ylabel("net lots (+ long the currency)")
+    ax.set_title("Exposure by currency")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8, ncol=min(len(currencies), 8))
+    _zoom(ax, data)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+    fig.autofmt_xdate()
+    return _save(fig, out, "exposure.png")
+
+
+def _zoom(ax: Axes, data: ReportData) -> None:
+    """The time axis over the run, ended after its last deal when nothing traded for long after it."""
+    window = data.window
+    if window is not None:
+        ax.set_xlim(window[0], window[1])  # type: ignore[arg-type]  # dates: matplotlib converts
 
 
 def rejections_by_reason(data: ReportData, out: Path) -> str | None:

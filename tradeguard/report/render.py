@@ -11,7 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from tradeguard import __version__
 from tradeguard.report import charts
-from tradeguard.report.data import TABLE_ROWS, ReportData, load
+from tradeguard.report.data import TABLE_ROWS, ReportData, load, symbol_results
 from tradeguard.store.sqlite import Store
 
 
@@ -22,6 +22,7 @@ def write_report(store: Store, settings: Any, out: Path) -> Path:
     images = {
         "equity": charts.equity_and_drawdown(data, out),
         "trades": charts.trades_on_price(data, out),
+        "exposure": charts.currency_exposure(data, out),
         "rejections": charts.rejections_by_reason(data, out),
         "latency": charts.latency_histograms(data, out),
         "scores": charts.scores_and_calibration(data, out),
@@ -29,11 +30,14 @@ def write_report(store: Store, settings: Any, out: Path) -> Path:
     rows = _decision_rows(data)
     _decisions_csv(rows, out / "decisions.csv")
     env = Environment(loader=PackageLoader("tradeguard", "report"), autoescape=select_autoescape(["html", "j2"]))
+    env.filters["held"] = held
     page = env.get_template("report.html.j2").render(
         data=data,
         images=images,
         summary=_summary(data),
         rows=_table_rows(rows),
+        symbols=symbol_results(data.fills, data.trades),
+        quiet_after=data.quiet_after(),
         version=__version__,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     )
@@ -44,11 +48,15 @@ def write_report(store: Store, settings: Any, out: Path) -> Path:
 
 def _summary(data: ReportData) -> list[tuple[str, str]]:
     rows = [("store", data.store_path), ("decisions", f"{len(data.decisions):,} ({data.approved:,} approved)")]
+    period = data.period
+    if period is not None:  # the bars traded on, as the replay's summary gives them
+        rows.append(("period", f"{period[0].isoformat()[:16]} -> {period[1].isoformat()[:16]}"))
     if data.snapshots:
         first, last = data.snapshots[0], data.snapshots[-1]
         worst = max(s["drawdown_pct"] for s in data.snapshots)
+        if period is None:
+            rows.append(("period", f"{first['time'][:16]} -> {last['time'][:16]}"))
         rows += [
-            ("period", f"{first['time'][:16]} -> {last['time'][:16]}"),
             ("balance", f"{first['balance']:,.2f} -> {last['balance']:,.2f}"),
             ("final equity", f"{last['equity']:,.2f}"),
             ("max drawdown", f"{worst:.2f}%"),
@@ -95,3 +103,12 @@ def _decisions_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["time"])
         writer.writeheader()
         writer.writerows(rows)
+
+
+def held(seconds: float) -> str:
+    """A holding time as a trader reads it: 3d 4h, 5h 20m, 12m."""
+    minutes = int(seconds // 60)
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {mins}m" if hours else f"{mins}m"

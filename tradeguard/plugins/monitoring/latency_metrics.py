@@ -8,7 +8,8 @@
 
 These four histograms are also written to the store as bucket counts, every five minutes (when they changed)
 and at shutdown, so ``tradeguard report`` can draw them after
-the process is gone.
+the process is gone. On a simulated clock (a replay) the two runtime-clock intervals are the market's time, not
+latencies: they are not observed, and the store says so for the report.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class LatencyMetrics:
     def tradeguard_startup(self, runtime: Runtime) -> None:
         self.rt = runtime
         self._saved = 0.0
+        self._market_clock = runtime.clock.simulated
+        runtime.store.kv_put(NAMESPACE, "market_clock", self._market_clock)
         m = runtime.metrics
         self._decide = m.histogram(
             "tradeguard_signal_to_decision_seconds", "Signal creation to decision", buckets=BUCKETS
@@ -49,10 +52,14 @@ class LatencyMetrics:
 
     @hookimpl
     def on_decision(self, decision: Decision, signal: Signal, runtime: Runtime) -> None:
+        if self._market_clock:
+            return
         self._decide.observe(max(0.0, (decision.decided_at - signal.created_at).total_seconds()))
 
     @hookimpl
     def on_fill(self, fill: Fill, runtime: Runtime) -> None:
+        if self._market_clock:
+            return
         self._journal.observe(max(0.0, (runtime.clock.now() - fill.time).total_seconds()))
 
     @hookimpl
