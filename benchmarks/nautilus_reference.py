@@ -12,6 +12,10 @@ NautilusTrader is not a tradeguard dependency (100 MB, its own pins): give it it
 
 and ``replay_throughput.py`` runs this script beside its own configurations, round by round, so both
 are measured on the same machine at the same time. Usage on its own: ``PYTHON nautilus_reference.py CSV``.
+
+Portfolio mode: several files named ``SYMBOL_*.csv`` (``PYTHON nautilus_reference.py EURUSD_H1.csv GBPUSD_H1.csv
+...``) give one instrument each, all on the one engine and its one clock, one EMACross per instrument: the
+book tradeguard's portfolio configuration replays.
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import resource
 import sys
 import time
 from decimal import Decimal
+from pathlib import Path
 
 
-def main(path: str) -> None:
+def main(paths: list[str]) -> None:
     import pandas as pd
     from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
     from nautilus_trader.config import LoggingConfig
@@ -36,11 +41,9 @@ def main(path: str) -> None:
     from nautilus_trader.persistence.wranglers import BarDataWrangler
     from nautilus_trader.test_kit.providers import TestInstrumentProvider
 
-    frame = pd.read_csv(path, index_col=0, parse_dates=True)
-    frame.columns = [c.lower() for c in frame.columns]
-    frame.index = pd.DatetimeIndex(frame.index, tz="UTC")
     engine = BacktestEngine(
-        BacktestEngineConfig(trader_id=TraderId("BENCH-001"), logging=LoggingConfig(log_level="ERROR"))
+        # no logging at all: over bars alone it cannot convert JPY or CHF profits and says so on every event
+        BacktestEngineConfig(trader_id=TraderId("BENCH-001"), logging=LoggingConfig(bypass_logging=True))
     )
     engine.add_venue(
         venue=Venue("SIM"),
@@ -50,32 +53,43 @@ def main(path: str) -> None:
         starting_balances=[Money(1_000_000, USD)],
         default_leverage=Decimal(30),
     )
-    instrument = TestInstrumentProvider.default_fx_ccy("EURUSD")
-    engine.add_instrument(instrument)
-    bar_type = BarType.from_str("EURUSD.SIM-1-HOUR-MID-EXTERNAL")
-    bars = BarDataWrangler(bar_type, instrument).process(frame[["open", "high", "low", "close", "volume"]])
-    engine.add_data(bars)
-    engine.add_strategy(
-        EMACross(
-            EMACrossConfig(
-                instrument_id=instrument.id,
-                bar_type=bar_type,
-                trade_size=Decimal(100_000),
-                fast_ema_period=10,
-                slow_ema_period=30,
-                request_bars=False,
+    total = 0
+    for path in paths:
+        symbol = "EURUSD" if len(paths) == 1 else Path(path).name.split("_")[0]
+        frame = pd.read_csv(path, index_col=0, parse_dates=True)
+        frame.columns = [c.lower() for c in frame.columns]
+        frame.index = pd.DatetimeIndex(frame.index, tz="UTC")
+        volume = "volume" if "volume" in frame.columns else "tick_volume"
+        frame = frame.rename(columns={volume: "volume"})
+        instrument = TestInstrumentProvider.default_fx_ccy(symbol)
+        engine.add_instrument(instrument)
+        bar_type = BarType.from_str(f"{symbol}.SIM-1-HOUR-MID-EXTERNAL")
+        bars = BarDataWrangler(bar_type, instrument).process(frame[["open", "high", "low", "close", "volume"]])
+        engine.add_data(bars)
+        total += len(bars)
+        size = Decimal(100_000) if instrument.size_precision == 0 else Decimal(1)
+        engine.add_strategy(
+            EMACross(
+                EMACrossConfig(
+                    order_id_tag=symbol,
+                    instrument_id=instrument.id,
+                    bar_type=bar_type,
+                    trade_size=size,
+                    fast_ema_period=10,
+                    slow_ema_period=30,
+                    request_bars=False,
+                )
             )
         )
-    )
     start = time.perf_counter()
     engine.run()
     seconds = time.perf_counter() - start
     print(
         json.dumps(
             {
-                "bars": len(bars),
+                "bars": total,
                 "seconds": seconds,
-                "bars_per_second": len(bars) / seconds,
+                "bars_per_second": total / seconds,
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "orders": len(engine.cache.orders()),
                 "positions": len(engine.cache.positions()),
@@ -85,7 +99,7 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 2:
-        main(sys.argv[1])
+    if len(sys.argv) >= 2:
+        main(sys.argv[1:])
     else:  # `make bench` runs every script bare: say how this one is meant to run
         print("nautilus_reference.py: run by `replay_throughput.py --nautilus PYTHON` (see its docstring)")

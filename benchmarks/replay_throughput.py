@@ -19,7 +19,10 @@ Seven configurations in the same run:
   metrics, audit": kernel + execution with the crossover, the account tracker (the kill switch's
   drawdown trips and the risk guard's hard limits act on its snapshots), the latency and broker
   metrics, the /metrics server and the audit trail. No health monitor, reconciler, gate, scoring,
-  memory, accuracy, alerting or profiler.
+  memory, accuracy, alerting or profiler;
+* portfolio, full SMA - every built-in plugin with the crossover over the seven shipped symbols
+  (``tradeguard/data/portfolio``), each file repeated with shifted times so that the book holds at least
+  ``--bars`` bars in all, on one market clock (issue 26's portfolio target).
 
 All journal with synchronous=NORMAL, as `tradeguard replay` does. Each run is in a fresh process,
 so its peak RSS is its own. Each configuration runs ``--runs`` times, round by round, and the
@@ -33,6 +36,9 @@ With ``--nautilus PYTHON`` (an interpreter with nautilus_trader 1.221 installed)
 target's reference is measured on this machine, in the same run (the issue's 18.2k is its figure on
 another day's machine). The ratio to it is printed for the best runs and round by round: the runs
 of one round are minutes apart, so a round's ratio is the pairing least touched by the machine's drift.
+
+With ``--nautilus`` each round also runs NautilusTrader's backtest of the same crossover over the same
+seven instruments on one engine (``nautilus_reference.py``'s portfolio mode).
 
 Usage: python benchmarks/replay_throughput.py [--bars N] [--runs N] [--nautilus PYTHON]
 """
@@ -51,7 +57,8 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tradeguard.broker.data import SAMPLE, load_bars, repeat_shifted
+from tradeguard.broker.data import PORTFOLIO, SAMPLE, load_bars, repeat_shifted
+from tradeguard.broker.emulator.config import datasets_in
 from tradeguard.kernel.clock import ReplayClock
 from tradeguard.kernel.runtime import Runtime
 from tradeguard.replay.loop import replay
@@ -73,9 +80,12 @@ KERNEL_SMA = [p for p in KERNEL_ONLY if p != "donchian_breakout"]  # kernel + ex
 LISTED = [*KERNEL_SMA, "account_tracker", "latency_metrics", "broker_metrics", "metrics_server", "audit_trail"]
 
 
-def write_csv(path: Path, n: int) -> None:
-    base = load_bars(SAMPLE)
-    bars = repeat_shifted(base, -(-n // len(base)))[:n]
+def write_csv(path: Path, n: int, source: Path = SAMPLE, whole: bool = False) -> None:
+    """``source``'s bars repeated with shifted times: ``n`` bars, or (``whole``) as many whole copies as reach ``n``."""
+    base = load_bars(source)
+    bars = repeat_shifted(base, -(-n // len(base)))
+    if not whole:
+        bars = bars[:n]
     with path.open("w") as fh:
         fh.write(",Open,High,Low,Close,Volume\n")
         for row in bars:
@@ -83,10 +93,27 @@ def write_csv(path: Path, n: int) -> None:
             fh.write(f"{stamp},{row['open']},{row['high']},{row['low']},{row['close']},{row['tick_volume']}\n")
 
 
-def build(data: Path, workdir: Path, enabled: list[str] | None, disabled: list[str]) -> Runtime:
+def write_portfolio(folder: Path, n: int) -> dict[str, str]:
+    """The seven shipped symbols, each repeated the same number of whole times (so they stay aligned in time)
+    until the book holds at least ``n`` bars; their files by symbol."""
+    files = datasets_in(PORTFOLIO)
+    total = sum(len(load_bars(path)) for path in files.values())
+    copies = -(-n // total)
+    written = {}
+    for symbol, path in files.items():
+        target = folder / f"{symbol}_H1.csv"
+        write_csv(target, copies * len(load_bars(path)), Path(path), whole=True)
+        written[symbol] = str(target)
+    return written
+
+
+Data = Path | dict[str, str]  # one file, or the portfolio's files by symbol
+
+
+def build(data: Data, workdir: Path, enabled: list[str] | None, disabled: list[str]) -> Runtime:
     """A replay runtime over ``data`` with these plugins, connected (the data loaded and expanded)."""
     overrides: dict[str, dict[str, object]] = {
-        "broker": {"emulator": {"data": str(data)}},
+        "broker": {"emulator": {"data": data if isinstance(data, dict) else str(data)}},
         "runtime": {"data_dir": str(workdir)},
         "logging": {"level": "ERROR"},
         "store": {"synchronous": "NORMAL"},
@@ -100,7 +127,7 @@ def build(data: Path, workdir: Path, enabled: list[str] | None, disabled: list[s
     return rt
 
 
-def run(data: Path, workdir: Path, enabled: list[str] | None, disabled: list[str]) -> tuple[int, float, float]:
+def run(data: Data, workdir: Path, enabled: list[str] | None, disabled: list[str]) -> tuple[int, float, float]:
     rt = build(data, workdir, enabled, disabled)
     start = time.perf_counter()
     summary = replay(rt)
@@ -119,15 +146,19 @@ CONFIGS: list[Config] = [
     ("full, SMA strategy", None, ["donchian_breakout"]),
     ("listed plane, SMA", LISTED, []),
 ]
+PORTFOLIO_RUN = "portfolio, full SMA"
+PORTFOLIO_CONFIGS: list[Config] = [(PORTFOLIO_RUN, None, ["donchian_breakout"])]
 
 
 NAUTILUS = "NautilusTrader EMACross"
+NAUTILUS_PORTFOLIO = "NautilusTrader portfolio"
 
 
-def nautilus(python: str, data: Path) -> tuple[int, float, float]:
+def nautilus(python: str, data: Data) -> tuple[int, float, float]:
     """One run of ``nautilus_reference.py`` under ``python``: (bars, seconds, peak RSS MB)."""
     script = Path(__file__).with_name("nautilus_reference.py")
-    done = subprocess.run([python, str(script), str(data)], capture_output=True, text=True, check=True)
+    files = list(data.values()) if isinstance(data, dict) else [str(data)]
+    done = subprocess.run([python, str(script), *files], capture_output=True, text=True, check=True)
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     return figures["bars"], figures["seconds"], figures["peak_rss_mb"]
 
@@ -144,17 +175,22 @@ def measure_rounds(
     logging.getLogger("tradeguard").setLevel(logging.ERROR)
     fresh = ProcessPoolExecutor(max_workers=1, max_tasks_per_child=1, mp_context=multiprocessing.get_context("spawn"))
     with tempfile.TemporaryDirectory() as d, fresh:
-        data = Path(d) / "bars.csv"
-        write_csv(data, bars)
+        single = Path(d) / "bars.csv"
+        write_csv(single, bars)
+        book = write_portfolio(Path(d), bars) if any(c[0] == PORTFOLIO_RUN for c in configs) else {}
         done: dict[str, list[tuple[int, float, float]]] = {label: [] for label, _, _ in configs}
-        order: list[Config | None] = [*configs, None] if reference else list(configs)  # None: the reference
+        order: list[Config | str] = list(configs)
+        if reference:  # its runs, by name: the single symbol, and the book when the book is measured
+            order += [NAUTILUS, NAUTILUS_PORTFOLIO] if book else [NAUTILUS]
         for i in range(runs):
             for config in order if i % 2 == 0 else order[::-1]:
-                if config is None:
-                    done.setdefault(NAUTILUS, []).append(nautilus(str(reference), data))
+                if isinstance(config, str):
+                    runs_of = done.setdefault(config, [])
+                    runs_of.append(nautilus(str(reference), book if config == NAUTILUS_PORTFOLIO else single))
                     continue
                 label, enabled, disabled = config
-                workdir = Path(d) / f"{label.replace(' ', '_')}_{i}"
+                data: Data = book if label == PORTFOLIO_RUN else single
+                workdir = Path(d) / f"{label.replace(' ', '_').replace(',', '')}_{i}"
                 done[label].append(fresh.submit(run, data, workdir, enabled, disabled).result())
     return done
 
@@ -181,19 +217,28 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs per configuration; the fastest is reported")
     parser.add_argument("--nautilus", metavar="PYTHON", help="an interpreter with nautilus_trader: run the reference")
     args = parser.parse_args()
-    print(f"replay throughput on {args.bars:,} EURUSD H1 bars (the shipped sample repeated)")
-    rounds = measure_rounds(CONFIGS, args.bars, args.runs, args.nautilus)
+    print(
+        f"replay throughput on {args.bars:,} EURUSD H1 bars (the shipped sample repeated), and on the seven-symbol"
+        " book repeated to as many bars"
+    )
+    rounds = measure_rounds([*CONFIGS, *PORTFOLIO_CONFIGS], args.bars, args.runs, args.nautilus)
     best = fastest(rounds)
     for label, (bars, seconds, peak) in best.items():
         print(
             f"  {label:23} {bars / seconds:10,.0f} bars/s  ({bars:,} bars in {seconds:.1f} s), peak RSS {peak:.0f} MB"
         )
     if NAUTILUS in best:
-        for label in ("full, SMA strategy", "listed plane, SMA"):
-            paired = per_round(rounds, NAUTILUS, label)
+        for label, peer in (
+            ("full, SMA strategy", NAUTILUS),
+            ("listed plane, SMA", NAUTILUS),
+            (PORTFOLIO_RUN, NAUTILUS_PORTFOLIO),
+        ):
+            paired = per_round(rounds, peer, label)
+            ratio = (best[label][0] / best[label][1]) / (best[peer][0] / best[peer][1])
+            memory = best[label][2] / best[peer][2]
             print(
-                f"  {label} / NautilusTrader: {best[NAUTILUS][1] / best[label][1]:.2f}x its bars/s (best runs); "
-                f"round by round {', '.join(f'{r:.2f}x' for r in paired)}"
+                f"  {label} / {peer}: {ratio:.2f}x its bars/s (best runs); round by round "
+                f"{', '.join(f'{r:.2f}x' for r in paired)}; peak RSS {memory:.2f}x its"
             )
     added = best["full control plane"][1] / best["full without analysis"][1] - 1
     paired = [r - 1 for r in per_round(rounds, "full control plane", "full without analysis")]

@@ -218,3 +218,38 @@ def test_strategies_that_follow_another_timeframe_are_named_before_the_replay(tm
     switched = replay(tmp_path / "d1-set", "--data", str(daily), TRADEGUARD_MA_CROSSOVER__TIMEFRAME="D1")
     assert "ma_crossover follows" not in switched.stderr and "donchian_breakout follows" in switched.stderr
     assert "0 (0 approved)" not in switched.stdout  # the crossover speaks on D1 once asked to
+
+
+PORTFOLIO_DIR = REPO / "tradeguard" / "data" / "portfolio"
+
+
+def test_a_folder_of_symbol_files_replays_as_one_book(tmp_path: Path) -> None:
+    import json
+
+    done = replay(tmp_path / "dir", "--data", str(PORTFOLIO_DIR), "--to", "2017-05-01", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert set(summary["symbols"]) == {"AUDUSD", "EURGBP", "EURUSD", "GBPUSD", "USDCHF", "USDJPY", "XAUUSD"}
+    assert all(part["bars"] > 100 for part in summary["symbols"].values())
+    assert summary["bars"] == sum(part["bars"] for part in summary["symbols"].values())
+
+
+def test_symbol_equals_file_pairs_choose_the_book(tmp_path: Path) -> None:
+    import json
+
+    pairs = [f"--data={s}={PORTFOLIO_DIR / f'{s}_H1.csv'}" for s in ("USDJPY", "EURGBP")]
+    done = replay(tmp_path / "pairs", *pairs, "--to", "2017-05-01", "--json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert set(json.loads(done.stdout)["symbols"]) == {"USDJPY", "EURGBP"}
+
+
+def test_one_symbols_data_under_another_name_is_refused_in_one_line(tmp_path: Path) -> None:
+    eurusd = PORTFOLIO_DIR / "EURUSD_H1.csv"
+    done = replay(tmp_path / "renamed", "--data", str(eurusd), "--symbol", "GBPUSD")
+    assert done.returncode != 0
+    assert "EURUSD_H1.csv looks like EURUSD's data, not GBPUSD's" in done.stderr and "Traceback" not in done.stderr
+    meant = ("--data", str(eurusd), "--symbol", "GBPUSD", "--allow-renamed-data", "--to", "2017-04-25")
+    allowed = replay(tmp_path / "meant", *meant)
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    mixed = replay(tmp_path / "mixed", "--data", str(eurusd), f"--data=GBPUSD={eurusd}")
+    assert mixed.returncode != 0 and "either SYMBOL=FILE pairs or one FILE or DIR" in mixed.stderr

@@ -260,21 +260,14 @@ def tick_value(spec: SymbolDefinition, account_currency: str, price_of: Any) -> 
     return to_account(spec.tick_size * spec.contract_size, spec.currency_profit, account_currency, price_of)
 
 
-def symbol_info(
-    spec: SymbolDefinition, bid: float, ask: float, time: int, selected: bool, account_currency: str, price_of: Any
-) -> SymbolInfo:
-    tv = tick_value(spec, account_currency, price_of)
+def static_info(spec: SymbolDefinition) -> SymbolInfo:
+    """The symbol's ``symbol_info`` fields that do not move with the market (built once per symbol)."""
     values: dict[str, Any] = dict.fromkeys(SymbolInfo._fields, 0)
     values.update(
         custom=False,
-        select=selected,
-        visible=selected,
-        time=time,
         digits=spec.digits,
-        spread=round((ask - bid) / spec.point),
         spread_float=True,
         trade_calc_mode=spec.calc_mode,
-        trade_mode=spec.trade_mode,
         trade_stops_level=spec.stops_level,
         trade_freeze_level=spec.freeze_level,
         trade_exemode=spec.exemode,
@@ -285,17 +278,8 @@ def symbol_info(
         swap_long=spec.swap_long,
         swap_short=spec.swap_short,
         swap_rollover3days=spec.swap_rollover3days,
-        bid=bid,
-        bidhigh=bid,
-        bidlow=bid,
-        ask=ask,
-        askhigh=ask,
-        asklow=ask,
         last=0.0,
         point=spec.point,
-        trade_tick_value=tv,
-        trade_tick_value_profit=tv,
-        trade_tick_value_loss=tv,
         trade_tick_size=spec.tick_size,
         trade_contract_size=spec.contract_size,
         volume_min=spec.volume_min,
@@ -321,3 +305,33 @@ def symbol_info(
         session_close=0.0,
     )
     return SymbolInfo(**values)
+
+
+def symbol_info(
+    static: SymbolInfo,
+    spec: SymbolDefinition,
+    bid: float,
+    ask: float,
+    time: int,
+    selected: bool,
+    account_currency: str,
+    price_of: Any,
+) -> SymbolInfo:
+    """``static`` with what moves: the quote, the selection, the tick value (cross rates) and the trade mode."""
+    tv = tick_value(spec, account_currency, price_of)
+    return static._replace(
+        select=selected,
+        visible=selected,
+        time=time,
+        spread=round((ask - bid) / spec.point),
+        trade_mode=spec.trade_mode,
+        bid=bid,
+        bidhigh=bid,
+        bidlow=bid,
+        ask=ask,
+        askhigh=ask,
+        asklow=ask,
+        trade_tick_value=tv,
+        trade_tick_value_profit=tv,
+        trade_tick_value_loss=tv,
+    )

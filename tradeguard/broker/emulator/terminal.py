@@ -30,7 +30,14 @@ from tradeguard.broker.emulator.faults import PROFILES, FaultInjector, FaultProf
 from tradeguard.broker.emulator.feed import TIMEFRAME_SECONDS, Feed
 from tradeguard.broker.emulator.market import Market
 from tradeguard.broker.emulator.market_state import LiveQuote, OpenExposure, TriggerLevels
-from tradeguard.broker.emulator.structures import RATES_DTYPE, TICKS_DTYPE, AccountInfo, TerminalInfo, Tick
+from tradeguard.broker.emulator.structures import (
+    RATES_DTYPE,
+    TICKS_DTYPE,
+    AccountInfo,
+    SymbolInfo,
+    TerminalInfo,
+    Tick,
+)
 from tradeguard.broker.emulator.trading import TradeServer
 
 INF = float("inf")
@@ -59,6 +66,7 @@ class Terminal(TradeServer):
         for name, spec in symbols.CATALOGUE.items():
             self.specs[name] = spec.with_overrides(**config.symbols.get(name, {}))
         self.market = Market({symbol: self._feed(symbol, path) for symbol, path in config.datasets().items()})
+        self._static_info: dict[str, SymbolInfo] = {}  # what symbol_info shows that never moves, per symbol
         self.selected = set(self.market.symbols)
         self.quotes: dict[str, LiveQuote] = {}  # symbols without data stand still at static_bid
         for name, spec in self.specs.items():
@@ -274,8 +282,18 @@ class Terminal(TradeServer):
 
     def _symbol_info(self, symbol: str) -> Any:
         bid, ask, t = self._published(symbol)
+        static = self._static_info.get(symbol)
+        if static is None:
+            static = self._static_info[symbol] = symbols.static_info(self.specs[symbol])
         return symbols.symbol_info(
-            self.specs[symbol], bid, ask, t // 1000, symbol in self.selected, self.config.currency, self.price_of
+            static,
+            self.specs[symbol],
+            bid,
+            ask,
+            t // 1000,
+            symbol in self.selected,
+            self.config.currency,
+            self.price_of,
         )
 
     def _published(self, symbol: str) -> tuple[float, float, int]:

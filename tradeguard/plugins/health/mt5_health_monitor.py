@@ -2,7 +2,8 @@
 
 Checks: terminal connected to its trade server; Algo Trading allowed in the terminal and for the
 account; ping; tick age against the runtime clock (stale quotes); spread blow-out against the
-symbol's usual spread; symbol trade mode (disabled or close-only); consecutive API errors.
+symbol's usual spread (each quote sampled once, however often it is checked); symbol trade mode (disabled or
+close-only); consecutive API errors.
 ``aggregate_health()`` folds them into OK / DEGRADED / CRITICAL, publishes 2 / 1 / 0 as
 ``tradeguard_health_connection_status``, alerts on every degradation and fires ``on_health``.
 A lost IPC link is reconnected with backoff; an outage longer than ``outage_halt_seconds``
@@ -58,6 +59,8 @@ class MT5HealthMonitor(ConfiguredPlugin):
         self.last: HealthReport | None = None
         self.errors = 0
         self._spreads: dict[str, SortedWindow] = defaultdict(lambda: SortedWindow(500))
+        self._sampled: dict[str, datetime] = {}  # per symbol, the time of the quote whose spread was sampled last
+        self._blown: dict[str, str] = {}  # per symbol, the spread blow-out that quote showed ("" = none)
         self._down_since: datetime | None = None
         self._next_reconnect: datetime | None = None
         self._failures = 0  # reconnects tried since the link was last up
@@ -184,12 +187,16 @@ class MT5HealthMonitor(ConfiguredPlugin):
         if age > cfg.max_tick_age_seconds:
             checks[f"{symbol}.ticks"] = f"last quote {age:.0f} s old > {cfg.max_tick_age_seconds:g} s"
             rank = 1
-        spread = self._spread[symbol,] = (quote.ask - quote.bid) / spec.point
-        usual = self._spreads[symbol]
-        if len(usual) >= 10 and spread > cfg.spread_blowout_multiple * usual.median():
-            checks[f"{symbol}.spread"] = f"{spread:.0f} points > {cfg.spread_blowout_multiple:g} x usual"
+        if self._sampled.get(symbol) != quote.time:  # a new quote: its spread joins the usual ones, once
+            self._sampled[symbol] = quote.time
+            spread = self._spread[symbol,] = (quote.ask - quote.bid) / spec.point
+            usual = self._spreads[symbol]
+            blown = len(usual) >= 10 and spread > cfg.spread_blowout_multiple * usual.median()
+            self._blown[symbol] = f"{spread:.0f} points > {cfg.spread_blowout_multiple:g} x usual" if blown else ""
+            usual.append(spread)
+        if self._blown.get(symbol):
+            checks[f"{symbol}.spread"] = self._blown[symbol]
             rank = 1
-        usual.append(spread)
         return rank
 
     def _reconnect(self) -> None:
