@@ -26,8 +26,8 @@ def terminal() -> Callable[..., Terminal]:
 
 @pytest.fixture
 def adapter(terminal: Callable[..., Terminal]) -> Callable[..., MT5Adapter]:
-    def make(offset_hours: float = 0.0, **config: Any) -> MT5Adapter:
-        broker = MT5Adapter(terminal(**config), BrokerSettings(server_offset_hours=offset_hours))
+    def make(zone: str = "+00:00", **config: Any) -> MT5Adapter:
+        broker = MT5Adapter(terminal(**config), BrokerSettings(server_timezone=zone))
         broker.connected = True
         return broker
 

@@ -270,7 +270,7 @@ def test_deposit_is_a_balance_deal_without_symbol(adapter: Adapter) -> None:
 
 
 def test_commission_and_server_time_offset(adapter: Adapter) -> None:
-    broker = adapter(offset_hours=3, server_offset_hours=3, commission_per_lot=3.5)
+    broker = adapter(zone="+03:00", server_timezone="+03:00", commission_per_lot=3.5)
     quote = broker.quote("EURUSD")
     assert quote.time == datetime(2017, 4, 19, 9, tzinfo=UTC)  # the data's UTC time, offset taken off
     assert broker.mt5.symbol_info_tick("EURUSD").time == int(datetime(2017, 4, 19, 12, tzinfo=UTC).timestamp())

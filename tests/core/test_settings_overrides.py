@@ -16,7 +16,7 @@ from tradeguard.store.memory import MemoryStore
 FILE_EMULATOR: dict[str, Any] = {
     "data_kind": "bars",
     "timeframe": "H4",
-    "server_offset_hours": 2.0,
+    "server_timezone": "+02:00",
     "login": 7001,
     "password": "pw",
     "server": "Desk-Server",

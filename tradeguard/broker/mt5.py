@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from tradeguard.broker import constants, retcodes
+from tradeguard.broker.server_time import ServerZone, from_offset_hours
 from tradeguard.broker.types import (
     HISTORY_END,
     HISTORY_START,
@@ -237,13 +238,13 @@ class MT5Adapter:
         self._sleep = sleep
         self._specs: dict[str, SymbolSpec] = {}
         self._cross_valued: set[str] = set()  # symbols whose tick value moves with a cross rate
-        self.offset = timedelta(hours=self.cfg.server_offset_hours)
+        self.zone = ServerZone(cfg.server_timezone)  # the server's clock: derived again only when asked to
         self.connected = False
         self._memo: dict[Any, Any] | None = None
         self._scope = _ReadScope(self)
         #: requests this process has sent (``order_send``): a change marker for whoever compares broker state
         self.sent = 0
-        self._all_history: tuple[timedelta, datetime, datetime] | None = None  # deals_count's bounds, server scale
+        self._all_history: tuple[ServerZone, datetime, datetime] | None = None  # deals_count's bounds, server scale
 
     # ------------------------------------------------------------------ decision scope ----------
 
@@ -293,6 +294,8 @@ class MT5Adapter:
                 log.info("terminal connected", extra={"broker_module": cfg.module, "attempt": attempt})
                 if cfg.derive_server_offset:
                     self._derive_offset()
+                else:
+                    self._check_zone()
                 return
             error = self.last_error()
             log.warning("initialize failed", extra={"attempt": attempt, "code": error[0], "error": error[1]})
@@ -307,28 +310,73 @@ class MT5Adapter:
         self.connected = False
 
     def _derive_offset(self) -> None:
-        """Live only: the server's offset is the last tick's server time minus the wall clock, in half hours."""
-        info = self.mt5.symbols_get()
-        selected = [s for s in info or () if s.select]
-        if not selected:
+        """A real terminal only: the server's offset is a fresh tick's server time minus the wall clock, in half
+        hours, adopted when it is a real offset (-12 to +14 hours); otherwise the configured zone stays."""
+        observed = self.observed_offset()
+        if observed is None:
+            log.warning("server offset not derived: no fresh tick", extra={"zone": self.zone.name})
             return
-        tick = self.mt5.symbol_info_tick(selected[0].name)
-        if tick is None:
+        self.zone = ServerZone(from_offset_hours(observed.total_seconds() / 3600))
+        log.info("server offset derived", extra={"zone": self.zone.name})
+
+    def observed_offset(self, symbol: str | None = None, wait: float = 1.0) -> timedelta | None:
+        """The server clock minus the wall clock as the terminal shows it now: a tick of ``symbol`` (default: the
+        first selected symbol) that moved within ``wait`` seconds, against the wall clock, to the quarter hour.
+        None while its market is shut (no fresh tick), or when the difference is no real offset."""
+        if symbol is None:
+            selected = [s for s in self.mt5.symbols_get() or () if s.select]
+            if not selected:
+                return None
+            symbol = str(selected[0].name)
+        first = self.mt5.symbol_info_tick(symbol)
+        self._sleep(wait)
+        tick = self.mt5.symbol_info_tick(symbol)
+        if first is None or tick is None or int(tick.time_msc) == int(first.time_msc):
+            return None
+        seconds = round((int(tick.time_msc) / 1000 - datetime.now(UTC).timestamp()) / 900) * 900
+        offset = timedelta(seconds=seconds)
+        return offset if timedelta(hours=-12) <= offset <= timedelta(hours=14) else None
+
+    def _check_zone(self) -> None:
+        """The configured zone against the one the terminal keeps: over the emulator the zone it declares; over a
+        real terminal a fresh tick against the wall clock (a shut market says nothing). A disagreement refuses
+        start: every time converted would be off."""
+        declared = getattr(self.mt5, "server_timezone", None)
+        if callable(declared):  # the built-in emulator (in process or served) says which zone it keeps
+            theirs = ServerZone(str(declared()))
+            probes = [datetime(2017, 1, 15, tzinfo=UTC), datetime(2017, 7, 15, tzinfo=UTC), datetime.now(UTC)]
+            if any(theirs.offset_at(t) != self.zone.offset_at(t) for t in probes):
+                raise BrokerError(
+                    f"broker.server_timezone = {self.zone.name!r}, but the emulator's server keeps {theirs.name!r} "
+                    "(broker.emulator.server_timezone): set both alike",
+                    (0, "server clock mismatch"),
+                )
             return
-        seconds = int(tick.time) - int(datetime.now(UTC).timestamp())
-        self.offset = timedelta(seconds=round(seconds / 1800) * 1800)
-        log.info("server offset derived", extra={"offset_hours": self.offset.total_seconds() / 3600})
+        if self.cfg.module == "emulator":
+            return  # a stand-in module that does not say: nothing to compare
+        observed = self.observed_offset()
+        expected = self.zone.offset_at(datetime.now(UTC))
+        if observed is not None and observed != expected:
+            raise BrokerError(
+                f"broker.server_timezone = {self.zone.name!r} (UTC{_hours(expected)} now), but the terminal's ticks "
+                f"run at UTC{_hours(observed)}: set broker.server_timezone to the server's zone",
+                (0, "server clock mismatch"),
+            )
 
     # ------------------------------------------------------------------ time -------------------
 
     def to_utc(self, server_epoch: float) -> datetime:
-        """MT5 epochs are the server's wall clock encoded as if UTC; take the offset off."""
-        moment = datetime.fromtimestamp(server_epoch, UTC)
-        return moment - self.offset if self.offset else moment
+        """MT5 epochs are the server's wall clock encoded as if UTC: the instant in UTC, by the server's zone."""
+        return self.zone.to_utc(server_epoch)
 
     def to_server(self, when: datetime) -> int:
         """A UTC datetime as the server-scale epoch the terminal expects for date arguments."""
-        return int((when.astimezone(UTC) + self.offset).timestamp())
+        return self.zone.to_server(when)
+
+    def server_midnight(self, when: datetime) -> datetime:
+        """The UTC instant of the server midnight that began the server day ``when`` is in (the daily limits'
+        anchor; it moves with the server's daylight saving)."""
+        return self.zone.midnight(when)
 
     # ------------------------------------------------------------------ symbols -----------------
 
@@ -539,8 +587,8 @@ class MT5Adapter:
 
     def _deals_count(self) -> int:
         bounds = self._all_history
-        if bounds is None or bounds[0] != self.offset:  # the offset moves only when it is derived again
-            bounds = self._all_history = (self.offset, self._server_dt(HISTORY_START), self._server_dt(HISTORY_END))
+        if bounds is None or bounds[0] != self.zone:  # the zone moves only when it is derived again
+            bounds = self._all_history = (self.zone, self._server_dt(HISTORY_START), self._server_dt(HISTORY_END))
         return self._deals_total(bounds[1], bounds[2])
 
     def deals_total(self, start: datetime, end: datetime) -> int:
@@ -766,3 +814,8 @@ class MT5Adapter:
             request=request,
             seconds=seconds,
         )
+
+
+def _hours(offset: timedelta) -> str:
+    """+03:00 for three hours east of UTC."""
+    return from_offset_hours(offset.total_seconds() / 3600)

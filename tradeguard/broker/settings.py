@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from tradeguard.broker.emulator.config import EmulatorConfig
+from tradeguard.broker.server_time import ServerZone, zone_setting
 from tradeguard.kernel.schema import PluginSettings, validated_for_live
 
 
@@ -22,9 +23,39 @@ class BrokerSettings(PluginSettings):
     server: str = ""
     connect_retries: int = Field(default=3, ge=1, le=100)
     retry_delay_seconds: float = Field(default=1.0, ge=0, le=300)
-    server_offset_hours: float = Field(default=0.0, ge=-12, le=14, description="server clock minus UTC")
-    derive_server_offset: bool = Field(default=False, description="live: derive the offset from tick vs wall clock")
+    server_timezone: str = Field(
+        default="+00:00",
+        description="the trade server's clock: an offset (+02:00), an IANA zone (Europe/Athens) or new_york_close",
+    )
+    derive_server_offset: bool = Field(
+        default=False, description="a real terminal only: derive a fixed offset from its ticks against the wall clock"
+    )
     emulator: EmulatorConfig = Field(default_factory=EmulatorConfig, description="the emulator's market and account")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_offset(cls, values: Any) -> Any:
+        return zone_setting(values, "broker")
+
+    @field_validator("server_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ServerZone(value)  # raises naming what a zone may be
+        return value
+
+    @model_validator(mode="after")
+    def _derived_from_a_terminal(self) -> BrokerSettings:
+        """The emulator declares its zone; deriving one from its 2017 ticks against today's clock is nonsense."""
+        if self.derive_server_offset and self.module == "emulator":
+            raise ValueError(
+                "derive_server_offset works against a real terminal only; over the emulator set "
+                "broker.server_timezone to its [broker.emulator] server_timezone"
+            )
+        return self
+
+    @property
+    def zone(self) -> ServerZone:
+        return ServerZone(self.server_timezone)
 
     @field_validator("module")
     @classmethod

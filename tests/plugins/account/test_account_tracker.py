@@ -193,7 +193,7 @@ def test_the_first_bar_past_server_midnight_captures_the_new_day(tmp_path: Path)
         rt,
     )  # closes at 21:00: the new day is captured
     assert acc.last is not None and acc.last.time == datetime(2017, 4, 19, 21, tzinfo=UTC)
-    assert acc.last.time == server_midnight(rt.broker.now(), rt.broker.offset)
+    assert acc.last.time == rt.broker.server_midnight(rt.broker.now())
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,6 @@ import pytest
 
 from tradeguard import AccountSnapshot, DealEntry, Fill, OrderIntent, Rejected
 from tradeguard.kernel.bars import rolling_atr as atr
-from tradeguard.kernel.clock import server_midnight
 from tradeguard.plugins.risk.kill_switch import KillSwitch
 from tradeguard.plugins.risk.risk_guard import Approved, RiskGuard
 from tradeguard.testing import T0
@@ -235,7 +234,7 @@ def test_openings_wait_for_the_new_server_days_first_snapshot(runtime: Any) -> N
     """Yesterday's snapshot carries yesterday's opening equity: after a winning day it would count today's
     loss short, so with a daily limit set openings wait until the tracker captures the new day."""
     rt, g = guard(runtime, daily_loss_limit_pct=3.0)
-    midnight = server_midnight(rt.broker.now(), rt.broker.offset)
+    midnight = rt.broker.server_midnight(rt.broker.now())
     before = AccountSnapshot(
         time=midnight - timedelta(seconds=1), balance=10_000, equity=10_000, day_start_equity=9_000, peak_equity=10_000
     )

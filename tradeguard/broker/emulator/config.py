@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from tradeguard.broker.data import SAMPLE
 from tradeguard.broker.emulator import symbols
 from tradeguard.broker.emulator.faults import PROFILES, FaultProfile
+from tradeguard.broker.server_time import ServerZone, zone_setting
 
 
 class EmulatorConfig(BaseModel):
@@ -30,7 +31,12 @@ class EmulatorConfig(BaseModel):
         default=False, description="replay a file named for one symbol as another's (EURUSD_H1.csv as GBPUSD)"
     )
     symbols: dict[str, dict[str, Any]] = Field(default_factory=dict, description="spec overrides per symbol")
-    server_offset_hours: float = Field(default=0.0, ge=-12, le=14, description="server clock = UTC + offset")
+    server_timezone: str = Field(
+        default="+00:00", description="the emulated server's clock: an offset, an IANA zone or new_york_close"
+    )
+    data_timezone: str = Field(
+        default="UTC", description="the zone the data files' times are in (a terminal's export: its server's)"
+    )
     login: int = 5_000_001
     password: str = ""
     server: str = "Tradeguard-Emulator"
@@ -55,6 +61,17 @@ class EmulatorConfig(BaseModel):
         if name not in symbols.CATALOGUE:
             raise ValueError(f"{name!r} is not in the emulator's catalogue ({', '.join(symbols.CATALOGUE)})")
         return name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_offset(cls, values: Any) -> Any:
+        return zone_setting(values, "broker.emulator")
+
+    @field_validator("server_timezone", "data_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ServerZone(value)  # raises naming what a zone may be
+        return value
 
     @field_validator("data", "symbols", mode="before")
     @classmethod

@@ -78,8 +78,11 @@ class Feed:
         return bars.dtype.metadata["timeframe"] if bars.dtype.metadata else constants.TIMEFRAME_H1
 
     @classmethod
-    def from_bars(cls, symbol: str, bars: np.ndarray, digits: int, spread_points: int, offset_seconds: int = 0) -> Feed:
-        """Each bar becomes open -> nearer extreme -> other extreme -> close."""
+    def from_bars(
+        cls, symbol: str, bars: np.ndarray, digits: int, spread_points: int, offset_seconds: int | np.ndarray = 0
+    ) -> Feed:
+        """Each bar becomes open -> nearer extreme -> other extreme -> close. ``offset_seconds`` moves the bars'
+        times onto the server's clock (one figure, or one per bar where the server keeps daylight saving)."""
         if bars.dtype != RATES_DTYPE:
             raise TypeError("bars must use the MT5 rates dtype")
         bars = bars.copy()
@@ -98,8 +101,11 @@ class Feed:
         return cls(symbol, bars, bid, ask, time_msc, np.repeat(np.arange(len(bars)), TICKS_PER_BAR), False)
 
     @classmethod
-    def from_ticks(cls, symbol: str, ticks: np.ndarray, digits: int, timeframe: int, offset_seconds: int = 0) -> Feed:
-        """Replay the ticks as they are; bars of ``timeframe`` are built from their bids."""
+    def from_ticks(
+        cls, symbol: str, ticks: np.ndarray, digits: int, timeframe: int, offset_seconds: int | np.ndarray = 0
+    ) -> Feed:
+        """Replay the ticks as they are; bars of ``timeframe`` are built from their bids. ``offset_seconds``: as
+        for :meth:`from_bars`, one figure or one per tick."""
         seconds = TIMEFRAME_SECONDS[timeframe]
         time_msc = ticks["time_msc"] + offset_seconds * 1000
         bid, ask = ticks["bid"].copy(), ticks["ask"].copy()

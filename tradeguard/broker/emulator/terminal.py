@@ -39,6 +39,7 @@ from tradeguard.broker.emulator.structures import (
     Tick,
 )
 from tradeguard.broker.emulator.trading import TradeServer
+from tradeguard.broker.server_time import ServerZone
 
 INF = float("inf")
 
@@ -61,7 +62,7 @@ class Terminal(TradeServer):
         import random
 
         self._slip_rng = random.Random(profile.seed + 1)  # seeded: slippage is part of the emulation
-        self.offset_s = int(config.server_offset_hours * 3600)
+        self.zone = ServerZone(config.server_timezone)
         self.specs: dict[str, symbols.SymbolDefinition] = {}
         for name, spec in symbols.CATALOGUE.items():
             self.specs[name] = spec.with_overrides(**config.symbols.get(name, {}))
@@ -105,15 +106,26 @@ class Terminal(TradeServer):
         self._advance_one()
 
     def _feed(self, symbol: str, path: str) -> Feed:
-        """One symbol's data file as a feed (bars or ticks, by the file or ``data_kind``)."""
+        """One symbol's data file as a feed (bars or ticks, by the file or ``data_kind``), its times read in the
+        data's zone and moved onto the server's clock."""
         config, spec = self.config, self.specs[symbol]
+        data_zone = ServerZone(config.data_timezone)
         kind = config.data_kind if config.data_kind != "auto" else ("ticks" if is_tick_file(path) else "bars")
         if kind == "ticks":
             tf = getattr(constants, f"TIMEFRAME_{config.timeframe}", None)
             if tf not in TIMEFRAME_SECONDS:
                 raise ValueError(f"timeframe {config.timeframe!r}: not a timeframe bars can be built in")
-            return Feed.from_ticks(symbol, load_ticks(path), spec.digits, tf, self.offset_s)
-        return Feed.from_bars(symbol, load_bars(path), spec.digits, spec.spread, self.offset_s)
+            ticks = load_ticks(path)
+            seconds = data_zone.to_utc_epochs(ticks["time_msc"] // 1000)
+            shift = self.zone.to_server_epochs(seconds) - ticks["time_msc"] // 1000
+            return Feed.from_ticks(symbol, ticks, spec.digits, tf, shift)
+        bars = load_bars(path)
+        utc = data_zone.to_utc_epochs(bars["time"])
+        return Feed.from_bars(symbol, bars, spec.digits, spec.spread, self.zone.to_server_epochs(utc) - bars["time"])
+
+    def server_timezone(self) -> str:
+        """The zone this server's clock keeps (an emulator control: a real terminal does not say)."""
+        return self.config.server_timezone
 
     def _revalued_on_tick(self) -> dict[str, tuple[str, ...]]:
         """Symbol -> the symbols whose floating P&L moves when it ticks: itself, and those whose profit currency

@@ -39,7 +39,6 @@ from tradeguard import (
     Runtime,
     hookimpl,
     on_scrape,
-    server_midnight,
 )
 from tradeguard.plugins.account.anomalies import Anomaly, between, frozen_equity
 from tradeguard.plugins.account.snapshot_export import SnapshotExport
@@ -99,7 +98,7 @@ class AccountTracker(ConfiguredPlugin):
         # the server day of the last capture, UTC: [midnight, next midnight), and the offset it was worked out with
         self._midnight: datetime | None = None
         self._next_midnight: datetime | None = None
-        self._offset: timedelta | None = None
+        self._zone: object = None  # the server zone the midnights were computed in
 
     @hookimpl
     def tradeguard_startup(self, runtime: Runtime) -> None:
@@ -177,14 +176,12 @@ class AccountTracker(ConfiguredPlugin):
         midnight = self._midnight
         following = self._next_midnight
         if not (
-            midnight is not None
-            and following is not None
-            and midnight <= now < following
-            and self._offset == broker.offset
+            midnight is not None and following is not None and midnight <= now < following and self._zone is broker.zone
         ):
-            self._offset = broker.offset
-            midnight = self._midnight = server_midnight(now, broker.offset)
-            self._next_midnight = midnight + timedelta(days=1)
+            self._zone = broker.zone
+            midnight = self._midnight = broker.server_midnight(now)
+            # a server day is 23 to 25 hours long across a daylight-saving switch: 25 hours on is in the next one
+            self._next_midnight = broker.server_midnight(midnight + timedelta(hours=25))
         last = self.last
         if (
             last is not None

@@ -413,7 +413,11 @@ class KillSwitch(ConfiguredPlugin):
         latched = self._store.kill_state()
         if latched is None or latched[1] not in DAILY_LOSS_TRIGGERS:
             return
-        midnight = server_midnight(snapshot.time, self.rt.broker.offset if self.rt.has_broker else timedelta(0))
+        midnight = (
+            self.rt.broker.server_midnight(snapshot.time)
+            if self.rt.has_broker
+            else server_midnight(snapshot.time, timedelta(0))
+        )
         if datetime.fromisoformat(latched[3]) >= midnight:
             return
         note = f"the daily-loss latch of {latched[3][:16]} ends with the server day (daily_loss_latch_ends)"

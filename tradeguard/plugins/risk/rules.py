@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from tradeguard import AccountSnapshot, OrderIntent, Rejected, Runtime, rolling_atr, server_midnight
+from tradeguard import AccountSnapshot, OrderIntent, Rejected, Runtime, rolling_atr
 
 if TYPE_CHECKING:
     from tradeguard.plugins.risk.risk_guard import RiskGuard
@@ -210,7 +210,7 @@ class LossLimits:
         if s is None:
             return None
         cfg, broker = c.cfg, c.rt.broker
-        if cfg.daily_loss_limit_pct and s.time < (midnight := server_midnight(broker.now(), broker.offset)):
+        if cfg.daily_loss_limit_pct and s.time < (midnight := broker.server_midnight(broker.now())):
             return reject(
                 "account_stale",
                 f"the last account snapshot ({s.time:%Y-%m-%d %H:%M} UTC) is "
