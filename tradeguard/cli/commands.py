@@ -141,6 +141,7 @@ def replay_overrides(
     faults: str | None,
     seed: int | None,
     allow_renamed_data: bool = False,
+    data_timezone: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """What ``replay``'s flags lay over the settings (key by key: the file's other emulator keys stay).
 
@@ -156,6 +157,8 @@ def replay_overrides(
         emulator["symbol"] = symbol
     if allow_renamed_data:
         emulator["allow_renamed_data"] = True
+    if data_timezone:
+        emulator["data_timezone"] = data_timezone
     if faults is not None and faults not in PROFILES:
         raise typer.BadParameter(f"{faults!r}: known profiles {', '.join(PROFILES)}", param_hint="--faults")
     fault_cfg: dict[str, Any] | str | None = faults
@@ -223,6 +226,14 @@ def replay_cmd(
     allow_renamed_data: Annotated[
         bool, typer.Option("--allow-renamed-data", help="replay a file named for one symbol as another's")
     ] = False,
+    data_timezone: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ZONE",
+            help="the zone the data's times are in: a terminal export's server zone (new_york_close, +02:00, "
+            "Europe/Athens); default UTC",
+        ),
+    ] = None,
     start: Annotated[str | None, typer.Option("--from", help="trade from this UTC time; earlier bars warm up")] = None,
     end: Annotated[str | None, typer.Option("--to", help="stop after this UTC date/time")] = None,
     seed: Annotated[int | None, typer.Option(help="seed of the emulator's fault injection")] = None,
@@ -239,7 +250,7 @@ def replay_cmd(
 
     from tradeguard.kernel.clock import ReplayClock
 
-    overrides = replay_overrides(data, symbol, faults, seed, allow_renamed_data)
+    overrides = replay_overrides(data, symbol, faults, seed, allow_renamed_data, data_timezone)
 
     def epoch(text: str | None, option: str) -> int | None:
         if text is None:

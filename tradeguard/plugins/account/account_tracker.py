@@ -146,6 +146,11 @@ class AccountTracker(ConfiguredPlugin):
         if self._export is not None:
             self._export.flush()
 
+    @property
+    def day_began(self) -> datetime | None:
+        """The server midnight (UTC) the current day's P&L counts from: the daily limits' anchor."""
+        return self._midnight
+
     @hookimpl
     def on_fill(self, fill: Fill, runtime: Runtime) -> None:
         self.capture()
