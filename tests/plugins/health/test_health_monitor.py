@@ -129,3 +129,39 @@ def test_a_lost_link_is_retried_with_doubling_pauses_up_to_five_minutes(tmp_path
         rt.clock.advance(timedelta(seconds=1))
     gaps = [b - a for a, b in pairwise(tries)]
     assert gaps == [5, 10, 20, 40, 80, 160, 300, 300, 300]
+
+
+@pytest.mark.parametrize(("configured", "alerted"), [("+02:00", True), ("+03:00", False)])
+def test_a_server_clock_that_disagrees_with_the_setting_is_alerted_once(
+    tmp_path: Path, configured: str, alerted: bool
+) -> None:
+    """Live (the wall clock): fresh ticks of a server at UTC+3 against broker.server_timezone. The terminal here
+    is the emulator replaying ticks stamped around now, met through an adapter that was never asked to compare
+    zones at start (as after a daylight-saving switch the setting does not know)."""
+    from tradeguard.broker.emulator.terminal import Terminal
+    from tradeguard.broker.mt5 import MT5Adapter
+    from tradeguard.broker.settings import BrokerSettings
+    from tradeguard.kernel.clock import WallClock
+
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    ticks = tmp_path / "EURUSD_ticks.csv"
+    lines = ["time,bid,ask"] + [
+        f"{start + timedelta(seconds=k):%Y-%m-%d %H:%M:%S},{1.1 + k * 1e-5:.5f},{1.1001 + k * 1e-5:.5f}"
+        for k in range(600)
+    ]
+    ticks.write_text("\n".join(lines) + "\n")
+    terminal = Terminal()
+    assert terminal.initialize(data=str(ticks), timeframe="M1", server_timezone="+03:00"), terminal.last_error()
+    adapter = MT5Adapter(terminal, BrokerSettings(server_timezone=configured))
+    adapter.connected = True
+    monitor, seen = MT5HealthMonitor(), Seen()
+    rt = make_runtime(("mt5_health_monitor", monitor), ("seen", seen), start=False, clock=WallClock())
+    rt.broker = adapter
+    rt.start()
+    for _ in range(4):  # the market moves between checks: each check sees a fresh quote
+        terminal.replay_step(10)
+        monitor.aggregate_health()
+    mismatches = [a for a in seen.alerts if a.error_code == "server_clock_mismatch"]
+    assert len(mismatches) == (1 if alerted else 0), [a.message for a in seen.alerts]
+    if alerted:
+        assert "UTC+3h" in mismatches[0].message and "'+02:00'" in mismatches[0].message

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import Field
@@ -61,6 +61,7 @@ class MT5HealthMonitor(ConfiguredPlugin):
         self._spreads: dict[str, SortedWindow] = defaultdict(lambda: SortedWindow(500))
         self._sampled: dict[str, datetime] = {}  # per symbol, the time of the quote whose spread was sampled last
         self._blown: dict[str, str] = {}  # per symbol, the spread blow-out that quote showed ("" = none)
+        self._clock_alerted: set[timedelta] = set()  # server offsets seen that disagree with the setting
         self._down_since: datetime | None = None
         self._next_reconnect: datetime | None = None
         self._failures = 0  # reconnects tried since the link was last up
@@ -188,6 +189,8 @@ class MT5HealthMonitor(ConfiguredPlugin):
             checks[f"{symbol}.ticks"] = f"last quote {age:.0f} s old > {cfg.max_tick_age_seconds:g} s"
             rank = 1
         if self._sampled.get(symbol) != quote.time:  # a new quote: its spread joins the usual ones, once
+            if symbol in self._sampled and not self.rt.clock.simulated:
+                self._check_server_clock(quote.time)
             self._sampled[symbol] = quote.time
             spread = self._spread[symbol,] = (quote.ask - quote.bid) / spec.point
             usual = self._spreads[symbol]
@@ -198,6 +201,32 @@ class MT5HealthMonitor(ConfiguredPlugin):
             checks[f"{symbol}.spread"] = self._blown[symbol]
             rank = 1
         return rank
+
+    def _check_server_clock(self, quote_time: datetime) -> None:
+        """A quote that just moved is the server's clock now: against the wall clock, to the quarter hour, it
+        shows the server's offset. One that disagrees with ``broker.server_timezone`` (a daylight-saving switch
+        the setting does not know, a broker that moved its servers) is alerted once per offset seen: every
+        deal time and the daily anchor are that far off. Real offsets only (-12 to +14 hours)."""
+        broker, now = self.rt.broker, datetime.now(UTC)
+        seconds = round((broker.to_server(quote_time) - now.timestamp()) / 900) * 900
+        observed, expected = timedelta(seconds=seconds), broker.zone.offset_at(now)
+        if observed == expected or not timedelta(hours=-12) <= observed <= timedelta(hours=14):
+            return
+        if observed in self._clock_alerted:
+            return
+        self._clock_alerted.add(observed)
+        hours = observed.total_seconds() / 3600
+        self.rt.alert(
+            channel=AlertChannel.HEALTH,
+            severity=Severity.WARNING,
+            module="mt5_health_monitor",
+            error_code="server_clock_mismatch",
+            message=(
+                f"the terminal's ticks run at UTC{hours:+g}h, but broker.server_timezone = {broker.zone.name!r} says "
+                f"UTC{expected.total_seconds() / 3600:+g}h now: deal times and the daily anchor are off; set the "
+                "server's zone"
+            ),
+        )
 
     def _reconnect(self) -> None:
         now = self.rt.clock.now()
