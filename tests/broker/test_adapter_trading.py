@@ -206,6 +206,37 @@ def test_netting_adds_reduces_and_reverses(adapter: Adapter) -> None:
     assert by.retcode == 10035  # no close-by on netting
 
 
+def test_netting_positions_take_the_stops_of_the_order_that_increases_or_reverses_them(adapter: Adapter) -> None:
+    """MT5's netting rules (issue 27, part 2): an add or a reversal gives the position that order's stop and
+    target, zero values deleting them; a partial close leaves them; a full close removes the position with them."""
+    broker = adapter(margin_mode="netting")
+    ask = broker.quote("EURUSD").ask
+
+    def levels() -> tuple[float, float]:
+        (pos,) = broker.positions()
+        return pos.sl, pos.tp
+
+    broker.send(market(broker, constants.ORDER_TYPE_BUY, 0.3, sl=round(ask - 0.0100, 5), tp=round(ask + 0.0100, 5)))
+    assert levels() == (round(ask - 0.0100, 5), round(ask + 0.0100, 5))
+    broker.send(market(broker, constants.ORDER_TYPE_BUY, 0.1, sl=round(ask - 0.0050, 5), tp=round(ask + 0.0200, 5)))
+    assert levels() == (round(ask - 0.0050, 5), round(ask + 0.0200, 5))  # the add's own, not the first order's
+    broker.send(market(broker, constants.ORDER_TYPE_BUY, 0.1, sl=0.0, tp=round(ask + 0.0300, 5)))
+    assert levels() == (0.0, round(ask + 0.0300, 5))  # a zero stop in the add deletes the position's stop
+    broker.send(market(broker, constants.ORDER_TYPE_BUY, 0.1, sl=round(ask - 0.0080, 5), tp=0.0))
+    kept = levels()
+    assert kept == (round(ask - 0.0080, 5), 0.0)
+    broker.send(market(broker, constants.ORDER_TYPE_SELL, 0.2, sl=round(ask + 0.0500, 5)))  # a partial close
+    assert levels() == kept and broker.positions()[0].volume == pytest.approx(0.4)
+    bid = broker.quote("EURUSD").bid
+    broker.send(market(broker, constants.ORDER_TYPE_SELL, 0.6, sl=round(bid + 0.0070, 5), tp=round(bid - 0.0090, 5)))
+    (pos,) = broker.positions()  # reversed: short 0.2 with the reversing order's levels
+    assert (pos.is_buy, pos.volume) == (False, pytest.approx(0.2))
+    assert (pos.sl, pos.tp) == (round(bid + 0.0070, 5), round(bid - 0.0090, 5))
+    broker.send(market(broker, constants.ORDER_TYPE_BUY, 0.2))
+    assert broker.positions() == []  # a full close: nothing left, no levels left to trigger
+    assert broker.mt5.levels["EURUSD"] == type(broker.mt5.levels["EURUSD"])()  # type: ignore[attr-defined]
+
+
 def test_margin_call_then_stop_out_closes_the_position(adapter: Adapter) -> None:
     broker = adapter(balance=1_100.0)
     res = broker.send(market(broker, constants.ORDER_TYPE_SELL, 1.0))  # EURUSD rallies through this sample

@@ -93,8 +93,9 @@ def test_a_terminal_export_in_server_time_loads_as_the_utc_bars() -> None:
         window = converted[(converted["time"] >= expected["time"][0]) & (converted["time"] <= expected["time"][-1])]
         assert np.array_equal(window[columns], expected[columns]) is equal, zone
     term = Terminal()  # the emulator told the data's zone reads the export as the UTC file
-    assert term.initialize(data=str(PORTFOLIO / "server_time" / "USDJPY_H1_server_time.csv"), symbol="USDJPY",
-                           data_timezone=NY_CLOSE, allow_renamed_data=True), term.last_error()  # fmt: skip
+    export = str(PORTFOLIO / "server_time" / "USDJPY_H1_server_time.csv")
+    loaded = term.initialize(data=export, symbol="USDJPY", data_timezone=NY_CLOSE)
+    assert loaded, term.last_error()
     bars = term.market.feeds["USDJPY"].bars
     inside = bars[(bars["time"] >= expected["time"][0]) & (bars["time"] <= expected["time"][-1])]
     assert np.array_equal(inside[columns], expected[columns])

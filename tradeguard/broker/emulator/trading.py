@@ -749,6 +749,8 @@ class TradeServer:
             pos.price_open = round((pos.price_open * pos.volume + price * volume) / total, spec.digits + 3)
             pos.volume = round(pos.volume + volume, 8)
             pos.time_update_msc = now
+            # MT5's rule: an order that increases the position gives it its own stop and target (zero deletes)
+            pos.sl, pos.tp = order.sl, order.tp
         else:
             pos = held
             closed = min(volume, pos.volume)
