@@ -259,11 +259,23 @@ class Targets(_Frozen):
     method: str = ""
 
 
+class NettingEffect(StrEnum):
+    """What an order does to the one position a netting account holds on its symbol (MT5's rules: an add or a
+    reversal gives the position the order's stop and target; a reduce leaves them; a close removes them)."""
+
+    OPEN = "open"
+    ADD = "add"
+    REDUCE = "reduce"
+    CLOSE = "close"
+    REVERSE = "reverse"
+
+
 class OrderIntent(_Frozen):
     """An order the pipeline approved (or an operator asked for), before the broker sees it.
 
     ``client_id`` is assigned by the execution engine and journaled before sending.
     ``position_ticket`` set means "close or reduce that position": exposure-reducing by construction.
+    ``netting``: on a netting account, what the order does to the symbol's position (None on hedging).
     """
 
     signal_id: str = ""
@@ -279,6 +291,7 @@ class OrderIntent(_Frozen):
     position_ticket: int | None = Field(default=None, gt=0)
     reduce_only: bool = False
     created_at: AwareDatetime
+    netting: NettingEffect | None = None
 
     _side = field_validator("side", "order_type", mode="before")(_lower)
 

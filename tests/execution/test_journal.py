@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tradeguard import Fill, IllegalStateTransition, OrderIntent
 from tradeguard.execution.journal import Journal, Transition
-from tradeguard.models import OrderState, OrderType, Side
+from tradeguard.models import NettingEffect, OrderState, OrderType, Side
 from tradeguard.store.sqlite import Store
 
 prices = st.none() | st.floats(min_value=1e-5, max_value=1e6) | st.integers(1, 5)
@@ -37,6 +37,7 @@ orders = st.builds(
     position_ticket=st.none() | st.integers(1, 2**40),
     reduce_only=st.booleans(),
     created_at=st.just(datetime(2017, 4, 20, tzinfo=UTC)),
+    netting=st.none() | st.sampled_from(list(NettingEffect)),
 )
 zones = st.sampled_from([UTC, timezone(timedelta(hours=3)), timezone(timedelta(hours=-5, minutes=-30))])
 moments = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=zones)

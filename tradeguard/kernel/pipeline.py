@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 from tradeguard import reasons
 from tradeguard.kernel.hooks import HookRunner
 from tradeguard.kernel.logging import bind_signal, unbind_signal
-from tradeguard.models import Decision, OrderIntent, Reason, Rejected, Score, Signal, Targets
+from tradeguard.models import (
+    Decision,
+    NettingEffect,
+    OrderIntent,
+    OrderType,
+    Reason,
+    Rejected,
+    Score,
+    Signal,
+    Targets,
+)
 
 if TYPE_CHECKING:
     from tradeguard.ports import Runtime
@@ -143,6 +153,10 @@ class Pipeline:
             reason = plugin_error(plugin, "size_position", f"returned volume {volume!r}")
             return self._reject(signal, "size", [reason], scores, combined, targets)
 
+        # on netting an add or a reversal gives the position this order's levels: it always has a stop (Targets
+        # requires one), so the position's protection is never deleted by a zero
+        effect = self._netting(signal, volume)
+        reduces = effect in (NettingEffect.REDUCE, NettingEffect.CLOSE)
         order = OrderIntent.trusted(
             signal_id=signal.signal_id,
             client_id="",
@@ -152,11 +166,13 @@ class Pipeline:
             volume=volume,
             order_type=signal.order_type,
             price=signal.price,
-            stop_loss=targets.stop_loss,
-            take_profit=targets.take_profit,
+            # a reduce keeps the position's levels whatever the order says: it carries none, and reduces only
+            stop_loss=None if reduces else targets.stop_loss,
+            take_profit=None if reduces else targets.take_profit,
             position_ticket=None,
-            reduce_only=False,
+            reduce_only=reduces,
             created_at=rt.clock.now(),
+            netting=effect,
         )  # every part is already validated (volume checked above)
         vetoed = self.veto(order)
         if vetoed is not None:
@@ -194,6 +210,25 @@ class Pipeline:
             client_id=client_id,
             decided_at=rt.clock.now(),
         )
+
+    def _netting(self, signal: Signal, volume: float) -> NettingEffect | None:
+        """On a netting account, what a market order of ``volume`` does to the symbol's one position; None on
+        hedging, for a pending order (it acts when it fills), or when no broker answers here."""
+        rt = self.runtime
+        if not rt.has_broker or signal.order_type is not OrderType.MARKET:
+            return None
+        broker = rt.broker
+        if broker.account().hedging:
+            return None
+        held = broker.positions(signal.symbol)
+        if not held:
+            return NettingEffect.OPEN
+        position = held[0]
+        if position.is_buy == (signal.side.value == "buy"):
+            return NettingEffect.ADD
+        if volume < position.volume - 1e-9:
+            return NettingEffect.REDUCE
+        return NettingEffect.CLOSE if volume <= position.volume + 1e-9 else NettingEffect.REVERSE
 
     def veto(self, order: OrderIntent) -> Reason | None:
         """Ask the ``evaluate_risk`` chain about a complete order: None approves, else the first refusal.

@@ -9,6 +9,7 @@ import pytest
 
 from tradeguard import StartupError
 from tradeguard.execution.execution_engine import ExecutionEngine
+from tradeguard.kernel.clock import WallClock
 from tradeguard.plugins.account.account_tracker import AccountTracker
 from tradeguard.plugins.monitoring.metrics_server import MetricsServer
 from tradeguard.plugins.risk.kill_switch import KillSwitch
@@ -74,6 +75,7 @@ def test_latency_and_broker_metrics_follow_real_orders(tmp_path: Path) -> None:
     ]
     rt = make_runtime(
         *plugins,
+        clock=WallClock(),  # the latencies are the machine's: on a market clock (a replay) they are not observed
         store=Store(tmp_path / "b.db"),
         settings={
             "broker": {

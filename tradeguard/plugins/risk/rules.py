@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from tradeguard import AccountSnapshot, OrderIntent, Rejected, Runtime, rolling_atr
+from tradeguard import AccountSnapshot, NettingEffect, OrderIntent, Rejected, Runtime, rolling_atr
 
 if TYPE_CHECKING:
     from tradeguard.plugins.risk.risk_guard import RiskGuard
@@ -77,6 +77,15 @@ class Check:
     def money(self, symbol: str, distance: float, lots: float) -> float:
         return self.rt.broker.symbol_spec(symbol).money(distance, lots)
 
+    def resulting_volume(self) -> float:
+        """The volume on the order's stop once it is done: the order's own, or on netting the position it leaves
+        (an add: the old volume and the order's; a reversal: what passes the old position)."""
+        order = self.order
+        if order.netting not in (NettingEffect.ADD, NettingEffect.REVERSE):
+            return order.volume
+        held = sum(p.volume for p in self.rt.broker.positions(order.symbol))
+        return order.volume + held if order.netting is NettingEffect.ADD else max(0.0, order.volume - held)
+
 
 class Rule(Protocol):
     @property
@@ -88,7 +97,8 @@ class Rule(Protocol):
 
 class StopAndRiskPerTrade:
     """``missing_stop``: an opening order names its stop; ``max_risk_per_trade``: it risks at most a share of
-    equity to that stop."""
+    equity to that stop. On netting the risk is the resulting position's: an add puts the whole position on the
+    order's stop, a reversal leaves only the volume past the old position."""
 
     keys = ("require_stop", "max_risk_per_trade_pct")
 
@@ -101,7 +111,7 @@ class StopAndRiskPerTrade:
         if not cfg.max_risk_per_trade_pct:
             return None
         equity = c.rt.broker.account().equity
-        risk = c.money(order.symbol, abs(order.price - order.stop_loss), order.volume)
+        risk = c.money(order.symbol, abs(order.price - order.stop_loss), c.resulting_volume())
         limit = equity * cfg.max_risk_per_trade_pct / 100
         if risk > limit + 1e-9:
             share = f"{cfg.max_risk_per_trade_pct:g}% of equity {equity:.2f}"
@@ -129,6 +139,8 @@ class OpenPositions:
     keys = ("max_open_positions", "max_positions_per_symbol")
 
     def __call__(self, c: Check) -> Rejected | None:
+        if c.order.netting in (NettingEffect.ADD, NettingEffect.REVERSE):
+            return None  # netting: the symbol's one position grows or turns; no position is added
         cfg, exp, symbol = c.cfg, c.exposure, c.order.symbol
         total = sum(exp.count.values())
         if cfg.max_open_positions and total >= cfg.max_open_positions:
