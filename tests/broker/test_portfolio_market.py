@@ -181,3 +181,58 @@ def test_a_cross_symbols_tick_value_follows_its_conversion_rate(adapter: Callabl
             values.add(spec.tick_value)
             assert broker.symbol_spec("EURUSD").tick_value == 1.0  # USD profit: fixed
     assert len(values) > 50
+
+
+def test_midnight_charges_what_was_held_over_it_before_the_first_tick_trades(terminal: Callable[..., Terminal]) -> None:
+    """On the first tick of a server day the night's swap is charged first: a stop that tick fills pays it, a
+    limit order that tick fills does not (it was not held over midnight)."""
+    term = terminal()
+    market = term.market
+    point = term.specs["EURUSD"].point
+    gaps = [
+        i
+        for i in range(len(market) - 1)
+        if market.time[i] // 86_400_000 < market.time[i + 1] // 86_400_000
+        and datetime.fromtimestamp(market.time[i] / 1000, UTC).weekday()
+        in (0, 1, 3, 4)  # one night (Friday: the weekend)
+        and market.bid[i] - market.bid[i + 1] >= 14 * point
+    ]
+    assert gaps, "the sample has down-gapping midnights"
+    i = gaps[0]
+    term.replay_step(i - term.index)
+    assert term.index == i
+    ask = market.ask[i]
+    buy = {"action": 1, "symbol": "EURUSD", "volume": 1.0, "type": constants.ORDER_TYPE_BUY, "type_filling": 1}
+    held = term.order_send({**buy, "sl": round(market.bid[i + 1] + 3 * point, 5)})
+    assert held.retcode == constants.TRADE_RETCODE_DONE, held.comment
+    limit = round(market.ask[i + 1] + 3 * point, 5)
+    assert limit < ask - 10 * point
+    pending = {**buy, "action": 5, "type": constants.ORDER_TYPE_BUY_LIMIT, "price": limit, "type_filling": 2}
+    placed = term.order_send(pending)
+    assert placed.retcode == constants.TRADE_RETCODE_PLACED, placed.comment
+    term.replay_step(1)  # the midnight tick: the stop fills, the limit fills
+    nightly = round(term.specs["EURUSD"].swap_long * point * 100_000, 2)
+    (stopped,) = [d for d in term.history_deals_get(0, 2**40) if d.position_id == held.order and d.entry == 1]
+    assert stopped.reason == constants.DEAL_REASON_SL and stopped.swap == nightly != 0
+    (opened,) = term.positions_get()
+    assert opened.swap == 0.0 and opened.ticket == placed.order
+
+
+def test_closing_by_settles_each_sides_swap(terminal: Callable[..., Terminal]) -> None:
+    term = terminal()
+    buy = {"action": 1, "symbol": "EURUSD", "volume": 1.0, "type": constants.ORDER_TYPE_BUY, "type_filling": 1}
+    long = term.order_send(buy)
+    short = term.order_send({**buy, "type": constants.ORDER_TYPE_SELL})
+    day = term.now_msc() // 86_400_000
+    while term.now_msc() // 86_400_000 < day + 3:  # three midnights (and weekdays' nights) pass
+        term.replay_step(1)
+    swaps = {p.ticket: p.swap for p in term.positions_get()}
+    assert swaps[long.order] != 0 and swaps[short.order] != 0
+    balance = term.account_info().balance
+    by = term.order_send({"action": 10, "position": long.order, "position_by": short.order})
+    assert by.retcode == constants.TRADE_RETCODE_DONE and term.positions_get() == ()
+    deals = [d for d in term.history_deals_get(0, 2**40) if d.entry == constants.DEAL_ENTRY_OUT_BY]
+    assert sorted(d.swap for d in deals) == sorted(swaps.values())
+    account = term.account_info()
+    assert account.balance == pytest.approx(balance + sum(d.profit + d.swap for d in deals))
+    assert account.equity == account.balance and term.open_swaps == 0

@@ -63,3 +63,13 @@ def test_fixed_offsets_and_the_deprecated_hours() -> None:
     for bad in ("Mars/Base", "+15:00", "+02:75", ""):
         with pytest.raises(ValueError, match=r"time zone|offset"):
             ServerZone(bad)
+
+
+def test_two_zones_are_the_same_clock_only_if_they_switch_alike() -> None:
+    ny, athens = ServerZone("new_york_close"), ServerZone("Europe/Athens")
+    january, july = utc("2017-01-15T12:00"), utc("2017-07-15T12:00")
+    assert ny.offset_at(january) == athens.offset_at(january) and ny.offset_at(july) == athens.offset_at(july)
+    assert not ny.same_clock(athens)  # they switch weeks apart in March and October
+    assert ServerZone("+03:00").same_clock(ServerZone("Europe/Moscow")) and ServerZone("UTC").same_clock(
+        ServerZone("+00:00")
+    )

@@ -237,10 +237,13 @@ def test_a_folder_of_symbol_files_replays_as_one_book(tmp_path: Path) -> None:
 def test_symbol_equals_file_pairs_choose_the_book(tmp_path: Path) -> None:
     import json
 
-    pairs = [f"--data={s}={PORTFOLIO_DIR / f'{s}_H1.csv'}" for s in ("USDJPY", "EURGBP")]
+    pairs = [f"--data={s}={PORTFOLIO_DIR / f'{s}_H1.csv'}" for s in ("USDJPY", "XAUUSD")]
     done = replay(tmp_path / "pairs", *pairs, "--to", "2017-05-01", "--json")
     assert done.returncode == 0, done.stderr[-2000:]
-    assert set(json.loads(done.stdout)["symbols"]) == {"USDJPY", "EURGBP"}
+    assert set(json.loads(done.stdout)["symbols"]) == {"USDJPY", "XAUUSD"}
+    cross = replay(tmp_path / "cross", f"--data=EURGBP={PORTFOLIO_DIR / 'EURGBP_H1.csv'}", "--to", "2017-05-01")
+    assert cross.returncode != 0 and "Traceback" not in cross.stderr  # its pounds need GBPUSD's rate
+    assert "EURGBP's money converts into USD through EURUSD, GBPUSD: replay EURUSD and GBPUSD too" in cross.stderr
 
 
 def test_one_symbols_data_under_another_name_is_refused_in_one_line(tmp_path: Path) -> None:

@@ -310,8 +310,8 @@ class MT5Adapter:
         self.connected = False
 
     def _derive_offset(self) -> None:
-        """A real terminal only: the server's offset is a fresh tick's server time minus the wall clock, in half
-        hours, adopted when it is a real offset (-12 to +14 hours); otherwise the configured zone stays."""
+        """A real terminal only: the server's offset is a fresh tick's server time minus the wall clock, to the
+        quarter hour, adopted when it is a real offset (-12 to +14 hours); otherwise the configured zone stays."""
         observed = self.observed_offset()
         if observed is None:
             log.warning("server offset not derived: no fresh tick", extra={"zone": self.zone.name})
@@ -344,8 +344,7 @@ class MT5Adapter:
         declared = getattr(self.mt5, "server_timezone", None)
         if callable(declared):  # the built-in emulator (in process or served) says which zone it keeps
             theirs = ServerZone(str(declared()))
-            probes = [datetime(2017, 1, 15, tzinfo=UTC), datetime(2017, 7, 15, tzinfo=UTC), datetime.now(UTC)]
-            if any(theirs.offset_at(t) != self.zone.offset_at(t) for t in probes):
+            if not self.zone.same_clock(theirs):
                 raise BrokerError(
                     f"broker.server_timezone = {self.zone.name!r}, but the emulator's server keeps {theirs.name!r} "
                     "(broker.emulator.server_timezone): set both alike",

@@ -21,7 +21,6 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -83,6 +82,14 @@ class ServerZone:
         day = datetime.fromtimestamp(self.to_server(when), UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return self.to_utc(day.timestamp())
 
+    def same_clock(self, other: ServerZone) -> bool:
+        """Whether ``other`` keeps this clock: the same offset every six hours of 2015 to 2030 (two zones that
+        agree in January and July may still switch a week apart, as New York + 7 and Athens do)."""
+        if self.name == other.name:
+            return True
+        start, step = datetime(2015, 1, 1, tzinfo=UTC), timedelta(hours=6)
+        return all(self.offset_at(start + k * step) == other.offset_at(start + k * step) for k in range(4 * 366 * 16))
+
     def to_server_epochs(self, utc_epochs: np.ndarray) -> np.ndarray:
         """Whole UTC epoch seconds as server epochs (the emulator's data, moved onto its server's clock)."""
         fixed = self.fixed
@@ -123,12 +130,6 @@ def _parse(name: str) -> tuple[tzinfo, timedelta]:
         raise ValueError(
             f"{name!r} is not a time zone: give an offset (+02:00), an IANA zone (Europe/Athens) or {NEW_YORK_CLOSE!r}"
         ) from None
-
-
-@lru_cache(maxsize=64)
-def zone(name: str) -> ServerZone:
-    """The zone named ``name`` (parsed once)."""
-    return ServerZone(name)
 
 
 def from_offset_hours(hours: float) -> str:

@@ -53,10 +53,6 @@ class BrokerSettings(PluginSettings):
             )
         return self
 
-    @property
-    def zone(self) -> ServerZone:
-        return ServerZone(self.server_timezone)
-
     @field_validator("module")
     @classmethod
     def _real_terminal_live(cls, value: str, info: ValidationInfo) -> str:

@@ -147,7 +147,8 @@ def replay_overrides(
 
     A replay serves its metrics on a free port (it must never fail on a busy one), and journals with
     synchronous=NORMAL: surviving a power cut buys a simulation nothing, and FULL costs an fsync per commit.
-    ``--data`` given, the runtime follows the symbols it names."""
+    When the flags name the symbols (SYMBOL=FILE, a folder, or --symbol), the runtime follows them; a single
+    FILE alone is the settings' ``broker.emulator.symbol``'s, which the runtime follows when unset."""
     from tradeguard.broker.emulator.faults import PROFILES
 
     emulator: dict[str, Any] = {}
@@ -173,9 +174,9 @@ def replay_overrides(
     }
     if emulator:
         overrides["broker"] = {"module": "emulator", "emulator": emulator}
-    if data:
-        table = emulator["data"]
-        overrides["runtime"] = {"symbols": list(table) if isinstance(table, dict) else [symbol or "EURUSD"]}
+    table = emulator.get("data")
+    if isinstance(table, dict) or (table is not None and symbol):  # the flags name the symbols: follow them
+        overrides["runtime"] = {"symbols": list(table) if isinstance(table, dict) else [symbol]}
     return overrides
 
 

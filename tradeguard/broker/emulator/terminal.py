@@ -93,6 +93,14 @@ class Terminal(TradeServer):
         # symbols whose profit is in the account currency: their floating P&L needs no conversion per tick
         self._same_currency = {s for s, spec in self.specs.items() if spec.currency_profit == config.currency}
         self._revalued = self._revalued_on_tick()
+        self.converted_by = {name: self._converted_through(name) for name in self.market.symbols}
+        for name, through in self.converted_by.items():
+            missing = sorted(through - set(self.market.symbols))
+            if missing:
+                raise ValueError(
+                    f"{name}'s money converts into {config.currency} through {', '.join(missing)}: replay "
+                    f"{' and '.join(missing)} too (a standing price would make its profit and margin up)"
+                )
         self.open_swaps = 0.0  # swaps charged to open positions, in the account currency: part of equity
         self._rollover_at = 0  # the next server midnight (ms), when swaps are charged
         self.floating = 0.0
@@ -126,6 +134,18 @@ class Terminal(TradeServer):
     def server_timezone(self) -> str:
         """The zone this server's clock keeps (an emulator control: a real terminal does not say)."""
         return self.config.server_timezone
+
+    def _converted_through(self, name: str) -> set[str]:
+        """The symbols whose quotes convert ``name``'s profit and margin into the account currency."""
+        spec, account = self.specs[name], self.config.currency
+        forex = spec.calc_mode in (constants.SYMBOL_CALC_MODE_FOREX, constants.SYMBOL_CALC_MODE_FOREX_NO_LEVERAGE)
+        through = set()
+        for currency in {spec.currency_profit, spec.currency_margin if forex else spec.currency_profit}:
+            if currency == account:
+                continue
+            direct, inverse = currency + account, account + currency
+            through.add(direct if direct in self.specs else inverse)
+        return through - {name}
 
     def _revalued_on_tick(self) -> dict[str, tuple[str, ...]]:
         """Symbol -> the symbols whose floating P&L moves when it ticks: itself, and those whose profit currency
@@ -550,11 +570,11 @@ class Terminal(TradeServer):
         elif self.published and sym in self.published and local > self._stale_until.get(sym, -1):
             del self.published[sym]
         q.bid, q.ask, q.time_msc = bid, ask, t
+        if t >= self._rollover_at:  # midnight passed: what was held over it pays before this tick trades anything
+            self.rollover(t)
         lv = self.levels[sym]  # compared inline: the hot path, one tick at a time (no call per tick)
         if bid <= lv.lo_bid or bid >= lv.hi_bid or ask <= lv.lo_ask or ask >= lv.hi_ask:
             self.on_levels_crossed(sym, gap=market.bar_start[i])
-        if t >= self._rollover_at:
-            self.rollover(t)
         if self.margin_used:
             for name in self._revalued[sym]:
                 e = self.exposure[name]

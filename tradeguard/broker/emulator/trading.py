@@ -137,6 +137,7 @@ class TradeServer:
     trade_expert: bool
     index: int
     market: Market
+    converted_by: dict[str, set[str]]
     clock_msc: int
     open_swaps: float
     _rollover_at: int
@@ -435,6 +436,9 @@ class TradeServer:
         """A symbol with no tick in its current bar (gold's daily break, a holiday, data not started) is closed."""
         if not self.market.in_session(spec.name, self.clock_msc):
             raise Rejection(constants.TRADE_RETCODE_MARKET_CLOSED, f"Market closed: {spec.name} has no quotes now")
+        unquoted = [name for name in self.converted_by.get(spec.name, ()) if self.market.reached[name] < 0]
+        if unquoted:  # its money converts through a rate that has not been quoted yet
+            raise Rejection(constants.TRADE_RETCODE_PRICE_OFF, f"No quotes: {', '.join(unquoted)} not quoted yet")
 
     def _plan_deal(self, req: dict[str, Any]) -> dict[str, Any]:
         spec = self._spec(req)
@@ -754,9 +758,7 @@ class TradeServer:
         else:
             pos = held
             closed = min(volume, pos.volume)
-            swap = pos.swap if closed >= pos.volume else round(pos.swap * closed / pos.volume, 2)
-            pos.swap = round(pos.swap - swap, 2)
-            self.open_swaps -= swap
+            swap = self._settle_swap(pos, closed)
             pnl = round(
                 symbols.profit(spec, pos.is_buy, closed, pos.price_open, price, self.config.currency, self.price_of), 2
             )
@@ -829,6 +831,7 @@ class TradeServer:
             pnl = round(
                 symbols.profit(spec, p.is_buy, volume, p.price_open, price, self.config.currency, self.price_of), 2
             )
+            swap = self._settle_swap(p, volume)
             deal = Deal(
                 ticket=self.book.deal_ticket(),
                 order=order.ticket,
@@ -844,10 +847,11 @@ class TradeServer:
                 profit=pnl,
                 symbol=p.symbol,
                 comment=req["comment"],
+                swap=swap,
             )
             self.book.add_deal(deal)
             first = first or deal
-            self.balance = round(self.balance + pnl, 2)
+            self.balance = round(self.balance + pnl + swap, 2)
             p.volume = round(p.volume - volume, 8)
             p.margin = (
                 symbols.margin(spec, p.volume, p.price_open, self.config.leverage, self.config.currency, self.price_of)
@@ -1038,7 +1042,17 @@ class TradeServer:
             if nights:
                 charged = round(symbols.swap(spec, p.is_buy, p.volume, nights, currency, self.price_of), 2)
                 p.swap = round(p.swap + charged, 2)
-                self.open_swaps += charged
+        self.open_swaps = sum(p.swap for p in self.book.positions.values())  # summed: no residue builds up
+
+    def _settle_swap(self, position: Position, closed: float) -> float:
+        """The swap a closing deal of ``closed`` lots takes from ``position`` (its share of what it accrued) into
+        the balance: a deal's ``swap``."""
+        share = (
+            position.swap if closed >= position.volume - 1e-9 else round(position.swap * closed / position.volume, 2)
+        )
+        position.swap = round(position.swap - share, 2)
+        self.open_swaps = sum(p.swap for p in self.book.positions.values())
+        return share
 
     def stop_out(self) -> None:
         """Close the worst-losing position until the margin level is back above the stop-out level."""
