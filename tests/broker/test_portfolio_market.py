@@ -86,7 +86,12 @@ def test_gold_in_its_daily_break_ages_and_is_closed_while_fx_trades(
     breaks = [t for t in fx if t not in gold and t - 3600 in gold and t + 3600 in gold]  # one hour without gold
     assert len(breaks) > 100
     term = portfolio(terminal)
+    gold_buy = {"action": 1, "symbol": "XAUUSD", "volume": 0.1, "type": constants.ORDER_TYPE_BUY, "type_filling": 1}
+    held = None
     for symbol, bar in term.replay_bars():
+        if held is None and symbol == "XAUUSD":  # gold trading: a position to re-price later
+            held = term.order_send(gold_buy)
+            assert held.retcode == constants.TRADE_RETCODE_DONE, held.comment
         if symbol == "EURUSD" and int(bar["time"]) == breaks[10]:
             break
     now_ms = term.now_msc()
@@ -94,6 +99,9 @@ def test_gold_in_its_daily_break_ages_and_is_closed_while_fx_trades(
     assert now_ms - gold_tick.time_msc > 3_500_000 and now_ms - fx_tick.time_msc < 1000  # gold's quote has aged
     order = {"action": constants.TRADE_ACTION_DEAL, "volume": 0.1, "type": constants.ORDER_TYPE_BUY, "type_filling": 1}
     assert term.order_send({**order, "symbol": "XAUUSD"}).retcode == constants.TRADE_RETCODE_MARKET_CLOSED
+    stop = round(gold_tick.bid - 20.0, 2)  # no re-pricing a closed market's stops either
+    sltp = {"action": constants.TRADE_ACTION_SLTP, "symbol": "XAUUSD", "position": held.order, "sl": stop}
+    assert term.order_send(sltp).retcode == constants.TRADE_RETCODE_MARKET_CLOSED
     assert term.order_send({**order, "symbol": "EURUSD"}).retcode == constants.TRADE_RETCODE_DONE
 
 

@@ -707,8 +707,9 @@ class ExecutionEngine(ConfiguredPlugin):
             return True
         return self.resolve(client_id) and self.journal.get(client_id).state.terminal  # type: ignore[union-attr]
 
-    def close_position(self, ticket: int, volume: float | None = None) -> str:
-        """Close (or reduce) one of our positions: by ticket on hedging, an opposite deal on netting."""
+    def close_position(self, ticket: int, volume: float | None = None, why: str = "close") -> str:
+        """Close (or reduce) one of our positions: by ticket on hedging, an opposite deal on netting. ``why`` is
+        journaled as the order's strategy ("close": an operator's; "flatten": everything at once)."""
         position = next((p for p in self.broker.positions() if p.ticket == ticket), None)
         if position is None:
             raise ExecutionRefused(f"position {ticket}: not open")
@@ -723,7 +724,7 @@ class ExecutionEngine(ConfiguredPlugin):
             position_ticket=ticket,
             reduce_only=True,
             created_at=self._now(),
-            strategy="close",
+            strategy=why,
         )
         return self.submit_order(order)
 
@@ -736,7 +737,7 @@ class ExecutionEngine(ConfiguredPlugin):
         ]
         for position in self.broker.positions():
             if position.magic == self.magic:
-                done.append(self.close_position(position.ticket))
+                done.append(self.close_position(position.ticket, why="flatten"))
         return done
 
     # ------------------------------------------------------------------ views ---------------------

@@ -108,7 +108,7 @@ class PaperExecution:
         """Paper execution never has working orders, so there is nothing to cancel."""
         return False
 
-    def close_position(self, ticket: int, volume: float | None = None) -> str:
+    def close_position(self, ticket: int, volume: float | None = None, why: str = "close") -> str:
         """Close at the broker's current quote (paper fills at the order's price: here, the market's)."""
         held = self._positions.get(ticket)
         if held is None:
@@ -122,12 +122,12 @@ class PaperExecution:
             position_ticket=ticket,
             reduce_only=True,
             created_at=self._rt.clock.now(),
-            strategy="close",
+            strategy=why,
         )
         return self.submit_order(order)
 
     def flatten_all(self) -> list[str]:
-        return [self.close_position(ticket) for ticket in list(self._positions)]
+        return [self.close_position(ticket, why="flatten") for ticket in list(self._positions)]
 
     def poll_fills(self, *, heal: bool = False) -> list[Fill]:
         fills, self._unpolled = self._unpolled, []

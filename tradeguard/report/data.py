@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -108,7 +107,7 @@ def load(store: Store, settings: Any) -> ReportData:
         limits=limits_from(settings),
         kill_events=kill_events,
         fills=fills,
-        trades=closed_trades(fills, orders, kill_events),
+        trades=closed_trades(fills, orders),
         loss_alert_r=float(getattr(settings["risk_guard"], "loss_alert_r", 1.5)) if "risk_guard" in settings else 0.0,
         bars=bars,
         decisions=decisions,
@@ -133,11 +132,7 @@ class _Open:
     value_out: float = 0.0
 
 
-def closed_trades(
-    fills: list[dict[str, Any]],
-    orders: dict[str, dict[str, Any]] | None = None,
-    kills: Sequence[dict[str, Any]] = (),
-) -> list[dict[str, Any]]:
+def closed_trades(fills: list[dict[str, Any]], orders: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One row per closed trade, from the deals of its position: entry and exit (volume-weighted), lots, result
     in the account currency, realised R against the risk it was sized on, how long it was held, what closed it,
     and how far past its level the stop or target filled (execution/outcomes.py)."""
@@ -169,7 +164,7 @@ def closed_trades(
                 "exit_price": trade.value_out / trade.lots_out if trade.lots_out else f["price"],
                 "held": (when(f["time"]) - when(trade.opened)).total_seconds(),
                 **o,
-                "closed_by": how_closed(o["closed_by"], f, orders or {}, kills),
+                "closed_by": how_closed(o["closed_by"], f, orders or {}),
             }
         )
         del trades[f["position_id"]]
@@ -179,11 +174,9 @@ def closed_trades(
     return rows
 
 
-def how_closed(
-    closed_by: str, deal: dict[str, Any], orders: dict[str, dict[str, Any]], kills: Sequence[dict[str, Any]]
-) -> str:
-    """The broker's reason, and for our own closing orders what sent them: a strategy's signal, the kill
-    switch's flatten (a latch to HALTED just before), or a close order (an operator's, or reduce-only)."""
+def how_closed(closed_by: str, deal: dict[str, Any], orders: dict[str, dict[str, Any]]) -> str:
+    """The broker's reason, and for our own closing orders what sent them: a strategy's signal, a flatten (the
+    kill switch's or an operator's: everything at once), or a close order (an operator's, one position)."""
     if closed_by != "order":
         return closed_by.replace("_", "-")
     order = orders.get(deal["client_id"])
@@ -191,12 +184,7 @@ def how_closed(
         return "order"
     if order["signal_id"]:
         return "signal"
-    at = when(deal["time"])
-    for event in kills:
-        latched = when(event["time"])
-        if event["to_state"] == "HALTED" and latched <= at <= latched + timedelta(minutes=1):
-            return "kill switch"
-    return "close order"
+    return "flatten" if order["strategy"] == "flatten" else "close order"
 
 
 def symbol_results(fills: list[dict[str, Any]], trades: list[dict[str, Any]]) -> list[dict[str, Any]]:

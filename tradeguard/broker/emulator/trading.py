@@ -432,10 +432,15 @@ class TradeServer:
             raise Rejection(code, f"{COMMENTS[code]}: position {ticket}")
         return pos
 
-    def _check_open(self, spec: symbols.SymbolDefinition) -> None:
-        """A symbol with no tick in its current bar (gold's daily break, a holiday, data not started) is closed."""
+    def _check_in_session(self, spec: symbols.SymbolDefinition) -> None:
+        """A symbol with no tick in its current bar (gold's daily break, a holiday, data not started) is closed:
+        nothing is traded or re-priced on it."""
         if not self.market.in_session(spec.name, self.clock_msc):
             raise Rejection(constants.TRADE_RETCODE_MARKET_CLOSED, f"Market closed: {spec.name} has no quotes now")
+
+    def _check_open(self, spec: symbols.SymbolDefinition) -> None:
+        """A new order: its symbol in session, and the rates its money converts through quoted."""
+        self._check_in_session(spec)
         unquoted = [name for name in self.converted_by.get(spec.name, ()) if self.market.reached[name] < 0]
         if unquoted:  # its money converts through a rate that has not been quoted yet
             raise Rejection(constants.TRADE_RETCODE_PRICE_OFF, f"No quotes: {', '.join(unquoted)} not quoted yet")
@@ -537,6 +542,7 @@ class TradeServer:
         if req["symbol"] and req["symbol"] != pos.symbol:
             raise Rejection(constants.TRADE_RETCODE_INVALID, "Invalid request: symbol does not match the position")
         spec = self.specs[pos.symbol]
+        self._check_in_session(spec)
         q = self.quotes[pos.symbol]
         bid, ask = q.bid, q.ask
         ref = bid if pos.is_buy else ask
@@ -555,6 +561,7 @@ class TradeServer:
     def _plan_modify(self, req: dict[str, Any]) -> dict[str, Any]:
         order = self._working(req["order"])
         spec = self.specs[order.symbol]
+        self._check_in_session(spec)
         q = self.quotes[order.symbol]
         bid, ask = q.bid, q.ask
         self._check_frozen(spec, ask if order.is_buy else bid, order.price_open)
@@ -591,6 +598,7 @@ class TradeServer:
         pos, by = self._position(req["position"]), self._position(req["position_by"])
         if pos.symbol != by.symbol or pos.is_buy == by.is_buy:
             raise Rejection(constants.TRADE_RETCODE_INVALID, "Invalid request: close by needs opposite positions")
+        self._check_in_session(self.specs[pos.symbol])
         return {"position": pos, "by": by}
 
     # ------------------------------------------------------------------ execution ---------------
