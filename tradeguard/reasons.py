@@ -30,6 +30,7 @@ REASONS: dict[str, str] = {
     "stale_signal": "the signal is older than the allowed age",
     "symbol_not_allowed": "the symbol is not in the configured list of tradable symbols",
     "spread_too_wide": "the current spread is above the configured ceiling",
+    "market_closed": "the symbol's market is closed: its quote is older than the configured age",
     "cooldown_active": "a signal for the same symbol and direction was accepted too recently",
     "too_many_signals": "more signals than allowed in the rolling window",
     "bar_not_closed": "the signal relies on a bar that has not closed yet",

@@ -244,3 +244,34 @@ def test_closing_by_settles_each_sides_swap(terminal: Callable[..., Terminal]) -
     account = term.account_info()
     assert account.balance == pytest.approx(balance + sum(d.profit + d.swap for d in deals))
     assert account.equity == account.balance and term.open_swaps == 0
+
+
+def test_the_gate_judges_each_symbols_market_by_its_own_quote(bars: dict[str, np.ndarray]) -> None:
+    """At a close of EURUSD inside gold's daily break: a gold signal is refused as market_closed, a EURUSD one
+    is not (the same clock, each symbol's own quote)."""
+    from tradeguard.kernel.clock import ReplayClock
+    from tradeguard.plugins.trading.signal_validation_gate import SignalValidationGate
+    from tradeguard.testing import make_runtime, signal
+
+    gold, fx = set(bars["XAUUSD"]["time"].tolist()), bars["EURUSD"]["time"].tolist()
+    breaks = [t for t in fx if t not in gold and t - 3600 in gold and t + 3600 in gold]
+    gate = SignalValidationGate()
+    clock = ReplayClock(datetime(2017, 1, 1, tzinfo=UTC))
+    rt = make_runtime(
+        ("signal_validation_gate", gate),
+        settings={"broker": {"emulator": {"data": FILES}}, "signal_validation_gate": {"max_quote_age_seconds": 900}},
+        clock=clock,
+    )
+    term = rt.emulator()
+    assert term is not None
+    for symbol, bar in term.replay_bars():
+        if symbol == "EURUSD" and int(bar["time"]) == breaks[3]:
+            break
+    clock.set(rt.broker.to_utc(term.now_msc() / 1000))
+    at = clock.now()
+
+    def refused(symbol: str) -> list[str]:
+        found = gate.validate_signal(signal(symbol=symbol, bar_time=at.replace(minute=0, second=0), created_at=at), rt)
+        return [r.base for r in found]
+
+    assert "market_closed" in refused("XAUUSD") and "market_closed" not in refused("EURUSD")

@@ -9,7 +9,7 @@ round. Checks (each off when its setting is empty or zero):
   (``metadata["level_confirmed"]``);
 * timeframe coherence: the side agrees with the higher timeframe's trend (close vs its moving
   average, from the broker's bars: no look-ahead);
-* symbol tradable now (trade mode) and the spread ceiling (current quote);
+* symbol tradable now (trade mode), the spread ceiling and its market open (the quote fresh), per symbol;
 * cooldown per symbol and direction, and a cap on signals per rolling window;
 * trading hours (UTC, by weekday) and news blackout windows.
 """
@@ -51,6 +51,9 @@ class SignalGateSettings(PluginSettings):
     trend_period: int = Field(default=20, ge=2, le=500, description="moving average length of the trend filter")
     check_trade_mode: bool = Field(default=True, description="refuse when the symbol's trade mode forbids it")
     max_spread_points: int = Field(default=0, ge=0, description="spread ceiling in points; 0 = off")
+    max_quote_age_seconds: float = Field(
+        default=0.0, ge=0.0, description="the symbol's market is closed when its quote is older; 0 = off"
+    )
     cooldown_seconds: float = Field(default=0.0, ge=0.0, description="per symbol and direction; 0 = off")
     max_signals: int = Field(default=0, ge=0, description="signals passed per window; 0 = off")
     window_seconds: float = Field(default=3600.0, gt=0, description="the window of max_signals")
@@ -131,7 +134,7 @@ class SignalValidationGate(ConfiguredPlugin):
             found.append(_reason("level_not_confirmed", "metadata level_confirmed is not true"))
         if cfg.higher_timeframe:
             found.extend(self._trend(signal, runtime))
-        if cfg.check_trade_mode or cfg.max_spread_points:
+        if cfg.check_trade_mode or cfg.max_spread_points or cfg.max_quote_age_seconds:
             found.extend(self._market(signal, runtime))
         found.extend(self._calendar(signal, now))
         if not found:
@@ -171,11 +174,19 @@ class SignalValidationGate(ConfiguredPlugin):
             found.append(
                 _reason("symbol_not_tradable", f"{signal.symbol} trade mode {mode} refuses a new {signal.side.value}")
             )
-        if cfg.max_spread_points:
+        if cfg.max_spread_points or cfg.max_quote_age_seconds:
             quote = runtime.broker.quote(signal.symbol)
             spread = round(quote.spread / spec.point)
-            if spread > cfg.max_spread_points:
+            if cfg.max_spread_points and spread > cfg.max_spread_points:
                 found.append(_reason("spread_too_wide", f"{spread} points > ceiling {cfg.max_spread_points}"))
+            age = (runtime.clock.now() - quote.time).total_seconds()
+            if cfg.max_quote_age_seconds and age > cfg.max_quote_age_seconds:  # per symbol: gold's break, a holiday
+                found.append(
+                    _reason(
+                        "market_closed",
+                        f"{signal.symbol}'s last quote is {age:.0f} s old > {cfg.max_quote_age_seconds:g} s",
+                    )
+                )
         return found
 
     def _calendar(self, signal: Signal, now: datetime) -> list[Reason]:
