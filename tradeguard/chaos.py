@@ -39,11 +39,11 @@ import time
 from collections import defaultdict
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from tradeguard.kernel.clock import server_midnight
+from tradeguard.broker.server_time import ServerZone
 from tradeguard.kernel.operator_secret import hash_secret
 
 MAGIC = 20261125
@@ -74,6 +74,8 @@ class ChaosPlan:
     manual_close_share: float = 0.2  # restarts before which a person closes part of a position at the terminal
     corrupt_every: int = 0  # every Nth restart finds its store damaged (0 = never)
     disk: Path | None = None  # a mounted tmpfs for the data directory: the disk fills up once, mid-round
+    server_timezone: str = "+00:00"  # the served server's clock, and the trader's setting (new_york_close: DST)
+    data: Path | None = None  # bars to serve (default: the shipped EURUSD sample)
 
 
 @dataclass
@@ -170,9 +172,11 @@ class ChaosRound:
 
     def _write_settings(self) -> Path:
         emulator = self.plan.workdir / "emulator.toml"
+        data = f'data = "{self.plan.data}"\n' if self.plan.data else ""
         emulator.write_text(
             f'[default.broker.emulator]\nmargin_mode = "{self.plan.margin_mode}"\n'
-            f'faults = "{self.plan.faults}"\n[default.logging]\nlevel = "WARNING"\n'
+            f'faults = "{self.plan.faults}"\nserver_timezone = "{self.plan.server_timezone}"\n{data}'
+            '[default.logging]\nlevel = "WARNING"\n'
         )
         self.settings.write_text(f"""
 [default.plugins]
@@ -180,6 +184,7 @@ enabled = {json.dumps(TRADER_PLUGINS)}
 [default.broker]
 module = "mt5linux"
 port = {self.port}
+server_timezone = "{self.plan.server_timezone}"
 [default.runtime]
 data_dir = "{self.data}"
 poll_seconds = 0.05
@@ -501,10 +506,11 @@ file = "{self.log}"
         if snapshot is not None:
             snap = json.loads(snapshot[0])
             at = datetime.fromisoformat(snap["time"].replace("Z", "+00:00"))
-            midnight = server_midnight(at, timedelta(0))
+            zone = ServerZone(self.plan.server_timezone)  # deal times are the server's clock
+            midnight = zone.midnight(at)
 
             def day(d: Any) -> bool:
-                return midnight <= datetime.fromtimestamp(int(d.time_msc) / 1000, UTC) <= at
+                return midnight <= zone.to_utc(int(d.time_msc) / 1000) <= at
 
             broker_day = sum(
                 float(d.profit) + float(d.commission) + float(d.swap) for d in deals if int(d.type) in (0, 1) and day(d)

@@ -78,3 +78,42 @@ def test_long_storm(tmp_path: Path, mode: str) -> None:
     )
     report = round_.run()
     check(round_, report, 300)
+
+
+def test_a_dst_server_under_hostile_faults_keeps_the_journal_equal_to_the_broker(tmp_path: Path) -> None:
+    """Issue 27's done-when: the served emulator keeps New York + 7 and crosses 2017-11-05 (UTC+3 to UTC+2) under
+    the hostile fault profile, the trader SIGKILLed as it goes; the journal ends equal to the broker's records,
+    the day's P&L counted from the server's midnight on both sides."""
+    from datetime import UTC, datetime
+
+    from tradeguard.broker.data import SAMPLE, load_bars
+
+    bars = load_bars(SAMPLE)
+    start, end = datetime(2017, 11, 2, tzinfo=UTC).timestamp(), datetime(2017, 11, 17, tzinfo=UTC).timestamp()
+    window = bars[(bars["time"] >= start) & (bars["time"] < end)]
+    data = tmp_path / "EURUSD_H1.csv"
+    lines = ["time,open,high,low,close,tick_volume"] + [
+        f"{datetime.fromtimestamp(int(b['time']), UTC):%Y-%m-%d %H:%M:%S},{b['open']},{b['high']},{b['low']},"
+        f"{b['close']},{b['tick_volume']}"
+        for b in window
+    ]
+    data.write_text("\n".join(lines) + "\n")
+    round_ = ChaosRound(
+        ChaosPlan(
+            workdir=tmp_path / "dst",
+            kills=8,
+            seed=27,
+            faults="hostile",
+            server_timezone="new_york_close",
+            data=data,
+            manual_close_share=0.0,
+        )
+    )
+    report = round_.run()
+    assert report.failures() == []
+    assert report.kills >= 8 and report.deals >= 10, (report.kills, report.deals)
+    import sqlite3
+
+    with closing(sqlite3.connect(round_.db)) as con:
+        times = sorted(str(t) for (t,) in con.execute("SELECT time FROM fills"))
+    assert times[0] < "2017-11-05" < times[-1], (times[0], times[-1])  # the journal spans the switch
