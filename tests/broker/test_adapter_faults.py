@@ -173,14 +173,17 @@ def test_filling_mode_is_chosen_from_the_symbol_flags(adapter: Adapter) -> None:
 class FlakyStart:
     """A real terminal whose first ``fail`` initialize calls fail, as a terminal still starting does."""
 
-    def __init__(self, fail: int) -> None:
-        self.term, self.fail, self.calls = Terminal(), fail, 0
+    def __init__(self, fail: int, error: tuple[int, str] = (-10005, "IPC timeout")) -> None:
+        self.term, self.fail, self.calls, self.error = Terminal(), fail, 0, error
+        self.seen: dict[str, Any] = {}
 
     def initialize(self, **kw: Any) -> bool:
         self.calls += 1
+        self.seen = kw
         if self.calls <= self.fail:
-            self.term._last_error = (-10005, "IPC timeout")
+            self.term._last_error = self.error
             return False
+        kw.pop("path", None)  # the emulator has no terminal64.exe to start
         return self.term.initialize(**kw)
 
     def __getattr__(self, name: str) -> Any:
@@ -194,8 +197,29 @@ def test_connect_retries_then_succeeds_and_gives_up_naming_the_error() -> None:
     broker.connect()
     assert broker.connected and module.calls == 3 and waits == [0.5, 1.0]
     broker = MT5Adapter(FlakyStart(fail=5), BrokerSettings(connect_retries=2), sleep=waits.append)
-    with pytest.raises(BrokerError, match=r"initialize failed after 2 attempts \(last_error -10005: IPC timeout\)"):
+    with pytest.raises(BrokerError, match=r"initialize failed after 2 attempts: the terminal did not answer within"):
         broker.connect()
+
+
+@pytest.mark.parametrize(
+    ("code", "hint"),
+    [
+        (-10003, "set broker.path to its terminal64.exe, and broker.portable = true"),
+        (-10004, "under the same user as tradeguard"),
+        (-10005, "raise broker.timeout_ms"),
+    ],
+)
+def test_an_ipc_failure_names_its_likely_fix_and_the_settings_reach_initialize(code: int, hint: str) -> None:
+    module = FlakyStart(fail=9, error=(code, "IPC failure"))
+    cfg = BrokerSettings(connect_retries=2, portable=True, timeout_ms=5_000, path="C:/mt5/terminal64.exe")
+    with pytest.raises(BrokerError, match=hint) as failed:
+        MT5Adapter(module, cfg, sleep=lambda _: None).connect()
+    assert f"last_error {code}: IPC failure" in str(failed.value) and module.calls == 2
+    assert {k: module.seen[k] for k in ("portable", "timeout", "path")} == {
+        "portable": True,
+        "timeout": 5_000,
+        "path": "C:/mt5/terminal64.exe",
+    }
 
 
 def test_login_with_wrong_account_fails_with_auth_error_and_is_not_retried() -> None:
@@ -261,3 +285,32 @@ def test_same_seed_gives_byte_identical_deal_histories() -> None:
     first, second = _scripted_run(11), _scripted_run(11)
     assert first == second and first.count("TradeDeal(") > 100
     assert _scripted_run(12) != first
+
+
+class EmptyHistory:
+    """A terminal whose history reads come back empty, with or without an error (MT5_API.md: both happen)."""
+
+    def __init__(self, error: tuple[int, str]) -> None:
+        self.term, self.error = Terminal(), error
+        self.term.initialize()
+
+    def history_deals_get(self, *args: Any, **kw: Any) -> tuple[()]:
+        self.term._last_error = self.error
+        return ()
+
+    def last_error(self) -> tuple[int, str]:
+        return self.term._last_error
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.term, name)
+
+
+def test_an_empty_history_with_an_error_is_a_failed_read_not_no_deals() -> None:
+    from datetime import UTC, datetime
+
+    start, end = datetime(2017, 1, 1, tzinfo=UTC), datetime(2018, 1, 1, tzinfo=UTC)
+    failing = MT5Adapter(EmptyHistory((-2, "Invalid parameters")), BrokerSettings())
+    with pytest.raises(BrokerError, match=r"history_deals_get failed \(empty, with an error\).*-2: Invalid parameters"):
+        failing.history_deals(start, end)
+    quiet = MT5Adapter(EmptyHistory((1, "Success")), BrokerSettings())
+    assert quiet.history_deals(start, end) == []  # empty and no error: truly no deals

@@ -377,3 +377,21 @@ def test_a_run_over_the_in_process_emulator_follows_only_the_replayed_symbol(tmp
         and "Traceback" not in said
     ), said
     assert orders(tmp_path / "var" / "tradeguard.db") == 0
+
+
+def test_a_symbol_the_terminal_cannot_select_stops_start_up_named(tmp_path: Path) -> None:
+    settings = tmp_path / "s.toml"
+    settings.write_text(SETTINGS.format(data=tmp_path / "var"))
+    unknown = {**os.environ, "TRADEGUARD_RUNTIME__SYMBOLS": '["EURUSD", "NOPE"]'}
+    r = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=unknown,
+    )
+    said = " ".join(r.stderr.split())
+    assert r.returncode == 1 and "Traceback" not in said, said
+    assert "runtime.symbols: NOPE cannot be selected in the terminal's Market Watch" in said, said
+    assert orders(tmp_path / "var" / "tradeguard.db") == 0

@@ -103,6 +103,20 @@ ORDER_STATES = {
     6: OrderState.EXPIRED,
 }
 log = logging.getLogger("tradeguard.broker")
+#: what to do about the IPC failures ``initialize`` reports (MT5_API.md §2)
+INIT_HINTS = {
+    constants.RES_E_INTERNAL_FAIL_INIT: (
+        ": the terminal was not found or did not start; set broker.path to its terminal64.exe, and "
+        "broker.portable = true for a portable installation"
+    ),
+    constants.RES_E_INTERNAL_FAIL_CONNECT: (
+        ": no IPC link to the terminal; is it running, logged in, and under the same user as tradeguard?"
+    ),
+    constants.RES_E_INTERNAL_FAIL_TIMEOUT: (
+        ": the terminal did not answer within broker.timeout_ms; it may still be starting or updating: "
+        "raise broker.timeout_ms or broker.connect_retries"
+    ),
+}
 #: ``initialize`` answers no retry can change: invalid arguments, authorization failed
 FINAL_INIT_ERRORS = frozenset({constants.RES_E_INVALID_PARAMS, constants.RES_E_AUTH_FAILED})
 
@@ -283,6 +297,8 @@ class MT5Adapter:
         kwargs: dict[str, Any] = dict(initialize_kwargs)
         if cfg.path:
             kwargs["path"] = cfg.path
+        kwargs.setdefault("portable", cfg.portable)
+        kwargs.setdefault("timeout", cfg.timeout_ms)
         if cfg.login:
             kwargs.update(login=cfg.login, password=cfg.password.get_secret_value(), server=cfg.server)
         if cfg.module == "emulator" and not initialize_kwargs:  # apart: the demo account has a login of its own
@@ -303,7 +319,8 @@ class MT5Adapter:
                 raise BrokerError("initialize refused", error)
             if attempt < cfg.connect_retries:
                 self._sleep(cfg.retry_delay_seconds * attempt)
-        raise BrokerError(f"initialize failed after {cfg.connect_retries} attempts", error)
+        hint = INIT_HINTS.get(error[0], "") if error else ""
+        raise BrokerError(f"initialize failed after {cfg.connect_retries} attempts{hint}", error)
 
     def shutdown(self) -> None:
         self.mt5.shutdown()
@@ -571,6 +588,8 @@ class MT5Adapter:
         raw = self.mt5.history_deals_get(self.to_server(start), self.to_server(end))
         if raw is None:
             raise BrokerError("history_deals_get failed", self.last_error())
+        if not raw and self.last_error()[0] != constants.RES_S_OK:  # an empty answer with an error: no answer
+            raise BrokerError("history_deals_get failed (empty, with an error)", self.last_error())
         return [self._deal(d) for d in raw]
 
     def positions_total(self) -> int:

@@ -21,6 +21,8 @@ class BrokerSettings(PluginSettings):
     login: int = Field(default=0, ge=0, description="account to log in to; 0 = the terminal's current one")
     password: SecretStr = Field(default=SecretStr(""), description="from .secrets.toml or the environment only")
     server: str = ""
+    portable: bool = Field(default=False, description="the terminal is a portable installation (initialize's portable)")
+    timeout_ms: int = Field(default=60_000, ge=1_000, le=600_000, description="initialize's timeout, milliseconds")
     connect_retries: int = Field(default=3, ge=1, le=100)
     retry_delay_seconds: float = Field(default=1.0, ge=0, le=300)
     server_timezone: str = Field(

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tradeguard.broker.emulator.terminal import Terminal
+from tradeguard.broker.types import BrokerError, OrderRefused
 from tradeguard.errors import StartupError
 from tradeguard.kernel.clock import ReplayClock
 from tradeguard.kernel.runtime import Runtime
@@ -148,6 +149,7 @@ def run_live(rt: Runtime, stop: Any) -> int:
     """
     cfg = rt.settings.runtime
     broker = rt.broker
+    _selected(broker, cfg.symbols)
     terminal = rt.emulator()  # in process: its market keeps its own time
     simulated = terminal is not None
     stepper = None
@@ -257,6 +259,18 @@ def _served_emulator(rt: Runtime) -> bool:
     if rt.settings.env == "live":
         return False
     return rt.broker.terminal().name == TERMINAL_NAME
+
+
+def _selected(broker: Broker, symbols: list[str]) -> None:
+    """Every followed symbol in the terminal's Market Watch before anything runs: its quotes come only once
+    selected; one the terminal cannot select stops start-up, named."""
+    for symbol in symbols:
+        try:
+            broker.symbol_spec(symbol)  # selects it on first use
+        except (OrderRefused, BrokerError) as exc:
+            raise StartupError(
+                f"runtime.symbols: {symbol} cannot be selected in the terminal's Market Watch: {exc}"
+            ) from None
 
 
 def _replayed_symbols_only(symbols: list[str], replayed: list[str]) -> None:
