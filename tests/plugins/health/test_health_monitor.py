@@ -89,7 +89,9 @@ def test_stale_ticks_slow_ping_and_disabled_algo_trading(tmp_path: Path) -> None
     rt, monitor, _ = monitored(tmp_path / "3")
     rt.broker.mt5.admin_set_algo_trading(False)
     report = monitor.aggregate_health()
-    assert report.status is HealthStatus.CRITICAL and report.checks["connection"] == "Algo Trading is disabled"
+    assert report.status is HealthStatus.CRITICAL and report.checks["connection"].startswith(
+        "Algo Trading is disabled: press 'Algo Trading' in the terminal's toolbar"
+    )
 
 
 def test_the_store_keeps_the_latest_status_change_for_the_status_command(tmp_path: Path) -> None:

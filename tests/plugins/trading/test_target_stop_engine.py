@@ -90,3 +90,25 @@ def test_trailing_follows_the_price_and_never_loosens(runtime: Any) -> None:
     assert 1.07266 in stops  # 1.07296 - 30 points, when the trade was +0.63 R
     assert all(b >= a for a, b in itertools.pairwise(stops))  # never loosened as the price fell back
     assert close.reason == 4 and close.profit > 0  # the trailed stop locked in a gain
+
+
+def test_no_stop_is_moved_within_the_freeze_level(runtime: Any) -> None:
+    """A broker's freeze level of 400 points: the price stays within it of the stop in these bars, so the trail
+    asks the server nothing (it would refuse every change with 10029) and the stop stays."""
+    from tradeguard import OrderIntent
+    from tradeguard.execution.execution_engine import ExecutionEngine
+    from tradeguard.testing import T0
+
+    engine, tse = ExecutionEngine(), TargetStopEngine()
+    frozen = {"symbols": {"EURUSD": {"freeze_level": 400}}}
+    cfg = {"trail_at_r": 0.6, "trail_distance_points": 30}
+    rt = runtime(("execution_engine", engine), ("target_stop_engine", tse), emulator=frozen, target_stop_engine=cfg)
+    engine.submit_order(OrderIntent(symbol="EURUSD", side="buy", volume=0.1, stop_loss=1.0697, created_at=T0))
+    asked = []
+    modify = engine.modify_order
+    engine.modify_order = lambda *a, **k: asked.append(a) or modify(*a, **k)  # type: ignore[method-assign]
+    for _ in range(40):
+        rt.broker.mt5.replay_step(1)
+        tse.manage_positions()
+    (position,) = engine.get_positions_snapshot()
+    assert position.stop_loss == 1.0697 and asked == []

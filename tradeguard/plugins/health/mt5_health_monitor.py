@@ -40,6 +40,13 @@ _RANK = {HealthStatus.OK: 0, HealthStatus.DEGRADED: 1, HealthStatus.CRITICAL: 2}
 _BY_RANK = (HealthStatus.OK, HealthStatus.DEGRADED, HealthStatus.CRITICAL)
 
 
+#: what a trader reads when the terminal refuses expert trading (10027): which button turns it back on
+ALGO_TRADING_OFF = (
+    "Algo Trading is disabled: press 'Algo Trading' in the terminal's toolbar (and allow algorithmic trading "
+    "in Tools > Options > Expert Advisors)"
+)
+
+
 class HealthSettings(PluginSettings):
     check_seconds: float = Field(default=10.0, gt=0, description="how often health is aggregated")
     max_tick_age_seconds: float = Field(default=120.0, gt=0, description="older quotes are stale (DEGRADED)")
@@ -166,7 +173,7 @@ class MT5HealthMonitor(ConfiguredPlugin):
         detail = (
             "ok"
             if terminal.connected and allowed
-            else ("no trade-server connection" if not terminal.connected else "Algo Trading is disabled")
+            else ("no trade-server connection" if not terminal.connected else ALGO_TRADING_OFF)
         )
         return terminal.connected, allowed, detail, terminal
 

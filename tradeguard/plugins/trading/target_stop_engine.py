@@ -139,6 +139,9 @@ class TargetStopEngine(ConfiguredPlugin):
             candidate = spec.round_price(candidate)
             if sign * (price - candidate) < spec.stops_distance + spec.point:
                 continue  # too close to the market to place now
+            frozen = spec.freeze_distance
+            if frozen and any(level and abs(price - level) <= frozen for level in (p.stop_loss, p.take_profit)):
+                continue  # within the freeze level of a level: the server refuses any change (10029)
             if sign * (candidate - p.stop_loss) > spec.point / 2 and engine.modify_order(
                 p.ticket, candidate, p.take_profit
             ):
