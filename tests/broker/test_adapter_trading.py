@@ -11,6 +11,7 @@ from tradeguard import ClosedBy, DealEntry, DealKind, OrderState
 from tradeguard.broker import constants
 from tradeguard.broker.mt5 import MT5Adapter
 from tradeguard.broker.retcodes import RetcodeClass
+from tradeguard.broker.types import OrderRefused
 
 from .conftest import EPOCH, FUTURE, Adapter, market
 
@@ -427,3 +428,18 @@ def test_account_and_terminal_answers_follow_every_change(adapter: Adapter) -> N
     assert not term.terminal_info().trade_allowed and not broker.terminal().trade_allowed
     term.admin_set_algo_trading(True)
     assert broker.terminal().trade_allowed
+
+
+def test_a_refusal_for_the_symbols_rules_makes_the_next_read_ask_again(adapter: Adapter) -> None:
+    """The broker widens EURUSD's stops level for news: the adapter's spec still says 10 points, the server
+    refuses an 80-point stop (10016), and the next spec read has the new level (stops are then placed by it)."""
+    broker = adapter()
+    assert broker.symbol_spec("EURUSD").stops_level == 10
+    broker.mt5.admin_set_symbol("EURUSD", stops_level=100)  # type: ignore[attr-defined]
+    assert broker.symbol_spec("EURUSD").stops_level == 10  # read once: it has not asked since
+    ask = broker.quote("EURUSD").ask
+    refused = broker.send(market(broker, constants.ORDER_TYPE_BUY, 0.1, sl=round(ask - 0.0008, 5)))
+    assert refused.retcode == constants.TRADE_RETCODE_INVALID_STOPS
+    assert broker.symbol_spec("EURUSD").stops_level == 100
+    with pytest.raises(OrderRefused, match="within 100 points"):
+        market(broker, constants.ORDER_TYPE_BUY, 0.1, sl=round(ask - 0.0008, 5))  # now refused before sending

@@ -117,6 +117,19 @@ INIT_HINTS = {
         "raise broker.timeout_ms or broker.connect_retries"
     ),
 }
+#: refusals that say the symbol's rules differ from the spec read (the broker widened its stops level for news,
+#: made the symbol close-only, froze it): the next read of its spec asks the terminal again
+SYMBOL_RULE_REFUSALS = frozenset(
+    {
+        constants.TRADE_RETCODE_INVALID_STOPS,
+        constants.TRADE_RETCODE_TRADE_DISABLED,
+        constants.TRADE_RETCODE_FROZEN,
+        constants.TRADE_RETCODE_INVALID_FILL,
+        constants.TRADE_RETCODE_CLOSE_ONLY,
+        constants.TRADE_RETCODE_LONG_ONLY,
+        constants.TRADE_RETCODE_SHORT_ONLY,
+    }
+)
 #: ``initialize`` answers no retry can change: invalid arguments, authorization failed
 FINAL_INIT_ERRORS = frozenset({constants.RES_E_INVALID_PARAMS, constants.RES_E_AUTH_FAILED})
 
@@ -818,6 +831,8 @@ class MT5Adapter:
                 seconds=seconds,
             )
         code = int(res.retcode)
+        if code in SYMBOL_RULE_REFUSALS:  # the symbol's rules moved under us (stops level, trade mode): read again
+            self._specs.pop(str(request.get("symbol", "")), None)
         return SendResult(
             retcode=code,
             name=retcodes.name(code),

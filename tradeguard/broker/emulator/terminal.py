@@ -606,6 +606,12 @@ class Terminal(TradeServer):
         with self._lock:
             self.specs[symbol] = self.specs[symbol].with_overrides(trade_mode=mode)
 
+    def admin_set_symbol(self, symbol: str, **changes: Any) -> None:
+        """The broker changes a symbol's rules mid-run (a wider stops level for news, a freeze level)."""
+        with self._lock:
+            self.specs[symbol] = self.specs[symbol].with_overrides(**changes)
+            self._static_info.pop(symbol, None)
+
     def admin_add_position(self, symbol: str, is_buy: bool, volume: float, magic: int = 0, comment: str = "") -> int:
         """Open a position as another EA or a person at the terminal would (magic 0 = manual)."""
         with self._lock:
