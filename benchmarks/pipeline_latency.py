@@ -108,6 +108,7 @@ def main() -> None:
                     position_ticket=None,
                     reduce_only=False,
                     created_at=T0,
+                    netting=None,
                 ),
                 runtime=bare_rt,
             )
