@@ -443,3 +443,15 @@ def test_a_refusal_for_the_symbols_rules_makes_the_next_read_ask_again(adapter: 
     assert broker.symbol_spec("EURUSD").stops_level == 100
     with pytest.raises(OrderRefused, match="within 100 points"):
         market(broker, constants.ORDER_TYPE_BUY, 0.1, sl=round(ask - 0.0008, 5))  # now refused before sending
+
+
+def test_an_order_check_refusal_for_the_symbols_rules_also_makes_the_next_read_ask_again(adapter: Adapter) -> None:
+    """The pipeline's orders meet order_check first: its refusal refreshes the spec as order_send's does."""
+    broker = adapter()
+    assert broker.symbol_spec("GBPUSD").stops_level == 10
+    broker.mt5.admin_set_symbol("GBPUSD", stops_level=100)  # type: ignore[attr-defined]
+    ask = broker.quote("GBPUSD").ask
+    request = market(broker, constants.ORDER_TYPE_BUY, 0.1, symbol="GBPUSD", sl=round(ask - 0.0008, 5))
+    checked = broker.check(request)
+    assert checked.retcode == constants.TRADE_RETCODE_INVALID_STOPS and not checked.passed
+    assert broker.symbol_spec("GBPUSD").stops_level == 100

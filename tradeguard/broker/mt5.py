@@ -598,10 +598,14 @@ class MT5Adapter:
         return [self._order(o) for o in raw]
 
     def history_deals(self, start: datetime, end: datetime) -> list[BrokerDeal]:
-        raw = self.mt5.history_deals_get(self.to_server(start), self.to_server(end))
+        return self._deals_read(self.mt5.history_deals_get(self.to_server(start), self.to_server(end)))
+
+    def _deals_read(self, raw: Any) -> list[BrokerDeal]:
+        """A ``history_deals_get`` answer: None, or an empty one with an error set, is a failed read (raised, to
+        be asked again), never "no deals"."""
         if raw is None:
             raise BrokerError("history_deals_get failed", self.last_error())
-        if not raw and self.last_error()[0] != constants.RES_S_OK:  # an empty answer with an error: no answer
+        if not raw and self.last_error()[0] != constants.RES_S_OK:
             raise BrokerError("history_deals_get failed (empty, with an error)", self.last_error())
         return [self._deal(d) for d in raw]
 
@@ -658,17 +662,11 @@ class MT5Adapter:
 
     def deals_for_order(self, order_ticket: int) -> list[BrokerDeal]:
         """Every deal of one order (``history_deals_get(ticket=)`` selects by the ORDER ticket)."""
-        raw = self.mt5.history_deals_get(ticket=order_ticket)
-        if raw is None:
-            raise BrokerError("history_deals_get failed", self.last_error())
-        return [self._deal(d) for d in raw]
+        return self._deals_read(self.mt5.history_deals_get(ticket=order_ticket))
 
     def deals_for_position(self, position_id: int) -> list[BrokerDeal]:
         """Every deal of one position (``history_deals_get(position=)``): how a missed deal is read by identity."""
-        raw = self.mt5.history_deals_get(position=position_id)
-        if raw is None:
-            raise BrokerError("history_deals_get failed", self.last_error())
-        return [self._deal(d) for d in raw]
+        return self._deals_read(self.mt5.history_deals_get(position=position_id))
 
     def find_by_comment(self, magic: int, comment: str, since: datetime) -> BrokerFindings:
         """Everything the broker holds for one client id: working orders, positions, history orders, deals.
@@ -804,6 +802,8 @@ class MT5Adapter:
         if res is None:
             raise BrokerError("order_check returned None", self.last_error())
         code = int(res.retcode)
+        if code in SYMBOL_RULE_REFUSALS:  # as after order_send: the symbol's rules moved, read them again
+            self._specs.pop(str(request.get("symbol", "")), None)
         return CheckResult(
             code,
             "DONE" if code == 0 else retcodes.name(code),

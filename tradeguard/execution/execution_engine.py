@@ -59,7 +59,7 @@ from tradeguard import (
     hookimpl,
 )
 from tradeguard.broker.retcodes import RetcodeClass
-from tradeguard.broker.types import HISTORY_END, HISTORY_START, BrokerDeal, SendResult
+from tradeguard.broker.types import HISTORY_END, HISTORY_START, BrokerDeal, SendResult, SymbolSpec
 from tradeguard.errors import StartupError, TradeguardError
 from tradeguard.execution import outcomes
 from tradeguard.execution.journal import Journal, Settle, Transition
@@ -371,6 +371,9 @@ class ExecutionEngine(ConfiguredPlugin):
             if left is not None:
                 self._announce_move(client_id, left, OrderState.FILLED, order.symbol, res.retcode, res.name)
                 return 0.0
+        lagging = res.volume - sum(d.volume for d in deals)
+        if lagging > spec.volume_step / 2:  # DONE, but the deal is not in the history yet: the server's volume rules
+            return self._done_before_its_deal(client_id, order, request, res, spec)
         entry = self.journal.get(client_id)
         assert entry is not None
         rest = spec.floor_volume(order.volume - entry.filled_volume)
@@ -399,6 +402,30 @@ class ExecutionEngine(ConfiguredPlugin):
         return 0.0
 
     # ------------------------------------------------------------------ broker truth ------------
+
+    def _done_before_its_deal(
+        self, client_id: str, order: OrderIntent, request: dict[str, Any], res: SendResult, spec: SymbolSpec
+    ) -> float:
+        """The server said DONE for ``res.volume`` lots, but the history does not show the deal yet (it lags a
+        few seconds behind on real servers). What was executed is the server's answer, not the journal's: the
+        order is filled when nothing worth sending is left of this request, and only the true rest is sent again.
+        The fill poll journals the deal when it appears."""
+        rest: float = spec.floor_volume(float(request["volume"]) - res.volume)
+        note = f"{res.name}: {res.volume:g} lots done; the deal is not in the history yet"
+        if rest < spec.volume_min:
+            self._move_order(client_id, OrderState.FILLED, order.symbol, res.retcode, note, broker_order=res.order)
+            return 0.0
+        self._move_order(
+            client_id, OrderState.PARTIALLY_FILLED, order.symbol, res.retcode, note, broker_order=res.order
+        )
+        if self.broker.keeps_rest(request):  # the rest keeps working at the broker
+            return 0.0
+        if self.cfg.partial_policy == "resubmit_rest":
+            return rest
+        self._move_order(
+            client_id, OrderState.CANCELLED, order.symbol, res.retcode, f"rest of {rest:g} lots cancelled by the broker"
+        )
+        return 0.0
 
     def _journal_deal(
         self, deal: BrokerDeal, client_id: str = "", settle: Settle | None = None

@@ -35,6 +35,7 @@ class FaultProfile(BaseModel):
     timeout_lost_rate: float = Rate
     stale_tick_rate: float = Field(default=0.0, ge=0, le=1, description="per bar: its ticks stop being published")
     latency_ms: float = Field(default=0.0, ge=0, description="wall-clock delay added to every API call")
+    history_lag_ms: int = Field(default=0, ge=0, description="deals reach the history this long after they happen")
 
 
 PROFILES: dict[str, FaultProfile] = {

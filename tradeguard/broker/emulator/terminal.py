@@ -518,12 +518,20 @@ class Terminal(TradeServer):
             ticket,
             position,
         )
-        return None if found is None else tuple(d.as_tuple() for d in found)
+        if found is None:
+            return None
+        lag = self.faults.profile.history_lag_ms
+        if lag:  # a real server's history shows a deal a little after the order said DONE
+            found = [d for d in found if d.time_msc + lag <= self.now_msc()]
+        return tuple(d.as_tuple() for d in found)
 
     @api()
     def history_deals_total(self, date_from: Any, date_to: Any) -> int:
         """Counted without building the deal tuples: the cheap "anything new?" question pollers ask."""
         lo, hi = _bounds(self.book.deal_times, date_from, date_to)
+        lag = self.faults.profile.history_lag_ms
+        if lag:
+            hi = bisect.bisect_right(self.book.deal_times, self.now_msc() - lag, lo, max(lo, hi))
         return hi - lo
 
     # ------------------------------------------------------------------ replay ------------------

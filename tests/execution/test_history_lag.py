@@ -1,0 +1,42 @@
+"""A deal that reaches the history a little after the order said DONE (issue 27, part 3): the order is not
+taken for unfilled, nothing is sent twice, and the fill poll journals the deal once it shows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tradeguard.models import OrderState
+
+from .conftest import buy
+
+
+@pytest.mark.parametrize("policy", ["resubmit_rest", "cancel_rest"])
+def test_a_done_whose_deal_lags_is_filled_once(engine_runtime: Callable[..., tuple], policy: str) -> None:
+    rt, eng, _rec = engine_runtime(emulator={"faults": {"history_lag_ms": 1000}}, engine={"partial_policy": policy})
+    terminal = rt.broker.mt5
+    cid = eng.submit_order(buy(volume=0.3))
+    entry = eng.journal.get(cid)
+    assert entry.state is OrderState.FILLED and "not in the history yet" in entry.last_message
+    assert [p.volume for p in terminal.positions_get()] == [0.3]  # sent once, not again for a "missing" 0.3
+    assert eng.journal.fills(cid) == []
+    terminal.replay_step(2)  # the market moves on: the deal shows in the history
+    eng.poll_fills()
+    (fill,) = eng.journal.fills(cid)
+    assert fill.volume == 0.3 and eng.journal.get(cid).state is OrderState.FILLED
+    assert len(terminal.history_deals_get(0, 2**40)) == 1
+
+
+def test_a_partial_done_whose_deal_lags_resends_only_the_true_rest(engine_runtime: Callable[..., tuple]) -> None:
+    rt, eng, _rec = engine_runtime(
+        emulator={"faults": {"history_lag_ms": 1000}, "liquidity_lots": 0.1},
+        engine={"partial_policy": "resubmit_rest", "max_partial_resubmits": 5},
+    )
+    terminal = rt.broker.mt5
+    cid = eng.submit_order(buy(volume=0.3))
+    assert sum(p.volume for p in terminal.positions_get()) == pytest.approx(0.3)  # 0.1 + 0.1 + 0.1, no more
+    terminal.replay_step(2)
+    eng.poll_fills()
+    assert sum(f.volume for f in eng.journal.fills(cid)) == pytest.approx(0.3)
+    assert eng.journal.get(cid).state is OrderState.FILLED
