@@ -395,3 +395,47 @@ def test_a_symbol_the_terminal_cannot_select_stops_start_up_named(tmp_path: Path
     assert r.returncode == 1 and "Traceback" not in said, said
     assert "runtime.symbols: NOPE cannot be selected in the terminal's Market Watch" in said, said
     assert orders(tmp_path / "var" / "tradeguard.db") == 0
+
+
+def test_run_outlives_a_lost_terminal_link_and_resumes_its_bars(tmp_path: Path) -> None:
+    """The terminal's IPC link drops mid-run (every call answers None): `run` keeps going, the health monitor
+    sees it CRITICAL and reconnects, and the bars resume where they stopped, none handled twice."""
+    import threading
+
+    from tradeguard import Bar, HealthReport, hookimpl
+    from tradeguard.kernel.runtime import Runtime
+    from tradeguard.kernel.runtime import Runtime as Kernel
+    from tradeguard.replay.loop import run_live
+
+    class Outage:
+        def __init__(self, stop: threading.Event) -> None:
+            self.stop = stop
+            self.bars: list[object] = []
+            self.statuses: list[str] = []
+
+        @hookimpl
+        def on_bar(self, bar: Bar, runtime: Kernel) -> None:
+            self.bars.append(bar.time)
+            if len(self.bars) == 30:
+                runtime.emulator().shutdown()  # the link is gone: every API call answers None
+            if len(self.bars) >= 60:
+                self.stop.set()
+
+        @hookimpl
+        def on_health(self, report: HealthReport, runtime: Kernel) -> None:
+            self.statuses.append(report.status.value)
+            if len(self.bars) >= 30 and self.statuses.count("CRITICAL") < 3:  # down for a few polls more
+                runtime.emulator().shutdown()
+
+    stop = threading.Event()
+    outage = Outage(stop)
+    overrides = {
+        "runtime": {"data_dir": str(tmp_path), "poll_seconds": 0.001},
+        "logging": {"level": "ERROR"},
+        "metrics_server": {"port": 0},
+        "risk_guard": {"daily_loss_limit_pct": 0.0, "max_drawdown_pct": 0.0},
+    }
+    rt = Runtime.build(None, read_files=False, plugins=[("outage", outage)], overrides=overrides)
+    assert run_live(rt, stop) >= 60
+    assert len(outage.bars) == len(set(outage.bars)) >= 60 and outage.bars == sorted(outage.bars)
+    assert "CRITICAL" in outage.statuses and outage.statuses[-1] == "OK"  # seen down, then back

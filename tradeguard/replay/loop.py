@@ -173,6 +173,7 @@ def run_live(rt: Runtime, stop: Any) -> int:
             if bar is not None:
                 rt.bars.append(bar)
     handled = 0
+    unreachable = False  # the last bar poll failed: said once, and once again when the terminal answers
     try:
         while not stop.is_set():
             if stepper is not None and not stepper(cfg.emulator_ticks_per_poll):
@@ -180,16 +181,24 @@ def run_live(rt: Runtime, stop: Any) -> int:
                 break
             if market is not None:
                 market.set(max(market.now(), market_time()))
-            for symbol in cfg.symbols:
-                for raw in broker.rates(symbol, cfg.timeframe, 50)[:-1]:  # the last bar is still forming
-                    if int(raw["time"]) > seen[symbol]:
-                        seen[symbol] = int(raw["time"])
-                        bar = _checked_bar(rt, symbol, cfg.timeframe, raw)
-                        if bar is None:
-                            continue
-                        rt.bars.append(bar)
-                        rt.on_bar(bar)
-                        handled += 1
+            try:
+                for symbol in cfg.symbols:
+                    for raw in broker.rates(symbol, cfg.timeframe, 50)[:-1]:  # the last bar is still forming
+                        if int(raw["time"]) > seen[symbol]:
+                            seen[symbol] = int(raw["time"])
+                            bar = _checked_bar(rt, symbol, cfg.timeframe, raw)
+                            if bar is None:
+                                continue
+                            rt.bars.append(bar)
+                            rt.on_bar(bar)
+                            handled += 1
+                if unreachable:
+                    unreachable = False
+                    rt.log.warning("the terminal answers again: bars resume", extra={"bars": handled})
+            except BrokerError as exc:  # the link is lost: the jobs go on (the health monitor reconnects)
+                if not unreachable:
+                    unreachable = True
+                    rt.log.warning(f"bars not read, the terminal is out of reach: {exc}", extra={"bars": handled})
             rt.run_jobs()
             stop.wait(cfg.poll_seconds)
     finally:
