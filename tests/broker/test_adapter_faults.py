@@ -314,3 +314,37 @@ def test_an_empty_history_with_an_error_is_a_failed_read_not_no_deals() -> None:
         failing.history_deals(start, end)
     quiet = MT5Adapter(EmptyHistory((1, "Success")), BrokerSettings())
     assert quiet.history_deals(start, end) == []  # empty and no error: truly no deals
+
+
+class MarketWatch:
+    """A terminal whose Market Watch refuses ``refused`` and whose ticks for a symbol come ``late`` reads after
+    it was selected (MT5_API.md: a symbol's quotes arrive only once it is in Market Watch)."""
+
+    def __init__(self, refused: set[str] = frozenset(), late: int = 0) -> None:
+        self.term, self.refused, self.late = Terminal(), set(refused), late
+        self.term.initialize()
+
+    def symbol_select(self, symbol: str, enable: bool = True) -> bool:
+        return symbol not in self.refused and bool(self.term.symbol_select(symbol, enable))
+
+    def symbol_info_tick(self, symbol: str) -> Any:
+        if self.late:
+            self.late -= 1
+            return None
+        return self.term.symbol_info_tick(symbol)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.term, name)
+
+
+def test_followed_symbols_are_selected_and_quoted_before_run_starts() -> None:
+    from tradeguard.errors import StartupError
+    from tradeguard.replay.loop import _selected
+
+    waits: list[float] = []
+    _selected(MT5Adapter(MarketWatch(late=3), BrokerSettings()), ["EURUSD"], sleep=waits.append)
+    assert waits == [0.5, 0.5, 0.5]  # it waited for the first quote
+    with pytest.raises(StartupError, match="GBPUSD cannot be selected in the terminal's Market Watch"):
+        _selected(MT5Adapter(MarketWatch(refused={"GBPUSD"}), BrokerSettings()), ["EURUSD", "GBPUSD"])
+    with pytest.raises(StartupError, match="EURUSD shows no quote after selecting it"):
+        _selected(MT5Adapter(MarketWatch(late=99), BrokerSettings()), ["EURUSD"], sleep=waits.append)

@@ -420,11 +420,11 @@ class MT5Adapter:
 
     def _read_spec(self, symbol: str) -> SymbolSpec:
         first = symbol not in self._specs
-        if first:
-            self.mt5.symbol_select(symbol, True)
         info = self.mt5.symbol_info(symbol)
         if info is None:
             raise OrderRefused("symbol", f"{symbol!r} is not known to the terminal {self.last_error()}")
+        if first and not self.mt5.symbol_select(symbol, True):  # known, but Market Watch would not take it
+            raise OrderRefused("symbol", f"{symbol!r} could not be selected in Market Watch {self.last_error()}")
         spec = SymbolSpec(
             name=symbol,
             digits=int(info.digits),

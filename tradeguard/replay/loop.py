@@ -8,6 +8,7 @@ live; only the clock and the terminal differ.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -270,9 +271,10 @@ def _served_emulator(rt: Runtime) -> bool:
     return rt.broker.terminal().name == TERMINAL_NAME
 
 
-def _selected(broker: Broker, symbols: list[str]) -> None:
-    """Every followed symbol in the terminal's Market Watch before anything runs: its quotes come only once
-    selected; one the terminal cannot select stops start-up, named."""
+def _selected(broker: Broker, symbols: list[str], sleep: Callable[[float], None] = time.sleep) -> None:
+    """Every followed symbol in the terminal's Market Watch before anything runs, with a first quote: quotes
+    come only once a symbol is selected (a second or so later). One the terminal cannot select, or that shows
+    no quote within five seconds, stops start-up, named."""
     for symbol in symbols:
         try:
             broker.symbol_spec(symbol)  # selects it on first use
@@ -280,6 +282,14 @@ def _selected(broker: Broker, symbols: list[str]) -> None:
             raise StartupError(
                 f"runtime.symbols: {symbol} cannot be selected in the terminal's Market Watch: {exc}"
             ) from None
+        for attempt in range(11):
+            try:
+                broker.quote(symbol)
+                break
+            except BrokerError as exc:
+                if attempt == 10:
+                    raise StartupError(f"runtime.symbols: {symbol} shows no quote after selecting it: {exc}") from None
+                sleep(0.5)
 
 
 def _replayed_symbols_only(symbols: list[str], replayed: list[str]) -> None:
