@@ -38,6 +38,7 @@ REASONS: dict[str, str] = {
     "trend_disagrees": "the signal goes against the configured higher-timeframe trend",
     "level_not_confirmed": "the level the signal relies on is not confirmed",
     "symbol_not_tradable": "the symbol's trade mode does not allow this order now",
+    "trading_disabled": "the terminal or the account does not allow expert trading now (Algo Trading off)",
     "outside_trading_hours": "the signal falls outside the configured trading hours",
     "news_blackout": "the signal falls inside a configured news blackout window",
     # targets and sizing

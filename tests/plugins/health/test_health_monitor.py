@@ -167,3 +167,14 @@ def test_a_server_clock_that_disagrees_with_the_setting_is_alerted_once(
     assert len(mismatches) == (1 if alerted else 0), [a.message for a in seen.alerts]
     if alerted:
         assert "UTC+3h" in mismatches[0].message and "'+02:00'" in mismatches[0].message
+
+
+def test_each_way_trading_is_off_says_who_can_turn_it_on(tmp_path: Path) -> None:
+    rt, monitor, _seen = monitored(tmp_path)
+    terminal = rt.broker.mt5
+    terminal.trade_expert = False  # the server's side: no button in the terminal lifts it
+    report = monitor.aggregate_health()
+    assert report.status is HealthStatus.CRITICAL and "only the broker can lift it" in report.checks["connection"]
+    terminal.trade_expert = True
+    terminal.admin_set_algo_trading(False)
+    assert "press 'Algo Trading'" in monitor.aggregate_health().checks["connection"]

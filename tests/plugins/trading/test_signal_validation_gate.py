@@ -72,6 +72,18 @@ def test_trade_mode(runtime: Any) -> None:
     assert codes(g.validate_signal(signal(side="sell"), rt)) == ["symbol_not_tradable"]
 
 
+def test_signals_are_held_while_algo_trading_is_off(runtime: Any) -> None:
+    rt, g = gate(runtime)
+    assert g.validate_signal(signal(), rt) == []
+    rt.broker.mt5.admin_set_algo_trading(False)  # the terminal's toolbar button
+    assert codes(g.validate_signal(signal(), rt)) == ["trading_disabled"]
+    rt.broker.mt5.admin_set_algo_trading(True)
+    assert g.validate_signal(signal(), rt) == []
+    unchecked_rt, unchecked = gate(runtime, check_trading_allowed=False)
+    unchecked_rt.broker.mt5.admin_set_algo_trading(False)
+    assert "trading_disabled" not in codes(unchecked.validate_signal(signal(), unchecked_rt))
+
+
 def test_cooldown_and_window(runtime: Any) -> None:
     rt, g = gate(runtime, cooldown_seconds=600, max_signals=2, window_seconds=3600)
     assert g.validate_signal(signal(), rt) == []

@@ -170,11 +170,16 @@ class MT5HealthMonitor(ConfiguredPlugin):
             self._reconnect()
             return False, False, f"terminal unreachable: {exc}", None
         allowed = terminal.trade_allowed and account.trade_allowed and account.trade_expert
-        detail = (
-            "ok"
-            if terminal.connected and allowed
-            else ("no trade-server connection" if not terminal.connected else ALGO_TRADING_OFF)
-        )
+        if not terminal.connected:
+            detail = "no trade-server connection"
+        elif not terminal.trade_allowed:
+            detail = ALGO_TRADING_OFF
+        elif not account.trade_allowed:
+            detail = "the account may not trade (an investor password, or the broker disabled it)"
+        elif not account.trade_expert:
+            detail = "the trade server disables expert trading on this account (10026): only the broker can lift it"
+        else:
+            detail = "ok"
         return terminal.connected, allowed, detail, terminal
 
     def _freshness(self, now: datetime, quote: Any) -> float:

@@ -50,6 +50,9 @@ class SignalGateSettings(PluginSettings):
     higher_timeframe: str = Field(default="", description="trend filter timeframe, e.g. H4; empty = off")
     trend_period: int = Field(default=20, ge=2, le=500, description="moving average length of the trend filter")
     check_trade_mode: bool = Field(default=True, description="refuse when the symbol's trade mode forbids it")
+    check_trading_allowed: bool = Field(
+        default=True, description="refuse while the terminal or the account does not allow expert trading"
+    )
     max_spread_points: int = Field(default=0, ge=0, description="spread ceiling in points; 0 = off")
     max_quote_age_seconds: float = Field(
         default=0.0, ge=0.0, description="the symbol's market is closed when its quote is older; 0 = off"
@@ -134,6 +137,8 @@ class SignalValidationGate(ConfiguredPlugin):
             found.append(_reason("level_not_confirmed", "metadata level_confirmed is not true"))
         if cfg.higher_timeframe:
             found.extend(self._trend(signal, runtime))
+        if cfg.check_trading_allowed:
+            found.extend(self._trading_allowed(runtime))
         if cfg.check_trade_mode or cfg.max_spread_points or cfg.max_quote_age_seconds:
             found.extend(self._market(signal, runtime))
         found.extend(self._calendar(signal, now))
@@ -158,6 +163,17 @@ class SignalValidationGate(ConfiguredPlugin):
             trend = f"{cfg.higher_timeframe} {'up' if up else 'down'}trend"
             detail = f"close {last:.5f} vs {cfg.trend_period}-bar mean {average:.5f}"
             return [_reason("trend_disagrees", f"{signal.side.value} against the {trend} ({detail})")]
+        return []
+
+    def _trading_allowed(self, runtime: Runtime) -> list[Reason]:
+        """Held while the terminal's Algo Trading button is off, or the account may not trade by expert: the
+        broker would refuse each order (10027, 10026); no order is sent to hear it."""
+        broker = runtime.broker
+        terminal, account = broker.terminal(), broker.account()
+        if not terminal.trade_allowed:
+            return [_reason("trading_disabled", "Algo Trading is off in the terminal (its toolbar button)")]
+        if not (account.trade_allowed and account.trade_expert):
+            return [_reason("trading_disabled", "the account does not allow expert trading now")]
         return []
 
     def _market(self, signal: Signal, runtime: Runtime) -> list[Reason]:
