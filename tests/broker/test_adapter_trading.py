@@ -455,3 +455,19 @@ def test_an_order_check_refusal_for_the_symbols_rules_also_makes_the_next_read_a
     checked = broker.check(request)
     assert checked.retcode == constants.TRADE_RETCODE_INVALID_STOPS and not checked.passed
     assert broker.symbol_spec("GBPUSD").stops_level == 100
+
+
+def test_a_close_on_hedging_always_names_its_position(adapter: Adapter) -> None:
+    """On hedging an opposite deal without ``position=`` opens a second position instead of closing one: a
+    reducing order that names none is refused before it is sent; on netting it is how a position is reduced."""
+    from datetime import UTC, datetime
+
+    from tradeguard import OrderIntent
+
+    closing = OrderIntent(symbol="EURUSD", side="sell", volume=0.1, reduce_only=True, created_at=datetime.now(UTC))
+    hedging = adapter()
+    with pytest.raises(OrderRefused, match="names the position it closes"):
+        hedging.order_request(closing, magic=42, deviation=20)
+    named = hedging.order_request(closing.model_copy(update={"position_ticket": 7}), magic=42, deviation=20)
+    assert named["position"] == 7
+    assert "position" not in adapter(margin_mode="netting").order_request(closing, magic=42, deviation=20)

@@ -697,8 +697,11 @@ class MT5Adapter:
             req.update(action=ACTION_DEAL, type=0 if order.side is Side.BUY else 1)
             if self.symbol_spec(order.symbol).exemode not in MARKET_EXECUTION:
                 req["price"] = self.side_price(order.symbol, order.side)
-            if order.position_ticket is not None and self.account().hedging:
-                req["position"] = order.position_ticket
+            if self.account().hedging:
+                if order.position_ticket is not None:
+                    req["position"] = order.position_ticket
+                elif order.reduce_only:  # on hedging an opposite deal without position= opens a new position
+                    raise OrderRefused("position_ticket", "a close on a hedging account names the position it closes")
         else:
             if order.price is None:
                 raise OrderRefused("price", f"a {order.order_type.value} order needs its price")
