@@ -40,3 +40,17 @@ def test_a_partial_done_whose_deal_lags_resends_only_the_true_rest(engine_runtim
     eng.poll_fills()
     assert sum(f.volume for f in eng.journal.fills(cid)) == pytest.approx(0.3)
     assert eng.journal.get(cid).state is OrderState.FILLED
+
+
+def test_an_ambiguous_answer_whose_deal_lags_is_resolved_filled(engine_runtime: Callable[..., tuple]) -> None:
+    """order_send times out (10012) but the order executed, and its deal lags: the lookup finds the order done in
+    the broker's history and the journal says filled, not cancelled; nothing is sent again."""
+    rt, eng, _rec = engine_runtime(emulator={"faults": {"history_lag_ms": 1000, "timeout_executed_rate": 1.0}})
+    terminal = rt.broker.mt5
+    cid = eng.submit_order(buy(volume=0.2))
+    entry = eng.journal.get(cid)
+    assert entry.state is OrderState.FILLED and "its deal is not there yet" in entry.last_message
+    assert [p.volume for p in terminal.positions_get()] == [0.2]
+    terminal.replay_step(2)
+    eng.poll_fills()
+    assert [f.volume for f in eng.journal.fills(cid)] == [0.2] and eng.journal.get(cid).state is OrderState.FILLED

@@ -550,6 +550,10 @@ class ExecutionEngine(ConfiguredPlugin):
             return True
         if history:
             ended = history[-1].state
+            if ended in (OrderState.FILLED, OrderState.PARTIALLY_FILLED):  # done, its deal not in the history yet
+                why = "found filled in the broker's history; its deal is not there yet"
+                self._move_if_elsewhere(entry, ended, history[-1].ticket, why)
+                return True
             self._move_if_elsewhere(
                 entry,
                 ended if ended in (OrderState.REJECTED, OrderState.EXPIRED) else OrderState.CANCELLED,
