@@ -178,3 +178,54 @@ def test_each_way_trading_is_off_says_who_can_turn_it_on(tmp_path: Path) -> None
     terminal.trade_expert = True
     terminal.admin_set_algo_trading(False)
     assert "press 'Algo Trading'" in monitor.aggregate_health().checks["connection"]
+
+
+def _near_now_ticks(tmp_path: Path, spreads: list[float]) -> Path:
+    """EURUSD ticks one second apart, stamped around now (UTC), with these spreads (in price)."""
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+    lines = ["time,bid,ask"] + [
+        f"{start + timedelta(seconds=k):%Y-%m-%d %H:%M:%S},{1.1 + k * 1e-5:.5f},{1.1 + k * 1e-5 + spread:.5f}"
+        for k, spread in enumerate(spreads)
+    ]
+    path = tmp_path / "EURUSD_ticks.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _live(tmp_path: Path, ticks: Path) -> tuple[Any, MT5HealthMonitor, Seen]:
+    from tradeguard.broker.emulator.terminal import Terminal
+    from tradeguard.broker.mt5 import MT5Adapter
+    from tradeguard.broker.settings import BrokerSettings
+    from tradeguard.kernel.clock import WallClock
+
+    terminal = Terminal()
+    assert terminal.initialize(data=str(ticks), timeframe="M1"), terminal.last_error()
+    adapter = MT5Adapter(terminal, BrokerSettings())
+    adapter.connected = True
+    monitor, seen = MT5HealthMonitor(), Seen()
+    rt = make_runtime(("mt5_health_monitor", monitor), ("seen", seen), start=False, clock=WallClock())
+    rt.broker = adapter
+    rt.start()
+    return rt, monitor, seen
+
+
+def test_live_health_reads_a_symbols_rules_afresh(tmp_path: Path) -> None:
+    """The broker makes EURUSD close-only mid-run: the next live check sees it, and so does every reader of the
+    symbol's spec (the gate) before any order meets the refusal."""
+    rt, monitor, _seen = _live(tmp_path, _near_now_ticks(tmp_path, [0.0001] * 60))
+    assert "EURUSD.trade_mode" not in monitor.aggregate_health().checks
+    rt.broker.mt5.admin_set_trade_mode("EURUSD", 3)  # close only
+    report = monitor.aggregate_health()
+    assert report.checks["EURUSD.trade_mode"] == "close only" and rt.broker.symbol_spec("EURUSD").trade_mode == 3
+
+
+def test_a_spread_blowout_degrades_the_symbol(tmp_path: Path) -> None:
+    rt, monitor, seen = _live(tmp_path, _near_now_ticks(tmp_path, [0.0001] * 15 + [0.0012] + [0.0001] * 5))
+    terminal = rt.broker.mt5
+    for _ in range(14):  # fourteen quotes of a usual 10-point spread
+        terminal.replay_step(1)
+        assert "EURUSD.spread" not in monitor.aggregate_health().checks
+    terminal.replay_step(1)  # 120 points: twelve times the usual
+    report = monitor.aggregate_health()
+    assert report.checks["EURUSD.spread"].startswith("120 points >") and report.status is HealthStatus.DEGRADED
+    assert any(a.error_code == "health_degraded" for a in seen.alerts)

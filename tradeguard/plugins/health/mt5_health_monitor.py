@@ -191,7 +191,9 @@ class MT5HealthMonitor(ConfiguredPlugin):
         """The symbol's rank (0 OK, 1 DEGRADED): trade mode, tick age and spread blow-out."""
         cfg, rank = self.cfg, 0
         broker = self.rt.broker
-        spec = broker.symbol_spec(symbol)
+        # live: the symbol's rules are read afresh each check (a broker may make it close-only at any time), so
+        # the gate sees the change before an order meets it; a simulated market changes them only when told
+        spec = broker.symbol_spec(symbol) if self.rt.clock.simulated else broker.refresh_spec(symbol)
         if spec.trade_mode in (0, 3):
             checks[f"{symbol}.trade_mode"] = "disabled" if spec.trade_mode == 0 else "close only"
             rank = 1
