@@ -348,3 +348,18 @@ def test_followed_symbols_are_selected_and_quoted_before_run_starts() -> None:
         _selected(MT5Adapter(MarketWatch(refused={"GBPUSD"}), BrokerSettings()), ["EURUSD", "GBPUSD"])
     with pytest.raises(StartupError, match="EURUSD shows no quote after selecting it"):
         _selected(MT5Adapter(MarketWatch(late=99), BrokerSettings()), ["EURUSD"], sleep=waits.append)
+
+
+def test_a_derived_offset_is_adopted_only_when_it_is_a_real_one() -> None:
+    """Derivation reads a fresh tick against the wall clock: the emulator's 2017 ticks give -84,000-odd hours,
+    which is no offset, so the configured zone stays (it used to become the offset, and 2017 became today)."""
+    term = Terminal()
+    assert term.initialize()
+    broker = MT5Adapter(
+        term,
+        BrokerSettings(module="MetaTrader5", derive_server_offset=True, server_timezone="+02:00"),
+        sleep=lambda _: term.replay_step(1),  # the tick moves while it waits: the market is open
+    )
+    assert broker.observed_offset("EURUSD") is None
+    broker.connect()
+    assert broker.zone.name == "+02:00"

@@ -84,3 +84,13 @@ def test_the_risk_is_the_resulting_positions(tmp_path: Path) -> None:
     assert not add.approved and add.reasons[0].base == "max_risk_per_trade"
     turn = at_market(rt, "sell", 1.1, round(bid + 0.0015, 5))  # the 0.6 lots past the long: about 90
     assert turn.approved and turn.order.netting is NettingEffect.REVERSE
+
+
+def test_an_add_is_no_new_position_for_the_position_counts(tmp_path: Path) -> None:
+    rt = netting(tmp_path, max_open_positions=1, max_positions_per_symbol=1)
+    bid = rt.broker.quote("EURUSD").bid
+    assert at_market(rt, "buy", 0.1, round(bid - 0.0100, 5)).approved
+    added = at_market(rt, "buy", 0.1, round(bid - 0.0100, 5))  # one position still: it grows
+    assert added.approved and added.order.netting is NettingEffect.ADD
+    other = rt.decide(signal(symbol="GBPUSD", price=1.27, stop_loss=1.26, metadata={"lots": 0.1}))
+    assert not other.approved and other.reasons[0].base == "max_open_positions"  # a second position is one
