@@ -54,3 +54,38 @@ def test_an_ambiguous_answer_whose_deal_lags_is_resolved_filled(engine_runtime: 
     terminal.replay_step(2)
     eng.poll_fills()
     assert [f.volume for f in eng.journal.fills(cid)] == [0.2] and eng.journal.get(cid).state is OrderState.FILLED
+
+
+def test_only_the_first_partials_deal_lagging_sends_no_lot_twice(engine_runtime: Callable[..., tuple]) -> None:
+    """The first partial's deal lags, the later ones show at once: each rest is what its own request left, so
+    the journal missing the first deal never makes a lot go out twice."""
+    rt, eng, _rec = engine_runtime(
+        emulator={"liquidity_lots": 0.1}, engine={"partial_policy": "resubmit_rest", "max_partial_resubmits": 5}
+    )
+    terminal = rt.broker.mt5
+    real, hidden = terminal.history_deals_get, []
+
+    def first_lags(*args: object, **kw: object) -> object:
+        if "ticket" in kw and not hidden:
+            hidden.append(kw["ticket"])
+            return ()
+        return real(*args, **kw)
+
+    terminal.history_deals_get = first_lags
+    cid = eng.submit_order(buy(volume=0.3))
+    assert sum(p.volume for p in terminal.positions_get()) == pytest.approx(0.3) and hidden
+    eng.poll_fills()
+    entry = eng.journal.get(cid)
+    assert entry.state is OrderState.FILLED and entry.filled_volume == pytest.approx(0.3)
+
+
+def test_a_rest_left_when_the_resubmits_run_out_is_cancelled_not_left_working(
+    engine_runtime: Callable[..., tuple],
+) -> None:
+    _rt, eng, _rec = engine_runtime(
+        emulator={"liquidity_lots": 0.1}, engine={"partial_policy": "resubmit_rest", "max_partial_resubmits": 1}
+    )
+    cid = eng.submit_order(buy(volume=0.3))
+    entry = eng.journal.get(cid)
+    assert entry.state is OrderState.CANCELLED and entry.filled_volume == pytest.approx(0.2)
+    assert "max_partial_resubmits" in entry.last_message

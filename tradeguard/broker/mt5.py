@@ -454,9 +454,17 @@ class MT5Adapter:
         return spec
 
     def refresh_spec(self, symbol: str) -> SymbolSpec:
-        """Drop the cached spec (trade mode or tick value may change) and read it again."""
-        self._specs.pop(symbol, None)
-        return self.symbol_spec(symbol)
+        """Read the spec again (trade mode, stops level or tick value may have changed); the one cached stays
+        when the terminal cannot answer now."""
+        return self._read_spec(symbol)
+
+    def _reread_rules(self, symbol: str) -> None:
+        """After a refusal for the symbol's rules: its spec read now; the cached one kept if that fails."""
+        if symbol in self._specs:
+            try:
+                self._read_spec(symbol)
+            except (BrokerError, OrderRefused):
+                log.warning("symbol spec not read again after a refusal", extra={"symbol": symbol})
 
     def quote(self, symbol: str) -> Quote:
         return self._memoised(("quote", symbol), self._quote, symbol)
@@ -697,11 +705,10 @@ class MT5Adapter:
             req.update(action=ACTION_DEAL, type=0 if order.side is Side.BUY else 1)
             if self.symbol_spec(order.symbol).exemode not in MARKET_EXECUTION:
                 req["price"] = self.side_price(order.symbol, order.side)
-            if self.account().hedging:
-                if order.position_ticket is not None:
-                    req["position"] = order.position_ticket
-                elif order.reduce_only:  # on hedging an opposite deal without position= opens a new position
+            if (order.position_ticket is not None or order.reduce_only) and self.account().hedging:
+                if order.position_ticket is None:  # on hedging an opposite deal without position= opens a position
                     raise OrderRefused("position_ticket", "a close on a hedging account names the position it closes")
+                req["position"] = order.position_ticket
         else:
             if order.price is None:
                 raise OrderRefused("price", f"a {order.order_type.value} order needs its price")
@@ -806,7 +813,7 @@ class MT5Adapter:
             raise BrokerError("order_check returned None", self.last_error())
         code = int(res.retcode)
         if code in SYMBOL_RULE_REFUSALS:  # as after order_send: the symbol's rules moved, read them again
-            self._specs.pop(str(request.get("symbol", "")), None)
+            self._reread_rules(str(request.get("symbol", "")))
         return CheckResult(
             code,
             "DONE" if code == 0 else retcodes.name(code),
@@ -835,7 +842,7 @@ class MT5Adapter:
             )
         code = int(res.retcode)
         if code in SYMBOL_RULE_REFUSALS:  # the symbol's rules moved under us (stops level, trade mode): read again
-            self._specs.pop(str(request.get("symbol", "")), None)
+            self._reread_rules(str(request.get("symbol", "")))
         return SendResult(
             retcode=code,
             name=retcodes.name(code),

@@ -214,6 +214,11 @@ class SendResult:
         return self.retcode == 10008
 
     @property
+    def done(self) -> bool:
+        """The request was executed in full (TRADE_RETCODE_DONE; 10010 is a partial execution)."""
+        return self.retcode == 10009
+
+    @property
     def unchanged(self) -> bool:
         """A modification that changed nothing, the levels being what was asked (TRADE_RETCODE_NO_CHANGES)."""
         return self.retcode == 10025

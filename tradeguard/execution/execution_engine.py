@@ -59,7 +59,7 @@ from tradeguard import (
     hookimpl,
 )
 from tradeguard.broker.retcodes import RetcodeClass
-from tradeguard.broker.types import HISTORY_END, HISTORY_START, BrokerDeal, SendResult, SymbolSpec
+from tradeguard.broker.types import HISTORY_END, HISTORY_START, BrokerDeal, BrokerError, SendResult
 from tradeguard.errors import StartupError, TradeguardError
 from tradeguard.execution import outcomes
 from tradeguard.execution.journal import Journal, Settle, Transition
@@ -302,10 +302,13 @@ class ExecutionEngine(ConfiguredPlugin):
             in_time = time.monotonic() - started < cfg.max_retry_seconds
             if res.category is RetcodeClass.SUCCESS:
                 rest = self._on_success(client_id, order, request, res)
-                if rest and cfg.partial_policy == "resubmit_rest" and partials < cfg.max_partial_resubmits:
+                if rest and partials < cfg.max_partial_resubmits:
                     partials += 1
                     request = self.broker.repriced({**request, "volume": rest})
                     continue
+                if rest:  # resubmits used up: nothing works at the broker for the rest, so it is given up
+                    why = f"rest of {rest:g} lots not sent: max_partial_resubmits ({cfg.max_partial_resubmits}) used"
+                    self._move_order(client_id, OrderState.CANCELLED, order.symbol, res.retcode, why)
                 return
             if res.category is RetcodeClass.RETRY_PRICE and price_retries < cfg.max_price_retries and in_time:
                 price_retries += 1
@@ -362,7 +365,10 @@ class ExecutionEngine(ConfiguredPlugin):
                 return None
             return Transition(OrderState.FILLED, self._now(), res.retcode, res.name, res.order, self._attempts or None)
 
-        deals = self.broker.deals_for_order(res.order)
+        try:
+            deals = self.broker.deals_for_order(res.order)
+        except BrokerError:  # executed, its deals unreadable for now: as a lagging deal, the poll journals it
+            deals = []
         for i, deal in enumerate(deals):
             fill, left = self._journal_deal(deal, client_id, filled if i == len(deals) - 1 else None)
             if fill is not None:
@@ -371,21 +377,25 @@ class ExecutionEngine(ConfiguredPlugin):
             if left is not None:
                 self._announce_move(client_id, left, OrderState.FILLED, order.symbol, res.retcode, res.name)
                 return 0.0
-        lagging = res.volume - sum(d.volume for d in deals)
-        if lagging > spec.volume_step / 2:  # DONE, but the deal is not in the history yet: the server's volume rules
-            return self._done_before_its_deal(client_id, order, request, res, spec)
-        entry = self.journal.get(client_id)
-        assert entry is not None
-        rest = spec.floor_volume(order.volume - entry.filled_volume)
+        # what this request executed is the server's answer (its deals may lag behind it in the history, and an
+        # earlier request's deal may still be missing from the journal): the rest is worked out from it alone
+        sent = float(request["volume"])
+        found = sum(d.volume for d in deals)
+        executed = max(res.volume, found)
+        if executed <= spec.volume_step / 2 and res.done:  # DONE naming no volume: the whole request
+            executed = sent
+        lagging = found < executed - spec.volume_step / 2
+        note = f"{res.name}: {executed:g} lots done; the deal is not in the history yet" if lagging else res.name
+        rest: float = spec.floor_volume(sent - executed)
         if rest < spec.volume_min:
-            self._move_order(client_id, OrderState.FILLED, order.symbol, res.retcode, res.name, broker_order=res.order)
+            self._move_order(client_id, OrderState.FILLED, order.symbol, res.retcode, note, broker_order=res.order)
             return 0.0
         self._move_order(
             client_id,
             OrderState.PARTIALLY_FILLED,
             order.symbol,
             res.retcode,
-            f"{res.name}: {entry.filled_volume:g} of {order.volume:g}",
+            f"{note}: {executed:g} of {sent:g}",
             broker_order=res.order,
         )
         if self.broker.keeps_rest(request):  # the rest keeps working at the broker
@@ -398,32 +408,6 @@ class ExecutionEngine(ConfiguredPlugin):
             order.symbol,
             res.retcode,
             f"rest of {rest:g} lots cancelled by the broker (IOC)",
-        )
-        return 0.0
-
-    # ------------------------------------------------------------------ broker truth ------------
-
-    def _done_before_its_deal(
-        self, client_id: str, order: OrderIntent, request: dict[str, Any], res: SendResult, spec: SymbolSpec
-    ) -> float:
-        """The server said DONE for ``res.volume`` lots, but the history does not show the deal yet (it lags a
-        few seconds behind on real servers). What was executed is the server's answer, not the journal's: the
-        order is filled when nothing worth sending is left of this request, and only the true rest is sent again.
-        The fill poll journals the deal when it appears."""
-        rest: float = spec.floor_volume(float(request["volume"]) - res.volume)
-        note = f"{res.name}: {res.volume:g} lots done; the deal is not in the history yet"
-        if rest < spec.volume_min:
-            self._move_order(client_id, OrderState.FILLED, order.symbol, res.retcode, note, broker_order=res.order)
-            return 0.0
-        self._move_order(
-            client_id, OrderState.PARTIALLY_FILLED, order.symbol, res.retcode, note, broker_order=res.order
-        )
-        if self.broker.keeps_rest(request):  # the rest keeps working at the broker
-            return 0.0
-        if self.cfg.partial_policy == "resubmit_rest":
-            return rest
-        self._move_order(
-            client_id, OrderState.CANCELLED, order.symbol, res.retcode, f"rest of {rest:g} lots cancelled by the broker"
         )
         return 0.0
 

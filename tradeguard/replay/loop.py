@@ -182,24 +182,26 @@ def run_live(rt: Runtime, stop: Any) -> int:
                 break
             if market is not None:
                 market.set(max(market.now(), market_time()))
-            try:
-                for symbol in cfg.symbols:
-                    for raw in broker.rates(symbol, cfg.timeframe, 50)[:-1]:  # the last bar is still forming
-                        if int(raw["time"]) > seen[symbol]:
-                            seen[symbol] = int(raw["time"])
-                            bar = _checked_bar(rt, symbol, cfg.timeframe, raw)
-                            if bar is None:
-                                continue
-                            rt.bars.append(bar)
-                            rt.on_bar(bar)
-                            handled += 1
+            for symbol in cfg.symbols:
+                try:
+                    rates = broker.rates(symbol, cfg.timeframe, 50)
+                except (BrokerError, OSError, EOFError) as exc:  # the link is lost: the jobs go on (health reconnects)
+                    if not unreachable:
+                        unreachable = True
+                        rt.log.warning(f"bars not read, the terminal is out of reach: {exc}", extra={"bars": handled})
+                    break
                 if unreachable:
                     unreachable = False
                     rt.log.warning("the terminal answers again: bars resume", extra={"bars": handled})
-            except BrokerError as exc:  # the link is lost: the jobs go on (the health monitor reconnects)
-                if not unreachable:
-                    unreachable = True
-                    rt.log.warning(f"bars not read, the terminal is out of reach: {exc}", extra={"bars": handled})
+                for raw in rates[:-1]:  # the last bar is still forming
+                    if int(raw["time"]) > seen[symbol]:
+                        seen[symbol] = int(raw["time"])
+                        bar = _checked_bar(rt, symbol, cfg.timeframe, raw)
+                        if bar is None:
+                            continue
+                        rt.bars.append(bar)
+                        rt.on_bar(bar)
+                        handled += 1
             rt.run_jobs()
             stop.wait(cfg.poll_seconds)
     finally:
