@@ -12,7 +12,6 @@ import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import cached_property
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -137,9 +136,10 @@ class Bar(_Frozen):
     spread: int = Field(default=0, ge=0, description="spread in points, as MT5 reports it")
     real_volume: int = Field(default=0, ge=0)
 
-    @cached_property
+    @property
     def epoch(self) -> float:
-        """``time`` as UTC epoch seconds: the bar history, the journal and the replay each need it."""
+        """``time`` as UTC epoch seconds: the bar history, the journal and the replay each need it (computed
+        each time: cheaper than functools.cached_property's lock on Python 3.11)."""
         return self.time.timestamp()
 
     @field_validator("timeframe")

@@ -214,3 +214,33 @@ def test_calls_after_shutdown_fail_with_no_ipc() -> None:
     term.shutdown()
     assert term.account_info() is None and term.last_error() == (-10004, "No IPC connection")
     assert term.initialize() and term.account_info() is not None  # reconnects to the same terminal state
+
+
+# -- the read-only parts of docs/mt5-failure-modes.md a real demo account allows (issue 27, part 3) -----------
+
+
+def test_an_unknown_symbol_is_neither_known_nor_selectable(mt5: Any) -> None:
+    assert mt5.symbol_info("NOSUCHSYMBOL") is None
+    assert mt5.symbol_select("NOSUCHSYMBOL", True) is False
+
+
+def test_a_selected_symbol_has_a_quote(mt5: Any) -> None:
+    assert mt5.symbol_select("EURUSD", True) is True
+    tick = mt5.symbol_info_tick("EURUSD")
+    assert tick is not None and tick.bid > 0 and tick.ask >= tick.bid
+
+
+def test_a_history_without_deals_is_empty_with_success(mt5: Any) -> None:
+    """What the adapter's _deals_read relies on: "no deals" is an empty answer with (1, "Success"); an empty
+    answer with an error set is a failed read."""
+    from datetime import UTC, datetime
+
+    found = mt5.history_deals_get(datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 1, 2, tzinfo=UTC))
+    assert found is not None and len(found) == 0
+    assert tuple(mt5.last_error()) == (1, "Success")
+
+
+def test_the_trading_flags_the_health_check_reads_are_booleans(mt5: Any) -> None:
+    terminal, account = mt5.terminal_info(), mt5.account_info()
+    assert all(isinstance(v, bool) for v in (terminal.connected, terminal.trade_allowed))
+    assert all(isinstance(v, bool) for v in (account.trade_allowed, account.trade_expert))
