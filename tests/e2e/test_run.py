@@ -358,42 +358,28 @@ def test_a_run_over_the_in_process_emulator_starts_from_an_empty_journal(tmp_pat
     assert wrong.returncode == 2 and "--fresh" in wrong.stderr
 
 
-def test_a_run_over_the_in_process_emulator_follows_only_the_replayed_symbol(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("symbols", "said"),
+    [
+        # GBPUSD is in the catalogue, but the in-process emulator has no data for it
+        ('["EURUSD", "GBPUSD"]', "runtime.symbols = ['EURUSD', 'GBPUSD']: the in-process emulator replays EURUSD"),
+        ('["EURUSD", "NOPE"]', "runtime.symbols: NOPE cannot be selected in the terminal's Market Watch"),
+    ],
+    ids=["not-replayed", "unknown"],
+)
+def test_run_refuses_to_start_on_a_symbol_it_cannot_follow(tmp_path: Path, symbols: str, said: str) -> None:
     settings = tmp_path / "s.toml"
     settings.write_text(SETTINGS.format(data=tmp_path / "var"))
-    both = {**os.environ, "TRADEGUARD_RUNTIME__SYMBOLS": '["EURUSD", "GBPUSD"]'}  # GBPUSD has no data there
     r = subprocess.run(
         [sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
-        env=both,
+        env={**os.environ, "TRADEGUARD_RUNTIME__SYMBOLS": symbols},
     )
-    said = " ".join(r.stderr.split())
-    assert (
-        r.returncode == 1
-        and "runtime.symbols = ['EURUSD', 'GBPUSD']: the in-process emulator replays EURUSD" in said
-        and "Traceback" not in said
-    ), said
-    assert orders(tmp_path / "var" / "tradeguard.db") == 0
-
-
-def test_a_symbol_the_terminal_cannot_select_stops_start_up_named(tmp_path: Path) -> None:
-    settings = tmp_path / "s.toml"
-    settings.write_text(SETTINGS.format(data=tmp_path / "var"))
-    unknown = {**os.environ, "TRADEGUARD_RUNTIME__SYMBOLS": '["EURUSD", "NOPE"]'}
-    r = subprocess.run(
-        [sys.executable, "-m", "tradeguard", "run", "--settings", str(settings)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=unknown,
-    )
-    said = " ".join(r.stderr.split())
-    assert r.returncode == 1 and "Traceback" not in said, said
-    assert "runtime.symbols: NOPE cannot be selected in the terminal's Market Watch" in said, said
+    stderr = " ".join(r.stderr.split())
+    assert r.returncode == 1 and said in stderr and "Traceback" not in stderr, stderr
     assert orders(tmp_path / "var" / "tradeguard.db") == 0
 
 
