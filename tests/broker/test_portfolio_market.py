@@ -275,3 +275,26 @@ def test_the_gate_judges_each_symbols_market_by_its_own_quote(bars: dict[str, np
         return [r.base for r in found]
 
     assert "market_closed" in refused("XAUUSD") and "market_closed" not in refused("EURUSD")
+
+
+@pytest.mark.parametrize(("ages", "stale"), [({}, True), ({"xauusd": 3900}, False)])
+def test_gold_in_its_break_is_stale_unless_its_own_age_allows_the_break(
+    bars: dict[str, np.ndarray], ages: dict[str, float], stale: bool
+) -> None:
+    from tradeguard.kernel.clock import ReplayClock
+    from tradeguard.plugins.health.mt5_health_monitor import MT5HealthMonitor
+    from tradeguard.testing import make_runtime
+
+    gold, fx = set(bars["XAUUSD"]["time"].tolist()), bars["EURUSD"]["time"].tolist()
+    breaks = [t for t in fx if t not in gold and t - 3600 in gold and t + 3600 in gold]
+    monitor, clock = MT5HealthMonitor(), ReplayClock(datetime(2017, 1, 1, tzinfo=UTC))
+    settings = {"broker": {"emulator": {"data": FILES}}, "mt5_health_monitor": {"tick_age_by_symbol": ages}}
+    rt = make_runtime(("mt5_health_monitor", monitor), settings=settings, clock=clock)
+    term = rt.emulator()
+    assert term is not None
+    for symbol, bar in term.replay_bars():
+        if symbol == "EURUSD" and int(bar["time"]) == breaks[5]:
+            break
+    clock.set(rt.broker.to_utc(term.now_msc() / 1000))
+    checks = monitor.aggregate_health().checks
+    assert ("XAUUSD.ticks" in checks) is stale and "EURUSD.ticks" not in checks

@@ -17,7 +17,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tradeguard import (
     AlertChannel,
@@ -50,6 +50,20 @@ ALGO_TRADING_OFF = (
 class HealthSettings(PluginSettings):
     check_seconds: float = Field(default=10.0, gt=0, description="how often health is aggregated")
     max_tick_age_seconds: float = Field(default=120.0, gt=0, description="older quotes are stale (DEGRADED)")
+    tick_age_by_symbol: dict[str, float] = Field(
+        default_factory=dict,
+        description="per symbol, the age its quotes may reach (a market with a daily break: XAUUSD = 3900)",
+    )
+
+    @field_validator("tick_age_by_symbol")
+    @classmethod
+    def _symbols_as_named(cls, ages: dict[str, float]) -> dict[str, float]:
+        """Settings keys arrive lower-cased; symbols are named upper-case. Every age is positive."""
+        bad = [name for name, age in ages.items() if not age > 0]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: an age is a positive number of seconds")
+        return {name.upper(): float(age) for name, age in ages.items()}
+
     max_ping_ms: float = Field(default=500.0, gt=0, description="a slower terminal ping is DEGRADED")
     spread_blowout_multiple: float = Field(default=5.0, gt=1, description="spread above this x its median: DEGRADED")
     api_error_streak: int = Field(default=3, ge=1, description="this many failed checks in a row: CRITICAL")
@@ -199,8 +213,9 @@ class MT5HealthMonitor(ConfiguredPlugin):
             rank = 1
         quote = broker.quote(symbol)
         age = self._freshness(now, quote)
-        if age > cfg.max_tick_age_seconds:
-            checks[f"{symbol}.ticks"] = f"last quote {age:.0f} s old > {cfg.max_tick_age_seconds:g} s"
+        limit = cfg.tick_age_by_symbol.get(symbol, cfg.max_tick_age_seconds)
+        if age > limit:
+            checks[f"{symbol}.ticks"] = f"last quote {age:.0f} s old > {limit:g} s"
             rank = 1
         if self._sampled.get(symbol) != quote.time:  # a new quote: its spread joins the usual ones, once
             if symbol in self._sampled and not self.rt.clock.simulated:
