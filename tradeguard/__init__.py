@@ -40,6 +40,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from tradeguard.broker.server_time import shown_offset
+
 # What a plugin may use of the kernel's own, beside the models and ports above: a plugin imports only
 # ``tradeguard`` (an import-linter contract holds the built-in ones to it).
 from tradeguard.broker.types import (
@@ -189,6 +191,7 @@ __all__ = [
     "seed",
     "server_midnight",
     "session_of",
+    "shown_offset",
     "true_ranges",
     "validated_for_live",
     "verify_secret",

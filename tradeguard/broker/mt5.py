@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from tradeguard.broker import constants, retcodes
-from tradeguard.broker.server_time import ServerZone, from_offset_hours
+from tradeguard.broker.server_time import ServerZone, from_offset_hours, shown_offset
 from tradeguard.broker.types import (
     HISTORY_END,
     HISTORY_START,
@@ -363,9 +363,7 @@ class MT5Adapter:
         tick = self.mt5.symbol_info_tick(symbol)
         if first is None or tick is None or int(tick.time_msc) == int(first.time_msc):
             return None
-        seconds = round((int(tick.time_msc) / 1000 - datetime.now(UTC).timestamp()) / 900) * 900
-        offset = timedelta(seconds=seconds)
-        return offset if timedelta(hours=-12) <= offset <= timedelta(hours=14) else None
+        return shown_offset(int(tick.time_msc) / 1000, datetime.now(UTC))
 
     def _check_zone(self) -> None:
         """The configured zone against the one the terminal keeps: over the emulator the zone it declares; over a

@@ -132,6 +132,13 @@ def _parse(name: str) -> tuple[tzinfo, timedelta]:
         ) from None
 
 
+def shown_offset(server_epoch: float, now: datetime) -> timedelta | None:
+    """The server clock's offset a tick that has just moved shows: its server time against the wall clock
+    ``now``, to the quarter hour; None when that is no real offset (-12 to +14 hours: a shut market's old tick)."""
+    offset = timedelta(seconds=round((server_epoch - now.timestamp()) / 900) * 900)
+    return offset if timedelta(hours=-12) <= offset <= timedelta(hours=14) else None
+
+
 def from_offset_hours(hours: float) -> str:
     """The fixed-offset zone name of ``hours`` (the deprecated ``server_offset_hours``): 2 -> "+02:00"."""
     minutes = round(hours * 60)

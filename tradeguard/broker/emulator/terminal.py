@@ -135,28 +135,28 @@ class Terminal(TradeServer):
         """The zone this server's clock keeps (an emulator control: a real terminal does not say)."""
         return self.config.server_timezone
 
+    def _rate_symbol(self, currency: str) -> str | None:
+        """The symbol whose quote converts ``currency`` into the account's, as ``symbols.to_account`` looks it
+        up (the direct pair first, else the inverse); None for the account's own currency."""
+        account = self.config.currency
+        if currency == account:
+            return None
+        direct = currency + account
+        return direct if direct in self.specs else account + currency
+
     def _converted_through(self, name: str) -> set[str]:
         """The symbols whose quotes convert ``name``'s profit and margin into the account currency."""
-        spec, account = self.specs[name], self.config.currency
+        spec = self.specs[name]
         forex = spec.calc_mode in (constants.SYMBOL_CALC_MODE_FOREX, constants.SYMBOL_CALC_MODE_FOREX_NO_LEVERAGE)
-        through = set()
-        for currency in {spec.currency_profit, spec.currency_margin if forex else spec.currency_profit}:
-            if currency == account:
-                continue
-            direct, inverse = currency + account, account + currency
-            through.add(direct if direct in self.specs else inverse)
-        return through - {name}
+        currencies = {spec.currency_profit, spec.currency_margin if forex else spec.currency_profit}
+        return {through for c in currencies if (through := self._rate_symbol(c)) is not None} - {name}
 
     def _revalued_on_tick(self) -> dict[str, tuple[str, ...]]:
         """Symbol -> the symbols whose floating P&L moves when it ticks: itself, and those whose profit currency
         converts into the account's through its quote (EURGBP's GBP through GBPUSD, USDJPY's JPY through USDJPY)."""
-        account = self.config.currency
         moved: dict[str, list[str]] = {name: [name] for name in self.specs}
         for name, spec in self.specs.items():
-            quote = spec.currency_profit
-            if quote == account:
-                continue
-            through = quote + account if quote + account in self.specs else account + quote
+            through = self._rate_symbol(spec.currency_profit)
             if through in moved and through != name:
                 moved[through].append(name)
         return {name: tuple(names) for name, names in moved.items()}

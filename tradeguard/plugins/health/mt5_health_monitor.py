@@ -33,6 +33,7 @@ from tradeguard import (
     backoff,
     hookimpl,
     on_scrape,
+    shown_offset,
 )
 
 log = logging.getLogger("tradeguard.health")
@@ -237,11 +238,8 @@ class MT5HealthMonitor(ConfiguredPlugin):
         the setting does not know, a broker that moved its servers) is alerted once per offset seen: every
         deal time and the daily anchor are that far off. Real offsets only (-12 to +14 hours)."""
         broker, now = self.rt.broker, datetime.now(UTC)
-        seconds = round((broker.to_server(quote_time) - now.timestamp()) / 900) * 900
-        observed, expected = timedelta(seconds=seconds), broker.zone.offset_at(now)
-        if observed == expected or not timedelta(hours=-12) <= observed <= timedelta(hours=14):
-            return
-        if observed in self._clock_alerted:
+        observed, expected = shown_offset(broker.to_server(quote_time), now), broker.zone.offset_at(now)
+        if observed is None or observed == expected or observed in self._clock_alerted:
             return
         self._clock_alerted.add(observed)
         hours = observed.total_seconds() / 3600
