@@ -60,6 +60,9 @@ from tradeguard.errors import (
     StartupError,
     TradeguardError,
 )
+from tradeguard.fleet.database import AccountFigures, Ask, BookRow, FleetKill, FleetUnreachable
+from tradeguard.fleet.link import FleetLink
+from tradeguard.fleet.settings import FleetLimits
 from tradeguard.hookspecs import hookimpl
 from tradeguard.kernel.bars import rolling_atr, true_ranges
 from tradeguard.kernel.clock import backoff, server_midnight
@@ -121,10 +124,13 @@ __all__ = [
     "HISTORY_END",
     "HISTORY_START",
     "OFF_SESSION",
+    "AccountFigures",
     "AccountSnapshot",
     "Alert",
     "AlertChannel",
+    "Ask",
     "Bar",
+    "BookRow",
     "Broker",
     "BrokerDeal",
     "BrokerOrder",
@@ -138,6 +144,10 @@ __all__ = [
     "Decision",
     "Execution",
     "Fill",
+    "FleetKill",
+    "FleetLimits",
+    "FleetLink",
+    "FleetUnreachable",
     "HaltEvent",
     "HealthReport",
     "HealthStatus",

@@ -66,6 +66,13 @@ REASONS: dict[str, str] = {
     "volatility_halt": "the symbol's volatility is above its norm: no new entries",
     # kill switch
     "kill_switch_halted": "the kill switch is HALTED: no new orders",
+    "fleet_kill": "the fleet's kill switch is latched (tradeguard fleet kill, or a fleet limit reached)",
+    "fleet_unreachable": "the fleet database is out of reach, or this account's state is not published again yet",
+    "fleet_lots_symbol": "the fleet's lots on the symbol would exceed fleet_risk.max_lots_per_symbol",
+    "fleet_lots_currency": "the fleet's lots touching a currency would exceed fleet_risk.max_lots_per_currency",
+    "fleet_open_positions": "the fleet's open positions and pending orders would exceed fleet_risk.max_open_positions",
+    "fleet_daily_loss": "the fleet's loss since server midnight reached fleet_risk.daily_loss",
+    "fleet_drawdown": "the fleet's equity is fleet_risk.max_drawdown_pct or more under its peak",
     "kill_switch_reduce_only": "the kill switch is REDUCE_ONLY: only exposure-reducing orders",
 }
 

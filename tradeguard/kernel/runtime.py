@@ -320,6 +320,11 @@ class Runtime:
             raise
 
     def _start(self) -> None:
+        if self.role == "trading" and self.settings.fleet.enabled and self.pm.get_plugin("fleet_risk") is None:
+            raise StartupError(
+                "fleet.url is set but the fleet_risk plugin is not loaded: the fleet's budget and kill switch would "
+                "not hold here (enable fleet_risk, or unset fleet.url)"
+            )
         staged: dict[int, list[tuple[str, Any, Any]]] = {}
         for plugin, fn, pick in self.hooks.plans["tradeguard_startup"]:
             stage = getattr(self.pm.get_plugin(plugin), "stage", DEFAULT_STAGE)

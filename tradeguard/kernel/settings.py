@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_va
 
 from tradeguard.broker.settings import BrokerSettings
 from tradeguard.errors import ConfigError
+from tradeguard.fleet.settings import FleetSettings
 from tradeguard.kernel.schema import PluginSettings, validated_for_live
 from tradeguard.kernel.sessions import DEFAULT_SESSIONS, check_sessions
 from tradeguard.kernel.triggers import MOVED, TriggersSettings
@@ -140,6 +141,7 @@ KERNEL_TABLES: dict[str, type[BaseModel]] = {
     "broker": BrokerSettings,
     "store": StoreSettings,
     "triggers": TriggersSettings,
+    "fleet": FleetSettings,
 }
 
 

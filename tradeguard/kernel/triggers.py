@@ -45,6 +45,7 @@ class TriggersSettings(PluginSettings):
     execution_errors: Action = _row("HALTED")  # kill_switch.error_streak
     plugin_error_storm: Action = _row("HALTED")  # kill_switch.plugin_error_storm
     store_failure: Action = _row("REDUCE_ONLY")  # the journal cannot be written
+    fleet_limit: Action = _row("REDUCE_ONLY")  # fleet_risk: a fleet loss limit reached, an exposure limit exceeded
 
 
 #: the automatic triggers: a ``HaltEvent.trigger`` named here reads its row
