@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 import tradeguard
+from tradeguard.cli.common import EnvOpt, SettingsOpt, console, err_console, operator_secret
+from tradeguard.cli.common import build as _build
+from tradeguard.cli.common import fail as _fail
+from tradeguard.cli.fleet import fleet_app
 from tradeguard.errors import TradeguardError
 from tradeguard.kernel.runtime import Runtime
 from tradeguard.kernel.triggers import ineffective
@@ -34,26 +37,7 @@ emulator_app = typer.Typer(help="The built-in MetaTrader 5 emulator.", no_args_i
 app.add_typer(emulator_app, name="emulator")
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
-console = Console()
-err_console = Console(stderr=True)
-
-SettingsOpt = Annotated[
-    Path | None,
-    typer.Option("--settings", help="settings file (default: $TRADEGUARD_SETTINGS_FILE or ./settings.toml)"),
-]
-EnvOpt = Annotated[str | None, typer.Option("--env", help="default, paper or live (default: $TRADEGUARD_ENV)")]
-
-
-def _fail(exc: TradeguardError) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)  # the message's brackets are text
-    return typer.Exit(1)
-
-
-def _build(settings: Path | None, env: str | None, **kw: object) -> Runtime:
-    try:
-        return Runtime.build(settings, env, **kw)  # type: ignore[arg-type]
-    except TradeguardError as exc:
-        raise _fail(exc) from exc
+app.add_typer(fleet_app, name="fleet")
 
 
 def _version(value: bool) -> None:
@@ -570,8 +554,6 @@ def reset_cmd(
 ) -> None:
     """Back to ACTIVE. The operator secret is prompted (or read from TRADEGUARD_OPERATOR_SECRET); a refused
     reset is recorded, alerted and audited too."""
-    import os
-
     probe = _build(settings, env, trading=False)
     if "kill_switch" not in probe.settings or probe.pm.get_plugin("kill_switch") is None:
         raise _fail(TradeguardError("the kill_switch plugin is not loaded"))
@@ -586,15 +568,7 @@ def reset_cmd(
     if latched is None or latched[0] == "ACTIVE":
         console.print("kill switch already ACTIVE: nothing to reset")
         return
-    secret = os.environ.get("TRADEGUARD_OPERATOR_SECRET")
-    if not secret:
-        if not sys.stdin.isatty():
-            raise _fail(
-                TradeguardError(
-                    "no operator secret: set TRADEGUARD_OPERATOR_SECRET, or run from a terminal to be asked for it"
-                )
-            )
-        secret = typer.prompt("operator secret", hide_input=True)
+    secret = operator_secret()
     probe.sqlite_store().close()
     rt, owner = _operator(settings, env)
     kill_switch: Any = rt.pm.get_plugin("kill_switch")  # loaded: it is a required plugin
