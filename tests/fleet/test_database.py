@@ -89,7 +89,9 @@ def test_concurrent_reservations_never_exceed_the_budget(fleet_url: str) -> None
     ),
     book=st.lists(st.sampled_from(["EURUSD", "USDJPY"]), max_size=3),
 )
-def test_no_sequence_of_asks_breaks_a_limit(postgres: object, asks: list[tuple[str, float, int]], book: list[str]) -> None:
+def test_no_sequence_of_asks_breaks_a_limit(
+    postgres: object, asks: list[tuple[str, float, int]], book: list[str]
+) -> None:
     """Whatever is published and asked, what the fleet holds and reserves stays within every limit; the test also
     checks that the limits bound (something was refused) across the examples."""
     url = fresh_database(postgres)  # type: ignore[arg-type]
@@ -99,7 +101,7 @@ def test_no_sequence_of_asks_breaks_a_limit(postgres: object, asks: list[tuple[s
         answer = db.reserve("a", ask(symbol, lots, positions, sid=str(n)), lease_seconds=30)
         if isinstance(answer, Refusal):
             _REFUSED[answer.code] += 1
-    totals = db.totals()
+    totals = db.totals(reserved=True)
     db.close()
     assert max(totals.lots_by_symbol.values(), default=0) <= LIMITS["max_lots_per_symbol"] + 1e-9
     assert max(totals.lots_by_currency.values(), default=0) <= LIMITS["max_lots_per_currency"] + 1e-9
@@ -118,9 +120,10 @@ def test_a_published_fill_replaces_its_reservation_atomically(fleet_url: str) ->
     db = joined(fleet_url, ["a"])
     held = db.reserve("a", ask(lots=0.6), lease_seconds=30)
     assert isinstance(held, int)
-    assert db.totals().lots_by_symbol == {"EURUSD": pytest.approx(0.6)}
+    assert db.totals(reserved=True).lots_by_symbol == {"EURUSD": pytest.approx(0.6)}
+    assert db.totals().lots_by_symbol == {}  # held: nothing yet
     db.publish_book("a", [BookRow("position", 7, "EURUSD", "buy", 0.6, "EUR", "USD")], release=[held])
-    totals = db.totals()
+    totals = db.totals(reserved=True)
     assert totals.lots_by_symbol == {"EURUSD": pytest.approx(0.6)}  # counted once: the position, not both
     assert totals.reservations == 0
 

@@ -588,7 +588,10 @@ class FleetDB:
 
     # -- the whole fleet ----------------------------------------------------------------------------
 
-    def totals(self) -> Totals:
+    def totals(self, *, reserved: bool = False) -> Totals:
+        """The fleet now. Exposure is what the accounts published (held and working), and with ``reserved`` what
+        orders in flight reserved too: a fill is published a moment before its reservation is released, so the
+        two together count it twice for that moment; limits are judged on the book alone."""
         with self.tx() as db:
             row = db.execute(
                 "SELECT currency, limits, peak_equity FROM fleets WHERE name = %s", (self.fleet,)
@@ -610,11 +613,12 @@ class FleetDB:
             totals = Totals(currency=row[0], limits=row[1], kill=self._kill(db), accounts=accounts, peak_equity=row[2])
             totals.equity = sum(a["equity"] * a["to_fleet"] for a in accounts)
             totals.day_pnl = sum(a["day_pnl"] * a["to_fleet"] for a in accounts)
-            live = (
-                "SELECT symbol, lots, currency_base, currency_profit, 1 AS opens FROM fleet_book WHERE fleet = %(f)s "
-                "UNION ALL SELECT symbol, lots, currency_base, currency_profit, positions FROM fleet_reservations "
-                "WHERE fleet = %(f)s AND expires_at > now()"
-            )
+            live = "SELECT symbol, lots, currency_base, currency_profit, 1 AS opens FROM fleet_book WHERE fleet = %(f)s"
+            if reserved:
+                live += (
+                    " UNION ALL SELECT symbol, lots, currency_base, currency_profit, positions FROM fleet_reservations "
+                    "WHERE fleet = %(f)s AND expires_at > now()"
+                )
             args = {"f": self.fleet}
             totals.lots_by_symbol = dict(
                 db.execute(f"SELECT symbol, sum(lots) FROM ({live}) l GROUP BY symbol", args).fetchall()

@@ -49,7 +49,6 @@ class FleetLink:
         self.why_out = "not joined yet"
         self._server_up = threading.Event()
         self._stopping = threading.Event()
-        self._poke = threading.Event()
         self._listener: threading.Thread | None = None
 
     # -- state ------------------------------------------------------------------------------------
@@ -102,10 +101,9 @@ class FleetLink:
         except FleetUnreachable as exc:
             self._went_out(exc)
             raise
-        self.joined = True
-        if self.out_since is not None:
+        if self.joined and self.out_since is not None:
             log.warning("fleet database reachable: state re-published", extra={"out_seconds": round(self.out_for(), 2)})
-        self.out_since = None
+        self.joined, self.out_since = True, None
         return changes
 
     def stop(self) -> None:
@@ -149,19 +147,16 @@ class FleetLink:
         while not self._stopping.is_set():
             try:
                 conn = db.connect()
-                conn.add_notify_handler(lambda _n: self._poke.set())
                 conn.execute(f"LISTEN {CHANNEL}")
                 self._server_up.set()
                 pause = 0.1
                 while not self._stopping.is_set():
-                    self._poke.clear()
                     kill = db.kill_state()
                     if kill.event != self.kill.event:
                         self._adopt(kill)
                         if kill.event:
                             db.saw_kill(self.account, kill.event)
-                    if self._poke.is_set():
-                        continue
+                    # a notification that came during the reads above waits in psycopg's backlog: none is lost
                     for _ in conn.notifies(timeout=self.cfg.heartbeat_seconds, stop_after=1):
                         break
             except (FleetUnreachable, psycopg.Error) as exc:
