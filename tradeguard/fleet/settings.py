@@ -57,6 +57,10 @@ class FleetSettings(PluginSettings):
     def enabled(self) -> bool:
         return bool(self.url.get_secret_value())
 
+    def label(self, login: int) -> str:
+        """This process's account label: ``account``, or the MT5 login."""
+        return self.account or str(login)
+
 
 class FleetLimits(PluginSettings):
     """The fleet's limits, summed over every account (0 = off). Kept in the fleet database: a process that starts

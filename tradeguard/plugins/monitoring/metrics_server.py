@@ -12,10 +12,13 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+from collections.abc import Iterator
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
 from pydantic import Field, field_validator
 
 from tradeguard import ConfiguredPlugin, PluginSettings, Runtime, hookimpl
@@ -47,6 +50,32 @@ class MetricsServerSettings(PluginSettings):
         return value
 
 
+class _Labelled:
+    """The runtime's registry with constant labels added to every sample: in a fleet, each account's series say
+    which account and fleet they are, so one Prometheus (or a federation of them) tells them apart."""
+
+    def __init__(self, registry: Any, labels: dict[str, str]) -> None:
+        self.registry, self.labels = registry, labels
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            for s in family.samples:
+                labelled.add_sample(s.name, {**s.labels, **self.labels}, s.value, s.timestamp, s.exemplar)
+            yield labelled
+
+
+def _fleet_labelled(runtime: Runtime) -> Any:
+    """What /metrics serves: the registry, labelled ``account`` and ``fleet`` when the account is in a fleet."""
+    fleet = runtime.settings.fleet
+    if not fleet.enabled:
+        return runtime.metrics.registry
+    labels = {"account": fleet.label(runtime.broker.account().login), "fleet": fleet.name}
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Labelled(runtime.metrics.registry, labels))
+    return registry
+
+
 class MetricsServer(ConfiguredPlugin):
     settings_model = MetricsServerSettings
     stage = 6
@@ -65,7 +94,7 @@ class MetricsServer(ConfiguredPlugin):
             raise ValueError(f"metrics_server.host = {cfg.host!r}: not a loopback address (set allow_remote)")
         from prometheus_client import make_wsgi_app
 
-        app = make_wsgi_app(runtime.metrics.registry)
+        app = make_wsgi_app(_fleet_labelled(runtime))
         try:
             self.server = make_server(cfg.host, cfg.port, app, server_class=_Server, handler_class=_QuietHandler)
         except OSError as exc:  # most often another process (another instance?) serves there already

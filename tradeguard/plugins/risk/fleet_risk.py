@@ -106,9 +106,7 @@ class FleetRisk(ConfiguredPlugin):
         fleet = runtime.settings.fleet
         if not fleet.enabled:
             return
-        account = runtime.broker.account()
-        label = fleet.account or str(account.login)
-        self.link = FleetLink(fleet, label, self.cfg.model_dump())
+        self.link = FleetLink(fleet, fleet.label(runtime.broker.account().login), self.cfg.model_dump())
         self._metrics = {
             "out": runtime.metrics.gauge("tradeguard_fleet_unreachable", "1 while the fleet database is out of reach"),
             "kill": runtime.metrics.gauge(
