@@ -1,0 +1,142 @@
+"""The fleet_risk plugin in one process, against a real PostgreSQL: what it publishes, its veto, the fleet's
+warning once per limit and day, the fleet latching at a loss limit, failing closed, and refusing to start
+without its plugin or beside a live twin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tradeguard import Alert, hookimpl
+from tradeguard.errors import StartupError
+from tradeguard.fleet.database import AccountFigures, FleetDB
+from tradeguard.kernel.plugins import candidates
+from tradeguard.kernel.runtime import Runtime
+from tradeguard.store.sqlite import Store
+from tradeguard.testing import make_runtime, signal
+
+PLUGINS = ("kill_switch", "risk_guard", "execution_engine", "position_sizing", "target_stop_engine", "fleet_risk")
+
+
+class Alerts:
+    def __init__(self) -> None:
+        self.seen: list[Alert] = []
+
+    @hookimpl
+    def on_alert(self, alert: Alert, runtime: Any) -> None:
+        self.seen.append(alert)
+
+    def codes(self) -> list[str]:
+        return [a.error_code for a in self.seen]
+
+
+def account(tmp_path: Path, url: str, name: str, alerts: Alerts | None = None, **limits: float) -> Runtime:
+    plugins = [(n, candidates()[n].load()()) for n in PLUGINS]
+    if alerts is not None:
+        plugins.append(("alerts", alerts))
+    settings = {
+        "fleet": {"url": url, "account": name, "fail_closed_seconds": 0.2},
+        "fleet_risk": limits,
+        "risk_guard": {"daily_loss_limit_pct": 0.0, "max_drawdown_pct": 0.0},
+        "position_sizing": {"method": "fixed", "fixed_lots": 0.1},
+    }
+    return make_runtime(*plugins, store=Store(tmp_path / f"{name}.db"), settings=settings)
+
+
+def other_account(url: str, name: str, equity: float, day_start: float) -> FleetDB:
+    db = FleetDB(url, "main")
+    db.claim(name, AccountFigures(777, "Other", "USD", 1.0, equity, equity, day_start), 1, "elsewhere", 0.0)
+    db.publish_account(name, AccountFigures(777, "Other", "USD", 1.0, equity, equity, day_start), "ACTIVE", "")
+    return db
+
+
+def test_an_account_publishes_its_fill_and_releases_its_reservation(tmp_path: Path, fleet_url: str) -> None:
+    rt = account(tmp_path, fleet_url, "alpha", max_lots_per_symbol=0.15)
+    try:
+        first = rt.decide(signal(price=1.0717, stop_loss=1.0697))
+        assert first.approved, first.reasons
+        totals = FleetDB(fleet_url, "main").totals(reserved=True)
+        assert totals.lots_by_symbol == {"EURUSD": pytest.approx(0.1)}  # the position, once: no reservation left
+        assert totals.reservations == 0 and totals.accounts[0]["positions"] == 1
+        second = rt.decide(signal(price=1.0717, stop_loss=1.0697))
+        assert not second.approved and second.reasons[0].code == "fleet_lots_symbol"
+        assert "0.1 + 0.1 lots of EURUSD across the fleet > 0.15" in second.reasons[0].message
+    finally:
+        rt.stop()
+    assert FleetDB(fleet_url, "main").totals().accounts[0]["stopped"]
+
+
+def test_a_warning_once_for_the_fleet_then_the_fleet_latches_at_its_loss_limit(tmp_path: Path, fleet_url: str) -> None:
+    alerts_a, alerts_b = Alerts(), Alerts()
+    a = account(tmp_path, fleet_url, "alpha", alerts_a, daily_loss=1000.0)
+    b = account(tmp_path, fleet_url, "beta", alerts_b, daily_loss=1000.0)
+    try:
+        other = other_account(fleet_url, "gamma", equity=9_150.0, day_start=10_000.0)  # 850 of 1000 lost
+        for rt in (a, b, a, b):
+            rt.pm.get_plugin("fleet_risk").sync()
+        warnings = alerts_a.codes().count("fleet_limit_warning") + alerts_b.codes().count("fleet_limit_warning")
+        assert warnings == 1  # one for the fleet, not one per process or per pass
+        other.publish_account("gamma", AccountFigures(777, "Other", "USD", 1.0, 8_900, 8_900, 10_000), "ACTIVE", "")
+        a.pm.get_plugin("fleet_risk").sync()  # 1100 lost: the fleet latches REDUCE_ONLY (triggers.fleet_limit)
+        assert "fleet_limit" in alerts_a.codes()
+        kill = FleetDB(fleet_url, "main").kill_state()
+        assert (kill.state, kill.trigger, kill.operator) == ("REDUCE_ONLY", "fleet_limit", "alpha")
+        for rt in (a, b):
+            _wait(lambda rt=rt: rt.pm.get_plugin("fleet_risk").link.kill.latched)  # the listener heard it
+            refused = rt.decide(signal(price=1.0717, stop_loss=1.0697))
+            assert refused.reasons[0].code == "fleet_kill"
+            rt.pm.get_plugin("fleet_risk").sync()
+            assert rt.store.kill_state()[:2] == ("REDUCE_ONLY", "fleet_limit")  # written into its own switch
+            events = rt.store.kill_events_after(0)
+            assert events[-1]["via"] == "fleet:automatic" and events[-1]["operator"] == "alpha"
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_without_the_database_openings_are_refused_then_resume(tmp_path: Path, fleet_url: str) -> None:
+    alerts = Alerts()
+    rt = account(tmp_path, fleet_url, "alpha", alerts)
+    plugin = rt.pm.get_plugin("fleet_risk")
+    try:
+        link = plugin.link
+        link.db.url = link.db.url.rsplit(":", 1)[0] + ":1/postgres"  # the server "moves away"
+        link.db.close()
+        refused = rt.decide(signal(price=1.0717, stop_loss=1.0697))
+        assert refused.reasons[0].code == "fleet_unreachable"
+        _wait(lambda: link.out_for() > 0.2)
+        plugin.sync()
+        assert alerts.codes().count("fleet_unreachable") == 1
+        closes = rt.execution.flatten_all()  # what it holds stays managed: exits need no fleet
+        assert closes == []
+        link.db.url = fleet_url
+        plugin.sync()  # back: re-published, then openings resume
+        assert "fleet_reachable" in alerts.codes()
+        assert rt.decide(signal(price=1.0717, stop_loss=1.0697)).approved
+    finally:
+        rt.stop()
+
+
+def test_a_fleet_needs_its_plugin(fleet_url: str) -> None:
+    with pytest.raises(StartupError, match="fleet_risk plugin is not loaded"):
+        make_runtime(settings={"fleet": {"url": fleet_url}})
+
+
+def test_a_second_process_on_a_live_account_is_refused(tmp_path: Path, fleet_url: str) -> None:
+    FleetDB(fleet_url, "main").migrate()
+    twin = FleetDB(fleet_url, "main")
+    twin.ensure_fleet("USD", {}, "alpha")
+    twin.claim("alpha", AccountFigures(5000001, "Tradeguard-Emulator", "USD", 1.0, 1e4, 1e4, 1e4), 1, "other", 0.0)
+    with pytest.raises(StartupError, match="fleet account 'alpha' is published by pid 1 on other"):
+        account(tmp_path, fleet_url, "alpha")
+
+
+def _wait(predicate: Any, timeout: float = 5.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
