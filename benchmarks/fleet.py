@@ -30,6 +30,7 @@ import tempfile
 import time
 import urllib.request
 from contextlib import closing
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -120,10 +121,7 @@ def log_times(home: Path, message: str) -> list[float]:
     out = []
     for line in (home / "run.log").read_text().splitlines():
         if f'"msg": "{message}"' in line:
-            ts = json.loads(line)["ts"]
-            out.append(
-                time.mktime(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone + float("0" + ts[19:26])
-            )
+            out.append(datetime.fromisoformat(json.loads(line)["ts"]).timestamp())
     return out
 
 
@@ -241,7 +239,8 @@ def main() -> None:
         print(
             f"database restart ({args.outage:g} s down): {len(outs)}/{args.accounts} processes went out, "
             f"after p50 {pct(outs, 0.5):.2f} s, max {max(outs):.2f} s (openings refused from then on); "
-            f"{len(backs)}/{args.accounts} resumed, p50 {pct(backs, 0.5):.2f} s, max {max(backs):.2f} s after the restart"
+            f"{len(backs)}/{args.accounts} resumed, p50 {pct(backs, 0.5):.2f} s, max {max(backs):.2f} s after the "
+            "restart"
         )
     finally:
         for p in processes:
