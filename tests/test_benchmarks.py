@@ -26,6 +26,10 @@ CASES = {
         ["deals missing 0  duplicates 0", "alignment p50", "invariants: all held"],
     ),
     "emulator_throughput.py": (["--bars", "2000"], ["ticks/s", "peak RSS"]),
+    "fleet.py": (
+        ["--accounts", "2", "--kills", "2", "--seconds", "2", "--outage", "1"],
+        ["fleet-kill propagation (4 = 2 processes x 2 kills)", "2/2 resumed", "lost (left in flight) 0, duplicated 0"],
+    ),
     "execution_path.py": (["--orders", "50"], ["synchronous=NORMAL", "journal writes/s", "restart alignment"]),
     "pipeline_latency.py": (["--signals", "100"], ["kernel decide:", "kernel / bare:"]),
     "pipeline_overhead.py": (["--signals", "200"], ["kernel / bare pluggy:"]),
@@ -47,6 +51,10 @@ def test_every_benchmark_is_covered() -> None:
 def test_benchmark_runs(script: str, tmp_path: Path) -> None:
     if script == "replay_instructions.py":
         require(shutil.which("valgrind") is not None, "valgrind not installed (Debian package valgrind)")
+    if script == "fleet.py":
+        from tradeguard.fleet.cluster import server_binaries
+
+        require(server_binaries() is not None, "PostgreSQL server binaries (Debian package postgresql)")
     args, expected = CASES[script]
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), *args], cwd=tmp_path, capture_output=True, text=True, timeout=300

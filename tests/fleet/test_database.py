@@ -40,11 +40,11 @@ def ask(symbol: str = "EURUSD", lots: float = 0.3, positions: int = 1, sid: str 
 
 def test_migration_is_versioned_and_idempotent(fleet_url: str) -> None:
     db = FleetDB(fleet_url, "main")
-    assert db.migrate() == 1
-    assert db.migrate() == 1  # again: nothing to do
+    assert db.migrate() == 2
+    assert db.migrate() == 2  # again: nothing to do
     with psycopg.connect(fleet_url, autocommit=True) as conn:
         conn.execute("UPDATE tradeguard_fleet_schema SET version = 99")
-    with pytest.raises(TradeguardError, match="schema 99; this tradeguard knows up to 1"):
+    with pytest.raises(TradeguardError, match="schema 99; this tradeguard knows up to 2"):
         db.migrate()
 
 

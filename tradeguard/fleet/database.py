@@ -13,7 +13,7 @@ and propagates as it is.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -29,7 +29,6 @@ from tradeguard.fleet.schema import CHANNEL, migrate
 from tradeguard.store.audit import GENESIS, canonical, chain_hash
 
 _RANK = {"ACTIVE": 0, "REDUCE_ONLY": 1, "HALTED": 2}
-_EPS = 1e-9
 #: conninfo options bounding how long a dead server can hold a caller (libpq keepalives, TCP user timeout)
 _KEEPALIVE = {"keepalives": 1, "keepalives_idle": 2, "keepalives_interval": 1, "keepalives_count": 2}
 
@@ -146,6 +145,27 @@ class Totals:
         out["drawdown_pct"] = self.drawdown_pct
         out["uses"] = [{"limit": n, "used": u, "value": c, "pct": round(u / c * 100, 2)} for n, u, c in self.uses()]
         return out
+
+
+#: how each refusal of ``tradeguard_fleet_reserve`` reads: (used, limit, subject, ask) -> text
+_REFUSALS: dict[str, Callable[[float, float, str, Ask], str]] = {
+    "fleet_kill": lambda used, cap, state, ask: f"the fleet is {state}",
+    "fleet_daily_loss": lambda used, cap, ccy, ask: (
+        f"the fleet lost {used:,.2f} {ccy} today >= {cap:,.2f} (fleet_risk.daily_loss)"
+    ),
+    "fleet_drawdown": lambda used, cap, ccy, ask: (
+        f"the fleet's equity is {used:.2f}% under its peak >= {cap:g}% (fleet_risk.max_drawdown_pct)"
+    ),
+    "fleet_lots_symbol": lambda used, cap, symbol, ask: (
+        f"{used:g} + {ask.lots:g} lots of {symbol} across the fleet > {cap:g} (fleet_risk.max_lots_per_symbol)"
+    ),
+    "fleet_lots_currency": lambda used, cap, ccy, ask: (
+        f"{used:g} + {ask.lots:g} lots touching {ccy} across the fleet > {cap:g} (fleet_risk.max_lots_per_currency)"
+    ),
+    "fleet_open_positions": lambda used, cap, _, ask: (
+        f"{used:g} open or pending across the fleet, limit {cap:g} (fleet_risk.max_open_positions)"
+    ),
+}
 
 
 class FleetDB:
@@ -476,97 +496,42 @@ class FleetDB:
     # -- the budget ---------------------------------------------------------------------------------
 
     def reserve(self, account: str, ask: Ask, lease_seconds: float) -> int | Refusal:
-        """Take ``ask`` from the fleet's budget, or say which limit it would break. Reservations are serialised on
-        the fleet's row: each one sees every reservation and publication committed before it."""
-        with self.tx() as db:
-            row = db.execute(
-                "SELECT limits, kill_state, kill_trigger, peak_equity, currency FROM fleets WHERE name = %s FOR UPDATE",
-                (self.fleet,),
-            ).fetchone()
-            if row is None:
-                raise TradeguardError(f"no fleet {self.fleet!r} in this database")
-            limits, kill_state, kill_trigger, peak, currency = row
-            if kill_state != "ACTIVE":
-                return Refusal("fleet_kill", f"fleet_kill: the fleet is {kill_state} ({kill_trigger})")
-            refusal = self._loss_refusal(db, limits, float(peak), currency)
-            if refusal is not None:
-                return refusal
-            symbol_lots, base_lots, profit_lots, positions = db.execute(
-                "WITH live AS ("
-                " SELECT symbol, lots, currency_base, currency_profit, 1 AS opens FROM fleet_book WHERE fleet = %(f)s"
-                " UNION ALL SELECT symbol, lots, currency_base, currency_profit, positions FROM fleet_reservations"
-                " WHERE fleet = %(f)s AND expires_at > now()) "
-                "SELECT coalesce(sum(lots) FILTER (WHERE symbol = %(s)s), 0),"
-                " coalesce(sum(lots) FILTER (WHERE currency_base = %(b)s OR currency_profit = %(b)s), 0),"
-                " coalesce(sum(lots) FILTER (WHERE currency_base = %(p)s OR currency_profit = %(p)s), 0),"
-                " coalesce(sum(opens), 0) FROM live",
-                {"f": self.fleet, "s": ask.symbol, "b": ask.currency_base, "p": ask.currency_profit},
-            ).fetchone()  # type: ignore[misc]
-            cap = float(limits.get("max_lots_per_symbol", 0))
-            if cap and symbol_lots + ask.lots > cap + _EPS:
-                return Refusal(
-                    "fleet_lots_symbol",
-                    f"fleet_lots_symbol: {symbol_lots:g} + {ask.lots:g} lots of {ask.symbol} across the fleet > "
-                    f"{cap:g} (fleet_risk.max_lots_per_symbol)",
-                )
-            cap = float(limits.get("max_lots_per_currency", 0))
-            for ccy, used in ((ask.currency_base, base_lots), (ask.currency_profit, profit_lots)):
-                if cap and used + ask.lots > cap + _EPS:
-                    return Refusal(
-                        "fleet_lots_currency",
-                        f"fleet_lots_currency: {used:g} + {ask.lots:g} lots touching {ccy} across the fleet > "
-                        f"{cap:g} (fleet_risk.max_lots_per_currency)",
-                    )
-            cap = int(limits.get("max_open_positions", 0))
-            if cap and ask.positions and positions + ask.positions > cap:
-                return Refusal(
-                    "fleet_open_positions",
-                    f"fleet_open_positions: {positions} open or pending across the fleet, limit {cap} "
-                    "(fleet_risk.max_open_positions)",
-                )
-            reserved = db.execute(
-                "INSERT INTO fleet_reservations (fleet, account, signal_id, symbol, lots, currency_base, "
-                "currency_profit, positions, expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
-                "clock_timestamp() + make_interval(secs => %s)) RETURNING id",
-                (
-                    self.fleet,
-                    account,
-                    ask.signal_id,
-                    ask.symbol,
-                    ask.lots,
-                    ask.currency_base,
-                    ask.currency_profit,
-                    ask.positions,
-                    lease_seconds,
-                ),
-            ).fetchone()
-            assert reserved is not None
-            return int(reserved[0])
+        """Take ``ask`` from the fleet's budget, or say which limit it would break.
 
-    def _loss_refusal(
-        self, db: psycopg.Connection[Any], limits: dict[str, Any], peak: float, currency: str
-    ) -> Refusal | None:
-        daily, drawdown = float(limits.get("daily_loss", 0)), float(limits.get("max_drawdown_pct", 0))
-        if not (daily or drawdown):
-            return None
-        pnl, equity = db.execute(
-            "SELECT coalesce(sum(day_pnl * to_fleet), 0), coalesce(sum(equity * to_fleet), 0) FROM fleet_accounts "
-            "WHERE fleet = %s",
-            (self.fleet,),
-        ).fetchone()  # type: ignore[misc]
-        if daily and -pnl >= daily:
-            return Refusal(
-                "fleet_daily_loss",
-                f"fleet_daily_loss: the fleet lost {-pnl:,.2f} {currency} today >= {daily:,.2f} "
-                "(fleet_risk.daily_loss)",
-            )
-        if drawdown and peak > 0 and (peak - equity) / peak * 100 >= drawdown:
-            return Refusal(
-                "fleet_drawdown",
-                f"fleet_drawdown: the fleet's equity {equity:,.2f} is {(peak - equity) / peak * 100:.2f}% under its "
-                f"peak {peak:,.2f} >= {drawdown:g}% (fleet_risk.max_drawdown_pct)",
-            )
-        return None
+        One statement, ``tradeguard_fleet_reserve`` (schema.py), in its own transaction: it locks the fleet's row,
+        so reservations from every account are served one after the other and each sees every reservation and
+        publication committed before it; and the lock is held only while the server works, never across a round
+        trip to a client that the machine may not schedule for a while."""
+        row = self._one(
+            "SELECT * FROM tradeguard_fleet_reserve(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                self.fleet,
+                account,
+                ask.signal_id,
+                ask.symbol,
+                ask.lots,
+                ask.currency_base,
+                ask.currency_profit,
+                ask.positions,
+                lease_seconds,
+            ),
+        )
+        reservation, code, used, cap, subject = row
+        if reservation is not None:
+            return int(reservation)
+        return Refusal(code, f"{code}: {_REFUSALS[code](used, cap, subject, ask)}")
+
+    def _one(self, sql: str, params: Sequence[Any]) -> Any:
+        """One statement, its own transaction (autocommit): the one row it returns."""
+        conn = self.connect()
+        try:
+            row = conn.execute(sql, params).fetchone()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            self.close()
+            raise FleetUnreachable(f"fleet database unreachable: {_first_line(exc)}") from exc
+        except psycopg.errors.RaiseException as exc:
+            raise TradeguardError(_first_line(exc)) from exc
+        return row
 
     def release(self, account: str, ids: Sequence[int]) -> None:
         if ids:

@@ -102,6 +102,83 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (fleet, limit_name, day)
     );
     """,
+    # 2: the reservation as one server-side statement: the fleet's row is locked only while the server works
+    """
+    CREATE FUNCTION tradeguard_fleet_reserve(
+        p_fleet text, p_account text, p_signal text, p_symbol text, p_lots double precision, p_base text,
+        p_profit text, p_positions integer, p_lease double precision
+    ) RETURNS TABLE (reservation bigint, code text, used double precision, cap double precision, subject text)
+    LANGUAGE plpgsql AS $$
+    DECLARE
+        f fleets%ROWTYPE;
+        v_lim double precision;
+        v_pnl double precision;
+        v_equity double precision;
+        v_symbol double precision;
+        v_base double precision;
+        v_profit double precision;
+        v_opens double precision;
+        v_eps constant double precision := 1e-9;
+    BEGIN
+        SELECT * INTO f FROM fleets WHERE name = p_fleet FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no fleet % in this database', p_fleet;
+        END IF;
+        IF f.kill_state <> 'ACTIVE' THEN
+            RETURN QUERY SELECT NULL::bigint, 'fleet_kill', 0::float8, 0::float8,
+                f.kill_state || ' (' || f.kill_trigger || ')';
+            RETURN;
+        END IF;
+        SELECT coalesce(sum(day_pnl * to_fleet), 0), coalesce(sum(equity * to_fleet), 0) INTO v_pnl, v_equity
+            FROM fleet_accounts WHERE fleet = p_fleet;
+        v_lim := coalesce((f.limits ->> 'daily_loss')::float8, 0);
+        IF v_lim > 0 AND -v_pnl >= v_lim THEN
+            RETURN QUERY SELECT NULL::bigint, 'fleet_daily_loss', -v_pnl, v_lim, f.currency;
+            RETURN;
+        END IF;
+        v_lim := coalesce((f.limits ->> 'max_drawdown_pct')::float8, 0);
+        IF v_lim > 0 AND f.peak_equity > 0 AND (f.peak_equity - v_equity) / f.peak_equity * 100 >= v_lim THEN
+            RETURN QUERY SELECT NULL::bigint, 'fleet_drawdown', (f.peak_equity - v_equity) / f.peak_equity * 100, v_lim,
+                f.currency;
+            RETURN;
+        END IF;
+        SELECT coalesce(sum(l.lots) FILTER (WHERE l.symbol = p_symbol), 0),
+               coalesce(sum(l.lots) FILTER (WHERE l.currency_base = p_base OR l.currency_profit = p_base), 0),
+               coalesce(sum(l.lots) FILTER (WHERE l.currency_base = p_profit OR l.currency_profit = p_profit), 0),
+               coalesce(sum(l.opens), 0)
+          INTO v_symbol, v_base, v_profit, v_opens
+          FROM (SELECT b.symbol, b.lots, b.currency_base, b.currency_profit, 1 AS opens FROM fleet_book b
+                 WHERE b.fleet = p_fleet
+                UNION ALL
+                SELECT r.symbol, r.lots, r.currency_base, r.currency_profit, r.positions FROM fleet_reservations r
+                 WHERE r.fleet = p_fleet AND r.expires_at > clock_timestamp()) l;
+        v_lim := coalesce((f.limits ->> 'max_lots_per_symbol')::float8, 0);
+        IF v_lim > 0 AND v_symbol + p_lots > v_lim + v_eps THEN
+            RETURN QUERY SELECT NULL::bigint, 'fleet_lots_symbol', v_symbol, v_lim, p_symbol;
+            RETURN;
+        END IF;
+        v_lim := coalesce((f.limits ->> 'max_lots_per_currency')::float8, 0);
+        IF v_lim > 0 AND v_base + p_lots > v_lim + v_eps THEN
+            RETURN QUERY SELECT NULL::bigint, 'fleet_lots_currency', v_base, v_lim, p_base;
+            RETURN;
+        END IF;
+        IF v_lim > 0 AND v_profit + p_lots > v_lim + v_eps THEN
+            RETURN QUERY SELECT NULL::bigint, 'fleet_lots_currency', v_profit, v_lim, p_profit;
+            RETURN;
+        END IF;
+        v_lim := coalesce((f.limits ->> 'max_open_positions')::float8, 0);
+        IF v_lim > 0 AND p_positions > 0 AND v_opens + p_positions > v_lim THEN
+            RETURN QUERY SELECT NULL::bigint, 'fleet_open_positions', v_opens, v_lim, '';
+            RETURN;
+        END IF;
+        RETURN QUERY INSERT INTO fleet_reservations (fleet, account, signal_id, symbol, lots, currency_base,
+                currency_profit, positions, expires_at)
+            VALUES (p_fleet, p_account, p_signal, p_symbol, p_lots, p_base, p_profit, p_positions,
+                clock_timestamp() + make_interval(secs => p_lease))
+            RETURNING id, ''::text, 0::float8, 0::float8, ''::text;
+    END;
+    $$;
+    """,
 )
 
 
