@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import signal
 import socket
@@ -40,7 +41,7 @@ from tradeguard.fleet.database import Ask, FleetDB, Refusal
 
 SETTINGS = """
 [default.runtime]
-poll_seconds = 0.01
+poll_seconds = {poll}
 data_dir = "{home}"
 [default.broker.emulator]
 login = {login}
@@ -131,6 +132,12 @@ def main() -> None:
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=20.0, help="the window decisions/s is measured over")
     parser.add_argument("--outage", type=float, default=3.0, help="how long the database stays down")
+    parser.add_argument(
+        "--poll",
+        type=float,
+        default=0.1,
+        help="each process's poll (one emulated bar per poll): 0.1 leaves 20 processes some of 2 cores",
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tradeguard-fleet-bench-"))
     cluster = ThrowawayCluster().start()
@@ -142,7 +149,7 @@ def main() -> None:
             home.mkdir()
             port = free_port()
             (home / "settings.toml").write_text(
-                SETTINGS.format(home=home, login=6_000_000 + n, metrics_port=port, url=cluster.url, n=n)
+                SETTINGS.format(home=home, login=6_000_000 + n, metrics_port=port, url=cluster.url, n=n, poll=args.poll)
             )
             homes.append(home)
             ports.append(port)
@@ -177,9 +184,19 @@ def main() -> None:
                 probe.release("acc000", [held])
             time.sleep(0.02)
         rate = (decisions(homes) - first) / (time.monotonic() - started)
+        load = os.getloadavg()[0]
+        with psycopg.connect(cluster.url) as conn:
+            calls, server_ms = conn.execute(
+                "SELECT calls, total_time / calls FROM pg_stat_user_functions "
+                "WHERE funcname = 'tradeguard_fleet_reserve'"
+            ).fetchone()
         buckets = merged_histogram(ports)
         count = buckets.get(float("inf"), 0.0)
-        print(f"decisions/s across the fleet: {rate:,.0f} ({args.accounts} processes, {args.seconds:g} s window)")
+        print(
+            f"decisions/s across the fleet: {rate:,.0f} ({args.accounts} processes, {args.seconds:g} s window, "
+            f"load average {load:.1f} on {os.cpu_count()} cores)"
+        )
+        print(f"fleet check on the server (tradeguard_fleet_reserve, {calls:,} calls): {server_ms:.3f} ms mean")
         print(
             f"fleet check per opening order, inside the processes ({count:,.0f} reservations): "
             f"p50 <= {bucket_quantile(buckets, 0.5) * 1000:g} ms, p99 <= {bucket_quantile(buckets, 0.99) * 1000:g} ms"

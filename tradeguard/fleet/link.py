@@ -143,7 +143,7 @@ class FleetLink:
 
     def _listen(self) -> None:
         db = self._listen_db
-        pause = 0.1
+        pause, acked = 0.1, 0
         while not self._stopping.is_set():
             try:
                 conn = db.connect()
@@ -152,10 +152,10 @@ class FleetLink:
                 pause = 0.1
                 while not self._stopping.is_set():
                     kill = db.kill_state()
-                    if kill.event != self.kill.event:
-                        self._adopt(kill)
-                        if kill.event:
-                            db.saw_kill(self.account, kill.event)
+                    self._adopt(kill)
+                    if kill.event != acked:  # (a heartbeat may have adopted it first: the ack is still owed)
+                        db.saw_kill(self.account, kill.event)
+                        acked = kill.event
                     # a notification that came during the reads above waits in psycopg's backlog: none is lost
                     for _ in conn.notifies(timeout=self.cfg.heartbeat_seconds, stop_after=1):
                         break
