@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from typing import Any
 
 import psycopg
 import pytest
@@ -182,9 +183,20 @@ def test_loss_limits_judge_the_fleet_in_its_currency(fleet_url: str) -> None:
     assert db.totals().day_pnl == pytest.approx(-530.0)
 
 
-def test_unreachable_is_one_error_and_the_connection_is_dropped(fleet_url: str) -> None:
+def test_unreachable_is_one_error_that_never_shows_the_password() -> None:
     from tradeguard.fleet.database import FleetUnreachable
 
-    db = FleetDB(fleet_url.replace(fleet_url.split(":")[-1].split("/")[0], "1"), "main", connect_timeout=1)
-    with pytest.raises(FleetUnreachable, match="fleet database unreachable"):
+    db = FleetDB("postgresql://desk:hunter22@127.0.0.1:1/fleet", "main", connect_timeout=1)
+    with pytest.raises(FleetUnreachable, match="fleet database unreachable") as raised:
         db.kill_state()
+    assert "hunter22" not in str(raised.value) and len(str(raised.value).splitlines()) == 1
+
+
+def test_a_wrong_url_is_refused_without_showing_it(settings_file: Any) -> None:
+    from tradeguard.errors import ConfigError
+    from tradeguard.kernel.runtime import Runtime
+
+    path = settings_file('[default.fleet]\nurl = "mysql://desk:hunter22@db/fleet"\n')
+    with pytest.raises(ConfigError) as raised:
+        Runtime.build(path, discover=False)
+    assert "fleet.url = <redacted>: a postgresql:// URL" in str(raised.value) and "hunter22" not in str(raised.value)

@@ -37,8 +37,9 @@ FILE_VAR = "TRADEGUARD_SETTINGS_FILE"
 #: Keys dynaconf itself (or our own switches) put in the tree; they are not settings.
 #: TRADEGUARD_OPERATOR / TRADEGUARD_OPERATOR_SECRET feed the CLI's kill/reset, never the settings tree.
 _META_KEYS = frozenset({"env", "load_dotenv", "settings_file", "operator", "operator_secret"})
-#: Key names whose values are never shown.
-SECRET_KEY = re.compile(r"secret|password|passwd|token|api_key|apikey|hmac|private|credential", re.I)
+#: Key names whose values are never shown. URLs are credentials too: a database URL may hold its password, and
+#: anyone holding a Slack incoming-webhook URL can post to the channel.
+SECRET_KEY = re.compile(r"secret|password|passwd|token|api_key|apikey|hmac|private|credential|url", re.I)
 REDACTED = "<redacted>"
 
 
