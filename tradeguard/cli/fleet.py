@@ -35,6 +35,10 @@ def _fleet(settings: Any, env: str | None) -> tuple[Any, FleetDB]:
         connect_timeout=cfg.connect_timeout_seconds,
         statement_timeout_ms=cfg.statement_timeout_ms,
     )
+    try:
+        db.migrate()  # a database no account has joined yet has no tables: the answer is "no fleet", not an error
+    except TradeguardError as exc:
+        raise fail(exc) from exc
     return rt, db
 
 
