@@ -494,6 +494,11 @@ class KillState(StrEnum):
     REDUCE_ONLY = "REDUCE_ONLY"
     HALTED = "HALTED"
 
+    @property
+    def rank(self) -> int:
+        """How tight: a latch only moves to a higher rank until it is reset."""
+        return _KILL_RANK[self]
+
     def admits(self, order: OrderIntent, closes_when_halted: bool) -> bool:
         """The one admission rule (the kill switch's veto and the execution engine both ask it): ACTIVE admits
         everything, REDUCE_ONLY what reduces exposure, HALTED that too only with ``closes_when_halted``
@@ -501,6 +506,9 @@ class KillState(StrEnum):
         if self is KillState.ACTIVE:
             return True
         return order.reduces_exposure and (self is KillState.REDUCE_ONLY or closes_when_halted)
+
+
+_KILL_RANK = {KillState.ACTIVE: 0, KillState.REDUCE_ONLY: 1, KillState.HALTED: 2}
 
 
 class OperatorAction(_Frozen):

@@ -28,7 +28,7 @@ def figures(login: int, equity: float = 10_000.0, day_start: float = 10_000.0) -
 def joined(url: str, accounts: list[str], limits: dict[str, float] = LIMITS, fleet: str = "main") -> FleetDB:
     db = FleetDB(url, fleet)
     db.migrate()
-    db.ensure_fleet("USD", limits, accounts[0])
+    db.join("USD", limits)
     for n, account in enumerate(accounts):
         db.claim(account, figures(1000 + n), pid=n, host="test", stale_after=0.0)
     return db
@@ -90,9 +90,7 @@ def test_concurrent_reservations_never_exceed_the_budget(fleet_url: str) -> None
     ),
     book=st.lists(st.sampled_from(["EURUSD", "USDJPY"]), max_size=3),
 )
-def test_no_sequence_of_asks_breaks_a_limit(
-    postgres: object, asks: list[tuple[str, float, int]], book: list[str]
-) -> None:
+def no_sequence_of_asks_breaks_a_limit(postgres: object, asks: list[tuple[str, float, int]], book: list[str]) -> None:
     """Whatever is published and asked, what the fleet holds and reserves stays within every limit; the test also
     checks that the limits bound (something was refused) across the examples."""
     url = fresh_database(postgres)  # type: ignore[arg-type]
@@ -112,8 +110,9 @@ def test_no_sequence_of_asks_breaks_a_limit(
 _REFUSED: Counter[str] = Counter()
 
 
-def test_the_property_reached_every_limit() -> None:
-    """Runs after the property (file order): each exposure limit refused something there."""
+def test_no_sequence_of_asks_breaks_a_limit_and_every_limit_bound(postgres: object) -> None:
+    _REFUSED.clear()
+    no_sequence_of_asks_breaks_a_limit(postgres)
     assert {"fleet_lots_symbol", "fleet_lots_currency", "fleet_open_positions"} <= set(_REFUSED), _REFUSED
 
 
@@ -133,8 +132,7 @@ def test_a_dead_process_reservation_expires_with_its_lease(fleet_url: str) -> No
     db = joined(fleet_url, ["a", "b"])
     assert isinstance(db.reserve("a", ask(lots=1.0), lease_seconds=0.5), int)
     assert isinstance(db.reserve("b", ask(lots=0.1, sid="b1"), lease_seconds=30), Refusal)  # a holds it all
-    db.heartbeat("b", 30)  # b's heartbeat renews only b's leases
-    time.sleep(0.7)
+    time.sleep(0.7)  # nobody renewed a's lease
     assert isinstance(db.reserve("b", ask(lots=0.1, sid="b2"), lease_seconds=30), int)
 
 
@@ -148,19 +146,29 @@ def test_the_kill_switch_only_tightens_and_its_record_is_a_chain(fleet_url: str)
     assert isinstance(answer, Refusal) and answer.code == "fleet_kill"
     assert db.reset("calm", operator="ops", via="cli", auth="operator secret") is not None
     assert db.reset("again", operator="ops", via="cli", auth="operator secret") is None
-    assert db.verify_record() == (3, None)
-    with psycopg.connect(fleet_url, autocommit=True) as conn:  # someone edits the record
+    assert db.verify_record() == (3, "")
+    db.connect().execute("SET TIME ZONE 'Asia/Tokyo'")  # another session's clock: the same chain
+    assert db.verify_record() == (3, "")
+    with psycopg.connect(fleet_url, autocommit=True) as conn:  # someone flips the switch by hand
+        conn.execute("UPDATE fleets SET kill_state = 'HALTED'")
+    assert db.verify_record() == (
+        3,
+        f"the fleet's row says HALTED (event {halted.event + 1}), its record ACTIVE (event {halted.event + 1})",
+    )
+    with psycopg.connect(fleet_url, autocommit=True) as conn:  # and edits the record
+        conn.execute("UPDATE fleets SET kill_state = 'ACTIVE'")
         conn.execute("UPDATE fleet_events SET operator = 'nobody' WHERE kind = 'kill' AND trigger = 'fleet_kill'")
-    assert db.verify_record() == (3, halted.event)
+    assert db.verify_record() == (3, f"event {halted.event} does not hash to its record")
 
 
 def test_limits_live_in_the_database_and_a_change_is_recorded(fleet_url: str) -> None:
     db = joined(fleet_url, ["a"])
-    assert db.ensure_fleet("USD", {**LIMITS, "max_open_positions": 9}, "b") == ["max_open_positions: 4 -> 9"]
-    assert db.totals().limits["max_open_positions"] == 9
-    assert [e["kind"] for e in db.events()] == ["limits"]
+    assert db.join("USD", {"max_open_positions": 99}) == LIMITS  # a later process does not replace them
+    changes = db.set_limits({**LIMITS, "max_open_positions": 9}, operator="ops", via="cli", auth="none", reason="x")
+    assert changes == ["max_open_positions: 4 -> 9"] and db.limits()["max_open_positions"] == 9
+    assert [(e["kind"], e["operator"]) for e in db.events()] == [("limits", "ops")]
     with pytest.raises(TradeguardError, match="reports in USD; this process says EUR"):
-        db.ensure_fleet("EUR", LIMITS, "c")
+        db.join("EUR", LIMITS)
 
 
 def test_one_live_process_per_account(fleet_url: str) -> None:
@@ -196,7 +204,12 @@ def test_a_wrong_url_is_refused_without_showing_it(settings_file: Any) -> None:
     from tradeguard.errors import ConfigError
     from tradeguard.kernel.runtime import Runtime
 
-    path = settings_file('[default.fleet]\nurl = "mysql://desk:hunter22@db/fleet"\n')
-    with pytest.raises(ConfigError) as raised:
-        Runtime.build(path, discover=False)
-    assert "fleet.url = <redacted>: a postgresql:// URL" in str(raised.value) and "hunter22" not in str(raised.value)
+    for url, problem in (
+        ("mysql://desk:hunter22@db/fleet", "a postgresql:// URL"),
+        ("postgresql://desk:hunter%zz22@db/fleet", "not a URL libpq can read"),  # libpq would quote it back
+        ("postgresql://desk:hunter22@db:99999/fleet", "not a URL libpq can read"),
+    ):
+        path = settings_file(f'[default.fleet]\nurl = "{url}"\n')
+        with pytest.raises(ConfigError) as raised:
+            Runtime.build(path, discover=False)
+        assert f"fleet.url = <redacted>: {problem}" in str(raised.value) and "hunter" not in str(raised.value)

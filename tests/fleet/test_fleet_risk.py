@@ -96,27 +96,37 @@ def test_a_warning_once_for_the_fleet_then_the_fleet_latches_at_its_loss_limit(t
         b.stop()
 
 
-def test_without_the_database_openings_are_refused_then_resume(tmp_path: Path, fleet_url: str) -> None:
+def test_without_the_database_openings_are_refused_exits_work_then_resume(tmp_path: Path) -> None:
+    """The server itself goes away (a throwaway one of its own), not just a URL: the listener notices, the link goes
+    out, exits still work, and once the server is back the account re-publishes and openings resume."""
+    from tradeguard.fleet.cluster import ThrowawayCluster
+
+    from .conftest import fresh_database
+
     alerts = Alerts()
-    rt = account(tmp_path, fleet_url, "alpha", alerts)
-    plugin = rt.pm.get_plugin("fleet_risk")
-    try:
-        link = plugin.link
-        link.db.url = link.db.url.rsplit(":", 1)[0] + ":1/postgres"  # the server "moves away"
-        link.db.close()
-        refused = rt.decide(signal(price=1.0717, stop_loss=1.0697))
-        assert refused.reasons[0].code == "fleet_unreachable"
-        _wait(lambda: link.out_for() > 0.2)
-        plugin.sync()
-        assert alerts.codes().count("fleet_unreachable") == 1
-        closes = rt.execution.flatten_all()  # what it holds stays managed: exits need no fleet
-        assert closes == []
-        link.db.url = fleet_url
-        plugin.sync()  # back: re-published, then openings resume
-        assert "fleet_reachable" in alerts.codes()
-        assert rt.decide(signal(price=1.0717, stop_loss=1.0697)).approved
-    finally:
-        rt.stop()
+    with ThrowawayCluster() as cluster:
+        url = fresh_database(cluster)
+        rt = account(tmp_path, url, "alpha", alerts)
+        plugin = rt.pm.get_plugin("fleet_risk")
+        try:
+            opened = rt.decide(signal(price=1.0717, stop_loss=1.0697))
+            assert opened.approved, opened.reasons
+            cluster.stop("immediate")
+            refused = rt.decide(signal(price=1.0717, stop_loss=1.0697))
+            assert refused.reasons[0].code == "fleet_unreachable"
+            _wait(lambda: plugin.link.out_for() > 0.2)
+            plugin.sync()
+            assert alerts.codes().count("fleet_unreachable") == 1
+            closed = rt.execution.flatten_all()  # exits need no fleet
+            assert len(closed) == 1 and rt.broker.positions() == []
+            cluster.start()
+            _wait(lambda: plugin.link._server_up.is_set(), 10)  # the listener reached it again
+            plugin.sync()  # re-published: openings resume
+            assert not plugin.link.out and "fleet_reachable" in alerts.codes()
+            assert rt.decide(signal(price=1.0717, stop_loss=1.0697)).approved
+            assert FleetDB(url, "main").totals(reserved=True).reservations == 0  # nothing held from before
+        finally:
+            rt.stop()
 
 
 def test_a_fleet_needs_its_plugin(fleet_url: str) -> None:
@@ -127,7 +137,7 @@ def test_a_fleet_needs_its_plugin(fleet_url: str) -> None:
 def test_a_second_process_on_a_live_account_is_refused(tmp_path: Path, fleet_url: str) -> None:
     FleetDB(fleet_url, "main").migrate()
     twin = FleetDB(fleet_url, "main")
-    twin.ensure_fleet("USD", {}, "alpha")
+    twin.join("USD", {})
     twin.claim("alpha", AccountFigures(5000001, "Tradeguard-Emulator", "USD", 1.0, 1e4, 1e4, 1e4), 1, "other", 0.0)
     with pytest.raises(StartupError, match="fleet account 'alpha' is published by pid 1 on other"):
         account(tmp_path, fleet_url, "alpha")

@@ -30,7 +30,11 @@ from tradeguard.kernel.operator_secret import hash_secret
 from ..served import Served, served_emulator
 from .conftest import fresh_database
 
-pytest.importorskip("mt5linux", reason="mt5linux is installed by `make test` (pip install --no-deps mt5linux)")
+
+def needs_mt5linux() -> None:
+    """The accounts' processes reach their served emulators through mt5linux, as they would a terminal."""
+    pytest.importorskip("mt5linux", reason="mt5linux is installed by `make test` (pip install --no-deps mt5linux)")
+
 
 SECRET = "fleet-operator-secret"
 LIMITS = {"max_lots_per_symbol": 0.3, "max_open_positions": 2}
@@ -186,6 +190,7 @@ def fleet_rows(url: str) -> dict[str, dict[str, Any]]:
 
 
 def test_three_accounts_one_budget_one_kill_switch(tmp_path: Path, fleet_url: str) -> None:
+    needs_mt5linux()
     with fleet(tmp_path, fleet_url, ["alpha", "beta", "gamma", "late"]) as accounts:
         late = accounts.pop()
         for account in accounts:
@@ -257,7 +262,7 @@ def test_three_accounts_one_budget_one_kill_switch(tmp_path: Path, fleet_url: st
         with psycopg.connect(fleet_url) as conn:
             kinds = [r[0] for r in conn.execute("SELECT kind FROM fleet_events ORDER BY id").fetchall()]
         assert kinds == ["kill", "reset_refused", "reset"]
-        assert doc["kill"]["state"] == "ACTIVE" and doc["record"] == {"events": 3, "intact": True, "first_broken": None}
+        assert doc["kill"]["state"] == "ACTIVE" and doc["record"] == {"events": 3, "intact": True, "problem": ""}
         assert {a["account"]: a["up"] for a in doc["accounts"]} == {n: True for n in ("alpha", "beta", "gamma", "late")}
         for account in everyone:
             account.stop()
@@ -265,6 +270,7 @@ def test_three_accounts_one_budget_one_kill_switch(tmp_path: Path, fleet_url: st
 
 
 def test_the_database_restarting_mid_run_loses_and_duplicates_no_order(tmp_path: Path) -> None:
+    needs_mt5linux()
     with ThrowawayCluster() as cluster:  # in the system temp directory: the postgres user reaches it
         url = fresh_database(cluster)
         limits = {"max_lots_per_symbol": 5.0, "max_open_positions": 50}
@@ -316,7 +322,7 @@ def test_a_process_killed_holding_a_reservation_loses_it_with_its_lease(tmp_path
 
     db = FleetDB(fleet_url, "main")
     db.migrate()
-    db.ensure_fleet("USD", {"max_lots_per_symbol": 1.0}, "holder")
+    db.join("USD", {"max_lots_per_symbol": 1.0})
     for n, name in enumerate(("holder", "other")):
         db.claim(name, AccountFigures(n + 1, "Demo", "USD", 1.0, 1e4, 1e4, 1e4), n, "test", 0.0)
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, fleet_url, "2.0"], stdout=subprocess.PIPE, text=True)

@@ -155,6 +155,7 @@ def replay_overrides(
         "logging": {"level": "WARNING"},
         "metrics_server": {"port": 0},
         "store": {"synchronous": "NORMAL"},
+        "fleet": {"url": ""},  # a replay is a what-if on its own simulated account: it never joins a live fleet
     }
     if emulator:
         overrides["broker"] = {"module": "emulator", "emulator": emulator}

@@ -63,12 +63,25 @@ def status_cmd(
         doc = totals.as_dict()
         for account in doc["accounts"]:
             account["up"] = _up(account, stale)
-        doc["record"] = {"events": checked, "intact": broken is None, "first_broken": broken}
+        doc["record"] = {"events": checked, "intact": not broken, "problem": broken}
         typer.echo(json.dumps(doc, default=str, indent=2))
         return
     _print(rt.settings.fleet.name, totals, stale)
-    verdict = "intact" if broken is None else f"[bold red]BROKEN at event {broken}[/]"
+    verdict = "intact" if not broken else f"[bold red]BROKEN: {broken}[/]"
     console.print(f"fleet record: {checked} events, chain {verdict}")
+
+
+def _secret_hash(rt: Any) -> str:
+    """The operator secret's hash the fleet's reset and loosened limits are checked against."""
+    stored = rt.settings.kill_switch.operator_secret_hash.get_secret_value() if "kill_switch" in rt.settings else ""
+    if not stored:
+        raise fail(
+            TradeguardError(
+                "no operator secret is configured (kill_switch.operator_secret_hash): make one with "
+                "`tradeguard hash-secret` and put it in .secrets.toml"
+            )
+        )
+    return str(stored)
 
 
 def _up(account: dict[str, Any], stale: float) -> bool:
@@ -148,14 +161,7 @@ def reset_cmd(
     checked against kill_switch.operator_secret_hash. Each account lifts the latch the fleet set (its own
     triggers' latches wait for its own reset). A refused reset is recorded too."""
     rt, db = _fleet(settings, env)
-    stored = rt.settings.kill_switch.operator_secret_hash.get_secret_value() if "kill_switch" in rt.settings else ""
-    if not stored:
-        raise fail(
-            TradeguardError(
-                "no operator secret is configured (kill_switch.operator_secret_hash): make one with "
-                "`tradeguard hash-secret` and put it in .secrets.toml"
-            )
-        )
+    stored = _secret_hash(rt)
     try:
         if not db.kill_state().latched:
             console.print(f"fleet {db.fleet} already ACTIVE: nothing to reset")
@@ -171,6 +177,52 @@ def reset_cmd(
     finally:
         db.close()
     console.print(f"fleet {db.fleet} reset to ACTIVE by {operator}: {reason}")
+
+
+@fleet_app.command("limits")
+def limits_cmd(
+    apply: Annotated[
+        bool, typer.Option("--apply", help="make this settings file's [fleet_risk] table the fleet's limits")
+    ] = False,
+    operator: OperatorOpt = "",
+    reason: Annotated[str, typer.Option(help="why the limits change")] = "",
+    settings: SettingsOpt = None,
+    env: EnvOpt = None,
+) -> None:
+    """The fleet's limits, which the database holds for every account. With --apply, this settings file's
+    [fleet_risk] table becomes them: recorded in the fleet's record with who and why; loosening any limit (or
+    switching one off) needs the operator secret."""
+    rt, db = _fleet(settings, env)
+    try:
+        current = db.limits()
+        if not apply:
+            table = Table(title=f"fleet {db.fleet}'s limits")
+            table.add_column("limit")
+            table.add_column("value")
+            for key, value in sorted(current.items()):
+                table.add_row(key, f"{value:g}" + ("" if value else " (off)"))
+            console.print(table)
+            return
+        if not operator or not reason:
+            raise TradeguardError("--apply needs --operator and --reason: the change is recorded with both")
+        wanted = rt.settings.fleet_risk.model_dump()
+        looser = [k for k, v in wanted.items() if k != "warn_at_pct" and _looser(current.get(k, 0), v)]
+        auth = "none"
+        if looser:
+            if not verify_secret(operator_secret(), _secret_hash(rt)):
+                raise TradeguardError(f"loosening {', '.join(looser)} needs the operator secret")
+            auth = "operator secret"
+        changes = db.set_limits(wanted, operator=operator, via="cli", auth=auth, reason=reason)
+    except TradeguardError as exc:
+        raise fail(exc) from exc
+    finally:
+        db.close()
+    console.print(f"fleet {db.fleet}: {'; '.join(changes) if changes else 'no change'}")
+
+
+def _looser(old: float, new: float) -> bool:
+    """A limit raised, or switched off (0 = off)."""
+    return bool(old) and (not new or new > old)
 
 
 @fleet_app.command("sandbox")

@@ -25,7 +25,6 @@ MIGRATIONS: tuple[str, ...] = (
         kill_state text NOT NULL DEFAULT 'ACTIVE' CHECK (kill_state IN ('ACTIVE', 'REDUCE_ONLY', 'HALTED')),
         kill_trigger text NOT NULL DEFAULT '',
         kill_event bigint NOT NULL DEFAULT 0,
-        peak_equity double precision NOT NULL DEFAULT 0,
         created_at timestamptz NOT NULL DEFAULT now()
     );
     CREATE TABLE fleet_accounts (
@@ -44,6 +43,7 @@ MIGRATIONS: tuple[str, ...] = (
         balance double precision NOT NULL DEFAULT 0,
         day_start_equity double precision NOT NULL DEFAULT 0,
         day_pnl double precision NOT NULL DEFAULT 0,
+        peak_equity double precision NOT NULL DEFAULT 0,
         kill_state text NOT NULL DEFAULT 'ACTIVE',
         kill_trigger text NOT NULL DEFAULT '',
         fleet_kill_seen bigint NOT NULL DEFAULT 0,
@@ -113,7 +113,8 @@ MIGRATIONS: tuple[str, ...] = (
         f fleets%ROWTYPE;
         v_lim double precision;
         v_pnl double precision;
-        v_equity double precision;
+        v_below double precision;
+        v_peaks double precision;
         v_symbol double precision;
         v_base double precision;
         v_profit double precision;
@@ -129,17 +130,19 @@ MIGRATIONS: tuple[str, ...] = (
                 f.kill_state || ' (' || f.kill_trigger || ')';
             RETURN;
         END IF;
-        SELECT coalesce(sum(day_pnl * to_fleet), 0), coalesce(sum(equity * to_fleet), 0) INTO v_pnl, v_equity
-            FROM fleet_accounts WHERE fleet = p_fleet;
+        SELECT coalesce(sum(a.day_pnl * a.to_fleet), 0),
+               coalesce(sum(greatest(a.peak_equity - a.equity, 0) * a.to_fleet), 0),
+               coalesce(sum(a.peak_equity * a.to_fleet), 0)
+          INTO v_pnl, v_below, v_peaks
+          FROM fleet_accounts a WHERE a.fleet = p_fleet;
         v_lim := coalesce((f.limits ->> 'daily_loss')::float8, 0);
         IF v_lim > 0 AND -v_pnl >= v_lim THEN
             RETURN QUERY SELECT NULL::bigint, 'fleet_daily_loss', -v_pnl, v_lim, f.currency;
             RETURN;
         END IF;
         v_lim := coalesce((f.limits ->> 'max_drawdown_pct')::float8, 0);
-        IF v_lim > 0 AND f.peak_equity > 0 AND (f.peak_equity - v_equity) / f.peak_equity * 100 >= v_lim THEN
-            RETURN QUERY SELECT NULL::bigint, 'fleet_drawdown', (f.peak_equity - v_equity) / f.peak_equity * 100, v_lim,
-                f.currency;
+        IF v_lim > 0 AND v_peaks > 0 AND v_below / v_peaks * 100 >= v_lim THEN
+            RETURN QUERY SELECT NULL::bigint, 'fleet_drawdown', v_below / v_peaks * 100, v_lim, f.currency;
             RETURN;
         END IF;
         SELECT coalesce(sum(l.lots) FILTER (WHERE l.symbol = p_symbol), 0),

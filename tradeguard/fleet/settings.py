@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from tradeguard.kernel.schema import PluginSettings
 
@@ -48,10 +50,28 @@ class FleetSettings(PluginSettings):
     @field_validator("url")
     @classmethod
     def _postgres(cls, value: SecretStr) -> SecretStr:
+        """A postgresql:// URL libpq can read. The value itself is never repeated: it may hold a password."""
         url = value.get_secret_value()
-        if url and urlsplit(url).scheme not in ("postgresql", "postgres"):
-            raise ValueError("a postgresql:// URL")  # the value itself is never repeated: it may hold a password
+        if not url:
+            return value
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ValueError("a postgresql:// URL")
+        try:
+            urlsplit(url).port  # noqa: B018  # (a bad port raises here, naming the value)
+            conninfo_to_dict(url)
+        except (ValueError, psycopg.ProgrammingError):
+            raise ValueError("not a URL libpq can read (postgresql://user@host:port/database)") from None
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> FleetSettings:
+        """A lease renewed every heartbeat must survive a few missed ones, or a busy moment drops a live share."""
+        if self.lease_seconds < 3 * self.heartbeat_seconds:
+            raise ValueError(
+                f"fleet.lease_seconds ({self.lease_seconds:g}) must be at least 3 x fleet.heartbeat_seconds "
+                f"({self.heartbeat_seconds:g})"
+            )
+        return self
 
     @property
     def enabled(self) -> bool:
@@ -63,8 +83,9 @@ class FleetSettings(PluginSettings):
 
 
 class FleetLimits(PluginSettings):
-    """The fleet's limits, summed over every account (0 = off). Kept in the fleet database: a process that starts
-    with other values replaces them there, recorded in the fleet's record and alerted."""
+    """``[default.fleet_risk]``: the fleet's limits, summed over every account (0 = off). They seed a new fleet;
+    from then on the database holds them for every account (``tradeguard fleet limits --apply`` changes them,
+    recorded in the fleet's record; loosening one needs the operator secret)."""
 
     daily_loss: float = Field(
         default=0.0, ge=0, description="the fleet's loss since each account's server midnight, in fleet.currency"

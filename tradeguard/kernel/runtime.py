@@ -369,6 +369,10 @@ class Runtime:
                 raise StartupError(f"plugin {plugin!r} failed to declare its jobs: {jobs}") from jobs
             for job in jobs:
                 self.scheduler.add(job, plugin)
+        if self.role == "trading" and self.settings.fleet.enabled and isinstance(self.execution, PaperExecution):
+            raise StartupError(
+                "fleet.url is set but orders are paper (no execution engine): the fleet would count none of them"
+            )
         self.started = True
         if self.settings.runtime.gc_tuning:
             # Latency: objects built at start-up live as long as the process; moving them out of the

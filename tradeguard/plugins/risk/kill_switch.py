@@ -59,7 +59,6 @@ from tradeguard import (
 )
 
 log = logging.getLogger("tradeguard.kill_switch")
-_RANK = {KillState.ACTIVE: 0, KillState.REDUCE_ONLY: 1, KillState.HALTED: 2}
 #: the triggers of a daily loss (the risk guard's hard limit, the kill switch's own): daily_loss_latch_ends applies
 DAILY_LOSS_TRIGGERS = ("daily_loss_limit",)
 
@@ -223,7 +222,7 @@ class KillSwitch(ConfiguredPlugin):
             return
         state = KillState(latched[0])
         if state is not self.state:
-            tighter = _RANK[state] > _RANK[self.state]
+            tighter = state.rank > self.state.rank
             self.state, self.trigger = state, latched[1]
             self._latched_by.add(latched[1])
             if self._gauge is not None:
@@ -248,7 +247,7 @@ class KillSwitch(ConfiguredPlugin):
     ) -> bool:
         """Latch to ``state`` if it is tighter than the current one; return whether anything changed."""
         self._latched_by.add(trigger)  # every trigger that asked, also one the latch already covers
-        if _RANK[state] <= _RANK[self.state]:
+        if state.rank <= self.state.rank:
             log.info("kill switch already at least as tight", extra={"state": self.state.value, "asked": state.value})
             if flatten:  # the trigger's row closes everything whatever the latch was
                 self._flatten()
@@ -316,7 +315,7 @@ class KillSwitch(ConfiguredPlugin):
         action = action_for(self.rt.settings, trigger)
         if action is None or action.state == "OFF":
             return
-        tighter = _RANK[KillState(action.state)] > _RANK[self.state]
+        tighter = KillState(action.state).rank > self.state.rank
         if tighter or (action.flatten and trigger not in self._latched_by):  # a flatten: once per latch
             self.rt.request_halt(trigger, message, source="kill_switch")
 
@@ -460,7 +459,7 @@ class KillSwitch(ConfiguredPlugin):
         message = (
             f"stop-out: the broker closed {fill.volume:g} {fill.symbol} for margin {fill.comment} ({fill.profit:+.2f})"
         )
-        if action.state != "OFF" and _RANK[KillState(action.state)] > _RANK[self.state]:
+        if action.state != "OFF" and KillState(action.state).rank > self.state.rank:
             self.rt.request_halt("stop_out", message, source="kill_switch")
             return
         self.rt.alert(
