@@ -213,3 +213,13 @@ def test_a_wrong_url_is_refused_without_showing_it(settings_file: Any) -> None:
         with pytest.raises(ConfigError) as raised:
             Runtime.build(path, discover=False)
         assert f"fleet.url = <redacted>: {problem}" in str(raised.value) and "hunter" not in str(raised.value)
+
+
+def test_a_partly_filled_order_keeps_its_reservation_for_the_rest(fleet_url: str) -> None:
+    db = joined(fleet_url, ["a", "b"], {"max_lots_per_symbol": 1.0})
+    held = db.reserve("a", ask(lots=1.0), lease_seconds=30)
+    assert isinstance(held, int)
+    db.publish_book("a", [BookRow("position", 1, "EURUSD", "buy", 0.3, "EUR", "USD")], shrink={held: 0.7})
+    assert db.totals(reserved=True).lots_by_symbol == {"EURUSD": pytest.approx(1.0)}  # 0.3 held + 0.7 to come
+    answer = db.reserve("b", ask(lots=0.1, sid="b"), lease_seconds=30)
+    assert isinstance(answer, Refusal) and answer.code == "fleet_lots_symbol"

@@ -150,3 +150,48 @@ def _wait(predicate: Any, timeout: float = 5.0) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_a_fleet_reset_brings_back_the_accounts_own_latch(tmp_path: Path, fleet_url: str) -> None:
+    rt = account(tmp_path, fleet_url, "alpha")
+    plugin = rt.pm.get_plugin("fleet_risk")
+    try:
+        rt.store.set_kill_state("REDUCE_ONLY", "reconciliation_inconsistent", "3 positions apart", via="automatic")
+        db = FleetDB(fleet_url, "main")
+        db.kill("HALTED", "fleet_kill", "news", operator="ops", via="cli")
+        _wait(lambda: plugin.link.kill.latched)
+        plugin.sync()
+        assert rt.store.kill_state()[:2] == ("HALTED", "fleet_kill")
+        db.reset("calm", operator="ops", via="cli", auth="operator secret")
+        _wait(lambda: not plugin.link.kill.latched)
+        plugin.sync()
+        assert rt.store.kill_state()[:2] == ("REDUCE_ONLY", "reconciliation_inconsistent")  # its own stays
+    finally:
+        rt.stop()
+
+
+def test_a_process_starting_without_the_database_keeps_the_fleets_latch(tmp_path: Path) -> None:
+    """Out of reach from the start, the fleet's state was never read: nothing is adopted, above all no reset."""
+    store = Store(tmp_path / "alpha.db")
+    store.set_kill_state("HALTED", "fleet_kill", "fleet main HALTED (fleet_kill): news", via="fleet:cli")
+    store.close()
+    rt = account(tmp_path, "postgresql://desk@127.0.0.1:1/fleet", "alpha")
+    plugin = rt.pm.get_plugin("fleet_risk")
+    try:
+        plugin.sync()
+        assert plugin.link.out and rt.store.kill_state()[:2] == ("HALTED", "fleet_kill")
+        refused = rt.decide(signal(price=1.0717, stop_loss=1.0697))
+        assert not refused.approved
+    finally:
+        rt.stop()
+
+
+def test_an_older_read_of_the_fleets_switch_never_undoes_a_newer(fleet_url: str) -> None:
+    from tradeguard.fleet.database import FleetKill
+    from tradeguard.fleet.link import FleetLink
+    from tradeguard.fleet.settings import FleetSettings
+
+    link = FleetLink(FleetSettings(url=fleet_url), "alpha", {})  # type: ignore[arg-type]
+    link._adopt(FleetKill("HALTED", "fleet_kill", 6))
+    link._adopt(FleetKill("ACTIVE", "", 5))  # a heartbeat's read that finished late
+    assert link.kill.event == 6 and link.kill.latched
