@@ -144,6 +144,8 @@ def main() -> None:
     processes: list[subprocess.Popen[bytes]] = []
     try:
         homes, ports = [], []
+        # each account is its settings file alone: no TRADEGUARD_* variable of the caller's reaches it
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("TRADEGUARD_")}
         for n in range(args.accounts):
             home = root / f"acc{n:03d}"
             home.mkdir()
@@ -159,6 +161,7 @@ def main() -> None:
                     cwd=home,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
+                    env=environment,
                 )
             )
         db = FleetDB(cluster.url, "main")

@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tradeguard.errors import TradeguardError
@@ -90,6 +90,10 @@ def test_concurrent_reservations_never_exceed_the_budget(fleet_url: str) -> None
     ),
     book=st.lists(st.sampled_from(["EURUSD", "USDJPY"]), max_size=3),
 )
+# one sequence that must meet each limit, whatever the random examples happen to try
+@example(asks=[("EURUSD", 0.5, 0), ("EURUSD", 0.5, 0), ("EURUSD", 0.2, 0)], book=[])
+@example(asks=[("EURUSD", 0.5, 0), ("GBPUSD", 0.5, 0), ("USDJPY", 0.5, 0), ("USDJPY", 0.2, 0)], book=[])
+@example(asks=[("EURUSD", 0.1, 1)] * 5, book=[])
 def no_sequence_of_asks_breaks_a_limit(postgres: object, asks: list[tuple[str, float, int]], book: list[str]) -> None:
     """Whatever is published and asked, what the fleet holds and reserves stays within every limit; the test also
     checks that the limits bound (something was refused) across the examples."""

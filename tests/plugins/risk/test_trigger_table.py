@@ -67,7 +67,7 @@ SETTINGS: list[tuple[str, str]] = [
     (
         "[default.kill_switch]\nflatten_on_halt = true\n",
         "kill_switch.flatten_on_halt = true never acts on daily_loss_limit, "
-        "max_drawdown, margin_call, store_failure (they latch REDUCE_ONLY)",
+        "max_drawdown, margin_call, store_failure, fleet_limit (they latch REDUCE_ONLY)",
     ),
     (
         '[default.triggers]\nstop_out = { state = "OFF", flatten = true }\n',

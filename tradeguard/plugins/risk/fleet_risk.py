@@ -372,6 +372,9 @@ class FleetRisk(ConfiguredPlugin):
                 store.kv_put(*_BEFORE, list(latched or ()))
             message = f"fleet {fleet} {kill.state} ({kill.trigger}): {kill.message}"
             store.set_kill_state(kill.state, kill.trigger, message, operator=who, via=via, auth=kill.auth)
+            row = action_for(self.rt.settings, kill.trigger)  # fleet_limit's row may close every position too
+            if row is not None and row.flatten:
+                self.rt.execution.flatten_all()
         elif not kill.latched and trigger in FLEET_TRIGGERS:
             before = store.kv_get(*_BEFORE)
             if before:
