@@ -32,7 +32,14 @@ class Alerts:
         return [a.error_code for a in self.seen]
 
 
-def account(tmp_path: Path, url: str, name: str, alerts: Alerts | None = None, **limits: float) -> Runtime:
+def account(
+    tmp_path: Path,
+    url: str,
+    name: str,
+    alerts: Alerts | None = None,
+    triggers: dict[str, Any] | None = None,
+    **limits: float,
+) -> Runtime:
     plugins = [(n, candidates()[n].load()()) for n in PLUGINS]
     if alerts is not None:
         plugins.append(("alerts", alerts))
@@ -41,6 +48,7 @@ def account(tmp_path: Path, url: str, name: str, alerts: Alerts | None = None, *
         "fleet_risk": limits,
         "risk_guard": {"daily_loss_limit_pct": 0.0, "max_drawdown_pct": 0.0},
         "position_sizing": {"method": "fixed", "fixed_lots": 0.1},
+        "triggers": triggers or {},
     }
     return make_runtime(*plugins, store=Store(tmp_path / f"{name}.db"), settings=settings)
 
@@ -195,3 +203,20 @@ def test_an_older_read_of_the_fleets_switch_never_undoes_a_newer(fleet_url: str)
     link._adopt(FleetKill("HALTED", "fleet_kill", 6))
     link._adopt(FleetKill("ACTIVE", "", 5))  # a heartbeat's read that finished late
     assert link.kill.event == 6 and link.kill.latched
+
+
+def test_a_fleet_limit_row_that_flattens_closes_what_each_account_holds(tmp_path: Path, fleet_url: str) -> None:
+    flattens = {"fleet_limit": {"state": "REDUCE_ONLY", "flatten": True}}
+    rt = account(tmp_path, fleet_url, "alpha", triggers=flattens, daily_loss=1000.0)
+    plugin = rt.pm.get_plugin("fleet_risk")
+    try:
+        assert rt.decide(signal(price=1.0717, stop_loss=1.0697)).approved
+        assert len(rt.broker.positions()) == 1
+        other_account(fleet_url, "gamma", equity=8_800.0, day_start=10_000.0)  # the fleet lost 1,200 today
+        plugin.sync()  # the fleet latches REDUCE_ONLY (fleet_limit) ...
+        _wait(lambda: plugin.link.kill.latched)
+        plugin.sync()  # ... and this account adopts it: its row flattens
+        rt.broker.forget_reads()
+        assert rt.store.kill_state()[:2] == ("REDUCE_ONLY", "fleet_limit") and rt.broker.positions() == []
+    finally:
+        rt.stop()
