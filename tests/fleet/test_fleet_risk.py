@@ -68,6 +68,7 @@ def test_an_account_publishes_its_fill_and_releases_its_reservation(tmp_path: Pa
         totals = FleetDB(fleet_url, "main").totals(reserved=True)
         assert totals.lots_by_symbol == {"EURUSD": pytest.approx(0.1)}  # the position, once: no reservation left
         assert totals.reservations == 0 and totals.accounts[0]["positions"] == 1
+        assert totals.accounts[0]["exposure"] == {"EURUSD": pytest.approx(0.1)}
         second = rt.decide(signal(price=1.0717, stop_loss=1.0697))
         assert not second.approved and second.reasons[0].code == "fleet_lots_symbol"
         assert "0.1 + 0.1 lots of EURUSD across the fleet > 0.15" in second.reasons[0].message

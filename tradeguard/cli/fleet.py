@@ -94,7 +94,8 @@ def _print(name: str, t: Totals, stale: float) -> None:
     why = f" ({t.kill.trigger} by {t.kill.operator}: {t.kill.message})" if t.kill.latched else ""
     console.print(f"fleet [bold]{name}[/]: kill switch [bold {colour}]{t.kill.state}[/]{why}")
     table = Table(title=f"accounts ({t.currency})")
-    for column in ("account", "process", "heartbeat", "kill switch", "equity", "day P&L", "positions", "orders"):
+    columns = ("account", "process", "heartbeat", "kill switch", "equity", "day P&L", "positions", "orders", "lots")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for a in t.accounts:
         up = _up(a, stale)
@@ -109,6 +110,7 @@ def _print(name: str, t: Totals, stale: float) -> None:
             f"{a['day_pnl']:+,.2f}",
             str(a["positions"]),
             str(a["orders"]),
+            ", ".join(f"{symbol} {lots:g}" for symbol, lots in sorted(a["exposure"].items())) or "-",
         )
     console.print(table)
     limits = Table(title="the fleet against its limits")

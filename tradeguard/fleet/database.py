@@ -455,7 +455,10 @@ class FleetDB(FleetConnection):
                     "(SELECT count(*) FROM fleet_book b WHERE b.fleet = a.fleet AND b.account = a.account "
                     " AND kind = 'position') AS positions, "
                     "(SELECT count(*) FROM fleet_book b WHERE b.fleet = a.fleet AND b.account = a.account "
-                    " AND kind = 'order') AS orders "
+                    " AND kind = 'order') AS orders, "
+                    "(SELECT coalesce(jsonb_object_agg(symbol, lots), '{}') FROM (SELECT symbol, sum(lots) AS lots "
+                    " FROM fleet_book b WHERE b.fleet = a.fleet AND b.account = a.account GROUP BY symbol) x) "
+                    "AS exposure "
                     "FROM fleet_accounts a WHERE fleet = %s ORDER BY account",
                     (self.fleet,),
                 ).fetchall()
