@@ -23,6 +23,7 @@ from tradeguard.broker.types import BrokerError, OrderRefused
 from tradeguard.errors import StartupError
 from tradeguard.kernel.clock import ReplayClock
 from tradeguard.kernel.runtime import Runtime
+from tradeguard.kernel.service import ServiceManager
 from tradeguard.models import TIMEFRAME_SECONDS, AlertChannel, Bar, Severity
 from tradeguard.ports import Broker
 
@@ -175,8 +176,11 @@ def run_live(rt: Runtime, stop: Any) -> int:
                 rt.bars.append(bar)
     handled = 0
     unreachable = False  # the last bar poll failed: said once, and once again when the terminal answers
+    service = ServiceManager()
+    service.ready(f"trading {', '.join(cfg.symbols)} {cfg.timeframe}")  # started: aligned with the broker
     try:
         while not stop.is_set():
+            service.watchdog()  # from this loop only: a stuck loop stops the pings
             if stepper is not None and not stepper(cfg.emulator_ticks_per_poll):
                 rt.log.warning("the emulator's market data has ended: stopping", extra={"bars": handled})
                 break
@@ -205,6 +209,7 @@ def run_live(rt: Runtime, stop: Any) -> int:
             rt.run_jobs()
             stop.wait(cfg.poll_seconds)
     finally:
+        service.stopping(f"stopping after {handled} bars")
         rt.hold("shutdown")
         rt.stop()
     return handled
