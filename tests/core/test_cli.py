@@ -94,11 +94,18 @@ def test_demo_pushes_signals_through_every_plugin() -> None:
 def test_replay_refuses_bad_input_in_one_line_naming_it_and_writes_no_journal(tmp_path: Path) -> None:
     broken = tmp_path / "broken.csv"
     broken.write_text("time,open,high,low,close\n2017-01-02 00:00,1.0,1.1,0.9,1.05\n2017-01-02 01:00,1.0,nan,0.9,1\n")
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"ti\xff\xfe\x00\x01me,open")
+    wide = tmp_path / "wide.csv"
+    wide.write_text("time,open,high,low,close\n2017-01-02 00:00,1.0,1.1,0.9,1.05\n2017-01-02 01:00,1.0,1.1,0.9,1,7\n")
     settings = tmp_path / "s.toml"
     settings.write_text(f'[default.runtime]\ndata_dir = "{tmp_path / "var"}"\n')
     cases = [  # (arguments, exit code, what stderr names)
         (("--data", str(broken)), 1, "broken.csv, row 3, column 'high': not a finite number"),
         (("--data", str(tmp_path / "missing.csv")), 1, "missing.csv: no such file"),
+        (("--data", str(binary)), 1, "binary.csv: binary content (byte 2 is not text): not a CSV or MT5 export"),
+        (("--data", str(wide)), 1, "wide.csv, row 3: 6 fields, the header names 5"),
+        (("--data", f"EURUSD={tmp_path}"), 1, "a directory, not a data file"),
         (("--symbol", "XXXYYY"), 1, "broker.emulator.symbol = 'XXXYYY'"),
         (("--faults", "weird"), 2, "'weird': known profiles none, flaky, hostile"),
         (("--from", "notadate"), 2, "'notadate' is not an ISO date"),
@@ -110,18 +117,11 @@ def test_replay_refuses_bad_input_in_one_line_naming_it_and_writes_no_journal(tm
         r = tg("replay", *args, "--settings", str(settings))
         err = " ".join(r.stderr.split())  # rich wraps long messages
         assert (r.returncode, named in err, "Traceback" in err) == (code, True, False), (args, r.stderr[-1500:])
-    rows = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
-            "print(c.execute('SELECT COUNT(*) FROM orders').fetchone()[0])",
-            str(tmp_path / "var" / "tradeguard.db"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert rows.stdout.strip() in ("", "0")
+        assert "initialize refused" not in err and "last_error" not in err  # the data problem leads
+    # nothing ran: no journal is left that `status` would read as an account that ran and is ACTIVE
+    assert not (tmp_path / "var" / "tradeguard.db").exists()
+    status = tg("status", "--settings", str(settings))
+    assert status.returncode == 1 and "no journal at" in status.stderr
 
 
 def test_replay_starts_from_an_empty_journal_and_replaces_only_an_earlier_replays(tmp_path: Path) -> None:

@@ -69,11 +69,31 @@ class DataError(TradeguardError):
         super().__init__(f"{where}: {message}")
 
 
-def load_bars(path: str | Path, fmt: str = "auto") -> np.ndarray:
-    """Load bars from ``path``; ``fmt`` is ``auto`` (by extension and header), ``mt5``, ``csv`` or ``parquet``."""
+def _data_file(path: str | Path, text: bool = False) -> Path:
+    """``path`` as a data file, or a DataError saying what it is instead: missing, a directory, binary."""
     p = Path(path)
+    if p.is_dir():
+        raise DataError(p, "a directory, not a data file (a directory of SYMBOL_*.csv files goes to --data itself)")
     if not p.is_file():
         raise DataError(p, "no such file")
+    if text or p.suffix.lower() not in (".parquet", ".pq"):
+        with p.open("rb") as fh:
+            head = fh.read(8192)
+        if head.startswith(b"PAR1"):
+            raise DataError(p, "a Parquet file under a text file's name: name it .parquet")
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 4:  # (a multi-byte character cut at the end of the chunk is text)
+                raise DataError(p, f"binary content (byte {exc.start} is not text): not a CSV or MT5 export") from None
+        if b"\0" in head:
+            raise DataError(p, "binary content (NUL bytes): not a CSV or MT5 export")
+    return p
+
+
+def load_bars(path: str | Path, fmt: str = "auto") -> np.ndarray:
+    """Load bars from ``path``; ``fmt`` is ``auto`` (by extension and header), ``mt5``, ``csv`` or ``parquet``."""
+    p = _data_file(path)
     if fmt == "auto":
         if p.suffix.lower() in (".parquet", ".pq"):
             fmt = "parquet"
@@ -157,10 +177,12 @@ def _cell(record: list[str], index: dict[str, int], name: str, path: Path, row: 
     return record[i]
 
 
-def _csv_rows(path: Path, records: Iterator[list[str]], index: dict[str, int], date_col: int | None = None):  # type: ignore[no-untyped-def]
+def _csv_rows(path: Path, records: Iterator[list[str]], index: dict[str, int], width: int, date_col: int | None = None):  # type: ignore[no-untyped-def]
     for row, record in enumerate(records, start=2):
         if not record or not any(x.strip() for x in record):
             continue
+        if len(record) > width:  # a shifted or merged row would read its numbers from the wrong columns
+            raise DataError(path, f"{len(record)} fields, the header names {width}", row)
         if date_col is not None:  # MT5 export: <DATE> and <TIME> in two columns
             text = record[date_col] + " " + _cell(record, index, "time", path, row)
         else:
@@ -178,7 +200,7 @@ def _load_csv(path: Path) -> np.ndarray:
         header = next(reader, None)
         if header is None:
             raise DataError(path, "empty file")
-        return _build(path, _csv_rows(path, reader, _columns(path, header)))
+        return _build(path, _csv_rows(path, reader, _columns(path, header), len(header)))
 
 
 def _load_mt5(path: Path) -> np.ndarray:
@@ -191,9 +213,9 @@ def _load_mt5(path: Path) -> np.ndarray:
         if "<TIME>" in header:
             index = _columns(path, ["" if h == "<DATE>" else h for h in header])
             index["time"] = header.index("<TIME>")
-            return _build(path, _csv_rows(path, reader, index, date_col=date_col))
+            return _build(path, _csv_rows(path, reader, index, len(header), date_col=date_col))
         index = _columns(path, ["time" if h == "<DATE>" else h for h in header])  # daily export: date only
-        return _build(path, _csv_rows(path, reader, index))
+        return _build(path, _csv_rows(path, reader, index, len(header)))
 
 
 def _load_parquet(path: Path) -> np.ndarray:
@@ -257,9 +279,7 @@ def _tick_time(text: str, path: Path, row: int) -> int:
 def load_ticks(path: str | Path) -> np.ndarray:
     """Ticks from an MT5 tick export (``<DATE> <TIME> <BID> <ASK> ...``; an empty bid or ask keeps the
     last one) or a CSV with ``time,bid,ask`` columns. Times must not go backwards; ask >= bid > 0."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(p, "no such file")
+    p = _data_file(path, text=True)
     names, sep = _header(p)
     idx = {n: i for i, n in enumerate(names)}
     for required in ("bid", "ask"):

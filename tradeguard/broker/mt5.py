@@ -40,6 +40,7 @@ from tradeguard.broker.types import (
     SymbolSpec,
     TerminalState,
 )
+from tradeguard.errors import StartupError
 from tradeguard.models import ClosedBy, DealEntry, OrderIntent, OrderState, OrderType, Side
 
 if TYPE_CHECKING:
@@ -327,6 +328,8 @@ class MT5Adapter:
                     self._check_zone()
                 return
             error = self.last_error()
+            if cfg.module == "emulator" and error[0] == constants.RES_E_INVALID_PARAMS:  # its data or settings
+                raise StartupError(error[1].removeprefix("Invalid arguments: "))  # the problem leads, not MT5's code
             log.warning("initialize failed", extra={"attempt": attempt, "code": error[0], "error": error[1]})
             if error[0] in FINAL_INIT_ERRORS:  # a wrong argument or password: a retry fails alike (or locks it)
                 raise BrokerError("initialize refused", error)

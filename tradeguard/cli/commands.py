@@ -256,10 +256,7 @@ def replay_cmd(
         return _build(settings, env, overrides=overrides, clock=ReplayClock(datetime(1970, 1, 2, tzinfo=UTC)))
 
     rt = _emptied(build(), fresh, build)
-    try:
-        _replay_and_summarise(rt, first, last, as_json)
-    finally:
-        rt.sqlite_store().close()  # a clean stop leaves one self-contained file, no write-ahead log beside it
+    _closing(rt, lambda: _replay_and_summarise(rt, first, last, as_json))
 
 
 def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_json: bool = False) -> None:
@@ -397,6 +394,22 @@ EMULATOR_EMPTY = (
 )
 
 
+def _closing(rt: Runtime, work: Callable[[], None]) -> None:
+    """Do ``work`` over ``rt``'s journal, then close it: a clean stop leaves one self-contained file, no write-ahead
+    log beside it; a refusal before anything was recorded (bad data, no terminal) leaves no file at all."""
+    from tradeguard.store.journal_lock import discard_if_empty
+
+    done = False
+    try:
+        work()
+        done = True
+    finally:
+        if done:
+            rt.sqlite_store().close()
+        else:
+            discard_if_empty(rt.sqlite_store())
+
+
 def _emptied(rt: Runtime, fresh: bool, build: Callable[[], Runtime], why: str = REPLAY_EMPTY) -> Runtime:
     """``rt`` over an empty journal: as built when it is empty; rebuilt over a new file when ``fresh`` and
     the old one is an earlier simulation's (the emulator's: never an account's, never one a running process
@@ -464,13 +477,16 @@ def run_cmd(
             param_hint="--fresh",
         )
     stop = _stop_on_signals()
+    ran: list[Any] = []
+
+    def run() -> None:
+        ran.extend((run_live(rt, stop), rt.store.kill_state()))
+
     try:
-        bars = run_live(rt, stop)
-        latch = rt.store.kill_state()
+        _closing(rt, run)
     except TradeguardError as exc:
         raise _fail(exc) from exc
-    finally:
-        rt.sqlite_store().close()  # a clean stop leaves one self-contained file, no write-ahead log beside it
+    bars, latch = ran
     state = "ACTIVE" if latch is None else latch[0]
     why = "" if stop.is_set() else " (the emulator's market data ended)"
     journal = getattr(rt.store, "path", "")
@@ -697,9 +713,11 @@ def hash_secret_cmd() -> None:
 
     if not sys.stdin.isatty():
         raise _fail(TradeguardError("hash-secret asks for the secret: run it from a terminal"))
-    secret = typer.prompt("new operator secret", hide_input=True, confirmation_prompt=True)
-    if len(secret) < 8:
+    secret = typer.prompt("new operator secret", hide_input=True)
+    if len(secret) < 8:  # said at once, not after typing it twice
         raise _fail(TradeguardError("the operator secret needs at least 8 characters"))
+    if typer.prompt("the same again", hide_input=True) != secret:
+        raise _fail(TradeguardError("the two entries differ: nothing was hashed"))
     typer.echo(f'[default.kill_switch]\noperator_secret_hash = "{hash_secret(secret)}"')  # unwrapped: it is pasted
 
 

@@ -112,6 +112,17 @@ def journal_contents(store: Any) -> str:
     return ", ".join(f"{n:,} {label}" for n, label in counts if n)
 
 
+def discard_if_empty(store: Store) -> bool:
+    """Close ``store`` and, when it holds nothing (a command refused before anything ran), remove its files: an
+    empty journal left behind reads, in ``status``, as an account that ran and is ACTIVE. Whether it went."""
+    empty = not journal_contents(store) and not store.query("SELECT COUNT(*) FROM audit")[0][0]
+    store.close()
+    if empty:
+        for suffix in ("", "-wal", "-shm", ".audit-anchor", ".lock"):
+            Path(f"{store.path}{suffix}").unlink(missing_ok=True)
+    return empty
+
+
 def last_broker_module(store: Any) -> str:
     """The broker module the journal's last trading process drove ("" when unknown)."""
     owner = store.kv_get(NAMESPACE, KEY) or {}
