@@ -51,3 +51,40 @@ def test_secret_setting_values_are_scrubbed_from_logs(tmp_path: Path) -> None:
         assert "ABCDEF" not in str(exc)
     logging.getLogger("tradeguard.x").error("token was 123456:ABCDEF-secret")
     assert "ABCDEF" not in (tmp_path / "s.jsonl").read_text()
+
+
+def test_text_lines_for_people_and_repeated_warnings_counted_not_repeated(tmp_path: Path) -> None:
+    out = tmp_path / "tg.log"
+    tglog.configure("INFO", out, "text")
+    log = logging.getLogger("tradeguard.test")
+    for _ in range(268):
+        log.warning("terminal health DEGRADED", extra={"symbol": "EURUSD"})
+    log.info("an info line is never collapsed")
+    log.info("an info line is never collapsed")
+    tglog.configure("INFO", out, "text")  # reconfiguring (or the process ending) says the count
+    lines = out.read_text().splitlines()
+    assert len(lines) == 4, lines
+    assert "WARNING  tradeguard.test: terminal health DEGRADED  symbol=EURUSD" in lines[0]
+    assert lines[3].endswith("terminal health DEGRADED (repeated 267 more times)  symbol=EURUSD")
+    assert lines[1] == lines[2] or lines[1][8:] == lines[2][8:]  # the same info line twice (times may differ)
+
+
+def test_a_replay_with_hostile_faults_says_each_warning_once(tmp_path: Path) -> None:
+    """The issue's case: 268 identical 'terminal health DEGRADED' lines on a terminal before."""
+    import os
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "replay", "--faults", "hostile"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env={**os.environ, "TRADEGUARD_LOGGING__FORMAT": "text"},
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stderr.splitlines()
+    degraded = [line for line in lines if "terminal health DEGRADED" in line]
+    assert degraded and len(degraded) == len(set(line[9:] for line in degraded))  # no line twice
+    assert any("more times)" in line for line in degraded) and len(lines) < 30

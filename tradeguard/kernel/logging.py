@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line, with correlation ids and secrets redacted.
+"""Logs: readable lines on a terminal, one JSON object per line for files and services; correlation ids and
+secrets redacted; a warning repeated word for word is said once, then counted.
 
 Library code logs through ``logging.getLogger("tradeguard....")`` and passes structured fields
 as ``extra={...}``. ``signal_id``/``client_id`` are bound with :func:`correlate` for the span of
@@ -105,8 +106,66 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str)
 
 
-def configure(level: str = "INFO", file: str | Path = "") -> None:
-    """Route the ``tradeguard`` logger tree to JSON lines on stderr or a file (idempotent)."""
+class TextFormatter(JsonFormatter):
+    """One readable line: time, level, logger, message, then the structured fields as key=value."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = json.loads(super().format(record))
+        head = f"{fields.pop('ts')[11:19]} {fields.pop('level'):<8} {fields.pop('logger')}: {fields.pop('msg')}"
+        exc = fields.pop("exc", "")
+        tail = " ".join(f"{k}={v}" for k, v in fields.items())
+        return f"{head}  {tail}".rstrip() + (f"\n{exc}" if exc else "")
+
+
+class Collapsing(logging.Handler):
+    """Says a warning (or worse) once, then counts its word-for-word repeats instead of printing them, for
+    ``window`` seconds; the count is said when the window ends with the message's next line, and when logging
+    stops. Below WARNING, and the first line of each message, pass as they are."""
+
+    def __init__(self, inner: logging.Handler, window: float = 60.0) -> None:
+        super().__init__()
+        self.inner, self.window = inner, window
+        self._seen: dict[tuple[str, int, str], list[Any]] = {}  # key -> [window start, repeats, last record]
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.WARNING:
+            self.inner.handle(record)
+            return
+        key = (record.name, record.levelno, record.getMessage())
+        seen = self._seen.get(key)
+        if seen is not None and record.created - seen[0] < self.window:
+            seen[1] += 1
+            seen[2] = record
+            return
+        if seen is not None and seen[1]:
+            self._say_count(seen)
+        self._seen[key] = [record.created, 0, record]
+        self.inner.handle(record)
+
+    def _say_count(self, seen: list[Any]) -> None:
+        last: logging.LogRecord = seen[2]
+        summary = logging.makeLogRecord(
+            {**last.__dict__, "msg": f"{last.getMessage()} (repeated {seen[1]} more times)", "args": None}
+        )
+        self.inner.handle(summary)
+        seen[1] = 0
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def close(self) -> None:
+        for seen in self._seen.values():
+            if seen[1]:
+                self._say_count(seen)
+        self._seen.clear()
+        self.inner.close()
+        super().close()
+
+
+def configure(level: str = "INFO", file: str | Path = "", style: str = "auto") -> None:
+    """Route the ``tradeguard`` logger tree to stderr or a file (idempotent). ``style``: "text" (readable lines),
+    "json" (one object per line), or "auto": text on a terminal, JSON to a file or anything else (a service's
+    journal, a pipe a collector reads)."""
     root = logging.getLogger("tradeguard")
     for old in list(root.handlers):
         if getattr(old, "_tradeguard", False):
@@ -114,10 +173,12 @@ def configure(level: str = "INFO", file: str | Path = "") -> None:
             old.close()
     if file:
         Path(file).parent.mkdir(parents=True, exist_ok=True)
-        handler: logging.Handler = logging.FileHandler(file, encoding="utf-8")
+        inner: logging.Handler = logging.FileHandler(file, encoding="utf-8")
     else:
-        handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+        inner = logging.StreamHandler(sys.stderr)
+    text = style == "text" or (style == "auto" and not file and sys.stderr.isatty())
+    inner.setFormatter(TextFormatter() if text else JsonFormatter())
+    handler = Collapsing(inner)
     handler._tradeguard = True  # type: ignore[attr-defined]  # marks our handler for idempotent reconfigure
     root.addHandler(handler)
     root.setLevel(level)

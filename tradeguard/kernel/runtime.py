@@ -212,7 +212,7 @@ class Runtime:
         kernel = validate(
             {k: raw[k] for k in KERNEL_TABLES if k in raw}, KERNEL_TABLES, env=env, source=path, tolerated=raw
         )
-        tglog.configure(kernel.logging.level, kernel.logging.file)
+        tglog.configure(kernel.logging.level, kernel.logging.file, kernel.logging.format)
         pm = plugin_loader.new_manager()
         records = plugin_loader.load(pm, kernel.plugins, env) if discover else []
         for name, obj in plugins:

@@ -67,7 +67,10 @@ class PluginsSettings(PluginSettings):
 
 class LoggingSettings(PluginSettings):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    file: str = Field(default="", description="JSON-lines log file; empty = standard error")
+    file: str = Field(default="", description="log file; empty = standard error")
+    format: Literal["auto", "text", "json"] = Field(
+        default="auto", description="text lines or JSON objects; auto: text on a terminal, JSON otherwise"
+    )
 
 
 class PipelineSettings(PluginSettings):
