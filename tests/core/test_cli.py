@@ -186,3 +186,36 @@ def test_replay_json_prints_one_object_a_pipeline_can_read(tmp_path: Path) -> No
     assert summary["audit"] == {"intact": True, "records": summary["audit"]["records"], "reason": None}
     assert sum(summary["rejections"].values()) == summary["signals"] - summary["approved"]
     assert summary["last_bar"] < "2017-04-26" and summary["interrupted"] is False
+
+
+def test_a_replay_with_faults_ends_with_what_was_injected_and_how_each_was_handled(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "TRADEGUARD_RISK_GUARD__DAILY_LOSS_LIMIT_PCT": "0",  # keep trading: every fault kind gets its chance
+        "TRADEGUARD_RISK_GUARD__MAX_DRAWDOWN_PCT": "0",
+    }
+    res = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "replay", "--faults", "hostile", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    faults = json.loads(res.stdout)["faults"]
+    handled = faults["handled"]
+    assert {"reject", "requote", "timeout_executed"} <= set(faults["injected"])
+    assert handled["re-sent (requote, price changed, too many requests)"] > 0
+    assert handled["resolved by a lookup at the broker (found: filled)"] > 0
+    assert handled["refused by the broker (journaled rejected)"] == sum(faults["refused_by"].values()) > 0
+    assert faults["refused_by"]["REJECT"] > 0
+    table = subprocess.run(  # and as a table for people
+        [sys.executable, "-m", "tradeguard", "replay", "--faults", "hostile", "--fresh"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env={**env, "COLUMNS": "200"},
+    )
+    assert table.returncode == 0 and "faults injected, and how they were handled" in table.stdout

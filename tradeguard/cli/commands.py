@@ -264,7 +264,7 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_j
     object on standard output, for a pipeline to read); exit 130 when it was interrupted."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tradeguard.replay.loop import ReplaySummary, replay
+    from tradeguard.replay.loop import ReplaySummary, fault_handling, replay
 
     try:
         terminal = rt.emulator()  # connects: the data file is read here
@@ -328,8 +328,25 @@ def _replay_and_summarise(rt: Runtime, first: int | None, last: int | None, as_j
     console.print(table)
     if len(summary.symbols) > 1:
         console.print(_book_table(summary.symbols))
+    faults = fault_handling(rt)
+    if faults:
+        console.print(_faults_table(faults))
     if summary.interrupted:
         raise typer.Exit(130)
+
+
+def _faults_table(faults: dict[str, Any]) -> Table:
+    """What the emulator injected and how each kind of fault was handled."""
+    table = Table(title="faults injected, and how they were handled", show_header=False)
+    injected = ", ".join(f"{k} {v}" for k, v in faults["injected"].items())
+    table.add_row("injected", injected)
+    for label, n in faults["handled"].items():
+        table.add_row(label, f"{n:,}")
+    if faults["refused_by"]:
+        table.add_row("refused, by answer", ", ".join(f"{k} {v}" for k, v in faults["refused_by"].items()))
+    if faults["held_by"]:
+        table.add_row("held, by reason", ", ".join(f"{k} {v}" for k, v in faults["held_by"].items()))
+    return table
 
 
 def _book_table(symbols: dict[str, Any]) -> Table:
@@ -355,9 +372,11 @@ def _print_json_summary(rt: Runtime, summary: Any) -> None:
     import dataclasses
 
     from tradeguard.cli.status import kill_switch_record
+    from tradeguard.replay.loop import fault_handling
 
     record = dataclasses.asdict(summary)
     record["rejections"] = dict(summary.rejections.most_common())
+    record["faults"] = fault_handling(rt)
     record["symbols"] = {name: dataclasses.asdict(part) for name, part in summary.symbols.items()}
     record["kill_switch"] = kill_switch_record(rt.store.kill_state())
     verdict = _audit_verdict(rt)

@@ -309,3 +309,56 @@ def _replayed_symbols_only(symbols: list[str], replayed: list[str]) -> None:
             f"(broker.emulator.data); {', '.join(missing)} has no data: follow the replayed symbols, or serve "
             "other data"
         )
+
+
+#: order_send answers the execution engine re-sends after (a fresh price, a pause)
+_RESENT = ("REQUOTE", "PRICE_CHANGED", "PRICE_OFF", "TOO_MANY_REQUESTS")
+#: the gate's refusals while the terminal says it cannot trade
+_HELD = ("trading_disabled", "market_closed", "not_aligned", "terminal_disconnected", "stale_quote")
+
+
+def fault_handling(rt: Runtime) -> dict[str, Any]:
+    """What the emulator injected in this replay, and how the control plane handled it, from the engine's own
+    counts and the journal: re-sent, resolved by a lookup at the broker, unknown until certainly absent,
+    refused by the broker, held at the gate. Empty without fault injection."""
+    terminal = rt.emulator()
+    if terminal is None or not terminal.faults.injected:
+        return {}
+    retcodes = rt.metrics.series("tradeguard_execution_retcodes")
+    answers: dict[str, float] = {}
+    if retcodes is not None:
+        for metric in retcodes.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    answers[sample.labels["retcode"]] = sample.value
+    store = rt.sqlite_store()
+
+    def count(sql: str) -> int:
+        return int(store.query(sql)[0][0])
+
+    refused: dict[str, int] = dict(
+        (str(reason), int(n))
+        for reason, n in store.query(
+            "SELECT substr(message, 1, instr(message, ':') - 1), COUNT(*) FROM order_events "
+            "WHERE from_state = 'new' AND to_state = 'rejected' AND retcode IS NOT NULL GROUP BY 1"
+        )
+    )
+    held = Counter[str]()
+    for (reasons,) in store.query("SELECT reasons FROM decisions WHERE approved = 0"):
+        held.update(code for code in _HELD if code in reasons)
+    return {
+        "injected": dict(sorted(terminal.faults.injected.items())),
+        "handled": {
+            "re-sent (requote, price changed, too many requests)": int(sum(answers.get(k, 0) for k in _RESENT)),
+            "resolved by a lookup at the broker (found: filled)": count(
+                "SELECT COUNT(*) FROM order_events WHERE message LIKE '%found at the broker%' AND to_state = 'filled'"
+            ),
+            "unknown, then certainly absent (rejected after the SLA)": count(
+                "SELECT COUNT(*) FROM order_events WHERE message LIKE 'not found at the broker%'"
+            ),
+            "refused by the broker (journaled rejected)": sum(refused.values()),
+            "held at the gate (signals refused while the terminal could not trade)": sum(held.values()),
+        },
+        "refused_by": dict(sorted(refused.items())),
+        "held_by": dict(sorted(held.items())),
+    }
