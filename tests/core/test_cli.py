@@ -219,3 +219,31 @@ def test_a_replay_with_faults_ends_with_what_was_injected_and_how_each_was_handl
         env={**env, "COLUMNS": "200"},
     )
     assert table.returncode == 0 and "faults injected, and how they were handled" in table.stdout
+
+
+def test_plugins_and_status_stay_readable_at_80_columns(tmp_path: Path) -> None:
+    """Wrapped or folded, never cut: no "accuracy_metri…" on a narrow terminal."""
+    env = {**os.environ, "COLUMNS": "80"}
+    replayed = subprocess.run(
+        [sys.executable, "-m", "tradeguard", "replay", "--to", "2017-05-01"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        env=env,
+    )
+    assert replayed.returncode == 0, replayed.stderr[-2000:]
+    for command in (["plugins"], ["status"]):
+        res = subprocess.run(
+            [sys.executable, "-m", "tradeguard", *command],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+            env=env,
+        )
+        assert res.returncode == 0, res.stderr[-2000:]
+        lines = res.stdout.splitlines()
+        assert "…" not in res.stdout and max(len(line) for line in lines) <= 80, command
+        if command == ["plugins"]:
+            assert "accuracy_metrics" in res.stdout and "signal_validation_gate" in res.stdout

@@ -60,14 +60,17 @@ def plugins_cmd(settings: SettingsOpt = None, env: EnvOpt = None) -> None:
     """List every installed plugin: distribution, version, status and the hooks it implements."""
     rt = _build(settings, env, trading=False)
     table = Table(title=f"plugins (environment {rt.settings.env})")
-    for col in ("name", "distribution", "version", "status", "hooks"):
-        table.add_column(col)
+    width = max((len(rec.name) for rec in rt.plugins), default=4)
+    table.add_column("plugin (from)", no_wrap=True, min_width=width)  # a name is never cut
+    table.add_column("status", overflow="fold")  # at 80 columns a long error folds onto the next line, never "…"
+    table.add_column("hooks", no_wrap=True)
     for rec in rt.plugins:
         status = rec.status + (" (required)" if rec.required else "")
         if rec.error:
             status += f"\n{rec.error}"
         colour = {"loaded": "green", "disabled": "yellow", "failed": "red"}[rec.status]
-        table.add_row(rec.name, rec.distribution, rec.version, f"[{colour}]{status}[/]", ", ".join(rec.hooks))
+        origin = f"{rec.distribution} {rec.version}".strip()
+        table.add_row(f"{rec.name}\n[dim]{origin}[/]", f"[{colour}]{status}[/]", "\n".join(rec.hooks))
     console.print(table)
 
 
@@ -777,6 +780,8 @@ def status_cmd(
         sys.stdout.write(json.dumps(s) + "\n")
         return
     table = Table(title=f"tradeguard status ({s['journal']})", show_header=False)
+    table.add_column(no_wrap=True)
+    table.add_column(overflow="fold")  # at 80 columns a long path or message folds, never "…"
     k = s["kill_switch"]
     table.add_row(
         "kill switch",
@@ -875,8 +880,11 @@ def _rows_table(title: str, rows: list[dict[str, Any]], columns: dict[str, str])
     Headers come from the keys: ``total_s`` -> "total s", ``mean_us`` -> "mean µs".
     """
     table = Table(title=title)
-    for col, fmt in columns.items():
-        table.add_column(col.replace("_us", " µs").replace("_", " "), justify="left" if fmt == "{}" else "right")
+    for n, (col, fmt) in enumerate(columns.items()):
+        header = col.replace("_us", " µs").replace("_", " ")
+        text = fmt == "{}"
+        # the first column names the row: never cut nor folded; other text folds at 80 columns, never "…"
+        table.add_column(header, justify="left" if text else "right", no_wrap=n == 0, overflow="fold")
     for row in rows:
         table.add_row(*(fmt.format(row[col]) for col, fmt in columns.items()))
     return table
