@@ -247,3 +247,19 @@ def test_plugins_and_status_stay_readable_at_80_columns(tmp_path: Path) -> None:
         assert "…" not in res.stdout and max(len(line) for line in lines) <= 80, command
         if command == ["plugins"]:
             assert "accuracy_metrics" in res.stdout and "signal_validation_gate" in res.stdout
+
+
+def test_config_check_says_when_the_broker_module_cannot_be_imported_and_connect_reaches_the_terminal(
+    tmp_path: Path,
+) -> None:
+    from tradeguard.kernel.operator_secret import hash_secret
+
+    settings = tmp_path / "settings.toml"
+    settings.write_text(
+        f'[live.broker]\nmodule = "MetaTrader5"\n[live.kill_switch]\noperator_secret_hash = "{hash_secret("x" * 8)}"\n'
+    )
+    live = tg("config", "check", "--env", "live", "--settings", str(settings))
+    err = " ".join(live.stderr.split())
+    assert live.returncode == 1 and "broker.module = 'MetaTrader5': package MetaTrader5 not installed" in err
+    reached = tg("config", "check", "--connect", "--settings", str(settings))  # default env: the emulator
+    assert reached.returncode == 0 and "terminal OK: account 5000001 on Tradeguard-Emulator" in reached.stdout

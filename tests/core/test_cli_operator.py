@@ -205,3 +205,19 @@ def test_a_reset_from_the_cli_waits_for_an_inconsistent_reconciliation(deploymen
     assert refused.returncode == 1 and "still holds" in refused.stderr
     forced = tg(deployment, "reset", "--operator", "dave", "--reason", "checked by hand", "--force", secret=SECRET)
     assert forced.returncode == 0, forced.stderr
+
+
+def test_reset_says_what_is_missing_and_when_there_is_nothing_to_reset(tmp_path: Path) -> None:
+    bare = tmp_path / "bare.toml"
+    bare.write_text(f'[default.runtime]\ndata_dir = "{tmp_path / "var"}"\n')
+    res = tg(bare, "reset", "--operator", "ops", "--reason", "calm", secret="whatever1")
+    assert res.returncode == 1 and "tradeguard hash-secret" in " ".join(res.stderr.split())
+    configured = tmp_path / "configured.toml"
+    configured.write_text(
+        f'[default.runtime]\ndata_dir = "{tmp_path / "var"}"\n'
+        f'[default.kill_switch]\noperator_secret_hash = "{hash_secret("whatever1")}"\n'
+    )
+    res = tg(configured, "reset", "--operator", "ops", "--reason", "calm", secret="whatever1")
+    assert res.returncode == 0 and "already ACTIVE: nothing to reset" in res.stdout
+    events = Store(tmp_path / "var" / "tradeguard.db").kill_events_after(0)
+    assert events == []  # no ACTIVE -> ACTIVE recorded

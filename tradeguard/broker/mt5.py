@@ -12,6 +12,7 @@ Not thread-safe, like the terminal it drives: one thread owns the broker.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import time
 import types
@@ -140,6 +141,22 @@ TIMEFRAME_CODES = {
 }
 
 
+#: the package each broker module needs, and how to install it
+_PACKAGES = {
+    "MetaTrader5": ("MetaTrader5", "Windows: pip install 'tradeguard[mt5]'"),
+    "mt5linux": ("mt5linux", "pip install --no-deps mt5linux rpyc"),
+}
+
+
+def module_problem(cfg: BrokerSettings) -> str:
+    """Why the broker module the settings name cannot be imported here ('' when it can), without importing it:
+    ``config check`` says so before ``run`` would fail on it."""
+    package = _PACKAGES.get(cfg.module)
+    if package is None or importlib.util.find_spec(package[0]) is not None:
+        return ""
+    return f"broker.module = {cfg.module!r}: package {package[0]} not installed ({package[1]})"
+
+
 def load_module(cfg: BrokerSettings) -> Any:
     """Import (or connect) the MetaTrader5-compatible module the settings name.
 
@@ -154,15 +171,11 @@ def load_module(cfg: BrokerSettings) -> Any:
         try:
             return importlib.import_module("MetaTrader5")
         except ImportError as exc:
-            raise BrokerError(
-                "broker.module = 'MetaTrader5': package not installed (Windows: pip install 'tradeguard[mt5]')"
-            ) from exc
+            raise BrokerError(module_problem(cfg)) from exc
     try:
         from mt5linux import MetaTrader5
     except ImportError as exc:
-        raise BrokerError(
-            "broker.module = 'mt5linux': package not installed (pip install --no-deps mt5linux rpyc)"
-        ) from exc
+        raise BrokerError(module_problem(cfg)) from exc
     try:
         return MetaTrader5(host=cfg.host, port=cfg.port)
     except OSError as exc:

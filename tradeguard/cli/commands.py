@@ -79,16 +79,53 @@ def config_check(
     settings: SettingsOpt = None,
     env: EnvOpt = None,
     show: Annotated[bool, typer.Option("--show", help="print the validated settings (secrets redacted)")] = False,
+    connect: Annotated[
+        bool, typer.Option("--connect", help="also reach the terminal (and the fleet database) and say who answers")
+    ] = False,
 ) -> None:
-    """Validate every setting for an environment; exit 1 naming each bad key."""
+    """Validate every setting for an environment, and that the broker module can be imported there; exit 1 naming
+    each bad key or what is missing."""
+    from tradeguard.broker.mt5 import module_problem
+
     rt = _build(settings, env)
     if show:
         console.print_json(json.dumps(rt.settings.redacted()))
+    problem = module_problem(rt.settings.broker)
+    if problem:  # `run` would fail on it after every setting passed
+        raise _fail(TradeguardError(problem))
     loaded = sum(r.status == "loaded" for r in rt.plugins)
     source = rt.settings.source or "built-in defaults"
     console.print(f"settings OK: environment {rt.settings.env}, file {source}, {loaded} plugins loaded")
     for warning in ineffective(rt.settings):
         console.print(f"[yellow]warning[/]: {warning}", highlight=False)
+    if connect:
+        _try_connections(rt)
+
+
+def _try_connections(rt: Runtime) -> None:
+    """Reach the terminal the settings name (and the fleet database when there is one); say who answered."""
+    try:
+        account = rt.broker.account()
+        terminal = rt.broker.terminal()
+    except TradeguardError as exc:
+        raise _fail(exc) from exc
+    trading = "trading allowed" if terminal.trade_allowed else "[red]trading NOT allowed in the terminal[/]"
+    console.print(
+        f"terminal OK: account {account.login} on {account.server}, {account.currency} "
+        f"{account.equity:,.2f} equity, {trading}, server clock {rt.broker.zone.name}"
+    )
+    fleet = rt.settings.fleet
+    if fleet.enabled:
+        from tradeguard.fleet.database import FleetDB
+
+        db = FleetDB(fleet.url.get_secret_value(), fleet.name, connect_timeout=fleet.connect_timeout_seconds)
+        try:
+            version = db.migrate()
+        except TradeguardError as exc:
+            raise _fail(exc) from exc
+        finally:
+            db.close()
+        console.print(f"fleet database OK: fleet {fleet.name!r}, schema {version}")
 
 
 @app.command("demo")
