@@ -75,6 +75,8 @@ from tradeguard.kernel.schema import (
     validated_for_live,
 )
 from tradeguard.kernel.sessions import OFF_SESSION, session_of
+from tradeguard.kernel.status import kill_switch_record, read_status
+from tradeguard.kernel.tokens import TokenEntry, holder
 from tradeguard.kernel.triggers import action_for
 from tradeguard.kernel.windows import SortedWindow, percentile
 from tradeguard.models import (
@@ -183,6 +185,7 @@ __all__ = [
     "StoreUnwritable",
     "SymbolSpec",
     "Targets",
+    "TokenEntry",
     "TradeOutcome",
     "TradeguardError",
     "WriteBehindPlugin",
@@ -191,11 +194,14 @@ __all__ = [
     "backoff",
     "canonical",
     "chain_hash",
+    "holder",
     "hookimpl",
     "iso",
+    "kill_switch_record",
     "missing_from_chain",
     "on_scrape",
     "percentile",
+    "read_status",
     "rolling_atr",
     "score_bucket",
     "seed",

@@ -516,7 +516,7 @@ class OperatorAction(_Frozen):
     how authenticated, why, and what came of it. Audited and alerted."""
 
     time: AwareDatetime
-    action: Literal["flatten", "close", "modify"]
+    action: Literal["flatten", "close", "modify", "cancel", "reset"]
     operator: str
     via: str  # cli, api, telegram, ...
     auth: str = ""  # how the operator proved who they are

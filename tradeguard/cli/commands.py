@@ -37,6 +37,8 @@ emulator_app = typer.Typer(help="The built-in MetaTrader 5 emulator.", no_args_i
 app.add_typer(emulator_app, name="emulator")
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+token_app = typer.Typer(help="Tokens of the control API and web console.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 app.add_typer(fleet_app, name="fleet")
 
 
@@ -411,7 +413,7 @@ def _book_table(symbols: dict[str, Any]) -> Table:
 def _print_json_summary(rt: Runtime, summary: Any) -> None:
     import dataclasses
 
-    from tradeguard.cli.status import kill_switch_record
+    from tradeguard.kernel.status import kill_switch_record
     from tradeguard.replay.loop import fault_handling
 
     record = dataclasses.asdict(summary)
@@ -764,6 +766,31 @@ def stops_cmd(
     )
 
 
+@token_app.command("create")
+def token_create_cmd(
+    name: Annotated[str, typer.Argument(help="who or what holds it: a person, a dashboard, a bot")],
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help="read (status, decisions) or control (the actions too)")
+    ] = None,
+) -> None:
+    """Make a control-API token: printed once, here, with the settings lines that hold only its hash (for
+    .secrets.toml). The token itself is stored nowhere; lose it and make another."""
+    import re
+
+    from tradeguard.kernel.tokens import new_token
+
+    scopes = sorted(set(scope or ["read"]) | ({"read"} if "control" in (scope or []) else set()))
+    if not set(scopes) <= {"read", "control"}:
+        raise typer.BadParameter(f"{', '.join(scopes)}: the scopes are read and control", param_hint="--scope")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", name):
+        raise typer.BadParameter("letters, digits, - and _ (it names the caller in the audit trail)", param_hint="NAME")
+    token, digest = new_token()
+    err_console.print(f"token for {name} (shown once; give it to its holder, keep it out of files):")
+    typer.echo(token)
+    err_console.print("and in .secrets.toml:")
+    typer.echo(f'[default.control_api.tokens.{name}]\nhash = "{digest}"\nscopes = {json.dumps(scopes)}')
+
+
 @app.command("hash-secret")
 def hash_secret_cmd() -> None:
     """Ask for a new operator secret twice and print its scrypt hash, for kill_switch.operator_secret_hash
@@ -808,7 +835,7 @@ def status_cmd(
 ) -> None:
     """Kill switch, account, orders, open positions, health, reconciliation, decisions and alerts, from the store
     (safe while running). Health and reconciliation are stored when their verdict changes, hence "since"."""
-    from tradeguard.cli.status import read_status
+    from tradeguard.kernel.status import read_status
     from tradeguard.store.journal_lock import describe_owner
 
     _, store = _store_of(settings, env, existing=True)  # an SQLite journal that is there

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from tradeguard.kernel.runtime import Runtime
 
 log = logging.getLogger("tradeguard.operator")
-ACTIONS = ("flatten", "close", "modify")
+ACTIONS = ("flatten", "close", "modify", "cancel", "reset")
 #: a request older than this is not carried out: its operator was told it timed out (the CLI waits 15 s)
 REQUEST_TTL_SECONDS = 15.0
 
@@ -95,6 +95,24 @@ class OperatorDesk:
         target = args.get("take_profit") if args.get("take_profit") is not None else (held.tp or None)
         done = engine.modify_order(ticket, stop, target)
         return done, f"stops now sl {stop or 0:g} tp {target or 0:g}" if done else "the broker refused the change"
+
+    def _cancel(self, engine: Any, args: dict[str, Any]) -> tuple[bool, str]:
+        """Cancel every working pending order of ours (exits and stops stay as they are)."""
+        working = [e for e in engine.get_open_orders() if e.state.value in ("accepted", "partially_filled")]
+        done = [e.client_id for e in working if engine.cancel_order(e.client_id, reason="operator cancel")]
+        left = [e.client_id for e in working if e.client_id not in done]
+        text = f"cancelled: {', '.join(done) or 'nothing was working'}"
+        return (not left, text if not left else f"{text}; STILL WORKING: {left}")
+
+    def _reset(self, engine: Any, args: dict[str, Any]) -> tuple[bool, str]:
+        """The kill switch back to ACTIVE: the caller checked the operator secret (it never travels here)."""
+        kill_switch = self.rt.pm.get_plugin("kill_switch")
+        if kill_switch is None:
+            raise TradeguardError("the kill_switch plugin is not loaded")
+        kill_switch.reset_authorized(
+            args["operator"], args["reason"], force=bool(args.get("force")), via=str(args.get("via", "api"))
+        )
+        return True, "kill switch ACTIVE"
 
     @staticmethod
     def _state(engine: Any, client_id: str) -> str:

@@ -106,7 +106,7 @@ class MetricsServer(ConfiguredPlugin):
             target=self.server.serve_forever, args=(POLL_SECONDS,), name="tradeguard-metrics", daemon=True
         ).start()
         self.port = self.server.server_address[1]
-        log.info("metrics served", extra={"url": f"http://{cfg.host}:{self.port}/metrics"})
+        log.info("metrics served", extra={"address": f"http://{cfg.host}:{self.port}/metrics"})
 
     @hookimpl
     def tradeguard_shutdown(self, runtime: Runtime) -> None:

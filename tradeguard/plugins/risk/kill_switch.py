@@ -351,6 +351,12 @@ class KillSwitch(ConfiguredPlugin):
         if not verify_secret(secret, stored):
             self._refused(operator, f"reset by {operator} refused: wrong secret ({reason})", via, "wrong secret")
             raise ResetRefused("wrong operator secret")
+        self.reset_authorized(operator, reason, force=force, via=via)
+
+    def reset_authorized(self, operator: str, reason: str, *, force: bool = False, via: str = "cli") -> None:
+        """Back to ACTIVE for an operator whose secret was checked already (by :meth:`reset`, or by the control
+        API before it handed the reset to the trading process: the secret itself never travels). Refused while
+        the trigger holds unless forced."""
         holding = self.condition_holds()
         if holding and not force:
             self._refused(

@@ -1,0 +1,398 @@
+"""The control API and web console (issue 29): the desk an operator reaches when not at the server's shell.
+
+Served by ``tradeguard run`` in its own thread (FastAPI on uvicorn); the trading loop never waits on it.
+
+* **Reading** (scope ``read``): ``GET /api/status`` (kill switch, account, positions, pending orders, day P&L
+  and the limits, health, reconciliation, alerts outstanding) and ``GET /api/decisions`` (the latest, with
+  their reasons). The console at ``/`` shows both and refreshes itself.
+* **Acting** (scope ``control``): stop entries (REDUCE_ONLY), halt, flatten, close one position, cancel the
+  pending orders, reset (with the operator secret). Every action goes through the runtime's own services, the
+  way the CLI's do: a latch through the store, which the kill switch adopts within a second (it acts, alerts
+  and the audit trail chains it); an order through the store's operator requests, which the trading loop
+  carries out on the execution engine (journaled, the veto chain asked, alerted, audited), with the caller's
+  identity (the token's name), the surface (api or console) and the reason.
+* **Secure by default**: 127.0.0.1; another address only with TLS; no token configured, no API; tokens
+  stored as hashes only; the console's session is an HttpOnly, SameSite=Strict cookie and every action it
+  sends carries a CSRF token; failed authentications are rate-limited per client and alerted; no response or
+  log line ever holds a token, the operator secret or a session id.
+"""
+
+import asyncio
+import ipaddress
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from tradeguard import (
+    AlertChannel,
+    ConfiguredPlugin,
+    Job,
+    KillState,
+    PluginSettings,
+    Runtime,
+    Severity,
+    SQLiteStore,
+    TokenEntry,
+    holder,
+    hookimpl,
+    kill_switch_record,
+    read_status,
+    verify_secret,
+)
+
+log = logging.getLogger("tradeguard.control_api")
+CONSOLE = Path(__file__).with_name("console.html")
+COOKIE = "tradeguard_session"
+#: how long an action waits for the trading loop to carry it out (the loop serves requests every second)
+ANSWER_SECONDS = 15.0
+
+
+class ControlApiSettings(PluginSettings):
+    host: str = Field(default="127.0.0.1", description="address to serve on; not loopback only with TLS")
+    port: int = Field(default=8765, ge=0, le=65535, description="TCP port; 0 picks a free one")
+    tls_certfile: str = Field(default="", description="PEM certificate: required for a non-loopback host")
+    tls_keyfile: str = Field(default="", description="PEM private key of that certificate")
+    tokens: dict[str, TokenEntry] = Field(
+        default_factory=dict, description="name -> {hash, scopes}, from `tradeguard token create`; none: no API"
+    )
+    failed_auth_limit: int = Field(default=5, ge=1, description="failed authentications per client per minute")
+    session_minutes: float = Field(default=60.0, gt=0, description="how long a console login lasts")
+
+    @model_validator(mode="after")
+    def _tls_off_loopback(self) -> "ControlApiSettings":
+        loopback = self.host == "localhost" or ipaddress.ip_address(self.host).is_loopback
+        if not loopback and not (self.tls_certfile and self.tls_keyfile):
+            raise ValueError(
+                f"control_api.host = {self.host!r} is not loopback: set tls_certfile and tls_keyfile (a token sent "
+                "in clear text over a network is everybody's)"
+            )
+        return self
+
+
+@dataclass
+class Caller:
+    name: str
+    scopes: tuple[str, ...]
+    via: Literal["api", "console"]
+    csrf: str = ""
+
+
+class Reason(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class Close(Reason):
+    ticket: int = Field(gt=0)
+    volume: float | None = Field(default=None, gt=0)
+
+
+class Reset(Reason):
+    secret: str = Field(min_length=1, max_length=500)
+    force: bool = False
+
+
+class ControlApi(ConfiguredPlugin):
+    settings_model = ControlApiSettings
+    stage = 6
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rt: Runtime
+        self.server: Any = None
+        self.port = 0
+        self._thread: threading.Thread | None = None
+        self._store: SQLiteStore | None = None  # the API thread's own connection to the journal
+        self._alerts: queue.SimpleQueue[tuple[Severity, str, str]] = queue.SimpleQueue()
+        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._sessions: dict[str, tuple[Caller, float]] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    @hookimpl
+    def tradeguard_startup(self, runtime: Runtime) -> None:
+        super().tradeguard_startup(runtime)
+        self.rt = runtime
+        cfg = self.cfg
+        if not cfg.tokens:
+            log.info("control API not started: no token configured (tradeguard token create)")
+            return
+        if not isinstance(runtime.store, SQLiteStore) or runtime.role != "trading":
+            return  # an operator command's runtime, or one without a journal: nothing to serve
+        import uvicorn
+
+        config = uvicorn.Config(
+            self.app(),
+            host=cfg.host,
+            port=cfg.port,
+            ssl_certfile=cfg.tls_certfile or None,
+            ssl_keyfile=cfg.tls_keyfile or None,
+            log_level="warning",
+            access_log=False,  # an access log would hold client addresses and paths, not tokens; still off
+            lifespan="off",
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, name="tradeguard-control-api", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise OSError(f"control_api: cannot serve on {cfg.host}:{cfg.port} (in use? 0 takes a free port)")
+            time.sleep(0.01)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        scheme = "https" if cfg.tls_certfile else "http"
+        log.info("control API served", extra={"address": f"{scheme}://{cfg.host}:{self.port}/"})
+
+    @hookimpl
+    def tradeguard_shutdown(self, runtime: Runtime) -> None:
+        if self.server is not None and self._thread is not None:
+            self.server.should_exit = True
+            self._thread.join(timeout=5)
+            self.server = None
+
+    @hookimpl
+    def periodic_jobs(self, runtime: Runtime) -> list[Job]:
+        """Alerts the API thread raised, said on the trading thread (where the alert manager and its store are)."""
+        return [
+            Job(
+                name="control_api.alerts",
+                every=timedelta(seconds=1),
+                run=lambda rt: self._say_alerts(),
+                wall_clock=True,
+            )
+        ]
+
+    def _say_alerts(self) -> None:
+        while not self._alerts.empty():
+            severity, code, message = self._alerts.get_nowait()
+            self.rt.alert(
+                channel=AlertChannel.SYSTEM, severity=severity, module="control_api", error_code=code, message=message
+            )
+
+    # -- the application ----------------------------------------------------------------------------
+
+    def store(self) -> SQLiteStore:
+        """The API thread's own connection to the journal (WAL: it reads beside the trading loop's writes)."""
+        if self._store is None:
+            self._store = SQLiteStore(self.rt.sqlite_store().path)
+        return self._store
+
+    def app(self) -> Any:
+        from fastapi import Depends, FastAPI, HTTPException, Request, Response
+        from fastapi.responses import HTMLResponse, JSONResponse
+
+        api = FastAPI(
+            title="tradeguard control API",
+            description="The operator's desk: status, decisions, and the actions (scope control).",
+            version="1",
+        )
+
+        def caller(request: Request) -> Caller:
+            found = self._authenticate(request)
+            if found is None:
+                raise HTTPException(status_code=401, detail="not authenticated", headers={"WWW-Authenticate": "Bearer"})
+            return found
+
+        def controller(request: Request, who: Caller = Depends(caller)) -> Caller:  # noqa: B008
+            if "control" not in who.scopes:
+                raise HTTPException(status_code=403, detail="this token may read, not act (scope control)")
+            if who.via == "console" and not secrets.compare_digest(request.headers.get("x-csrf-token", ""), who.csrf):
+                raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
+            return who
+
+        @api.exception_handler(_TooMany)
+        async def too_many(request: Request, exc: _TooMany) -> JSONResponse:
+            return JSONResponse({"detail": "too many failed authentications: wait a minute"}, status_code=429)
+
+        @api.get("/", response_class=HTMLResponse, include_in_schema=False)
+        async def console() -> HTMLResponse:
+            # no other site may frame it (clickjacking) nor load anything into it
+            policy = {"Content-Security-Policy": "default-src 'self' 'unsafe-inline'", "X-Frame-Options": "DENY"}
+            return HTMLResponse(CONSOLE.read_text(), headers=policy)
+
+        @api.post("/login", include_in_schema=False)
+        async def login(request: Request, response: Response) -> dict[str, Any]:
+            form = await request.json()
+            token = str(form.get("token", ""))
+            who = self._by_token(request, token)
+            if who is None:
+                raise HTTPException(status_code=401, detail="not authenticated")
+            session, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+            self._sessions[session] = (Caller(who.name, who.scopes, "console", csrf), time.monotonic())
+            response.set_cookie(
+                COOKIE,
+                session,
+                httponly=True,
+                samesite="strict",
+                secure=bool(self.cfg.tls_certfile),
+                max_age=int(self.cfg.session_minutes * 60),
+            )
+            return {"name": who.name, "scopes": list(who.scopes), "csrf": csrf}
+
+        @api.post("/logout", include_in_schema=False)
+        async def logout(request: Request, response: Response) -> dict[str, str]:
+            self._sessions.pop(request.cookies.get(COOKIE, ""), None)
+            response.delete_cookie(COOKIE)
+            return {"status": "logged out"}
+
+        @api.get("/api/status", summary="kill switch, account, positions, orders, limits, health, alerts")
+        async def status(who: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
+            return self.status()
+
+        @api.get("/api/decisions", summary="the latest decisions, with every reason")
+        async def decisions(limit: int = 50, who: Caller = Depends(caller)) -> list[dict[str, Any]]:  # noqa: B008
+            return self.decisions(max(1, min(limit, 500)))
+
+        @api.post("/api/actions/stop-entries", summary="REDUCE_ONLY: exits and stops only")
+        async def stop_entries(body: Reason, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
+            return self.latch(KillState.REDUCE_ONLY, body.reason, who)
+
+        @api.post("/api/actions/halt", summary="HALTED: no new orders; working ones cancelled")
+        async def halt(body: Reason, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
+            return self.latch(KillState.HALTED, body.reason, who)
+
+        @api.post("/api/actions/flatten", summary="close every position of ours")
+        async def flatten(body: Reason, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
+            return await self.order("flatten", {}, body.reason, who)
+
+        @api.post("/api/actions/close", summary="close one position (or part of it)")
+        async def close(body: Close, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
+            return await self.order("close", {"ticket": body.ticket, "volume": body.volume}, body.reason, who)
+
+        @api.post("/api/actions/cancel-pending", summary="cancel every working pending order of ours")
+        async def cancel(body: Reason, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
+            return await self.order("cancel", {}, body.reason, who)
+
+        @api.post("/api/actions/reset", summary="the kill switch back to ACTIVE (the operator secret)")
+        async def reset(body: Reset, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
+            stored = self.rt.settings.kill_switch.operator_secret_hash.get_secret_value()
+            if not stored:
+                raise HTTPException(status_code=409, detail="no operator secret is configured (tradeguard hash-secret)")
+            if not verify_secret(body.secret, stored):
+                self._fail(f"reset by {who.name} via {who.via} refused: wrong operator secret")
+                raise HTTPException(status_code=403, detail="wrong operator secret")
+            args = {"operator": who.name, "reason": body.reason, "force": body.force, "via": who.via}
+            return await self.order("reset", args, body.reason, who, auth="operator secret")
+
+        return api
+
+    # -- authentication ----------------------------------------------------------------------------
+
+    def _authenticate(self, request: Any) -> Caller | None:
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            return self._by_token(request, header[7:].strip())
+        session = self._sessions.get(request.cookies.get(COOKIE, ""))
+        if session is not None:
+            who, since = session
+            if time.monotonic() - since < self.cfg.session_minutes * 60:
+                return who
+            self._sessions.pop(request.cookies.get(COOKIE, ""), None)
+        if header or request.cookies.get(COOKIE):
+            self._failed(request)  # a credential presented and refused
+        return None
+
+    def _by_token(self, request: Any, token: str) -> Caller | None:
+        self._limit(request)
+        found = holder(self.cfg.tokens, token) if token else None
+        if found is None:
+            self._failed(request)
+            return None
+        return Caller(found[0], found[1], "api")
+
+    def _limit(self, request: Any) -> None:
+        window = self._failures[request.client.host if request.client else "?"]
+        while window and time.monotonic() - window[0] > 60:
+            window.popleft()
+        if len(window) >= self.cfg.failed_auth_limit:
+            raise _TooMany
+
+    def _failed(self, request: Any) -> None:
+        client = request.client.host if request.client else "?"
+        window = self._failures[client]
+        window.append(time.monotonic())
+        if len(window) == self.cfg.failed_auth_limit:  # once per burst: the next ones are refused unread
+            self._fail(f"{len(window)} failed authentications from {client} in a minute: refused for a minute")
+
+    def _fail(self, message: str) -> None:
+        self._alerts.put((Severity.WARNING, "control_api_auth", message))
+
+    # -- what it reads and does ---------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        store = self.store()
+        status = read_status(store)
+        status["pending_orders"] = [
+            {"client_id": r[0], "symbol": r[1], "side": r[2], "volume": r[3], "price": r[4], "state": r[5]}
+            for r in store.query(
+                "SELECT client_id, symbol, side, volume, price, state FROM orders "
+                "WHERE state IN ('accepted', 'partially_filled') AND order_type <> 'market' ORDER BY client_id"
+            )
+        ]
+        risk = self.rt.settings.tables().get("risk_guard")
+        status["limits"] = {
+            "daily_loss_limit_pct": getattr(risk, "daily_loss_limit_pct", 0.0),
+            "max_drawdown_pct": getattr(risk, "max_drawdown_pct", 0.0),
+        }
+        status["recent_alerts"] = [
+            {"time": r[0], "severity": r[1], "message": r[2]}
+            for r in store.query(
+                "SELECT MAX(created), MAX(severity), json_extract(record, '$.message') FROM alert_outbox "
+                "GROUP BY record ORDER BY MAX(id) DESC LIMIT 10"
+            )
+        ]
+        status.pop("audit_anchor", None)  # the chain's head is the audit's business, not the desk's
+        return status
+
+    def decisions(self, limit: int) -> list[dict[str, Any]]:
+        rows = self.store().query(
+            "SELECT decided_at, signal_id, approved, stage, reasons, client_id FROM decisions ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            {"time": r[0], "signal_id": r[1], "approved": bool(r[2]), "stage": r[3], "reasons": r[4], "client_id": r[5]}
+            for r in rows
+        ]
+
+    def latch(self, state: KillState, reason: str, who: Caller) -> dict[str, Any]:
+        """Latch through the store, as ``tradeguard kill`` does beside a running process: the kill switch adopts it
+        within a second, acts on it, alerts it (CRITICAL, with the caller) and the audit trail chains it."""
+        store = self.store()
+        current = kill_switch_record(store.kill_state())
+        if KillState(current["state"] or "ACTIVE").rank >= state.rank:
+            return {"ok": True, "result": f"already {current['state']} ({current['trigger']})", "kill_switch": current}
+        store.set_kill_state(state.value, "manual", reason, operator=who.name, via=who.via, auth=f"token {who.name}")
+        return {
+            "ok": True,
+            "result": f"{state.value} by {who.name}",
+            "kill_switch": kill_switch_record(store.kill_state()),
+        }
+
+    async def order(
+        self, action: str, args: dict[str, Any], reason: str, who: Caller, auth: str = ""
+    ) -> dict[str, Any]:
+        """Hand an order to the trading loop (it owns the broker) and wait for what came of it."""
+        store = self.store()
+        request = store.add_request(action, args, who.name, who.via, auth or f"token {who.name}", reason)
+        deadline = time.monotonic() + ANSWER_SECONDS
+        while time.monotonic() < deadline:
+            status, result = store.request_outcome(request)
+            if status in ("done", "failed"):
+                return {"ok": status == "done", "result": result}
+            await asyncio.sleep(0.1)
+        if store.withdraw_request(request):
+            return {"ok": False, "result": f"not carried out: the trading loop did not take it in {ANSWER_SECONDS:g} s"}
+        status, result = store.request_outcome(request)
+        return {"ok": status == "done", "result": result or "taken by the trading loop: see status"}
+
+
+class _TooMany(Exception):
+    """Too many failed authentications from one client in the last minute."""
