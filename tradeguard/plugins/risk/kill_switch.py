@@ -530,6 +530,13 @@ class KillSwitch(ConfiguredPlugin):
     @hookimpl(tryfirst=True)
     def evaluate_risk(self, order: OrderIntent, runtime: Runtime) -> Rejected | None:
         state = self.state
+        if state.admits(order, self.cfg.allow_closes_when_halted) and self._store is not None:
+            # another surface (the CLI, the control API, the fleet) may have latched it since the last refresh:
+            # the execution engine would refuse the order on the store's word; say why here, and adopt it now
+            stored = self._store.kill_state()
+            if stored is not None and KillState(stored[0]).rank > state.rank:
+                self.refresh_latch()
+                state = self.state
         if state.admits(order, self.cfg.allow_closes_when_halted):
             return None
         if state is KillState.REDUCE_ONLY:
