@@ -81,7 +81,7 @@ def test_failed_authentications_are_rate_limited_and_alerted(tmp_path: Path) -> 
             assert codes == [401, 401, 401, 429, 429]
             right = http.get("/api/status", headers={"Authorization": f"Bearer {CONTROLLER}"})
             assert right.status_code == 429  # the client waits its minute, even with the right token
-        rt.pm.get_plugin("control_api")._say_alerts()  # the trading loop's job says what the API thread saw
+        rt.pm.get_plugin("control_api").desk.say_alerts()  # the trading loop's job says what the API thread saw
         assert [a.error_code for a in alerts.seen] == ["control_api_auth"]
         assert "3 failed authentications from 127.0.0.1" in alerts.seen[0].message
     finally:

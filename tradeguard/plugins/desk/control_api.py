@@ -20,20 +20,17 @@ Served by ``tradeguard run`` in its own thread (FastAPI on uvicorn); the trading
 import asyncio
 import ipaddress
 import logging
-import queue
 import secrets
 import threading
 import time
 from collections import defaultdict, deque
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
 from tradeguard import (
-    AlertChannel,
     ConfiguredPlugin,
     Job,
     KillState,
@@ -44,16 +41,13 @@ from tradeguard import (
     TokenEntry,
     holder,
     hookimpl,
-    kill_switch_record,
-    read_status,
     verify_secret,
 )
+from tradeguard.plugins.desk.desk import ANSWER_SECONDS, Caller, Desk
 
 log = logging.getLogger("tradeguard.control_api")
 CONSOLE = Path(__file__).with_name("console.html")
 COOKIE = "tradeguard_session"
-#: how long an action waits for the trading loop to carry it out (the loop serves requests every second)
-ANSWER_SECONDS = 15.0
 
 
 class ControlApiSettings(PluginSettings):
@@ -76,14 +70,6 @@ class ControlApiSettings(PluginSettings):
                 "in clear text over a network is everybody's)"
             )
         return self
-
-
-@dataclass
-class Caller:
-    name: str
-    scopes: tuple[str, ...]
-    via: Literal["api", "console"]
-    csrf: str = ""
 
 
 class Reason(BaseModel):
@@ -110,8 +96,7 @@ class ControlApi(ConfiguredPlugin):
         self.server: Any = None
         self.port = 0
         self._thread: threading.Thread | None = None
-        self._store: SQLiteStore | None = None  # the API thread's own connection to the journal
-        self._alerts: queue.SimpleQueue[tuple[Severity, str, str]] = queue.SimpleQueue()
+        self.desk: Desk
         self._failures: dict[str, deque[float]] = defaultdict(deque)
         self._sessions: dict[str, tuple[Caller, float]] = {}
 
@@ -121,6 +106,7 @@ class ControlApi(ConfiguredPlugin):
     def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
+        self.desk = Desk(runtime, "control_api")
         cfg = self.cfg
         if not cfg.tokens:
             log.info("control API not started: no token configured (tradeguard token create)")
@@ -165,25 +151,10 @@ class ControlApi(ConfiguredPlugin):
             Job(
                 name="control_api.alerts",
                 every=timedelta(seconds=1),
-                run=lambda rt: self._say_alerts(),
+                run=lambda rt: self.desk.say_alerts(),
                 wall_clock=True,
             )
         ]
-
-    def _say_alerts(self) -> None:
-        while not self._alerts.empty():
-            severity, code, message = self._alerts.get_nowait()
-            self.rt.alert(
-                channel=AlertChannel.SYSTEM, severity=severity, module="control_api", error_code=code, message=message
-            )
-
-    # -- the application ----------------------------------------------------------------------------
-
-    def store(self) -> SQLiteStore:
-        """The API thread's own connection to the journal (WAL: it reads beside the trading loop's writes)."""
-        if self._store is None:
-            self._store = SQLiteStore(self.rt.sqlite_store().path)
-        return self._store
 
     def app(self) -> Any:
         from fastapi import Depends, FastAPI, HTTPException, Request, Response
@@ -208,6 +179,17 @@ class ControlApi(ConfiguredPlugin):
                 raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
             return who
 
+        async def order(action: str, args: dict[str, Any], reason: str, who: Caller, auth: str = "") -> dict[str, Any]:
+            """Hand an order to the trading loop and wait, without holding the event loop, for what came of it."""
+            request = self.desk.hand_over(action, args, reason, who, auth)
+            deadline = time.monotonic() + ANSWER_SECONDS
+            while time.monotonic() < deadline:
+                done = self.desk.outcome(request)
+                if done is not None:
+                    return done
+                await asyncio.sleep(0.1)
+            return self.desk.give_up(request)
+
         @api.exception_handler(_TooMany)
         async def too_many(request: Request, exc: _TooMany) -> JSONResponse:
             return JSONResponse({"detail": "too many failed authentications: wait a minute"}, status_code=429)
@@ -226,7 +208,7 @@ class ControlApi(ConfiguredPlugin):
             if who is None:
                 raise HTTPException(status_code=401, detail="not authenticated")
             session, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-            self._sessions[session] = (Caller(who.name, who.scopes, "console", csrf), time.monotonic())
+            self._sessions[session] = (Caller(who.name, who.scopes, "console", who.auth, csrf), time.monotonic())
             response.set_cookie(
                 COOKIE,
                 session,
@@ -245,31 +227,31 @@ class ControlApi(ConfiguredPlugin):
 
         @api.get("/api/status", summary="kill switch, account, positions, orders, limits, health, alerts")
         async def status(who: Caller = Depends(caller)) -> dict[str, Any]:  # noqa: B008
-            return self.status()
+            return self.desk.status()
 
         @api.get("/api/decisions", summary="the latest decisions, with every reason")
         async def decisions(limit: int = 50, who: Caller = Depends(caller)) -> list[dict[str, Any]]:  # noqa: B008
-            return self.decisions(max(1, min(limit, 500)))
+            return self.desk.decisions(max(1, min(limit, 500)))
 
         @api.post("/api/actions/stop-entries", summary="REDUCE_ONLY: exits and stops only")
         async def stop_entries(body: Reason, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
-            return self.latch(KillState.REDUCE_ONLY, body.reason, who)
+            return self.desk.latch(KillState.REDUCE_ONLY, body.reason, who)
 
         @api.post("/api/actions/halt", summary="HALTED: no new orders; working ones cancelled")
         async def halt(body: Reason, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
-            return self.latch(KillState.HALTED, body.reason, who)
+            return self.desk.latch(KillState.HALTED, body.reason, who)
 
         @api.post("/api/actions/flatten", summary="close every position of ours")
         async def flatten(body: Reason, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
-            return await self.order("flatten", {}, body.reason, who)
+            return await order("flatten", {}, body.reason, who)
 
         @api.post("/api/actions/close", summary="close one position (or part of it)")
         async def close(body: Close, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
-            return await self.order("close", {"ticket": body.ticket, "volume": body.volume}, body.reason, who)
+            return await order("close", {"ticket": body.ticket, "volume": body.volume}, body.reason, who)
 
         @api.post("/api/actions/cancel-pending", summary="cancel every working pending order of ours")
         async def cancel(body: Reason, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
-            return await self.order("cancel", {}, body.reason, who)
+            return await order("cancel", {}, body.reason, who)
 
         @api.post("/api/actions/reset", summary="the kill switch back to ACTIVE (the operator secret)")
         async def reset(body: Reset, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
@@ -280,7 +262,7 @@ class ControlApi(ConfiguredPlugin):
                 self._fail(f"reset by {who.name} via {who.via} refused: wrong operator secret")
                 raise HTTPException(status_code=403, detail="wrong operator secret")
             args = {"operator": who.name, "reason": body.reason, "force": body.force, "via": who.via}
-            return await self.order("reset", args, body.reason, who, auth="operator secret")
+            return await order("reset", args, body.reason, who, auth="operator secret")
 
         return api
 
@@ -306,7 +288,7 @@ class ControlApi(ConfiguredPlugin):
         if found is None:
             self._failed(request)
             return None
-        return Caller(found[0], found[1], "api")
+        return Caller(found[0], found[1], "api", f"token {found[0]}")
 
     def _limit(self, request: Any) -> None:
         window = self._failures[request.client.host if request.client else "?"]
@@ -323,75 +305,7 @@ class ControlApi(ConfiguredPlugin):
             self._fail(f"{len(window)} failed authentications from {client} in a minute: refused for a minute")
 
     def _fail(self, message: str) -> None:
-        self._alerts.put((Severity.WARNING, "control_api_auth", message))
-
-    # -- what it reads and does ---------------------------------------------------------------------
-
-    def status(self) -> dict[str, Any]:
-        store = self.store()
-        status = read_status(store)
-        status["pending_orders"] = [
-            {"client_id": r[0], "symbol": r[1], "side": r[2], "volume": r[3], "price": r[4], "state": r[5]}
-            for r in store.query(
-                "SELECT client_id, symbol, side, volume, price, state FROM orders "
-                "WHERE state IN ('accepted', 'partially_filled') AND order_type <> 'market' ORDER BY client_id"
-            )
-        ]
-        risk = self.rt.settings.tables().get("risk_guard")
-        status["limits"] = {
-            "daily_loss_limit_pct": getattr(risk, "daily_loss_limit_pct", 0.0),
-            "max_drawdown_pct": getattr(risk, "max_drawdown_pct", 0.0),
-        }
-        status["recent_alerts"] = [
-            {"time": r[0], "severity": r[1], "message": r[2]}
-            for r in store.query(
-                "SELECT MAX(created), MAX(severity), json_extract(record, '$.message') FROM alert_outbox "
-                "GROUP BY record ORDER BY MAX(id) DESC LIMIT 10"
-            )
-        ]
-        status.pop("audit_anchor", None)  # the chain's head is the audit's business, not the desk's
-        return status
-
-    def decisions(self, limit: int) -> list[dict[str, Any]]:
-        rows = self.store().query(
-            "SELECT decided_at, signal_id, approved, stage, reasons, client_id FROM decisions ORDER BY id DESC LIMIT ?",
-            (limit,),
-        )
-        return [
-            {"time": r[0], "signal_id": r[1], "approved": bool(r[2]), "stage": r[3], "reasons": r[4], "client_id": r[5]}
-            for r in rows
-        ]
-
-    def latch(self, state: KillState, reason: str, who: Caller) -> dict[str, Any]:
-        """Latch through the store, as ``tradeguard kill`` does beside a running process: the kill switch adopts it
-        within a second, acts on it, alerts it (CRITICAL, with the caller) and the audit trail chains it."""
-        store = self.store()
-        current = kill_switch_record(store.kill_state())
-        if KillState(current["state"] or "ACTIVE").rank >= state.rank:
-            return {"ok": True, "result": f"already {current['state']} ({current['trigger']})", "kill_switch": current}
-        store.set_kill_state(state.value, "manual", reason, operator=who.name, via=who.via, auth=f"token {who.name}")
-        return {
-            "ok": True,
-            "result": f"{state.value} by {who.name}",
-            "kill_switch": kill_switch_record(store.kill_state()),
-        }
-
-    async def order(
-        self, action: str, args: dict[str, Any], reason: str, who: Caller, auth: str = ""
-    ) -> dict[str, Any]:
-        """Hand an order to the trading loop (it owns the broker) and wait for what came of it."""
-        store = self.store()
-        request = store.add_request(action, args, who.name, who.via, auth or f"token {who.name}", reason)
-        deadline = time.monotonic() + ANSWER_SECONDS
-        while time.monotonic() < deadline:
-            status, result = store.request_outcome(request)
-            if status in ("done", "failed"):
-                return {"ok": status == "done", "result": result}
-            await asyncio.sleep(0.1)
-        if store.withdraw_request(request):
-            return {"ok": False, "result": f"not carried out: the trading loop did not take it in {ANSWER_SECONDS:g} s"}
-        status, result = store.request_outcome(request)
-        return {"ok": status == "done", "result": result or "taken by the trading loop: see status"}
+        self.desk.alert(Severity.WARNING, "control_api_auth", message)
 
 
 class _TooMany(Exception):
