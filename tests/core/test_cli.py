@@ -263,3 +263,15 @@ def test_config_check_says_when_the_broker_module_cannot_be_imported_and_connect
     assert live.returncode == 1 and "broker.module = 'MetaTrader5': package MetaTrader5 not installed" in err
     reached = tg("config", "check", "--connect", "--settings", str(settings))  # default env: the emulator
     assert reached.returncode == 0 and "terminal OK: account 5000001 on Tradeguard-Emulator" in reached.stdout
+
+
+def test_config_show_redacts_webhook_and_slack_urls(tmp_path: Path) -> None:
+    """Anyone holding a Slack incoming-webhook URL can post to the channel: it is a credential."""
+    hook = "https://hooks.slack.com/services/T000/B000/very-secret-part"
+    settings = tmp_path / "settings.toml"
+    settings.write_text(
+        "[default.alert_manager]\n"
+        f'destinations = {{ desk = {{ kind = "slack", url = "{hook}", min_severity = "ERROR" }} }}\n'
+    )
+    shown = tg("config", "check", "--show", "--settings", str(settings))
+    assert shown.returncode == 0 and "very-secret-part" not in shown.stdout and '"url": "<redacted>"' in shown.stdout
