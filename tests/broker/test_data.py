@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +140,21 @@ def test_broken_tick_files_are_named(tmp_path: Path, text: str, row: int, column
     with pytest.raises(DataError, match=message) as exc:
         load_ticks(f)
     assert (exc.value.row, exc.value.column) == (row, column)
+
+
+def test_what_a_data_file_is_instead_is_said_and_a_trailing_separator_is_fine(tmp_path: Path) -> None:
+    header, row = "time,open,high,low,close", "2017-01-02 00:00,1.0,1.1,0.9,1.05"
+    trailing = tmp_path / "trailing.csv"
+    trailing.write_text(f"{header}\n{row},\n{row.replace('00:00', '01:00')},\n")  # a separator at each row's end
+    assert len(load_bars(trailing)) == 2
+    utf16 = tmp_path / "utf16.csv"
+    utf16.write_text(f"{header}\n{row}\n", encoding="utf-16")
+    cp1252 = tmp_path / "cp1252.csv"
+    cp1252.write_bytes(f"{header},note\n{row},café\n".encode("cp1252"))
+    for path, said in (
+        (utf16, "UTF-16 text (as MT5 saves some exports): re-save it as UTF-8"),
+        (cp1252, "not UTF-8 text (byte"),
+        (tmp_path, "a directory, not a data file"),
+    ):
+        with pytest.raises(DataError, match=re.escape(said)):
+            load_bars(path)

@@ -97,3 +97,20 @@ def test_a_journal_bound_before_servers_were_recorded_takes_its_accounts_server(
     rt.start()
     rt.stop()
     assert Store(db).kv_get(NAMESPACE, "account") == {"login": 5_000_001, "server": "Tradeguard-Emulator"}
+
+
+def test_a_refused_command_discards_only_an_empty_journal_it_created_and_no_one_holds(tmp_path: Path) -> None:
+    """A second `run` refused beside a running one must never take the running one's journal with it (its
+    writes are behind, so it may look empty for a while)."""
+    from tradeguard.store.journal_lock import JournalLock, discard_if_empty
+
+    path = tmp_path / "journal.db"
+    running = Store(path)  # the first process: it made the file and holds it
+    lock = JournalLock(running)
+    lock.acquire()
+    assert not discard_if_empty(Store(path))  # a second command's view of it: not its file
+    assert path.exists() and Path(f"{path}.lock").exists()
+    lock.release()
+    running.close()
+    mine = Store(tmp_path / "mine.db")  # made by this command, nothing written, nobody holds it: gone
+    assert discard_if_empty(mine) and not (tmp_path / "mine.db").exists()

@@ -80,7 +80,9 @@ def test_failed_authentications_are_rate_limited_and_alerted(tmp_path: Path) -> 
             ]
             assert codes == [401, 401, 401, 429, 429]
             right = http.get("/api/status", headers={"Authorization": f"Bearer {CONTROLLER}"})
-            assert right.status_code == 429  # the client waits its minute, even with the right token
+            assert right.status_code == 200  # a token that verifies is never refused: no lock-out by a spammer
+            spoofed = http.get("/api/status", headers={"Authorization": "Bearer x", "X-Forwarded-For": "10.9.9.9"})
+            assert spoofed.status_code == 429  # a client cannot choose its own address
         rt.pm.get_plugin("control_api").desk.say_alerts()  # the trading loop's job says what the API thread saw
         assert [a.error_code for a in alerts.seen] == ["control_api_auth"]
         assert "3 failed authentications from 127.0.0.1" in alerts.seen[0].message
@@ -121,3 +123,32 @@ def test_secure_defaults_no_token_no_api_and_no_clear_text_off_loopback(tmp_path
         rt.stop()
     with pytest.raises(ConfigError, match=r"control_api.*not loopback: set tls_certfile and tls_keyfile"):
         make_runtime(*plugins, settings={"control_api": {"host": "0.0.0.0", "tokens": TOKENS}}, start=False)
+
+
+def test_reset_needs_the_operator_secret_and_a_wrong_one_is_recorded_limited_and_never_echoed(tmp_path: Path) -> None:
+    from tradeguard.kernel.operator_secret import hash_secret
+
+    plugins = [(n, candidates()[n].load()()) for n in ("kill_switch", "control_api")]
+    settings = {
+        "control_api": {"port": 0, "tokens": TOKENS, "failed_auth_limit": 2},
+        "kill_switch": {"operator_secret_hash": hash_secret("the-right-secret")},
+    }
+    rt = make_runtime(*plugins, store=Store(tmp_path / "d.db"), settings=settings)
+    try:
+        base = f"http://127.0.0.1:{rt.pm.get_plugin('control_api').port}"
+        controller = {"Authorization": f"Bearer {CONTROLLER}"}
+        with httpx.Client(base_url=base, headers=controller) as http:
+            http.post("/api/actions/halt", json={"reason": "desk"})
+            echoed = http.post("/api/actions/reset", json={"secret": "the-right-secret"})  # no reason: refused
+            assert echoed.status_code == 422 and "the-right-secret" not in echoed.text
+            codes = [
+                http.post("/api/actions/reset", json={"reason": "r", "secret": f"guess{n}"}).status_code
+                for n in range(3)
+            ]
+            assert codes == [403, 403, 429]  # guessing the secret is limited, per token
+        refusals = [e for e in rt.store.kill_events_after(0) if e["trigger"] == "reset_refused"]
+        assert len(refusals) == 3 and refusals[0]["operator"] == "alice" and refusals[0]["via"] == "api"
+        assert all("guess" not in e["message"] for e in refusals)
+        assert rt.store.kill_state()[0] == "HALTED"
+    finally:
+        rt.stop()

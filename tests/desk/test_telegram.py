@@ -32,14 +32,11 @@ class BotApi:
         self._next = 1
         self.lock = threading.Lock()
 
-    def say(self, text: str, chat: int = CHAT, user: int = USER) -> None:
+    def say(self, text: str, chat: int = CHAT, user: int = USER, age: float = 0.0) -> None:
         with self.lock:
-            self.updates.append(
-                {
-                    "update_id": self._next,
-                    "message": {"chat": {"id": chat}, "from": {"id": user, "username": "trader"}, "text": text},
-                }
-            )
+            sender = {"id": user, "username": "trader"}
+            message = {"chat": {"id": chat}, "from": sender, "text": text, "date": int(time.time() - age)}
+            self.updates.append({"update_id": self._next, "message": message})
             self._next += 1
 
     def replies(self) -> list[str]:
@@ -135,6 +132,7 @@ def test_the_bot_obeys_its_chat_asks_before_flattening_and_records_who(tmp_path:
             while not (db.exists() and query(db, "SELECT 1 FROM fills LIMIT 1")):
                 assert time.monotonic() < deadline and proc.poll() is None, "the process did not trade"
                 time.sleep(0.2)
+            api.say("/halt", age=3600)  # queued an hour ago, while the process was down: never acted on
             api.say("/status")
             assert wait_reply(api, 1).startswith("kill switch ACTIVE")
             api.say("/halt", chat=STRANGER, user=STRANGER)  # another chat: ignored
@@ -160,9 +158,13 @@ def test_the_bot_obeys_its_chat_asks_before_flattening_and_records_who(tmp_path:
                 f"chat {CHAT} user {USER}",
                 "news at 14:30",
             )
-            time.sleep(1.5)  # the chain is written behind
-            audit = [r[0] for r in query(db, "SELECT record FROM audit WHERE kind = 'operator_action'")]
-            assert any('"via":"telegram"' in r and f"chat {CHAT} user {USER}" in r for r in audit)
+            deadline = time.monotonic() + 10  # the chain is written behind
+            while not any(
+                '"via":"telegram"' in r[0] and f"chat {CHAT} user {USER}" in r[0]
+                for r in query(db, "SELECT record FROM audit WHERE kind = 'operator_action'")
+            ):
+                assert time.monotonic() < deadline, "the flatten was not chained"
+                time.sleep(0.2)
             alerts = [r[0] for r in query(db, "SELECT record FROM alert_outbox")] + [
                 line for line in (tmp_path / "run.log").read_text().splitlines() if "telegram_stranger" in line
             ]

@@ -81,18 +81,29 @@ def _data_file(path: str | Path, text: bool = False) -> Path:
             head = fh.read(8192)
         if head.startswith(b"PAR1"):
             raise DataError(p, "a Parquet file under a text file's name: name it .parquet")
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise DataError(p, "UTF-16 text (as MT5 saves some exports): re-save it as UTF-8")
+        if b"\0" in head:
+            raise DataError(p, "binary content (NUL bytes): not a CSV or MT5 export")
         try:
             head.decode("utf-8")
         except UnicodeDecodeError as exc:
-            if exc.start < len(head) - 4:  # (a multi-byte character cut at the end of the chunk is text)
-                raise DataError(p, f"binary content (byte {exc.start} is not text): not a CSV or MT5 export") from None
-        if b"\0" in head:
-            raise DataError(p, "binary content (NUL bytes): not a CSV or MT5 export")
+            if len(head) < 8192 or exc.start < len(head) - 4:  # (a character cut at the chunk's end is text)
+                raise DataError(
+                    p, f"not UTF-8 text (byte {exc.start}): binary, or another encoding (re-save it as UTF-8)"
+                ) from None
     return p
 
 
 def load_bars(path: str | Path, fmt: str = "auto") -> np.ndarray:
     """Load bars from ``path``; ``fmt`` is ``auto`` (by extension and header), ``mt5``, ``csv`` or ``parquet``."""
+    try:
+        return _load_bars(path, fmt)
+    except UnicodeDecodeError as exc:  # past the first 8 KB the checks of _data_file read
+        raise DataError(path, f"not UTF-8 text (at byte {exc.start} of a line): re-save it as UTF-8") from None
+
+
+def _load_bars(path: str | Path, fmt: str) -> np.ndarray:
     p = _data_file(path)
     if fmt == "auto":
         if p.suffix.lower() in (".parquet", ".pq"):
@@ -181,6 +192,8 @@ def _csv_rows(path: Path, records: Iterator[list[str]], index: dict[str, int], w
     for row, record in enumerate(records, start=2):
         if not record or not any(x.strip() for x in record):
             continue
+        while len(record) > width and not record[-1].strip():  # a trailing separator (MT5 exports have one)
+            record = record[:-1]
         if len(record) > width:  # a shifted or merged row would read its numbers from the wrong columns
             raise DataError(path, f"{len(record)} fields, the header names {width}", row)
         if date_col is not None:  # MT5 export: <DATE> and <TIME> in two columns

@@ -118,46 +118,56 @@ class TextFormatter(JsonFormatter):
 
 
 class Collapsing(logging.Handler):
-    """Says a warning (or worse) once, then counts its word-for-word repeats instead of printing them, for
-    ``window`` seconds; the count is said when the window ends with the message's next line, and when logging
-    stops. Below WARNING, and the first line of each message, pass as they are."""
+    """Says a warning (or worse) once, then counts its repeats instead of printing them, for ``window`` seconds: a
+    repeat is the same logger, level, message and fields. The count is said when the window ends (at the next
+    warning logged, or when logging stops). Below WARNING, and a line with a traceback, pass as they are."""
 
-    def __init__(self, inner: logging.Handler, window: float = 60.0) -> None:
+    def __init__(self, inner: logging.Handler, window: float = 60.0, limit: int = 1000) -> None:
         super().__init__()
-        self.inner, self.window = inner, window
-        self._seen: dict[tuple[str, int, str], list[Any]] = {}  # key -> [window start, repeats, last record]
+        self.inner, self.window, self.limit = inner, window, limit
+        #: key -> [window start, repeats, the last repeat]: at most ``limit`` keys, only the last minute's
+        self._seen: dict[tuple[Any, ...], list[Any]] = {}
+
+    @staticmethod
+    def _key(record: logging.LogRecord) -> tuple[Any, ...]:
+        fields = sorted((k, repr(v)) for k, v in record.__dict__.items() if k not in _STANDARD and k[:1] != "_")
+        return (record.name, record.levelno, record.getMessage(), tuple(fields))
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.levelno < logging.WARNING:
+        if record.levelno < logging.WARNING or record.exc_info:
             self.inner.handle(record)
             return
-        key = (record.name, record.levelno, record.getMessage())
+        self._sweep(record.created)
+        key = self._key(record)
         seen = self._seen.get(key)
-        if seen is not None and record.created - seen[0] < self.window:
+        if seen is not None:
             seen[1] += 1
             seen[2] = record
             return
-        if seen is not None and seen[1]:
-            self._say_count(seen)
-        self._seen[key] = [record.created, 0, record]
+        if len(self._seen) >= self.limit:  # a flood of distinct lines: the oldest window ends early
+            self._end(next(iter(self._seen)))
+        self._seen[key] = [record.created, 0, None]
         self.inner.handle(record)
 
-    def _say_count(self, seen: list[Any]) -> None:
-        last: logging.LogRecord = seen[2]
-        summary = logging.makeLogRecord(
-            {**last.__dict__, "msg": f"{last.getMessage()} (repeated {seen[1]} more times)", "args": None}
-        )
-        self.inner.handle(summary)
-        seen[1] = 0
+    def _sweep(self, now: float) -> None:
+        for key in [k for k, seen in self._seen.items() if now - seen[0] >= self.window]:
+            self._end(key)
+
+    def _end(self, key: tuple[Any, ...]) -> None:
+        _, repeats, last = self._seen.pop(key)
+        if repeats:
+            summary = logging.makeLogRecord(
+                {**last.__dict__, "msg": f"{last.getMessage()} (repeated {repeats} more times)", "args": None}
+            )
+            self.inner.handle(summary)
 
     def flush(self) -> None:
         self.inner.flush()
 
     def close(self) -> None:
-        for seen in self._seen.values():
-            if seen[1]:
-                self._say_count(seen)
-        self._seen.clear()
+        with self.lock:  # type: ignore[union-attr]  # (logging.Handler creates it in __init__)
+            for key in list(self._seen):
+                self._end(key)
         self.inner.close()
         super().close()
 

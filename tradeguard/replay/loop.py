@@ -207,7 +207,12 @@ def run_live(rt: Runtime, stop: Any) -> int:
                         rt.on_bar(bar)
                         handled += 1
             rt.run_jobs()
-            stop.wait(cfg.poll_seconds)
+            left = cfg.poll_seconds  # waited in slices: a long poll never starves the watchdog of this loop's pings
+            while left > 0 and not stop.is_set():
+                step = min(left, service.watchdog_every or left)
+                stop.wait(step)
+                left -= step
+                service.watchdog()
     finally:
         service.stopping(f"stopping after {handled} bars")
         rt.hold("shutdown")

@@ -113,12 +113,20 @@ def journal_contents(store: Any) -> str:
 
 
 def discard_if_empty(store: Store) -> bool:
-    """Close ``store`` and, when it holds nothing (a command refused before anything ran), remove its files: an
-    empty journal left behind reads, in ``status``, as an account that ran and is ACTIVE. Whether it went."""
-    empty = not journal_contents(store) and not store.query("SELECT COUNT(*) FROM audit")[0][0]
+    """Close ``store`` and, when this command created the file and nothing was written to it (refused before
+    anything ran: bad data, no terminal), remove it: an empty journal left behind reads, in ``status``, as an
+    account that ran and is ACTIVE. Never a file that was there before, never one another process holds (its
+    writes may still be behind), never the lock file. Whether it went."""
+    store.flush()  # what is written behind counts
+    empty = store.created and not journal_contents(store) and not store.query("SELECT COUNT(*) FROM audit")[0][0]
+    if empty:
+        try:
+            JournalLock(store).refuse_if_held()
+        except TradeguardError:
+            empty = False  # another process trades from it: its journal, whatever it holds yet
     store.close()
     if empty:
-        for suffix in ("", "-wal", "-shm", ".audit-anchor", ".lock"):
+        for suffix in ("", "-wal", "-shm", ".audit-anchor"):
             Path(f"{store.path}{suffix}").unlink(missing_ok=True)
     return empty
 

@@ -309,6 +309,8 @@ class Store:
         if synchronous not in ("FULL", "NORMAL"):
             raise StoreError(f"store.synchronous = {synchronous!r}: allowed FULL, NORMAL")
         self.path = str(path)
+        #: this Store made the file (a command may then take it back, if nothing was written: discard_if_empty)
+        self.created = self.path != ":memory:" and not Path(self.path).exists()
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
@@ -578,22 +580,40 @@ class Store:
     ) -> int:
         """Move the latch and record the move (who, ``via`` which surface, ``auth``: how they proved it was
         them); returns the event's id. The event is what the trading process announces and chains."""
-        stamp = iso(when) or _now()
         with self.tx() as db:
-            row = db.execute("SELECT state FROM kill_switch WHERE id = 1").fetchone()
-            before = row[0] if row else "ACTIVE"
-            db.execute(
-                "INSERT INTO kill_switch (id, state, trigger, message, since) VALUES (1, ?, ?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET state=excluded.state, trigger=excluded.trigger, "
-                "message=excluded.message, since=excluded.since",
-                (state, trigger, message, stamp),
-            )
-            cur = db.execute(
-                "INSERT INTO kill_switch_events (time, from_state, to_state, trigger, message, operator, "
-                "via, auth) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (stamp, before, state, trigger, message, operator, via, auth),
-            )
-            return int(cur.lastrowid or 0)
+            return self._move_latch(db, state, trigger, message, operator, iso(when) or _now(), via, auth)
+
+    @staticmethod
+    def _move_latch(
+        db: sqlite3.Connection, state: str, trigger: str, message: str, operator: str, stamp: str, via: str, auth: str
+    ) -> int:
+        row = db.execute("SELECT state FROM kill_switch WHERE id = 1").fetchone()
+        before = row[0] if row else "ACTIVE"
+        db.execute(
+            "INSERT INTO kill_switch (id, state, trigger, message, since) VALUES (1, ?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET state=excluded.state, trigger=excluded.trigger, "
+            "message=excluded.message, since=excluded.since",
+            (state, trigger, message, stamp),
+        )
+        cur = db.execute(
+            "INSERT INTO kill_switch_events (time, from_state, to_state, trigger, message, operator, "
+            "via, auth) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (stamp, before, state, trigger, message, operator, via, auth),
+        )
+        return int(cur.lastrowid or 0)
+
+    def tighten_kill_state(
+        self, state: str, trigger: str, message: str, operator: str, *, via: str, auth: str
+    ) -> tuple[str, str, str, str] | None:
+        """Latch to ``state`` only if that is tighter than what the store holds, in one transaction (another
+        surface may latch between a read and a write). The latch before, when it was already as tight; else None."""
+        rank = {"ACTIVE": 0, "REDUCE_ONLY": 1, "HALTED": 2}
+        with self.tx() as db:  # BEGIN IMMEDIATE: no other writer between the read and the write
+            row = db.execute("SELECT state, trigger, message, since FROM kill_switch WHERE id = 1").fetchone()
+            if row is not None and rank[row[0]] >= rank[state]:
+                return (row[0], row[1], row[2], row[3])
+            self._move_latch(db, state, trigger, message, operator, _now(), via, auth)
+        return None
 
     def record_kill_event(
         self, trigger: str, message: str, operator: str, *, via: str, auth: str, when: datetime | None = None

@@ -9,8 +9,8 @@ Served by ``tradeguard run`` in its own thread (FastAPI on uvicorn); the trading
   pending orders, reset (with the operator secret). Every action goes through the runtime's own services, the
   way the CLI's do: a latch through the store, which the kill switch adopts within a second (it acts, alerts
   and the audit trail chains it); an order through the store's operator requests, which the trading loop
-  carries out on the execution engine (journaled, the veto chain asked, alerted, audited), with the caller's
-  identity (the token's name), the surface (api or console) and the reason.
+  carries out on the execution engine (journaled, the kill switch's admission rule applied, alerted, audited),
+  with the caller's identity (the token's name), the surface (api or console) and the reason.
 * **Secure by default**: 127.0.0.1; another address only with TLS; no token configured, no API; tokens
   stored as hashes only; the console's session is an HttpOnly, SameSite=Strict cookie and every action it
   sends carries a CSRF token; failed authentications are rate-limited per client and alerted; no response or
@@ -23,7 +23,7 @@ import logging
 import secrets
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,10 @@ class ControlApiSettings(PluginSettings):
         return self
 
 
+class Login(BaseModel):
+    token: str = Field(min_length=1, max_length=200)
+
+
 class Reason(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
@@ -97,7 +101,7 @@ class ControlApi(ConfiguredPlugin):
         self.port = 0
         self._thread: threading.Thread | None = None
         self.desk: Desk
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self._failures: dict[str, deque[float]] = {}
         self._sessions: dict[str, tuple[Caller, float]] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -123,6 +127,7 @@ class ControlApi(ConfiguredPlugin):
             ssl_keyfile=cfg.tls_keyfile or None,
             log_level="warning",
             access_log=False,  # an access log would hold client addresses and paths, not tokens; still off
+            proxy_headers=False,  # a client never chooses its own address (X-Forwarded-For): the rate limit keys on it
             lifespan="off",
         )
         self.server = uvicorn.Server(config)
@@ -158,6 +163,7 @@ class ControlApi(ConfiguredPlugin):
 
     def app(self) -> Any:
         from fastapi import Depends, FastAPI, HTTPException, Request, Response
+        from fastapi.exceptions import RequestValidationError
         from fastapi.responses import HTMLResponse, JSONResponse
 
         api = FastAPI(
@@ -166,29 +172,36 @@ class ControlApi(ConfiguredPlugin):
             version="1",
         )
 
-        def caller(request: Request) -> Caller:
+        async def caller(request: Request) -> Caller:  # async: on the event loop's thread, like every handler
             found = self._authenticate(request)
             if found is None:
                 raise HTTPException(status_code=401, detail="not authenticated", headers={"WWW-Authenticate": "Bearer"})
             return found
 
-        def controller(request: Request, who: Caller = Depends(caller)) -> Caller:  # noqa: B008
+        async def controller(request: Request, who: Caller = Depends(caller)) -> Caller:  # noqa: B008
             if "control" not in who.scopes:
                 raise HTTPException(status_code=403, detail="this token may read, not act (scope control)")
             if who.via == "console" and not secrets.compare_digest(request.headers.get("x-csrf-token", ""), who.csrf):
                 raise HTTPException(status_code=403, detail="missing or wrong CSRF token")
             return who
 
-        async def order(action: str, args: dict[str, Any], reason: str, who: Caller, auth: str = "") -> dict[str, Any]:
-            """Hand an order to the trading loop and wait, without holding the event loop, for what came of it."""
+        async def order(action: str, args: dict[str, Any], reason: str, who: Caller, auth: str = "") -> JSONResponse:
+            """Hand an order to the trading loop and wait, without holding the event loop, for what came of it:
+            200 done, 409 refused or failed, 504 not taken in time (withdrawn)."""
             request = self.desk.hand_over(action, args, reason, who, auth)
             deadline = time.monotonic() + ANSWER_SECONDS
             while time.monotonic() < deadline:
                 done = self.desk.outcome(request)
                 if done is not None:
-                    return done
+                    return JSONResponse(done, status_code=200 if done["ok"] else 409)
                 await asyncio.sleep(0.1)
-            return self.desk.give_up(request)
+            return JSONResponse(self.desk.give_up(request), status_code=504)
+
+        @api.exception_handler(RequestValidationError)
+        async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+            """What is wrong, never the value sent: it may be a token or the operator secret."""
+            problems = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+            return JSONResponse({"detail": problems}, status_code=422)
 
         @api.exception_handler(_TooMany)
         async def too_many(request: Request, exc: _TooMany) -> JSONResponse:
@@ -201,14 +214,15 @@ class ControlApi(ConfiguredPlugin):
             return HTMLResponse(CONSOLE.read_text(), headers=policy)
 
         @api.post("/login", include_in_schema=False)
-        async def login(request: Request, response: Response) -> dict[str, Any]:
-            form = await request.json()
-            token = str(form.get("token", ""))
-            who = self._by_token(request, token)
+        async def login(body: Login, request: Request, response: Response) -> dict[str, Any]:
+            who = self._by_token(request, body.token)
             if who is None:
                 raise HTTPException(status_code=401, detail="not authenticated")
+            now = time.monotonic()
+            for old in [k for k, (_, since) in self._sessions.items() if now - since > self.cfg.session_minutes * 60]:
+                del self._sessions[old]
             session, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-            self._sessions[session] = (Caller(who.name, who.scopes, "console", who.auth, csrf), time.monotonic())
+            self._sessions[session] = (Caller(who.name, who.scopes, "console", who.auth, csrf), now)
             response.set_cookie(
                 COOKIE,
                 session,
@@ -242,24 +256,26 @@ class ControlApi(ConfiguredPlugin):
             return self.desk.latch(KillState.HALTED, body.reason, who)
 
         @api.post("/api/actions/flatten", summary="close every position of ours")
-        async def flatten(body: Reason, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
+        async def flatten(body: Reason, who: Caller = Depends(controller)) -> JSONResponse:  # noqa: B008
             return await order("flatten", {}, body.reason, who)
 
         @api.post("/api/actions/close", summary="close one position (or part of it)")
-        async def close(body: Close, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
+        async def close(body: Close, who: Caller = Depends(controller)) -> JSONResponse:  # noqa: B008
             return await order("close", {"ticket": body.ticket, "volume": body.volume}, body.reason, who)
 
         @api.post("/api/actions/cancel-pending", summary="cancel every working pending order of ours")
-        async def cancel(body: Reason, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
+        async def cancel(body: Reason, who: Caller = Depends(controller)) -> JSONResponse:  # noqa: B008
             return await order("cancel", {}, body.reason, who)
 
         @api.post("/api/actions/reset", summary="the kill switch back to ACTIVE (the operator secret)")
-        async def reset(body: Reset, who: Caller = Depends(controller)) -> dict[str, Any]:  # noqa: B008
+        async def reset(body: Reset, who: Caller = Depends(controller)) -> JSONResponse:  # noqa: B008
             stored = self.rt.settings.kill_switch.operator_secret_hash.get_secret_value()
             if not stored:
                 raise HTTPException(status_code=409, detail="no operator secret is configured (tradeguard hash-secret)")
-            if not verify_secret(body.secret, stored):
-                self._fail(f"reset by {who.name} via {who.via} refused: wrong operator secret")
+            if not await asyncio.to_thread(verify_secret, body.secret, stored):  # scrypt: off the event loop
+                refused = f"reset by {who.name} via {who.via} refused: wrong operator secret ({body.reason})"
+                self.desk.store().record_kill_event("reset_refused", refused, who.name, via=who.via, auth=who.auth)
+                self._refuse(f"operator secret via {who.auth}", "operator secrets")
                 raise HTTPException(status_code=403, detail="wrong operator secret")
             args = {"operator": who.name, "reason": body.reason, "force": body.force, "via": who.via}
             return await order("reset", args, body.reason, who, auth="operator secret")
@@ -272,40 +288,37 @@ class ControlApi(ConfiguredPlugin):
         header = request.headers.get("authorization", "")
         if header.lower().startswith("bearer "):
             return self._by_token(request, header[7:].strip())
-        session = self._sessions.get(request.cookies.get(COOKIE, ""))
+        cookie = request.cookies.get(COOKIE, "")
+        session = self._sessions.get(cookie)
         if session is not None:
             who, since = session
             if time.monotonic() - since < self.cfg.session_minutes * 60:
                 return who
-            self._sessions.pop(request.cookies.get(COOKIE, ""), None)
-        if header or request.cookies.get(COOKIE):
-            self._failed(request)  # a credential presented and refused
+            self._sessions.pop(cookie, None)  # expired: log in again (not a failed authentication)
         return None
 
     def _by_token(self, request: Any, token: str) -> Caller | None:
-        self._limit(request)
+        """The token's holder. A token that verifies is never refused (256 random bits cannot be guessed, and a
+        page spamming wrong ones must not lock the desk out in an emergency); wrong ones are counted."""
         found = holder(self.cfg.tokens, token) if token else None
-        if found is None:
-            self._failed(request)
-            return None
-        return Caller(found[0], found[1], "api", f"token {found[0]}")
+        if found is not None:
+            return Caller(found[0], found[1], "api", f"token {found[0]}")
+        self._refuse(request.client.host if request.client else "?", "authentications")
+        return None
 
-    def _limit(self, request: Any) -> None:
-        window = self._failures[request.client.host if request.client else "?"]
-        while window and time.monotonic() - window[0] > 60:
-            window.popleft()
-        if len(window) >= self.cfg.failed_auth_limit:
+    def _refuse(self, key: str, what: str) -> None:
+        """Count a failure for ``key`` (a client, or a token guessing the operator secret); past the limit in a
+        minute, :class:`_TooMany` (429), alerted once per burst."""
+        now = time.monotonic()
+        for stale in [k for k, window in self._failures.items() if now - window[-1] > 60]:
+            del self._failures[stale]  # the map holds only the last minute's
+        window = self._failures.setdefault(key, deque(maxlen=self.cfg.failed_auth_limit + 1))
+        window.append(now)
+        if len(window) == self.cfg.failed_auth_limit:
+            message = f"{len(window)} failed {what} from {key} in a minute: refused for a minute"
+            self.desk.alert(Severity.WARNING, "control_api_auth", message)
+        if len(window) > self.cfg.failed_auth_limit and now - window[0] <= 60:
             raise _TooMany
-
-    def _failed(self, request: Any) -> None:
-        client = request.client.host if request.client else "?"
-        window = self._failures[client]
-        window.append(time.monotonic())
-        if len(window) == self.cfg.failed_auth_limit:  # once per burst: the next ones are refused unread
-            self._fail(f"{len(window)} failed authentications from {client} in a minute: refused for a minute")
-
-    def _fail(self, message: str) -> None:
-        self.desk.alert(Severity.WARNING, "control_api_auth", message)
 
 
 class _TooMany(Exception):

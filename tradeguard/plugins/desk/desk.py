@@ -4,7 +4,8 @@ Each surface runs in a thread of its own and gets a :class:`Desk` of its own, wi
 journal (one owner each). It acts only through the runtime's own services, as the CLI does beside a running
 process: a latch through the store, which the kill switch adopts (at the next decision, or within a second),
 acts on, alerts and the audit trail chains; an order through the store's operator requests, which the
-trading loop carries out on the execution engine (journaled, the veto chain asked, alerted, audited). Alerts a
+trading loop carries out on the execution engine (journaled, the kill switch's admission rule applied, alerted,
+audited). Alerts a
 surface raises are queued and said on the trading thread (:meth:`Desk.say_alerts`, a job), where the alert
 manager and its store live.
 """
@@ -89,10 +90,10 @@ class Desk:
     def latch(self, state: KillState, reason: str, who: Caller) -> dict[str, Any]:
         """Latch the kill switch (only tighter), as ``tradeguard kill`` does beside a running process."""
         store = self.store()
-        current = kill_switch_record(store.kill_state())
-        if KillState(current["state"] or "ACTIVE").rank >= state.rank:
+        before = store.tighten_kill_state(state.value, "manual", reason, who.name, via=who.via, auth=who.auth)
+        if before is not None:  # as tight already (checked and written in one transaction: never loosened)
+            current = kill_switch_record(before)
             return {"ok": True, "result": f"already {current['state']} ({current['trigger']})", "kill_switch": current}
-        store.set_kill_state(state.value, "manual", reason, operator=who.name, via=who.via, auth=who.auth)
         latched = kill_switch_record(store.kill_state())
         return {"ok": True, "result": f"{state.value} by {who.name}", "kill_switch": latched}
 

@@ -20,9 +20,10 @@ import threading
 import time
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from tradeguard import ConfiguredPlugin, Job, KillState, PluginSettings, Runtime, Severity, SQLiteStore, hookimpl
 from tradeguard.plugins.desk.desk import Caller, Desk
@@ -45,6 +46,18 @@ class TelegramCommandsSettings(PluginSettings):
     api_url: str = Field(default="https://api.telegram.org", description="the Bot API (a local Bot API server)")
     poll_seconds: int = Field(default=25, ge=1, le=50, description="getUpdates long-poll timeout")
     confirm_seconds: float = Field(default=60.0, gt=0, description="how long /flatten waits for its YES")
+    user_ids: list[int] = Field(
+        default_factory=list, description="if set, only these users (in those chats) may act; reading stays open"
+    )
+
+    @field_validator("api_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        """The token travels in the URL: in clear text only to a Bot API server on this machine."""
+        url = urlsplit(value)
+        if url.scheme != "https" and url.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("https:// (the bot's token is in every request's URL), or a local Bot API server")
+        return value
 
 
 class TelegramCommands(ConfiguredPlugin):
@@ -59,12 +72,14 @@ class TelegramCommands(ConfiguredPlugin):
         self._stopping = threading.Event()
         self._confirming: dict[tuple[int, int], tuple[float, str]] = {}  # (chat, user) -> (asked at, reason)
         self._strangers: set[int] = set()
+        self._started = time.time()
 
     @hookimpl
     def tradeguard_startup(self, runtime: Runtime) -> None:
         super().tradeguard_startup(runtime)
         self.rt = runtime
         self.desk = Desk(runtime, "telegram_commands")
+        self._started = time.time()
         cfg = self.cfg
         if not (cfg.bot_token.get_secret_value() and cfg.chat_ids):
             return
@@ -117,16 +132,15 @@ class TelegramCommands(ConfiguredPlugin):
                     self._stopping.wait(pause)
                     pause = min(30.0, pause * 2)
                     continue
-                for update in updates:
-                    offset = max(offset, int(update.get("update_id", 0)) + 1)
-                    message = update.get("message") or {}
+                for update in updates if isinstance(updates, list) else []:
                     try:
+                        offset = max(offset, int(update.get("update_id", 0)) + 1)
+                        message = update.get("message") or {}
                         reply = self.handle(message)
-                    except Exception as exc:  # one bad command must not end the bot: said, then the next one
-                        log.error("telegram command failed", exc_info=True)
-                        reply = f"failed: {type(exc).__name__}"
-                    if reply:
-                        self._send(http, message["chat"]["id"], reply)
+                        if reply:
+                            self._send(http, int(message["chat"]["id"]), reply)
+                    except Exception:  # one bad update must not end the bot: logged, then the next one
+                        log.error("telegram update not handled", exc_info=True)
 
     def _send(self, http: httpx.Client, chat: int, text: str) -> None:
         try:
@@ -142,6 +156,9 @@ class TelegramCommands(ConfiguredPlugin):
         sender = message.get("from") or {}
         user = int(sender.get("id", 0))
         text = str(message.get("text") or "").strip()
+        sent = float(message.get("date", 0))
+        if sent < self._started - 5:  # queued while the process was down: never acted on hours later
+            return ""
         if chat not in self.cfg.chat_ids:
             if chat not in self._strangers:  # said once per chat, not once per message
                 self._strangers.add(chat)
@@ -157,14 +174,18 @@ class TelegramCommands(ConfiguredPlugin):
         command = command.split("@", 1)[0].lower()  # /status@tradeguard_bot in a group
         reason = rest.strip() or f"{command} from telegram"
         log.info("telegram command", extra={"command": command, "chat": chat, "user": user})
+        acting = command in ("/flatten", "/stopentry", "/halt", "yes")
+        if acting and self.cfg.user_ids and user not in self.cfg.user_ids:
+            self.desk.alert(Severity.WARNING, "telegram_refused", f"telegram: {command} from user {user} refused")
+            return "not allowed: this user may read, not act"
         pending = self._confirming.pop((chat, user), None)
         if pending is not None and command == "yes":
-            if time.monotonic() - pending[0] > self.cfg.confirm_seconds:
+            if sent - pending[0] > self.cfg.confirm_seconds:  # by the messages' own times, not when they arrived
                 return "too late: send /flatten again"
             done = self.desk.order("flatten", {}, pending[1], who)
             return f"flatten: {done['result']}"
         if command == "/flatten":
-            self._confirming[(chat, user)] = (time.monotonic(), reason)
+            self._confirming[(chat, user)] = (sent, reason)
             return f"Reply YES within {self.cfg.confirm_seconds:g} s to close every position of ours ({reason})."
         if command == "/stopentry":
             return str(self.desk.latch(KillState.REDUCE_ONLY, reason, who)["result"])

@@ -529,17 +529,17 @@ class KillSwitch(ConfiguredPlugin):
 
     @hookimpl(tryfirst=True)
     def evaluate_risk(self, order: OrderIntent, runtime: Runtime) -> Rejected | None:
-        state = self.state
+        state, trigger = self.state, self.trigger
         if state.admits(order, self.cfg.allow_closes_when_halted) and self._store is not None:
-            # another surface (the CLI, the control API, the fleet) may have latched it since the last refresh:
-            # the execution engine would refuse the order on the store's word; say why here, and adopt it now
+            # another surface (the CLI, the control API, Telegram, the fleet) may have latched it since the last
+            # refresh: the execution engine would refuse on the store's word; refuse here, saying why. Adopting it
+            # (cancelling, alerting) stays the refresh job's, outside any decision.
             stored = self._store.kill_state()
             if stored is not None and KillState(stored[0]).rank > state.rank:
-                self.refresh_latch()
-                state = self.state
+                state, trigger = KillState(stored[0]), stored[1]
         if state.admits(order, self.cfg.allow_closes_when_halted):
             return None
         if state is KillState.REDUCE_ONLY:
-            message = f"kill_switch_reduce_only: latched by {self.trigger}; opening orders refused"
+            message = f"kill_switch_reduce_only: latched by {trigger}; opening orders refused"
             return Rejected(reason="kill_switch_reduce_only", message=message)
-        return Rejected(reason="kill_switch_halted", message=f"kill_switch_halted: latched by {self.trigger}")
+        return Rejected(reason="kill_switch_halted", message=f"kill_switch_halted: latched by {trigger}")
