@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tradeguard import Signal, Targets, hookimpl
+from tradeguard import Alert, Signal, Targets, hookimpl
 
 from .conftest import require
 
@@ -80,3 +80,46 @@ class Sizer:
     @hookimpl
     def size_position(self, signal: Signal, targets: Targets) -> float:
         return 0.1
+
+
+class Alerts:
+    """A plugin that keeps every alert the runtime raises."""
+
+    def __init__(self) -> None:
+        self.seen: list[Alert] = []
+
+    @hookimpl
+    def on_alert(self, alert: Alert, runtime: object) -> None:
+        self.seen.append(alert)
+
+    def codes(self) -> list[str]:
+        return [a.error_code for a in self.seen]
+
+
+#: a `tradeguard run` over the in-process emulator that keeps trading (no loss latch), fast, quiet
+TRADING = """
+[default.runtime]
+poll_seconds = 0.05
+data_dir = "{home}/var"
+[default.risk_guard]
+daily_loss_limit_pct = 0.0
+max_drawdown_pct = 0.0
+[default.metrics_server]
+port = 0
+[default.logging]
+level = "INFO"
+file = "{home}/run.log"
+"""
+
+
+def start_trading(home: Path, more: str) -> subprocess.Popen[str]:
+    """``tradeguard run --fresh`` in ``home`` with :data:`TRADING` and ``more`` settings."""
+    settings = home / "settings.toml"
+    settings.write_text(TRADING.format(home=home) + more)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tradeguard", "run", "--fresh", "--settings", str(settings)],
+        cwd=home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

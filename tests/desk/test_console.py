@@ -8,9 +8,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import subprocess
-import sys
-import textwrap
 import time
 from contextlib import closing
 from pathlib import Path
@@ -20,6 +17,7 @@ import httpx
 from tradeguard.kernel.tokens import new_token
 
 from ..conftest import require
+from ..helpers import start_trading
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -53,35 +51,12 @@ def test_stop_entries_from_the_console_then_flatten_from_the_api(tmp_path: Path)
 
     token, digest = new_token()
     port = free_port()
-    settings = tmp_path / "settings.toml"
-    settings.write_text(
-        textwrap.dedent(f"""
-        [default.runtime]
-        poll_seconds = 0.05
-        data_dir = "{tmp_path / "var"}"
-        [default.risk_guard]
-        daily_loss_limit_pct = 0.0
-        max_drawdown_pct = 0.0
-        [default.metrics_server]
-        port = 0
-        [default.logging]
-        level = "WARNING"
-        file = "{tmp_path / "run.log"}"
-        [default.control_api]
-        port = {port}
-        [default.control_api.tokens.alice]
-        hash = "{digest}"
-        scopes = ["read", "control"]
-        """)
+    proc = start_trading(
+        tmp_path,
+        f'[default.control_api]\nport = {port}\n[default.control_api.tokens.alice]\nhash = "{digest}"\n'
+        'scopes = ["read", "control"]\n',
     )
     db = tmp_path / "var" / "tradeguard.db"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tradeguard", "run", "--fresh", "--settings", str(settings)],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     try:
         wait_for(lambda: query(db, "SELECT 1 FROM fills LIMIT 1"), 120, "the process traded")
         problems: list[str] = []

@@ -9,12 +9,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tradeguard import Alert, hookimpl
 from tradeguard.errors import ConfigError
 from tradeguard.kernel.plugins import candidates
 from tradeguard.kernel.tokens import new_token
 from tradeguard.store.sqlite import Store
 from tradeguard.testing import make_runtime
+
+from ..helpers import Alerts
 
 READER, READER_HASH = new_token()
 CONTROLLER, CONTROLLER_HASH = new_token()
@@ -22,15 +23,6 @@ TOKENS = {
     "dashboard": {"hash": READER_HASH, "scopes": ["read"]},
     "alice": {"hash": CONTROLLER_HASH, "scopes": ["read", "control"]},
 }
-
-
-class Alerts:
-    def __init__(self) -> None:
-        self.seen: list[Alert] = []
-
-    @hookimpl
-    def on_alert(self, alert: Alert, runtime: Any) -> None:
-        self.seen.append(alert)
 
 
 def desk(tmp_path: Path, alerts: Alerts | None = None, **settings: Any) -> Any:

@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import signal
 import sqlite3
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +14,8 @@ from contextlib import closing, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from ..helpers import start_trading
 
 TOKEN = "123456:bot-token-for-tests"
 CHAT, USER, STRANGER = 4242, 777, 999
@@ -98,35 +97,12 @@ def query(db: Path, sql: str) -> list[tuple]:
 
 def test_the_bot_obeys_its_chat_asks_before_flattening_and_records_who(tmp_path: Path) -> None:
     with bot_api() as (api, port):
-        settings = tmp_path / "settings.toml"
-        settings.write_text(
-            textwrap.dedent(f"""
-            [default.runtime]
-            poll_seconds = 0.05
-            data_dir = "{tmp_path / "var"}"
-            [default.risk_guard]
-            daily_loss_limit_pct = 0.0
-            max_drawdown_pct = 0.0
-            [default.metrics_server]
-            port = 0
-            [default.logging]
-            level = "INFO"
-            file = "{tmp_path / "run.log"}"
-            [default.telegram_commands]
-            bot_token = "{TOKEN}"
-            chat_ids = [{CHAT}]
-            api_url = "http://127.0.0.1:{port}"
-            poll_seconds = 1
-            """)
+        proc = start_trading(
+            tmp_path,
+            f'[default.telegram_commands]\nbot_token = "{TOKEN}"\nchat_ids = [{CHAT}]\n'
+            f'api_url = "http://127.0.0.1:{port}"\npoll_seconds = 1\n',
         )
         db = tmp_path / "var" / "tradeguard.db"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tradeguard", "run", "--fresh", "--settings", str(settings)],
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
         try:
             deadline = time.monotonic() + 120
             while not (db.exists() and query(db, "SELECT 1 FROM fills LIMIT 1")):

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from tradeguard import Alert, hookimpl
 from tradeguard.errors import StartupError
 from tradeguard.fleet.database import AccountFigures, FleetDB
 from tradeguard.kernel.plugins import candidates
@@ -17,19 +16,9 @@ from tradeguard.kernel.runtime import Runtime
 from tradeguard.store.sqlite import Store
 from tradeguard.testing import make_runtime, signal
 
+from ..helpers import Alerts
+
 PLUGINS = ("kill_switch", "risk_guard", "execution_engine", "position_sizing", "target_stop_engine", "fleet_risk")
-
-
-class Alerts:
-    def __init__(self) -> None:
-        self.seen: list[Alert] = []
-
-    @hookimpl
-    def on_alert(self, alert: Alert, runtime: Any) -> None:
-        self.seen.append(alert)
-
-    def codes(self) -> list[str]:
-        return [a.error_code for a in self.seen]
 
 
 def account(
