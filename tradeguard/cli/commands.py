@@ -399,7 +399,7 @@ def _book_table(symbols: dict[str, Any]) -> Table:
     table = Table(title="the book, symbol by symbol")
     table.add_column("symbol")
     for column in ("bars", "signals", "approved", "deals", "trades closed", "swap", "net"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")  # a figure is folded, never cut
 
     def row(parts: list[Any]) -> list[str]:
         return [f"{sum(getattr(p, k) for p in parts):,}" for k in counts] + [
