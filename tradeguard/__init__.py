@@ -68,6 +68,7 @@ from tradeguard.kernel.bars import rolling_atr, true_ranges
 from tradeguard.kernel.clock import backoff, server_midnight
 from tradeguard.kernel.configured import ConfiguredPlugin, WriteBehindPlugin
 from tradeguard.kernel.metrics import Children, Readings, on_scrape, seed
+from tradeguard.kernel.operator_desk import REQUEST_TTL_SECONDS
 from tradeguard.kernel.operator_secret import verify_secret
 from tradeguard.kernel.pipeline import score_bucket
 from tradeguard.kernel.schema import (
@@ -126,6 +127,7 @@ __all__ = [
     "HISTORY_END",
     "HISTORY_START",
     "OFF_SESSION",
+    "REQUEST_TTL_SECONDS",
     "AccountFigures",
     "AccountSnapshot",
     "Alert",

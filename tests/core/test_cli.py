@@ -14,10 +14,13 @@ import tradeguard
 from ..conftest import REPO
 
 
-def tg(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "250"}  # rich wraps tables at 80 columns when not on a terminal
+def tg(
+    *args: str, cwd: Path | None = None, timeout: float = 60, **environment: str
+) -> subprocess.CompletedProcess[str]:
+    """``tradeguard ARGS``; ``environment``: more variables (COLUMNS=250 unless given: rich wraps at 80)."""
+    env = {**os.environ, "COLUMNS": "250", **environment}
     return subprocess.run(
-        [sys.executable, "-m", "tradeguard", *args], capture_output=True, text=True, cwd=cwd, timeout=60, env=env
+        [sys.executable, "-m", "tradeguard", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env
     )
 
 
@@ -195,18 +198,10 @@ def test_replay_json_prints_one_object_a_pipeline_can_read(tmp_path: Path) -> No
 
 def test_a_replay_with_faults_ends_with_what_was_injected_and_how_each_was_handled(tmp_path: Path) -> None:
     env = {
-        **os.environ,
         "TRADEGUARD_RISK_GUARD__DAILY_LOSS_LIMIT_PCT": "0",  # keep trading: every fault kind gets its chance
         "TRADEGUARD_RISK_GUARD__MAX_DRAWDOWN_PCT": "0",
     }
-    res = subprocess.run(
-        [sys.executable, "-m", "tradeguard", "replay", "--faults", "hostile", "--json"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-        env=env,
-    )
+    res = tg("replay", "--faults", "hostile", "--json", cwd=tmp_path, timeout=300, **env)
     assert res.returncode == 0, res.stderr[-2000:]
     faults = json.loads(res.stdout)["faults"]
     handled = faults["handled"]
@@ -215,38 +210,16 @@ def test_a_replay_with_faults_ends_with_what_was_injected_and_how_each_was_handl
     assert handled["resolved by a lookup at the broker (found: filled)"] > 0
     assert handled["refused by the broker (journaled rejected)"] == sum(faults["refused_by"].values()) > 0
     assert faults["refused_by"]["REJECT"] > 0
-    table = subprocess.run(  # and as a table for people
-        [sys.executable, "-m", "tradeguard", "replay", "--faults", "hostile", "--fresh"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-        env={**env, "COLUMNS": "200"},
-    )
+    table = tg("replay", "--faults", "hostile", "--fresh", cwd=tmp_path, timeout=300, **env)  # for people
     assert table.returncode == 0 and "faults injected, and how they were handled" in table.stdout
 
 
 def test_plugins_and_status_stay_readable_at_80_columns(tmp_path: Path) -> None:
     """Wrapped or folded, never cut: no "accuracy_metri…" on a narrow terminal."""
-    env = {**os.environ, "COLUMNS": "80"}
-    replayed = subprocess.run(
-        [sys.executable, "-m", "tradeguard", "replay", "--to", "2017-05-01"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=300,
-        env=env,
-    )
+    replayed = tg("replay", "--to", "2017-05-01", cwd=tmp_path, timeout=300, COLUMNS="80")
     assert replayed.returncode == 0, replayed.stderr[-2000:]
     for command in (["plugins"], ["status"]):
-        res = subprocess.run(
-            [sys.executable, "-m", "tradeguard", *command],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=120,
-            env=env,
-        )
+        res = tg(*command, cwd=tmp_path, timeout=120, COLUMNS="80")
         assert res.returncode == 0, res.stderr[-2000:]
         lines = res.stdout.splitlines()
         assert "…" not in res.stdout and max(len(line) for line in lines) <= 80, command

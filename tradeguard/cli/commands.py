@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import tradeguard
-from tradeguard.cli.common import EnvOpt, SettingsOpt, console, err_console, operator_secret
+from tradeguard.cli.common import EnvOpt, SettingsOpt, console, err_console, operator_secret, secret_hash
 from tradeguard.cli.common import build as _build
 from tradeguard.cli.common import fail as _fail
 from tradeguard.cli.fleet import fleet_app
@@ -122,7 +122,7 @@ def _try_connections(rt: Runtime) -> None:
     if fleet.enabled:
         from tradeguard.fleet.database import FleetDB
 
-        db = FleetDB(fleet.url.get_secret_value(), fleet.name, connect_timeout=fleet.connect_timeout_seconds)
+        db = FleetDB.of(fleet)
         try:  # a check only reads: it never creates the fleet's schema
             version = db.one("SELECT to_regclass('tradeguard_fleet_schema') IS NOT NULL", ())[0]
         except TradeguardError as exc:
@@ -637,13 +637,7 @@ def reset_cmd(
     probe = _build(settings, env, trading=False)
     if "kill_switch" not in probe.settings or probe.pm.get_plugin("kill_switch") is None:
         raise _fail(TradeguardError("the kill_switch plugin is not loaded"))
-    if not probe.settings.kill_switch.operator_secret_hash.get_secret_value():  # say so before asking for it
-        raise _fail(
-            TradeguardError(
-                "no operator secret is configured (kill_switch.operator_secret_hash): make "
-                "one with `tradeguard hash-secret` and put it in .secrets.toml"
-            )
-        )
+    secret_hash(probe)  # says so before asking for the secret when there is none
     latched = probe.store.kill_state()
     if latched is None or latched[0] == "ACTIVE":
         console.print("kill switch already ACTIVE: nothing to reset")

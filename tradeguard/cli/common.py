@@ -49,3 +49,17 @@ def operator_secret() -> str:
             )
         )
     return str(typer.prompt("operator secret", hide_input=True))
+
+
+def secret_hash(rt: Runtime) -> str:
+    """The operator secret's hash (kill_switch.operator_secret_hash) a reset is checked against; said before
+    anyone is asked for the secret when there is none."""
+    stored = rt.settings.kill_switch.operator_secret_hash.get_secret_value() if "kill_switch" in rt.settings else ""
+    if not stored:
+        raise fail(
+            TradeguardError(
+                "no operator secret is configured (kill_switch.operator_secret_hash): make one with "
+                "`tradeguard hash-secret` and put it in .secrets.toml"
+            )
+        )
+    return str(stored)

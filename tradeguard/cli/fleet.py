@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from tradeguard.cli.common import EnvOpt, SettingsOpt, build, console, fail, operator_secret
+from tradeguard.cli.common import EnvOpt, SettingsOpt, build, console, fail, operator_secret, secret_hash
 from tradeguard.errors import TradeguardError
 from tradeguard.fleet.database import FleetDB, Totals
 from tradeguard.kernel.operator_secret import verify_secret
@@ -29,12 +29,7 @@ def _fleet(settings: Any, env: str | None) -> tuple[Any, FleetDB]:
     cfg = rt.settings.fleet
     if not cfg.enabled:
         raise fail(TradeguardError("no fleet: fleet.url is not set (settings [default.fleet], TRADEGUARD_FLEET__URL)"))
-    db = FleetDB(
-        cfg.url.get_secret_value(),
-        cfg.name,
-        connect_timeout=cfg.connect_timeout_seconds,
-        statement_timeout_ms=cfg.statement_timeout_ms,
-    )
+    db = FleetDB.of(cfg)
     try:
         db.migrate()  # a database no account has joined yet has no tables: the answer is "no fleet", not an error
     except TradeguardError as exc:
@@ -69,19 +64,6 @@ def status_cmd(
     _print(rt.settings.fleet.name, totals, stale)
     verdict = "intact" if not broken else f"[bold red]BROKEN: {broken}[/]"
     console.print(f"fleet record: {checked} events, chain {verdict}")
-
-
-def _secret_hash(rt: Any) -> str:
-    """The operator secret's hash the fleet's reset and loosened limits are checked against."""
-    stored = rt.settings.kill_switch.operator_secret_hash.get_secret_value() if "kill_switch" in rt.settings else ""
-    if not stored:
-        raise fail(
-            TradeguardError(
-                "no operator secret is configured (kill_switch.operator_secret_hash): make one with "
-                "`tradeguard hash-secret` and put it in .secrets.toml"
-            )
-        )
-    return str(stored)
 
 
 def _up(account: dict[str, Any], stale: float) -> bool:
@@ -163,7 +145,7 @@ def reset_cmd(
     checked against kill_switch.operator_secret_hash. Each account lifts the latch the fleet set (its own
     triggers' latches wait for its own reset). A refused reset is recorded too."""
     rt, db = _fleet(settings, env)
-    stored = _secret_hash(rt)
+    stored = secret_hash(rt)
     try:
         if not db.kill_state().latched:
             console.print(f"fleet {db.fleet} already ACTIVE: nothing to reset")
@@ -211,7 +193,7 @@ def limits_cmd(
         looser = [k for k, v in wanted.items() if k != "warn_at_pct" and _looser(current.get(k, 0), v)]
         auth = "none"
         if looser:
-            if not verify_secret(operator_secret(), _secret_hash(rt)):
+            if not verify_secret(operator_secret(), secret_hash(rt)):
                 raise TradeguardError(f"loosening {', '.join(looser)} needs the operator secret")
             auth = "operator secret"
         changes = db.set_limits(wanted, operator=operator, via="cli", auth=auth, reason=reason)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -18,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tradeguard.errors import TradeguardError
 from tradeguard.fleet.schema import migrate
+from tradeguard.fleet.settings import FleetSettings
 from tradeguard.kernel import logging as tglog
 
 #: libpq keepalives: a server that vanished from the network is noticed within seconds, not TCP's hours
@@ -49,6 +50,16 @@ class FleetConnection:
         self._secrets = passwords(url)
         for secret in self._secrets:
             tglog.register_secret(secret)
+
+    @classmethod
+    def of(cls, cfg: FleetSettings) -> Self:
+        """A connection to the fleet ``[default.fleet]`` names, with its bounds."""
+        return cls(
+            cfg.url.get_secret_value(),
+            cfg.name,
+            connect_timeout=cfg.connect_timeout_seconds,
+            statement_timeout_ms=cfg.statement_timeout_ms,
+        )
 
     def _scrubbed(self, exc: BaseException) -> str:
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -45,7 +45,7 @@ class FleetLink:
         self.deadline = max(cfg.statement_timeout_ms / 1000, cfg.connect_timeout_seconds) + 1.0
         self._writer, self.db = self._new_writer()
         self._pending: Future[Any] | None = None  # a call that did not answer in time
-        self._listen_db = self._new_db()
+        self._listen_db = FleetDB.of(self.cfg)
         #: the fleet's kill switch as last heard (replaced whole, only by a newer event: no lock needed)
         self.kill = FleetKill()
         #: the reservations this process holds, which the listener renews (replaced whole by the trading thread)
@@ -58,17 +58,8 @@ class FleetLink:
         self._stopping = threading.Event()
         self._listener: threading.Thread | None = None
 
-    def _new_db(self) -> FleetDB:
-        cfg = self.cfg
-        return FleetDB(
-            cfg.url.get_secret_value(),
-            cfg.name,
-            connect_timeout=cfg.connect_timeout_seconds,
-            statement_timeout_ms=cfg.statement_timeout_ms,
-        )
-
     def _new_writer(self) -> tuple[ThreadPoolExecutor, FleetDB]:
-        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tradeguard-fleet-writer"), self._new_db()
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tradeguard-fleet-writer"), FleetDB.of(self.cfg)
 
     # -- state ------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 
 from tradeguard.errors import TradeguardError
-from tradeguard.models import AccountSnapshot, Bar, Decision, OrderIntent, Targets
+from tradeguard.models import AccountSnapshot, Bar, Decision, KillState, OrderIntent, Targets
 from tradeguard.store.checkpoint import FALLBACK_PAGES, Checkpointer
 
 #: Each entry upgrades the schema by one version; never edit a released one, append a new one.
@@ -607,10 +607,9 @@ class Store:
     ) -> tuple[str, str, str, str] | None:
         """Latch to ``state`` only if that is tighter than what the store holds, in one transaction (another
         surface may latch between a read and a write). The latch before, when it was already as tight; else None."""
-        rank = {"ACTIVE": 0, "REDUCE_ONLY": 1, "HALTED": 2}
         with self.tx() as db:  # BEGIN IMMEDIATE: no other writer between the read and the write
             row = db.execute("SELECT state, trigger, message, since FROM kill_switch WHERE id = 1").fetchone()
-            if row is not None and rank[row[0]] >= rank[state]:
+            if row is not None and KillState(row[0]).rank >= KillState(state).rank:
                 return (row[0], row[1], row[2], row[3])
             self._move_latch(db, state, trigger, message, operator, _now(), via, auth)
         return None

@@ -17,10 +17,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from tradeguard import AlertChannel, KillState, Runtime, Severity, SQLiteStore, kill_switch_record, read_status
+from tradeguard import (
+    REQUEST_TTL_SECONDS,
+    AlertChannel,
+    KillState,
+    Runtime,
+    Severity,
+    SQLiteStore,
+    kill_switch_record,
+    read_status,
+)
 
-#: how long an order waits for the trading loop to carry it out (the loop serves requests every second)
-ANSWER_SECONDS = 15.0
+#: how long an order waits for the trading loop to carry it out: as long as the loop would still take it
+ANSWER_SECONDS = REQUEST_TTL_SECONDS
 
 
 @dataclass
